@@ -1,0 +1,93 @@
+// Shared timing and reporting for `npm run bench -- <suite>`: medians after warm-up, a table on
+// stdout, and with --json one JSON object per case. Benchmarks are never run by the tests.
+
+import os from 'node:os';
+
+export interface BenchCase {
+  suite: string;
+  case: string;
+  /** The engine or system measured: 'native', 'ts', 'pytorch', 'onednn-best', … */
+  system: string;
+  batch?: number;
+  threads: number;
+  /** The figure's unit, e.g. 'GFLOP/s' or 'images/s'. */
+  unit: string;
+  median: number;
+  min: number;
+  max: number;
+  /** Free-form extra columns (ratio to a baseline, notes). */
+  extra?: Record<string, string | number>;
+}
+
+export interface Timing {
+  /** Seconds per run, after warm-up, in the order measured. */
+  seconds: number[];
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Times fn: `warmup` discarded runs, then `runs` timed ones (at least 5). */
+export async function time(fn: () => unknown, opts: { warmup?: number; runs?: number } = {}): Promise<Timing> {
+  const warmup = opts.warmup ?? 2;
+  const runs = Math.max(5, opts.runs ?? 7);
+  for (let i = 0; i < warmup; i++) await fn();
+  const seconds: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = process.hrtime.bigint();
+    await fn();
+    seconds.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  return { seconds, median: median(seconds), min: Math.min(...seconds), max: Math.max(...seconds) };
+}
+
+/** Converts a timing into a rate (work / second): median, and min/max swapped accordingly. */
+export function rate(t: Timing, workPerRun: number): { median: number; min: number; max: number } {
+  return { median: workPerRun / t.median, min: workPerRun / t.max, max: workPerRun / t.min };
+}
+
+export function threads(): number {
+  const env = Number(process.env.OMP_NUM_THREADS);
+  return Number.isInteger(env) && env > 0 ? env : os.availableParallelism();
+}
+
+export class Reporter {
+  readonly cases: BenchCase[] = [];
+  constructor(readonly json: boolean) {}
+
+  add(c: BenchCase): void {
+    this.cases.push(c);
+    if (this.json) process.stdout.write(JSON.stringify(c) + '\n');
+  }
+
+  note(message: string): void {
+    if (this.json) process.stdout.write(JSON.stringify({ note: message }) + '\n');
+    else process.stdout.write(`note: ${message}\n`);
+  }
+
+  /** Prints the table of everything added (no-op in --json mode). */
+  table(): void {
+    if (this.json || this.cases.length === 0) return;
+    const extraKeys = [...new Set(this.cases.flatMap((c) => Object.keys(c.extra ?? {})))];
+    const head = ['suite', 'case', 'system', 'batch', 'threads', 'median', 'min', 'max', 'unit', ...extraKeys];
+    const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toPrecision(3));
+    const rows = this.cases.map((c) => [
+      c.suite, c.case, c.system, c.batch === undefined ? '' : String(c.batch), String(c.threads),
+      fmt(c.median), fmt(c.min), fmt(c.max), c.unit,
+      ...extraKeys.map((k) => { const v = c.extra?.[k]; return v === undefined ? '' : typeof v === 'number' ? fmt(v) : v; }),
+    ]);
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    const line = (r: string[]) => r.map((x, i) => x.padEnd(widths[i]!)).join('  ');
+    process.stdout.write(line(head) + '\n' + widths.map((w) => '-'.repeat(w)).join('  ') + '\n');
+    for (const r of rows) process.stdout.write(line(r) + '\n');
+  }
+}
+
+/** What a suite module exports as default. */
+export type Suite = (ctx: { reporter: Reporter; args: string[] }) => Promise<void>;

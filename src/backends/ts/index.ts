@@ -1,0 +1,18 @@
+// The `ts` backend: every kernel as plain TypeScript loops. It defines what is correct; the
+// native backend is tested against it. Kernels are generic over Float32Array / Float64Array, so
+// gradient checks can run in float64.
+
+import type { Kernels } from '../../kernels/contracts.js';
+import { binary, cast, clamp, unary, where } from './elementwise.js';
+import { conv2d, conv2dBackwardData, conv2dBackwardWeights, matmul } from './linalg.js';
+import { concat, gatherRows, oneHot, pad, permute, pickLast, pickLastBackward, scatterAddRows, slice } from './movement.js';
+import { argmaxLast, reduce, softmaxLast } from './reduce.js';
+
+export const tsKernels: Kernels = {
+  unary, clamp, binary, where, reduce, argmaxLast, matmul,
+  conv2d, conv2dBackwardData, conv2dBackwardWeights,
+  permute, pad, slice, concat, gatherRows, scatterAddRows, pickLast, pickLastBackward,
+  softmaxLast, cast, oneHot,
+};
+
+export const tsBackend = { name: 'ts', ...tsKernels } as const;

@@ -1,0 +1,118 @@
+// Reference matrix product and NHWC convolutions (weights HWIO), as plain loops.
+
+import type { ConvParams, View } from '../../kernels/contracts.js';
+
+export function matmul(a: View, b: View, out: View, transA: boolean, transB: boolean): void {
+  const ar = a.shape.length;
+  const br = b.shape.length;
+  const [ra, ca] = [a.shape[ar - 2]!, a.shape[ar - 1]!];
+  const [rb, cb] = [b.shape[br - 2]!, b.shape[br - 1]!];
+  const m = transA ? ca : ra;
+  const k = transA ? ra : ca;
+  const n = transB ? rb : cb;
+  const batch = out.shape.length === 3 ? out.shape[0]! : 1;
+  const aStep = ar === 3 ? ra * ca : 0;
+  const bStep = br === 3 ? rb * cb : 0;
+  const ad = a.data;
+  const bd = b.data;
+  const o = out.data;
+  for (let p = 0; p < batch; p++) {
+    const ao = p * aStep;
+    const bo = p * bStep;
+    const oo = p * m * n;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let t = 0; t < k; t++) {
+          const av = transA ? ad[ao + t * ca + i]! : ad[ao + i * ca + t]!;
+          const bv = transB ? bd[bo + j * cb + t]! : bd[bo + t * cb + j]!;
+          s += av * bv;
+        }
+        o[oo + i * n + j] = s;
+      }
+    }
+  }
+}
+
+interface ConvGeom {
+  n: number; h: number; w: number; ci: number;
+  oh: number; ow: number; co: number;
+  kh: number; kw: number;
+}
+
+function geom(x: readonly number[], w: readonly number[], y: readonly number[]): ConvGeom {
+  return { n: x[0]!, h: x[1]!, w: x[2]!, ci: x[3]!, oh: y[1]!, ow: y[2]!, co: y[3]!, kh: w[0]!, kw: w[1]! };
+}
+
+/**
+ * Calls fn(yBase, xBase, wBase) for every (output pixel, kernel tap) pair whose input pixel lies
+ * inside the image; the three conv kernels differ only in what they do with the channel vectors.
+ */
+function forEachTap(g: ConvGeom, p: ConvParams, fn: (yBase: number, xBase: number, wBase: number) => void): void {
+  for (let b = 0; b < g.n; b++) {
+    for (let oy = 0; oy < g.oh; oy++) {
+      for (let ox = 0; ox < g.ow; ox++) {
+        const yBase = ((b * g.oh + oy) * g.ow + ox) * g.co;
+        for (let ky = 0; ky < g.kh; ky++) {
+          const iy = oy * p.strideH - p.padTop + ky * p.dilationH;
+          if (iy < 0 || iy >= g.h) continue;
+          for (let kx = 0; kx < g.kw; kx++) {
+            const ix = ox * p.strideW - p.padLeft + kx * p.dilationW;
+            if (ix < 0 || ix >= g.w) continue;
+            fn(yBase, ((b * g.h + iy) * g.w + ix) * g.ci, (ky * g.kw + kx) * g.ci * g.co);
+          }
+        }
+      }
+    }
+  }
+}
+
+export function conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams): void {
+  const g = geom(x.shape, w.shape, out.shape);
+  const xd = x.data;
+  const wd = w.data;
+  const o = out.data;
+  if (bias) {
+    for (let i = 0; i < o.length; i += g.co) for (let c = 0; c < g.co; c++) o[i + c] = bias.data[c]!;
+  } else {
+    o.fill(0);
+  }
+  forEachTap(g, p, (yb, xb, wb) => {
+    for (let i = 0; i < g.ci; i++) {
+      const xv = xd[xb + i]!;
+      const wr = wb + i * g.co;
+      for (let c = 0; c < g.co; c++) o[yb + c] += xv * wd[wr + c]!;
+    }
+  });
+}
+
+export function conv2dBackwardData(dy: View, w: View, dx: View, p: ConvParams): void {
+  const g = geom(dx.shape, w.shape, dy.shape);
+  const gd = dy.data;
+  const wd = w.data;
+  const o = dx.data;
+  o.fill(0);
+  forEachTap(g, p, (yb, xb, wb) => {
+    for (let i = 0; i < g.ci; i++) {
+      const wr = wb + i * g.co;
+      let s = 0;
+      for (let c = 0; c < g.co; c++) s += gd[yb + c]! * wd[wr + c]!;
+      o[xb + i] += s;
+    }
+  });
+}
+
+export function conv2dBackwardWeights(x: View, dy: View, dw: View, p: ConvParams): void {
+  const g = geom(x.shape, dw.shape, dy.shape);
+  const xd = x.data;
+  const gd = dy.data;
+  const o = dw.data;
+  o.fill(0);
+  forEachTap(g, p, (yb, xb, wb) => {
+    for (let i = 0; i < g.ci; i++) {
+      const xv = xd[xb + i]!;
+      const wr = wb + i * g.co;
+      for (let c = 0; c < g.co; c++) o[wr + c] += xv * gd[yb + c]!;
+    }
+  });
+}

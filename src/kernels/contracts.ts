@@ -1,0 +1,111 @@
+// Kernel contracts: every kernel arpix runs is declared here, once. The op layer (src/ops) checks
+// arguments, computes output shapes and allocates outputs; a backend kernel only does arithmetic
+// into the buffers it is handed. The `ts` backend implements every kernel; `native` implements the
+// ones that matter for speed and the registry falls back to `ts` for the rest.
+//
+// Conventions shared by all kernels:
+// - Buffers are contiguous, row-major. Images and activations are channels-last [N, H, W, C].
+// - Convolution weights are [kH, kW, Cin, Cout] (HWIO); conversion to PyTorch's [O, I, kH, kW]
+//   happens only at import/export.
+// - Outputs are preallocated by the caller and fully overwritten by the kernel (never accumulated
+//   into), unless a kernel's comment says otherwise.
+// - float64 exists for gradient checking on the `ts` backend; native kernels see float32 and int32
+//   only (the registry routes float64 to `ts`).
+
+export type DType = 'float32' | 'int32' | 'float64';
+export type FloatArray = Float32Array | Float64Array;
+export type TypedArray = Float32Array | Float64Array | Int32Array;
+
+/** A read-only view of a tensor's storage as kernels see it. */
+export interface View {
+  readonly data: TypedArray;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** Identity of the storage (stable for a tensor's life); lets native cache reordered weights. */
+  readonly storageId: number;
+  /** Bumped on every in-place write to the storage (optimiser steps); part of that cache key. */
+  readonly version: number;
+}
+
+export const UNARY_OPS = [
+  'neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'square', 'reciprocal',
+  'tanh', 'sigmoid', 'relu', 'elu', 'softplus', 'logSigmoid',
+] as const;
+export type UnaryOp = (typeof UNARY_OPS)[number];
+
+export const BINARY_OPS = [
+  'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum',
+  'greater', 'greaterEqual', 'less', 'lessEqual', 'equal', 'notEqual',
+] as const;
+export type BinaryOp = (typeof BINARY_OPS)[number];
+
+export type ReduceOp = 'sum' | 'max' | 'min';
+
+/** Convolution geometry. Bottom/right padding follow from the output shape. */
+export interface ConvParams {
+  readonly strideH: number;
+  readonly strideW: number;
+  readonly padTop: number;
+  readonly padLeft: number;
+  readonly dilationH: number;
+  readonly dilationW: number;
+}
+
+export interface Kernels {
+  /** out[i] = op(x[i]); same shape. elu uses alpha = 1. Comparisons are not unary. */
+  unary(x: View, out: View, op: UnaryOp): void;
+  /** out[i] = min(max(x[i], lo), hi). */
+  clamp(x: View, out: View, lo: number, hi: number): void;
+  /**
+   * out = op(a, b) with NumPy broadcasting: a and b are given at their own shapes, out at the
+   * broadcast shape (same rank as out after left-padding a and b with 1s). Comparisons write 1 / 0
+   * in out's dtype.
+   */
+  binary(a: View, b: View, out: View, op: BinaryOp): void;
+  /** out = cond != 0 ? a : b, broadcasting all three to out's shape like `binary`. */
+  where(cond: View, a: View, b: View, out: View): void;
+  /**
+   * Reduces x over `axes` (sorted, unique) into out, whose shape is x's with those axes set to 1
+   * (keep-dims form; the op layer reshapes afterwards).
+   */
+  reduce(x: View, out: View, axes: readonly number[], op: ReduceOp): void;
+  /** Index of the maximum along the last axis; out is int32 with x's shape minus the last axis. */
+  argmaxLast(x: View, out: View): void;
+  /**
+   * out = op(a) @ op(b) where op transposes the last two axes when the flag is set. a is [M,K] or
+   * [B,M,K] (before transposition), b likewise; when both are batched B is equal, when one is 2-D
+   * it is shared by every batch. out is [M,N] or [B,M,N].
+   */
+  matmul(a: View, b: View, out: View, transA: boolean, transB: boolean): void;
+  /** out[n,y,x,o] = bias[o] + Σ x[n, y·sh − pt + ky·dh, x·sw − pl + kx·dw, i] · w[ky,kx,i,o]. */
+  conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams): void;
+  /** dx = ∂(conv2d)/∂x applied to dy; dx is overwritten. */
+  conv2dBackwardData(dy: View, w: View, dx: View, p: ConvParams): void;
+  /** dw = ∂(conv2d)/∂w applied to dy (bias gradient is a separate reduce). */
+  conv2dBackwardWeights(x: View, dy: View, dw: View, p: ConvParams): void;
+  /** out = x with axes permuted: out.shape[i] = x.shape[perm[i]]. */
+  permute(x: View, out: View, perm: readonly number[]): void;
+  /** Constant padding: out[before + i] = x[i], everything else = value. */
+  pad(x: View, out: View, before: readonly number[], value: number): void;
+  /** out[i] = x[begin + i]; out's shape is the slice size. */
+  slice(x: View, out: View, begin: readonly number[]): void;
+  /** Concatenation along `axis`. */
+  concat(xs: readonly View[], out: View, axis: number): void;
+  /** out[..., d] = table[idx[...], d]; table is [V, D] (D may be 1), idx int32 of any shape. */
+  gatherRows(table: View, idx: View, out: View): void;
+  /** out (zeroed by the kernel) [V, D]; out[idx[j], :] += g[j, :]. The backward of gatherRows. */
+  scatterAddRows(g: View, idx: View, out: View): void;
+  /** out[j] = x[j, idx[j]] with x viewed as [J, K] and idx as [J] (int32). */
+  pickLast(x: View, idx: View, out: View): void;
+  /** out (zeroed by the kernel) viewed as [J, K]; out[j, idx[j]] = g[j]. */
+  pickLastBackward(g: View, idx: View, out: View): void;
+  /** Softmax (or log-softmax) over the last axis, numerically stable (max subtracted). */
+  softmaxLast(x: View, out: View, log: boolean): void;
+  /** Element-by-element conversion; float → int32 truncates toward zero. */
+  cast(x: View, out: View): void;
+  /** out[..., k] = (idx[...] == k) for k < depth, in out's dtype; out is [...idx.shape, depth]. */
+  oneHot(idx: View, out: View): void;
+}
+
+export type KernelName = keyof Kernels;
+export type Backend = { readonly name: string } & Partial<Kernels>;

@@ -1,0 +1,86 @@
+// Network-level functions composed from basic ops: layer norm, dropout, and the two losses.
+// Composition gives their gradients for free; a fused kernel can replace one when a benchmark
+// shows it hot, with this version kept as its test oracle.
+
+import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
+import { Generator, getDefaultGenerator } from '../tensor/random.js';
+import { Tensor } from '../tensor/tensor.js';
+import { K, checkFloat, checkInt, empty, record } from './core.js';
+import { add, mul, rsqrt, softplus, square, sub } from './elementwise.js';
+import { logSoftmax, mean, sum } from './reduce.js';
+
+export type Reduction = 'mean' | 'sum' | 'none';
+
+function reduceLoss(op: string, loss: Tensor, reduction: Reduction): Tensor {
+  switch (reduction) {
+    case 'none': return loss;
+    case 'sum': return sum(loss);
+    case 'mean': return mean(loss);
+    default: throw new ArgumentError(op, 'reduction', `must be 'mean', 'sum' or 'none', got '${String(reduction)}'`);
+  }
+}
+
+/** Normalises over the last axis: (x − mean) / sqrt(var + eps) · weight + bias. */
+export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
+  checkFloat('layerNorm', 'x', x);
+  const c = x.shape[x.rank - 1]!;
+  for (const [name, t] of [['weight', weight], ['bias', bias]] as const) {
+    if (t && (t.rank !== 1 || t.shape[0] !== c)) throw new ShapeError('layerNorm', name, `must be [${c}] for x ${fmtShape(x.shape)}, got ${fmtShape(t.shape)}`, [x.shape, t.shape]);
+  }
+  const mu = mean(x, -1, true);
+  const centred = sub(x, mu);
+  const variance = mean(square(centred), -1, true); // biased, as in the paper and PyTorch
+  let y = mul(centred, rsqrt(add(variance, eps)));
+  if (weight) y = mul(y, weight);
+  if (bias) y = add(y, bias);
+  return y;
+}
+
+/** Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1−p). */
+export function dropout(x: Tensor, p: number, training: boolean, generator: Generator = getDefaultGenerator()): Tensor {
+  if (!(p >= 0 && p < 1)) throw new ArgumentError('dropout', 'p', `must be in [0, 1), got ${p}`);
+  if (!training || p === 0) return x;
+  checkFloat('dropout', 'x', x);
+  const keep = empty(x.shape, x.dtype);
+  generator.uniform(keep.data as Float32Array);
+  const kd = keep.data;
+  const scale = 1 / (1 - p);
+  for (let i = 0; i < kd.length; i++) kd[i] = kd[i]! >= p ? scale : 0;
+  return mul(x, keep);
+}
+
+/** x[..., targets[...]] over the last axis. */
+export function pickLast(x: Tensor, targets: Tensor): Tensor {
+  checkInt('pickLast', 'targets', targets);
+  const k = x.shape[x.rank - 1]!;
+  if (targets.rank !== x.rank - 1 || targets.shape.some((d, i) => d !== x.shape[i])) {
+    throw new ShapeError('pickLast', 'targets', `shape ${fmtShape(targets.shape)} must equal the input's shape without its last axis, ${fmtShape(x.shape.slice(0, -1))}`, [x.shape, targets.shape]);
+  }
+  const td = targets.data;
+  for (let i = 0; i < td.length; i++) {
+    if (td[i]! < 0 || td[i]! >= k) throw new ArgumentError('pickLast', 'targets', `contain ${td[i]}, outside 0..${k - 1} (the number of classes is ${k})`);
+  }
+  const y = empty(targets.shape, x.dtype);
+  K(x).pickLast(x, targets, y);
+  return record(y, 'pickLast', [x, null], (g) => {
+    const gx = empty(x.shape, g.dtype);
+    K(g).pickLastBackward(g, targets, gx);
+    return [gx, null];
+  });
+}
+
+/** −log softmax(logits)[target] over the last axis; targets are int32 class indices. */
+export function crossEntropy(logits: Tensor, targets: Tensor, reduction: Reduction = 'mean'): Tensor {
+  checkFloat('crossEntropy', 'logits', logits);
+  const nll = mul(pickLast(logSoftmax(logits, -1), targets), -1);
+  return reduceLoss('crossEntropy', nll, reduction);
+}
+
+/** Binary cross-entropy on logits, stable for any magnitude: softplus(x) − x·t. */
+export function binaryCrossEntropyWithLogits(logits: Tensor, targets: Tensor, reduction: Reduction = 'mean'): Tensor {
+  checkFloat('binaryCrossEntropyWithLogits', 'logits', logits);
+  checkFloat('binaryCrossEntropyWithLogits', 'targets', targets);
+  const loss = sub(softplus(logits), mul(logits, targets));
+  return reduceLoss('binaryCrossEntropyWithLogits', loss, reduction);
+}
+

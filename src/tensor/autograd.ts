@@ -1,0 +1,120 @@
+// Define-by-run reverse-mode autograd, as in PyTorch: every op run on a tensor that requires
+// gradients records a GradFn on its output; `backward()` walks the recorded graph in reverse
+// topological order and accumulates gradients into the leaves' `.grad`.
+
+import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
+import { sameShape } from './shape.js';
+import { Tensor, type GradFn } from './tensor.js';
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn with gradient recording off (evaluation, sampling, optimiser updates). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/**
+ * Records `out` as produced by an op of `inputs`, when any input requires gradients and recording
+ * is on. `backward` maps the output gradient to one gradient (or null) per input, each of that
+ * input's shape. Returns out.
+ */
+export function record(
+  out: Tensor,
+  name: string,
+  inputs: readonly (Tensor | null)[],
+  backward: (grad: Tensor) => readonly (Tensor | null)[],
+): Tensor {
+  if (!gradEnabled) return out;
+  if (!inputs.some((t) => t !== null && t.requiresGrad)) return out;
+  out.requiresGrad = true;
+  out.gradFn = { name, inputs, backward };
+  return out;
+}
+
+/** Adds two gradients; kept here so autograd does not depend on the op layer. */
+let addGrads: (a: Tensor, b: Tensor) => Tensor = () => {
+  throw new Error('autograd: the op layer is not loaded');
+};
+let onesLike: (t: Tensor) => Tensor = () => {
+  throw new Error('autograd: the op layer is not loaded');
+};
+
+/** Called once by the op layer to give autograd its two helpers. */
+export function installAutogradHelpers(add: (a: Tensor, b: Tensor) => Tensor, ones: (t: Tensor) => Tensor): void {
+  addGrads = add;
+  onesLike = ones;
+}
+
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  // Iterative DFS: deep networks (a PixelCNN++ has hundreds of ops) would overflow recursion.
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const [t, i] = top;
+    const inputs = t.gradFn?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const next = inputs[i];
+      if (next && next.requiresGrad && !seen.has(next)) {
+        seen.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+  return order.reverse();
+}
+
+/**
+ * Back-propagates from `root`. Without `grad`, root must hold one element (a loss) and its
+ * gradient is 1. Gradients accumulate into leaves' `.grad` across calls, as in PyTorch.
+ */
+export function backward(root: Tensor, grad?: Tensor): void {
+  if (!root.requiresGrad) {
+    throw new ArgumentError('backward', 'tensor', 'does not require gradients: no input of the computation had requiresGrad set');
+  }
+  if (grad === undefined) {
+    if (root.size !== 1) throw new ShapeError('backward', 'tensor', `must be a single value to call backward() without a gradient, got shape ${fmtShape(root.shape)}`, [root.shape]);
+    grad = onesLike(root);
+  } else if (!sameShape(grad.shape, root.shape)) {
+    throw new ShapeError('backward', 'grad', `shape ${fmtShape(grad.shape)} must equal the tensor's shape ${fmtShape(root.shape)}`, [grad.shape, root.shape]);
+  }
+  const grads = new Map<Tensor, Tensor>([[root, grad]]);
+  noGrad(() => {
+    for (const t of topoOrder(root)) {
+      const g = grads.get(t);
+      if (g === undefined) continue;
+      const fn: GradFn | null = t.gradFn;
+      if (fn === null) {
+        t.grad = t.grad === null ? g : addGrads(t.grad, g);
+        continue;
+      }
+      grads.delete(t); // intermediate gradients are freed as soon as they are used
+      const inGrads = fn.backward(g);
+      fn.inputs.forEach((input, k) => {
+        const ig = inGrads[k];
+        if (!input || !input.requiresGrad || !ig) return;
+        if (!sameShape(ig.shape, input.shape)) {
+          throw new ShapeError(`${fn.name} (backward)`, `gradient of input ${k}`, `has shape ${fmtShape(ig.shape)} but the input has ${fmtShape(input.shape)}`, [ig.shape, input.shape]);
+        }
+        const prev = grads.get(input);
+        grads.set(input, prev === undefined ? ig : addGrads(prev, ig));
+      });
+    }
+  });
+}

@@ -1,0 +1,104 @@
+// The Tensor: contiguous row-major storage, a shape, a dtype, and the autograd fields.
+// Ops (src/ops) attach their methods to the prototype, so `h.add(block(h))` reads as in PyTorch.
+
+import type { DType, TypedArray, View } from '../kernels/contracts.js';
+import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
+import { shapeSize } from './shape.js';
+
+let nextStorageId = 1;
+
+/** A block of memory shared by a tensor and its reshaped views. */
+export class Storage {
+  readonly id = nextStorageId++;
+  /** Bumped on every in-place write, so caches keyed on (id, version) stay honest. */
+  version = 0;
+  constructor(readonly data: TypedArray) {}
+}
+
+/** How a recorded op turns the gradient of its output into gradients of its inputs. */
+export interface GradFn {
+  readonly name: string;
+  readonly inputs: readonly (Tensor | null)[];
+  backward(grad: Tensor): readonly (Tensor | null)[];
+}
+
+export function arrayFor(dtype: DType, n: number): TypedArray {
+  switch (dtype) {
+    case 'float32': return new Float32Array(n);
+    case 'float64': return new Float64Array(n);
+    case 'int32': return new Int32Array(n);
+  }
+}
+
+export function dtypeOf(data: TypedArray): DType {
+  if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Float64Array) return 'float64';
+  return 'int32';
+}
+
+export class Tensor implements View {
+  readonly shape: readonly number[];
+  readonly storage: Storage;
+  requiresGrad = false;
+  /** Accumulated gradient of a leaf after `backward()`. */
+  grad: Tensor | null = null;
+  /** The recorded op that produced this tensor (null for leaves and untracked results). */
+  gradFn: GradFn | null = null;
+
+  constructor(storage: Storage | TypedArray, shape: readonly number[]) {
+    this.storage = storage instanceof Storage ? storage : new Storage(storage);
+    const n = shapeSize(shape);
+    if (n !== this.storage.data.length) {
+      throw new ShapeError('Tensor', 'shape', `${fmtShape(shape)} holds ${n} elements but the data has ${this.storage.data.length}`, [shape]);
+    }
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new ShapeError('Tensor', 'shape', `${fmtShape(shape)} has a dimension that is not a non-negative integer`, [shape]);
+    }
+    this.shape = Object.freeze([...shape]);
+  }
+
+  get data(): TypedArray { return this.storage.data; }
+  get dtype(): DType { return dtypeOf(this.storage.data); }
+  get storageId(): number { return this.storage.id; }
+  get version(): number { return this.storage.version; }
+  get size(): number { return this.storage.data.length; }
+  get rank(): number { return this.shape.length; }
+  get isFloat(): boolean { return this.dtype !== 'int32'; }
+
+  /** Marks an in-place write to this tensor's storage (optimisers call it after each step). */
+  bumpVersion(): void { this.storage.version++; }
+
+  /** The same storage, cut from the tape. */
+  detach(): Tensor { return new Tensor(this.storage, this.shape); }
+
+  /** Turns on gradient tracking for a leaf; returns this for chaining. */
+  requireGrad(flag = true): this {
+    if (flag && !this.isFloat) throw new ArgumentError('requireGrad', 'tensor', `of dtype ${this.dtype} cannot require gradients; cast to float32 first`);
+    this.requiresGrad = flag;
+    return this;
+  }
+
+  /** The values as a plain flat array. */
+  toArray(): number[] { return Array.from(this.storage.data); }
+
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw new ShapeError('item', 'tensor', `must hold exactly one element, got shape ${fmtShape(this.shape)}`, [this.shape]);
+    return this.storage.data[0]!;
+  }
+
+  /** The values as nested arrays following the shape. */
+  toNested(): unknown {
+    const d = this.storage.data;
+    const build = (axis: number, offset: number): unknown => {
+      if (axis === this.shape.length) return d[offset];
+      const stride = shapeSize(this.shape.slice(axis + 1));
+      return Array.from({ length: this.shape[axis]! }, (_, i) => build(axis + 1, offset + i * stride));
+    };
+    return build(0, 0);
+  }
+
+  toString(): string {
+    return `Tensor(${fmtShape(this.shape)}, ${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''})`;
+  }
+}

@@ -1,0 +1,205 @@
+// Forward values on small hand-checked cases, autograd mechanics, and the errors every check raises.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import * as ax from './index.js';
+import { ArgumentError, AxisError, DTypeError, ShapeError } from '../errors.js';
+import { Generator, philox } from '../tensor/random.js';
+import { assertClose } from '../testing/gradcheck.js';
+
+const t = (v: Parameters<typeof ax.tensor>[0], s?: number[]) => ax.tensor(v, s);
+
+describe('forward values', () => {
+  test('broadcasting add [2, 1] + [3]', () => {
+    assert.deepEqual(ax.add(t([[1], [2]]), t([10, 20, 30])).toNested(), [[11, 21, 31], [12, 22, 32]]);
+  });
+  test('int32 arithmetic stays int32 and division truncates', () => {
+    const a = ax.tensor([7, -7], undefined, 'int32');
+    const y = ax.div(a, 2);
+    assert.equal(y.dtype, 'int32');
+    assert.deepEqual(y.toArray(), [3, -3]);
+  });
+  test('sum, max and argmax over axes', () => {
+    const x = t([[1, 5, 3], [4, 2, 6]]);
+    assert.deepEqual(ax.sum(x, 0).toArray(), [5, 7, 9]);
+    assert.deepEqual(ax.max(x, 1, true).shape, [2, 1]);
+    assert.deepEqual(ax.max(x, 1).toArray(), [5, 6]);
+    assert.deepEqual(ax.argmax(x, 1).toArray(), [1, 2]);
+    assert.deepEqual(ax.argmax(x, 0).toArray(), [1, 0, 1]);
+  });
+  test('softmax rows sum to 1 and survive huge logits', () => {
+    const y = ax.softmax(t([[1000, 1000, -1000], [0, 1, 2]]));
+    assertClose(y.toArray().slice(0, 3), [0.5, 0.5, 0]);
+    assertClose(ax.sum(y, -1).toArray(), [1, 1]);
+    assert.ok(ax.logSoftmax(t([[1e30, 0]])).toArray().every(Number.isFinite));
+  });
+  test('logsumexp of -Infinity rows is -Infinity, not NaN', () => {
+    assert.deepEqual(ax.logsumexp(t([[-Infinity, -Infinity]]), -1).toArray(), [-Infinity]);
+  });
+  test('softplus and sigmoid are stable at ±100', () => {
+    assertClose(ax.softplus(t([-100, 100])).toArray(), [Math.exp(-100), 100]);
+    assertClose(ax.sigmoid(t([-100, 100])).toArray(), [Math.exp(-100), 1], { atol: 1e-30 });
+  });
+  test('conv2d 3x3 of ones with padding 1 counts neighbours', () => {
+    const y = ax.conv2d(ax.ones([1, 3, 3, 1]), ax.ones([3, 3, 1, 1]), { padding: 1 });
+    assert.deepEqual(y.toArray(), [4, 6, 4, 6, 9, 6, 4, 6, 4]);
+  });
+  test('convTranspose2d stride 2 is the adjoint of conv2d stride 2', () => {
+    // <conv(x), y> = <x, convT(y)> for the same weight.
+    const x = ax.randn([1, 6, 6, 2], { generator: new Generator(1), dtype: 'float64' });
+    const w = ax.randn([3, 3, 2, 3], { generator: new Generator(2), dtype: 'float64' });
+    const y = ax.randn([1, 3, 3, 3], { generator: new Generator(3), dtype: 'float64' });
+    const lhs = ax.sum(ax.mul(ax.conv2d(x, w, { stride: 2, padding: [1, 0, 1, 0] }), y)).item();
+    const rhs = ax.sum(ax.mul(x, ax.convTranspose2d(y, w, { stride: 2, padding: [1, 0, 1, 0] }))).item();
+    assert.ok(Math.abs(lhs - rhs) < 1e-9, `${lhs} vs ${rhs}`);
+  });
+  test('downShift moves rows down and zero-fills the top', () => {
+    const x = ax.reshape(ax.cast(ax.arange(6), 'float32'), [1, 3, 2, 1]);
+    assert.deepEqual(ax.downShift(x).toArray(), [0, 0, 0, 1, 2, 3]);
+    assert.deepEqual(ax.rightShift(x).toArray(), [0, 0, 0, 2, 0, 4]);
+  });
+  test('gather, oneHot, where, cast', () => {
+    const table = t([[1, 2], [3, 4], [5, 6]]);
+    assert.deepEqual(ax.embedding(table, ax.tensor([2, 0], undefined, 'int32')).toNested(), [[5, 6], [1, 2]]);
+    assert.deepEqual(ax.oneHot(ax.tensor([1, 0], undefined, 'int32'), 3).toNested(), [[0, 1, 0], [1, 0, 0]]);
+    assert.deepEqual(ax.where(t([1, 0, 1]), t([1, 2, 3]), -1).toArray(), [1, -1, 3]);
+    assert.deepEqual(ax.cast(t([1.7, -1.7]), 'int32').toArray(), [1, -1]);
+  });
+  test('layerNorm has zero mean and unit variance', () => {
+    const y = ax.layerNorm(ax.randn([4, 16], { generator: new Generator(3) }));
+    assertClose(ax.mean(y, -1).toArray(), [0, 0, 0, 0], { atol: 1e-6 });
+    assertClose(ax.mean(ax.square(y), -1).toArray(), [1, 1, 1, 1], { atol: 1e-3 });
+  });
+  test('crossEntropy equals −log softmax at the target', () => {
+    const logits = t([[1, 2, 3]]);
+    const expected = -(3 - Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3)));
+    assertClose([ax.crossEntropy(logits, ax.tensor([2], undefined, 'int32')).item()], [expected]);
+  });
+  test('dropout keeps the expectation and is off in eval', () => {
+    const x = ax.ones([10000]);
+    const y = ax.dropout(x, 0.25, true, new Generator(5));
+    const kept = y.toArray().filter((v) => v !== 0);
+    assert.ok(Math.abs(kept.length / 10000 - 0.75) < 0.02);
+    assertClose([kept[0]!], [4 / 3]);
+    assert.equal(ax.dropout(x, 0.25, false), x);
+  });
+});
+
+describe('autograd', () => {
+  test('gradients accumulate across backward calls and noGrad records nothing', () => {
+    const x = t([1, 2]).requireGrad();
+    ax.sum(ax.mul(x, 3)).backward();
+    ax.sum(ax.mul(x, 3)).backward();
+    assert.deepEqual(x.grad!.toArray(), [6, 6]);
+    const y = ax.noGrad(() => ax.mul(x, 2));
+    assert.equal(y.requiresGrad, false);
+  });
+  test('a tensor used twice gets both contributions', () => {
+    const x = t([3]).requireGrad();
+    ax.mul(x, x).backward();
+    assert.deepEqual(x.grad!.toArray(), [6]);
+  });
+  test('backward() on a non-scalar without a gradient is an error', () => {
+    const x = t([1, 2]).requireGrad();
+    assert.throws(() => ax.mul(x, 2).backward(), ShapeError);
+    assert.throws(() => t([1]).backward(), ArgumentError);
+  });
+  test('a deep chain does not overflow the stack', () => {
+    let x = t([1]).requireGrad();
+    const leaf = x;
+    for (let i = 0; i < 20000; i++) x = ax.add(x, 1);
+    x.backward();
+    assert.deepEqual(leaf.grad!.toArray(), [1]);
+  });
+  test('defineOp: a fused gated activation matches the composed one, forward and backward', () => {
+    // tanh(a)·σ(b) with hand-written backward, against the same function composed from ops.
+    const gate = ax.defineOp<undefined>({
+      name: 'gate',
+      forward: ([a, b]) => ax.mul(ax.tanh(a!), ax.sigmoid(b!)),
+      backward: ({ grad, inputs: [a, b] }) => {
+        const th = ax.tanh(a!);
+        const sg = ax.sigmoid(b!);
+        return [ax.mul(grad, ax.mul(ax.sub(1, ax.square(th)), sg)), ax.mul(grad, ax.mul(th, ax.mul(sg, ax.sub(1, sg))))];
+      },
+    });
+    const a1 = ax.randn([3, 4], { generator: new Generator(1) }).requireGrad();
+    const b1 = ax.randn([3, 4], { generator: new Generator(2) }).requireGrad();
+    const a2 = a1.detach().requireGrad();
+    const b2 = b1.detach().requireGrad();
+    const fused = gate([a1, b1], undefined);
+    const composed = ax.mul(ax.tanh(a2), ax.sigmoid(b2));
+    assertClose(fused.toArray(), composed.toArray());
+    ax.sum(ax.mul(fused, fused)).backward();
+    ax.sum(ax.mul(composed, composed)).backward();
+    assertClose(a1.grad!.toArray(), a2.grad!.toArray());
+    assertClose(b1.grad!.toArray(), b2.grad!.toArray());
+  });
+});
+
+describe('random', () => {
+  test('the same seed gives the same stream, and draws continue it', () => {
+    const g1 = new Generator(42);
+    const g2 = new Generator(42);
+    assert.deepEqual(ax.rand([5], { generator: g1 }).toArray(), ax.rand([5], { generator: g2 }).toArray());
+    const next = ax.rand([5], { generator: g1 }).toArray();
+    const restored = Generator.fromState(g2.state());
+    assert.deepEqual(ax.rand([5], { generator: restored }).toArray(), next);
+  });
+  test('uniform, normal and randint have the right moments and ranges', () => {
+    const u = ax.rand([20000], { generator: new Generator(1) }).toArray();
+    assert.ok(u.every((v) => v >= 0 && v < 1));
+    assert.ok(Math.abs(u.reduce((a, b) => a + b) / u.length - 0.5) < 0.01);
+    const n = ax.randn([20000], { generator: new Generator(2) }).toArray();
+    const m = n.reduce((a, b) => a + b) / n.length;
+    const v = n.reduce((a, b) => a + (b - m) ** 2, 0) / n.length;
+    assert.ok(Math.abs(m) < 0.03 && Math.abs(v - 1) < 0.05, `mean ${m} var ${v}`);
+    const r = ax.randint(3, 7, [1000], { generator: new Generator(3) }).toArray();
+    assert.deepEqual([...new Set(r)].sort(), [3, 4, 5, 6]);
+  });
+  test('Philox4x32-10 matches the published known-answer vector', () => {
+    // Random123's known-answer vector for philox4x32-10 with counter 0 and key 0.
+    const out = new Uint32Array(4);
+    philox(0, 0, 0, 0, 0, 0, out);
+    assert.deepEqual([...out].map((x) => x.toString(16).padStart(8, '0')), ['6627e8d5', 'e169c58d', 'bc57ac4c', '9b00dbd8']);
+  });
+});
+
+describe('errors name the op, the argument and the shapes', () => {
+  test('conv2d channel mismatch', () => {
+    assert.throws(() => ax.conv2d(ax.zeros([1, 4, 4, 3]), ax.zeros([3, 3, 4, 8])), (e: unknown) => e instanceof ShapeError && /conv2d: x channels \(3\) must equal weight in-channels \(4\)/.test(e.message) && e.message.includes('[1, 4, 4, 3]'));
+  });
+  test('every check throws its typed error before computing', () => {
+    assert.throws(() => ax.add(ax.zeros([2, 3]), ax.zeros([4])), ShapeError);
+    assert.throws(() => ax.add(ax.zeros([2]), ax.zeros([2], 'int32')), DTypeError);
+    assert.throws(() => ax.sum(ax.zeros([2]), 1), AxisError);
+    assert.throws(() => ax.softmax(ax.zeros([2]), 3), AxisError);
+    assert.throws(() => ax.exp(ax.zeros([2], 'int32')), DTypeError);
+    assert.throws(() => ax.matmul(ax.zeros([2, 3]), ax.zeros([4, 5])), /matmul: b inner sizes differ/);
+    assert.throws(() => ax.matmul(ax.zeros([2, 2, 3]), ax.zeros([3, 3, 5])), /batch/);
+    assert.throws(() => ax.matmul(ax.zeros([3]), ax.zeros([3, 5])), ShapeError);
+    assert.throws(() => ax.conv2d(ax.zeros([4, 4, 3]), ax.zeros([3, 3, 3, 8])), /conv2d: x must have rank 4/);
+    assert.throws(() => ax.conv2d(ax.zeros([1, 2, 2, 1]), ax.zeros([3, 3, 1, 1])), /too small/);
+    assert.throws(() => ax.conv2d(ax.zeros([1, 4, 4, 1]), ax.zeros([3, 3, 1, 2]), { bias: ax.zeros([3]) }), /conv2d: bias must be \[2\]/);
+    assert.throws(() => ax.conv2d(ax.zeros([1, 4, 4, 1]), ax.zeros([3, 3, 1, 2]), { mask: ax.zeros([3, 3, 1, 1]) }), /mask/);
+    assert.throws(() => ax.conv2d(ax.zeros([1, 4, 4, 1]), ax.zeros([3, 3, 1, 2]), { stride: 0 }), ArgumentError);
+    assert.throws(() => ax.convTranspose2d(ax.zeros([1, 4, 4, 2]), ax.zeros([3, 3, 1, 3])), /convTranspose2d: x channels \(2\)/);
+    assert.throws(() => ax.reshape(ax.zeros([2, 3]), [4, 2]), /reshape/);
+    assert.throws(() => ax.permute(ax.zeros([2, 3]), [0, 0]), /permutation/);
+    assert.throws(() => ax.slice(ax.zeros([2, 3]), [1, 2], [2, 1]), /slice: axis 0/);
+    assert.throws(() => ax.pad(ax.zeros([2]), [[1, 1], [0, 0]]), ShapeError);
+    assert.throws(() => ax.concat([ax.zeros([2, 3]), ax.zeros([3, 3])], 1), /concat: xs\[1\]/);
+    assert.throws(() => ax.split(ax.zeros([5]), [2, 2]), /add up/);
+    assert.throws(() => ax.chunk(ax.zeros([5]), 2), /chunk/);
+    assert.throws(() => ax.embedding(ax.zeros([3, 2]), ax.tensor([3], undefined, 'int32')), /embedding: indices contain 3/);
+    assert.throws(() => ax.embedding(ax.zeros([3, 2]), ax.zeros([1])), DTypeError);
+    assert.throws(() => ax.oneHot(ax.tensor([5], undefined, 'int32'), 3), /oneHot/);
+    assert.throws(() => ax.crossEntropy(ax.zeros([2, 3]), ax.tensor([0, 3], undefined, 'int32')), /outside 0..2/);
+    assert.throws(() => ax.crossEntropy(ax.zeros([2, 3]), ax.tensor([0], undefined, 'int32')), ShapeError);
+    assert.throws(() => ax.layerNorm(ax.zeros([2, 3]), ax.zeros([4])), /layerNorm: weight must be \[3\]/);
+    assert.throws(() => ax.dropout(ax.zeros([2]), 1, true), /dropout: p/);
+    assert.throws(() => ax.linear(ax.zeros([2, 3]), ax.zeros([4, 5])), /linear: x last axis \(3\)/);
+    assert.throws(() => ax.tensor([[1, 2], [3]]), /ragged/);
+    assert.throws(() => ax.zeros([2]).requireGrad().item(), /item/);
+    assert.throws(() => ax.zeros([2], 'int32').requireGrad(), /cannot require gradients/);
+  });
+});

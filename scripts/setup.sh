@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything arpix needs on Debian/Ubuntu: the system packages (oneDNN, a C++ toolchain,
+# Fashion-MNIST), the npm dependencies and the native addon. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(libdnnl-dev dataset-fashion-mnist g++ make python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "arpix setup: installing ${missing[*]} with apt-get"
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
+fi
+
+npm ci
+# npm ci builds the addon through the install script; build again loudly so a failure is visible.
+npm run build:native
+node --import tsx -e "import('./src/backends/registry.ts').then((r) => { if (!r.nativeAvailable()) { console.error('arpix setup: the native backend did not load'); process.exit(1); } console.log('arpix setup: native backend ready'); })"

@@ -1,0 +1,186 @@
+// A folder of PNG / JPEG images as a Dataset. Sub-folders are classes (sorted names → 0, 1, …),
+// as in torchvision's ImageFolder; a folder without sub-folders is unlabelled. Decoding runs in a
+// pool of worker threads. Files that cannot be used are skipped with one warning that counts them
+// and names the first few; a folder where nothing can be used is an error.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { ArgumentError, FormatError } from '../errors.js';
+import { makeDataset, type Dataset } from './dataset.js';
+import { decodeChunk, type ChunkReply, type ChunkRequest } from './folder-worker.js';
+import type { PrepareOptions } from './decode.js';
+
+const IMAGE_EXT = /\.(png|jpe?g)$/i;
+const CHUNK = 64;
+const SHOW_SKIPPED = 5;
+
+export interface FolderOptions {
+  /** Output side: images are centre-cropped to a square and resized to size×size. Omit to keep
+   *  the images' own size, which must then be the same for all (others are skipped). */
+  size?: number;
+  /** 1 = grey, 3 = RGB (default). */
+  channels?: 1 | 3;
+  /** Decoding threads; 0 decodes on the calling thread. Default: available cores, at most 4. */
+  workers?: number;
+  name?: string;
+  split?: string;
+  /** Receives the skipped-files warning; default prints it to stderr. */
+  onWarning?: (message: string) => void;
+}
+
+export interface SkippedFile {
+  file: string;
+  reason: string;
+}
+
+export interface FolderDataset extends Dataset {
+  readonly skipped: readonly SkippedFile[];
+}
+
+interface Listing {
+  files: string[];
+  labels: Int32Array | null;
+  classNames: string[] | null;
+  /** Files seen but not used because of where they sit. */
+  misplaced: SkippedFile[];
+}
+
+function listImages(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      if (e.name.startsWith('.')) continue;
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (IMAGE_EXT.test(e.name)) out.push(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Finds the images and, when the folder has class sub-folders, their labels. */
+export function scanFolder(dir: string): Listing {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new FormatError(dir, code === 'ENOENT' ? 'does not exist' : code === 'ENOTDIR' ? 'is not a folder' : `cannot be listed (${(e as Error).message})`, { cause: e });
+  }
+  const visible = entries.filter((e) => !e.name.startsWith('.'));
+  const rootFiles = visible.filter((e) => e.isFile() && IMAGE_EXT.test(e.name)).map((e) => path.join(dir, e.name)).sort();
+  const classDirs = visible.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const perClass = classDirs.map((c) => listImages(path.join(dir, c)));
+  const nonEmpty = classDirs.map((c, i) => ({ c, files: perClass[i] })).filter((x) => x.files.length > 0);
+  if (nonEmpty.length === 0) {
+    if (rootFiles.length === 0) throw new FormatError(dir, 'holds no PNG or JPEG images (looked for *.png, *.jpg, *.jpeg)');
+    return { files: rootFiles, labels: null, classNames: null, misplaced: [] };
+  }
+  const files = nonEmpty.flatMap((x) => x.files);
+  const labels = new Int32Array(files.length);
+  let k = 0;
+  nonEmpty.forEach((x, label) => { labels.fill(label, k, k + x.files.length); k += x.files.length; });
+  const misplaced = rootFiles.map((file) => ({ file, reason: 'sits beside the class folders, so it has no class' }));
+  return { files, labels, classNames: nonEmpty.map((x) => x.c), misplaced };
+}
+
+function defaultWorkers(): number {
+  return Math.max(1, Math.min(4, os.availableParallelism()));
+}
+
+/** The worker's module beside this one, with this module's own extension (.ts under tsx, .js built). */
+function workerUrl(): URL {
+  const ext = path.extname(fileURLToPath(import.meta.url));
+  return new URL(`./folder-worker${ext}`, import.meta.url);
+}
+
+/** Decodes all chunks in a pool of workers; replies come back in any order. */
+async function decodeInPool(chunks: ChunkRequest[], workers: number): Promise<ChunkReply[]> {
+  const replies: ChunkReply[] = new Array(chunks.length);
+  let next = 0;
+  const pool = Array.from({ length: Math.min(workers, chunks.length) }, () => new Worker(workerUrl()));
+  try {
+    await Promise.all(pool.map((w) => new Promise<void>((resolve, reject) => {
+      const feed = () => {
+        if (next >= chunks.length) return resolve();
+        w.postMessage(chunks[next++]);
+      };
+      w.on('message', (r: ChunkReply) => { replies[r.id] = r; feed(); });
+      w.on('error', reject);
+      w.on('exit', (code) => { if (next < chunks.length || code !== 0) reject(new Error(`image decoder worker stopped (exit code ${code})`)); });
+      feed();
+    })));
+  } finally {
+    await Promise.all(pool.map((w) => w.terminate()));
+  }
+  return replies;
+}
+
+/** Loads a folder of images; see the file header for the layout it expects. */
+export async function loadImageFolder(dir: string, opts: FolderOptions = {}): Promise<FolderDataset> {
+  const channels = opts.channels ?? 3;
+  if (channels !== 1 && channels !== 3) throw new ArgumentError('loadImageFolder', 'channels', `must be 1 or 3, got ${channels}`);
+  if (opts.size !== undefined && (!Number.isInteger(opts.size) || opts.size < 1)) throw new ArgumentError('loadImageFolder', 'size', `must be a positive integer, got ${opts.size}`);
+  const listing = scanFolder(dir);
+  const prep: PrepareOptions = { size: opts.size ?? null, channels };
+  const chunks: ChunkRequest[] = [];
+  for (let i = 0; i * CHUNK < listing.files.length; i++) chunks.push({ id: i, files: listing.files.slice(i * CHUNK, (i + 1) * CHUNK), opts: prep });
+  const workers = opts.workers ?? defaultWorkers();
+  const replies = workers > 0 && chunks.length > 1 ? await decodeInPool(chunks, workers) : chunks.map(decodeChunk);
+
+  // Assemble in file order; with no size given, the first good image sets it for all.
+  const skipped: SkippedFile[] = [...listing.misplaced];
+  let h = opts.size ?? -1;
+  let w = opts.size ?? -1;
+  const keep: { fileIndex: number; data: Uint8Array }[] = [];
+  replies.forEach((r, ci) => {
+    let offset = 0;
+    r.items.forEach((item, j) => {
+      const file = chunks[ci].files[j];
+      if (!item.ok) { skipped.push({ file, reason: item.reason }); return; }
+      const bytes = item.width * item.height * item.channels;
+      const data = r.data.subarray(offset, offset + bytes);
+      offset += bytes;
+      if (h < 0) { h = item.height; w = item.width; }
+      if (item.height !== h || item.width !== w) {
+        skipped.push({ file, reason: `is ${item.width}×${item.height}, the others are ${w}×${h} (pass a size to resize all)` });
+        return;
+      }
+      keep.push({ fileIndex: ci * CHUNK + j, data });
+    });
+  });
+  const where = path.resolve(dir);
+  if (keep.length === 0) {
+    throw new FormatError(where, `none of its ${listing.files.length} image files could be used; first: ${formatSkipped(skipped)}`);
+  }
+  if (skipped.length > 0) {
+    const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
+    warn(`${where}: skipped ${skipped.length} of ${listing.files.length + listing.misplaced.length} image files: ${formatSkipped(skipped)}`);
+  }
+  const size = h * w * channels;
+  const images = new Uint8Array(keep.length * size);
+  const labels = listing.labels ? new Int32Array(keep.length) : null;
+  keep.forEach((k, i) => {
+    images.set(k.data, i * size);
+    if (labels) labels[i] = listing.labels![k.fileIndex];
+  });
+  const ds = makeDataset({
+    name: opts.name ?? path.basename(where),
+    split: opts.split ?? 'all',
+    images, labels,
+    shape: [keep.length, h, w, channels],
+    numClasses: listing.classNames?.length,
+    classNames: listing.classNames,
+    source: where,
+  });
+  return { ...ds, skipped };
+}
+
+function formatSkipped(skipped: readonly SkippedFile[]): string {
+  const shown = skipped.slice(0, SHOW_SKIPPED).map((s) => `${path.basename(s.file)} (${s.reason})`).join('; ');
+  return skipped.length > SHOW_SKIPPED ? `${shown}; and ${skipped.length - SHOW_SKIPPED} more` : shown;
+}

@@ -1,0 +1,480 @@
+// Node-API surface of the arpix addon. This file only translates JS values into Bufs (typed-array
+// pointers, no copies) and C++ exceptions into JS errors that name the kernel; the arithmetic
+// lives in the other files. Attribute translation and argument checks happen in TypeScript
+// (src/backends/native/); what is checked here protects memory: dtypes and element counts.
+#include <napi.h>
+#include <omp.h>
+
+#include "common.h"
+
+namespace arpix {
+namespace {
+
+Shape shapeOf(const char* kernel, const char* arg, const Napi::Value& v) {
+  if (!v.IsArray()) throw KernelError(kernel, std::string(arg) + " shape must be an array");
+  Napi::Array arr = v.As<Napi::Array>();
+  Shape s(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    double d = arr.Get(i).As<Napi::Number>().DoubleValue();
+    if (!(d >= 0) || d != double(int64_t(d))) throw KernelError(kernel, std::string(arg) + " shape has a bad dimension");
+    s[i] = int64_t(d);
+  }
+  return s;
+}
+
+std::vector<int64_t> intsOf(const Napi::Value& v) {
+  Napi::Array arr = v.As<Napi::Array>();
+  std::vector<int64_t> r(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) r[i] = arr.Get(i).As<Napi::Number>().Int64Value();
+  return r;
+}
+
+/** A typed array as a Buf; with a shape, its length must match the shape's element count. */
+Buf bufOf(const char* kernel, const char* arg, const Napi::Value& data, const Napi::Value* shape) {
+  if (!data.IsTypedArray()) throw KernelError(kernel, std::string(arg) + " must be a typed array");
+  Napi::TypedArray ta = data.As<Napi::TypedArray>();
+  Buf b;
+  switch (ta.TypedArrayType()) {
+    case napi_float32_array: b.dtype = DType::F32; break;
+    case napi_int32_array: b.dtype = DType::I32; break;
+    case napi_float64_array:
+      throw KernelError(kernel, std::string(arg) + " has dtype float64; native kernels take float32 and int32 (route float64 to the ts backend)");
+    default:
+      throw KernelError(kernel, std::string(arg) + " must be a Float32Array or Int32Array");
+  }
+  b.size = int64_t(ta.ElementLength());
+  b.data = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  if (shape) {
+    b.shape = shapeOf(kernel, arg, *shape);
+    if (numel(b.shape) != b.size) {
+      throw KernelError(kernel, std::string(arg) + " holds " + std::to_string(b.size) + " elements but its shape " + fmtShape(b.shape) + " needs " + std::to_string(numel(b.shape)));
+    }
+  } else {
+    b.shape = {b.size};
+  }
+  return b;
+}
+
+Buf bufOf(const char* kernel, const char* arg, const Napi::Value& data) { return bufOf(kernel, arg, data, nullptr); }
+Buf bufOf(const char* kernel, const char* arg, const Napi::Value& data, const Napi::Value& shape) { return bufOf(kernel, arg, data, &shape); }
+
+void sameSize(const char* kernel, const Buf& x, const Buf& out) {
+  if (x.size != out.size) throw KernelError(kernel, "x holds " + std::to_string(x.size) + " elements but out holds " + std::to_string(out.size));
+}
+
+ConvParams convParamsOf(const Napi::Value& v) {
+  auto p = intsOf(v);
+  if (p.size() != 6) throw std::runtime_error("conv params must be [strideH, strideW, padTop, padLeft, dilationH, dilationW]");
+  return {p[0], p[1], p[2], p[3], p[4], p[5]};
+}
+
+/** Runs body, turning any C++ exception into a JS Error (kernel errors already carry the name). */
+template <class F>
+Napi::Value guarded(const Napi::CallbackInfo& info, const char* kernel, F body) {
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const KernelError& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), std::string(kernel) + ": " + e.what());
+  }
+}
+
+#define ARPIX_EXPORT(name) Napi::Value name##Js(const Napi::CallbackInfo& info)
+
+// unary(x, out, op)
+ARPIX_EXPORT(unary) {
+  return guarded(info, "unary", [&] {
+    Buf x = bufOf("unary", "x", info[0]), out = bufOf("unary", "out", info[1]);
+    sameSize("unary", x, out);
+    unary(x, out, info[2].As<Napi::String>().Utf8Value());
+    return info.Env().Undefined();
+  });
+}
+
+// clamp(x, out, lo, hi)
+ARPIX_EXPORT(clamp) {
+  return guarded(info, "clamp", [&] {
+    Buf x = bufOf("clamp", "x", info[0]), out = bufOf("clamp", "out", info[1]);
+    sameSize("clamp", x, out);
+    clamp(x, out, info[2].As<Napi::Number>().DoubleValue(), info[3].As<Napi::Number>().DoubleValue());
+    return info.Env().Undefined();
+  });
+}
+
+void checkBroadcast(const char* kernel, const char* arg, const Shape& in, const Shape& out) {
+  bool ok = in.size() <= out.size();
+  for (size_t j = 0; ok && j < in.size(); j++) {
+    int64_t d = in[in.size() - 1 - j], o = out[out.size() - 1 - j];
+    ok = d == o || d == 1;
+  }
+  if (!ok) throw KernelError(kernel, std::string(arg) + " " + fmtShape(in) + " does not broadcast to out " + fmtShape(out));
+}
+
+// binary(a, aShape, b, bShape, out, outShape, op)
+ARPIX_EXPORT(binary) {
+  return guarded(info, "binary", [&] {
+    Buf a = bufOf("binary", "a", info[0], info[1]), b = bufOf("binary", "b", info[2], info[3]);
+    Buf out = bufOf("binary", "out", info[4], info[5]);
+    checkBroadcast("binary", "a", a.shape, out.shape);
+    checkBroadcast("binary", "b", b.shape, out.shape);
+    binary(a, b, out, info[6].As<Napi::String>().Utf8Value());
+    return info.Env().Undefined();
+  });
+}
+
+// where(cond, condShape, a, aShape, b, bShape, out, outShape)
+ARPIX_EXPORT(where) {
+  return guarded(info, "where", [&] {
+    Buf c = bufOf("where", "cond", info[0], info[1]), a = bufOf("where", "a", info[2], info[3]);
+    Buf b = bufOf("where", "b", info[4], info[5]), out = bufOf("where", "out", info[6], info[7]);
+    checkBroadcast("where", "cond", c.shape, out.shape);
+    checkBroadcast("where", "a", a.shape, out.shape);
+    checkBroadcast("where", "b", b.shape, out.shape);
+    where(c, a, b, out);
+    return info.Env().Undefined();
+  });
+}
+
+// reduce(x, xShape, out, outShape, axes, op)
+ARPIX_EXPORT(reduce) {
+  return guarded(info, "reduce", [&] {
+    Buf x = bufOf("reduce", "x", info[0], info[1]), out = bufOf("reduce", "out", info[2], info[3]);
+    if (out.shape.size() != x.shape.size()) throw KernelError("reduce", "out " + fmtShape(out.shape) + " must keep x's rank " + fmtShape(x.shape));
+    for (size_t i = 0; i < x.shape.size(); i++) {
+      if (out.shape[i] != x.shape[i] && out.shape[i] != 1) throw KernelError("reduce", "out " + fmtShape(out.shape) + " is not a keep-dims reduction of x " + fmtShape(x.shape));
+    }
+    reduce(x, out, intsOf(info[4]), info[5].As<Napi::String>().Utf8Value());
+    return info.Env().Undefined();
+  });
+}
+
+// argmaxLast(x, xShape, out)
+ARPIX_EXPORT(argmaxLast) {
+  return guarded(info, "argmaxLast", [&] {
+    Buf x = bufOf("argmaxLast", "x", info[0], info[1]), out = bufOf("argmaxLast", "out", info[2]);
+    const int64_t k = x.shape.empty() ? 1 : x.shape.back();
+    if (out.size * k != x.size && x.size != 0) throw KernelError("argmaxLast", "out must hold one element per row of x " + fmtShape(x.shape));
+    if (k == 0 && out.size > 0) throw KernelError("argmaxLast", "x has an empty last axis");
+    argmaxLast(x, out);
+    return info.Env().Undefined();
+  });
+}
+
+// softmaxLast(x, xShape, out, log)
+ARPIX_EXPORT(softmaxLast) {
+  return guarded(info, "softmaxLast", [&] {
+    Buf x = bufOf("softmaxLast", "x", info[0], info[1]), out = bufOf("softmaxLast", "out", info[2]);
+    sameSize("softmaxLast", x, out);
+    softmaxLast(x, out, info[3].As<Napi::Boolean>().Value());
+    return info.Env().Undefined();
+  });
+}
+
+// matmul(a, aShape, b, bShape, out, outShape, transA, transB)
+ARPIX_EXPORT(matmul) {
+  return guarded(info, "matmul", [&] {
+    Buf a = bufOf("matmul", "a", info[0], info[1]), b = bufOf("matmul", "b", info[2], info[3]);
+    Buf out = bufOf("matmul", "out", info[4], info[5]);
+    const bool ta = info[6].As<Napi::Boolean>().Value(), tb = info[7].As<Napi::Boolean>().Value();
+    auto rankOk = [](const Shape& s) { return s.size() == 2 || s.size() == 3; };
+    if (!rankOk(a.shape) || !rankOk(b.shape) || !rankOk(out.shape)) throw KernelError("matmul", "operands must be 2-D or 3-D");
+    const int64_t M = ta ? a.shape.back() : a.shape[a.shape.size() - 2], K = ta ? a.shape[a.shape.size() - 2] : a.shape.back();
+    const int64_t Kb = tb ? b.shape.back() : b.shape[b.shape.size() - 2], N = tb ? b.shape[b.shape.size() - 2] : b.shape.back();
+    const size_t orank = out.shape.size();
+    bool ok = K == Kb && out.shape[orank - 2] == M && out.shape[orank - 1] == N;
+    if (orank == 2) ok = ok && a.shape.size() == 2 && b.shape.size() == 2;
+    if (orank == 3) ok = ok && (a.shape.size() == 2 || a.shape[0] == out.shape[0]) && (b.shape.size() == 2 || b.shape[0] == out.shape[0]);
+    if (!ok) throw KernelError("matmul", "shapes a " + fmtShape(a.shape) + ", b " + fmtShape(b.shape) + " and out " + fmtShape(out.shape) + " do not fit");
+    matmul(a, b, out, ta, tb);
+    return info.Env().Undefined();
+  });
+}
+
+void checkConv(const char* kernel, const Shape& x, const Shape& w, const Shape& y, const ConvParams& p) {
+  bool ok = x.size() == 4 && w.size() == 4 && y.size() == 4 && x[0] == y[0] && x[3] == w[2] && y[3] == w[3];
+  ok = ok && p.strideH >= 1 && p.strideW >= 1 && p.dilationH >= 1 && p.dilationW >= 1 && p.padTop >= 0 && p.padLeft >= 0;
+  if (!ok) throw KernelError(kernel, "shapes x " + fmtShape(x) + ", w " + fmtShape(w) + " and y " + fmtShape(y) + " (or the conv params) do not fit");
+  // Every output pixel's first tap must start inside the padded image.
+  if (y[1] > 0 && y[2] > 0 && ((y[1] - 1) * p.strideH - p.padTop >= x[1] || (y[2] - 1) * p.strideW - p.padLeft >= x[2])) {
+    throw KernelError(kernel, "output " + fmtShape(y) + " reaches past the input " + fmtShape(x));
+  }
+}
+
+Buf weightBufOf(const char* kernel, const Napi::CallbackInfo& info, size_t at) {
+  Buf w = bufOf(kernel, "w", info[at], info[at + 1]);
+  w.storageId = info[at + 2].As<Napi::Number>().Int64Value();
+  w.version = info[at + 3].As<Napi::Number>().Int64Value();
+  return w;
+}
+
+// conv2d(x, xShape, w, wShape, wStorageId, wVersion, bias | null, out, outShape, params)
+ARPIX_EXPORT(conv2d) {
+  return guarded(info, "conv2d", [&] {
+    Buf x = bufOf("conv2d", "x", info[0], info[1]);
+    Buf w = weightBufOf("conv2d", info, 2);
+    Buf out = bufOf("conv2d", "out", info[7], info[8]);
+    ConvParams p = convParamsOf(info[9]);
+    checkConv("conv2d", x.shape, w.shape, out.shape, p);
+    if (info[6].IsNull() || info[6].IsUndefined()) {
+      conv2d(x, w, nullptr, out, p);
+    } else {
+      Buf bias = bufOf("conv2d", "bias", info[6]);
+      if (bias.size != w.shape[3]) throw KernelError("conv2d", "bias holds " + std::to_string(bias.size) + " elements, expected " + std::to_string(w.shape[3]));
+      conv2d(x, w, &bias, out, p);
+    }
+    return info.Env().Undefined();
+  });
+}
+
+// conv2dBackwardData(dy, dyShape, w, wShape, wStorageId, wVersion, dx, dxShape, params)
+ARPIX_EXPORT(conv2dBackwardData) {
+  return guarded(info, "conv2dBackwardData", [&] {
+    Buf dy = bufOf("conv2dBackwardData", "dy", info[0], info[1]);
+    Buf w = weightBufOf("conv2dBackwardData", info, 2);
+    Buf dx = bufOf("conv2dBackwardData", "dx", info[6], info[7]);
+    ConvParams p = convParamsOf(info[8]);
+    checkConv("conv2dBackwardData", dx.shape, w.shape, dy.shape, p);
+    conv2dBackwardData(dy, w, dx, p);
+    return info.Env().Undefined();
+  });
+}
+
+// conv2dBackwardWeights(x, xShape, dy, dyShape, dw, dwShape, params)
+ARPIX_EXPORT(conv2dBackwardWeights) {
+  return guarded(info, "conv2dBackwardWeights", [&] {
+    Buf x = bufOf("conv2dBackwardWeights", "x", info[0], info[1]);
+    Buf dy = bufOf("conv2dBackwardWeights", "dy", info[2], info[3]);
+    Buf dw = bufOf("conv2dBackwardWeights", "dw", info[4], info[5]);
+    ConvParams p = convParamsOf(info[6]);
+    checkConv("conv2dBackwardWeights", x.shape, dw.shape, dy.shape, p);
+    conv2dBackwardWeights(x, dy, dw, p);
+    return info.Env().Undefined();
+  });
+}
+
+// permute(x, xShape, out, outShape, perm)
+ARPIX_EXPORT(permute) {
+  return guarded(info, "permute", [&] {
+    Buf x = bufOf("permute", "x", info[0], info[1]), out = bufOf("permute", "out", info[2], info[3]);
+    auto perm = intsOf(info[4]);
+    std::vector<bool> seen(x.shape.size(), false);
+    bool ok = perm.size() == x.shape.size() && out.shape.size() == x.shape.size();
+    for (size_t i = 0; ok && i < perm.size(); i++) {
+      ok = perm[i] >= 0 && size_t(perm[i]) < perm.size() && !seen[size_t(perm[i])] && out.shape[i] == x.shape[size_t(perm[i])];
+      if (ok) seen[size_t(perm[i])] = true;
+    }
+    if (!ok) throw KernelError("permute", "perm does not map x " + fmtShape(x.shape) + " onto out " + fmtShape(out.shape));
+    permute(x, out, perm);
+    return info.Env().Undefined();
+  });
+}
+
+// pad(x, xShape, out, outShape, before, value)
+ARPIX_EXPORT(pad) {
+  return guarded(info, "pad", [&] {
+    Buf x = bufOf("pad", "x", info[0], info[1]), out = bufOf("pad", "out", info[2], info[3]);
+    auto before = intsOf(info[4]);
+    bool ok = before.size() == x.shape.size() && out.shape.size() == x.shape.size();
+    for (size_t i = 0; ok && i < before.size(); i++) ok = before[i] >= 0 && before[i] + x.shape[i] <= out.shape[i];
+    if (!ok) throw KernelError("pad", "x " + fmtShape(x.shape) + " padded does not fit out " + fmtShape(out.shape));
+    pad(x, out, before, info[5].As<Napi::Number>().DoubleValue());
+    return info.Env().Undefined();
+  });
+}
+
+// slice(x, xShape, out, outShape, begin)
+ARPIX_EXPORT(slice) {
+  return guarded(info, "slice", [&] {
+    Buf x = bufOf("slice", "x", info[0], info[1]), out = bufOf("slice", "out", info[2], info[3]);
+    auto begin = intsOf(info[4]);
+    bool ok = begin.size() == x.shape.size() && out.shape.size() == x.shape.size();
+    for (size_t i = 0; ok && i < begin.size(); i++) ok = begin[i] >= 0 && begin[i] + out.shape[i] <= x.shape[i];
+    if (!ok) throw KernelError("slice", "a slice of " + fmtShape(out.shape) + " does not fit in x " + fmtShape(x.shape));
+    slice(x, out, begin);
+    return info.Env().Undefined();
+  });
+}
+
+// concat([x...], [xShape...], out, outShape, axis)
+ARPIX_EXPORT(concat) {
+  return guarded(info, "concat", [&] {
+    Napi::Array datas = info[0].As<Napi::Array>(), shapes = info[1].As<Napi::Array>();
+    Buf out = bufOf("concat", "out", info[2], info[3]);
+    const int64_t axis = info[4].As<Napi::Number>().Int64Value();
+    if (axis < 0 || size_t(axis) >= out.shape.size()) throw KernelError("concat", "axis " + std::to_string(axis) + " is out of range");
+    std::vector<Buf> xs;
+    int64_t total = 0;
+    for (uint32_t i = 0; i < datas.Length(); i++) {
+      Napi::Value sv = shapes.Get(i);
+      Buf x = bufOf("concat", "input", datas.Get(i), sv);
+      bool ok = x.shape.size() == out.shape.size();
+      for (size_t d = 0; ok && d < x.shape.size(); d++) ok = int64_t(d) == axis || x.shape[d] == out.shape[d];
+      if (!ok) throw KernelError("concat", "input " + std::to_string(i) + " " + fmtShape(x.shape) + " does not fit out " + fmtShape(out.shape));
+      total += x.shape[size_t(axis)];
+      xs.push_back(x);
+    }
+    if (total != out.shape[size_t(axis)]) throw KernelError("concat", "inputs add up to " + std::to_string(total) + " along axis " + std::to_string(axis) + ", out has " + std::to_string(out.shape[size_t(axis)]));
+    concat(xs, out, axis);
+    return info.Env().Undefined();
+  });
+}
+
+// gatherRows(table, tableShape, idx, out)
+ARPIX_EXPORT(gatherRows) {
+  return guarded(info, "gatherRows", [&] {
+    Buf t = bufOf("gatherRows", "table", info[0], info[1]);
+    Buf idx = bufOf("gatherRows", "idx", info[2]), out = bufOf("gatherRows", "out", info[3]);
+    const int64_t d = t.shape.empty() || t.shape[0] == 0 ? 0 : t.size / t.shape[0];
+    if (out.size != idx.size * d) throw KernelError("gatherRows", "out must hold " + std::to_string(idx.size * d) + " elements");
+    gatherRows(t, idx, out);
+    return info.Env().Undefined();
+  });
+}
+
+// scatterAddRows(g, idx, out, outShape)
+ARPIX_EXPORT(scatterAddRows) {
+  return guarded(info, "scatterAddRows", [&] {
+    Buf g = bufOf("scatterAddRows", "g", info[0]), idx = bufOf("scatterAddRows", "idx", info[1]);
+    Buf out = bufOf("scatterAddRows", "out", info[2], info[3]);
+    const int64_t d = out.shape.empty() || out.shape[0] == 0 ? 0 : out.size / out.shape[0];
+    if (g.size != idx.size * d) throw KernelError("scatterAddRows", "g must hold " + std::to_string(idx.size * d) + " elements");
+    scatterAddRows(g, idx, out);
+    return info.Env().Undefined();
+  });
+}
+
+// pickLast(x, xShape, idx, out)
+ARPIX_EXPORT(pickLast) {
+  return guarded(info, "pickLast", [&] {
+    Buf x = bufOf("pickLast", "x", info[0], info[1]);
+    Buf idx = bufOf("pickLast", "idx", info[2]), out = bufOf("pickLast", "out", info[3]);
+    const int64_t k = x.shape.empty() ? 1 : x.shape.back();
+    if (out.size != idx.size || out.size * k != x.size) throw KernelError("pickLast", "idx and out must hold one element per row of x " + fmtShape(x.shape));
+    pickLast(x, idx, out);
+    return info.Env().Undefined();
+  });
+}
+
+// pickLastBackward(g, idx, out, outShape)
+ARPIX_EXPORT(pickLastBackward) {
+  return guarded(info, "pickLastBackward", [&] {
+    Buf g = bufOf("pickLastBackward", "g", info[0]), idx = bufOf("pickLastBackward", "idx", info[1]);
+    Buf out = bufOf("pickLastBackward", "out", info[2], info[3]);
+    const int64_t k = out.shape.empty() ? 1 : out.shape.back();
+    if (g.size != idx.size || g.size * k != out.size) throw KernelError("pickLastBackward", "g and idx must hold one element per row of out " + fmtShape(out.shape));
+    pickLastBackward(g, idx, out);
+    return info.Env().Undefined();
+  });
+}
+
+// cast(x, out)
+ARPIX_EXPORT(cast) {
+  return guarded(info, "cast", [&] {
+    Buf x = bufOf("cast", "x", info[0]), out = bufOf("cast", "out", info[1]);
+    sameSize("cast", x, out);
+    cast(x, out);
+    return info.Env().Undefined();
+  });
+}
+
+// oneHot(idx, out, outShape)
+ARPIX_EXPORT(oneHot) {
+  return guarded(info, "oneHot", [&] {
+    Buf idx = bufOf("oneHot", "idx", info[0]), out = bufOf("oneHot", "out", info[1], info[2]);
+    if (out.shape.empty() || idx.size * out.shape.back() != out.size) throw KernelError("oneHot", "out " + fmtShape(out.shape) + " must be idx's shape plus a depth axis");
+    oneHot(idx, out);
+    return info.Env().Undefined();
+  });
+}
+
+ARPIX_EXPORT(threads) { return Napi::Number::New(info.Env(), omp_get_max_threads()); }
+
+ARPIX_EXPORT(setThreads) {
+  return guarded(info, "setThreads", [&] {
+    const int n = info[0].As<Napi::Number>().Int32Value();
+    if (n < 1) throw KernelError("setThreads", "n must be at least 1, got " + std::to_string(n));
+    omp_set_num_threads(n);
+    return info.Env().Undefined();
+  });
+}
+
+ARPIX_EXPORT(onednnVersion) { return Napi::String::New(info.Env(), onednnVersion()); }
+
+ARPIX_EXPORT(clearCaches) {
+  return guarded(info, "clearCaches", [&] {
+    clearOnednnCaches();
+    return info.Env().Undefined();
+  });
+}
+
+ARPIX_EXPORT(cacheSizes) {
+  auto s = onednnCacheSizes();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("primitives", Napi::Number::New(info.Env(), double(s[0])));
+  o.Set("weights", Napi::Number::New(info.Env(), double(s[1])));
+  return o;
+}
+
+// convBenchBest(N, H, W, Cin, Cout, k, iters) → {forward, backwardData, backwardWeights}: {seconds, config}
+ARPIX_EXPORT(convBenchBest) {
+  return guarded(info, "convBenchBest", [&] {
+    int64_t v[7];
+    for (int i = 0; i < 7; i++) v[i] = info[i].As<Napi::Number>().Int64Value();
+    for (int i = 0; i < 7; i++) {
+      if (v[i] < 1) throw KernelError("convBenchBest", "every argument must be a positive integer");
+    }
+    auto r = convBenchBest(v[0], v[1], v[2], v[3], v[4], v[5], int(v[6]));
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    const char* names[3] = {"forward", "backwardData", "backwardWeights"};
+    for (int i = 0; i < 3; i++) {
+      Napi::Object e = Napi::Object::New(env);
+      e.Set("seconds", Napi::Number::New(env, r[size_t(i)].seconds));
+      e.Set("config", Napi::String::New(env, r[size_t(i)].config));
+      o.Set(names[i], e);
+    }
+    return Napi::Value(o);
+  });
+}
+
+#define ARPIX_REGISTER(name) exports.Set(#name, Napi::Function::New(env, name##Js, #name))
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  ARPIX_REGISTER(unary);
+  ARPIX_REGISTER(clamp);
+  ARPIX_REGISTER(binary);
+  ARPIX_REGISTER(where);
+  ARPIX_REGISTER(reduce);
+  ARPIX_REGISTER(argmaxLast);
+  ARPIX_REGISTER(softmaxLast);
+  ARPIX_REGISTER(matmul);
+  ARPIX_REGISTER(conv2d);
+  ARPIX_REGISTER(conv2dBackwardData);
+  ARPIX_REGISTER(conv2dBackwardWeights);
+  ARPIX_REGISTER(permute);
+  ARPIX_REGISTER(pad);
+  ARPIX_REGISTER(slice);
+  ARPIX_REGISTER(concat);
+  ARPIX_REGISTER(gatherRows);
+  ARPIX_REGISTER(scatterAddRows);
+  ARPIX_REGISTER(pickLast);
+  ARPIX_REGISTER(pickLastBackward);
+  ARPIX_REGISTER(cast);
+  ARPIX_REGISTER(oneHot);
+  ARPIX_REGISTER(threads);
+  ARPIX_REGISTER(setThreads);
+  ARPIX_REGISTER(onednnVersion);
+  ARPIX_REGISTER(clearCaches);
+  ARPIX_REGISTER(cacheSizes);
+  ARPIX_REGISTER(convBenchBest);
+  return exports;
+}
+
+}  // namespace
+}  // namespace arpix
+
+static Napi::Object initArpix(Napi::Env env, Napi::Object exports) { return arpix::init(env, exports); }
+NODE_API_MODULE(arpix_native, initArpix)

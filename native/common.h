@@ -1,0 +1,239 @@
+// Shared vocabulary of the arpix addon: the buffer a kernel sees, errors that name the kernel, and
+// the broadcasting plan used by every elementwise loop. No Node-API and no oneDNN in here, so the
+// arithmetic files stay plain C++/OpenMP.
+#pragma once
+
+#include <omp.h>
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace arpix {
+
+enum class DType { F32, I32 };
+
+inline const char* dtypeName(DType d) { return d == DType::F32 ? "float32" : "int32"; }
+
+using Shape = std::vector<int64_t>;
+
+inline int64_t numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+inline std::string fmtShape(const Shape& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+/** A tensor as the C++ side sees it: JS-owned contiguous row-major memory plus its shape. */
+struct Buf {
+  void* data = nullptr;
+  int64_t size = 0;
+  DType dtype = DType::F32;
+  Shape shape;
+  // Identity and write counter of the JS storage; 0 when unknown (then nothing is cached).
+  int64_t storageId = 0;
+  int64_t version = 0;
+
+  float* f32() const { return static_cast<float*>(data); }
+  int32_t* i32() const { return static_cast<int32_t*>(data); }
+};
+
+/** An error whose message already starts with the kernel's name; becomes a JS Error. */
+struct KernelError : std::runtime_error {
+  KernelError(const std::string& kernel, const std::string& detail)
+      : std::runtime_error(kernel + ": " + detail) {}
+};
+
+inline void requireDType(const char* kernel, const char* arg, const Buf& b, DType want) {
+  if (b.dtype != want) {
+    throw KernelError(kernel, std::string(arg) + " has dtype " + dtypeName(b.dtype) + ", expected " + dtypeName(want));
+  }
+}
+
+/** Below this many elements the OpenMP fork/join costs more than it saves. */
+constexpr int64_t kParallelMin = 32768;
+
+inline bool worthParallel(int64_t work) { return work >= kParallelMin && omp_get_max_threads() > 1; }
+
+/** JavaScript's ToInt32: what storing a double into an Int32Array does (NaN/±∞ → 0, wraps mod 2^32). */
+inline int32_t jsToInt32(double v) {
+  if (v > -2147483649.0 && v < 2147483648.0) return static_cast<int32_t>(v);  // truncates; NaN fails both tests
+  if (!std::isfinite(v)) return 0;
+  double m = std::fmod(std::trunc(v), 4294967296.0);
+  if (m < 0) m += 4294967296.0;
+  return static_cast<int32_t>(static_cast<uint32_t>(m));
+}
+
+/**
+ * Broadcasting of K operands against an output shape, with size-1 output axes dropped and
+ * adjacent axes merged wherever every operand is contiguous across them. After planning, the
+ * innermost axis has stride 0 or 1 in every operand, so inner loops specialise on that.
+ */
+template <int K>
+struct BroadcastPlan {
+  Shape shape;                                 // merged output shape (rank >= 1)
+  std::array<std::vector<int64_t>, K> strides;  // per operand, in elements, per merged axis
+
+  int64_t inner() const { return shape.back(); }
+  int64_t rows() const {
+    int64_t r = 1;
+    for (size_t i = 0; i + 1 < shape.size(); i++) r *= shape[i];
+    return r;
+  }
+};
+
+template <int K>
+BroadcastPlan<K> planBroadcast(const Shape& out, const std::array<const Shape*, K>& ins) {
+  const size_t rank = out.size();
+  std::array<std::vector<int64_t>, K> full;
+  for (int k = 0; k < K; k++) {
+    const Shape& s = *ins[k];
+    full[k].assign(rank, 0);
+    int64_t acc = 1;
+    for (size_t j = 0; j < s.size(); j++) {
+      size_t i = s.size() - 1 - j;  // operand axis, right-aligned with out
+      size_t o = rank - 1 - j;
+      full[k][o] = (s[i] == 1) ? 0 : acc;
+      acc *= s[i];
+    }
+  }
+  BroadcastPlan<K> p;
+  for (size_t o = 0; o < rank; o++) {
+    if (out[o] == 1) continue;
+    if (!p.shape.empty()) {
+      bool merge = true;
+      for (int k = 0; k < K; k++) {
+        if (p.strides[k].back() != full[k][o] * out[o]) merge = false;
+      }
+      if (merge) {
+        p.shape.back() *= out[o];
+        for (int k = 0; k < K; k++) p.strides[k].back() = full[k][o];
+        continue;
+      }
+    }
+    p.shape.push_back(out[o]);
+    for (int k = 0; k < K; k++) p.strides[k].push_back(full[k][o]);
+  }
+  if (p.shape.empty()) {
+    p.shape.push_back(1);
+    for (int k = 0; k < K; k++) p.strides[k].push_back(0);
+  }
+  return p;
+}
+
+/**
+ * Runs row(offsets, outOffset, length) over every innermost row of a plan, splitting rows across
+ * threads when the work is large (or, for a single long row, splitting that row). Offsets are in
+ * elements of each operand; the output is contiguous.
+ */
+template <int K, class RowFn>
+void forEachRow(const BroadcastPlan<K>& p, RowFn row) {
+  const int64_t L = p.inner();
+  const int64_t R = p.rows();
+  const int64_t total = L * R;
+  if (total == 0) return;
+  const size_t outer = p.shape.size() - 1;
+  if (R == 1) {
+    // One long row: cut it into pieces, one per thread.
+    if (!worthParallel(total)) {
+      std::array<int64_t, K> off{};
+      row(off, int64_t(0), L);
+      return;
+    }
+#pragma omp parallel
+    {
+      int nt = omp_get_num_threads(), t = omp_get_thread_num();
+      int64_t b = L * t / nt, e = L * (t + 1) / nt;
+      std::array<int64_t, K> off;
+      for (int k = 0; k < K; k++) off[k] = b * p.strides[k].back();
+      if (e > b) row(off, b, e - b);
+    }
+    return;
+  }
+  auto runRange = [&](int64_t r0, int64_t r1) {
+    if (r0 >= r1) return;
+    std::vector<int64_t> idx(outer);
+    int64_t rem = r0;
+    for (size_t d = outer; d-- > 0;) {
+      idx[d] = rem % p.shape[d];
+      rem /= p.shape[d];
+    }
+    std::array<int64_t, K> off{};
+    for (int k = 0; k < K; k++)
+      for (size_t d = 0; d < outer; d++) off[k] += idx[d] * p.strides[k][d];
+    for (int64_t r = r0; r < r1; r++) {
+      row(off, r * L, L);
+      // Odometer step over the outer axes.
+      for (size_t d = outer; d-- > 0;) {
+        idx[d]++;
+        for (int k = 0; k < K; k++) off[k] += p.strides[k][d];
+        if (idx[d] < p.shape[d]) break;
+        for (int k = 0; k < K; k++) off[k] -= p.strides[k][d] * p.shape[d];
+        idx[d] = 0;
+      }
+    }
+  };
+  if (!worthParallel(total)) {
+    runRange(0, R);
+    return;
+  }
+#pragma omp parallel
+  {
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    runRange(R * t / nt, R * (t + 1) / nt);
+  }
+}
+
+// ---- kernels (one declaration per contract entry; attributes already translated by TS) ----
+
+void unary(const Buf& x, const Buf& out, const std::string& op);
+void clamp(const Buf& x, const Buf& out, double lo, double hi);
+void binary(const Buf& a, const Buf& b, const Buf& out, const std::string& op);
+void where(const Buf& cond, const Buf& a, const Buf& b, const Buf& out);
+void cast(const Buf& x, const Buf& out);
+
+void reduce(const Buf& x, const Buf& out, const std::vector<int64_t>& axes, const std::string& op);
+void argmaxLast(const Buf& x, const Buf& out);
+void softmaxLast(const Buf& x, const Buf& out, bool log);
+void pickLast(const Buf& x, const Buf& idx, const Buf& out);
+void pickLastBackward(const Buf& g, const Buf& idx, const Buf& out);
+
+void permute(const Buf& x, const Buf& out, const std::vector<int64_t>& perm);
+void pad(const Buf& x, const Buf& out, const std::vector<int64_t>& before, double value);
+void slice(const Buf& x, const Buf& out, const std::vector<int64_t>& begin);
+void concat(const std::vector<Buf>& xs, const Buf& out, int64_t axis);
+void gatherRows(const Buf& table, const Buf& idx, const Buf& out);
+void scatterAddRows(const Buf& g, const Buf& idx, const Buf& out);
+void oneHot(const Buf& idx, const Buf& out);
+
+struct ConvParams {
+  int64_t strideH, strideW, padTop, padLeft, dilationH, dilationW;
+};
+void conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p);
+void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvParams& p);
+void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const ConvParams& p);
+
+struct ConvBenchResult {
+  std::string config;  // which configuration won, e.g. "nChw16c/direct"
+  double seconds;
+};
+/** Times the fastest oneDNN configuration for one conv shape: {forward, backward-data, backward-weights}. */
+std::array<ConvBenchResult, 3> convBenchBest(int64_t N, int64_t H, int64_t W, int64_t Cin, int64_t Cout, int64_t k, int iters);
+
+void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB);
+
+std::string onednnVersion();
+/** Drops every cached primitive and reordered weight (tests; memory pressure). */
+void clearOnednnCaches();
+/** {primitives, reordered weights} currently cached; for tests that check reuse. */
+std::array<int64_t, 2> onednnCacheSizes();
+
+}  // namespace arpix

@@ -1,0 +1,387 @@
+// Convolution on oneDNN (2.x API): forward, backward-data and backward-weights in channels-last
+// (nhwc) with HWIO weights, plus the best-configuration probe used by the benchmarks.
+//
+// Every oneDNN convolution call lives in this file. Porting to oneDNN 3.x means replacing the
+// `*::desc` + `primitive_desc(desc, engine[, hint])` pairs below with the 3.x constructors that
+// take the descriptors directly, and `dnnl::memory::desc::data` uses (none here).
+//
+// Caches (all under onednnLock):
+// - primitives, keyed by every shape and parameter, built once per geometry;
+// - reordered weights, keyed by (storage id, target layout) and stamped with the storage version:
+//   while a weight tensor is unchanged, repeated calls skip the reorder entirely.
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <unordered_map>
+
+#include "common.h"
+#include "onednn_common.h"
+
+namespace arpix {
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+// Measured on the 2-core AVX-512 machine with the probe below (see the commit message that
+// introduced this constant): `direct` is at least as fast as `auto` for every 3×3 and 1×1 shape
+// tried, and `auto` may pick Winograd, whose numerics differ from the reference more.
+constexpr dnnl::algorithm kConvAlgorithm = dnnl::algorithm::convolution_direct;
+
+struct Geometry {
+  int64_t N, H, W, C, O, KH, KW, OH, OW;
+  int64_t sh, sw, pt, pl, pb, pr, dh, dw;
+};
+
+Geometry geometry(const Shape& x, const Shape& w, const Shape& y, const ConvParams& p) {
+  Geometry g{};
+  g.N = x[0], g.H = x[1], g.W = x[2], g.C = x[3];
+  g.KH = w[0], g.KW = w[1], g.O = w[3];
+  g.OH = y[1], g.OW = y[2];
+  g.sh = p.strideH, g.sw = p.strideW, g.pt = p.padTop, g.pl = p.padLeft, g.dh = p.dilationH, g.dw = p.dilationW;
+  // Bottom/right padding follow from the output size: the last output row reads input row
+  // (OH-1)·sh − pt + (KH-1)·dh, which is H − 1 + pb.
+  g.pb = (g.OH - 1) * g.sh + (g.KH - 1) * g.dh + 1 - g.H - g.pt;
+  g.pr = (g.OW - 1) * g.sw + (g.KW - 1) * g.dw + 1 - g.W - g.pl;
+  return g;
+}
+
+enum class Kind : int64_t { Fwd = 0, FwdBias = 1, BwdData = 2, BwdWeights = 3 };
+
+struct Key {
+  std::array<int64_t, 18> v;
+  bool operator==(const Key& o) const { return v == o.v; }
+};
+struct KeyHash {
+  size_t operator()(const Key& k) const {
+    size_t h = 1469598103934665603ull;
+    for (int64_t x : k.v) h = (h ^ size_t(x)) * 1099511628211ull;
+    return h;
+  }
+};
+
+Key keyOf(Kind kind, const Geometry& g) {
+  return Key{{int64_t(kind), g.N, g.H, g.W, g.C, g.O, g.KH, g.KW, g.OH, g.OW, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw}};
+}
+
+// oneDNN describes tensors by logical dims in NCHW / OIHW order; the tag gives the memory order.
+memory::desc actMd(int64_t N, int64_t C, int64_t H, int64_t W, tag t = tag::nhwc) {
+  return memory::desc({N, C, H, W}, dt::f32, t);
+}
+memory::desc weightMd(const Geometry& g, tag t = tag::hwio) { return memory::desc({g.O, g.C, g.KH, g.KW}, dt::f32, t); }
+
+/**
+ * An input rows/columns window that oneDNN can express: when the output never reaches the last
+ * rows or columns of the input (negative bottom/right padding), the input is cropped to the part
+ * that is read, described with the full tensor's strides.
+ */
+struct Window {
+  int64_t H, W, pb, pr;
+  bool cropped;
+};
+Window windowOf(const Geometry& g) {
+  Window w{g.H, g.W, g.pb, g.pr, false};
+  if (g.pb < 0) w.H += g.pb, w.pb = 0, w.cropped = true;
+  if (g.pr < 0) w.W += g.pr, w.pr = 0, w.cropped = true;
+  return w;
+}
+memory::desc inputMd(const Geometry& g, const Window& win) {
+  if (!win.cropped) return actMd(g.N, g.C, g.H, g.W);
+  // Same memory as the full nhwc tensor, fewer rows/columns visible.
+  return memory::desc({g.N, g.C, win.H, win.W}, dt::f32, memory::dims{g.H * g.W * g.C, 1, g.W * g.C, g.C});
+}
+
+struct ConvGeomArgs {
+  memory::dims strides, dilates, padL, padR;
+};
+ConvGeomArgs convArgs(const Geometry& g, const Window& win) {
+  // oneDNN counts dilation from 0 (0 = dense), arpix from 1.
+  return {{g.sh, g.sw}, {g.dh - 1, g.dw - 1}, {g.pt, g.pl}, {win.pb, win.pr}};
+}
+
+dnnl::convolution_forward::primitive_desc forwardPd(const Geometry& g, const Window& win, bool bias, dnnl::prop_kind prop) {
+  ConvGeomArgs a = convArgs(g, win);
+  memory::desc src = inputMd(g, win), dst = actMd(g.N, g.O, g.OH, g.OW);
+  memory::desc w = weightMd(g, tag::any);
+  if (bias) {
+    dnnl::convolution_forward::desc d(prop, kConvAlgorithm, src, w, memory::desc({g.O}, dt::f32, tag::x), dst, a.strides, a.dilates, a.padL, a.padR);
+    return dnnl::convolution_forward::primitive_desc(d, cpuEngine());
+  }
+  dnnl::convolution_forward::desc d(prop, kConvAlgorithm, src, w, dst, a.strides, a.dilates, a.padL, a.padR);
+  return dnnl::convolution_forward::primitive_desc(d, cpuEngine());
+}
+
+/** A cached primitive with what it needs to run against user (JS) memory. */
+struct ConvEntry {
+  dnnl::primitive prim;
+  memory::desc src, dst, bias;  // user-side descriptors of the activations
+  memory::desc weights;         // the layout the primitive wants (forward / backward-data) or produces
+  memory::desc userWeights;     // hwio
+  bool weightsNeedReorder = false;
+  dnnl::reorder weightReorder;  // hwio → weights, or (backward-weights) weights → hwio
+  memory diffWeights;           // backward-weights scratch in the primitive's layout
+  Window win{};
+};
+
+std::unordered_map<Key, std::unique_ptr<ConvEntry>, KeyHash> convCache;
+
+struct WeightEntry {
+  int64_t version;
+  memory::desc md;
+  memory mem;
+};
+std::unordered_map<int64_t, std::vector<WeightEntry>> weightCache;  // by storage id
+constexpr size_t kMaxWeightStorages = 4096;
+
+ConvEntry& entryFor(Kind kind, const Geometry& g) {
+  Key key = keyOf(kind, g);
+  auto it = convCache.find(key);
+  if (it != convCache.end()) return *it->second;
+  auto e = std::make_unique<ConvEntry>();
+  e->win = windowOf(g);
+  e->userWeights = weightMd(g);
+  const Window& win = e->win;
+  if (kind == Kind::Fwd || kind == Kind::FwdBias) {
+    auto pd = forwardPd(g, win, kind == Kind::FwdBias, dnnl::prop_kind::forward_training);
+    e->prim = dnnl::convolution_forward(pd);
+    e->src = pd.src_desc();
+    e->dst = pd.dst_desc();
+    e->weights = pd.weights_desc();
+    if (kind == Kind::FwdBias) e->bias = pd.bias_desc();
+  } else if (kind == Kind::BwdData) {
+    auto hint = forwardPd(g, win, false, dnnl::prop_kind::forward_training);
+    ConvGeomArgs a = convArgs(g, win);
+    dnnl::convolution_backward_data::desc d(kConvAlgorithm, inputMd(g, win), weightMd(g, tag::any), actMd(g.N, g.O, g.OH, g.OW), a.strides, a.dilates, a.padL, a.padR);
+    dnnl::convolution_backward_data::primitive_desc pd(d, cpuEngine(), hint);
+    e->prim = dnnl::convolution_backward_data(pd);
+    e->src = pd.diff_src_desc();
+    e->dst = pd.diff_dst_desc();
+    e->weights = pd.weights_desc();
+  } else {
+    auto hint = forwardPd(g, win, false, dnnl::prop_kind::forward_training);
+    ConvGeomArgs a = convArgs(g, win);
+    dnnl::convolution_backward_weights::desc d(kConvAlgorithm, inputMd(g, win), weightMd(g, tag::any), actMd(g.N, g.O, g.OH, g.OW), a.strides, a.dilates, a.padL, a.padR);
+    dnnl::convolution_backward_weights::primitive_desc pd(d, cpuEngine(), hint);
+    e->prim = dnnl::convolution_backward_weights(pd);
+    e->src = pd.src_desc();
+    e->dst = pd.diff_dst_desc();
+    e->weights = pd.diff_weights_desc();
+  }
+  e->weightsNeedReorder = !(e->weights == e->userWeights);
+  if (e->weightsNeedReorder) {
+    if (kind == Kind::BwdWeights) {
+      e->diffWeights = memory(e->weights, cpuEngine());
+      e->weightReorder = dnnl::reorder(dnnl::reorder::primitive_desc(cpuEngine(), e->weights, cpuEngine(), e->userWeights));
+    } else {
+      e->weightReorder = dnnl::reorder(dnnl::reorder::primitive_desc(cpuEngine(), e->userWeights, cpuEngine(), e->weights));
+    }
+  }
+  ConvEntry& ref = *e;
+  convCache.emplace(key, std::move(e));
+  return ref;
+}
+
+/** The weights in the layout e wants: the user's memory, a cached reorder, or a fresh one. */
+memory weightsFor(ConvEntry& e, const Buf& w) {
+  memory user(e.userWeights, cpuEngine(), w.data);
+  if (!e.weightsNeedReorder) return user;
+  if (w.storageId > 0) {
+    if (weightCache.size() > kMaxWeightStorages) weightCache.clear();
+    auto& list = weightCache[w.storageId];
+    for (WeightEntry& we : list) {
+      if (!(we.md == e.weights)) continue;
+      if (we.version != w.version) {
+        e.weightReorder.execute(cpuStream(), user, we.mem);
+        we.version = w.version;
+      }
+      return we.mem;
+    }
+    memory mem(e.weights, cpuEngine());
+    e.weightReorder.execute(cpuStream(), user, mem);
+    list.push_back({w.version, e.weights, mem});
+    return mem;
+  }
+  memory mem(e.weights, cpuEngine());
+  e.weightReorder.execute(cpuStream(), user, mem);
+  return mem;
+}
+
+void requireF32(const char* kernel, const char* arg, const Buf& b) { requireDType(kernel, arg, b, DType::F32); }
+
+}  // namespace
+
+void conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p) {
+  requireF32("conv2d", "x", x);
+  requireF32("conv2d", "w", w);
+  requireF32("conv2d", "out", out);
+  if (bias) requireF32("conv2d", "bias", *bias);
+  const Geometry g = geometry(x.shape, w.shape, out.shape, p);
+  if (out.size == 0) return;
+  if (x.size == 0 || w.size == 0) {
+    // No taps contribute: the output is the bias alone.
+    float* o = out.f32();
+    for (int64_t i = 0; i < out.size; i += g.O)
+      for (int64_t c = 0; c < g.O; c++) o[i + c] = bias ? bias->f32()[c] : 0.0f;
+    return;
+  }
+  std::lock_guard<std::mutex> lock(onednnLock());
+  ConvEntry& e = entryFor(bias ? Kind::FwdBias : Kind::Fwd, g);
+  memory wm = weightsFor(e, w);
+  memory src(e.src, cpuEngine(), x.data), dst(e.dst, cpuEngine(), out.data);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dst}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, memory(e.bias, cpuEngine(), bias->data));
+  e.prim.execute(cpuStream(), args);
+  cpuStream().wait();
+}
+
+void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvParams& p) {
+  requireF32("conv2dBackwardData", "dy", dy);
+  requireF32("conv2dBackwardData", "w", w);
+  requireF32("conv2dBackwardData", "dx", dx);
+  const Geometry g = geometry(dx.shape, w.shape, dy.shape, p);
+  if (dx.size == 0) return;
+  if (dy.size == 0 || w.size == 0) {
+    std::memset(dx.data, 0, size_t(dx.size) * 4);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(onednnLock());
+  ConvEntry& e = entryFor(Kind::BwdData, g);
+  // Rows/columns outside the window are never read by the forward pass: their gradient is 0.
+  if (e.win.cropped) std::memset(dx.data, 0, size_t(dx.size) * 4);
+  memory wm = weightsFor(e, w);
+  memory diffSrc(e.src, cpuEngine(), dx.data), diffDst(e.dst, cpuEngine(), dy.data);
+  e.prim.execute(cpuStream(), {{DNNL_ARG_DIFF_SRC, diffSrc}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_DST, diffDst}});
+  cpuStream().wait();
+}
+
+void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const ConvParams& p) {
+  requireF32("conv2dBackwardWeights", "x", x);
+  requireF32("conv2dBackwardWeights", "dy", dy);
+  requireF32("conv2dBackwardWeights", "dw", dw);
+  const Geometry g = geometry(x.shape, dw.shape, dy.shape, p);
+  if (dw.size == 0) return;
+  if (x.size == 0 || dy.size == 0) {
+    std::memset(dw.data, 0, size_t(dw.size) * 4);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(onednnLock());
+  ConvEntry& e = entryFor(Kind::BwdWeights, g);
+  memory user(e.userWeights, cpuEngine(), dw.data);
+  memory src(e.src, cpuEngine(), x.data), diffDst(e.dst, cpuEngine(), dy.data);
+  memory diffW = e.weightsNeedReorder ? e.diffWeights : user;
+  e.prim.execute(cpuStream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_WEIGHTS, diffW}, {DNNL_ARG_DIFF_DST, diffDst}});
+  if (e.weightsNeedReorder) e.weightReorder.execute(cpuStream(), diffW, user);
+  cpuStream().wait();
+}
+
+void clearConvCaches() {
+  convCache.clear();
+  weightCache.clear();
+}
+int64_t convPrimitiveCount() { return int64_t(convCache.size()); }
+int64_t convWeightCount() {
+  int64_t n = 0;
+  for (auto& kv : weightCache) n += int64_t(kv.second.size());
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Best-configuration probe: the ceiling the bench suite reports utilisation against. Everything
+// (layout choice, algorithm, timing) happens here so no binding overhead is measured.
+
+namespace {
+
+struct ProbeConfig {
+  const char* name;
+  tag act;
+  dnnl::algorithm algo;
+};
+
+double medianOf(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+template <class Run>
+double timeIt(Run run, int iters) {
+  run();
+  run();  // warm-up: page faults, caches, JIT kernels
+  std::vector<double> t;
+  for (int i = 0; i < iters; i++) {
+    auto t0 = std::chrono::steady_clock::now();
+    run();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return medianOf(t);
+}
+
+memory randomMemory(const memory::desc& md) {
+  memory m(md, cpuEngine());
+  float* p = static_cast<float*>(m.get_data_handle());
+  std::mt19937 rng(42);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  size_t n = md.get_size() / sizeof(float);
+  for (size_t i = 0; i < n; i++) p[i] = u(rng);
+  return m;
+}
+
+}  // namespace
+
+std::array<ConvBenchResult, 3> convBenchBest(int64_t N, int64_t H, int64_t W, int64_t Cin, int64_t Cout, int64_t k, int iters) {
+  std::lock_guard<std::mutex> lock(onednnLock());
+  const ProbeConfig configs[] = {
+      {"nhwc/direct", tag::nhwc, dnnl::algorithm::convolution_direct},
+      {"nhwc/auto", tag::nhwc, dnnl::algorithm::convolution_auto},
+      {"nChw16c/direct", tag::nChw16c, dnnl::algorithm::convolution_direct},
+      {"nChw16c/auto", tag::nChw16c, dnnl::algorithm::convolution_auto},
+      {"any/direct", tag::any, dnnl::algorithm::convolution_direct},
+  };
+  const int64_t pad = (k - 1) / 2;
+  const memory::dims strides{1, 1}, dil{0, 0}, padL{pad, pad}, padR{k - 1 - pad, k - 1 - pad};
+  const memory::desc wAny({Cout, Cin, k, k}, dt::f32, tag::any);
+  std::array<ConvBenchResult, 3> best{{{"", 1e30}, {"", 1e30}, {"", 1e30}}};
+  auto consider = [&](int which, const char* name, double s) {
+    if (s < best[size_t(which)].seconds) best[size_t(which)] = {name, s};
+  };
+  dnnl::stream& s = cpuStream();
+  for (const ProbeConfig& c : configs) {
+    const memory::desc src = actMd(N, Cin, H, W, c.act), dst = actMd(N, Cout, H, W, c.act);
+    try {
+      dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, c.algo, src, wAny, dst, strides, dil, padL, padR);
+      dnnl::convolution_forward::primitive_desc fpd(fd, cpuEngine());
+      memory xs = randomMemory(fpd.src_desc()), ws = randomMemory(fpd.weights_desc()), ys = randomMemory(fpd.dst_desc());
+      dnnl::convolution_forward fwd(fpd);
+      consider(0, c.name, timeIt([&] {
+        fwd.execute(s, {{DNNL_ARG_SRC, xs}, {DNNL_ARG_WEIGHTS, ws}, {DNNL_ARG_DST, ys}});
+        s.wait();
+      }, iters));
+
+      dnnl::convolution_backward_data::desc bd(c.algo, src, wAny, dst, strides, dil, padL, padR);
+      dnnl::convolution_backward_data::primitive_desc bpd(bd, cpuEngine(), fpd);
+      memory dxs = randomMemory(bpd.diff_src_desc()), bws = randomMemory(bpd.weights_desc()), dys = randomMemory(bpd.diff_dst_desc());
+      dnnl::convolution_backward_data bwdData(bpd);
+      consider(1, c.name, timeIt([&] {
+        bwdData.execute(s, {{DNNL_ARG_DIFF_SRC, dxs}, {DNNL_ARG_WEIGHTS, bws}, {DNNL_ARG_DIFF_DST, dys}});
+        s.wait();
+      }, iters));
+
+      dnnl::convolution_backward_weights::desc wd(c.algo, src, wAny, dst, strides, dil, padL, padR);
+      dnnl::convolution_backward_weights::primitive_desc wpd(wd, cpuEngine(), fpd);
+      memory wxs = randomMemory(wpd.src_desc()), dws = randomMemory(wpd.diff_weights_desc()), wdys = randomMemory(wpd.diff_dst_desc());
+      dnnl::convolution_backward_weights bwdW(wpd);
+      consider(2, c.name, timeIt([&] {
+        bwdW.execute(s, {{DNNL_ARG_SRC, wxs}, {DNNL_ARG_DIFF_WEIGHTS, dws}, {DNNL_ARG_DIFF_DST, wdys}});
+        s.wait();
+      }, iters));
+    } catch (const dnnl::error&) {
+      // This configuration is not implemented for the shape; the others still count.
+    }
+  }
+  return best;
+}
+
+}  // namespace arpix

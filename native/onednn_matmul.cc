@@ -1,0 +1,88 @@
+// Matrix products on oneDNN's matmul primitive (2.x API). Transposition is expressed through
+// strides, so no operand is ever copied; a 2-D operand shared across a batch becomes a 3-D
+// descriptor with batch 1, which the primitive broadcasts.
+// Porting to oneDNN 3.x: matmul::desc disappears and matmul::primitive_desc takes the
+// descriptors directly.
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+
+#include "common.h"
+#include "onednn_common.h"
+
+namespace arpix {
+namespace {
+
+using dnnl::memory;
+using dt = memory::data_type;
+
+struct Key {
+  std::array<int64_t, 9> v;
+  bool operator==(const Key& o) const { return v == o.v; }
+};
+struct KeyHash {
+  size_t operator()(const Key& k) const {
+    size_t h = 1469598103934665603ull;
+    for (int64_t x : k.v) h = (h ^ size_t(x)) * 1099511628211ull;
+    return h;
+  }
+};
+
+struct MatmulEntry {
+  dnnl::matmul prim;
+  memory::desc a, b, out;
+};
+
+std::unordered_map<Key, std::unique_ptr<MatmulEntry>, KeyHash> cache;
+
+/**
+ * A row-major [rows, cols] matrix (or [batch, rows, cols] stack) seen as its logical [r, c]
+ * operand: transposed means the logical operand is the stored matrix's transpose.
+ */
+memory::desc operandMd(bool batched3d, int64_t batch, int64_t rows, int64_t cols, bool transposed) {
+  const int64_t r = transposed ? cols : rows, c = transposed ? rows : cols;
+  const int64_t sr = transposed ? 1 : cols, sc = transposed ? cols : 1;
+  if (!batched3d) return memory::desc({r, c}, dt::f32, memory::dims{sr, sc});
+  return memory::desc({batch, r, c}, dt::f32, memory::dims{rows * cols, sr, sc});
+}
+
+}  // namespace
+
+void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB) {
+  requireDType("matmul", "a", a, DType::F32);
+  requireDType("matmul", "b", b, DType::F32);
+  requireDType("matmul", "out", out, DType::F32);
+  const size_t ar = a.shape.size(), br = b.shape.size();
+  const int64_t ra = a.shape[ar - 2], ca = a.shape[ar - 1];
+  const int64_t rb = b.shape[br - 2], cb = b.shape[br - 1];
+  const int64_t M = transA ? ca : ra, K = transA ? ra : ca, N = transB ? rb : cb;
+  const bool batched = out.shape.size() == 3;
+  const int64_t B = batched ? out.shape[0] : 1;
+  if (out.size == 0) return;
+  if (K == 0) {
+    std::memset(out.data, 0, size_t(out.size) * 4);
+    return;
+  }
+  const int64_t Ba = ar == 3 ? B : 1, Bb = br == 3 ? B : 1;
+  std::lock_guard<std::mutex> lock(onednnLock());
+  Key key{{batched, Ba, Bb, ra, ca, rb, cb, transA, transB}};
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    auto e = std::make_unique<MatmulEntry>();
+    e->a = operandMd(batched, Ba, ra, ca, transA);
+    e->b = operandMd(batched, Bb, rb, cb, transB);
+    e->out = batched ? memory::desc({B, M, N}, dt::f32, memory::format_tag::abc) : memory::desc({M, N}, dt::f32, memory::format_tag::ab);
+    dnnl::matmul::desc d(e->a, e->b, e->out);
+    e->prim = dnnl::matmul(dnnl::matmul::primitive_desc(d, cpuEngine()));
+    it = cache.emplace(key, std::move(e)).first;
+  }
+  MatmulEntry& e = *it->second;
+  memory ma(e.a, cpuEngine(), a.data), mb(e.b, cpuEngine(), b.data), mo(e.out, cpuEngine(), out.data);
+  e.prim.execute(cpuStream(), {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mo}});
+  cpuStream().wait();
+}
+
+void clearMatmulCaches() { cache.clear(); }
+int64_t matmulPrimitiveCount() { return int64_t(cache.size()); }
+
+}  // namespace arpix

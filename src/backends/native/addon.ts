@@ -1,0 +1,53 @@
+// The shape of the compiled addon's exports (native/addon.cc). Arguments are positional and
+// low-level: typed arrays passed without copying, shapes as plain arrays, attributes already
+// translated. Only kernels.ts calls these.
+
+import type { TypedArray } from '../../kernels/contracts.js';
+
+type Shape = readonly number[];
+/** [strideH, strideW, padTop, padLeft, dilationH, dilationW] */
+export type ConvParamArray = readonly [number, number, number, number, number, number];
+
+export interface ConvBenchFigure {
+  /** Median seconds per call of the fastest configuration. */
+  readonly seconds: number;
+  /** Which configuration that was, e.g. 'nhwc/direct' or 'nChw16c/auto'. */
+  readonly config: string;
+}
+
+export interface ConvBenchBest {
+  readonly forward: ConvBenchFigure;
+  readonly backwardData: ConvBenchFigure;
+  readonly backwardWeights: ConvBenchFigure;
+}
+
+export interface NativeAddon {
+  unary(x: TypedArray, out: TypedArray, op: string): void;
+  clamp(x: TypedArray, out: TypedArray, lo: number, hi: number): void;
+  binary(a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape, op: string): void;
+  where(cond: TypedArray, condShape: Shape, a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape): void;
+  reduce(x: TypedArray, xShape: Shape, out: TypedArray, outShape: Shape, axes: readonly number[], op: string): void;
+  argmaxLast(x: TypedArray, xShape: Shape, out: TypedArray): void;
+  softmaxLast(x: TypedArray, xShape: Shape, out: TypedArray, log: boolean): void;
+  matmul(a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape, transA: boolean, transB: boolean): void;
+  conv2d(x: TypedArray, xShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, bias: TypedArray | null, out: TypedArray, outShape: Shape, p: ConvParamArray): void;
+  conv2dBackwardData(dy: TypedArray, dyShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, dx: TypedArray, dxShape: Shape, p: ConvParamArray): void;
+  conv2dBackwardWeights(x: TypedArray, xShape: Shape, dy: TypedArray, dyShape: Shape, dw: TypedArray, dwShape: Shape, p: ConvParamArray): void;
+  permute(x: TypedArray, xShape: Shape, out: TypedArray, outShape: Shape, perm: readonly number[]): void;
+  pad(x: TypedArray, xShape: Shape, out: TypedArray, outShape: Shape, before: readonly number[], value: number): void;
+  slice(x: TypedArray, xShape: Shape, out: TypedArray, outShape: Shape, begin: readonly number[]): void;
+  concat(xs: readonly TypedArray[], shapes: readonly Shape[], out: TypedArray, outShape: Shape, axis: number): void;
+  gatherRows(table: TypedArray, tableShape: Shape, idx: TypedArray, out: TypedArray): void;
+  scatterAddRows(g: TypedArray, idx: TypedArray, out: TypedArray, outShape: Shape): void;
+  pickLast(x: TypedArray, xShape: Shape, idx: TypedArray, out: TypedArray): void;
+  pickLastBackward(g: TypedArray, idx: TypedArray, out: TypedArray, outShape: Shape): void;
+  cast(x: TypedArray, out: TypedArray): void;
+  oneHot(idx: TypedArray, out: TypedArray, outShape: Shape): void;
+
+  threads(): number;
+  setThreads(n: number): void;
+  onednnVersion(): string;
+  clearCaches(): void;
+  cacheSizes(): { primitives: number; weights: number };
+  convBenchBest(n: number, h: number, w: number, cin: number, cout: number, k: number, iters: number): ConvBenchBest;
+}

@@ -1,0 +1,83 @@
+// The `native` backend: the C++ addon (oneDNN + OpenMP) built by node-gyp into
+// build/Release/arpix_native.node. Loading never throws: without the addon, loadNativeBackend()
+// returns null and nativeLoadError says why, for the registry's one warning.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Backend, Kernels } from '../../kernels/contracts.js';
+import type { ConvBenchBest, NativeAddon } from './addon.js';
+import { nativeKernels } from './kernels.js';
+
+export type { ConvBenchBest, ConvBenchFigure } from './addon.js';
+
+/** The native backend: every kernel of the contract, plus thread control and the conv probe. */
+export type NativeBackend = { readonly name: 'native' } & Kernels & {
+  /** OpenMP threads used by kernels and oneDNN. */
+  threads(): number;
+  setThreads(n: number): void;
+  onednnVersion(): string;
+  /**
+   * Times the fastest oneDNN configuration (layout nhwc or nChw16c, algorithm direct or auto)
+   * of a stride-1 'same' k×k convolution [n, h, w, cin] → cout, entirely in C++: the ceiling the
+   * benchmarks compare the native kernels against.
+   */
+  convBenchBest(n: number, h: number, w: number, cin: number, cout: number, k: number, iters?: number): ConvBenchBest;
+  /** Counts of cached oneDNN primitives and reordered weight tensors. */
+  cacheSizes(): { primitives: number; weights: number };
+  clearCaches(): void;
+};
+
+/** Why the addon did not load, or null when it did (or was not tried yet). */
+export let nativeLoadError: string | null = null;
+
+let cached: NativeBackend | null | undefined;
+
+/** The folder holding package.json, found by walking up from this file (src/ or dist/). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('cannot find the arpix package root (no package.json above the backend)');
+    dir = up;
+  }
+}
+
+function load(): NativeBackend | null {
+  let addon: NativeAddon;
+  try {
+    const path = join(packageRoot(), 'build', 'Release', 'arpix_native.node');
+    if (!existsSync(path)) {
+      nativeLoadError = `${path} is missing (the addon was not built)`;
+      return null;
+    }
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (e) {
+    nativeLoadError = e instanceof Error ? e.message : String(e);
+    return null;
+  }
+  nativeLoadError = null;
+  return {
+    name: 'native',
+    ...nativeKernels(addon),
+    threads: () => addon.threads(),
+    setThreads: (n) => addon.setThreads(n),
+    onednnVersion: () => addon.onednnVersion(),
+    convBenchBest: (n, h, w, cin, cout, k, iters = 10) => addon.convBenchBest(n, h, w, cin, cout, k, iters),
+    cacheSizes: () => addon.cacheSizes(),
+    clearCaches: () => addon.clearCaches(),
+  };
+}
+
+/** The native backend, or null (never throws) when the addon is missing or fails to load. */
+export function loadNativeBackend(): NativeBackend | null {
+  if (cached === undefined) cached = load();
+  return cached;
+}
+
+/** Type guard for code holding a plain Backend (e.g. the registry's nativeBackend()). */
+export function isNativeBackend(b: Backend | null): b is NativeBackend {
+  return b !== null && b.name === 'native' && typeof (b as Partial<NativeBackend>).threads === 'function';
+}

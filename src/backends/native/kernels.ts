@@ -1,0 +1,41 @@
+// The Kernels contract on top of the addon: each adapter hands the views' typed arrays to C++
+// as they are (no copies) and translates attributes; checks live in the op layer.
+
+import type { ConvParams, Kernels, View } from '../../kernels/contracts.js';
+import type { ConvParamArray, NativeAddon } from './addon.js';
+
+function convParams(p: ConvParams): ConvParamArray {
+  return [p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW];
+}
+
+export function nativeKernels(addon: NativeAddon): Kernels {
+  return {
+    unary: (x, out, op) => addon.unary(x.data, out.data, op),
+    clamp: (x, out, lo, hi) => addon.clamp(x.data, out.data, lo, hi),
+    binary: (a, b, out, op) => addon.binary(a.data, a.shape, b.data, b.shape, out.data, out.shape, op),
+    where: (cond, a, b, out) => addon.where(cond.data, cond.shape, a.data, a.shape, b.data, b.shape, out.data, out.shape),
+    reduce: (x, out, axes, op) => addon.reduce(x.data, x.shape, out.data, out.shape, axes, op),
+    argmaxLast: (x, out) => addon.argmaxLast(x.data, x.shape, out.data),
+    matmul: (a, b, out, transA, transB) => addon.matmul(a.data, a.shape, b.data, b.shape, out.data, out.shape, transA, transB),
+    // Weights carry their storage identity and version: the addon keeps them reordered into
+    // oneDNN's preferred layout until the version changes.
+    conv2d: (x, w, bias, out, p) =>
+      addon.conv2d(x.data, x.shape, w.data, w.shape, w.storageId, w.version, bias ? bias.data : null, out.data, out.shape, convParams(p)),
+    conv2dBackwardData: (dy, w, dx, p) =>
+      addon.conv2dBackwardData(dy.data, dy.shape, w.data, w.shape, w.storageId, w.version, dx.data, dx.shape, convParams(p)),
+    conv2dBackwardWeights: (x, dy, dw, p) =>
+      addon.conv2dBackwardWeights(x.data, x.shape, dy.data, dy.shape, dw.data, dw.shape, convParams(p)),
+    permute: (x, out, perm) => addon.permute(x.data, x.shape, out.data, out.shape, perm),
+    pad: (x, out, before, value) => addon.pad(x.data, x.shape, out.data, out.shape, before, value),
+    slice: (x, out, begin) => addon.slice(x.data, x.shape, out.data, out.shape, begin),
+    concat: (xs: readonly View[], out, axis) =>
+      addon.concat(xs.map((x) => x.data), xs.map((x) => x.shape), out.data, out.shape, axis),
+    gatherRows: (table, idx, out) => addon.gatherRows(table.data, table.shape, idx.data, out.data),
+    scatterAddRows: (g, idx, out) => addon.scatterAddRows(g.data, idx.data, out.data, out.shape),
+    pickLast: (x, idx, out) => addon.pickLast(x.data, x.shape, idx.data, out.data),
+    pickLastBackward: (g, idx, out) => addon.pickLastBackward(g.data, idx.data, out.data, out.shape),
+    softmaxLast: (x, out, log) => addon.softmaxLast(x.data, x.shape, out.data, log),
+    cast: (x, out) => addon.cast(x.data, out.data),
+    oneHot: (idx, out) => addon.oneHot(idx.data, out.data, out.shape),
+  };
+}

@@ -92,17 +92,23 @@ function defaultWorkers(): number {
   return Math.max(1, Math.min(4, os.availableParallelism()));
 }
 
-/** The worker's module beside this one, with this module's own extension (.ts under tsx, .js built). */
-function workerUrl(): URL {
-  const ext = path.extname(fileURLToPath(import.meta.url));
-  return new URL(`./folder-worker${ext}`, import.meta.url);
+/**
+ * A decoder worker running folder-worker beside this module. Built (.js), that is a plain worker.
+ * Run from TypeScript through tsx, Node 20 does not hand tsx's loader hooks to worker threads, so
+ * the worker registers tsx itself before importing the .ts module.
+ */
+function spawnWorker(): Worker {
+  if (path.extname(fileURLToPath(import.meta.url)) !== '.ts') return new Worker(new URL('./folder-worker.js', import.meta.url));
+  const api = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./folder-worker.ts', import.meta.url).href;
+  return new Worker(`import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`, { eval: true });
 }
 
 /** Decodes all chunks in a pool of workers; replies come back in any order. */
 async function decodeInPool(chunks: ChunkRequest[], workers: number): Promise<ChunkReply[]> {
   const replies: ChunkReply[] = new Array(chunks.length);
   let next = 0;
-  const pool = Array.from({ length: Math.min(workers, chunks.length) }, () => new Worker(workerUrl()));
+  const pool = Array.from({ length: Math.min(workers, chunks.length) }, spawnWorker);
   try {
     await Promise.all(pool.map((w) => new Promise<void>((resolve, reject) => {
       const feed = () => {
@@ -132,26 +138,25 @@ export async function loadImageFolder(dir: string, opts: FolderOptions = {}): Pr
   const workers = opts.workers ?? defaultWorkers();
   const replies = workers > 0 && chunks.length > 1 ? await decodeInPool(chunks, workers) : chunks.map(decodeChunk);
 
-  // Assemble in file order; with no size given, the first good image sets it for all.
+  // Assemble in file order. With no size given, the most common size is the dataset's, and images
+  // of another size are skipped (one odd file must not decide the size of all the others).
   const skipped: SkippedFile[] = [...listing.misplaced];
-  let h = opts.size ?? -1;
-  let w = opts.size ?? -1;
-  const keep: { fileIndex: number; data: Uint8Array }[] = [];
+  const decoded: { fileIndex: number; file: string; width: number; height: number; data: Uint8Array }[] = [];
   replies.forEach((r, ci) => {
     let offset = 0;
     r.items.forEach((item, j) => {
       const file = chunks[ci].files[j];
       if (!item.ok) { skipped.push({ file, reason: item.reason }); return; }
       const bytes = item.width * item.height * item.channels;
-      const data = r.data.subarray(offset, offset + bytes);
+      decoded.push({ fileIndex: ci * CHUNK + j, file, width: item.width, height: item.height, data: r.data.subarray(offset, offset + bytes) });
       offset += bytes;
-      if (h < 0) { h = item.height; w = item.width; }
-      if (item.height !== h || item.width !== w) {
-        skipped.push({ file, reason: `is ${item.width}×${item.height}, the others are ${w}×${h} (pass a size to resize all)` });
-        return;
-      }
-      keep.push({ fileIndex: ci * CHUNK + j, data });
     });
+  });
+  const [w, h] = opts.size ? [opts.size, opts.size] : mostCommonSize(decoded);
+  const keep = decoded.filter((d) => {
+    if (d.width === w && d.height === h) return true;
+    skipped.push({ file: d.file, reason: `is ${d.width}×${d.height}, most images are ${w}×${h} (pass a size to resize all)` });
+    return false;
   });
   const where = path.resolve(dir);
   if (keep.length === 0) {
@@ -178,6 +183,19 @@ export async function loadImageFolder(dir: string, opts: FolderOptions = {}): Pr
     source: where,
   });
   return { ...ds, skipped };
+}
+
+function mostCommonSize(images: readonly { width: number; height: number }[]): [number, number] {
+  const counts = new Map<string, number>();
+  let best: [number, number] = [0, 0];
+  let bestCount = 0;
+  for (const im of images) {
+    const key = `${im.width}x${im.height}`;
+    const c = (counts.get(key) ?? 0) + 1;
+    counts.set(key, c);
+    if (c > bestCount) { bestCount = c; best = [im.width, im.height]; }
+  }
+  return best;
 }
 
 function formatSkipped(skipped: readonly SkippedFile[]): string {

@@ -1,0 +1,440 @@
+// Every native kernel against the ts reference on random inputs: odd sizes, size-1 axes,
+// broadcasting, stride, dilation, asymmetric and negative-bottom padding, and tensors large
+// enough to take the OpenMP paths. Skipped when the addon is not built.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { BinaryOp, ConvParams, DType, Kernels, UnaryOp, View } from '../../kernels/contracts.js';
+import { BINARY_OPS, UNARY_OPS } from '../../kernels/contracts.js';
+import { Tensor, arrayFor } from '../../tensor/tensor.js';
+import { assertClose } from '../../testing/gradcheck.js';
+import { tsBackend } from '../ts/index.js';
+import { loadNativeBackend, nativeLoadError } from './index.js';
+
+const native = loadNativeBackend();
+const skip = native ? false : `native backend not built (${nativeLoadError})`;
+const ref: Kernels = tsBackend;
+const nat = native as Kernels;
+
+// ---- inputs ----
+
+/** mulberry32: a tiny seeded generator so every case is reproducible. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+function uniform(shape: readonly number[], lo = -1, hi = 1, seed = 1): Tensor {
+  const r = rng(seed);
+  const a = new Float32Array(size(shape));
+  for (let i = 0; i < a.length; i++) a[i] = lo + (hi - lo) * r();
+  return new Tensor(a, shape);
+}
+
+function ints(shape: readonly number[], lo: number, hi: number, seed = 2): Tensor {
+  const r = rng(seed);
+  const a = new Int32Array(size(shape));
+  for (let i = 0; i < a.length; i++) a[i] = lo + Math.floor((hi - lo + 1) * r());
+  return new Tensor(a, shape);
+}
+
+function empty(shape: readonly number[], dtype: DType = 'float32'): Tensor {
+  return new Tensor(arrayFor(dtype, size(shape)), shape);
+}
+
+/**
+ * Runs one kernel on both backends with fresh outputs (pre-filled with garbage, since outputs
+ * must be fully overwritten) and compares every output.
+ */
+function agree(run: (k: Kernels, outs: Tensor[]) => void, outs: readonly [readonly number[], DType][], tol: { atol?: number; rtol?: number } = {}, label = ''): void {
+  const make = () =>
+    outs.map(([shape, dtype]) => {
+      const t = empty(shape, dtype);
+      t.data.fill(dtype === 'int32' ? -7 : 123.5);
+      return t;
+    });
+  const expected = make();
+  const actual = make();
+  run(ref, expected);
+  run(nat, actual);
+  actual.forEach((a, i) => {
+    if (a.dtype === 'int32') assert.deepEqual(Array.from(a.data), Array.from(expected[i]!.data), `${label} output ${i}`);
+    else assertClose(a.data, expected[i]!.data, { atol: tol.atol ?? 1e-6, rtol: tol.rtol ?? 1e-5, label: `${label} output ${i}` });
+  });
+}
+
+/** Tolerance for sums of k products of O(scale) terms (float32 vs float64 accumulation). */
+const sumTol = (k: number, scale = 1) => ({ atol: 1e-5 * Math.sqrt(k) * scale, rtol: 1e-4 * Math.sqrt(k) });
+
+describe('native backend vs ts reference', { skip }, () => {
+  // ---- elementwise ----
+
+  const unaryInput: Partial<Record<UnaryOp, [number, number]>> = {
+    log: [0.05, 20], sqrt: [0, 9], rsqrt: [0.05, 9], reciprocal: [0.1, 4],
+    sigmoid: [-40, 40], softplus: [-40, 40], logSigmoid: [-40, 40], tanh: [-6, 6], exp: [-20, 20], elu: [-5, 5],
+  };
+  for (const op of UNARY_OPS) {
+    test(`unary ${op}: [5, 7, 3] and [40000] float32`, () => {
+      const [lo, hi] = unaryInput[op] ?? [-3, 3];
+      for (const shape of [[5, 7, 3], [40000]]) {
+        const x = uniform(shape, lo, hi, 3);
+        if (op === 'sign' || op === 'relu') x.data[0] = 0;
+        agree((k, [o]) => k.unary(x, o!, op), [[shape, 'float32']], { atol: 1e-6, rtol: 2e-6 }, op);
+      }
+    });
+  }
+
+  test('unary neg/abs/sign/square on int32 [6, 5]', () => {
+    const x = ints([6, 5], -50, 50);
+    for (const op of ['neg', 'abs', 'sign', 'square'] as const) agree((k, [o]) => k.unary(x, o!, op), [[[6, 5], 'int32']], {}, op);
+  });
+
+  test('clamp float32 [5, 7] and [50000], int32 [9]', () => {
+    for (const shape of [[5, 7], [50000]]) {
+      const x = uniform(shape, -2, 2);
+      agree((k, [o]) => k.clamp(x, o!, -0.5, 0.75), [[shape, 'float32']]);
+    }
+    const xi = ints([9], -5, 5);
+    agree((k, [o]) => k.clamp(xi, o!, -2, 3), [[[9], 'int32']]);
+  });
+
+  // Pairs of shapes (a, b) that broadcast; out is computed.
+  const broadcastPairs: [number[], number[]][] = [
+    [[5, 7], [5, 7]],
+    [[5, 7], []],
+    [[], [5, 7]],
+    [[5, 7], [1]],
+    [[2, 5, 7, 3], [3]],
+    [[5, 1], [1, 7]],
+    [[2, 1, 7], [5, 1]],
+    [[1, 5, 1, 3], [4, 1, 6, 1]],
+    [[3], [4, 1]],
+    [[64, 28, 28, 8], [8]],
+    [[16, 28, 28, 8], [16, 28, 28, 8]],
+    [[16, 1, 28, 8], [16, 28, 1, 8]],
+    [[70000], []],
+  ];
+  const outShapeOf = (a: readonly number[], b: readonly number[]) => {
+    const r = Math.max(a.length, b.length);
+    return Array.from({ length: r }, (_, i) => {
+      const da = a[a.length - r + i] ?? 1;
+      const db = b[b.length - r + i] ?? 1;
+      return da === 1 ? db : da;
+    });
+  };
+
+  for (const op of BINARY_OPS) {
+    test(`binary ${op}: same shape, scalar, bias over leading axes, two-sided and large broadcasts`, () => {
+      for (const [sa, sb] of broadcastPairs) {
+        const positive = op === 'pow';
+        const a = uniform(sa, positive ? 0.1 : -2, 2, 5);
+        const b = uniform(sb, positive ? -2 : -2, 2, 6);
+        if (op === 'div') b.data.forEach((v, i) => { if (Math.abs(v) < 0.05) b.data[i] = 0.5; });
+        // Some equal elements so equal / notEqual / >= are exercised both ways.
+        if (a.size > 0 && b.size > 0) a.data[0] = b.data[0]!;
+        const os = outShapeOf(sa, sb);
+        agree((k, [o]) => k.binary(a, b, o!, op as BinaryOp), [[os, 'float32']], { atol: 1e-6, rtol: 2e-6 }, `${op} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`);
+      }
+    });
+  }
+
+  test('binary on int32: C-like truncating div (÷0 → 0), wrap-around, comparisons into int32 and float32', () => {
+    const a = ints([4, 6], -20, 20, 7);
+    const b = ints([6], -4, 4, 8);
+    for (const op of BINARY_OPS) agree((k, [o]) => k.binary(a, b, o!, op), [[[4, 6], 'int32']], {}, op);
+    for (const op of ['greater', 'equal', 'lessEqual'] as const) agree((k, [o]) => k.binary(a, b, o!, op), [[[4, 6], 'float32']], {}, op);
+    const big = new Tensor(new Int32Array([2147483647, -2147483648, 65536, -2147483648]), [4]);
+    const one = new Tensor(new Int32Array([1, -1, 65536, -1]), [4]);
+    for (const op of ['add', 'sub', 'mul', 'div'] as const) agree((k, [o]) => k.binary(big, one, o!, op), [[[4], 'int32']], {}, op);
+  });
+
+  test('binary comparisons of float32 into int32 [5, 7] vs [7]', () => {
+    const a = uniform([5, 7], -1, 1, 9);
+    const b = uniform([7], -1, 1, 10);
+    a.data[3] = b.data[3]!;
+    for (const op of ['greater', 'greaterEqual', 'less', 'lessEqual', 'equal', 'notEqual'] as const) {
+      agree((k, [o]) => k.binary(a, b, o!, op), [[[5, 7], 'int32']], {}, op);
+    }
+  });
+
+  test('binary maximum/minimum propagate NaN like Math.max', () => {
+    const a = new Tensor(new Float32Array([NaN, 1, 2, -0]), [4]);
+    const b = new Tensor(new Float32Array([1, NaN, 3, 0]), [4]);
+    for (const op of ['maximum', 'minimum'] as const) agree((k, [o]) => k.binary(a, b, o!, op), [[[4], 'float32']], {}, op);
+  });
+
+  test('where: cond [5, 1] int32, a [5, 7], b scalar; cond float32 [7] with int32 values; large', () => {
+    const c = ints([5, 1], 0, 1);
+    const a = uniform([5, 7]);
+    const b = uniform([]);
+    agree((k, [o]) => k.where(c, a, b, o!), [[[5, 7], 'float32']]);
+    const cf = uniform([7], -1, 1);
+    cf.data[2] = 0;
+    const ai = ints([3, 7], -9, 9);
+    const bi = ints([3, 1], -9, 9, 4);
+    agree((k, [o]) => k.where(cf, ai, bi, o!), [[[3, 7], 'int32']]);
+    const cl = ints([32, 32, 40], 0, 1);
+    const al = uniform([32, 32, 40]);
+    const bl = uniform([40], -1, 1, 11);
+    agree((k, [o]) => k.where(cl, al, bl, o!), [[[32, 32, 40], 'float32']]);
+  });
+
+  test('cast float32 → int32 truncates toward zero, int32 → float32, same-dtype copies', () => {
+    const x = new Tensor(new Float32Array([-2.7, -0.5, 0, 0.5, 2.7, 1e10, -1e10, NaN]), [8]);
+    agree((k, [o]) => k.cast(x, o!), [[[8], 'int32']]);
+    const xi = ints([40000], -100000, 100000);
+    agree((k, [o]) => k.cast(xi, o!), [[[40000], 'float32']]);
+    agree((k, [o]) => k.cast(xi, o!), [[[40000], 'int32']]);
+    const xf = uniform([40000], -100, 100);
+    agree((k, [o]) => k.cast(xf, o!), [[[40000], 'int32']]);
+  });
+
+  // ---- reductions ----
+
+  const reduceCases: [number[], number[]][] = [
+    [[5, 7, 3], [2]],
+    [[5, 7, 3], [0]],
+    [[5, 7, 3], [0, 1]],
+    [[5, 7, 3], [1]],
+    [[5, 7, 3], [0, 2]],
+    [[5, 7, 3], [0, 1, 2]],
+    [[1, 5, 1, 3], [1]],
+    [[2, 3, 4, 5], [1, 3]],
+    [[64, 28, 28, 8], [0, 1, 2]],
+    [[64, 28, 28, 8], [3]],
+    [[8, 28, 28, 16], [1, 2]],
+    [[4, 1], [1]],
+  ];
+  for (const op of ['sum', 'max', 'min'] as const) {
+    test(`reduce ${op}: last axis, leading axes, middle axes, mixed, size-1 axes, large`, () => {
+      for (const [shape, axes] of reduceCases) {
+        const x = uniform(shape, -1, 1, 12);
+        const os = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+        const n = axes.reduce((a, ax) => a * shape[ax]!, 1);
+        agree((k, [o]) => k.reduce(x, o!, axes, op), [[os, 'float32']], op === 'sum' ? sumTol(n) : {}, `${op} ${JSON.stringify(shape)} ${JSON.stringify(axes)}`);
+      }
+    });
+  }
+
+  test('reduce sum on int32 [6, 5] over [0] and [1]', () => {
+    const x = ints([6, 5], -1000, 1000);
+    agree((k, [o]) => k.reduce(x, o!, [0], 'sum'), [[[1, 5], 'int32']]);
+    agree((k, [o]) => k.reduce(x, o!, [1], 'sum'), [[[6, 1], 'int32']]);
+  });
+
+  test('reduce max/min on int32 [6, 5] of positive values', () => {
+    // Positive values only: the reference initialises int32 outputs from ±Infinity, which an
+    // Int32Array stores as 0, so its max of all-negative rows is 0 (native returns the true max).
+    const x = ints([6, 5], 1, 1000);
+    agree((k, [o]) => k.reduce(x, o!, [1], 'max'), [[[6, 1], 'int32']]);
+    agree((k, [o]) => k.reduce(x, o!, [0], 'max'), [[[1, 5], 'int32']]);
+  });
+
+  test('argmaxLast: [5, 7, 3] with ties (first wins) and [3000, 40]', () => {
+    const x = ints([5, 7, 3], 0, 2);
+    const xf = new Tensor(Float32Array.from(x.data), x.shape);
+    agree((k, [o]) => k.argmaxLast(xf, o!), [[[5, 7], 'int32']]);
+    const big = uniform([3000, 40]);
+    agree((k, [o]) => k.argmaxLast(big, o!), [[[3000], 'int32']]);
+  });
+
+  for (const log of [false, true]) {
+    test(`softmaxLast (log=${log}): [5, 7, 11], large logits, one class, [2048, 256]`, () => {
+      for (const [shape, lo, hi] of [[[5, 7, 11], -3, 3], [[4, 9], -300, 300], [[6, 1], -1, 1], [[2048, 256], -10, 10]] as const) {
+        const x = uniform(shape, lo, hi, 13);
+        agree((k, [o]) => k.softmaxLast(x, o!, log), [[shape, 'float32']], { atol: log ? 2e-5 : 1e-6, rtol: 1e-5 }, JSON.stringify(shape));
+      }
+    });
+  }
+
+  // ---- matmul ----
+
+  test('matmul 2-D, all four transpositions, odd sizes', () => {
+    const [m, kk, n] = [5, 7, 3];
+    for (const ta of [false, true]) {
+      for (const tb of [false, true]) {
+        const a = uniform(ta ? [kk, m] : [m, kk], -1, 1, 14);
+        const b = uniform(tb ? [n, kk] : [kk, n], -1, 1, 15);
+        agree((k, [o]) => k.matmul(a, b, o!, ta, tb), [[[m, n], 'float32']], sumTol(kk), `ta=${ta} tb=${tb}`);
+      }
+    }
+  });
+
+  test('matmul batched [4, ·, ·], with a 2-D operand shared across the batch, and large', () => {
+    const [B, m, kk, n] = [4, 5, 9, 6];
+    for (const ta of [false, true]) {
+      for (const tb of [false, true]) {
+        const sa = ta ? [kk, m] : [m, kk];
+        const sb = tb ? [n, kk] : [kk, n];
+        for (const [aBatched, bBatched] of [[true, true], [false, true], [true, false]]) {
+          const a = uniform(aBatched ? [B, ...sa] : sa, -1, 1, 16);
+          const b = uniform(bBatched ? [B, ...sb] : sb, -1, 1, 17);
+          agree((k, [o]) => k.matmul(a, b, o!, ta, tb), [[[B, m, n], 'float32']], sumTol(kk), `ta=${ta} tb=${tb} a3=${aBatched} b3=${bBatched}`);
+        }
+      }
+    }
+    const a = uniform([300, 257]);
+    const b = uniform([257, 129]);
+    agree((k, [o]) => k.matmul(a, b, o!, false, false), [[[300, 129], 'float32']], sumTol(257));
+  });
+
+  // ---- convolutions ----
+
+  interface ConvCase { name: string; x: number[]; k: [number, number]; cout: number; p: ConvParams; out?: [number, number] }
+  const P = (s: number, pt: number, pl: number, d = 1, sw = s, dw = d): ConvParams => ({ strideH: s, strideW: sw, padTop: pt, padLeft: pl, dilationH: d, dilationW: dw });
+  const convCases: ConvCase[] = [
+    { name: '3×3 same, [2, 5, 7, 3] → 4', x: [2, 5, 7, 3], k: [3, 3], cout: 4, p: P(1, 1, 1) },
+    { name: '1×1, [3, 4, 4, 8] → 5', x: [3, 4, 4, 8], k: [1, 1], cout: 5, p: P(1, 0, 0) },
+    { name: '3×3 stride 2 on even size (negative bottom/right padding), [2, 6, 8, 3] → 4', x: [2, 6, 8, 3], k: [3, 3], cout: 4, p: P(2, 0, 0) },
+    { name: '3×3 stride 2 pad 1, [1, 7, 5, 2] → 3', x: [1, 7, 5, 2], k: [3, 3], cout: 3, p: P(2, 1, 1) },
+    { name: '3×3 dilation 2, [2, 9, 8, 3] → 2', x: [2, 9, 8, 3], k: [3, 3], cout: 2, p: P(1, 2, 2, 2) },
+    { name: 'down-shifted 2×3 (pad top 1, left 1, none below), [2, 5, 7, 3] → 4', x: [2, 5, 7, 3], k: [2, 3], cout: 4, p: P(1, 1, 1), out: [5, 7] },
+    { name: 'down-right-shifted 2×2 (pad top/left only), [2, 5, 7, 3] → 4', x: [2, 5, 7, 3], k: [2, 2], cout: 4, p: P(1, 1, 1), out: [5, 7] },
+    { name: 'asymmetric stride 1×2, dilation 2×1, [2, 7, 9, 5] → 3', x: [2, 7, 9, 5], k: [3, 2], cout: 3, p: P(1, 2, 0, 2, 2, 1) },
+    { name: '3×3 same, [4, 14, 14, 16] → 32', x: [4, 14, 14, 16], k: [3, 3], cout: 32, p: P(1, 1, 1) },
+  ];
+  const outOf = (c: ConvCase): number[] => {
+    const [n, h, w] = c.x;
+    const [kh, kw] = c.k;
+    if (c.out) return [n!, c.out[0], c.out[1], c.cout];
+    // Symmetric padding unless the case says otherwise.
+    const oh = Math.floor((h! + 2 * c.p.padTop - ((kh - 1) * c.p.dilationH + 1)) / c.p.strideH) + 1;
+    const ow = Math.floor((w! + 2 * c.p.padLeft - ((kw - 1) * c.p.dilationW + 1)) / c.p.strideW) + 1;
+    return [n!, oh, ow, c.cout];
+  };
+  for (const c of convCases) {
+    test(`conv2d, backward-data, backward-weights: ${c.name}`, () => {
+      const ys = outOf(c);
+      const x = uniform(c.x, -1, 1, 18);
+      const w = uniform([c.k[0], c.k[1], c.x[3]!, c.cout], -1, 1, 19);
+      const bias = uniform([c.cout], -1, 1, 20);
+      const dy = uniform(ys, -1, 1, 21);
+      const kSum = c.k[0] * c.k[1] * c.x[3]!;
+      agree((k, [o]) => k.conv2d(x, w, null, o!, c.p), [[ys, 'float32']], sumTol(kSum), 'forward');
+      agree((k, [o]) => k.conv2d(x, w, bias, o!, c.p), [[ys, 'float32']], sumTol(kSum), 'forward+bias');
+      agree((k, [o]) => k.conv2dBackwardData(dy, w, o!, c.p), [[c.x, 'float32']], sumTol(c.k[0] * c.k[1] * c.cout), 'backward-data');
+      agree((k, [o]) => k.conv2dBackwardWeights(x, dy, o!, c.p), [[w.shape, 'float32']], sumTol(size(ys) / c.cout), 'backward-weights');
+    });
+  }
+
+  test('conv2d reuses reordered weights until the version changes', () => {
+    const nb = native!;
+    const p = P(1, 1, 1);
+    const x = uniform([2, 8, 8, 16], -1, 1, 22);
+    const w = uniform([3, 3, 16, 32], -1, 1, 23);
+    const out = empty([2, 8, 8, 32]);
+    const expected = empty([2, 8, 8, 32]);
+    nb.clearCaches();
+    nb.conv2d(x, w, null, out, p);
+    const after1 = nb.cacheSizes();
+    nb.conv2d(x, w, null, out, p);
+    assert.deepEqual(nb.cacheSizes(), after1, 'a second call builds nothing new');
+    // An optimiser step: in-place write plus a version bump must be seen.
+    w.data.forEach((v, i) => { w.data[i] = v * -0.5; });
+    w.bumpVersion();
+    nb.conv2d(x, w, null, out, p);
+    ref.conv2d(x, w, null, expected, p);
+    assertClose(out.data, expected.data, { ...sumTol(144), label: 'after the weights changed' });
+  });
+
+  // ---- data movement ----
+
+  test('permute: 4-D perms, a large 2-D transpose and a batched transpose (tiled paths)', () => {
+    const x = uniform([2, 3, 4, 5]);
+    for (const perm of [[0, 1, 2, 3], [3, 2, 1, 0], [0, 3, 1, 2], [0, 2, 3, 1], [1, 0, 2, 3], [2, 0, 3, 1]]) {
+      agree((k, [o]) => k.permute(x, o!, perm), [[perm.map((p) => x.shape[p]!), 'float32']], {}, JSON.stringify(perm));
+    }
+    const t = uniform([300, 203]);
+    agree((k, [o]) => k.permute(t, o!, [1, 0]), [[[203, 300], 'float32']]);
+    const bt = uniform([6, 64, 65]);
+    agree((k, [o]) => k.permute(bt, o!, [0, 2, 1]), [[[6, 65, 64], 'float32']]);
+    const nhwc = ints([4, 1, 33, 40], -5, 5);
+    agree((k, [o]) => k.permute(nhwc, o!, [0, 3, 1, 2]), [[[4, 40, 1, 33], 'int32']]);
+  });
+
+  test('pad: [2, 3, 4] → [4, 5, 7] with value, int32, and a large channels-last pad', () => {
+    const x = uniform([2, 3, 4]);
+    agree((k, [o]) => k.pad(x, o!, [1, 0, 2], 0.5), [[[4, 5, 7], 'float32']]);
+    const xi = ints([2, 3], -9, 9);
+    agree((k, [o]) => k.pad(xi, o!, [0, 2], -1), [[[3, 6], 'int32']]);
+    const big = uniform([16, 28, 28, 8]);
+    agree((k, [o]) => k.pad(big, o!, [0, 1, 2, 0], 0), [[[16, 29, 31, 8], 'float32']]);
+  });
+
+  test('slice: inner and outer windows, int32, large', () => {
+    const x = uniform([4, 5, 7]);
+    agree((k, [o]) => k.slice(x, o!, [1, 2, 3]), [[[2, 3, 4], 'float32']]);
+    agree((k, [o]) => k.slice(x, o!, [0, 0, 6]), [[[4, 5, 1], 'float32']]);
+    const xi = ints([6, 5], -9, 9);
+    agree((k, [o]) => k.slice(xi, o!, [2, 0]), [[[3, 5], 'int32']]);
+    const big = uniform([16, 29, 31, 8]);
+    agree((k, [o]) => k.slice(big, o!, [0, 0, 1, 0]), [[[16, 28, 28, 8], 'float32']]);
+  });
+
+  test('concat along the first, a middle and the last axis', () => {
+    const a = uniform([2, 3, 4], -1, 1, 30);
+    const b = uniform([2, 1, 4], -1, 1, 31);
+    const c = uniform([2, 5, 4], -1, 1, 32);
+    agree((k, [o]) => k.concat([a, b, c], o!, 1), [[[2, 9, 4], 'float32']]);
+    const d = uniform([2, 3, 2], -1, 1, 33);
+    agree((k, [o]) => k.concat([a, d], o!, 2), [[[2, 3, 6], 'float32']]);
+    const e = uniform([3, 3, 4], -1, 1, 34);
+    agree((k, [o]) => k.concat([a, e], o!, 0), [[[5, 3, 4], 'float32']]);
+    const ia = ints([2, 2], 0, 9);
+    const ib = ints([2, 3], 0, 9, 3);
+    agree((k, [o]) => k.concat([ia, ib], o!, 1), [[[2, 5], 'int32']]);
+  });
+
+  test('gatherRows / scatterAddRows with repeated indices, D = 1 and D = 300', () => {
+    for (const d of [1, 4, 300]) {
+      const table = uniform([10, d]);
+      const idx = ints([3, 5], 0, 9);
+      agree((k, [o]) => k.gatherRows(table, idx, o!), [[[3, 5, d], 'float32']], {}, `gather D=${d}`);
+      const g = uniform([3, 5, d], -1, 1, 40);
+      agree((k, [o]) => k.scatterAddRows(g, idx, o!), [[[10, d], 'float32']], {}, `scatter D=${d}`);
+    }
+    const idx = ints([200], 0, 3);
+    const g = uniform([200, 300]);
+    agree((k, [o]) => k.scatterAddRows(g, idx, o!), [[[4, 300], 'float32']], {}, 'scatter many rows into few');
+  });
+
+  test('pickLast / pickLastBackward on [5, 7, 11]', () => {
+    const x = uniform([5, 7, 11]);
+    const idx = ints([5, 7], 0, 10);
+    agree((k, [o]) => k.pickLast(x, idx, o!), [[[5, 7], 'float32']]);
+    const g = uniform([5, 7]);
+    agree((k, [o]) => k.pickLastBackward(g, idx, o!), [[[5, 7, 11], 'float32']]);
+  });
+
+  test('oneHot into float32 and int32', () => {
+    const idx = ints([5, 7], 0, 3);
+    agree((k, [o]) => k.oneHot(idx, o!), [[[5, 7, 4], 'float32']]);
+    agree((k, [o]) => k.oneHot(idx, o!), [[[5, 7, 4], 'int32']]);
+  });
+
+  // ---- errors ----
+
+  test('throws, naming the kernel, when handed float64', () => {
+    const x = new Tensor(new Float64Array(6), [2, 3]);
+    const out = new Tensor(new Float64Array(6), [2, 3]);
+    assert.throws(() => nat.unary(x, out, 'exp'), /unary: x has dtype float64/);
+    const w = new Tensor(new Float64Array(9), [1, 1, 3, 3]);
+    assert.throws(() => nat.matmul(x, w as View, out, false, false), /matmul: a has dtype float64/);
+  });
+
+  test('throws when a buffer does not match its shape or shapes do not fit', () => {
+    const a = uniform([2, 3]);
+    const bad = { ...a, data: a.data, shape: [4, 3], dtype: a.dtype, storageId: a.storageId, version: a.version } as View;
+    assert.throws(() => nat.binary(bad, a, empty([4, 3]), 'add'), /binary: a holds 6 elements but its shape \[4, 3\] needs 12/);
+    assert.throws(() => nat.matmul(a, uniform([4, 2]), empty([2, 2]), false, false), /matmul: shapes/);
+    assert.throws(() => nat.gatherRows(uniform([3, 2]), new Tensor(new Int32Array([0, 3]), [2]), empty([2, 2])), /gatherRows: idx\[1\] = 3 is out of range/);
+  });
+});

@@ -102,6 +102,17 @@ describe('loadImageFolder', () => {
     assert.deepEqual(a.labels, b.labels);
   });
 
+  test('two folders decoding at once on the shared worker pool each get their own images', async () => {
+    const [a, b] = await Promise.all([
+      loadImageFolder(root, { channels: 1, size: 28, workers: 2, onWarning: () => {} }),
+      loadImageFolder(root, { channels: 3, size: 7, workers: 2, onWarning: () => {} }),
+    ]);
+    assert.deepEqual(a.shape, [n + 1, 28, 28, 1]);
+    assert.deepEqual(b.shape, [n + 1, 7, 7, 3]);
+    const c = await loadImageFolder(root, { channels: 3, size: 7, workers: 0, onWarning: () => {} });
+    assert.deepEqual(b.images, c.images);
+  });
+
   test('a folder without sub-folders is unlabelled; mixed sizes without a size are skipped', async () => {
     const flat = path.join(tmp, 'flat');
     put(path.join(flat, 'a.png'), png(8, 8, 3, (x) => x * 30));

@@ -104,26 +104,74 @@ function spawnWorker(): Worker {
   return new Worker(`import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`, { eval: true });
 }
 
-/** Decodes all chunks in a pool of workers; replies come back in any order. */
-async function decodeInPool(chunks: ChunkRequest[], workers: number): Promise<ChunkReply[]> {
-  const replies: ChunkReply[] = new Array(chunks.length);
-  let next = 0;
-  const pool = Array.from({ length: Math.min(workers, chunks.length) }, spawnWorker);
-  try {
-    await Promise.all(pool.map((w) => new Promise<void>((resolve, reject) => {
-      const feed = () => {
-        if (next >= chunks.length) return resolve();
-        w.postMessage(chunks[next++]);
-      };
-      w.on('message', (r: ChunkReply) => { replies[r.id] = r; feed(); });
-      w.on('error', reject);
-      w.on('exit', (code) => { if (next < chunks.length || code !== 0) reject(new Error(`image decoder worker stopped (exit code ${code})`)); });
-      feed();
-    })));
-  } finally {
-    await Promise.all(pool.map((w) => w.terminate()));
+interface Task {
+  req: ChunkRequest;
+  resolve: (r: ChunkReply) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * A pool of decoder workers kept for the life of the process, so only the first folder pays for
+ * starting them. Idle workers are unref'd and never keep the process alive; busy ones are ref'd,
+ * since a pending decode is all that may be keeping it alive.
+ */
+class DecoderPool {
+  private readonly idle: Worker[] = [];
+  private readonly busy = new Map<Worker, Task>();
+  private readonly queue: Task[] = [];
+  private count = 0;
+
+  decode(req: ChunkRequest, size: number): Promise<ChunkReply> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ req, resolve, reject });
+      while (this.count < size && this.idle.length < this.queue.length) this.add();
+      this.dispatch();
+    });
   }
-  return replies;
+
+  private add(): void {
+    const w = spawnWorker();
+    this.count++;
+    w.on('message', (r: ChunkReply) => {
+      this.busy.get(w)?.resolve(r);
+      this.busy.delete(w);
+      w.unref();
+      this.idle.push(w);
+      this.dispatch();
+    });
+    let dead = false;
+    const fail = (e: unknown) => {
+      if (dead) return;
+      dead = true;
+      this.count--;
+      const i = this.idle.indexOf(w);
+      if (i >= 0) this.idle.splice(i, 1);
+      this.busy.get(w)?.reject(e);
+      this.busy.delete(w);
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => fail(new Error(`image decoder worker stopped (exit code ${code})`)));
+    this.idle.push(w);
+  }
+
+  private dispatch(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const w = this.idle.pop()!;
+      const task = this.queue.shift()!;
+      this.busy.set(w, task);
+      w.ref();
+      w.postMessage(task.req);
+    }
+  }
+}
+
+let pool: DecoderPool | null = null;
+
+/** Decodes all chunks on the shared pool, at most `workers` at a time. */
+function decodeInPool(chunks: ChunkRequest[], workers: number): Promise<ChunkReply[]> {
+  pool ??= new DecoderPool();
+  const p = pool;
+  return Promise.all(chunks.map((c) => p.decode(c, workers)));
 }
 
 /** Loads a folder of images; see the file header for the layout it expects. */

@@ -11,6 +11,7 @@
 //   while a weight tensor is unchanged, repeated calls skip the reorder entirely.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -52,7 +53,7 @@ Geometry geometry(const Shape& x, const Shape& w, const Shape& y, const ConvPara
 enum class Kind : int64_t { Fwd = 0, FwdBias = 1, BwdData = 2, BwdWeights = 3 };
 
 struct Key {
-  std::array<int64_t, 18> v;
+  std::array<int64_t, 19> v;
   bool operator==(const Key& o) const { return v == o.v; }
 };
 struct KeyHash {
@@ -64,7 +65,10 @@ struct KeyHash {
 };
 
 Key keyOf(Kind kind, const Geometry& g) {
-  return Key{{int64_t(kind), g.N, g.H, g.W, g.C, g.O, g.KH, g.KW, g.OH, g.OW, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw}};
+  // The thread count is part of the key: oneDNN's JIT kernels partition work for the number of
+  // threads they were created with, so setThreads() must lead to new primitives.
+  return Key{{int64_t(kind), g.N, g.H, g.W, g.C, g.O, g.KH, g.KW, g.OH, g.OW, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw,
+              int64_t(omp_get_max_threads())}};
 }
 
 // oneDNN describes tensors by logical dims in NCHW / OIHW order; the tag gives the memory order.
@@ -132,9 +136,33 @@ struct WeightEntry {
   int64_t version;
   memory::desc md;
   memory mem;
+  uint64_t lastUse;
 };
-std::unordered_map<int64_t, std::vector<WeightEntry>> weightCache;  // by storage id
-constexpr size_t kMaxWeightStorages = 4096;
+// Reordered weights by storage id. Storages that die (e.g. weights recomputed every step by
+// weight normalisation) cannot be detected from here, so the cache is bounded by bytes and the
+// least recently used copies go first.
+std::unordered_map<int64_t, std::vector<WeightEntry>> weightCache;
+constexpr size_t kWeightCacheBytes = size_t(256) << 20;
+size_t weightCacheBytes = 0;
+uint64_t useClock = 0;
+
+void evictWeightsOver(size_t budget) {
+  while (weightCacheBytes > budget) {
+    int64_t oldestId = 0;
+    size_t oldestAt = 0;
+    uint64_t oldest = UINT64_MAX;
+    for (auto& [id, list] : weightCache) {
+      for (size_t i = 0; i < list.size(); i++) {
+        if (list[i].lastUse < oldest) oldest = list[i].lastUse, oldestId = id, oldestAt = i;
+      }
+    }
+    if (oldest == UINT64_MAX) return;
+    auto& list = weightCache[oldestId];
+    weightCacheBytes -= list[oldestAt].md.get_size();
+    list.erase(list.begin() + std::ptrdiff_t(oldestAt));
+    if (list.empty()) weightCache.erase(oldestId);
+  }
+}
 
 ConvEntry& entryFor(Kind kind, const Geometry& g) {
   Key key = keyOf(kind, g);
@@ -189,7 +217,6 @@ memory weightsFor(ConvEntry& e, const Buf& w) {
   memory user(e.userWeights, cpuEngine(), w.data);
   if (!e.weightsNeedReorder) return user;
   if (w.storageId > 0) {
-    if (weightCache.size() > kMaxWeightStorages) weightCache.clear();
     auto& list = weightCache[w.storageId];
     for (WeightEntry& we : list) {
       if (!(we.md == e.weights)) continue;
@@ -197,11 +224,14 @@ memory weightsFor(ConvEntry& e, const Buf& w) {
         e.weightReorder.execute(cpuStream(), user, we.mem);
         we.version = w.version;
       }
+      we.lastUse = ++useClock;
       return we.mem;
     }
     memory mem(e.weights, cpuEngine());
     e.weightReorder.execute(cpuStream(), user, mem);
-    list.push_back({w.version, e.weights, mem});
+    list.push_back({w.version, e.weights, mem, ++useClock});
+    weightCacheBytes += e.weights.get_size();
+    evictWeightsOver(kWeightCacheBytes);
     return mem;
   }
   memory mem(e.weights, cpuEngine());
@@ -280,6 +310,7 @@ void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Con
 void clearConvCaches() {
   convCache.clear();
   weightCache.clear();
+  weightCacheBytes = 0;
 }
 int64_t convPrimitiveCount() { return int64_t(convCache.size()); }
 int64_t convWeightCount() {

@@ -17,7 +17,7 @@ using dnnl::memory;
 using dt = memory::data_type;
 
 struct Key {
-  std::array<int64_t, 9> v;
+  std::array<int64_t, 10> v;
   bool operator==(const Key& o) const { return v == o.v; }
 };
 struct KeyHash {
@@ -65,7 +65,7 @@ void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB
   }
   const int64_t Ba = ar == 3 ? B : 1, Bb = br == 3 ? B : 1;
   std::lock_guard<std::mutex> lock(onednnLock());
-  Key key{{batched, Ba, Bb, ra, ca, rb, cb, transA, transB}};
+  Key key{{batched, Ba, Bb, ra, ca, rb, cb, transA, transB, omp_get_max_threads()}};  // threads: see onednn_conv.cc
   auto it = cache.find(key);
   if (it == cache.end()) {
     auto e = std::make_unique<MatmulEntry>();

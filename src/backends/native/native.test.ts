@@ -345,6 +345,26 @@ describe('native backend vs ts reference', { skip }, () => {
     assertClose(out.data, expected.data, { ...sumTol(144), label: 'after the weights changed' });
   });
 
+  test('setThreads(1) gives the same convolution and matmul results, and threads() reports it', () => {
+    const nb = native!;
+    const before = nb.threads();
+    const p = P(1, 1, 1);
+    const x = uniform([2, 9, 9, 16], -1, 1, 24);
+    const w = uniform([3, 3, 16, 8], -1, 1, 25);
+    const one = empty([2, 9, 9, 8]);
+    const many = empty([2, 9, 9, 8]);
+    nb.conv2d(x, w, null, many, p);
+    try {
+      nb.setThreads(1);
+      assert.equal(nb.threads(), 1);
+      nb.conv2d(x, w, null, one, p);
+    } finally {
+      nb.setThreads(before);
+    }
+    assert.equal(nb.threads(), before);
+    assertClose(one.data, many.data, sumTol(144));
+  });
+
   // ---- data movement ----
 
   test('permute: 4-D perms, a large 2-D transpose and a batched transpose (tiled paths)', () => {

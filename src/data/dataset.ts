@@ -19,6 +19,8 @@ export interface Dataset {
   readonly numClasses: number;
   /** Class names when the source has them (folder names, CIFAR's meta file). */
   readonly classNames: readonly string[] | null;
+  /** Distinct pixel values: 256 as loaded, 2^bits after quantise(), 2 after binarise(). */
+  readonly levels: number;
   /** Where the data came from, for messages. */
   readonly source: string;
 }
@@ -31,6 +33,7 @@ export interface DatasetInit {
   labels?: Int32Array | null;
   numClasses?: number;
   classNames?: readonly string[] | null;
+  levels?: number;
   source: string;
 }
 
@@ -64,7 +67,7 @@ export function makeDataset(init: DatasetInit): Dataset {
   if (classNames && labels && classNames.length !== numClasses) {
     throw new FormatError(source, `${classNames.length} class names for ${numClasses} classes`);
   }
-  return { name: init.name, split: init.split, images, shape: [n, h, w, c], labels, numClasses, classNames, source };
+  return { name: init.name, split: init.split, images, shape: [n, h, w, c], labels, numClasses, classNames, levels: init.levels ?? 256, source };
 }
 
 /** Pixels per image (H·W·C). */

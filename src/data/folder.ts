@@ -99,8 +99,13 @@ function defaultWorkers(): number {
  */
 function spawnWorker(): Worker {
   if (path.extname(fileURLToPath(import.meta.url)) !== '.ts') return new Worker(new URL('./folder-worker.js', import.meta.url));
-  const api = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./folder-worker.ts', import.meta.url).href;
+  let api: string;
+  try {
+    api = import.meta.resolve('tsx/esm/api');
+  } catch {
+    return new Worker(new URL(entry)); // a runtime that runs TypeScript by itself
+  }
   return new Worker(`import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`, { eval: true });
 }
 

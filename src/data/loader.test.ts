@@ -143,6 +143,14 @@ describe('transforms on whole datasets', () => {
     }
   });
 
+  test('transformed datasets carry their levels, and refuse a second transform', () => {
+    const q = quantise(ramp, 3);
+    assert.equal(q.levels, 8);
+    assert.equal(new BatchLoader(q, { batchSize: 1 }).levels, 8);
+    assert.throws(() => quantise(q, 2), /already has 8 levels/);
+    assert.throws(() => new BatchLoader(binarise(ramp), { batchSize: 1, transform: { kind: 'dynamic-binarise' } }), /already has 2 levels/);
+  });
+
   test('binarise is 1 at and above the threshold', () => {
     const b = binarise(ramp);
     assert.equal(b.images[127], 0);

@@ -7,7 +7,7 @@ import { ArgumentError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { imageSize, subset, type Dataset } from './dataset.js';
 import { STREAM, permutation } from './rng.js';
-import { checkTransform, levelsOf, lookupTable, transformImageInto, type PixelTransform } from './transforms.js';
+import { checkRaw, checkTransform, levelsOf, lookupTable, transformImageInto, type PixelTransform } from './transforms.js';
 
 export interface ValidationOptions {
   /** Number of training images to hold out, or a fraction in (0, 1). */
@@ -70,7 +70,7 @@ export class BatchLoader {
   readonly dropLast: boolean;
   readonly transform: PixelTransform;
   readonly prefetch: number;
-  /** Distinct pixel values the model must handle: 256, 2^bits, or 2. */
+  /** Distinct pixel values the model must handle: 256, 2^bits, or 2 (from the transform, or the dataset's own). */
   readonly levels: number;
   readonly stepsPerEpoch: number;
 
@@ -94,7 +94,8 @@ export class BatchLoader {
     this.transform = opts.transform ?? { kind: 'none' };
     checkTransform('BatchLoader', this.transform);
     this.prefetch = opts.prefetch ?? 4;
-    this.levels = levelsOf(this.transform);
+    if (this.transform.kind !== 'none') checkRaw('BatchLoader', dataset);
+    this.levels = this.transform.kind === 'none' ? dataset.levels : levelsOf(this.transform);
     this.lut = lookupTable(this.transform);
     this.stepsPerEpoch = this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
     if (this.stepsPerEpoch === 0) {

@@ -77,26 +77,34 @@ function bernoulliInto(src: Uint8Array, base: number, size: number, key: number,
   for (let p = 0; p < size; p++) out[offset + p] = uniformU32(key, p) < BERNOULLI_THRESH[src[base + p]] ? 1 : 0;
 }
 
-function mapDataset(ds: Dataset, fn: (v: number) => number): Dataset {
+/** Transforms are defined on raw 8-bit images; applying one twice would silently mangle them. */
+export function checkRaw(op: string, ds: Dataset): void {
+  if (ds.levels !== 256) throw new ArgumentError(op, 'dataset', `${ds.name}/${ds.split} already has ${ds.levels} levels; transforms apply to raw 8-bit images only`);
+}
+
+function mapDataset(ds: Dataset, levels: number, fn: (v: number) => number): Dataset {
   const images = new Uint8Array(ds.images.length);
   for (let i = 0; i < images.length; i++) images[i] = fn(ds.images[i]);
-  return { ...ds, images };
+  return { ...ds, images, levels };
 }
 
 /** The whole dataset quantised to 2^bits levels (values 0..2^bits-1). */
 export function quantise(ds: Dataset, bits: number): Dataset {
   checkTransform('quantise', { kind: 'quantise', bits });
-  return mapDataset(ds, (v) => v >> (8 - bits));
+  checkRaw('quantise', ds);
+  return mapDataset(ds, 2 ** bits, (v) => v >> (8 - bits));
 }
 
 /** The whole dataset binarised at a fixed threshold: v >= threshold → 1, else 0. */
 export function binarise(ds: Dataset, threshold = 128): Dataset {
   checkTransform('binarise', { kind: 'binarise', threshold });
-  return mapDataset(ds, (v) => (v >= threshold ? 1 : 0));
+  checkRaw('binarise', ds);
+  return mapDataset(ds, 2, (v) => (v >= threshold ? 1 : 0));
 }
 
 /** One epoch's dynamic binarisation of the whole dataset (the loader does the same per batch). */
 export function dynamicBinarise(ds: Dataset, seed: number, epoch: number): Dataset {
+  checkRaw('dynamicBinarise', ds);
   const size = imageSize(ds);
   const out = new Int32Array(size);
   const images = new Uint8Array(ds.images.length);
@@ -104,5 +112,5 @@ export function dynamicBinarise(ds: Dataset, seed: number, epoch: number): Datas
     transformImageInto(ds, i, { kind: 'dynamic-binarise' }, null, seed, epoch, out, 0);
     images.set(out, i * size);
   }
-  return { ...ds, images };
+  return { ...ds, images, levels: 2 };
 }

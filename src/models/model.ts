@@ -1,0 +1,112 @@
+// What every autoregressive image model shares: a network that maps an image (and an optional
+// class label or condition vector) to likelihood parameters for every pixel, and the likelihood
+// head that turns those into log p(x) = Σ_i log p(x_i | x_<i) and into samples.
+
+import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
+import { createLikelihood, type Likelihood, type LikelihoodConfig } from '../likelihoods/index.js';
+import { Module } from '../nn/index.js';
+import { cast, mean, mul, sub } from '../ops/index.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface BaseModelConfig {
+  kind: string;
+  height: number;
+  width: number;
+  /** Image channels: 1 (grey) or 3 (RGB). */
+  channels: number;
+  likelihood: LikelihoodConfig;
+  /** Number of classes for class-conditional models; 0 for unconditional. */
+  numClasses: number;
+  /** Size of an arbitrary conditioning vector h (the paper's conditional form); 0 for none. */
+  conditionDim: number;
+}
+
+export interface Condition {
+  /** int32 [N] class labels, when the model has numClasses > 0. */
+  labels?: Tensor | null;
+  /** float [N, conditionDim], when the model has conditionDim > 0. */
+  h?: Tensor | null;
+}
+
+export abstract class AutoregressiveModel<C extends BaseModelConfig = BaseModelConfig> extends Module {
+  readonly likelihood: Likelihood;
+
+  constructor(readonly config: C) {
+    super();
+    const { height, width, channels } = config;
+    for (const [k, v] of [['height', height], ['width', width], ['channels', channels]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new ArgumentError(config.kind, k, `must be a positive integer, got ${v}`);
+    }
+    this.likelihood = createLikelihood(config.likelihood, channels);
+  }
+
+  /** Values per pixel the network must produce for the head. */
+  get paramsPerPixel(): number {
+    return this.likelihood.paramsPerPixel;
+  }
+
+  /** Number of dimensions of one image (H·W·C), the denominator of bits/dim. */
+  get dims(): number {
+    return this.config.height * this.config.width * this.config.channels;
+  }
+
+  /**
+   * The network: x float [N, H, W, C] scaled to [−1, 1] → parameters [N, H, W, P]. Output at a
+   * pixel (and, for per-channel heads, at channel c) must depend on earlier elements only.
+   */
+  abstract network(x: Tensor, cond: Condition): Tensor;
+
+  /** Checks an integer image batch and its condition; returns N. */
+  checkInputs(op: string, images: Tensor, cond: Condition = {}): number {
+    const { height, width, channels, numClasses, conditionDim } = this.config;
+    if (images.dtype !== 'int32' || images.rank !== 4 || images.shape[1] !== height || images.shape[2] !== width || images.shape[3] !== channels) {
+      throw new ShapeError(op, 'images', `must be int32 [N, ${height}, ${width}, ${channels}] for this model, got ${images.dtype} ${fmtShape(images.shape)}`, [images.shape]);
+    }
+    const n = images.shape[0]!;
+    const labels = cond.labels ?? null;
+    if (numClasses > 0) {
+      if (labels === null) throw new ArgumentError(op, 'labels', `are required: this model is conditioned on ${numClasses} classes`);
+      if (labels.dtype !== 'int32' || labels.rank !== 1 || labels.shape[0] !== n) {
+        throw new ShapeError(op, 'labels', `must be int32 [${n}], got ${labels.dtype} ${fmtShape(labels.shape)}`, [labels.shape]);
+      }
+      for (const l of labels.data) if (l < 0 || l >= numClasses) throw new ArgumentError(op, 'labels', `contain ${l}, outside 0..${numClasses - 1}`);
+    } else if (labels !== null) {
+      throw new ArgumentError(op, 'labels', 'were given but this model is unconditional (numClasses is 0)');
+    }
+    const h = cond.h ?? null;
+    if (conditionDim > 0) {
+      if (h === null || !h.isFloat || h.rank !== 2 || h.shape[0] !== n || h.shape[1] !== conditionDim) {
+        throw new ShapeError(op, 'h', `must be a float [${n}, ${conditionDim}] condition vector, got ${h ? fmtShape(h.shape) : 'none'}`, h ? [h.shape] : []);
+      }
+    } else if (h !== null) {
+      throw new ArgumentError(op, 'h', 'was given but this model has no condition vector (conditionDim is 0)');
+    }
+    return n;
+  }
+
+  /** Integer levels → floats in [−1, 1], the network's input. */
+  scaleInput(images: Tensor): Tensor {
+    return sub(mul(cast(images, 'float32'), 2 / (this.likelihood.levels - 1)), 1);
+  }
+
+  /** Likelihood parameters [N, H, W, P] for an integer image batch. */
+  params(images: Tensor, cond: Condition = {}): Tensor {
+    this.checkInputs('params', images, cond);
+    return this.network(this.scaleInput(images), cond);
+  }
+
+  /** log p(x) in nats for each image: [N]. */
+  logProb(images: Tensor, cond: Condition = {}): Tensor {
+    return this.likelihood.logProb(this.params(images, cond), images);
+  }
+
+  /** Negative log-likelihood in bits per dimension for each image: [N]. */
+  bitsPerDim(images: Tensor, cond: Condition = {}): Tensor {
+    return mul(this.logProb(images, cond), -1 / (this.dims * Math.LN2));
+  }
+
+  /** The training loss: mean bits/dim over the batch (a scalar). */
+  loss(images: Tensor, cond: Condition = {}): Tensor {
+    return mean(this.bitsPerDim(images, cond));
+  }
+}

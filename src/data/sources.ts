@@ -321,8 +321,24 @@ export async function downloadDataset(nameOrSpec: string | DatasetSpec, opts: Do
       throw new DatasetUnavailableError(spec.name, `${lead}\n${failures.map((f) => `  ${f}`).join('\n')}\nMissing: ${missing.join(', ')} (in ${dir}).\nTo get it:\n${howToGet(spec, srcOpts)}`);
     }
     if (isArchive(file)) {
-      const tar = zlib.gunzipSync(fs.readFileSync(target));
-      extractTar(tar, dir, target);
+      // Unpack beside the target, then move the top-level entries into place, so an interrupted
+      // unpack never leaves truncated batch files that would later look complete.
+      const staging = fs.mkdtempSync(path.join(dir, '.unpack-'));
+      try {
+        let tar: Uint8Array;
+        try {
+          tar = zlib.gunzipSync(fs.readFileSync(target));
+        } catch (e) {
+          throw new FormatError(target, `is not a readable .tar.gz (${(e as Error).message})`, { cause: e });
+        }
+        extractTar(tar, staging, target);
+        for (const entry of fs.readdirSync(staging)) {
+          fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+          fs.renameSync(path.join(staging, entry), path.join(dir, entry));
+        }
+      } finally {
+        fs.rmSync(staging, { recursive: true, force: true });
+      }
       fs.rmSync(target);
     }
   }

@@ -7,6 +7,8 @@ import { createLikelihood, type Likelihood, type LikelihoodConfig } from '../lik
 import { Module } from '../nn/index.js';
 import { cast, mean, mul, sub } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { sampleNaive } from '../sample/naive.js';
+import type { SampleOptions } from '../sample/options.js';
 
 export interface BaseModelConfig {
   kind: string;
@@ -108,5 +110,13 @@ export abstract class AutoregressiveModel<C extends BaseModelConfig = BaseModelC
   /** The training loss: mean bits/dim over the batch (a scalar). */
   loss(images: Tensor, cond: Condition = {}): Tensor {
     return mean(this.bitsPerDim(images, cond));
+  }
+
+  /**
+   * Draws images [n, H, W, C] (int32) from the model; the same seed gives the same images.
+   * With `complete`, keeps the first rows of given images and samples the rest.
+   */
+  sample(opts: SampleOptions): Tensor {
+    return sampleNaive(this, opts);
   }
 }

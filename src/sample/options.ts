@@ -1,0 +1,92 @@
+// What both samplers take, and the checks and set-up they share.
+
+import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
+import type { AutoregressiveModel, Condition } from '../models/model.js';
+import { Tensor } from '../tensor/tensor.js';
+
+export interface SampleOptions {
+  /** Number of images. */
+  n: number;
+  /** Seed of the sampling stream: the same seed gives the same images. */
+  seed?: number;
+  /** Divides logits (and scales mixture widths); 1 samples the model as trained. */
+  temperature?: number;
+  /** Class label(s) for a class-conditional model: one for all images, or one per image. */
+  labels?: number | readonly number[] | Tensor | null;
+  /** Condition vectors [n, conditionDim] for a model with conditionDim > 0. */
+  h?: Tensor | null;
+  /** Completion: images [n, H, W, C] whose first `keepRows` rows are kept and the rest sampled. */
+  complete?: { images: Tensor; keepRows: number } | null;
+  /** Called with each finished row: its index and the values [n, W, C]. */
+  onRow?: (row: number, values: Int32Array) => void;
+  /** Sampler: 'cached' (default, fast) or 'naive' (the whole network per element; the oracle). */
+  method?: 'cached' | 'naive';
+}
+
+export interface SampleSetup {
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  temperature: number;
+  cond: Condition;
+  /** The canvas: int32 [n, H, W, C], pre-filled with the kept rows for completion. */
+  canvas: Tensor;
+  /** First row to sample. */
+  startRow: number;
+}
+
+export function prepareSampling(model: AutoregressiveModel, opts: SampleOptions): SampleSetup {
+  const { height: h, width: w, channels: c, numClasses } = model.config;
+  const n = opts.n;
+  if (!Number.isInteger(n) || n < 1) throw new ArgumentError('sample', 'n', `must be a positive integer, got ${n}`);
+  const temperature = opts.temperature ?? 1;
+  if (!(temperature > 0) || !Number.isFinite(temperature)) throw new ArgumentError('sample', 'temperature', `must be a positive number, got ${temperature}`);
+  const cond: Condition = {};
+  if (opts.labels !== undefined && opts.labels !== null) {
+    if (numClasses === 0) throw new ArgumentError('sample', 'labels', 'were given but this model is unconditional');
+    let labels: Tensor;
+    if (opts.labels instanceof Tensor) labels = opts.labels;
+    else if (typeof opts.labels === 'number') labels = new Tensor(new Int32Array(n).fill(opts.labels), [n]);
+    else labels = new Tensor(Int32Array.from(opts.labels), [opts.labels.length]);
+    cond.labels = labels;
+  } else if (numClasses > 0) {
+    throw new ArgumentError('sample', 'labels', `are required: this model is conditioned on ${numClasses} classes (pass a label, e.g. labels: 0)`);
+  }
+  if (opts.h) cond.h = opts.h;
+  const canvas = new Tensor(new Int32Array(n * h * w * c), [n, h, w, c]);
+  let startRow = 0;
+  if (opts.complete) {
+    const { images, keepRows } = opts.complete;
+    if (images.dtype !== 'int32' || images.rank !== 4 || images.shape[0] !== n || images.shape[1] !== h || images.shape[2] !== w || images.shape[3] !== c) {
+      throw new ShapeError('complete', 'images', `must be int32 [${n}, ${h}, ${w}, ${c}], got ${images.dtype} ${fmtShape(images.shape)}`, [images.shape]);
+    }
+    if (!Number.isInteger(keepRows) || keepRows < 0 || keepRows > h) throw new ArgumentError('complete', 'keepRows', `must be an integer in 0..${h}, got ${keepRows}`);
+    const rowSize = w * c;
+    for (let i = 0; i < n; i++) {
+      canvas.data.set(images.data.subarray(i * h * rowSize, i * h * rowSize + keepRows * rowSize), i * h * rowSize);
+    }
+    startRow = keepRows;
+  }
+  model.checkInputs('sample', canvas, cond);
+  return { n, h, w, c, temperature, cond, canvas, startRow };
+}
+
+/** The values of one row of the canvas, [n, W, C]. */
+export function rowValues(canvas: Tensor, row: number): Int32Array {
+  const [n, h, w, c] = canvas.shape as [number, number, number, number];
+  const out = new Int32Array(n * w * c);
+  for (let i = 0; i < n; i++) out.set(canvas.data.subarray((i * h + row) * w * c, (i * h + row + 1) * w * c), i * w * c);
+  return out;
+}
+
+/** Runs fn in evaluation mode (no dropout) and restores the mode after. */
+export function inEvalMode<T>(model: AutoregressiveModel, fn: () => T): T {
+  const was = model.training;
+  model.eval();
+  try {
+    return fn();
+  } finally {
+    if (was) model.train();
+  }
+}

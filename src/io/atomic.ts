@@ -1,0 +1,84 @@
+// Atomic file writes: write a temporary file in the same folder, flush it to disk, then rename it
+// over the target. A rename within one file system is atomic, so a reader (or a run resumed after
+// a crash) sees the old file or the new one, never half of one — what checkpoints need.
+
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+
+function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+function bytesOf(data: Uint8Array | string): Uint8Array {
+  return typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+}
+
+// Flushing the folder makes the rename itself durable; some platforms cannot open a folder for
+// that, and the write is still atomic without it.
+function syncDirSync(dir: string): void {
+  let fd: number | null = null;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // best effort
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const h = await open(dir, 'r');
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  } catch {
+    // best effort
+  }
+}
+
+/** Writes `data` to `path` atomically (temporary file, fsync, rename). */
+export function writeFileAtomicSync(path: string, data: Uint8Array | string): void {
+  const tmp = tempPathFor(path);
+  const bytes = bytesOf(data);
+  try {
+    const fd = openSync(tmp, 'wx', 0o644);
+    try {
+      let off = 0;
+      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  syncDirSync(dirname(path));
+}
+
+/** Writes `data` to `path` atomically (temporary file, fsync, rename). */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = tempPathFor(path);
+  const bytes = bytesOf(data);
+  try {
+    const h = await open(tmp, 'wx', 0o644);
+    try {
+      await h.writeFile(bytes);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await syncDir(dirname(path));
+}

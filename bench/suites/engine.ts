@@ -173,6 +173,10 @@ function measureCeiling(nb: NativeBackend | null, o: Options, reporter: Reporter
     const t: Timing = { seconds: [pr.seconds], median: pr.seconds, min: pr.seconds, max: pr.seconds };
     return rateCase(`${convCase(o.batch)} ${part}`, 'onednn-best', o.batch, o.threads, 'GFLOP/s', t, flops, { config: pr.config });
   });
+  const viaAuto = [r.forward, r.backwardData, r.backwardWeights].filter((x) => x.config.includes('auto')).map((x) => x.config);
+  if (viaAuto.length > 0) {
+    reporter.note(`the oneDNN ceiling includes convolution_auto (${[...new Set(viaAuto)].join(', ')}), which may pick Winograd: it multiplies less than the direct FLOPs credited here, so its GFLOP/s are effective rather than executed (they can exceed the FP32 peak)`);
+  }
   const total = r.forward.seconds + r.backwardData.seconds + r.backwardWeights.seconds;
   const tt: Timing = { seconds: [total], median: total, min: total, max: total };
   rows.push(rateCase(`${convCase(o.batch)} fwd+bwd`, 'onednn-best', o.batch, o.threads, 'GFLOP/s', tt, 3 * flops, { config: 'best of each part' }));

@@ -3,7 +3,7 @@
 // the kernels read (see src/ops/conv.ts); they become PyTorch's OIHW / [Cin, Cout, kH, kW] only in
 // a state dict asked for with `{ layout: 'pytorch' }`.
 
-import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
+import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
 import type { DType } from '../kernels/contracts.js';
 import { conv2d, convTranspose2d, zeros } from '../ops/index.js';
 import { sameShape } from '../tensor/shape.js';
@@ -68,7 +68,7 @@ export class Conv2d extends Module {
       if (!sameShape(mask.shape, wShape)) {
         throw new ShapeError(op, 'mask', `shape ${fmtShape(mask.shape)} must equal the weight's ${fmtShape(wShape)} [kH, kW, Cin, Cout]`, [mask.shape, wShape]);
       }
-      if (mask.dtype !== dtype) throw new ArgumentError(op, 'mask', `has dtype ${mask.dtype}, expected the weight's ${dtype}`);
+      if (mask.dtype !== dtype) throw new DTypeError(op, 'mask', mask.dtype, `${dtype} (the weight's)`);
       if (mask.data.some((v) => v !== 0 && v !== 1)) throw new ArgumentError(op, 'mask', 'must hold only 0 and 1');
     }
     this.weight = this.registerParameter('weight', new Parameter(zeros(wShape, dtype)), { layout: 'conv2d' });

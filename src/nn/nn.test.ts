@@ -209,6 +209,8 @@ describe('constructor checks', () => {
     assert.throws(() => new Conv2d(2, 3, 3, { mask: ones([3, 3, 3, 2]) }), (e: unknown) =>
       e instanceof ShapeError && /Conv2d: mask shape \[3, 3, 3, 2\] must equal the weight's \[3, 3, 2, 3\]/.test(e.message));
     assert.throws(() => new Conv2d(1, 1, 1, { mask: tensor([0.5], [1, 1, 1, 1]) }), /only 0 and 1/);
+    assert.throws(() => new Conv2d(1, 1, 1, { mask: ones([1, 1, 1, 1], 'float64') }), (e: unknown) =>
+      e instanceof DTypeError && e.message === "Conv2d: mask has dtype float64, expected float32 (the weight's)");
   });
   test('throws when outputPadding is not below stride or dilation', () => {
     assert.throws(() => new ConvTranspose2d(2, 2, 3, { stride: 2, outputPadding: 2 }), /ConvTranspose2d: outputPadding/);

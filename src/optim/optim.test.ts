@@ -290,6 +290,9 @@ describe('schedules', () => {
     again.loadStateDict(sched.stateDict());
     assert.equal(again.stepCount, 2);
     close(opt.paramGroups.map((g) => g.lr), [0.075, 0.75], 1e-15);
+    const adam = new AdamW([param([1])], { lr: 0.1 });
+    new LRScheduler(adam, exponentialDecay(0.5), 2);
+    close([adam.paramGroups[0]!.lr], [0.025], 1e-15);
   });
 });
 

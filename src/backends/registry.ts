@@ -31,7 +31,7 @@ let active: Kernels = tsKernels;
 export function setBackend(name: BackendName): void {
   if (name === 'ts') {
     activeName = 'ts';
-    active = tsKernels;
+    active = maybeProfile(tsKernels, null);
     return;
   }
   if (name !== 'native') throw new ArgumentError('setBackend', 'name', `must be 'ts' or 'native', got '${String(name)}'`);
@@ -39,7 +39,48 @@ export function setBackend(name: BackendName): void {
     throw new ArgumentError('setBackend', 'native', `is not available: ${nativeError}. Build it with \`npm run build:native\` (needs \`apt-get install -y libdnnl-dev\`)`);
   }
   activeName = 'native';
-  active = { ...tsKernels, ...native } as Kernels;
+  active = maybeProfile({ ...tsKernels, ...native } as Kernels, native);
+}
+
+// ---- profiling -------------------------------------------------------------------------------
+// ARPIX_PROFILE=1 times every kernel call and prints a table at exit: where a step's time goes,
+// and which kernels fell back from native to ts.
+
+interface KernelStat { calls: number; ms: number; backend: string }
+const profile = new Map<string, KernelStat>();
+
+function maybeProfile(k: Kernels, nativeImpl: Backend | null): Kernels {
+  if (!process.env.ARPIX_PROFILE) return k;
+  const wrapped = {} as Record<string, unknown>;
+  for (const [name, fn] of Object.entries(k) as [string, (...a: unknown[]) => void][]) {
+    const backend = nativeImpl && name in nativeImpl ? 'native' : 'ts';
+    wrapped[name] = (...args: unknown[]) => {
+      const shape = (args[0] as { shape?: readonly number[] } | undefined)?.shape;
+      const detail = name === 'unary' || name === 'binary' || name === 'reduce' ? `${name}:${String(args.at(-1))}` : name;
+      const key = `${detail} ${shape ? `[${shape.join(',')}]` : ''}`;
+      const t0 = performance.now();
+      fn(...args);
+      const st = profile.get(key) ?? { calls: 0, ms: 0, backend };
+      st.calls++;
+      st.ms += performance.now() - t0;
+      profile.set(key, st);
+    };
+  }
+  return wrapped as unknown as Kernels;
+}
+
+/** The profile gathered so far (ARPIX_PROFILE=1), slowest first. */
+export function kernelProfile(): [string, KernelStat][] {
+  return [...profile.entries()].sort((a, b) => b[1].ms - a[1].ms);
+}
+
+if (process.env.ARPIX_PROFILE) {
+  process.on('exit', () => {
+    const rows = kernelProfile().slice(0, Number(process.env.ARPIX_PROFILE_TOP) || 40);
+    const total = [...profile.values()].reduce((s, v) => s + v.ms, 0);
+    process.stderr.write(`\narpix kernel profile (${total.toFixed(0)} ms in kernels)\n`);
+    for (const [key, st] of rows) process.stderr.write(`${st.ms.toFixed(1).padStart(10)} ms ${String(st.calls).padStart(7)}× ${st.backend.padEnd(6)} ${key}\n`);
+  });
 }
 
 export function backendName(): BackendName {

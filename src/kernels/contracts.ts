@@ -105,6 +105,20 @@ export interface Kernels {
   cast(x: View, out: View): void;
   /** out[..., k] = (idx[...] == k) for k < depth, in out's dtype; out is [...idx.shape, depth]. */
   oneHot(idx: View, out: View): void;
+
+  // ---- fused kernels (each has a composed twin in src/ops that is its test oracle) ----
+
+  /** Gated activation: x [..., 2C] = [a, b] → out [..., C] = tanh(a) ⊙ σ(b). */
+  gate(x: View, out: View): void;
+  /** dx [..., 2C] from x [..., 2C] and the output gradient g [..., C]. */
+  gateBackward(x: View, g: View, dx: View): void;
+  /**
+   * Cross-entropy over the last axis: logits viewed as [J, K], int32 targets [J] → loss [J] =
+   * −log softmax(logits)[target], and probs [J, K] = softmax(logits), kept for the backward.
+   */
+  softmaxCrossEntropy(logits: View, targets: View, loss: View, probs: View): void;
+  /** dx [J, K] = g[j] · (probs[j] − onehot(targets[j])). */
+  softmaxCrossEntropyBackward(probs: View, targets: View, g: View, dx: View): void;
 }
 
 export type KernelName = keyof Kernels;

@@ -6,7 +6,8 @@ import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
 import { Generator, getDefaultGenerator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { K, checkFloat, checkInt, empty, record } from './core.js';
-import { add, mul, rsqrt, softplus, square, sub } from './elementwise.js';
+import { add, mul, rsqrt, sigmoid, softplus, square, sub, tanh } from './elementwise.js';
+import { chunk } from './shape.js';
 import { logSoftmax, mean, sum } from './reduce.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -49,17 +50,21 @@ export function dropout(x: Tensor, p: number, training: boolean, generator: Gene
   return mul(x, keep);
 }
 
-/** x[..., targets[...]] over the last axis. */
-export function pickLast(x: Tensor, targets: Tensor): Tensor {
-  checkInt('pickLast', 'targets', targets);
+function checkTargets(op: string, x: Tensor, targets: Tensor): void {
+  checkInt(op, 'targets', targets);
   const k = x.shape[x.rank - 1]!;
   if (targets.rank !== x.rank - 1 || targets.shape.some((d, i) => d !== x.shape[i])) {
-    throw new ShapeError('pickLast', 'targets', `shape ${fmtShape(targets.shape)} must equal the input's shape without its last axis, ${fmtShape(x.shape.slice(0, -1))}`, [x.shape, targets.shape]);
+    throw new ShapeError(op, 'targets', `shape ${fmtShape(targets.shape)} must equal the input's shape without its last axis, ${fmtShape(x.shape.slice(0, -1))}`, [x.shape, targets.shape]);
   }
   const td = targets.data;
   for (let i = 0; i < td.length; i++) {
-    if (td[i]! < 0 || td[i]! >= k) throw new ArgumentError('pickLast', 'targets', `contain ${td[i]}, outside 0..${k - 1} (the number of classes is ${k})`);
+    if (td[i]! < 0 || td[i]! >= k) throw new ArgumentError(op, 'targets', `contain ${td[i]}, outside 0..${k - 1} (the number of classes is ${k})`);
   }
+}
+
+/** x[..., targets[...]] over the last axis. */
+export function pickLast(x: Tensor, targets: Tensor): Tensor {
+  checkTargets('pickLast', x, targets);
   const y = empty(targets.shape, x.dtype);
   K(x).pickLast(x, targets, y);
   return record(y, 'pickLast', [x, null], (g) => {
@@ -72,8 +77,43 @@ export function pickLast(x: Tensor, targets: Tensor): Tensor {
 /** −log softmax(logits)[target] over the last axis; targets are int32 class indices. */
 export function crossEntropy(logits: Tensor, targets: Tensor, reduction: Reduction = 'mean'): Tensor {
   checkFloat('crossEntropy', 'logits', logits);
-  const nll = mul(pickLast(logSoftmax(logits, -1), targets), -1);
-  return reduceLoss('crossEntropy', nll, reduction);
+  checkTargets('crossEntropy', logits, targets);
+  // Fused: one pass computes the loss and keeps softmax(logits); the backward is g·(p − onehot).
+  const loss = empty(targets.shape, logits.dtype);
+  const probs = empty(logits.shape, logits.dtype);
+  K(logits).softmaxCrossEntropy(logits, targets, loss, probs);
+  record(loss, 'crossEntropy', [logits, null], (g) => {
+    const gx = empty(logits.shape, g.dtype);
+    K(g).softmaxCrossEntropyBackward(probs, targets, g, gx);
+    return [gx, null];
+  });
+  return reduceLoss('crossEntropy', loss, reduction);
+}
+
+/** crossEntropy composed from logSoftmax and pickLast: the fused kernel's test oracle. */
+export function crossEntropyComposed(logits: Tensor, targets: Tensor, reduction: Reduction = 'mean'): Tensor {
+  checkFloat('crossEntropy', 'logits', logits);
+  return reduceLoss('crossEntropy', mul(pickLast(logSoftmax(logits, -1), targets), -1), reduction);
+}
+
+/** Gated activation tanh(a) ⊙ σ(b) for [a, b] the two halves of the last axis, fused. */
+export function gatedActivation(x: Tensor): Tensor {
+  checkFloat('gatedActivation', 'x', x);
+  const c2 = x.shape[x.rank - 1]!;
+  if (x.rank < 1 || c2 % 2 !== 0) throw new ShapeError('gatedActivation', 'x', `last axis must have an even size, got ${fmtShape(x.shape)}`, [x.shape]);
+  const y = empty([...x.shape.slice(0, -1), c2 / 2], x.dtype);
+  K(x).gate(x, y);
+  return record(y, 'gatedActivation', [x], (g) => {
+    const gx = empty(x.shape, g.dtype);
+    K(x, g).gateBackward(x, g, gx);
+    return [gx];
+  });
+}
+
+/** The gated activation composed from chunk, tanh, sigmoid and mul: the fused kernel's oracle. */
+export function gatedActivationComposed(x: Tensor): Tensor {
+  const [a, b] = chunk(x, 2, -1);
+  return mul(tanh(a!), sigmoid(b!));
 }
 
 /** Binary cross-entropy on logits, stable for any magnitude: softplus(x) − x·t. */

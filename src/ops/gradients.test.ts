@@ -3,7 +3,7 @@
 
 import { describe, test } from 'node:test';
 import * as ax from './index.js';
-import { gradcheck, rnd64 } from '../testing/gradcheck.js';
+import { assertClose, gradcheck, rnd64 } from '../testing/gradcheck.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 
@@ -163,6 +163,19 @@ describe('functional gradients', () => {
   test('binaryCrossEntropyWithLogits', () => {
     const targets = ax.cast(ax.greater(rnd64([3, 4], 9), 0), 'float64');
     gradcheck((l) => ax.binaryCrossEntropyWithLogits(l, targets, 'sum'), [ax.mul(rnd64([3, 4], 5), 4)]);
+  });
+  test('fused gatedActivation and crossEntropy match their composed twins, forward and backward', () => {
+    gradcheck((x) => ax.gatedActivation(x), [rnd64([2, 3, 8], 8)]);
+    const x = rnd64([2, 3, 8], 9);
+    assertClose(ax.gatedActivation(x).toArray(), ax.gatedActivationComposed(x).toArray(), { atol: 1e-12 });
+    const targets = ax.tensor([[0, 3, 1], [2, 2, 0]], undefined, 'int32');
+    const logits = rnd64([2, 3, 4], 10);
+    assertClose(ax.crossEntropy(logits, targets, 'none').toArray(), ax.crossEntropyComposed(logits, targets, 'none').toArray(), { atol: 1e-12 });
+    const l1 = logits.detach().requireGrad();
+    const l2 = logits.detach().requireGrad();
+    ax.crossEntropy(l1, targets).backward();
+    ax.crossEntropyComposed(l2, targets).backward();
+    assertClose(l1.grad!.toArray(), l2.grad!.toArray(), { atol: 1e-12 });
   });
   test('dropout: the gradient is the same mask as the forward', () => {
     const gen = () => new Generator(7);

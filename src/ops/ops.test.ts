@@ -94,6 +94,16 @@ describe('autograd', () => {
     const y = ax.noGrad(() => ax.mul(x, 2));
     assert.equal(y.requiresGrad, false);
   });
+  test('each leaf owns its gradient: no storage shared with another leaf or the caller', () => {
+    const a = t([1, 2]).requireGrad();
+    const b = t([3, 4]).requireGrad();
+    ax.sum(ax.add(a, b)).backward();
+    assert.notEqual(a.grad!.storage, b.grad!.storage);
+    const c = t([1, 2]).requireGrad();
+    const g = t([5, 6]);
+    ax.reshape(c, [2, 1]).backward(ax.reshape(g, [2, 1]));
+    assert.notEqual(c.grad!.storage, g.storage);
+  });
   test('a tensor used twice gets both contributions', () => {
     const x = t([3]).requireGrad();
     ax.mul(x, x).backward();

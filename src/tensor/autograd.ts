@@ -101,7 +101,9 @@ export function backward(root: Tensor, grad?: Tensor): void {
       if (g === undefined) continue;
       const fn: GradFn | null = t.gradFn;
       if (fn === null) {
-        t.grad = t.grad === null ? g : addGrads(t.grad, g);
+        // A leaf owns its gradient: the incoming one may be shared with another leaf (add passes
+        // the same tensor to both inputs) or with the caller's `grad`, so it is copied.
+        t.grad = t.grad === null ? new Tensor(g.data.slice(), g.shape) : addGrads(t.grad, g);
         continue;
       }
       grads.delete(t); // intermediate gradients are freed as soon as they are used

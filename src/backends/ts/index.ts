@@ -7,12 +7,14 @@ import { binary, cast, clamp, unary, where } from './elementwise.js';
 import { conv2d, conv2dBackwardData, conv2dBackwardWeights, matmul } from './linalg.js';
 import { concat, gatherRows, oneHot, pad, permute, pickLast, pickLastBackward, scatterAddRows, slice } from './movement.js';
 import { argmaxLast, reduce, softmaxLast } from './reduce.js';
+import { gate, gateBackward, softmaxCrossEntropy, softmaxCrossEntropyBackward } from './fused.js';
 
 export const tsKernels: Kernels = {
   unary, clamp, binary, where, reduce, argmaxLast, matmul,
   conv2d, conv2dBackwardData, conv2dBackwardWeights,
   permute, pad, slice, concat, gatherRows, scatterAddRows, pickLast, pickLastBackward,
   softmaxLast, cast, oneHot,
+  gate, gateBackward, softmaxCrossEntropy, softmaxCrossEntropyBackward,
 };
 
 export const tsBackend = { name: 'ts', ...tsKernels } as const;

@@ -1,0 +1,67 @@
+// Reference fused kernels. Their composed twins (chunk/tanh/sigmoid/mul; logSoftmax/pickLast)
+// live in src/ops and are the oracle these are tested against.
+
+import type { View } from '../../kernels/contracts.js';
+
+function sigmoid(x: number): number {
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
+}
+
+export function gate(x: View, out: View): void {
+  const c = out.shape[out.shape.length - 1]!;
+  const xd = x.data;
+  const o = out.data;
+  const rows = c === 0 ? 0 : o.length / c;
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < c; i++) o[r * c + i] = Math.tanh(xd[2 * r * c + i]!) * sigmoid(xd[2 * r * c + c + i]!);
+  }
+}
+
+export function gateBackward(x: View, g: View, dx: View): void {
+  const c = g.shape[g.shape.length - 1]!;
+  const xd = x.data;
+  const gd = g.data;
+  const o = dx.data;
+  const rows = c === 0 ? 0 : gd.length / c;
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < c; i++) {
+      const t = Math.tanh(xd[2 * r * c + i]!);
+      const s = sigmoid(xd[2 * r * c + c + i]!);
+      const gi = gd[r * c + i]!;
+      o[2 * r * c + i] = gi * s * (1 - t * t);
+      o[2 * r * c + c + i] = gi * t * s * (1 - s);
+    }
+  }
+}
+
+export function softmaxCrossEntropy(logits: View, targets: View, loss: View, probs: View): void {
+  const k = logits.shape[logits.shape.length - 1]!;
+  const x = logits.data;
+  const t = targets.data;
+  const l = loss.data;
+  const p = probs.data;
+  for (let j = 0; j < t.length; j++) {
+    const base = j * k;
+    let m = -Infinity;
+    for (let i = 0; i < k; i++) m = Math.max(m, x[base + i]!);
+    let s = 0;
+    for (let i = 0; i < k; i++) s += p[base + i] = Math.exp(x[base + i]! - m);
+    for (let i = 0; i < k; i++) p[base + i] = p[base + i]! / s;
+    l[j] = m + Math.log(s) - x[base + t[j]!]!;
+  }
+}
+
+export function softmaxCrossEntropyBackward(probs: View, targets: View, g: View, dx: View): void {
+  const k = probs.shape[probs.shape.length - 1]!;
+  const p = probs.data;
+  const t = targets.data;
+  const gd = g.data;
+  const o = dx.data;
+  for (let j = 0; j < t.length; j++) {
+    const gj = gd[j]!;
+    for (let i = 0; i < k; i++) o[j * k + i] = gj * p[j * k + i]!;
+    o[j * k + t[j]!] = o[j * k + t[j]!]! - gj;
+  }
+}

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "common.h"
+#include "vmath.h"
 
 namespace arpix {
 namespace {
@@ -184,29 +185,6 @@ void reduceDispatch(const Buf& x, const Buf& out) {
   else reduceTyped<op, int32_t>(x, out);
 }
 
-// exp for x <= 0 written so that the compiler can vectorise it (glibc's expf does not vectorise
-// without -ffast-math). Cody–Waite reduction x = n·ln2 + r and a degree-6 polynomial on
-// |r| <= ln2/2: about 1 ulp, flushes below e^-87 to 0 instead of returning denormals.
-inline float expNonPositive(float x) {
-  x = x < -87.0f ? -87.0f - 1.0f : x;
-  float n = std::nearbyint(x * 1.44269504088896341f);
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t e = int32_t(n) + 127;
-  e = e < 1 ? 0 : e;  // below the normal range: 0
-  float scale;
-  uint32_t bits = uint32_t(e) << 23;
-  std::memcpy(&scale, &bits, 4);
-  return p * scale;
-}
-
 }  // namespace
 
 void reduce(const Buf& x, const Buf& out, const std::vector<int64_t>&, const std::string& op) {
@@ -253,7 +231,9 @@ void softmaxLast(const Buf& x, const Buf& out, bool log) {
     const float* a = xd + j * k;
     float* o = od + j * k;
     float m = -std::numeric_limits<float>::infinity();
-    bool nan = false;
+    int nan = 0;
+    // Separate simple loops: each one vectorises (a fused exp-store-sum loop does not, here).
+#pragma omp simd reduction(max : m) reduction(| : nan)
     for (int64_t i = 0; i < k; i++) {
       nan |= a[i] != a[i];
       m = a[i] > m ? a[i] : m;
@@ -269,19 +249,14 @@ void softmaxLast(const Buf& x, const Buf& out, bool log) {
       }
       continue;
     }
-    double s = 0;
-    if (log) {
+    for (int64_t i = 0; i < k; i++) o[i] = vexp(a[i] - m);
+    double s = 0;  // double: the reference sums in double too
 #pragma omp simd reduction(+ : s)
-      for (int64_t i = 0; i < k; i++) s += expNonPositive(a[i] - m);
+    for (int64_t i = 0; i < k; i++) s += double(o[i]);
+    if (log) {
       const float shift = float(double(m) + std::log(s));
       for (int64_t i = 0; i < k; i++) o[i] = a[i] - shift;
     } else {
-#pragma omp simd reduction(+ : s)
-      for (int64_t i = 0; i < k; i++) {
-        float e = expNonPositive(a[i] - m);
-        o[i] = e;
-        s += e;
-      }
       const float inv = float(1.0 / s);
       for (int64_t i = 0; i < k; i++) o[i] *= inv;
     }

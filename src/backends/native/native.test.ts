@@ -92,6 +92,14 @@ describe('native backend vs ts reference', { skip }, () => {
     });
   }
 
+  test('unary special values: ±Infinity, NaN, ±0, exp overflow/underflow edges, tanh polynomial edge', () => {
+    const v = [NaN, Infinity, -Infinity, 0, -0, 88.7, 88.8, -87.3, -104, 1e-8, -1e-8, 0.6249, 0.6251, -0.6251, 20, -20, 50, -50];
+    const x = new Tensor(Float32Array.from(v), [v.length]);
+    for (const op of ['exp', 'sigmoid', 'tanh', 'softplus', 'logSigmoid', 'elu', 'relu', 'sign', 'abs', 'neg'] as const) {
+      agree((k, [o]) => k.unary(x, o!, op), [[[v.length], 'float32']], { atol: 1e-6, rtol: 2e-6 }, op);
+    }
+  });
+
   test('unary neg/abs/sign/square on int32 [6, 5]', () => {
     const x = ints([6, 5], -50, 50);
     for (const op of ['neg', 'abs', 'sign', 'square'] as const) agree((k, [o]) => k.unary(x, o!, op), [[[6, 5], 'int32']], {}, op);

@@ -7,7 +7,7 @@ import { createLikelihood, type Likelihood, type LikelihoodConfig } from '../lik
 import { Module } from '../nn/index.js';
 import { cast, mean, mul, sub } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { sampleNaive } from '../sample/naive.js';
+import { sample } from '../sample/cached.js';
 import type { SampleOptions } from '../sample/options.js';
 
 export interface BaseModelConfig {
@@ -114,9 +114,10 @@ export abstract class AutoregressiveModel<C extends BaseModelConfig = BaseModelC
 
   /**
    * Draws images [n, H, W, C] (int32) from the model; the same seed gives the same images.
-   * With `complete`, keeps the first rows of given images and samples the rest.
+   * With `complete`, keeps the first rows of given images and samples the rest. Uses the cached
+   * sampler (each layer updates only what the new element changes) unless `method: 'naive'`.
    */
   sample(opts: SampleOptions): Tensor {
-    return sampleNaive(this, opts);
+    return sample(this, opts);
   }
 }

@@ -1,0 +1,38 @@
+// The cached sampler: dispatches to the model family's stepper.
+
+import type { GatedPixelCNN } from '../models/gated-pixelcnn.js';
+import type { AutoregressiveModel } from '../models/model.js';
+import type { PixelCNN } from '../models/pixelcnn.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { gatedCachedStepper } from './cached-gated.js';
+import { pixelCNNCachedStepper } from './cached-pixelcnn.js';
+import { runSampler, type Stepper } from './driver.js';
+import { naiveStepper } from './naive.js';
+import { ArgumentError } from '../errors.js';
+import { prepareSampling, type SampleOptions, type SampleSetup } from './options.js';
+
+/** The cached stepper for a model, or null when its family has none. */
+export function cachedStepper(model: AutoregressiveModel, s: SampleSetup): Stepper | null {
+  // By kind, not instanceof: the samplers sit above the models and import only their types.
+  switch (model.config.kind) {
+    case 'gated-pixelcnn': return gatedCachedStepper(model as unknown as GatedPixelCNN, s);
+    case 'pixelcnn': return pixelCNNCachedStepper(model as unknown as PixelCNN, s);
+    default: return null;
+  }
+}
+
+export function sampleCached(model: AutoregressiveModel, opts: SampleOptions): Tensor {
+  const s = prepareSampling(model, opts);
+  const stepper = cachedStepper(model, s);
+  if (stepper === null) throw new Error(`sampleCached: no cached sampler for ${model.config.kind}`);
+  return runSampler(model, s, opts, () => stepper);
+}
+
+/** Samples with the requested method: cached by default, naive when asked or when none exists. */
+export function sample(model: AutoregressiveModel, opts: SampleOptions): Tensor {
+  const s = prepareSampling(model, opts);
+  const method = opts.method ?? 'cached';
+  if (method !== 'cached' && method !== 'naive') throw new ArgumentError('sample', 'method', `must be 'cached' or 'naive', got '${String(method)}'`);
+  const stepper = method === 'cached' ? cachedStepper(model, s) : null;
+  return runSampler(model, s, opts, () => stepper ?? naiveStepper(model, s));
+}

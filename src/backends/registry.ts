@@ -113,6 +113,7 @@ function chooseInitial(): void {
   if (native) {
     setBackend('native');
   } else {
+    setBackend('ts');
     process.emitWarning(`arpix: the native backend did not load (${nativeError}); using the slower ts backend. Install libdnnl-dev and run \`npm run build:native\`.`, { code: 'ARPIX_NO_NATIVE' });
   }
 }

@@ -433,6 +433,7 @@ ARPIX_EXPORT(convBenchBest) {
     for (int i = 0; i < 3; i++) {
       Napi::Object e = Napi::Object::New(env);
       e.Set("seconds", Napi::Number::New(env, r[size_t(i)].seconds));
+      e.Set("minSeconds", Napi::Number::New(env, r[size_t(i)].minSeconds));
       e.Set("config", Napi::String::New(env, r[size_t(i)].config));
       o.Set(names[i], e);
     }

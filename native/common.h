@@ -223,7 +223,8 @@ void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Con
 
 struct ConvBenchResult {
   std::string config;  // which configuration won, e.g. "nChw16c/direct"
-  double seconds;
+  double seconds;      // median seconds per call of that configuration
+  double minSeconds;   // its fastest call
 };
 /** Times the fastest oneDNN configuration for one conv shape: {forward, backward-data, backward-weights}. */
 std::array<ConvBenchResult, 3> convBenchBest(int64_t N, int64_t H, int64_t W, int64_t Cin, int64_t Cout, int64_t k, int iters);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -26,11 +27,6 @@ namespace {
 using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
-
-// Measured on the 2-core AVX-512 machine with the probe below (see the commit message that
-// introduced this constant): `direct` is at least as fast as `auto` for every 3×3 and 1×1 shape
-// tried, and `auto` may pick Winograd, whose numerics differ from the reference more.
-constexpr dnnl::algorithm kConvAlgorithm = dnnl::algorithm::convolution_direct;
 
 struct Geometry {
   int64_t N, H, W, C, O, KH, KW, OH, OW;
@@ -106,15 +102,51 @@ ConvGeomArgs convArgs(const Geometry& g, const Window& win) {
   return {{g.sh, g.sw}, {g.dh - 1, g.dw - 1}, {g.pt, g.pl}, {win.pb, win.pr}};
 }
 
-dnnl::convolution_forward::primitive_desc forwardPd(const Geometry& g, const Window& win, bool bias, dnnl::prop_kind prop) {
+/**
+ * How a geometry runs. Direct convolution reads and writes the user's nhwc memory in place.
+ * Winograd F(4×4, 3×3) does ~2.2× fewer multiplications for 3×3 stride-1 layers but oneDNN only
+ * implements it on blocked nChw16c activations, so it costs a reorder in and out; it is chosen
+ * by a fixed rule (never by timing, so that the same program always computes the same numbers).
+ */
+struct Plan {
+  dnnl::algorithm algo;
+  tag act;  // nhwc (user memory) or nChw16c (reordered copies)
+};
+
+/** ARPIX_CONV_ALGO=direct|winograd forces a choice (for measurements); unset = the rule below. */
+const char* algoOverride() { return std::getenv("ARPIX_CONV_ALGO"); }  // read per new primitive only
+
+bool preferWinograd(const Geometry& g, const Window& win) {
+  const char* o = algoOverride();
+  if (o && std::string(o) == "direct") return false;
+  const bool eligible = g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && !win.cropped &&
+                        g.C % 16 == 0 && g.O % 16 == 0;
+  if (!eligible) return false;
+  if (o && std::string(o) == "winograd") return true;
+  // Measured on the 2-core AVX-512 development machine (native kernels, both algorithms, 3×3 on
+  // [N, H, W, C] → C): Winograd, reorders included, wins by 15-60% once there are enough output
+  // pixels to amortise the reorders — 2048 with 64+ channels (e.g. [32, 8, 8, 64], [8, 16, 16,
+  // 160]), 8192 with 32+ ([32, 28, 28, 32]) — and loses by up to 4x on small ones ([1, 8, 8, 64],
+  // [8, 16, 16, 32], [1, 16, 16, 256]).
+  const int64_t pixels = g.N * g.OH * g.OW, ch = std::min(g.C, g.O);
+  return (ch >= 64 && pixels >= 2048) || (ch >= 32 && pixels >= 8192);
+}
+
+memory::desc activationMd(const Geometry& g, const Window& win, bool input, tag act) {
+  if (act == tag::nhwc) return input ? inputMd(g, win) : actMd(g.N, g.O, g.OH, g.OW);
+  return input ? actMd(g.N, g.C, g.H, g.W, act) : actMd(g.N, g.O, g.OH, g.OW, act);
+}
+
+dnnl::convolution_forward::primitive_desc forwardPd(const Geometry& g, const Window& win, bool bias, const Plan& plan) {
   ConvGeomArgs a = convArgs(g, win);
-  memory::desc src = inputMd(g, win), dst = actMd(g.N, g.O, g.OH, g.OW);
+  memory::desc src = activationMd(g, win, true, plan.act), dst = activationMd(g, win, false, plan.act);
   memory::desc w = weightMd(g, tag::any);
+  const auto prop = dnnl::prop_kind::forward_training;
   if (bias) {
-    dnnl::convolution_forward::desc d(prop, kConvAlgorithm, src, w, memory::desc({g.O}, dt::f32, tag::x), dst, a.strides, a.dilates, a.padL, a.padR);
+    dnnl::convolution_forward::desc d(prop, plan.algo, src, w, memory::desc({g.O}, dt::f32, tag::x), dst, a.strides, a.dilates, a.padL, a.padR);
     return dnnl::convolution_forward::primitive_desc(d, cpuEngine());
   }
-  dnnl::convolution_forward::desc d(prop, kConvAlgorithm, src, w, dst, a.strides, a.dilates, a.padL, a.padR);
+  dnnl::convolution_forward::desc d(prop, plan.algo, src, w, dst, a.strides, a.dilates, a.padL, a.padR);
   return dnnl::convolution_forward::primitive_desc(d, cpuEngine());
 }
 
@@ -128,6 +160,11 @@ struct ConvEntry {
   dnnl::reorder weightReorder;  // hwio → weights, or (backward-weights) weights → hwio
   memory diffWeights;           // backward-weights scratch in the primitive's layout
   Window win{};
+  // Blocked plans only: copies of the input-side (src / diff_src) and output-side (dst / diff_dst)
+  // activations in the primitive's layout, and the reorders that fill or empty them.
+  bool blocked = false;
+  memory blkIn, blkOut;
+  dnnl::reorder inToBlk, blkToIn, outToBlk, blkToOut;
 };
 
 std::unordered_map<Key, std::unique_ptr<ConvEntry>, KeyHash> convCache;
@@ -164,6 +201,51 @@ void evictWeightsOver(size_t budget) {
   }
 }
 
+void buildEntry(ConvEntry& e, Kind kind, const Geometry& g, const Plan& plan) {
+  const Window& win = e.win;
+  ConvGeomArgs a = convArgs(g, win);
+  memory::desc in = activationMd(g, win, true, plan.act), out = activationMd(g, win, false, plan.act);
+  if (kind == Kind::Fwd || kind == Kind::FwdBias) {
+    auto pd = forwardPd(g, win, kind == Kind::FwdBias, plan);
+    e.prim = dnnl::convolution_forward(pd);
+    e.src = pd.src_desc();
+    e.dst = pd.dst_desc();
+    e.weights = pd.weights_desc();
+    if (kind == Kind::FwdBias) e.bias = pd.bias_desc();
+  } else if (kind == Kind::BwdData) {
+    auto hint = forwardPd(g, win, false, plan);
+    dnnl::convolution_backward_data::desc d(plan.algo, in, weightMd(g, tag::any), out, a.strides, a.dilates, a.padL, a.padR);
+    dnnl::convolution_backward_data::primitive_desc pd(d, cpuEngine(), hint);
+    e.prim = dnnl::convolution_backward_data(pd);
+    e.src = pd.diff_src_desc();
+    e.dst = pd.diff_dst_desc();
+    e.weights = pd.weights_desc();
+  } else {
+    auto hint = forwardPd(g, win, false, plan);
+    dnnl::convolution_backward_weights::desc d(plan.algo, in, weightMd(g, tag::any), out, a.strides, a.dilates, a.padL, a.padR);
+    dnnl::convolution_backward_weights::primitive_desc pd(d, cpuEngine(), hint);
+    e.prim = dnnl::convolution_backward_weights(pd);
+    e.src = pd.src_desc();
+    e.dst = pd.diff_dst_desc();
+    e.weights = pd.diff_weights_desc();
+  }
+  e.blocked = plan.act != tag::nhwc;
+  if (e.blocked) {
+    const memory::desc userIn = inputMd(g, win), userOut = actMd(g.N, g.O, g.OH, g.OW);
+    e.blkIn = memory(e.src, cpuEngine());
+    e.blkOut = memory(e.dst, cpuEngine());
+    auto rd = [&](const memory::desc& from, const memory::desc& to) {
+      return dnnl::reorder(dnnl::reorder::primitive_desc(cpuEngine(), from, cpuEngine(), to));
+    };
+    if (kind == Kind::BwdData) e.blkToIn = rd(e.src, userIn);
+    else e.inToBlk = rd(userIn, e.src);
+    if (kind == Kind::Fwd || kind == Kind::FwdBias) e.blkToOut = rd(e.dst, userOut);
+    else e.outToBlk = rd(userOut, e.dst);
+    e.src = userIn;
+    e.dst = userOut;
+  }
+}
+
 ConvEntry& entryFor(Kind kind, const Geometry& g) {
   Key key = keyOf(kind, g);
   auto it = convCache.find(key);
@@ -171,33 +253,16 @@ ConvEntry& entryFor(Kind kind, const Geometry& g) {
   auto e = std::make_unique<ConvEntry>();
   e->win = windowOf(g);
   e->userWeights = weightMd(g);
-  const Window& win = e->win;
-  if (kind == Kind::Fwd || kind == Kind::FwdBias) {
-    auto pd = forwardPd(g, win, kind == Kind::FwdBias, dnnl::prop_kind::forward_training);
-    e->prim = dnnl::convolution_forward(pd);
-    e->src = pd.src_desc();
-    e->dst = pd.dst_desc();
-    e->weights = pd.weights_desc();
-    if (kind == Kind::FwdBias) e->bias = pd.bias_desc();
-  } else if (kind == Kind::BwdData) {
-    auto hint = forwardPd(g, win, false, dnnl::prop_kind::forward_training);
-    ConvGeomArgs a = convArgs(g, win);
-    dnnl::convolution_backward_data::desc d(kConvAlgorithm, inputMd(g, win), weightMd(g, tag::any), actMd(g.N, g.O, g.OH, g.OW), a.strides, a.dilates, a.padL, a.padR);
-    dnnl::convolution_backward_data::primitive_desc pd(d, cpuEngine(), hint);
-    e->prim = dnnl::convolution_backward_data(pd);
-    e->src = pd.diff_src_desc();
-    e->dst = pd.diff_dst_desc();
-    e->weights = pd.weights_desc();
-  } else {
-    auto hint = forwardPd(g, win, false, dnnl::prop_kind::forward_training);
-    ConvGeomArgs a = convArgs(g, win);
-    dnnl::convolution_backward_weights::desc d(kConvAlgorithm, inputMd(g, win), weightMd(g, tag::any), actMd(g.N, g.O, g.OH, g.OW), a.strides, a.dilates, a.padL, a.padR);
-    dnnl::convolution_backward_weights::primitive_desc pd(d, cpuEngine(), hint);
-    e->prim = dnnl::convolution_backward_weights(pd);
-    e->src = pd.src_desc();
-    e->dst = pd.diff_dst_desc();
-    e->weights = pd.diff_weights_desc();
+  bool built = false;
+  if (preferWinograd(g, e->win)) {
+    try {
+      buildEntry(*e, kind, g, {dnnl::algorithm::convolution_winograd, tag::nChw16c});
+      built = true;
+    } catch (const dnnl::error&) {
+      // Not implemented for this geometry on this CPU: direct below.
+    }
   }
+  if (!built) buildEntry(*e, kind, g, {dnnl::algorithm::convolution_direct, tag::nhwc});
   e->weightsNeedReorder = !(e->weights == e->userWeights);
   if (e->weightsNeedReorder) {
     if (kind == Kind::BwdWeights) {
@@ -261,9 +326,11 @@ void conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const C
   ConvEntry& e = entryFor(bias ? Kind::FwdBias : Kind::Fwd, g);
   memory wm = weightsFor(e, w);
   memory src(e.src, cpuEngine(), x.data), dst(e.dst, cpuEngine(), out.data);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, dst}};
+  if (e.blocked) e.inToBlk.execute(cpuStream(), src, e.blkIn);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.blocked ? e.blkIn : src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, e.blocked ? e.blkOut : dst}};
   if (bias) args.emplace(DNNL_ARG_BIAS, memory(e.bias, cpuEngine(), bias->data));
   e.prim.execute(cpuStream(), args);
+  if (e.blocked) e.blkToOut.execute(cpuStream(), e.blkOut, dst);
   cpuStream().wait();
 }
 
@@ -283,7 +350,9 @@ void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvPa
   if (e.win.cropped) std::memset(dx.data, 0, size_t(dx.size) * 4);
   memory wm = weightsFor(e, w);
   memory diffSrc(e.src, cpuEngine(), dx.data), diffDst(e.dst, cpuEngine(), dy.data);
-  e.prim.execute(cpuStream(), {{DNNL_ARG_DIFF_SRC, diffSrc}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_DST, diffDst}});
+  if (e.blocked) e.outToBlk.execute(cpuStream(), diffDst, e.blkOut);
+  e.prim.execute(cpuStream(), {{DNNL_ARG_DIFF_SRC, e.blocked ? e.blkIn : diffSrc}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_DST, e.blocked ? e.blkOut : diffDst}});
+  if (e.blocked) e.blkToIn.execute(cpuStream(), e.blkIn, diffSrc);
   cpuStream().wait();
 }
 
@@ -302,7 +371,11 @@ void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Con
   memory user(e.userWeights, cpuEngine(), dw.data);
   memory src(e.src, cpuEngine(), x.data), diffDst(e.dst, cpuEngine(), dy.data);
   memory diffW = e.weightsNeedReorder ? e.diffWeights : user;
-  e.prim.execute(cpuStream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_WEIGHTS, diffW}, {DNNL_ARG_DIFF_DST, diffDst}});
+  if (e.blocked) {
+    e.inToBlk.execute(cpuStream(), src, e.blkIn);
+    e.outToBlk.execute(cpuStream(), diffDst, e.blkOut);
+  }
+  e.prim.execute(cpuStream(), {{DNNL_ARG_SRC, e.blocked ? e.blkIn : src}, {DNNL_ARG_DIFF_WEIGHTS, diffW}, {DNNL_ARG_DIFF_DST, e.blocked ? e.blkOut : diffDst}});
   if (e.weightsNeedReorder) e.weightReorder.execute(cpuStream(), diffW, user);
   cpuStream().wait();
 }
@@ -337,8 +410,12 @@ double medianOf(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
+struct Timing {
+  double median, min;
+};
+
 template <class Run>
-double timeIt(Run run, int iters) {
+Timing timeIt(Run run, int iters) {
   run();
   run();  // warm-up: page faults, caches, JIT kernels
   std::vector<double> t;
@@ -347,7 +424,7 @@ double timeIt(Run run, int iters) {
     run();
     t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  return medianOf(t);
+  return {medianOf(t), *std::min_element(t.begin(), t.end())};
 }
 
 memory randomMemory(const memory::desc& md) {
@@ -374,9 +451,9 @@ std::array<ConvBenchResult, 3> convBenchBest(int64_t N, int64_t H, int64_t W, in
   const int64_t pad = (k - 1) / 2;
   const memory::dims strides{1, 1}, dil{0, 0}, padL{pad, pad}, padR{k - 1 - pad, k - 1 - pad};
   const memory::desc wAny({Cout, Cin, k, k}, dt::f32, tag::any);
-  std::array<ConvBenchResult, 3> best{{{"", 1e30}, {"", 1e30}, {"", 1e30}}};
-  auto consider = [&](int which, const char* name, double s) {
-    if (s < best[size_t(which)].seconds) best[size_t(which)] = {name, s};
+  std::array<ConvBenchResult, 3> best{{{"", 1e30, 1e30}, {"", 1e30, 1e30}, {"", 1e30, 1e30}}};
+  auto consider = [&](int which, const char* name, Timing t) {
+    if (t.median < best[size_t(which)].seconds) best[size_t(which)] = {name, t.median, t.min};
   };
   dnnl::stream& s = cpuStream();
   for (const ProbeConfig& c : configs) {

@@ -11,6 +11,8 @@ export type ConvParamArray = readonly [number, number, number, number, number, n
 export interface ConvBenchFigure {
   /** Median seconds per call of the fastest configuration. */
   readonly seconds: number;
+  /** Its fastest call (less sensitive to other load on the machine). */
+  readonly minSeconds: number;
   /** Which configuration that was, e.g. 'nhwc/direct' or 'nChw16c/auto'. */
   readonly config: string;
 }

@@ -308,6 +308,8 @@ describe('native backend vs ts reference', { skip }, () => {
     { name: 'down-right-shifted 2×2 (pad top/left only), [2, 5, 7, 3] → 4', x: [2, 5, 7, 3], k: [2, 2], cout: 4, p: P(1, 1, 1), out: [5, 7] },
     { name: 'asymmetric stride 1×2, dilation 2×1, [2, 7, 9, 5] → 3', x: [2, 7, 9, 5], k: [3, 2], cout: 3, p: P(1, 2, 0, 2, 2, 1) },
     { name: '3×3 same, [4, 14, 14, 16] → 32', x: [4, 14, 14, 16], k: [3, 3], cout: 32, p: P(1, 1, 1) },
+    // Large enough for the Winograd plan (blocked nChw16c copies, reorders in and out).
+    { name: '3×3 same, Winograd-sized [2, 32, 32, 64] → 64', x: [2, 32, 32, 64], k: [3, 3], cout: 64, p: P(1, 1, 1) },
   ];
   const outOf = (c: ConvCase): number[] => {
     const [n, h, w] = c.x;

@@ -7,6 +7,7 @@
         "native/elementwise.cc",
         "native/reduce.cc",
         "native/movement.cc",
+        "native/fused.cc",
         "native/onednn_common.cc",
         "native/onednn_conv.cc",
         "native/onednn_matmul.cc"

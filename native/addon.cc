@@ -390,6 +390,51 @@ ARPIX_EXPORT(oneHot) {
   });
 }
 
+// gate(x, xShape, out, outShape)
+ARPIX_EXPORT(gate) {
+  return guarded(info, "gate", [&] {
+    Buf x = bufOf("gate", "x", info[0], info[1]), out = bufOf("gate", "out", info[2], info[3]);
+    if (out.shape.empty() || out.size * 2 != x.size) throw KernelError("gate", "x " + fmtShape(x.shape) + " must have twice the channels of out " + fmtShape(out.shape));
+    gate(x, out);
+    return info.Env().Undefined();
+  });
+}
+
+// gateBackward(x, xShape, g, gShape, dx)
+ARPIX_EXPORT(gateBackward) {
+  return guarded(info, "gateBackward", [&] {
+    Buf x = bufOf("gateBackward", "x", info[0], info[1]), g = bufOf("gateBackward", "g", info[2], info[3]);
+    Buf dx = bufOf("gateBackward", "dx", info[4]);
+    if (g.shape.empty() || g.size * 2 != x.size || dx.size != x.size) throw KernelError("gateBackward", "x " + fmtShape(x.shape) + ", g " + fmtShape(g.shape) + " and dx do not fit");
+    gateBackward(x, g, dx);
+    return info.Env().Undefined();
+  });
+}
+
+// softmaxCrossEntropy(logits, logitsShape, targets, loss, probs)
+ARPIX_EXPORT(softmaxCrossEntropy) {
+  return guarded(info, "softmaxCrossEntropy", [&] {
+    Buf x = bufOf("softmaxCrossEntropy", "logits", info[0], info[1]), t = bufOf("softmaxCrossEntropy", "targets", info[2]);
+    Buf loss = bufOf("softmaxCrossEntropy", "loss", info[3]), probs = bufOf("softmaxCrossEntropy", "probs", info[4]);
+    const int64_t k = x.shape.empty() ? 1 : x.shape.back();
+    if (t.size * k != x.size || loss.size != t.size || probs.size != x.size) throw KernelError("softmaxCrossEntropy", "logits " + fmtShape(x.shape) + ", targets, loss and probs do not fit");
+    softmaxCrossEntropy(x, t, loss, probs);
+    return info.Env().Undefined();
+  });
+}
+
+// softmaxCrossEntropyBackward(probs, probsShape, targets, g, dx)
+ARPIX_EXPORT(softmaxCrossEntropyBackward) {
+  return guarded(info, "softmaxCrossEntropyBackward", [&] {
+    Buf p = bufOf("softmaxCrossEntropyBackward", "probs", info[0], info[1]), t = bufOf("softmaxCrossEntropyBackward", "targets", info[2]);
+    Buf g = bufOf("softmaxCrossEntropyBackward", "g", info[3]), dx = bufOf("softmaxCrossEntropyBackward", "dx", info[4]);
+    const int64_t k = p.shape.empty() ? 1 : p.shape.back();
+    if (t.size * k != p.size || g.size != t.size || dx.size != p.size) throw KernelError("softmaxCrossEntropyBackward", "probs " + fmtShape(p.shape) + ", targets, g and dx do not fit");
+    softmaxCrossEntropyBackward(p, t, g, dx);
+    return info.Env().Undefined();
+  });
+}
+
 ARPIX_EXPORT(threads) { return Napi::Number::New(info.Env(), omp_get_max_threads()); }
 
 ARPIX_EXPORT(setThreads) {
@@ -465,6 +510,10 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(pickLastBackward);
   ARPIX_REGISTER(cast);
   ARPIX_REGISTER(oneHot);
+  ARPIX_REGISTER(gate);
+  ARPIX_REGISTER(gateBackward);
+  ARPIX_REGISTER(softmaxCrossEntropy);
+  ARPIX_REGISTER(softmaxCrossEntropyBackward);
   ARPIX_REGISTER(threads);
   ARPIX_REGISTER(setThreads);
   ARPIX_REGISTER(onednnVersion);

@@ -229,6 +229,11 @@ struct ConvBenchResult {
 /** Times the fastest oneDNN configuration for one conv shape: {forward, backward-data, backward-weights}. */
 std::array<ConvBenchResult, 3> convBenchBest(int64_t N, int64_t H, int64_t W, int64_t Cin, int64_t Cout, int64_t k, int iters);
 
+void gate(const Buf& x, const Buf& out);
+void gateBackward(const Buf& x, const Buf& g, const Buf& dx);
+void softmaxCrossEntropy(const Buf& logits, const Buf& targets, const Buf& loss, const Buf& probs);
+void softmaxCrossEntropyBackward(const Buf& probs, const Buf& targets, const Buf& g, const Buf& dx);
+
 void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB);
 
 std::string onednnVersion();

@@ -45,6 +45,10 @@ export interface NativeAddon {
   pickLastBackward(g: TypedArray, idx: TypedArray, out: TypedArray, outShape: Shape): void;
   cast(x: TypedArray, out: TypedArray): void;
   oneHot(idx: TypedArray, out: TypedArray, outShape: Shape): void;
+  gate(x: TypedArray, xShape: Shape, out: TypedArray, outShape: Shape): void;
+  gateBackward(x: TypedArray, xShape: Shape, g: TypedArray, gShape: Shape, dx: TypedArray): void;
+  softmaxCrossEntropy(logits: TypedArray, logitsShape: Shape, targets: TypedArray, loss: TypedArray, probs: TypedArray): void;
+  softmaxCrossEntropyBackward(probs: TypedArray, probsShape: Shape, targets: TypedArray, g: TypedArray, dx: TypedArray): void;
 
   threads(): number;
   setThreads(n: number): void;

@@ -37,5 +37,11 @@ export function nativeKernels(addon: NativeAddon): Kernels {
     softmaxLast: (x, out, log) => addon.softmaxLast(x.data, x.shape, out.data, log),
     cast: (x, out) => addon.cast(x.data, out.data),
     oneHot: (idx, out) => addon.oneHot(idx.data, out.data, out.shape),
+    gate: (x, out) => addon.gate(x.data, x.shape, out.data, out.shape),
+    gateBackward: (x, g, dx) => addon.gateBackward(x.data, x.shape, g.data, g.shape, dx.data),
+    softmaxCrossEntropy: (logits, targets, loss, probs) =>
+      addon.softmaxCrossEntropy(logits.data, logits.shape, targets.data, loss.data, probs.data),
+    softmaxCrossEntropyBackward: (probs, targets, g, dx) =>
+      addon.softmaxCrossEntropyBackward(probs.data, probs.shape, targets.data, g.data, dx.data),
   };
 }

@@ -263,6 +263,30 @@ describe('native backend vs ts reference', { skip }, () => {
     });
   }
 
+  // ---- fused ----
+
+  test('gate / gateBackward: [2, 5, 7, 2·3] and a large [16, 28, 28, 2·32]', () => {
+    for (const [shape, c] of [[[2, 5, 7, 6], 3], [[16, 28, 28, 64], 32]] as const) {
+      const x = uniform(shape, -4, 4, 50);
+      const half = [...shape.slice(0, -1), c];
+      agree((k, [o]) => k.gate(x, o!), [[half, 'float32']], { atol: 1e-6, rtol: 2e-6 }, 'gate');
+      const g = uniform(half, -1, 1, 51);
+      agree((k, [o]) => k.gateBackward(x, g, o!), [[shape, 'float32']], { atol: 1e-6, rtol: 1e-5 }, 'gateBackward');
+    }
+  });
+
+  test('softmaxCrossEntropy and backward: [35, 11], large logits, [4096, 256]', () => {
+    for (const [J, K, lo, hi] of [[35, 11, -3, 3], [9, 4, -300, 300], [4096, 256, -8, 8]] as const) {
+      const x = uniform([J, K], lo, hi, 52);
+      const t = ints([J], 0, K - 1, 53);
+      agree((k, [loss, probs]) => k.softmaxCrossEntropy(x, t, loss!, probs!), [[[J], 'float32'], [[J, K], 'float32']], { atol: 2e-5, rtol: 1e-5 }, `sce ${J}x${K}`);
+      const probs = empty([J, K]);
+      ref.softmaxCrossEntropy(x, t, empty([J]), probs);
+      const g = uniform([J], -1, 1, 54);
+      agree((k, [dx]) => k.softmaxCrossEntropyBackward(probs, t, g, dx!), [[[J, K], 'float32']], {}, `sce backward ${J}x${K}`);
+    }
+  });
+
   // ---- matmul ----
 
   test('matmul 2-D, all four transpositions, odd sizes', () => {

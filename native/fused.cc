@@ -1,0 +1,118 @@
+// Fused kernels: the gated activation of Gated PixelCNN and softmax cross-entropy, each with its
+// backward. Semantics follow src/backends/ts/fused.ts; the composed ops in src/ops are the oracle.
+#include <cmath>
+#include <limits>
+
+#include "common.h"
+#include "vmath.h"
+
+namespace arpix {
+
+void gate(const Buf& x, const Buf& out) {
+  requireDType("gate", "x", x, DType::F32);
+  requireDType("gate", "out", out, DType::F32);
+  const int64_t c = out.shape.back();
+  if (c == 0) return;
+  const int64_t rows = out.size / c;
+  const float* xd = x.f32();
+  float* o = out.f32();
+#pragma omp parallel for schedule(static) if (worthParallel(out.size))
+  for (int64_t r = 0; r < rows; r++) {
+    const float* a = xd + 2 * r * c;
+    const float* b = a + c;
+    float* y = o + r * c;
+    for (int64_t i = 0; i < c; i++) y[i] = vtanh(a[i]) * vsigmoid(b[i]);
+  }
+}
+
+void gateBackward(const Buf& x, const Buf& g, const Buf& dx) {
+  requireDType("gateBackward", "x", x, DType::F32);
+  requireDType("gateBackward", "g", g, DType::F32);
+  requireDType("gateBackward", "dx", dx, DType::F32);
+  const int64_t c = g.shape.back();
+  if (c == 0) return;
+  const int64_t rows = g.size / c;
+  const float* xd = x.f32();
+  const float* gd = g.f32();
+  float* o = dx.f32();
+#pragma omp parallel for schedule(static) if (worthParallel(x.size))
+  for (int64_t r = 0; r < rows; r++) {
+    const float* a = xd + 2 * r * c;
+    const float* b = a + c;
+    const float* gr = gd + r * c;
+    float* da = o + 2 * r * c;
+    float* db = da + c;
+    for (int64_t i = 0; i < c; i++) {
+      const float t = vtanh(a[i]), s = vsigmoid(b[i]), gi = gr[i];
+      da[i] = gi * s * (1.0f - t * t);
+      db[i] = gi * t * s * (1.0f - s);
+    }
+  }
+}
+
+void softmaxCrossEntropy(const Buf& logits, const Buf& targets, const Buf& loss, const Buf& probs) {
+  requireDType("softmaxCrossEntropy", "logits", logits, DType::F32);
+  requireDType("softmaxCrossEntropy", "targets", targets, DType::I32);
+  requireDType("softmaxCrossEntropy", "loss", loss, DType::F32);
+  requireDType("softmaxCrossEntropy", "probs", probs, DType::F32);
+  const int64_t k = logits.shape.back();
+  const int64_t J = targets.size;
+  const int32_t* t = targets.i32();
+  for (int64_t j = 0; j < J; j++) {
+    if (t[j] < 0 || t[j] >= k) throw KernelError("softmaxCrossEntropy", "targets[" + std::to_string(j) + "] = " + std::to_string(t[j]) + " is out of range for " + std::to_string(k) + " classes");
+  }
+  const float* xd = logits.f32();
+  float* l = loss.f32();
+  float* pd = probs.f32();
+#pragma omp parallel for schedule(static) if (worthParallel(logits.size))
+  for (int64_t j = 0; j < J; j++) {
+    const float* a = xd + j * k;
+    float* p = pd + j * k;
+    float m = -std::numeric_limits<float>::infinity();
+    int nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : nan)
+    for (int64_t i = 0; i < k; i++) {
+      nan |= a[i] != a[i];
+      m = a[i] > m ? a[i] : m;
+    }
+    double s = 0;
+    if (nan || std::isinf(m)) {
+      // The reference's arithmetic on NaN / infinite rows, kept literally.
+      const double mm = nan ? std::numeric_limits<double>::quiet_NaN() : double(m);
+      for (int64_t i = 0; i < k; i++) s += std::exp(double(a[i]) - mm);
+      for (int64_t i = 0; i < k; i++) p[i] = float(std::exp(double(a[i]) - mm) / s);
+      l[j] = float(mm + std::log(s) - double(a[t[j]]));
+      continue;
+    }
+    for (int64_t i = 0; i < k; i++) p[i] = vexp(a[i] - m);
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < k; i++) s += double(p[i]);
+    const float inv = float(1.0 / s);
+    for (int64_t i = 0; i < k; i++) p[i] *= inv;
+    l[j] = float(double(m) + std::log(s) - double(a[t[j]]));
+  }
+}
+
+void softmaxCrossEntropyBackward(const Buf& probs, const Buf& targets, const Buf& g, const Buf& dx) {
+  requireDType("softmaxCrossEntropyBackward", "probs", probs, DType::F32);
+  requireDType("softmaxCrossEntropyBackward", "targets", targets, DType::I32);
+  requireDType("softmaxCrossEntropyBackward", "g", g, DType::F32);
+  requireDType("softmaxCrossEntropyBackward", "dx", dx, DType::F32);
+  const int64_t k = probs.shape.back();
+  const int64_t J = targets.size;
+  const int32_t* t = targets.i32();
+  for (int64_t j = 0; j < J; j++) {
+    if (t[j] < 0 || t[j] >= k) throw KernelError("softmaxCrossEntropyBackward", "targets[" + std::to_string(j) + "] = " + std::to_string(t[j]) + " is out of range for " + std::to_string(k) + " classes");
+  }
+  const float* p = probs.f32();
+  const float* gd = g.f32();
+  float* o = dx.f32();
+#pragma omp parallel for schedule(static) if (worthParallel(probs.size))
+  for (int64_t j = 0; j < J; j++) {
+    const float gj = gd[j];
+    for (int64_t i = 0; i < k; i++) o[j * k + i] = gj * p[j * k + i];
+    o[j * k + t[j]] -= gj;
+  }
+}
+
+}  // namespace arpix

@@ -1,0 +1,63 @@
+// The data a run trains and evaluates on, from its `dataset` section: the training split minus a
+// seeded validation split, the published test split, and the pixel transform that gives the
+// model its levels (2^bits, or 2 when binarised).
+
+import { ConfigError } from '../config.js';
+import { loadDataset, splitValidation, type Dataset, type PixelTransform } from '../data/index.js';
+import type { AutoregressiveModel } from '../models/model.js';
+import type { DatasetConfig } from './config.js';
+
+/** The loader transform for a dataset section. */
+export function transformFor(d: DatasetConfig): PixelTransform {
+  if (d.binarize === 'dynamic') return { kind: 'dynamic-binarise' };
+  if (d.binarize === 'fixed') return { kind: 'binarise' };
+  return d.bits < 8 ? { kind: 'quantise', bits: d.bits } : { kind: 'none' };
+}
+
+/**
+ * For evaluation and completion: dynamic binarisation is evaluated on one fixed draw (the loader's
+ * draw for seed 0, epoch 0), the usual protocol for binarised MNIST.
+ */
+export function levelsFor(d: DatasetConfig): number {
+  return d.binarize === 'none' ? 2 ** d.bits : 2;
+}
+
+/** Refuses a dataset section whose levels or image size the model cannot take. */
+export function checkDataFits(model: AutoregressiveModel, d: DatasetConfig, ds?: Dataset): void {
+  const levels = levelsFor(d);
+  if (levels !== model.likelihood.levels) {
+    const want = model.likelihood.levels === 2 ? 'dataset.binarize=fixed or dynamic' : `dataset.bits=${Math.log2(model.likelihood.levels)} and dataset.binarize=none`;
+    throw new ConfigError('dataset', `gives ${levels} levels per value but the model's ${model.config.likelihood.kind} likelihood has ${model.likelihood.levels}; set ${want}`);
+  }
+  if (ds) {
+    const [, h, w, c] = ds.shape;
+    const m = model.config;
+    if (h !== m.height || w !== m.width || c !== m.channels) {
+      throw new ConfigError('dataset', `${ds.name} has ${h}×${w}×${c} images but the model takes ${m.height}×${m.width}×${m.channels}; set model.height, model.width and model.channels to match`);
+    }
+    if (m.numClasses > 0 && (ds.labels === null || ds.numClasses > m.numClasses)) {
+      throw new ConfigError('model.numClasses', `is ${m.numClasses} but ${ds.name} has ${ds.labels ? `${ds.numClasses} classes` : 'no labels'}`);
+    }
+  }
+}
+
+export interface RunData {
+  train: Dataset;
+  validation: Dataset;
+  transform: PixelTransform;
+}
+
+/** Training and validation splits: the validation images are a seeded subset of the training files. */
+export async function loadTrainData(d: DatasetConfig, validationSize: number): Promise<RunData> {
+  const full = await loadDataset(d.name, { split: 'train' });
+  const n = full.shape[0];
+  if (validationSize >= n) throw new ConfigError('train.validationSize', `(${validationSize}) must be smaller than the ${n} training images of ${d.name}`);
+  const { train, validation } = splitValidation(full, { size: validationSize, seed: 0 });
+  return { train, validation, transform: transformFor(d) };
+}
+
+/** The split `eval` reports on: the published test set, or the run's validation split. */
+export async function loadEvalData(d: DatasetConfig, split: 'test' | 'validation', validationSize: number): Promise<Dataset> {
+  if (split === 'test') return loadDataset(d.name, { split: 'test' });
+  return (await loadTrainData(d, validationSize)).validation;
+}

@@ -1,0 +1,17 @@
+// arpix/train: the training loop, its configuration, evaluation in bits/dim, model costs and the
+// image and metric files a run writes.
+
+export type { RunConfig, TrainConfig, DatasetConfig, ScheduleConfig } from './config.js';
+export { trainDefaults, datasetDefaults, resolveRunConfig, presetRaw, configFileRaw, applyOverrides } from './config.js';
+export type { RunData } from './data.js';
+export { transformFor, levelsFor, checkDataFits, loadTrainData, loadEvalData } from './data.js';
+export type { Evaluation, EvaluateOptions } from './evaluate.js';
+export { evaluate } from './evaluate.js';
+export type { Progress, TrainEvent, TrainOptions, TrainResult } from './train.js';
+export { train, modelFromCheckpoint, TrainError, RESUMABLE_KEYS, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, ARPIX_VERSION } from './train.js';
+export type { ModelInfo, ConvCost } from './info.js';
+export { modelInfo, convCosts, receptiveField } from './info.js';
+export type { GridOptions } from './images.js';
+export { imageGridPng, encodeNpyUint8 } from './images.js';
+export type { MetricRecord, TrainRecord, ValidationRecord } from './metrics.js';
+export { readMetrics } from './metrics.js';

@@ -1,0 +1,134 @@
+// What a model costs and sees: parameters, FLOPs per image from its convolutions' actual shapes,
+// and the receptive field of the last pixel, measured from gradients rather than derived, so it
+// also checks that the network is causal.
+
+import type { AutoregressiveModel } from '../models/model.js';
+import { Conv2d, ConvTranspose2d } from '../nn/index.js';
+import { noGrad, slice, sum } from '../ops/index.js';
+import { Generator } from '../tensor/random.js';
+import { Tensor } from '../tensor/tensor.js';
+
+export interface ConvCost {
+  name: string;
+  kernel: readonly [number, number];
+  outShape: readonly number[];
+  /** 2 × multiply-adds computed for one image. */
+  flops: number;
+  /** Of those, the ones that multiply taps a mask always zeroes. */
+  maskedFlops: number;
+}
+
+export interface ModelInfo {
+  parameters: number;
+  /** FLOPs per image the network computes (2 × multiply-adds of its convolutions). */
+  flops: number;
+  /** Of `flops`, the ones spent on masked-out (always zero) weights. */
+  maskedFlops: number;
+  /**
+   * For Gated PixelCNN, which skips masked taps by construction: the FLOPs the common masked
+   * k×k formulation of the same network would compute. Null for other models.
+   */
+  maskedFormulationFlops: number | null;
+  convs: ConvCost[];
+  /** Input pixels the last pixel's output depends on, of the pixels before it. */
+  receptiveField: { pixels: number; of: number };
+}
+
+/** Runs one forward pass on a one-image batch, recording every convolution's output shape. */
+export function convCosts(model: AutoregressiveModel): ConvCost[] {
+  const { height: h, width: w, channels: c, numClasses } = model.config;
+  const costs: ConvCost[] = [];
+  const patched: [Conv2d | ConvTranspose2d, unknown][] = [];
+  for (const [name, m] of model.namedModules()) {
+    if (!(m instanceof Conv2d || m instanceof ConvTranspose2d)) continue;
+    const conv = m;
+    const original = conv.forward;
+    patched.push([conv, Object.getOwnPropertyDescriptor(conv, 'forward')]);
+    conv.forward = (x: Tensor): Tensor => {
+      const y = original.call(conv, x);
+      const [kh, kw] = conv.kernelSize;
+      const outPixels = y.shape[1]! * y.shape[2]!;
+      // A transposed convolution does the same multiply-adds per input pixel as a convolution per output pixel.
+      const perPixel = conv instanceof ConvTranspose2d ? x.shape[1]! * x.shape[2]! : outPixels;
+      const flops = 2 * perPixel * kh * kw * conv.inChannels * conv.outChannels;
+      let masked = 0;
+      if (conv instanceof Conv2d && conv.mask) {
+        let zeros = 0;
+        for (const v of conv.mask.data) if (v === 0) zeros++;
+        masked = (flops * zeros) / conv.mask.size;
+      }
+      costs.push({ name, kernel: [kh, kw], outShape: y.shape, flops, maskedFlops: masked });
+      return y;
+    };
+  }
+  try {
+    const images = new Tensor(new Int32Array(h * w * c), [1, h, w, c]);
+    const labels = numClasses > 0 ? new Tensor(new Int32Array(1), [1]) : null;
+    const was = model.training;
+    model.eval();
+    noGrad(() => model.params(images, { labels }));
+    if (was) model.train();
+  } finally {
+    for (const [conv] of patched) delete (conv as unknown as { forward?: unknown }).forward;
+  }
+  return costs;
+}
+
+/** FLOPs of the masked k×k formulation of a Gated PixelCNN (its skipped taps counted back in). */
+function gatedMaskedFormulation(model: AutoregressiveModel, costs: readonly ConvCost[]): number | null {
+  if (model.config.kind !== 'gated-pixelcnn') return null;
+  const cfg = model.config as unknown as { kernelSize: number; firstKernelSize: number };
+  const k = cfg.kernelSize;
+  const k0 = cfg.firstKernelSize;
+  let total = 0;
+  for (const c of costs) {
+    const taps = c.kernel[0] * c.kernel[1];
+    const full = /(^|\.)vFirst$/.test(c.name) ? k0 * k0 : /(^|\.)hFirst$/.test(c.name) ? k0
+      : /\.vConv$/.test(c.name) ? k * k : /\.hConv$/.test(c.name) ? k : taps;
+    total += (c.flops * full) / taps;
+  }
+  return total;
+}
+
+/**
+ * Pixels of the input that the output at the last pixel depends on: the gradient of the sum of
+ * its parameters with respect to a random input, counted where non-zero.
+ */
+export function receptiveField(model: AutoregressiveModel, seed = 0): { pixels: number; of: number } {
+  const { height: h, width: w, channels: c, numClasses } = model.config;
+  const x = new Tensor(new Float32Array(h * w * c), [1, h, w, c]);
+  new Generator(seed).uniform(x.data as Float32Array);
+  for (let i = 0; i < x.size; i++) x.data[i] = x.data[i]! * 2 - 1;
+  x.requireGrad();
+  const labels = numClasses > 0 ? new Tensor(new Int32Array(1), [1]) : null;
+  const was = model.training;
+  model.eval();
+  try {
+    const out = model.network(x, { labels });
+    const p = out.shape[3]!;
+    sum(slice(out, [0, h - 1, w - 1, 0], [1, 1, 1, p])).backward();
+  } finally {
+    if (was) model.train();
+  }
+  const g = x.grad!.data;
+  let pixels = 0;
+  for (let q = 0; q < h * w; q++) {
+    let any = false;
+    for (let ch = 0; ch < c; ch++) if (g[q * c + ch] !== 0) any = true;
+    if (any) pixels++;
+  }
+  model.zeroGrad();
+  return { pixels, of: h * w - 1 };
+}
+
+export function modelInfo(model: AutoregressiveModel): ModelInfo {
+  const convs = convCosts(model);
+  return {
+    parameters: model.numParameters(),
+    flops: convs.reduce((a, c) => a + c.flops, 0),
+    maskedFlops: convs.reduce((a, c) => a + c.maskedFlops, 0),
+    maskedFormulationFlops: gatedMaskedFormulation(model, convs),
+    convs,
+    receptiveField: receptiveField(model),
+  };
+}

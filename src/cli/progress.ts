@@ -1,0 +1,88 @@
+// Training progress for people: a live bar (cli-progress) on a terminal, plain log lines every few
+// seconds when the output is a file or a pipe, so logs stay readable.
+
+import cliProgress from 'cli-progress';
+import type { Progress, TrainEvent } from '../train/index.js';
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+const fmt = (x: number | null, digits = 3) => (x === null || !Number.isFinite(x) ? '-' : x.toFixed(digits));
+
+export function eventLine(e: TrainEvent): string | null {
+  switch (e.kind) {
+    case 'start':
+      return `${e.resumed ? 'resuming at' : 'starting at'} step ${e.step}: ${e.parameters.toLocaleString('en')} parameters, ${e.trainImages} training and ${e.validationImages} validation images`;
+    case 'validation':
+      return `step ${e.step}: validation ${e.evaluation.bitsPerDim.toFixed(4)} ± ${e.evaluation.stderr.toFixed(4)} bits/dim${e.ema ? ' (EMA weights)' : ''}`;
+    case 'checkpoint':
+      return `step ${e.step}: checkpoint ${e.path}`;
+    case 'samples':
+      return `step ${e.step}: samples ${e.path}`;
+  }
+}
+
+export interface Reporter {
+  progress(p: Progress): void;
+  event(e: TrainEvent): void;
+  log(line: string): void;
+  stop(): void;
+}
+
+/** A bar on a TTY, else a line every `everySeconds`. */
+export function createReporter(stream: NodeJS.WriteStream, opts: { bar?: boolean; everySeconds?: number } = {}): Reporter {
+  const useBar = (opts.bar ?? true) && stream.isTTY === true;
+  const every = (opts.everySeconds ?? 10) * 1000;
+  if (!useBar) {
+    let last = 0;
+    const write = (s: string) => stream.write(s + '\n');
+    return {
+      progress(p) {
+        const now = Date.now();
+        if (now - last < every) return;
+        last = now;
+        const total = p.totalSteps === null ? '' : `/${p.totalSteps}`;
+        write(`step ${p.step}${total} epoch ${p.epoch} loss ${fmt(p.loss)} bits/dim val ${fmt(p.validation)} | ${p.imagesPerSec.toFixed(1)} img/s | lr ${p.lr.toPrecision(3)} | ETA ${p.etaSeconds === null ? '?' : formatDuration(p.etaSeconds)}`);
+      },
+      event(e) {
+        const line = eventLine(e);
+        if (line) write(line);
+      },
+      log: write,
+      stop() {},
+    };
+  }
+  const multi = new cliProgress.MultiBar({
+    stream,
+    format: 'step {value}/{total} |{bar}| loss {loss} | val {val} bits/dim | {ips} img/s | ETA {etaText}',
+    hideCursor: true,
+    clearOnComplete: false,
+    etaBuffer: 50,
+    fps: 5,
+  }, cliProgress.Presets.shades_classic);
+  let bar: cliProgress.SingleBar | null = null;
+  return {
+    progress(p) {
+      const total = p.totalSteps ?? p.step + Math.round(((p.etaSeconds ?? 0) * p.imagesPerSec) / 32);
+      const payload = { loss: fmt(p.loss), val: fmt(p.validation), ips: p.imagesPerSec.toFixed(1), etaText: p.etaSeconds === null ? '?' : formatDuration(p.etaSeconds) };
+      if (!bar) bar = multi.create(total, p.step, payload);
+      bar.setTotal(total);
+      bar.update(p.step, payload);
+    },
+    event(e) {
+      const line = eventLine(e);
+      if (line) multi.log(line + '\n');
+    },
+    log(line) {
+      multi.log(line + '\n');
+    },
+    stop() {
+      multi.stop();
+    },
+  };
+}

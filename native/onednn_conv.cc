@@ -304,6 +304,12 @@ memory weightsFor(ConvEntry& e, const Buf& w) {
   return mem;
 }
 
+/** Every tap of every output pixel falls in the padding (a degenerate but legal geometry). */
+bool noInputRead(const Geometry& g) {
+  const Window w = windowOf(g);
+  return w.H <= 0 || w.W <= 0;
+}
+
 void requireF32(const char* kernel, const char* arg, const Buf& b) { requireDType(kernel, arg, b, DType::F32); }
 
 }  // namespace
@@ -315,7 +321,7 @@ void conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const C
   if (bias) requireF32("conv2d", "bias", *bias);
   const Geometry g = geometry(x.shape, w.shape, out.shape, p);
   if (out.size == 0) return;
-  if (x.size == 0 || w.size == 0) {
+  if (x.size == 0 || w.size == 0 || noInputRead(g)) {
     // No taps contribute: the output is the bias alone.
     float* o = out.f32();
     for (int64_t i = 0; i < out.size; i += g.O)
@@ -340,7 +346,7 @@ void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvPa
   requireF32("conv2dBackwardData", "dx", dx);
   const Geometry g = geometry(dx.shape, w.shape, dy.shape, p);
   if (dx.size == 0) return;
-  if (dy.size == 0 || w.size == 0) {
+  if (dy.size == 0 || w.size == 0 || noInputRead(g)) {
     std::memset(dx.data, 0, size_t(dx.size) * 4);
     return;
   }
@@ -362,7 +368,7 @@ void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Con
   requireF32("conv2dBackwardWeights", "dw", dw);
   const Geometry g = geometry(x.shape, dw.shape, dy.shape, p);
   if (dw.size == 0) return;
-  if (x.size == 0 || dy.size == 0) {
+  if (x.size == 0 || dy.size == 0 || noInputRead(g)) {
     std::memset(dw.data, 0, size_t(dw.size) * 4);
     return;
   }

@@ -330,6 +330,8 @@ describe('native backend vs ts reference', { skip }, () => {
     { name: '3×3 dilation 2, [2, 9, 8, 3] → 2', x: [2, 9, 8, 3], k: [3, 3], cout: 2, p: P(1, 2, 2, 2) },
     { name: 'down-shifted 2×3 (pad top 1, left 1, none below), [2, 5, 7, 3] → 4', x: [2, 5, 7, 3], k: [2, 3], cout: 4, p: P(1, 1, 1), out: [5, 7] },
     { name: 'down-right-shifted 2×2 (pad top/left only), [2, 5, 7, 3] → 4', x: [2, 5, 7, 3], k: [2, 2], cout: 4, p: P(1, 1, 1), out: [5, 7] },
+    { name: 'padding wider than the kernel (whole output rows in the padding), [1, 5, 5, 2] → 3', x: [1, 5, 5, 2], k: [3, 3], cout: 3, p: P(1, 3, 3) },
+    { name: 'output entirely in the top padding, [1, 5, 5, 2] → 3', x: [1, 5, 5, 2], k: [3, 3], cout: 3, p: P(1, 10, 0), out: [1, 3] },
     { name: 'asymmetric stride 1×2, dilation 2×1, [2, 7, 9, 5] → 3', x: [2, 7, 9, 5], k: [3, 2], cout: 3, p: P(1, 2, 0, 2, 2, 1) },
     { name: '3×3 same, [4, 14, 14, 16] → 32', x: [4, 14, 14, 16], k: [3, 3], cout: 32, p: P(1, 1, 1) },
     // Large enough for the Winograd plan (blocked nChw16c copies, reorders in and out).

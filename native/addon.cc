@@ -31,10 +31,15 @@ std::vector<int64_t> intsOf(const Napi::Value& v) {
 
 /** A typed array as a Buf; with a shape, its length must match the shape's element count. */
 Buf bufOf(const char* kernel, const char* arg, const Napi::Value& data, const Napi::Value* shape) {
-  if (!data.IsTypedArray()) throw KernelError(kernel, std::string(arg) + " must be a typed array");
-  Napi::TypedArray ta = data.As<Napi::TypedArray>();
+  // One napi_get_typedarray_info call: node-addon-api's accessors each repeat it.
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* ptr = nullptr;
+  if (!data.IsTypedArray() || napi_get_typedarray_info(data.Env(), data, &type, &length, &ptr, nullptr, nullptr) != napi_ok) {
+    throw KernelError(kernel, std::string(arg) + " must be a typed array");
+  }
   Buf b;
-  switch (ta.TypedArrayType()) {
+  switch (type) {
     case napi_float32_array: b.dtype = DType::F32; break;
     case napi_int32_array: b.dtype = DType::I32; break;
     case napi_float64_array:
@@ -42,8 +47,8 @@ Buf bufOf(const char* kernel, const char* arg, const Napi::Value& data, const Na
     default:
       throw KernelError(kernel, std::string(arg) + " must be a Float32Array or Int32Array");
   }
-  b.size = int64_t(ta.ElementLength());
-  b.data = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  b.size = int64_t(length);
+  b.data = ptr;  // already advanced by the byte offset
   if (shape) {
     b.shape = shapeOf(kernel, arg, *shape);
     if (numel(b.shape) != b.size) {

@@ -476,6 +476,22 @@ describe('native backend vs ts reference', { skip }, () => {
     agree((k, [o]) => k.oneHot(idx, o!), [[[5, 7, 4], 'int32']]);
   });
 
+  // ---- empty tensors ----
+
+  test('zero-size tensors: elementwise, reductions to the identity, K = 0 matmul, empty batch conv', () => {
+    const x = uniform([0, 3]);
+    agree((k, [o]) => k.unary(x, o!, 'exp'), [[[0, 3], 'float32']]);
+    agree((k, [o]) => k.binary(x, uniform([3]), o!, 'add'), [[[0, 3], 'float32']]);
+    for (const op of ['sum', 'max', 'min'] as const) agree((k, [o]) => k.reduce(x, o!, [0], op), [[[1, 3], 'float32']], {}, op);
+    agree((k, [o]) => k.reduce(ints([0, 3], 0, 1), o!, [0], 'sum'), [[[1, 3], 'int32']]);
+    agree((k, [o]) => k.argmaxLast(uniform([4, 0]), o!), [[[4], 'int32']]);
+    agree((k, [o]) => k.matmul(uniform([4, 0]), uniform([0, 5]), o!, false, false), [[[4, 5], 'float32']]);
+    const p = P(1, 1, 1);
+    agree((k, [o]) => k.conv2d(uniform([0, 5, 5, 3]), uniform([3, 3, 3, 2]), null, o!, p), [[[0, 5, 5, 2], 'float32']]);
+    agree((k, [o]) => k.conv2d(uniform([2, 5, 5, 0]), uniform([3, 3, 0, 2]), uniform([2]), o!, p), [[[2, 5, 5, 2], 'float32']]);
+    agree((k, [o]) => k.conv2dBackwardWeights(uniform([0, 5, 5, 3]), uniform([0, 5, 5, 2]), o!, p), [[[3, 3, 3, 2], 'float32']]);
+  });
+
   // ---- errors ----
 
   test('throws, naming the kernel, when handed float64', () => {

@@ -34,13 +34,16 @@ export let nativeLoadError: string | null = null;
 
 let cached: NativeBackend | null | undefined;
 
-/** The folder holding package.json, found by walking up from this file (src/ or dist/). */
+/**
+ * The package root, found by walking up from this file (under src/ or dist/) to the folder that
+ * holds binding.gyp — not merely a package.json, which a build may also write into dist/.
+ */
 function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (existsSync(join(dir, 'binding.gyp')) && existsSync(join(dir, 'package.json'))) return dir;
     const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the arpix package root (no package.json above the backend)');
+    if (up === dir) throw new Error('cannot find the arpix package root (no binding.gyp above the native backend)');
     dir = up;
   }
 }

@@ -35,6 +35,16 @@ async function ensureDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
 }
 
+/** Writes an output file atomically; an error names the file. */
+async function writeOut(path: string, data: Uint8Array | string): Promise<void> {
+  try {
+    await writeFileAtomic(path, data);
+  } catch (e) {
+    if (e && typeof e === 'object' && !('path' in e)) Object.assign(e, { path });
+    throw e;
+  }
+}
+
 /** Refuses to replace existing files unless --force. */
 function refuseExisting(paths: readonly string[], force: boolean): void {
   if (force) return;
@@ -209,8 +219,8 @@ export async function sampleCommand(a: SampleArgs): Promise<number> {
   await ensureDir(dir);
   const started = performance.now();
   const images = model.sample({ n: a.n, seed: a.seed, temperature: a.temperature, labels: a.label ?? null, onRow: rowProgress(model.config.height, 'sampling') });
-  await writeFileAtomic(`${stem}.png`, imageGridPng(images, { levels: model.likelihood.levels }));
-  await writeFileAtomic(`${stem}.npy`, encodeNpyUint8(images));
+  await writeOut(`${stem}.png`, imageGridPng(images, { levels: model.likelihood.levels }));
+  await writeOut(`${stem}.npy`, encodeNpyUint8(images));
   out(`${a.n} samples in ${formatDuration((performance.now() - started) / 1000)}: ${stem}.png, ${stem}.npy`);
   return EXIT.ok;
 }
@@ -271,8 +281,8 @@ export async function completeCommand(a: CompleteArgs): Promise<number> {
   await ensureDir(dir);
   const started = performance.now();
   const { completions, grid } = completeImages(model, images, a.keepRows, a.samples, a.seed, a.temperature);
-  await writeFileAtomic(`${stem}.png`, completionGridPng(model, grid, a.samples, a.keepRows));
-  await writeFileAtomic(`${stem}.npy`, encodeNpyUint8(completions));
+  await writeOut(`${stem}.png`, completionGridPng(model, grid, a.samples, a.keepRows));
+  await writeOut(`${stem}.npy`, encodeNpyUint8(completions));
   out(`${images.shape[0]} images × ${a.samples} completions in ${formatDuration((performance.now() - started) / 1000)}: ${stem}.png (original | occluded | completions), ${stem}.npy`);
   return EXIT.ok;
 }
@@ -338,7 +348,7 @@ export async function plotCommand(runDir: string, outFile: string | undefined, f
     throw new CliError(`${metrics}: ${(e as Error).message}; plot again once training has logged a few steps`);
   }
   await ensureDir(dirname(target));
-  await writeFileAtomic(target, png);
+  await writeOut(target, png);
   out(`curves: ${target}`);
   return EXIT.ok;
 }
@@ -376,22 +386,22 @@ export async function demoCommand(a: DemoArgs): Promise<number> {
   out(`evaluating on the ${test.shape[0]} test images…`);
   const e: Evaluation = await evaluate(model, test, { batchSize: 100, transform: transformFor(config.dataset) });
   const summary = { preset, steps: r.step, images: r.imagesSeen, trainSeconds: r.seconds, test: e, validation: r.validation };
-  await writeFileAtomic(join(runDir, 'test.json'), JSON.stringify(summary, null, 2) + '\n');
+  await writeOut(join(runDir, 'test.json'), JSON.stringify(summary, null, 2) + '\n');
   out(`test: ${e.bitsPerDim.toFixed(4)} ± ${e.stderr.toFixed(4)} bits/dim over ${e.n} images`);
 
   await mkdir(join(runDir, 'samples'), { recursive: true });
   let t0 = performance.now();
   const samples = model.sample({ n: 16, seed: 0, onRow: rowProgress(model.config.height, 'sampling') });
-  await writeFileAtomic(join(runDir, 'samples', 'samples-seed0.png'), imageGridPng(samples, { levels: model.likelihood.levels, scale: 3 }));
-  await writeFileAtomic(join(runDir, 'samples', 'samples-seed0.npy'), encodeNpyUint8(samples));
+  await writeOut(join(runDir, 'samples', 'samples-seed0.png'), imageGridPng(samples, { levels: model.likelihood.levels, scale: 3 }));
+  await writeOut(join(runDir, 'samples', 'samples-seed0.npy'), encodeNpyUint8(samples));
   out(`16 samples in ${formatDuration((performance.now() - t0) / 1000)}`);
 
   t0 = performance.now();
   const keepRows = Math.floor(model.config.height / 2);
   const firstTest = new Tensor(Int32Array.from(test.images.subarray(0, 6 * model.dims)), [6, model.config.height, model.config.width, model.config.channels]);
   const { completions, grid } = completeImages(model, firstTest, keepRows, 3, 0);
-  await writeFileAtomic(join(runDir, 'samples', `completions-seed0-keep${keepRows}.png`), completionGridPng(model, grid, 3, keepRows));
-  await writeFileAtomic(join(runDir, 'samples', `completions-seed0-keep${keepRows}.npy`), encodeNpyUint8(completions));
+  await writeOut(join(runDir, 'samples', `completions-seed0-keep${keepRows}.png`), completionGridPng(model, grid, 3, keepRows));
+  await writeOut(join(runDir, 'samples', `completions-seed0-keep${keepRows}.npy`), encodeNpyUint8(completions));
   out(`completions of 6 test images in ${formatDuration((performance.now() - t0) / 1000)}`);
 
   await plotCommand(runDir, undefined, false);

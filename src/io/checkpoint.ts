@@ -69,7 +69,13 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
 
 /** Writes a checkpoint atomically (temporary file in the same folder, fsync, rename). */
 export async function saveCheckpoint(path: string, c: Checkpoint): Promise<void> {
-  await writeFileAtomic(path, encodeCheckpoint(c));
+  try {
+    await writeFileAtomic(path, encodeCheckpoint(c));
+  } catch (e) {
+    // A failed write() names no file; say which one could not be written.
+    if (e && typeof e === 'object' && !('path' in e)) Object.assign(e, { path });
+    throw e;
+  }
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

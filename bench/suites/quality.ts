@@ -1,0 +1,142 @@
+// Likelihood at equal compute: gated-pixelcnn-fmnist trained for the same wall-clock budget, from
+// the same initial weights, with the same hyper-parameters (batch, Adam, schedule, clipping, EMA),
+// by arpix and by the PyTorch mirror in bench/pytorch/gated_pixelcnn.py (same thread count), one
+// after the other; then the test bits/dim of each (EMA weights, all 10,000 test images) and the
+// number of images each saw. A budget-bound figure: run it on an otherwise idle machine.
+//
+//   npm run bench -- quality [--minutes M (10)] [--threads N] [--python PATH] [--skip-pytorch] [--json]
+//   npm run bench -- quality --make-fixture     rewrites src/train/fixtures/gated-mirror-*.safetensors
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadDataset, splitValidation } from '../../src/data/index.js';
+import { saveSafetensorsSync } from '../../src/io/safetensors.js';
+import { createModel } from '../../src/models/index.js';
+import { nativeBackend, backendName } from '../../src/backends/registry.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { Generator } from '../../src/tensor/random.js';
+import { applyOverrides, evaluate, presetRaw, resolveRunConfig, train } from '../../src/train/index.js';
+import { threads as defaultThreads, type Reporter, type Suite } from '../harness.js';
+
+const PRESET = 'gated-pixelcnn-fmnist';
+const SCRIPT = fileURLToPath(new URL('../pytorch/gated_pixelcnn.py', import.meta.url));
+
+interface Options { minutes: number; threads: number; python?: string; skipPytorch: boolean; makeFixture: boolean }
+
+function parse(args: string[]): Options {
+  const o: Options = { minutes: 10, threads: defaultThreads(), skipPytorch: false, makeFixture: false };
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i]!.split('=', 2) as [string, string | undefined];
+    const value = () => inline ?? args[++i]!;
+    if (flag === '--minutes') o.minutes = Number(value());
+    else if (flag === '--threads') o.threads = Number(value());
+    else if (flag === '--python') o.python = value();
+    else if (flag === '--skip-pytorch') o.skipPytorch = true;
+    else if (flag === '--make-fixture') o.makeFixture = true;
+    else throw new Error(`quality: unknown option ${flag} (--minutes, --threads, --python, --skip-pytorch, --make-fixture)`);
+  }
+  if (!(o.minutes > 0)) throw new Error('quality: --minutes must be positive');
+  return o;
+}
+
+function findPython(o: Options): string | null {
+  for (const py of o.python ? [o.python] : ['python3', '/usr/bin/python3']) {
+    if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return py;
+  }
+  return null;
+}
+
+/** Small arpix models, their weights in PyTorch's layout, images, and the mirror's log-likelihoods. */
+function makeFixtures(o: Options, reporter: Reporter): void {
+  const py = findPython(o);
+  if (!py) throw new Error('quality --make-fixture needs PyTorch (apt-get install python3-torch)');
+  const variants = {
+    'k3': { hiddenChannels: 6, kernelSize: 3, firstKernelSize: 3, dilations: [1, 2, 1, 4] },
+    'k5': { hiddenChannels: 5, kernelSize: 5, firstKernelSize: 7, dilations: [1, 2] },
+  };
+  for (const [name, v] of Object.entries(variants)) {
+    const config = { kind: 'gated-pixelcnn', height: 10, width: 9, channels: 1, likelihood: { kind: 'categorical', levels: 256 }, ...v };
+    const model = createModel(config, { seed: 3 });
+    // Random biases too (they start at small values), so every parameter matters to the check.
+    const g = new Generator(11);
+    const images = new Tensor(new Int32Array(4 * 10 * 9), [4, 10, 9, 1]);
+    g.randint(images.data as Int32Array, 0, 256);
+    const tensors: Record<string, Tensor> = { images };
+    for (const [k, t] of Object.entries(model.stateDict({ layout: 'pytorch' }))) tensors[`model.${k}`] = t;
+    const dir = mkdtempSync(join(tmpdir(), 'arpix-fixture-'));
+    const input = join(dir, 'in.safetensors');
+    saveSafetensorsSync(input, tensors, { config: JSON.stringify(model.config) });
+    const out = fileURLToPath(new URL(`../../src/train/fixtures/gated-mirror-${name}.safetensors`, import.meta.url));
+    const r = spawnSync(py, [SCRIPT, 'check', '--fixture', input, '--out', out, '--threads', '1'], { encoding: 'utf8' });
+    rmSync(dir, { recursive: true, force: true });
+    if (r.status !== 0) throw new Error(`mirror check failed: ${r.stderr}`);
+    const arpixLp = model.logProb(images).toArray();
+    reporter.note(`fixture ${name}: torch ${r.stdout.trim()} arpix ${JSON.stringify(arpixLp)}`);
+  }
+}
+
+const suite: Suite = async ({ reporter, args }) => {
+  const o = parse(args);
+  if (o.makeFixture) return makeFixtures(o, reporter);
+  process.env.OMP_NUM_THREADS = String(o.threads);
+  (nativeBackend() as { setNumThreads?: (n: number) => void } | null)?.setNumThreads?.(o.threads);
+
+  const raw = presetRaw(PRESET);
+  const config = resolveRunConfig(applyOverrides(raw, [
+    `train.minutes=${o.minutes}`, 'train.steps=0', 'train.validateEvery=0', 'train.checkpointEvery=0', 'train.validationSize=1000',
+  ]), PRESET);
+  const t = config.train;
+  const full = await loadDataset('fashion-mnist', { split: 'train' });
+  const { train: trainSet, validation } = splitValidation(full, { size: t.validationSize, seed: 0 });
+  const test = await loadDataset('fashion-mnist', { split: 'test' });
+  reporter.note(`${PRESET}: ${o.minutes} min each, batch ${t.batchSize}, ${t.optimizer} lr ${t.lr}, warm-up ${t.schedule.warmup} then ${t.schedule.decay} (gamma ${t.schedule.gamma}), clip ${t.gradClip}, EMA ${t.ema}, ${o.threads} threads, arpix backend ${backendName()}`);
+
+  // Both start from arpix's initial weights (the mirror loads them into its masked kernels).
+  const work = mkdtempSync(join(tmpdir(), 'arpix-quality-'));
+  try {
+    const init = createModel(config.model, { seed: t.seed });
+    saveSafetensorsSync(join(work, 'init.safetensors'), init.stateDict({ layout: 'pytorch' }));
+    writeFileSync(join(work, 'config.json'), JSON.stringify({ model: config.model, train: t, minutes: o.minutes }));
+    writeFileSync(join(work, 'train.u8'), trainSet.images);
+    writeFileSync(join(work, 'test.u8'), test.images);
+
+    // arpix
+    const r = await train(config, { runDir: join(work, 'arpix-run'), data: { train: trainSet, validation, transform: { kind: 'none' } } });
+    if (r.ema) r.ema.copyTo(r.model);
+    const e = await evaluate(r.model, test, { batchSize: 100 });
+    const arpixRow = { bpd: e.bitsPerDim, stderr: e.stderr, images: r.imagesSeen, steps: r.step, seconds: r.seconds };
+
+    // PyTorch
+    let torchRow: typeof arpixRow | null = null;
+    const py = o.skipPytorch ? null : findPython(o);
+    if (!o.skipPytorch && !py) reporter.note('PyTorch is not installed (apt-get install python3-torch): the PyTorch row is skipped');
+    if (py) {
+      const env = { ...process.env, OMP_NUM_THREADS: String(o.threads) };
+      const p = spawnSync(py, [SCRIPT, 'train', '--data', work, '--threads', String(o.threads), '--json'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+      if (p.status !== 0) reporter.note(`PyTorch run failed (exit ${p.status}): ${p.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+      else {
+        const j = JSON.parse(p.stdout.trim().split('\n').at(-1)!) as { bitsPerDim: number; stderr: number; images: number; steps: number; seconds: number; torch: string };
+        torchRow = { bpd: j.bitsPerDim, stderr: j.stderr, images: j.images, steps: j.steps, seconds: j.seconds };
+        reporter.note(`PyTorch ${j.torch}`);
+      }
+    }
+    for (const [system, row] of [['arpix', arpixRow], ['pytorch', torchRow]] as const) {
+      if (!row) continue;
+      reporter.add({
+        suite: 'quality', case: `${PRESET} ${o.minutes} min`, system, batch: t.batchSize, threads: o.threads, unit: 'test bits/dim',
+        median: row.bpd, min: row.bpd - row.stderr, max: row.bpd + row.stderr,
+        extra: {
+          images: row.images, steps: row.steps, 'images/s': Number((row.images / row.seconds).toFixed(1)),
+          ...(torchRow && system === 'arpix' ? { 'Δ bits/dim vs pytorch': Number((row.bpd - torchRow.bpd).toFixed(4)), 'images vs pytorch': Number((row.images / torchRow.images).toFixed(2)) } : {}),
+        },
+      });
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+};
+
+export default suite;

@@ -8,7 +8,7 @@
 
 import { ArgumentError } from '../errors.js';
 import { Conv2d, ConvTranspose2d, Dropout, Module, ModuleList } from '../nn/index.js';
-import { add, chunk, concat, downShift, elu, mul, neg, ones, rightShift, sigmoid, slice } from '../ops/index.js';
+import { add, chunk, concat, concatElu, downShift, elu, mul, ones, rightShift, sigmoid, slice } from '../ops/index.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConditionProjection, addCondition } from './condition.js';
@@ -36,10 +36,6 @@ export const pixelCNNPPDefaults: Omit<PixelCNNPPConfig, 'height' | 'width' | 'ch
   dropout: 0.5,
 };
 
-/** elu of [x, −x] along channels: keeps both signs' information (the paper's §2.4 code). */
-export function concatElu(x: Tensor): Tensor {
-  return elu(concat([x, neg(x)], -1));
-}
 
 type Shift = 'down' | 'downRight';
 
@@ -48,7 +44,7 @@ type Shift = 'down' | 'downRight';
  * only columns left-or-at (downRight: kernel 2×2), by padding the top (and left) before a plain
  * convolution.
  */
-class ShiftedConv extends Module {
+export class ShiftedConv extends Module {
   readonly conv: Conv2d;
   constructor(cin: number, cout: number, shift: Shift, kernel: [number, number], stride: number, generator?: Generator) {
     super();
@@ -64,7 +60,7 @@ class ShiftedConv extends Module {
 }
 
 /** The stride-2 transposed counterpart, cropped so the output stays causal. */
-class ShiftedDeconv extends Module {
+export class ShiftedDeconv extends Module {
   readonly deconv: ConvTranspose2d;
   constructor(cin: number, cout: number, readonly shift: Shift, readonly kernel: [number, number], generator?: Generator) {
     super();
@@ -81,7 +77,7 @@ class ShiftedDeconv extends Module {
 }
 
 /** Gated ResNet block: x + a ⊙ σ(b), [a, b] = conv(dropout(concat_elu(conv(concat_elu(x)) + nin(concat_elu(skip))))). */
-class GatedResnet extends Module {
+export class GatedResnet extends Module {
   readonly convIn: ShiftedConv;
   readonly skip: Conv2d | null;
   readonly dropout: Dropout;

@@ -6,8 +6,8 @@ import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
 import { Generator, getDefaultGenerator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { K, checkFloat, checkInt, empty, record } from './core.js';
-import { add, mul, rsqrt, sigmoid, softplus, square, sub, tanh } from './elementwise.js';
-import { chunk } from './shape.js';
+import { add, elu, mul, neg, rsqrt, sigmoid, softplus, square, sub, tanh } from './elementwise.js';
+import { chunk, concat } from './shape.js';
 import { logSoftmax, mean, sum } from './reduce.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -94,6 +94,11 @@ export function crossEntropy(logits: Tensor, targets: Tensor, reduction: Reducti
 export function crossEntropyComposed(logits: Tensor, targets: Tensor, reduction: Reduction = 'mean'): Tensor {
   checkFloat('crossEntropy', 'logits', logits);
   return reduceLoss('crossEntropy', mul(pickLast(logSoftmax(logits, -1), targets), -1), reduction);
+}
+
+/** elu of [x, −x] along the last axis: keeps both signs' information (PixelCNN++, §2.4 of its code). */
+export function concatElu(x: Tensor): Tensor {
+  return elu(concat([x, neg(x)], -1));
 }
 
 /** Gated activation tanh(a) ⊙ σ(b) for [a, b] the two halves of the last axis, fused. */

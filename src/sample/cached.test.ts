@@ -15,14 +15,15 @@ import { prepareSampling, type SampleOptions } from './options.js';
 const arch: Record<string, Record<string, unknown>> = {
   'pixelcnn': { hiddenChannels: 6, residualBlocks: 2, firstKernelSize: 5, kernelSize: 3, outputHidden: 8 },
   'gated-pixelcnn': { hiddenChannels: 6, kernelSize: 3, firstKernelSize: 5, dilations: [1, 2, 1] },
+  'pixelcnn++': { filters: 5, resnetBlocks: 2, resolutions: 3, dropout: 0.5 },
 };
 
 const cases: [string, Record<string, unknown>][] = [];
 for (const kind of Object.keys(arch)) {
-  cases.push([`${kind} categorical grey`, { kind, height: 6, width: 5, channels: 1, likelihood: { kind: 'categorical', levels: 16 } }]);
-  cases.push([`${kind} categorical RGB with labels`, { kind, height: 5, width: 4, channels: 3, likelihood: { kind: 'categorical', levels: 8 }, numClasses: 3 }]);
-  cases.push([`${kind} mixture RGB`, { kind, height: 5, width: 5, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 3 } }]);
-  cases.push([`${kind} bernoulli grey with vector h`, { kind, height: 6, width: 6, channels: 1, likelihood: { kind: 'bernoulli' }, conditionDim: 2 }]);
+  cases.push([`${kind} categorical grey`, { kind, height: 8, width: 4, channels: 1, likelihood: { kind: 'categorical', levels: 16 } }]);
+  if (kind !== 'pixelcnn++') cases.push([`${kind} categorical RGB with labels`, { kind, height: 5, width: 4, channels: 3, likelihood: { kind: 'categorical', levels: 8 }, numClasses: 3 }]);
+  cases.push([`${kind} mixture RGB with labels`, { kind, height: 4, width: 8, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 3 }, numClasses: 3 }]);
+  cases.push([`${kind} bernoulli grey with vector h`, { kind, height: 8, width: 8, channels: 1, likelihood: { kind: 'bernoulli' }, conditionDim: 2 }]);
 }
 
 function optionsFor(model: ReturnType<typeof createModel>, extra: Partial<SampleOptions> = {}): SampleOptions {

@@ -3,6 +3,8 @@
 import type { GatedPixelCNN } from '../models/gated-pixelcnn.js';
 import type { AutoregressiveModel } from '../models/model.js';
 import type { PixelCNN } from '../models/pixelcnn.js';
+import type { PixelCNNPP } from '../models/pixelcnnpp.js';
+import { pixelCNNPPCachedStepper } from './cached-pixelcnnpp.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { gatedCachedStepper } from './cached-gated.js';
 import { pixelCNNCachedStepper } from './cached-pixelcnn.js';
@@ -17,6 +19,7 @@ export function cachedStepper(model: AutoregressiveModel, s: SampleSetup): Stepp
   switch (model.config.kind) {
     case 'gated-pixelcnn': return gatedCachedStepper(model as unknown as GatedPixelCNN, s);
     case 'pixelcnn': return pixelCNNCachedStepper(model as unknown as PixelCNN, s);
+    case 'pixelcnn++': return pixelCNNPPCachedStepper(model as unknown as PixelCNNPP, s);
     default: return null;
   }
 }

@@ -41,16 +41,19 @@ function effectiveWeight(conv: Conv2d): Tensor {
 /**
  * The convolution's output at one pixel. Keeps only the taps the mask leaves open and stacks
  * their weights into one [taps·Cin, Cout] matrix, so a pixel costs one gather and one matrix
- * product. `shift` = [rows, cols] reads the input as if down/right-shifted by that much.
+ * product. `shift` = [rows, cols] reads the input as if down/right-shifted by that much. With a
+ * stride, output (y, x) reads around input (y·sh, x·sw), which must come no later than it.
  */
 export class PixelConv {
   private readonly taps: [number, number][] = [];
   private readonly weight: Tensor;
   private readonly bias: Tensor | null;
   private readonly cin: number;
+  private readonly stride: readonly [number, number];
 
   constructor(conv: Conv2d, shift: readonly [number, number] = [0, 0]) {
     const w = effectiveWeight(conv);
+    this.stride = conv.stride;
     const [kh, kw] = conv.kernelSize;
     const [dh, dw] = conv.dilation;
     const cin = conv.inChannels;
@@ -81,8 +84,8 @@ export class PixelConv {
     const g = new Float32Array(n * t * c);
     for (let k = 0; k < t; k++) {
       const [dy, dx] = this.taps[k]!;
-      const yy = y + dy;
-      const xx = x + dx;
+      const yy = y * this.stride[0] + dy;
+      const xx = x * this.stride[1] + dx;
       if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue; // zero padding
       for (let i = 0; i < n; i++) g.set(data.subarray(((i * h + yy) * w + xx) * c, ((i * h + yy) * w + xx + 1) * c), (i * t + k) * this.cin);
     }
@@ -92,32 +95,32 @@ export class PixelConv {
 }
 
 /**
- * The convolution's output over one whole row, for layers whose row y reads only rows ≤ y
- * (vertical stacks): gathers the kernel's input rows into a [N, kH, W, Cin] window and runs the
- * convolution on it. `shiftRows` reads the input as if down-shifted by that many rows.
+ * The convolution's output over one whole row, for layers whose row y reads only input rows up
+ * to y·strideH (vertical stacks, PixelCNN++'s down stream): gathers the kernel's input rows into a
+ * [N, kH, W, Cin] window and runs the convolution on it. `shiftRows` reads the input as if
+ * down-shifted by that many rows.
  */
 export class RowConv {
   private readonly weight: Tensor;
   constructor(private readonly conv: Conv2d, private readonly shiftRows = 0) {
     this.weight = effectiveWeight(conv);
-    if (conv.stride[0] !== 1 || conv.stride[1] !== 1) throw new Error('RowConv: stride must be 1');
     const lastRow = (conv.kernelSize[0] - 1) * conv.dilation[0] - conv.padding[0] - shiftRows;
     if (lastRow > 0) throw new Error('RowConv: the layer reads rows below the output row');
   }
 
-  /** Output row y: [N, 1, W, Cout]. */
+  /** Output row y: [N, 1, W', Cout]. */
   row(input: Cache, y: number): Tensor {
     const { n, h, w, c, data } = input;
     const [kh] = this.conv.kernelSize;
     const [dh, dw] = this.conv.dilation;
     const win = new Float32Array(n * kh * w * c);
     for (let ky = 0; ky < kh; ky++) {
-      const yy = y + ky * dh - this.conv.padding[0] - this.shiftRows;
+      const yy = y * this.conv.stride[0] + ky * dh - this.conv.padding[0] - this.shiftRows;
       if (yy < 0 || yy >= h) continue;
       for (let i = 0; i < n; i++) win.set(data.subarray((i * h + yy) * w * c, (i * h + yy + 1) * w * c), (i * kh + ky) * w * c);
     }
     const [, , pl, pr] = this.conv.padding;
-    return conv2d(new Tensor(win, [n, kh, w, c]), this.weight, { bias: this.conv.bias, padding: [0, 0, pl, pr], dilation: [1, dw] });
+    return conv2d(new Tensor(win, [n, kh, w, c]), this.weight, { bias: this.conv.bias, padding: [0, 0, pl, pr], dilation: [1, dw], stride: [1, this.conv.stride[1]] });
   }
 }
 

@@ -170,7 +170,7 @@ export function pixelCNNPPCachedStepper(model: PixelCNNPP, s: SampleSetup): Step
   type Down = { u: Stream; ul: Stream; res: number; rowU: (y: number) => Tensor; pixUl: (y: number, x: number) => Tensor };
   const down: Down[] = [];
   const skips = [...up];
-  let cur = skips.pop()!; // the last entry starts the second pass
+  const cur = skips.pop()!; // the last entry starts the second pass
   let curU: Stream = cur.u;
   let curUl: Stream = cur.ul;
   let b = 0;

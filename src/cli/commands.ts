@@ -398,11 +398,11 @@ export async function demoCommand(a: DemoArgs): Promise<number> {
 
   t0 = performance.now();
   const keepRows = Math.floor(model.config.height / 2);
-  const firstTest = new Tensor(Int32Array.from(test.images.subarray(0, 6 * model.dims)), [6, model.config.height, model.config.width, model.config.channels]);
+  const firstTest = new Tensor(Int32Array.from(test.images.subarray(0, 4 * model.dims)), [4, model.config.height, model.config.width, model.config.channels]);
   const { completions, grid } = completeImages(model, firstTest, keepRows, 3, 0);
   await writeOut(join(runDir, 'samples', `completions-seed0-keep${keepRows}.png`), completionGridPng(model, grid, 3, keepRows));
   await writeOut(join(runDir, 'samples', `completions-seed0-keep${keepRows}.npy`), encodeNpyUint8(completions));
-  out(`completions of 6 test images in ${formatDuration((performance.now() - t0) / 1000)}`);
+  out(`completions of 4 test images in ${formatDuration((performance.now() - t0) / 1000)}`);
 
   await plotCommand(runDir, undefined, false);
   out('');

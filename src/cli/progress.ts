@@ -59,7 +59,7 @@ export function createReporter(stream: NodeJS.WriteStream, opts: { bar?: boolean
   }
   const multi = new cliProgress.MultiBar({
     stream,
-    format: 'step {value}/{total} |{bar}| loss {loss} | val {val} bits/dim | {ips} img/s | ETA {etaText}',
+    format: '{stepText} |{bar}| loss {loss} | val {val} bits/dim | {ips} img/s | ETA {etaText}',
     hideCursor: true,
     clearOnComplete: false,
     etaBuffer: 50,
@@ -68,11 +68,13 @@ export function createReporter(stream: NodeJS.WriteStream, opts: { bar?: boolean
   let bar: cliProgress.SingleBar | null = null;
   return {
     progress(p) {
-      const total = p.totalSteps ?? p.step + Math.round(((p.etaSeconds ?? 0) * p.imagesPerSec) / 32);
-      const payload = { loss: fmt(p.loss), val: fmt(p.validation), ips: p.imagesPerSec.toFixed(1), etaText: p.etaSeconds === null ? '?' : formatDuration(p.etaSeconds) };
-      if (!bar) bar = multi.create(total, p.step, payload);
+      // Bounded by steps: the bar counts steps; by time only: it counts seconds.
+      const [value, total] = p.totalSteps !== null ? [p.step, p.totalSteps] : [Math.round(p.seconds), Math.round(p.seconds + (p.etaSeconds ?? 0))];
+      const stepText = p.totalSteps !== null ? `step ${p.step}/${p.totalSteps}` : `step ${p.step}`;
+      const payload = { stepText, loss: fmt(p.loss), val: fmt(p.validation), ips: p.imagesPerSec.toFixed(1), etaText: p.etaSeconds === null ? '?' : formatDuration(p.etaSeconds) };
+      if (!bar) bar = multi.create(total, value, payload);
       bar.setTotal(total);
-      bar.update(p.step, payload);
+      bar.update(value, payload);
     },
     event(e) {
       const line = eventLine(e);

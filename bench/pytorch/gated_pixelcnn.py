@@ -36,6 +36,8 @@ def parse_args():
     ap.add_argument("--data")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--memory-format", choices=["channels_last", "nchw"], default="channels_last",
+                    help="channels_last is PyTorch's faster CPU path for these convolutions (2x on the development machine)")
     return ap.parse_args()
 
 
@@ -194,6 +196,10 @@ def train():
     model = GatedPixelCNN(m)
     init, _ = read_safetensors(os.path.join(d, "init.safetensors"))
     model.load_arpix(init)
+    fmt = torch.channels_last if ARGS.memory_format == "channels_last" else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    train_x = train_x.contiguous(memory_format=fmt)
+    test_x = test_x.contiguous(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=t["lr"], betas=tuple(t["betas"]), eps=t["eps"], weight_decay=t["weightDecay"])
     s = t["schedule"]
 
@@ -214,7 +220,7 @@ def train():
         perm = torch.randperm(n)
         for i in range(0, n - bs + 1, bs):
             t0 = time.perf_counter()
-            batch = train_x[perm[i:i + bs]]
+            batch = train_x[perm[i:i + bs]].contiguous(memory_format=fmt)
             loss = -model.log_prob(batch).mean() / (h * w * math.log(2))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -240,11 +246,11 @@ def train():
     nll = []
     with torch.no_grad():
         for i in range(0, test_x.shape[0], 100):
-            nll.append(-model.log_prob(test_x[i:i + 100]).double())
+            nll.append(-model.log_prob(test_x[i:i + 100].contiguous(memory_format=fmt)).double())
     nll = torch.cat(nll) / (h * w * math.log(2))
     result = {
         "system": "pytorch", "bitsPerDim": nll.mean().item(), "stderr": (nll.std() / math.sqrt(len(nll))).item(),
-        "images": images, "steps": steps, "seconds": trained, "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "images": images, "steps": steps, "seconds": trained, "threads": torch.get_num_threads(), "torch": torch.__version__, "memoryFormat": ARGS.memory_format,
     }
     print(json.dumps(result))
 

@@ -4,7 +4,7 @@
 // after the other; then the test bits/dim of each (EMA weights, all 10,000 test images) and the
 // number of images each saw. A budget-bound figure: run it on an otherwise idle machine.
 //
-//   npm run bench -- quality [--minutes M (10)] [--threads N] [--python PATH] [--skip-pytorch] [--json]
+//   npm run bench -- quality [--minutes M (10)] [--threads N] [--test-images N (10000)] [--python PATH] [--skip-pytorch] [--json]
 //   npm run bench -- quality --make-fixture     rewrites src/train/fixtures/gated-mirror-*.safetensors
 
 import { spawnSync } from 'node:child_process';
@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadDataset, splitValidation } from '../../src/data/index.js';
+import { loadDataset, splitValidation, subset } from '../../src/data/index.js';
 import { saveSafetensorsSync } from '../../src/io/safetensors.js';
 import { createModel } from '../../src/models/index.js';
 import { nativeBackend, backendName } from '../../src/backends/registry.js';
@@ -24,19 +24,20 @@ import { threads as defaultThreads, type Reporter, type Suite } from '../harness
 const PRESET = 'gated-pixelcnn-fmnist';
 const SCRIPT = fileURLToPath(new URL('../pytorch/gated_pixelcnn.py', import.meta.url));
 
-interface Options { minutes: number; threads: number; python?: string; skipPytorch: boolean; makeFixture: boolean }
+interface Options { testImages: number; minutes: number; threads: number; python?: string; skipPytorch: boolean; makeFixture: boolean }
 
 function parse(args: string[]): Options {
-  const o: Options = { minutes: 10, threads: defaultThreads(), skipPytorch: false, makeFixture: false };
+  const o: Options = { testImages: 10000, minutes: 10, threads: defaultThreads(), skipPytorch: false, makeFixture: false };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i]!.split('=', 2) as [string, string | undefined];
     const value = () => inline ?? args[++i]!;
     if (flag === '--minutes') o.minutes = Number(value());
     else if (flag === '--threads') o.threads = Number(value());
     else if (flag === '--python') o.python = value();
+    else if (flag === '--test-images') o.testImages = Number(value());
     else if (flag === '--skip-pytorch') o.skipPytorch = true;
     else if (flag === '--make-fixture') o.makeFixture = true;
-    else throw new Error(`quality: unknown option ${flag} (--minutes, --threads, --python, --skip-pytorch, --make-fixture)`);
+    else throw new Error(`quality: unknown option ${flag} (--minutes, --threads, --test-images, --python, --skip-pytorch, --make-fixture)`);
   }
   if (!(o.minutes > 0)) throw new Error('quality: --minutes must be positive');
   return o;
@@ -91,8 +92,10 @@ const suite: Suite = async ({ reporter, args }) => {
   const t = config.train;
   const full = await loadDataset('fashion-mnist', { split: 'train' });
   const { train: trainSet, validation } = splitValidation(full, { size: t.validationSize, seed: 0 });
-  const test = await loadDataset('fashion-mnist', { split: 'test' });
-  reporter.note(`${PRESET}: ${o.minutes} min each, batch ${t.batchSize}, ${t.optimizer} lr ${t.lr}, warm-up ${t.schedule.warmup} then ${t.schedule.decay} (gamma ${t.schedule.gamma}), clip ${t.gradClip}, EMA ${t.ema}, ${o.threads} threads, arpix backend ${backendName()}`);
+  const fullTest = await loadDataset('fashion-mnist', { split: 'test' });
+  // Smoke runs may evaluate on the first test images only; the figure to publish uses all 10,000.
+  const test = o.testImages < fullTest.shape[0] ? subset(fullTest, Array.from({ length: o.testImages }, (_, i) => i)) : fullTest;
+  reporter.note(`${PRESET}: ${o.minutes} min each, test bits/dim on ${test.shape[0]} test images, batch ${t.batchSize}, ${t.optimizer} lr ${t.lr}, warm-up ${t.schedule.warmup} then ${t.schedule.decay} (gamma ${t.schedule.gamma}), clip ${t.gradClip}, EMA ${t.ema}, ${o.threads} threads, arpix backend ${backendName()}`);
 
   // Both start from arpix's initial weights (the mirror loads them into its masked kernels).
   const work = mkdtempSync(join(tmpdir(), 'arpix-quality-'));
@@ -118,9 +121,9 @@ const suite: Suite = async ({ reporter, args }) => {
       const p = spawnSync(py, [SCRIPT, 'train', '--data', work, '--threads', String(o.threads), '--json'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
       if (p.status !== 0) reporter.note(`PyTorch run failed (exit ${p.status}): ${p.stderr.trim().split('\n').slice(-3).join(' | ')}`);
       else {
-        const j = JSON.parse(p.stdout.trim().split('\n').at(-1)!) as { bitsPerDim: number; stderr: number; images: number; steps: number; seconds: number; torch: string };
+        const j = JSON.parse(p.stdout.trim().split('\n').at(-1)!) as { bitsPerDim: number; stderr: number; images: number; steps: number; seconds: number; torch: string; memoryFormat: string };
         torchRow = { bpd: j.bitsPerDim, stderr: j.stderr, images: j.images, steps: j.steps, seconds: j.seconds };
-        reporter.note(`PyTorch ${j.torch}`);
+        reporter.note(`PyTorch ${j.torch}, ${j.memoryFormat}`);
       }
     }
     for (const [system, row] of [['arpix', arpixRow], ['pytorch', torchRow]] as const) {

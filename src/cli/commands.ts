@@ -391,16 +391,16 @@ export async function demoCommand(a: DemoArgs): Promise<number> {
 
   await mkdir(join(runDir, 'samples'), { recursive: true });
   let t0 = performance.now();
-  const samples = model.sample({ n: 16, seed: 0, onRow: rowProgress(model.config.height, 'sampling') });
-  await writeOut(join(runDir, 'samples', 'samples-seed0.png'), imageGridPng(samples, { levels: model.likelihood.levels, scale: 3 }));
+  const samples = model.sample({ n: 8, seed: 0, onRow: rowProgress(model.config.height, 'sampling') });
+  await writeOut(join(runDir, 'samples', 'samples-seed0.png'), imageGridPng(samples, { levels: model.likelihood.levels, scale: 3, columns: 4 }));
   await writeOut(join(runDir, 'samples', 'samples-seed0.npy'), encodeNpyUint8(samples));
-  out(`16 samples in ${formatDuration((performance.now() - t0) / 1000)}`);
+  out(`8 samples in ${formatDuration((performance.now() - t0) / 1000)}`);
 
   t0 = performance.now();
   const keepRows = Math.floor(model.config.height / 2);
   const firstTest = new Tensor(Int32Array.from(test.images.subarray(0, 4 * model.dims)), [4, model.config.height, model.config.width, model.config.channels]);
-  const { completions, grid } = completeImages(model, firstTest, keepRows, 3, 0);
-  await writeOut(join(runDir, 'samples', `completions-seed0-keep${keepRows}.png`), completionGridPng(model, grid, 3, keepRows));
+  const { completions, grid } = completeImages(model, firstTest, keepRows, 2, 0);
+  await writeOut(join(runDir, 'samples', `completions-seed0-keep${keepRows}.png`), completionGridPng(model, grid, 2, keepRows));
   await writeOut(join(runDir, 'samples', `completions-seed0-keep${keepRows}.npy`), encodeNpyUint8(completions));
   out(`completions of 4 test images in ${formatDuration((performance.now() - t0) / 1000)}`);
 
@@ -408,7 +408,7 @@ export async function demoCommand(a: DemoArgs): Promise<number> {
   out('');
   out(`everything is in ${runDir}:`);
   out('  config.json, metrics.jsonl, checkpoint.safetensors, test.json, curves.png,');
-  out(`  samples/samples-seed0.png, samples/completions-seed0-keep${keepRows}.png (original | occluded | 3 completions)`);
+  out(`  samples/samples-seed0.png, samples/completions-seed0-keep${keepRows}.png (original | occluded | 2 completions)`);
   return EXIT.ok;
 }
 

@@ -446,6 +446,15 @@ ARPIX_EXPORT(setThreads) {
   });
 }
 
+ARPIX_EXPORT(setConvAlgorithm) {
+  return guarded(info, "setConvAlgorithm", [&] {
+    setConvAlgorithm(info[0].As<Napi::String>().Utf8Value());
+    return info.Env().Undefined();
+  });
+}
+
+ARPIX_EXPORT(convAlgorithm) { return Napi::String::New(info.Env(), convAlgorithm()); }
+
 ARPIX_EXPORT(onednnVersion) { return Napi::String::New(info.Env(), onednnVersion()); }
 
 ARPIX_EXPORT(clearCaches) {
@@ -516,6 +525,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(softmaxCrossEntropyBackward);
   ARPIX_REGISTER(threads);
   ARPIX_REGISTER(setThreads);
+  ARPIX_REGISTER(setConvAlgorithm);
+  ARPIX_REGISTER(convAlgorithm);
   ARPIX_REGISTER(onednnVersion);
   ARPIX_REGISTER(clearCaches);
   ARPIX_REGISTER(cacheSizes);

@@ -221,6 +221,14 @@ void conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const C
 void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvParams& p);
 void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const ConvParams& p);
 
+/**
+ * "auto": Winograd where a measured rule says it is faster, else direct; "direct": never Winograd
+ * (bit-for-bit the same per output pixel whatever the batch or image size); "winograd": wherever
+ * eligible. Changing it drops the cached convolution primitives.
+ */
+void setConvAlgorithm(const std::string& policy);
+std::string convAlgorithm();
+
 struct ConvBenchResult {
   std::string config;  // which configuration won, e.g. "nChw16c/direct"
   double seconds;      // median seconds per call of that configuration

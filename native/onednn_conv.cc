@@ -113,16 +113,25 @@ struct Plan {
   tag act;  // nhwc (user memory) or nChw16c (reordered copies)
 };
 
-/** ARPIX_CONV_ALGO=direct|winograd forces a choice (for measurements); unset = the rule below. */
-const char* algoOverride() { return std::getenv("ARPIX_CONV_ALGO"); }  // read per new primitive only
+/**
+ * The algorithm policy: "auto" (the rule below), "direct" or "winograd" (where eligible). Starts
+ * from ARPIX_CONV_ALGO; setConvAlgorithm() changes it and drops the cached primitives.
+ */
+std::string& algoPolicy() {
+  static std::string policy = [] {
+    const char* v = std::getenv("ARPIX_CONV_ALGO");
+    return std::string(v && *v ? v : "auto");
+  }();
+  return policy;
+}
 
 bool preferWinograd(const Geometry& g, const Window& win) {
-  const char* o = algoOverride();
-  if (o && std::string(o) == "direct") return false;
+  const std::string& policy = algoPolicy();
+  if (policy == "direct") return false;
   const bool eligible = g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && !win.cropped &&
                         g.C % 16 == 0 && g.O % 16 == 0;
   if (!eligible) return false;
-  if (o && std::string(o) == "winograd") return true;
+  if (policy == "winograd") return true;
   // Measured on the 2-core AVX-512 development machine (native kernels, both algorithms, 3×3 on
   // [N, H, W, C] → C): Winograd, reorders included, wins by 15-60% once there are enough output
   // pixels to amortise the reorders — 2048 with 64+ channels (e.g. [32, 8, 8, 64], [8, 16, 16,
@@ -384,6 +393,21 @@ void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Con
   e.prim.execute(cpuStream(), {{DNNL_ARG_SRC, e.blocked ? e.blkIn : src}, {DNNL_ARG_DIFF_WEIGHTS, diffW}, {DNNL_ARG_DIFF_DST, e.blocked ? e.blkOut : diffDst}});
   if (e.weightsNeedReorder) e.weightReorder.execute(cpuStream(), diffW, user);
   cpuStream().wait();
+}
+
+void setConvAlgorithm(const std::string& policy) {
+  if (policy != "auto" && policy != "direct" && policy != "winograd") {
+    throw KernelError("setConvAlgorithm", "policy must be 'auto', 'direct' or 'winograd', got '" + policy + "'");
+  }
+  std::lock_guard<std::mutex> lock(onednnLock());
+  if (policy == algoPolicy()) return;
+  algoPolicy() = policy;
+  convCache.clear();
+}
+
+std::string convAlgorithm() {
+  std::lock_guard<std::mutex> lock(onednnLock());
+  return algoPolicy();
 }
 
 void clearConvCaches() {

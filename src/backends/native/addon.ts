@@ -52,6 +52,8 @@ export interface NativeAddon {
 
   threads(): number;
   setThreads(n: number): void;
+  setConvAlgorithm(policy: string): void;
+  convAlgorithm(): string;
   onednnVersion(): string;
   clearCaches(): void;
   cacheSizes(): { primitives: number; weights: number };

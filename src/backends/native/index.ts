@@ -12,12 +12,23 @@ import { nativeKernels } from './kernels.js';
 
 export type { ConvBenchBest, ConvBenchFigure } from './addon.js';
 
+export type ConvAlgorithm = 'auto' | 'direct' | 'winograd';
+
 /** The native backend: every kernel of the contract, plus thread control and the conv probe. */
 export type NativeBackend = { readonly name: 'native' } & Kernels & {
   /** OpenMP threads used by kernels and oneDNN. */
   threads(): number;
   setThreads(n: number): void;
   onednnVersion(): string;
+  /**
+   * Convolution algorithm policy. 'auto' (default, or ARPIX_CONV_ALGO): Winograd for large 3×3
+   * stride-1 layers where it measured faster, direct otherwise. 'direct': never Winograd, so an
+   * output pixel's value does not depend on the batch or image size it was computed in (what
+   * bit-exact comparisons, e.g. cached vs naive sampling at full size, need). 'winograd':
+   * wherever oneDNN supports it.
+   */
+  setConvAlgorithm(policy: ConvAlgorithm): void;
+  convAlgorithm(): ConvAlgorithm;
   /**
    * Times the fastest oneDNN configuration (layout nhwc or nChw16c, algorithm direct or auto)
    * of a stride-1 'same' k×k convolution [n, h, w, cin] → cout, entirely in C++: the ceiling the
@@ -68,6 +79,8 @@ function load(): NativeBackend | null {
     threads: () => addon.threads(),
     setThreads: (n) => addon.setThreads(n),
     onednnVersion: () => addon.onednnVersion(),
+    setConvAlgorithm: (policy) => addon.setConvAlgorithm(policy),
+    convAlgorithm: () => addon.convAlgorithm() as ConvAlgorithm,
     convBenchBest: (n, h, w, cin, cout, k, iters = 10) => addon.convBenchBest(n, h, w, cin, cout, k, iters),
     cacheSizes: () => addon.cacheSizes(),
     clearCaches: () => addon.clearCaches(),

@@ -401,6 +401,28 @@ describe('native backend vs ts reference', { skip }, () => {
     assertClose(one.data, many.data, sumTol(144));
   });
 
+  test("setConvAlgorithm('direct') makes a Winograd-sized layer bit-identical per pixel to a small one", () => {
+    const nb = native!;
+    const before = nb.convAlgorithm();
+    const p = P(1, 1, 1);
+    const x = uniform([2, 32, 32, 64], -1, 1, 26);
+    const w = uniform([3, 3, 64, 64], -1, 1, 27);
+    // The first image alone, through a batch of 1 (never Winograd).
+    const x0 = new Tensor(x.data.slice(0, 32 * 32 * 64), [1, 32, 32, 64]);
+    const y0 = empty([1, 32, 32, 64]);
+    const y = empty([2, 32, 32, 64]);
+    try {
+      nb.setConvAlgorithm('direct');
+      assert.equal(nb.convAlgorithm(), 'direct');
+      nb.conv2d(x0, w, null, y0, p);
+      nb.conv2d(x, w, null, y, p);
+      assert.deepEqual(y.data.subarray(0, y0.size), y0.data);
+    } finally {
+      nb.setConvAlgorithm(before);
+    }
+    assert.throws(() => nb.setConvAlgorithm('fast' as never), /setConvAlgorithm: policy must be/);
+  });
+
   // ---- data movement ----
 
   test('permute: 4-D perms, a large 2-D transpose and a batched transpose (tiled paths)', () => {

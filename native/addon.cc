@@ -3,6 +3,7 @@
 // lives in the other files. Attribute translation and argument checks happen in TypeScript
 // (src/backends/native/); what is checked here protects memory: dtypes and element counts.
 #include <napi.h>
+#include <malloc.h>
 #include <omp.h>
 
 #include "common.h"
@@ -537,5 +538,13 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
 }  // namespace
 }  // namespace arpix
 
-static Napi::Object initArpix(Napi::Env env, Napi::Object exports) { return arpix::init(env, exports); }
+static Napi::Object initArpix(Napi::Env env, Napi::Object exports) {
+  // Every op allocates its output as a fresh typed array. glibc serves blocks above its mmap
+  // threshold with new mappings, so each activation-sized output page-faults on first touch (a
+  // 6.4 MB add took 2.6 ms instead of 1.0 ms). Serving them from the heap, and keeping freed heap
+  // instead of returning it to the system, reuses warm pages step after step.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  return arpix::init(env, exports);
+}
 NODE_API_MODULE(arpix_native, initArpix)

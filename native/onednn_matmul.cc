@@ -48,6 +48,8 @@ memory::desc operandMd(bool batched3d, int64_t batch, int64_t rows, int64_t cols
 
 }  // namespace
 
+constexpr int64_t kSerialMatmulMacs = int64_t(1) << 19;
+
 void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB) {
   requireDType("matmul", "a", a, DType::F32);
   requireDType("matmul", "b", b, DType::F32);
@@ -65,6 +67,16 @@ void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB
   }
   const int64_t Ba = ar == 3 ? B : 1, Bb = br == 3 ? B : 1;
   std::lock_guard<std::mutex> lock(onednnLock());
+  // Small products (the cached sampler's per-pixel steps: [16, 128] × [128, 128]) run on one
+  // thread: a fork/join costs more than the work, and far more when another process holds the
+  // other core (measured 17 us on one thread against 930 us on two under load).
+  const bool serial = B * M * N * K < kSerialMatmulMacs;
+  const int threadsBefore = omp_get_max_threads();
+  if (serial) omp_set_num_threads(1);
+  struct RestoreThreads {
+    bool active; int n;
+    ~RestoreThreads() { if (active) omp_set_num_threads(n); }
+  } restore{serial, threadsBefore};
   Key key{{batched, Ba, Bb, ra, ca, rb, cb, transA, transB, omp_get_max_threads()}};  // threads: see onednn_conv.cc
   auto it = cache.find(key);
   if (it == cache.end()) {

@@ -27,6 +27,11 @@ describe('forward values', () => {
     assert.deepEqual(ax.argmax(x, 1).toArray(), [1, 2]);
     assert.deepEqual(ax.argmax(x, 0).toArray(), [1, 0, 1]);
   });
+  test('int32 max and min of negative values', () => {
+    const x = ax.tensor([-5, -3, -9], undefined, 'int32');
+    assert.deepEqual(ax.max(x).toArray(), [-3]);
+    assert.deepEqual(ax.min(ax.neg(ax.cast(x, 'float32')).cast('int32')).toArray(), [3]);
+  });
   test('softmax rows sum to 1 and survive huge logits', () => {
     const y = ax.softmax(t([[1000, 1000, -1000], [0, 1, 2]]));
     assertClose(y.toArray().slice(0, 3), [0.5, 0.5, 0]);

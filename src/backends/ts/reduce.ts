@@ -7,7 +7,9 @@ export function reduce(x: View, out: View, _axes: readonly number[], op: ReduceO
   // out has x's shape with the reduced axes set to 1, so walking x's shape with out's broadcast
   // strides lands every element of x on the output element it reduces into.
   const o = out.data;
-  const init = op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity;
+  // ±Infinity does not fit an Int32Array (it stores 0), so integer extrema start from the limits.
+  const int = out.dtype === 'int32';
+  const init = op === 'sum' ? 0 : op === 'max' ? (int ? -2147483648 : -Infinity) : (int ? 2147483647 : Infinity);
   o.fill(init);
   const xd = x.data;
   const so = broadcastStrides(out.shape, x.shape);

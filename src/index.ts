@@ -1,5 +1,7 @@
-// arpix's public surface, exported on purpose: the Tensor and its ops, autograd, the backend
-// switch, random generators and the error classes. Subpaths (arpix/nn, arpix/optim, …) follow.
+// arpix's public surface, exported on purpose: models and their likelihoods and samplers, the
+// Tensor and its ops, autograd, the backend switch, random generators and the error classes.
+// Layers, optimisers, data, training and files have subpaths: arpix/nn, arpix/optim, arpix/data,
+// arpix/train, arpix/io.
 
 export { Tensor } from './tensor/tensor.js';
 export type { GradFn } from './tensor/tensor.js';
@@ -11,3 +13,11 @@ export { setBackend, backendName, nativeAvailable } from './backends/registry.js
 export type { BackendName } from './backends/registry.js';
 export type { DType, TypedArray, Kernels, View, ConvParams } from './kernels/contracts.js';
 export { ArpixError, ShapeError, DTypeError, AxisError, ArgumentError, FormatError } from './errors.js';
+
+export { createModel, resolveModelConfig, loadPreset, presetNames, MODEL_KINDS, AutoregressiveModel, GatedPixelCNN, PixelCNN, PixelCNNPP } from './models/index.js';
+export type { ModelConfig, ModelKind, Preset, BaseModelConfig, Condition, GatedPixelCNNConfig, PixelCNNConfig, PixelCNNPPConfig } from './models/index.js';
+export { createLikelihood, logisticMixtureLogProb, sampleLogisticMixture, bitsPerDim } from './likelihoods/index.js';
+export type { Likelihood, LikelihoodConfig } from './likelihoods/index.js';
+export { sample, sampleCached, sampleNaive } from './sample/index.js';
+export type { SampleOptions } from './sample/index.js';
+export { ConfigError } from './config.js';

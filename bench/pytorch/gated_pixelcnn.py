@@ -230,8 +230,9 @@ def train():
             sched.step()
             if ema is not None:
                 with torch.no_grad():
+                    decay = min(t["ema"], (1 + steps) / (10 + steps))  # arpix's EMA warm-up
                     for e, p in zip(ema, model.parameters()):
-                        e.mul_(t["ema"]).add_(p.detach(), alpha=1 - t["ema"])
+                        e.mul_(decay).add_(p.detach(), alpha=1 - decay)
             steps += 1
             images += bs
             trained += time.perf_counter() - t0

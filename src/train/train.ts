@@ -152,7 +152,9 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   checkDataFits(model, config.dataset, data.train);
   const optimizer = makeOptimizer(model, t);
   const scheduler = new LRScheduler(optimizer, makeSchedule(t));
-  const ema = t.ema > 0 ? new EMA(model, { decay: t.ema }) : null;
+  // With warm-up the average follows min(decay, (1 + n) / (10 + n)) after n updates, so a short run
+  // is not evaluated on weights still mostly at their random initialisation.
+  const ema = t.ema > 0 ? new EMA(model, { decay: t.ema, warmup: true }) : null;
   manualSeed(t.seed); // dropout draws from the default generator
   let step = 0;
   let trainSeconds = 0;

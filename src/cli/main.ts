@@ -12,6 +12,7 @@ import { CheckpointMismatchError } from '../io/checkpoint.js';
 import { StateDictError } from '../nn/module.js';
 import { ARPIX_VERSION, TrainError } from '../train/index.js';
 import { presetNames } from '../models/index.js';
+import { registerDataCommands } from './data.js';
 import { CliError, EXIT, completeCommand, demoCommand, evalCommand, infoCommand, plotCommand, sampleCommand, trainCommand } from './commands.js';
 
 const SECTION_FLAG = /^--(model|dataset|train)\./;
@@ -150,6 +151,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       setExit(await demoCommand({ ...o, overrides: collectOverrides(cmd, cmd.args) }));
     });
 
+  registerDataCommands(program, setExit);
   return program;
 }
 

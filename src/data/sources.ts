@@ -31,7 +31,7 @@ export class DatasetUnavailableError extends ArpixError {
 export type SourceKind = 'explicit' | 'ARPIX_DATA' | 'system' | 'cache';
 
 export interface SourceOptions {
-  /** An explicit data folder (the CLI's --data-dir); searched first. */
+  /** An explicit data folder (the CLI's --dir); searched first. */
   dir?: string;
   /** Environment to read ARPIX_DATA and the cache location from (default process.env). */
   env?: NodeJS.ProcessEnv;
@@ -137,7 +137,7 @@ export function howToGet(spec: DatasetSpec, opts: SourceOptions = {}): string {
   if (spec.manual) ways.push(spec.manual);
   const names = spec.idx ? [...spec.idx.train, ...spec.idx.test].map((b) => `${b}.gz`) : spec.files.map((f) => `${f.name} (unpacked)`);
   const target = opts.dir ?? (opts.env ?? process.env).ARPIX_DATA ?? path.join(cacheDir(opts.env), '..');
-  ways.push(`or copy ${names.join(', ')} into ${path.join(target, spec.name)} (or a folder given with --data-dir or ARPIX_DATA)`);
+  ways.push(`or copy ${names.join(', ')} into ${path.join(target, spec.name)} (or the folder ARPIX_DATA names)`);
   return ways.map((w) => `  - ${w}`).join('\n');
 }
 

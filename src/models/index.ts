@@ -70,6 +70,8 @@ export interface Preset {
   /** Which data the preset trains on (read by the training loop). */
   dataset: Record<string, unknown>;
   model: ModelConfig;
+  /** Training hyper-parameters (read by src/train, which checks them). */
+  train: Record<string, unknown>;
 }
 
 const presetDir = fileURLToPath(new URL('./presets/', import.meta.url));
@@ -82,5 +84,5 @@ export function loadPreset(name: string): Preset {
   const names = presetNames();
   if (!names.includes(name)) throw new ConfigError('preset', `'${name}' does not exist; presets: ${names.join(', ')}`);
   const raw = JSON.parse(readFileSync(`${presetDir}${name}.json`, 'utf8')) as Omit<Preset, 'name'>;
-  return { name, description: raw.description, dataset: raw.dataset, model: resolveModelConfig(raw.model as unknown as Record<string, unknown>) };
+  return { name, description: raw.description, dataset: raw.dataset, model: resolveModelConfig(raw.model as unknown as Record<string, unknown>), train: raw.train ?? {} };
 }

@@ -4,14 +4,17 @@
 import type { DType, Kernels } from '../kernels/contracts.js';
 import { kernels } from '../backends/registry.js';
 import { DTypeError, ShapeError, fmtShape } from '../errors.js';
-import { arrayFor, Tensor } from '../tensor/tensor.js';
+import { Tensor, uninitArrayFor } from '../tensor/tensor.js';
 import { shapeSize } from '../tensor/shape.js';
 
 export { record, noGrad, isGradEnabled } from '../tensor/autograd.js';
 
-/** A new tensor of the given shape and dtype (contents zero). */
+/**
+ * A new tensor for a kernel to write: its contents are unspecified (kernels fully overwrite their
+ * outputs). Use `zeros` where zeros are meant.
+ */
 export function empty(shape: readonly number[], dtype: DType = 'float32'): Tensor {
-  return new Tensor(arrayFor(dtype, shapeSize(shape)), shape);
+  return new Tensor(uninitArrayFor(dtype, shapeSize(shape)), shape);
 }
 
 /** The kernels for these inputs: float64 anywhere means the reference backend. */

@@ -7,6 +7,7 @@ import { normAxes, normAxis } from '../tensor/shape.js';
 import { K, checkFloat, empty, noGrad, record } from './core.js';
 import { add, div, equal, exp, log, mul, sub } from './elementwise.js';
 import { permute, reshape } from './shape.js';
+import { zeros } from './creation.js';
 
 export type Axes = number | readonly number[];
 
@@ -20,7 +21,7 @@ function droppedShape(shape: readonly number[], axes: readonly number[]): number
 
 /** Materialises `x` broadcast to `shape` (x's rank may be lower). */
 export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
-  return add(x, empty(shape, x.dtype));
+  return add(x, zeros(shape, x.dtype));
 }
 
 function reduceOp(op: ReduceOp, x: Tensor, axes: Axes | undefined, keepDims: boolean): { y: Tensor; kept: Tensor; ax: number[] } {

@@ -30,6 +30,27 @@ export function arrayFor(dtype: DType, n: number): TypedArray {
   }
 }
 
+const ITEM_BYTES: Record<DType, number> = { float32: 4, float64: 8, int32: 4 };
+// Poisoning (ARPIX_POISON=1, used by a test run) fills uninitialised outputs with NaN or a
+// sentinel, so a kernel that reads an output before writing it fails loudly instead of by luck.
+const POISON = !!process.env.ARPIX_POISON;
+
+/**
+ * A typed array whose contents are unspecified: for kernel outputs, which the contract says are
+ * fully overwritten. Large zero-filled allocations cost a memset each (an activation-sized output
+ * every op); Node's unsafe Buffer skips it.
+ */
+export function uninitArrayFor(dtype: DType, n: number): TypedArray {
+  const bytes = n * ITEM_BYTES[dtype];
+  if (bytes < 4096 && !POISON) return arrayFor(dtype, n);
+  const buf = Buffer.allocUnsafeSlow(bytes);
+  const data = dtype === 'float32' ? new Float32Array(buf.buffer, buf.byteOffset, n)
+    : dtype === 'float64' ? new Float64Array(buf.buffer, buf.byteOffset, n)
+    : new Int32Array(buf.buffer, buf.byteOffset, n);
+  if (POISON) data.fill(dtype === 'int32' ? -123456789 : NaN);
+  return data;
+}
+
 export function dtypeOf(data: TypedArray): DType {
   if (data instanceof Float32Array) return 'float32';
   if (data instanceof Float64Array) return 'float64';

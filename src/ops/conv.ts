@@ -7,6 +7,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { sameShape } from '../tensor/shape.js';
 import { K, checkFloat, checkRank, checkSameDType, empty, record } from './core.js';
 import { add, mul } from './elementwise.js';
+import { pad, permute, reshape } from './shape.js';
 import { sum } from './reduce.js';
 
 /** [top, bottom, left, right], or one number for all four. */
@@ -58,6 +59,47 @@ function biasGrad(g: Tensor): Tensor {
   return sum(g, [0, 1, 2]);
 }
 
+function weightGrad(x: Tensor, g: Tensor, shape: readonly number[], p: ConvParams): Tensor {
+  const gw = empty(shape, x.dtype);
+  K(x, g).conv2dBackwardWeights(x, g, gw, p);
+  return gw;
+}
+
+function dilated(p: ConvParams): boolean {
+  return (p.dilationH > 1 || p.dilationW > 1) && p.strideH === 1 && p.strideW === 1;
+}
+
+/** [N, H, W, C] → [dh·dw·N, H/dh, W/dw, C]: the dh×dw interleaved phases of the image as a batch. */
+function spaceToBatch(t: Tensor, dh: number, dw: number): Tensor {
+  const [n, h, w, c] = t.shape as [number, number, number, number];
+  const phases = permute(reshape(t, [n, h / dh, dh, w / dw, dw, c]), [2, 4, 0, 1, 3, 5]);
+  return reshape(phases, [dh * dw * n, h / dh, w / dw, c]);
+}
+
+/**
+ * The weight gradient of a dilated, stride-1 convolution as the gradient of an undilated one on
+ * the dilation phases of the input and output (space-to-batch, as atrous convolution is often
+ * computed): output rows oy ≡ r (mod dh) read only padded input rows ≡ r, so each phase is an
+ * ordinary convolution, and the phases' gradients add up in one batched call. oneDNN 2.6 runs
+ * dilated backward-weights through an im2col + gemm implementation that corrupted the heap on
+ * Gated PixelCNN's layers; undilated it uses its JIT kernels, which are also faster.
+ */
+function weightGradBySpaceToBatch(x: Tensor, g: Tensor, shape: readonly number[], p: ConvParams): Tensor {
+  const [kh, kw] = shape as [number, number];
+  const { dilationH: dh, dilationW: dw } = p;
+  const [, h, w] = x.shape as [number, number, number];
+  const [, oh, ow] = g.shape as [number, number, number];
+  const jh = Math.ceil(oh / dh);
+  const jw = Math.ceil(ow / dw);
+  // Zero rows of g add nothing to the gradient: pad g to whole phases, and x to what they read.
+  const gp = pad(g, [[0, 0], [0, jh * dh - oh], [0, jw * dw - ow], [0, 0]]);
+  const hp = dh * (jh + kh - 1);
+  const wp = dw * (jw + kw - 1);
+  const xp = pad(x, [[0, 0], [p.padTop, hp - h - p.padTop], [p.padLeft, wp - w - p.padLeft], [0, 0]]);
+  const plain: ConvParams = { strideH: 1, strideW: 1, padTop: 0, padLeft: 0, dilationH: 1, dilationW: 1 };
+  return weightGrad(spaceToBatch(xp, dh, dw), spaceToBatch(gp, dh, dw), shape, plain);
+}
+
 /** x [N, H, W, Cin] ⊛ w [kH, kW, Cin, Cout] (+ bias [Cout]) → [N, OH, OW, Cout]. */
 export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
   const op = 'conv2d';
@@ -94,10 +136,7 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
       gx = empty(x.shape, x.dtype);
       K(g, weight).conv2dBackwardData(g, weight, gx, p);
     }
-    if (weight.requiresGrad) {
-      gw = empty(weight.shape, weight.dtype);
-      K(x, g).conv2dBackwardWeights(x, g, gw, p);
-    }
+    if (weight.requiresGrad) gw = dilated(p) ? weightGradBySpaceToBatch(x, g, weight.shape, p) : weightGrad(x, g, weight.shape, p);
     return [gx, gw, bias?.requiresGrad ? biasGrad(g) : null];
   });
 }

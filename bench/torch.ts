@@ -2,6 +2,10 @@
 // JSON lines. Returns null with a reason when PyTorch is not installed.
 
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const candidates = () => [process.env.ARPIX_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p);
 
@@ -20,4 +24,34 @@ export function runPython(python: string, script: string, args: string[], thread
   const r = spawnSync(python, [script, ...args], { env, encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   return r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/**
+ * Runs bench/pytorch/gated_bench.py in `mode` on a model config (written to a temporary file),
+ * or returns null after noting why when PyTorch is not installed.
+ */
+export function runGatedMirror(
+  reporter: { note(m: string): void }, config: unknown, mode: 'train' | 'sample', args: string[], threads: number,
+): Record<string, unknown>[] | null {
+  const python = findTorchPython();
+  if (python === null) {
+    reporter.note('PyTorch is not installed (apt-get install python3-torch): no PyTorch comparison');
+    return null;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'arpix-bench-'));
+  try {
+    const cfgFile = join(dir, 'config.json');
+    writeFileSync(cfgFile, JSON.stringify(config));
+    const script = fileURLToPath(new URL('./pytorch/gated_bench.py', import.meta.url));
+    return runPython(python, script, [mode, '--config', cfgFile, '--threads', String(threads), ...args], threads);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `--name value` or `--name=value` from a suite's arguments. */
+export function option(args: readonly string[], name: string, dflt: string): string {
+  const i = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
+  if (i < 0) return dflt;
+  return args[i]!.includes('=') ? args[i]!.slice(name.length + 1) : args[i + 1] ?? dflt;
 }

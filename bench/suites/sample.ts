@@ -5,21 +5,11 @@
 // whole network once per pixel, so it is timed over `pixels` steps and extrapolated to the whole
 // image (every step does the same work); cached sampling is timed over whole images.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { median, threads as defaultThreads, type Suite } from '../harness.js';
-import { findTorchPython, runPython } from '../torch.js';
+import { option, runGatedMirror } from '../torch.js';
 
 const SMALL = ['gated-pixelcnn-fmnist', 'pixelcnn-binary-fmnist-small', 'pixelcnnpp-fmnist-small'];
 const MIRRORED = 'gated-pixelcnn-fmnist';
-
-function option(args: readonly string[], name: string, dflt: string): string {
-  const i = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
-  if (i < 0) return dflt;
-  return args[i]!.includes('=') ? args[i]!.slice(name.length + 1) : args[i + 1] ?? dflt;
-}
 
 /** A ratio of two medians has no spread of its own. */
 const same = (v: number) => ({ median: v, min: v, max: v });
@@ -71,27 +61,16 @@ const suite: Suite = async ({ reporter, args }) => {
   }
 
   if (!presets.includes(MIRRORED)) return;
-  const python = findTorchPython();
-  if (python === null) {
-    reporter.note('PyTorch is not installed (apt-get install python3-torch): no PyTorch comparison');
-    return;
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'arpix-bench-'));
-  try {
-    const cfgFile = join(dir, 'config.json');
-    writeFileSync(cfgFile, JSON.stringify(loadPreset(MIRRORED).model));
-    const script = fileURLToPath(new URL('../pytorch/gated_bench.py', import.meta.url));
-    for (const n of batches) {
-      const [r] = runPython(python, script, ['sample', '--config', cfgFile, '--batch', String(n), '--threads', String(threads), '--pixels', String(pixels), '--runs', String(runs + 1)], threads);
-      const torchRate = r!.median as number;
-      reporter.add({ suite: 'sample', case: `${MIRRORED} PyTorch naive (${pixels} steps, extrapolated)`, system: 'pytorch', batch: n, threads, unit: 'images/s', median: torchRate, min: r!.min as number, max: r!.max as number });
-      const c = ours.get(`${MIRRORED} cached ${n}`);
-      if (c !== undefined) {
-        reporter.add({ suite: 'sample', case: `${MIRRORED}: arpix cached / PyTorch naive`, system: 'ratio', batch: n, threads, unit: '×', ...same(c / torchRate), extra: n === 16 ? { target: '≥ 100' } : {} });
-      }
+  for (const n of batches) {
+    const rows = runGatedMirror(reporter, loadPreset(MIRRORED).model, 'sample', ['--batch', String(n), '--pixels', String(pixels), '--runs', String(runs + 1)], threads);
+    if (rows === null) return;
+    const r = rows[0]!;
+    const torchRate = r.median as number;
+    reporter.add({ suite: 'sample', case: `${MIRRORED} PyTorch naive (${pixels} steps, extrapolated)`, system: 'pytorch', batch: n, threads, unit: 'images/s', median: torchRate, min: r.min as number, max: r.max as number });
+    const c = ours.get(`${MIRRORED} cached ${n}`);
+    if (c !== undefined) {
+      reporter.add({ suite: 'sample', case: `${MIRRORED}: arpix cached / PyTorch naive`, system: 'ratio', batch: n, threads, unit: '×', ...same(c / torchRate), extra: n === 16 ? { target: '≥ 100' } : {} });
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 };
 

@@ -33,6 +33,16 @@ export interface Conv2dOptions {
   dtype?: DType;
 }
 
+/** Kaiming-uniform (a = √5) weights and a bias uniform in ±1/√fanIn, as PyTorch initialises convolutions. */
+function resetConv(weight: Parameter, bias: Parameter | null, fanIn: number, generator: Generator): void {
+  const bound = kaimingUniformBound(fanIn, Math.sqrt(5));
+  uniform_(weight, -bound, bound, generator);
+  if (bias) {
+    const b = 1 / Math.sqrt(fanIn);
+    uniform_(bias, -b, b, generator);
+  }
+}
+
 function padRepr(p: readonly number[]): string {
   return p.every((x) => x === p[0]) ? String(p[0]) : fmtShape(p);
 }
@@ -79,13 +89,7 @@ export class Conv2d extends Module {
 
   /** PyTorch's default: kaiming-uniform (a = √5) weights, bias uniform in ±1/sqrt(fanIn), fanIn = Cin·kH·kW. */
   resetParameters(generator: Generator = getDefaultGenerator()): void {
-    const fanIn = this.inChannels * this.kernelSize[0] * this.kernelSize[1];
-    const bound = kaimingUniformBound(fanIn, Math.sqrt(5));
-    uniform_(this.weight, -bound, bound, generator);
-    if (this.bias) {
-      const b = 1 / Math.sqrt(fanIn);
-      uniform_(this.bias, -b, b, generator);
-    }
+    resetConv(this.weight, this.bias, this.inChannels * this.kernelSize[0] * this.kernelSize[1], generator);
   }
 
   /** [N, H, W, Cin] → [N, OH, OW, Cout] */
@@ -155,13 +159,7 @@ export class ConvTranspose2d extends Module {
    * i.e. from axis 1: fanIn = Cout·kH·kW; kept so the weight scale matches PyTorch's.
    */
   resetParameters(generator: Generator = getDefaultGenerator()): void {
-    const fanIn = this.outChannels * this.kernelSize[0] * this.kernelSize[1];
-    const bound = kaimingUniformBound(fanIn, Math.sqrt(5));
-    uniform_(this.weight, -bound, bound, generator);
-    if (this.bias) {
-      const b = 1 / Math.sqrt(fanIn);
-      uniform_(this.bias, -b, b, generator);
-    }
+    resetConv(this.weight, this.bias, this.outChannels * this.kernelSize[0] * this.kernelSize[1], generator);
   }
 
   /** [N, H, W, Cin] → [N, OH, OW, Cout], OH = (H − 1)·stride − padding + dilation·(kH − 1) + outputPadding + 1 */

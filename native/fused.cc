@@ -68,28 +68,19 @@ void softmaxCrossEntropy(const Buf& logits, const Buf& targets, const Buf& loss,
   for (int64_t j = 0; j < J; j++) {
     const float* a = xd + j * k;
     float* p = pd + j * k;
-    float m = -std::numeric_limits<float>::infinity();
-    int nan = 0;
-#pragma omp simd reduction(max : m) reduction(| : nan)
-    for (int64_t i = 0; i < k; i++) {
-      nan |= a[i] != a[i];
-      m = a[i] > m ? a[i] : m;
-    }
-    double s = 0;
-    if (nan || std::isinf(m)) {
+    const ExpRow r = expRow(a, p, k);
+    if (r.special) {
       // The reference's arithmetic on NaN / infinite rows, kept literally.
-      const double mm = nan ? std::numeric_limits<double>::quiet_NaN() : double(m);
+      const double mm = double(r.max);
+      double s = 0;
       for (int64_t i = 0; i < k; i++) s += std::exp(double(a[i]) - mm);
       for (int64_t i = 0; i < k; i++) p[i] = float(std::exp(double(a[i]) - mm) / s);
       l[j] = float(mm + std::log(s) - double(a[t[j]]));
       continue;
     }
-    for (int64_t i = 0; i < k; i++) p[i] = vexp(a[i] - m);
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < k; i++) s += double(p[i]);
-    const float inv = float(1.0 / s);
+    const float inv = float(1.0 / r.sum);
     for (int64_t i = 0; i < k; i++) p[i] *= inv;
-    l[j] = float(double(m) + std::log(s) - double(a[t[j]]));
+    l[j] = float(double(r.max) + std::log(r.sum) - double(a[t[j]]));
   }
 }
 

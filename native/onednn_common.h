@@ -3,11 +3,29 @@
 // this library's statics). Included only by the onednn_*.cc adapter files.
 #pragma once
 
+#include <array>
+#include <cstddef>
+#include <cstdint>
 #include <mutex>
 
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace arpix {
+
+/** A primitive-cache key: every shape and parameter that selects a primitive, FNV-1a hashed. */
+template <size_t N>
+struct CacheKey {
+  std::array<int64_t, N> v;
+  bool operator==(const CacheKey& o) const { return v == o.v; }
+};
+template <size_t N>
+struct CacheKeyHash {
+  size_t operator()(const CacheKey<N>& k) const {
+    size_t h = 1469598103934665603ull;
+    for (int64_t x : k.v) h = (h ^ size_t(x)) * 1099511628211ull;
+    return h;
+  }
+};
 
 dnnl::engine& cpuEngine();
 dnnl::stream& cpuStream();

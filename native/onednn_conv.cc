@@ -48,17 +48,8 @@ Geometry geometry(const Shape& x, const Shape& w, const Shape& y, const ConvPara
 
 enum class Kind : int64_t { Fwd = 0, FwdBias = 1, BwdData = 2, BwdWeights = 3 };
 
-struct Key {
-  std::array<int64_t, 19> v;
-  bool operator==(const Key& o) const { return v == o.v; }
-};
-struct KeyHash {
-  size_t operator()(const Key& k) const {
-    size_t h = 1469598103934665603ull;
-    for (int64_t x : k.v) h = (h ^ size_t(x)) * 1099511628211ull;
-    return h;
-  }
-};
+using Key = CacheKey<19>;
+using KeyHash = CacheKeyHash<19>;
 
 Key keyOf(Kind kind, const Geometry& g) {
   // The thread count is part of the key: oneDNN's JIT kernels partition work for the number of

@@ -16,17 +16,8 @@ namespace {
 using dnnl::memory;
 using dt = memory::data_type;
 
-struct Key {
-  std::array<int64_t, 10> v;
-  bool operator==(const Key& o) const { return v == o.v; }
-};
-struct KeyHash {
-  size_t operator()(const Key& k) const {
-    size_t h = 1469598103934665603ull;
-    for (int64_t x : k.v) h = (h ^ size_t(x)) * 1099511628211ull;
-    return h;
-  }
-};
+using Key = CacheKey<10>;
+using KeyHash = CacheKeyHash<10>;
 
 struct MatmulEntry {
   dnnl::matmul prim;

@@ -230,34 +230,22 @@ void softmaxLast(const Buf& x, const Buf& out, bool log) {
   for (int64_t j = 0; j < rows; j++) {
     const float* a = xd + j * k;
     float* o = od + j * k;
-    float m = -std::numeric_limits<float>::infinity();
-    int nan = 0;
-    // Separate simple loops: each one vectorises (a fused exp-store-sum loop does not, here).
-#pragma omp simd reduction(max : m) reduction(| : nan)
-    for (int64_t i = 0; i < k; i++) {
-      nan |= a[i] != a[i];
-      m = a[i] > m ? a[i] : m;
-    }
-    if (nan || std::isinf(m)) {
+    const ExpRow r = expRow(a, o, k);
+    if (r.special) {
       // NaN anywhere, or a +∞ / all −∞ row: the reference's arithmetic gives NaNs; match it with
       // the straightforward formula rather than the fast path.
       double s = 0;
-      float mm = nan ? std::numeric_limits<float>::quiet_NaN() : m;
-      for (int64_t i = 0; i < k; i++) s += std::exp(double(a[i]) - double(mm));
+      for (int64_t i = 0; i < k; i++) s += std::exp(double(a[i]) - double(r.max));
       for (int64_t i = 0; i < k; i++) {
-        o[i] = log ? float(double(a[i]) - mm - std::log(s)) : float(std::exp(double(a[i]) - mm) / s);
+        o[i] = log ? float(double(a[i]) - r.max - std::log(s)) : float(std::exp(double(a[i]) - r.max) / s);
       }
       continue;
     }
-    for (int64_t i = 0; i < k; i++) o[i] = vexp(a[i] - m);
-    double s = 0;  // double: the reference sums in double too
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < k; i++) s += double(o[i]);
     if (log) {
-      const float shift = float(double(m) + std::log(s));
+      const float shift = float(double(r.max) + std::log(r.sum));
       for (int64_t i = 0; i < k; i++) o[i] = a[i] - shift;
     } else {
-      const float inv = float(1.0 / s);
+      const float inv = float(1.0 / r.sum);
       for (int64_t i = 0; i < k; i++) o[i] *= inv;
     }
   }

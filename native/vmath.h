@@ -4,7 +4,9 @@
 // reference; the hazards (overflow, NaN, cancellation near 0) are handled explicitly.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <cstring>
 
 namespace arpix {
@@ -68,6 +70,32 @@ inline float vtanh(float x) {
   p = p * z - 3.33332819422e-1f;
   const float small = x + x * z * p;
   return a < 0.625f ? small : (x != x ? x : big);
+}
+
+/** One softmax row: its maximum and Σ exp(a − max) (in double, as the reference sums). */
+struct ExpRow {
+  float max;
+  double sum;
+  /** NaN anywhere, or a +∞ / all −∞ row: callers follow the reference's plain formula instead. */
+  bool special;
+};
+
+/** Writes exp(a[i] − max) into e (unless the row is special) and returns the row's statistics. */
+inline ExpRow expRow(const float* a, float* e, int64_t k) {
+  float m = -std::numeric_limits<float>::infinity();
+  int nan = 0;
+  // Separate simple loops: each one vectorises (a fused exp-store-sum loop does not, here).
+#pragma omp simd reduction(max : m) reduction(| : nan)
+  for (int64_t i = 0; i < k; i++) {
+    nan |= a[i] != a[i];
+    m = a[i] > m ? a[i] : m;
+  }
+  if (nan || std::isinf(m)) return {nan ? std::numeric_limits<float>::quiet_NaN() : m, 0.0, true};
+  for (int64_t i = 0; i < k; i++) e[i] = vexp(a[i] - m);
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < k; i++) s += double(e[i]);
+  return {m, s, false};
 }
 
 }  // namespace arpix

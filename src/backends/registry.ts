@@ -69,6 +69,11 @@ function maybeProfile(k: Kernels, nativeImpl: Backend | null): Kernels {
   return wrapped as unknown as Kernels;
 }
 
+/** Forgets the profile gathered so far, e.g. after warm-up steps. */
+export function resetKernelProfile(): void {
+  profile.clear();
+}
+
 /** The profile gathered so far (ARPIX_PROFILE=1), slowest first. */
 export function kernelProfile(): [string, KernelStat][] {
   return [...profile.entries()].sort((a, b) => b[1].ms - a[1].ms);

@@ -211,7 +211,7 @@ Buf weightBufOf(const char* kernel, const Napi::CallbackInfo& info, size_t at) {
   return w;
 }
 
-// conv2d(x, xShape, w, wShape, wStorageId, wVersion, bias | null, out, outShape, params)
+// conv2d(x, xShape, w, wShape, wStorageId, wVersion, bias | null, out, outShape, params, accumulate)
 ARPIX_EXPORT(conv2d) {
   return guarded(info, "conv2d", [&] {
     Buf x = bufOf("conv2d", "x", info[0], info[1]);
@@ -219,12 +219,13 @@ ARPIX_EXPORT(conv2d) {
     Buf out = bufOf("conv2d", "out", info[7], info[8]);
     ConvParams p = convParamsOf(info[9]);
     checkConv("conv2d", x.shape, w.shape, out.shape, p);
+    const bool accumulate = info[10].ToBoolean().Value();
     if (info[6].IsNull() || info[6].IsUndefined()) {
-      conv2d(x, w, nullptr, out, p);
+      conv2d(x, w, nullptr, out, p, accumulate);
     } else {
       Buf bias = bufOf("conv2d", "bias", info[6]);
       if (bias.size != w.shape[3]) throw KernelError("conv2d", "bias holds " + std::to_string(bias.size) + " elements, expected " + std::to_string(w.shape[3]));
-      conv2d(x, w, &bias, out, p);
+      conv2d(x, w, &bias, out, p, accumulate);
     }
     return info.Env().Undefined();
   });
@@ -243,7 +244,7 @@ ARPIX_EXPORT(conv2dBackwardData) {
   });
 }
 
-// conv2dBackwardWeights(x, xShape, dy, dyShape, dw, dwShape, params)
+// conv2dBackwardWeights(x, xShape, dy, dyShape, dw, dwShape, params, db | null)
 ARPIX_EXPORT(conv2dBackwardWeights) {
   return guarded(info, "conv2dBackwardWeights", [&] {
     Buf x = bufOf("conv2dBackwardWeights", "x", info[0], info[1]);
@@ -251,7 +252,13 @@ ARPIX_EXPORT(conv2dBackwardWeights) {
     Buf dw = bufOf("conv2dBackwardWeights", "dw", info[4], info[5]);
     ConvParams p = convParamsOf(info[6]);
     checkConv("conv2dBackwardWeights", x.shape, dw.shape, dy.shape, p);
-    conv2dBackwardWeights(x, dy, dw, p);
+    if (info[7].IsNull() || info[7].IsUndefined()) {
+      conv2dBackwardWeights(x, dy, dw, nullptr, p);
+    } else {
+      Buf db = bufOf("conv2dBackwardWeights", "db", info[7]);
+      if (db.size != dw.shape[3]) throw KernelError("conv2dBackwardWeights", "db holds " + std::to_string(db.size) + " elements, expected " + std::to_string(dw.shape[3]));
+      conv2dBackwardWeights(x, dy, dw, &db, p);
+    }
     return info.Env().Undefined();
   });
 }

@@ -217,9 +217,11 @@ void oneHot(const Buf& idx, const Buf& out);
 struct ConvParams {
   int64_t strideH, strideW, padTop, padLeft, dilationH, dilationW;
 };
-void conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p);
+/** out = conv(x, w) + bias, or out += that when accumulate. */
+void conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate);
 void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvParams& p);
-void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const ConvParams& p);
+/** dw = ∂/∂w, and db = Σ dy over N, H, W when db is given. */
+void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf* db, const ConvParams& p);
 
 /**
  * "auto": Winograd where a measured rule says it is faster, else direct; "direct": never Winograd

@@ -46,7 +46,11 @@ Geometry geometry(const Shape& x, const Shape& w, const Shape& y, const ConvPara
   return g;
 }
 
-enum class Kind : int64_t { Fwd = 0, FwdBias = 1, BwdData = 2, BwdWeights = 3 };
+enum class Kind : int64_t { Fwd = 0, FwdBias = 1, BwdData = 2, BwdWeights = 3, FwdSum = 4, FwdBiasSum = 5, BwdWeightsBias = 6 };
+
+bool isForward(Kind k) { return k == Kind::Fwd || k == Kind::FwdBias || k == Kind::FwdSum || k == Kind::FwdBiasSum; }
+bool hasBias(Kind k) { return k == Kind::FwdBias || k == Kind::FwdBiasSum; }
+bool accumulates(Kind k) { return k == Kind::FwdSum || k == Kind::FwdBiasSum; }
 
 using Key = CacheKey<19>;
 using KeyHash = CacheKeyHash<19>;
@@ -137,17 +141,24 @@ memory::desc activationMd(const Geometry& g, const Window& win, bool input, tag 
   return input ? actMd(g.N, g.C, g.H, g.W, act) : actMd(g.N, g.O, g.OH, g.OW, act);
 }
 
-dnnl::convolution_forward::primitive_desc forwardPd(const Geometry& g, const Window& win, bool bias, const Plan& plan) {
+/** accumulate: a sum post-op, so the primitive adds its result to what dst holds. */
+dnnl::convolution_forward::primitive_desc forwardPd(const Geometry& g, const Window& win, bool bias, const Plan& plan, bool accumulate = false) {
   ConvGeomArgs a = convArgs(g, win);
   memory::desc src = activationMd(g, win, true, plan.act), dst = activationMd(g, win, false, plan.act);
   memory::desc w = weightMd(g, tag::any);
   const auto prop = dnnl::prop_kind::forward_training;
+  dnnl::primitive_attr attr;
+  if (accumulate) {
+    dnnl::post_ops ops;
+    ops.append_sum(1.0f);
+    attr.set_post_ops(ops);
+  }
   if (bias) {
     dnnl::convolution_forward::desc d(prop, plan.algo, src, w, memory::desc({g.O}, dt::f32, tag::x), dst, a.strides, a.dilates, a.padL, a.padR);
-    return dnnl::convolution_forward::primitive_desc(d, cpuEngine());
+    return dnnl::convolution_forward::primitive_desc(d, attr, cpuEngine());
   }
   dnnl::convolution_forward::desc d(prop, plan.algo, src, w, dst, a.strides, a.dilates, a.padL, a.padR);
-  return dnnl::convolution_forward::primitive_desc(d, cpuEngine());
+  return dnnl::convolution_forward::primitive_desc(d, attr, cpuEngine());
 }
 
 /** A cached primitive with what it needs to run against user (JS) memory. */
@@ -159,6 +170,7 @@ struct ConvEntry {
   bool weightsNeedReorder = false;
   dnnl::reorder weightReorder;  // hwio → weights, or (backward-weights) weights → hwio
   memory diffWeights;           // backward-weights scratch in the primitive's layout
+  memory::desc diffBias;        // backward-weights with the bias gradient: its descriptor
   Window win{};
   // Blocked plans only: copies of the input-side (src / diff_src) and output-side (dst / diff_dst)
   // activations in the primitive's layout, and the reorders that fill or empty them.
@@ -205,13 +217,13 @@ void buildEntry(ConvEntry& e, Kind kind, const Geometry& g, const Plan& plan) {
   const Window& win = e.win;
   ConvGeomArgs a = convArgs(g, win);
   memory::desc in = activationMd(g, win, true, plan.act), out = activationMd(g, win, false, plan.act);
-  if (kind == Kind::Fwd || kind == Kind::FwdBias) {
-    auto pd = forwardPd(g, win, kind == Kind::FwdBias, plan);
+  if (isForward(kind)) {
+    auto pd = forwardPd(g, win, hasBias(kind), plan, accumulates(kind));
     e.prim = dnnl::convolution_forward(pd);
     e.src = pd.src_desc();
     e.dst = pd.dst_desc();
     e.weights = pd.weights_desc();
-    if (kind == Kind::FwdBias) e.bias = pd.bias_desc();
+    if (hasBias(kind)) e.bias = pd.bias_desc();
   } else if (kind == Kind::BwdData) {
     auto hint = forwardPd(g, win, false, plan);
     dnnl::convolution_backward_data::desc d(plan.algo, in, weightMd(g, tag::any), out, a.strides, a.dilates, a.padL, a.padR);
@@ -221,13 +233,16 @@ void buildEntry(ConvEntry& e, Kind kind, const Geometry& g, const Plan& plan) {
     e.dst = pd.diff_dst_desc();
     e.weights = pd.weights_desc();
   } else {
-    auto hint = forwardPd(g, win, false, plan);
-    dnnl::convolution_backward_weights::desc d(plan.algo, in, weightMd(g, tag::any), out, a.strides, a.dilates, a.padL, a.padR);
+    const bool bias = kind == Kind::BwdWeightsBias;
+    auto hint = forwardPd(g, win, bias, plan);
+    auto d = bias ? dnnl::convolution_backward_weights::desc(plan.algo, in, weightMd(g, tag::any), memory::desc({g.O}, dt::f32, tag::x), out, a.strides, a.dilates, a.padL, a.padR)
+                  : dnnl::convolution_backward_weights::desc(plan.algo, in, weightMd(g, tag::any), out, a.strides, a.dilates, a.padL, a.padR);
     dnnl::convolution_backward_weights::primitive_desc pd(d, cpuEngine(), hint);
     e.prim = dnnl::convolution_backward_weights(pd);
     e.src = pd.src_desc();
     e.dst = pd.diff_dst_desc();
     e.weights = pd.diff_weights_desc();
+    if (bias) e.diffBias = pd.diff_bias_desc();
   }
   e.blocked = plan.act != tag::nhwc;
   if (e.blocked) {
@@ -239,8 +254,8 @@ void buildEntry(ConvEntry& e, Kind kind, const Geometry& g, const Plan& plan) {
     };
     if (kind == Kind::BwdData) e.blkToIn = rd(e.src, userIn);
     else e.inToBlk = rd(userIn, e.src);
-    if (kind == Kind::Fwd || kind == Kind::FwdBias) e.blkToOut = rd(e.dst, userOut);
-    else e.outToBlk = rd(userOut, e.dst);
+    if (isForward(kind)) e.blkToOut = rd(e.dst, userOut);
+    if (!isForward(kind) || accumulates(kind)) e.outToBlk = rd(userOut, e.dst);
     e.src = userIn;
     e.dst = userOut;
   }
@@ -265,7 +280,7 @@ ConvEntry& entryFor(Kind kind, const Geometry& g) {
   if (!built) buildEntry(*e, kind, g, {dnnl::algorithm::convolution_direct, tag::nhwc});
   e->weightsNeedReorder = !(e->weights == e->userWeights);
   if (e->weightsNeedReorder) {
-    if (kind == Kind::BwdWeights) {
+    if (kind == Kind::BwdWeights || kind == Kind::BwdWeightsBias) {
       e->diffWeights = memory(e->weights, cpuEngine());
       e->weightReorder = dnnl::reorder(dnnl::reorder::primitive_desc(cpuEngine(), e->weights, cpuEngine(), e->userWeights));
     } else {
@@ -314,7 +329,7 @@ void requireF32(const char* kernel, const char* arg, const Buf& b) { requireDTyp
 
 }  // namespace
 
-void conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p) {
+void conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate) {
   requireF32("conv2d", "x", x);
   requireF32("conv2d", "w", w);
   requireF32("conv2d", "out", out);
@@ -322,17 +337,21 @@ void conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const C
   const Geometry g = geometry(x.shape, w.shape, out.shape, p);
   if (out.size == 0) return;
   if (x.size == 0 || w.size == 0 || noInputRead(g)) {
-    // No taps contribute: the output is the bias alone.
+    // No taps contribute: the output is the bias alone (added to out when accumulating).
     float* o = out.f32();
     for (int64_t i = 0; i < out.size; i += g.O)
-      for (int64_t c = 0; c < g.O; c++) o[i + c] = bias ? bias->f32()[c] : 0.0f;
+      for (int64_t c = 0; c < g.O; c++) o[i + c] = (accumulate ? o[i + c] : 0.0f) + (bias ? bias->f32()[c] : 0.0f);
     return;
   }
   std::lock_guard<std::mutex> lock(onednnLock());
-  ConvEntry& e = entryFor(bias ? Kind::FwdBias : Kind::Fwd, g);
+  const Kind kind = accumulate ? (bias ? Kind::FwdBiasSum : Kind::FwdSum) : (bias ? Kind::FwdBias : Kind::Fwd);
+  ConvEntry& e = entryFor(kind, g);
   memory wm = weightsFor(e, w);
   memory src(e.src, cpuEngine(), x.data), dst(e.dst, cpuEngine(), out.data);
-  if (e.blocked) e.inToBlk.execute(cpuStream(), src, e.blkIn);
+  if (e.blocked) {
+    e.inToBlk.execute(cpuStream(), src, e.blkIn);
+    if (accumulate) e.outToBlk.execute(cpuStream(), dst, e.blkOut);
+  }
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.blocked ? e.blkIn : src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, e.blocked ? e.blkOut : dst}};
   if (bias) args.emplace(DNNL_ARG_BIAS, memory(e.bias, cpuEngine(), bias->data));
   e.prim.execute(cpuStream(), args);
@@ -362,28 +381,100 @@ void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvPa
   cpuStream().wait();
 }
 
-void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const ConvParams& p) {
-  requireF32("conv2dBackwardWeights", "x", x);
-  requireF32("conv2dBackwardWeights", "dy", dy);
-  requireF32("conv2dBackwardWeights", "dw", dw);
-  const Geometry g = geometry(x.shape, dw.shape, dy.shape, p);
-  if (dw.size == 0) return;
-  if (x.size == 0 || dy.size == 0 || noInputRead(g)) {
-    std::memset(dw.data, 0, size_t(dw.size) * 4);
-    return;
-  }
-  std::lock_guard<std::mutex> lock(onednnLock());
-  ConvEntry& e = entryFor(Kind::BwdWeights, g);
-  memory user(e.userWeights, cpuEngine(), dw.data);
-  memory src(e.src, cpuEngine(), x.data), diffDst(e.dst, cpuEngine(), dy.data);
+namespace {
+
+/** Backward-weights (and the bias gradient when db is given) of geometry g on raw nhwc memory. */
+void backwardWeightsOn(const Geometry& g, void* x, void* dy, void* dw, void* db) {
+  ConvEntry& e = entryFor(db ? Kind::BwdWeightsBias : Kind::BwdWeights, g);
+  memory user(e.userWeights, cpuEngine(), dw);
+  memory src(e.src, cpuEngine(), x), diffDst(e.dst, cpuEngine(), dy);
   memory diffW = e.weightsNeedReorder ? e.diffWeights : user;
   if (e.blocked) {
     e.inToBlk.execute(cpuStream(), src, e.blkIn);
     e.outToBlk.execute(cpuStream(), diffDst, e.blkOut);
   }
-  e.prim.execute(cpuStream(), {{DNNL_ARG_SRC, e.blocked ? e.blkIn : src}, {DNNL_ARG_DIFF_WEIGHTS, diffW}, {DNNL_ARG_DIFF_DST, e.blocked ? e.blkOut : diffDst}});
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.blocked ? e.blkIn : src}, {DNNL_ARG_DIFF_WEIGHTS, diffW}, {DNNL_ARG_DIFF_DST, e.blocked ? e.blkOut : diffDst}};
+  if (db) args.emplace(DNNL_ARG_DIFF_BIAS, memory(e.diffBias, cpuEngine(), db));
+  e.prim.execute(cpuStream(), args);
   if (e.weightsNeedReorder) e.weightReorder.execute(cpuStream(), diffW, user);
   cpuStream().wait();
+}
+
+/**
+ * The dh×dw interleaved phases of an nhwc tensor as a batch: out[(a·dw + b)·N + n, i, j, :] =
+ * src[n, i·dh + a − offH, j·dw + b − offW, :], zero where that falls outside src; out is
+ * [dh·dw·N, PH, PW, C]. One pass that pads and permutes at once.
+ */
+void phasesOf(const float* src, int64_t N, int64_t H, int64_t W, int64_t C, int64_t dh, int64_t dw, int64_t offH, int64_t offW,
+              int64_t PH, int64_t PW, float* out) {
+  const int64_t rows = dh * dw * N * PH;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const int64_t i = r % PH, pn = r / PH, n = pn % N, phase = pn / N, a = phase / dw, b = phase % dw;
+    float* o = out + r * PW * C;
+    const int64_t y = i * dh + a - offH;
+    if (y < 0 || y >= H) {
+      std::memset(o, 0, size_t(PW * C) * 4);
+      continue;
+    }
+    const float* row = src + (n * H + y) * W * C;
+    for (int64_t j = 0; j < PW; j++) {
+      const int64_t xx = j * dw + b - offW;
+      if (xx < 0 || xx >= W) std::memset(o + j * C, 0, size_t(C) * 4);
+      else std::memcpy(o + j * C, row + xx * C, size_t(C) * 4);
+    }
+  }
+}
+
+/** Grow-only scratch for the phase copies (used under onednnLock). */
+float* scratch(int which, int64_t floats) {
+  static std::vector<float> buffers[2];
+  std::vector<float>& b = buffers[which];
+  if (int64_t(b.size()) < floats) b.resize(size_t(floats));
+  return b.data();
+}
+
+}  // namespace
+
+void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf* db, const ConvParams& p) {
+  requireF32("conv2dBackwardWeights", "x", x);
+  requireF32("conv2dBackwardWeights", "dy", dy);
+  requireF32("conv2dBackwardWeights", "dw", dw);
+  if (db) requireF32("conv2dBackwardWeights", "db", *db);
+  const Geometry g = geometry(x.shape, dw.shape, dy.shape, p);
+  if (dw.size == 0 || x.size == 0 || dy.size == 0 || noInputRead(g)) {
+    // Nothing to convolve: dw is 0, and only the bias saw the output gradient.
+    if (dw.size > 0) std::memset(dw.data, 0, size_t(dw.size) * 4);
+    if (db) {
+      float* b = db->f32();
+      const float* d = dy.f32();
+      std::fill(b, b + g.O, 0.0f);
+      for (int64_t i = 0; i < dy.size; i += g.O)
+        for (int64_t c = 0; c < g.O; c++) b[c] += d[i + c];
+    }
+    return;
+  }
+  std::lock_guard<std::mutex> lock(onednnLock());
+  if ((g.dh == 1 && g.dw == 1) || g.sh != 1 || g.sw != 1) {
+    backwardWeightsOn(g, x.data, dy.data, dw.data, db ? db->data : nullptr);
+    return;
+  }
+  // Dilated, stride 1: oneDNN 2.6 runs this through an im2col + gemm implementation that corrupted
+  // the heap on Gated PixelCNN's layers (and its blocked-layout path is the reference loop). Output
+  // rows oy ≡ a (mod dh) read only padded input rows ≡ a, so each of the dh×dw phases is an
+  // undilated convolution (space-to-batch, as atrous convolution is often computed) on the JIT
+  // kernels, and one batched call adds the phases' gradients. Phase rows past the output are zero
+  // in dy, so they add nothing to either gradient.
+  const int64_t jh = (g.OH + g.dh - 1) / g.dh, jw = (g.OW + g.dw - 1) / g.dw;
+  const int64_t ph = jh + g.KH - 1, pw = jw + g.KW - 1;
+  Geometry plain = g;
+  plain.N = g.dh * g.dw * g.N, plain.H = ph, plain.W = pw, plain.OH = jh, plain.OW = jw;
+  plain.pt = plain.pl = plain.pb = plain.pr = 0, plain.dh = plain.dw = 1;
+  float* xs = scratch(0, plain.N * ph * pw * g.C);
+  float* dys = scratch(1, plain.N * jh * jw * g.O);
+  phasesOf(x.f32(), g.N, g.H, g.W, g.C, g.dh, g.dw, g.pt, g.pl, ph, pw, xs);
+  phasesOf(dy.f32(), g.N, g.OH, g.OW, g.O, g.dh, g.dw, 0, 0, jh, jw, dys);
+  backwardWeightsOn(plain, xs, dys, dw.data, db ? db->data : nullptr);
 }
 
 void setConvAlgorithm(const std::string& policy) {

@@ -77,12 +77,15 @@ export interface Kernels {
    * it is shared by every batch. out is [M,N] or [B,M,N].
    */
   matmul(a: View, b: View, out: View, transA: boolean, transB: boolean): void;
-  /** out[n,y,x,o] = bias[o] + Σ x[n, y·sh − pt + ky·dh, x·sw − pl + kx·dw, i] · w[ky,kx,i,o]. */
-  conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams): void;
+  /**
+   * out[n,y,x,o] = bias[o] + Σ x[n, y·sh − pt + ky·dh, x·sw − pl + kx·dw, i] · w[ky,kx,i,o];
+   * with `accumulate`, that is added to what out holds (a sum of convolutions in one buffer).
+   */
+  conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams, accumulate?: boolean): void;
   /** dx = ∂(conv2d)/∂x applied to dy; dx is overwritten. */
   conv2dBackwardData(dy: View, w: View, dx: View, p: ConvParams): void;
-  /** dw = ∂(conv2d)/∂w applied to dy (bias gradient is a separate reduce). */
-  conv2dBackwardWeights(x: View, dy: View, dw: View, p: ConvParams): void;
+  /** dw = ∂(conv2d)/∂w applied to dy; when db is given, also the bias gradient db = Σ dy over N, H, W. */
+  conv2dBackwardWeights(x: View, dy: View, dw: View, p: ConvParams, db?: View | null): void;
   /** out = x with axes permuted: out.shape[i] = x.shape[perm[i]]. */
   permute(x: View, out: View, perm: readonly number[]): void;
   /** Constant padding: out[before + i] = x[i], everything else = value. */

@@ -11,7 +11,7 @@
 
 import { ArgumentError } from '../errors.js';
 import { Conv2d, Module, ModuleList } from '../nn/index.js';
-import { add, downShift, elu, gatedActivation, rightShift } from '../ops/index.js';
+import { add, conv2dSum, downShift, elu, gatedActivation, rightShift } from '../ops/index.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { blockGroups, causalMask, cyclicGroups } from './masks.js';
@@ -70,7 +70,8 @@ class GatedBlock extends Module {
 
   forward(v: Tensor, h: Tensor, cond: Condition): [Tensor, Tensor] {
     const vPre = addCondition(this.vConv.forward(v), this.condV.forward(cond)); // [N, H, W, 2p]
-    const hPre = addCondition(add(this.hConv.forward(h), this.link.forward(vPre)), this.condH.forward(cond));
+    // hConv(h) + link(vPre), the link accumulated into the same buffer.
+    const hPre = addCondition(conv2dSum([this.hConv.term(h), this.link.term(vPre)]), this.condH.forward(cond));
     return [gate(vPre), add(h, this.residual.forward(gate(hPre)))];
   }
 }

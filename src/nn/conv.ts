@@ -5,7 +5,7 @@
 
 import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
 import type { DType } from '../kernels/contracts.js';
-import { conv2d, convTranspose2d, zeros } from '../ops/index.js';
+import { conv2d, convTranspose2d, zeros, type Conv2dOptions as Conv2dOpOptions, type ConvTerm } from '../ops/index.js';
 import { sameShape } from '../tensor/shape.js';
 import { getDefaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -94,7 +94,16 @@ export class Conv2d extends Module {
 
   /** [N, H, W, Cin] → [N, OH, OW, Cout] */
   forward(x: Tensor): Tensor {
-    return conv2d(x, this.weight, { bias: this.bias, stride: this.stride, padding: this.padding, dilation: this.dilation, mask: this.mask });
+    return conv2d(x, this.weight, this.options());
+  }
+
+  /** This layer applied to x as one term of a conv2dSum (several convolutions into one output). */
+  term(x: Tensor): ConvTerm {
+    return { x, weight: this.weight, options: this.options() };
+  }
+
+  private options(): Conv2dOpOptions {
+    return { bias: this.bias, stride: this.stride, padding: this.padding, dilation: this.dilation, mask: this.mask };
   }
 
   override extraRepr(): string {

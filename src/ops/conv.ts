@@ -7,7 +7,6 @@ import { Tensor } from '../tensor/tensor.js';
 import { sameShape } from '../tensor/shape.js';
 import { K, checkFloat, checkRank, checkSameDType, empty, record } from './core.js';
 import { add, mul } from './elementwise.js';
-import { pad, permute, reshape } from './shape.js';
 import { sum } from './reduce.js';
 
 /** [top, bottom, left, right], or one number for all four. */
@@ -55,54 +54,16 @@ export function convOutSize(size: number, k: number, stride: number, padBefore: 
   return Math.floor((size + padBefore + padAfter - dilation * (k - 1) - 1) / stride) + 1;
 }
 
-function biasGrad(g: Tensor): Tensor {
-  return sum(g, [0, 1, 2]);
+/** A validated convolution: the (masked) weight, bias, kernel parameters and output shape. */
+interface PreparedConv {
+  x: Tensor;
+  weight: Tensor;
+  bias: Tensor | null;
+  p: ConvParams;
+  outShape: number[];
 }
 
-function weightGrad(x: Tensor, g: Tensor, shape: readonly number[], p: ConvParams): Tensor {
-  const gw = empty(shape, x.dtype);
-  K(x, g).conv2dBackwardWeights(x, g, gw, p);
-  return gw;
-}
-
-function dilated(p: ConvParams): boolean {
-  return (p.dilationH > 1 || p.dilationW > 1) && p.strideH === 1 && p.strideW === 1;
-}
-
-/** [N, H, W, C] → [dh·dw·N, H/dh, W/dw, C]: the dh×dw interleaved phases of the image as a batch. */
-function spaceToBatch(t: Tensor, dh: number, dw: number): Tensor {
-  const [n, h, w, c] = t.shape as [number, number, number, number];
-  const phases = permute(reshape(t, [n, h / dh, dh, w / dw, dw, c]), [2, 4, 0, 1, 3, 5]);
-  return reshape(phases, [dh * dw * n, h / dh, w / dw, c]);
-}
-
-/**
- * The weight gradient of a dilated, stride-1 convolution as the gradient of an undilated one on
- * the dilation phases of the input and output (space-to-batch, as atrous convolution is often
- * computed): output rows oy ≡ r (mod dh) read only padded input rows ≡ r, so each phase is an
- * ordinary convolution, and the phases' gradients add up in one batched call. oneDNN 2.6 runs
- * dilated backward-weights through an im2col + gemm implementation that corrupted the heap on
- * Gated PixelCNN's layers; undilated it uses its JIT kernels, which are also faster.
- */
-function weightGradBySpaceToBatch(x: Tensor, g: Tensor, shape: readonly number[], p: ConvParams): Tensor {
-  const [kh, kw] = shape as [number, number];
-  const { dilationH: dh, dilationW: dw } = p;
-  const [, h, w] = x.shape as [number, number, number];
-  const [, oh, ow] = g.shape as [number, number, number];
-  const jh = Math.ceil(oh / dh);
-  const jw = Math.ceil(ow / dw);
-  // Zero rows of g add nothing to the gradient: pad g to whole phases, and x to what they read.
-  const gp = pad(g, [[0, 0], [0, jh * dh - oh], [0, jw * dw - ow], [0, 0]]);
-  const hp = dh * (jh + kh - 1);
-  const wp = dw * (jw + kw - 1);
-  const xp = pad(x, [[0, 0], [p.padTop, hp - h - p.padTop], [p.padLeft, wp - w - p.padLeft], [0, 0]]);
-  const plain: ConvParams = { strideH: 1, strideW: 1, padTop: 0, padLeft: 0, dilationH: 1, dilationW: 1 };
-  return weightGrad(spaceToBatch(xp, dh, dw), spaceToBatch(gp, dh, dw), shape, plain);
-}
-
-/** x [N, H, W, Cin] ⊛ w [kH, kW, Cin, Cout] (+ bias [Cout]) → [N, OH, OW, Cout]. */
-export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
-  const op = 'conv2d';
+function prepareConv(op: string, x: Tensor, w: Tensor, opts: Conv2dOptions): PreparedConv {
   checkFloat(op, 'x', x);
   checkRank(op, 'x', x, 4);
   checkRank(op, 'weight', w, 4);
@@ -124,21 +85,74 @@ export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
   if (oh <= 0 || ow <= 0) {
     throw new ShapeError(op, 'x', `${fmtShape(x.shape)} is too small for a ${kh}×${kw} kernel with dilation ${dh}×${dw} and padding [${pt}, ${pb}, ${pl}, ${pr}]`, [x.shape, w.shape]);
   }
-  const weight = opts.mask ? mul(w, opts.mask) : w;
-  const bias = opts.bias ?? null;
-  const p: ConvParams = { strideH: sh, strideW: sw, padTop: pt, padLeft: pl, dilationH: dh, dilationW: dw };
-  const y = empty([n, oh, ow, co], x.dtype);
-  K(x, weight).conv2d(x, weight, bias, y, p);
-  return record(y, op, [x, weight, bias], (g) => {
-    let gx: Tensor | null = null;
-    let gw: Tensor | null = null;
-    if (x.requiresGrad) {
-      gx = empty(x.shape, x.dtype);
-      K(g, weight).conv2dBackwardData(g, weight, gx, p);
+  return {
+    x,
+    weight: opts.mask ? mul(w, opts.mask) : w,
+    bias: opts.bias ?? null,
+    p: { strideH: sh, strideW: sw, padTop: pt, padLeft: pl, dilationH: dh, dilationW: dw },
+    outShape: [n, oh, ow, co],
+  };
+}
+
+/**
+ * The gradients [x, weight, bias] of one convolution for the output gradient g. Weight and bias
+ * gradients come from one backward-weights call (oneDNN sums the bias gradient as it goes).
+ */
+function convGrads(c: PreparedConv, g: Tensor): [Tensor | null, Tensor | null, Tensor | null] {
+  const { x, weight, bias, p } = c;
+  let gx: Tensor | null = null;
+  let gw: Tensor | null = null;
+  let gb: Tensor | null = null;
+  if (x.requiresGrad) {
+    gx = empty(x.shape, x.dtype);
+    K(g, weight).conv2dBackwardData(g, weight, gx, p);
+  }
+  const wantBias = bias !== null && bias.requiresGrad;
+  if (weight.requiresGrad) {
+    gw = empty(weight.shape, x.dtype);
+    if (wantBias) gb = empty([weight.shape[3]!], x.dtype);
+    K(x, g).conv2dBackwardWeights(x, g, gw, p, gb);
+  } else if (wantBias) {
+    gb = sum(g, [0, 1, 2]);
+  }
+  return [gx, gw, gb];
+}
+
+/** x [N, H, W, Cin] ⊛ w [kH, kW, Cin, Cout] (+ bias [Cout]) → [N, OH, OW, Cout]. */
+export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
+  const c = prepareConv('conv2d', x, w, opts);
+  const y = empty(c.outShape, x.dtype);
+  K(x, c.weight).conv2d(x, c.weight, c.bias, y, c.p);
+  return record(y, 'conv2d', [x, c.weight, c.bias], (g) => convGrads(c, g));
+}
+
+/** One convolution of a conv2dSum. */
+export interface ConvTerm {
+  x: Tensor;
+  weight: Tensor;
+  options?: Conv2dOptions;
+}
+
+/**
+ * Σ conv2d(x, weight, options) over the terms, in one output buffer: every convolution after the
+ * first adds its result to it as it writes (oneDNN's sum post-op), so a sum of convolutions — Gated
+ * PixelCNN's horizontal convolution plus its vertical-to-horizontal link — costs no separate add
+ * and no intermediate tensors. The terms must give the same output shape.
+ */
+export function conv2dSum(terms: readonly ConvTerm[]): Tensor {
+  const op = 'conv2dSum';
+  if (terms.length === 0) throw new ArgumentError(op, 'terms', 'must hold at least one convolution');
+  const convs = terms.map((t) => prepareConv(op, t.x, t.weight, t.options ?? {}));
+  const shape = convs[0]!.outShape;
+  for (const [k, c] of convs.entries()) {
+    if (!sameShape(c.outShape, shape)) {
+      throw new ShapeError(op, `terms[${k}]`, `gives an output of shape ${fmtShape(c.outShape)}, but terms[0] gives ${fmtShape(shape)}`, [c.outShape, shape]);
     }
-    if (weight.requiresGrad) gw = dilated(p) ? weightGradBySpaceToBatch(x, g, weight.shape, p) : weightGrad(x, g, weight.shape, p);
-    return [gx, gw, bias?.requiresGrad ? biasGrad(g) : null];
-  });
+    checkSameDType(op, convs[0]!.x, c.x);
+  }
+  const y = empty(shape, convs[0]!.x.dtype);
+  convs.forEach((c, k) => K(c.x, c.weight).conv2d(c.x, c.weight, c.bias, y, c.p, k > 0));
+  return record(y, op, convs.flatMap((c) => [c.x, c.weight, c.bias]), (g) => convs.flatMap((c) => convGrads(c, g)));
 }
 
 /**

@@ -113,6 +113,23 @@ describe('convolution gradients', () => {
     for (let i = 0; i < mask.size; i++) if (i % 3 === 0) mask.data[i] = 0;
     gradcheck((x, w) => ax.conv2d(x!, w!, { padding: 1, mask }), [rnd64([1, 4, 4, 2], 1), rnd64([3, 3, 2, 2], 2)]);
   });
+  test('conv2dSum of a masked 1×2 and a 1×1 convolution with biases (the Gated PixelCNN link)', () => {
+    const mask = ax.ones([1, 2, 2, 4], 'float64');
+    mask.data[5] = 0;
+    gradcheck((x1, w1, b1, x2, w2, b2) => ax.conv2dSum([
+      { x: x1!, weight: w1!, options: { padding: [0, 0, 1, 0], bias: b1!, mask } },
+      { x: x2!, weight: w2!, options: { bias: b2! } },
+    ]), [rnd64([2, 3, 4, 2], 1), rnd64([1, 2, 2, 4], 2), rnd64([4], 3), rnd64([2, 3, 4, 3], 4), rnd64([1, 1, 3, 4], 5), rnd64([4], 6)]);
+  });
+  test('conv2dSum equals the sum of its convolutions, and a term may share the other\'s input', () => {
+    const x = rnd64([1, 5, 5, 2], 7);
+    const w1 = rnd64([3, 3, 2, 3], 8);
+    const w2 = rnd64([1, 1, 2, 3], 9);
+    const fused = ax.conv2dSum([{ x, weight: w1, options: { padding: 1, dilation: 1 } }, { x, weight: w2 }]);
+    const composed = ax.add(ax.conv2d(x, w1, { padding: 1 }), ax.conv2d(x, w2));
+    assertClose(fused.data, composed.data, { atol: 1e-12, rtol: 1e-12 });
+    gradcheck((xx, a, b) => ax.conv2dSum([{ x: xx!, weight: a!, options: { padding: 1 } }, { x: xx!, weight: b! }]), [x, w1, w2]);
+  });
   const tcases: { name: string; x: number[]; w: number[]; opts: ax.ConvTranspose2dOptions }[] = [
     { name: 'stride 2 kernel 3 pad 1 outputPadding 1', x: [2, 3, 4, 3], w: [3, 3, 2, 3], opts: { stride: 2, padding: 1, outputPadding: 1 } },
     { name: 'stride 2 kernel 4 pad 1', x: [1, 3, 3, 2], w: [4, 4, 3, 2], opts: { stride: 2, padding: 1 } },

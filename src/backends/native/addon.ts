@@ -32,9 +32,9 @@ export interface NativeAddon {
   argmaxLast(x: TypedArray, xShape: Shape, out: TypedArray): void;
   softmaxLast(x: TypedArray, xShape: Shape, out: TypedArray, log: boolean): void;
   matmul(a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape, transA: boolean, transB: boolean): void;
-  conv2d(x: TypedArray, xShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, bias: TypedArray | null, out: TypedArray, outShape: Shape, p: ConvParamArray): void;
+  conv2d(x: TypedArray, xShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, bias: TypedArray | null, out: TypedArray, outShape: Shape, p: ConvParamArray, accumulate: boolean): void;
   conv2dBackwardData(dy: TypedArray, dyShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, dx: TypedArray, dxShape: Shape, p: ConvParamArray): void;
-  conv2dBackwardWeights(x: TypedArray, xShape: Shape, dy: TypedArray, dyShape: Shape, dw: TypedArray, dwShape: Shape, p: ConvParamArray): void;
+  conv2dBackwardWeights(x: TypedArray, xShape: Shape, dy: TypedArray, dyShape: Shape, dw: TypedArray, dwShape: Shape, p: ConvParamArray, db: TypedArray | null): void;
   permute(x: TypedArray, xShape: Shape, out: TypedArray, outShape: Shape, perm: readonly number[]): void;
   pad(x: TypedArray, xShape: Shape, out: TypedArray, outShape: Shape, before: readonly number[], value: number): void;
   slice(x: TypedArray, xShape: Shape, out: TypedArray, outShape: Shape, begin: readonly number[]): void;

@@ -19,12 +19,12 @@ export function nativeKernels(addon: NativeAddon): Kernels {
     matmul: (a, b, out, transA, transB) => addon.matmul(a.data, a.shape, b.data, b.shape, out.data, out.shape, transA, transB),
     // Weights carry their storage identity and version: the addon keeps them reordered into
     // oneDNN's preferred layout until the version changes.
-    conv2d: (x, w, bias, out, p) =>
-      addon.conv2d(x.data, x.shape, w.data, w.shape, w.storageId, w.version, bias ? bias.data : null, out.data, out.shape, convParams(p)),
+    conv2d: (x, w, bias, out, p, accumulate = false) =>
+      addon.conv2d(x.data, x.shape, w.data, w.shape, w.storageId, w.version, bias ? bias.data : null, out.data, out.shape, convParams(p), accumulate),
     conv2dBackwardData: (dy, w, dx, p) =>
       addon.conv2dBackwardData(dy.data, dy.shape, w.data, w.shape, w.storageId, w.version, dx.data, dx.shape, convParams(p)),
-    conv2dBackwardWeights: (x, dy, dw, p) =>
-      addon.conv2dBackwardWeights(x.data, x.shape, dy.data, dy.shape, dw.data, dw.shape, convParams(p)),
+    conv2dBackwardWeights: (x, dy, dw, p, db = null) =>
+      addon.conv2dBackwardWeights(x.data, x.shape, dy.data, dy.shape, dw.data, dw.shape, convParams(p), db ? db.data : null),
     permute: (x, out, perm) => addon.permute(x.data, x.shape, out.data, out.shape, perm),
     pad: (x, out, before, value) => addon.pad(x.data, x.shape, out.data, out.shape, before, value),
     slice: (x, out, begin) => addon.slice(x.data, x.shape, out.data, out.shape, begin),

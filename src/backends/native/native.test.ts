@@ -332,6 +332,8 @@ describe('native backend vs ts reference', { skip }, () => {
     { name: 'down-right-shifted 2×2 (pad top/left only), [2, 5, 7, 3] → 4', x: [2, 5, 7, 3], k: [2, 2], cout: 4, p: P(1, 1, 1), out: [5, 7] },
     { name: 'padding wider than the kernel (whole output rows in the padding), [1, 5, 5, 2] → 3', x: [1, 5, 5, 2], k: [3, 3], cout: 3, p: P(1, 3, 3) },
     { name: 'output entirely in the top padding, [1, 5, 5, 2] → 3', x: [1, 5, 5, 2], k: [3, 3], cout: 3, p: P(1, 10, 0), out: [1, 3] },
+    // Gated PixelCNN's dilated vertical layer: weight gradients by space-to-batch phases.
+    { name: 'down-shifted 2×3 dilation 4, [2, 10, 11, 16] → 32', x: [2, 10, 11, 16], k: [2, 3], cout: 32, p: P(1, 4, 4, 4), out: [10, 11] },
     { name: 'asymmetric stride 1×2, dilation 2×1, [2, 7, 9, 5] → 3', x: [2, 7, 9, 5], k: [3, 2], cout: 3, p: P(1, 2, 0, 2, 2, 1) },
     { name: '3×3 same, [4, 14, 14, 16] → 32', x: [4, 14, 14, 16], k: [3, 3], cout: 32, p: P(1, 1, 1) },
     // Large enough for the Winograd plan (blocked nChw16c copies, reorders in and out).
@@ -358,6 +360,10 @@ describe('native backend vs ts reference', { skip }, () => {
       agree((k, [o]) => k.conv2d(x, w, bias, o!, c.p), [[ys, 'float32']], sumTol(kSum), 'forward+bias');
       agree((k, [o]) => k.conv2dBackwardData(dy, w, o!, c.p), [[c.x, 'float32']], sumTol(c.k[0] * c.k[1] * c.cout), 'backward-data');
       agree((k, [o]) => k.conv2dBackwardWeights(x, dy, o!, c.p), [[w.shape, 'float32']], sumTol(size(ys) / c.cout), 'backward-weights');
+      // The outputs start from the same garbage on both sides: accumulate adds to it.
+      agree((k, [o]) => k.conv2d(x, w, bias, o!, c.p, true), [[ys, 'float32']], sumTol(kSum, 100), 'forward+bias, accumulated');
+      agree((k, [o]) => k.conv2d(x, w, null, o!, c.p, true), [[ys, 'float32']], sumTol(kSum, 100), 'forward, accumulated');
+      agree((k, [o, b]) => k.conv2dBackwardWeights(x, dy, o!, c.p, b), [[w.shape, 'float32'], [[c.cout], 'float32']], sumTol(size(ys) / c.cout), 'backward-weights with bias gradient');
     });
   }
 
@@ -512,6 +518,9 @@ describe('native backend vs ts reference', { skip }, () => {
     agree((k, [o]) => k.conv2d(uniform([0, 5, 5, 3]), uniform([3, 3, 3, 2]), null, o!, p), [[[0, 5, 5, 2], 'float32']]);
     agree((k, [o]) => k.conv2d(uniform([2, 5, 5, 0]), uniform([3, 3, 0, 2]), uniform([2]), o!, p), [[[2, 5, 5, 2], 'float32']]);
     agree((k, [o]) => k.conv2dBackwardWeights(uniform([0, 5, 5, 3]), uniform([0, 5, 5, 2]), o!, p), [[[3, 3, 3, 2], 'float32']]);
+    agree((k, [o, b]) => k.conv2dBackwardWeights(uniform([0, 5, 5, 3]), uniform([0, 5, 5, 2]), o!, p, b), [[[3, 3, 3, 2], 'float32'], [[2], 'float32']]);
+    agree((k, [o, b]) => k.conv2dBackwardWeights(uniform([2, 5, 5, 0]), uniform([2, 5, 5, 2]), o!, p, b), [[[3, 3, 0, 2], 'float32'], [[2], 'float32']]);
+    agree((k, [o]) => k.conv2d(uniform([2, 5, 5, 0]), uniform([3, 3, 0, 2]), uniform([2]), o!, p, true), [[[2, 5, 5, 2], 'float32']]);
   });
 
   // ---- errors ----

@@ -67,15 +67,14 @@ function forEachTap(g: ConvGeom, p: ConvParams, fn: (yBase: number, xBase: numbe
   }
 }
 
-export function conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams): void {
+export function conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams, accumulate = false): void {
   const g = geom(x.shape, w.shape, out.shape);
   const xd = x.data;
   const wd = w.data;
   const o = out.data;
+  if (!accumulate) o.fill(0);
   if (bias) {
-    for (let i = 0; i < o.length; i += g.co) for (let c = 0; c < g.co; c++) o[i + c] = bias.data[c]!;
-  } else {
-    o.fill(0);
+    for (let i = 0; i < o.length; i += g.co) for (let c = 0; c < g.co; c++) o[i + c] += bias.data[c]!;
   }
   forEachTap(g, p, (yb, xb, wb) => {
     for (let i = 0; i < g.ci; i++) {
@@ -102,12 +101,17 @@ export function conv2dBackwardData(dy: View, w: View, dx: View, p: ConvParams): 
   });
 }
 
-export function conv2dBackwardWeights(x: View, dy: View, dw: View, p: ConvParams): void {
+export function conv2dBackwardWeights(x: View, dy: View, dw: View, p: ConvParams, db: View | null = null): void {
   const g = geom(x.shape, dw.shape, dy.shape);
   const xd = x.data;
   const gd = dy.data;
   const o = dw.data;
   o.fill(0);
+  if (db) {
+    const b = db.data;
+    b.fill(0);
+    for (let i = 0; i < gd.length; i += g.co) for (let c = 0; c < g.co; c++) b[c] += gd[i + c]!;
+  }
   forEachTap(g, p, (yb, xb, wb) => {
     for (let i = 0; i < g.ci; i++) {
       const xv = xd[xb + i]!;

@@ -100,6 +100,19 @@ ARPIX_EXPORT(unary) {
   });
 }
 
+// unaryBackward(x, y, g, dx, op)
+ARPIX_EXPORT(unaryBackward) {
+  return guarded(info, "unaryBackward", [&] {
+    Buf x = bufOf("unaryBackward", "x", info[0]), y = bufOf("unaryBackward", "y", info[1]);
+    Buf g = bufOf("unaryBackward", "g", info[2]), dx = bufOf("unaryBackward", "dx", info[3]);
+    sameSize("unaryBackward", x, y);
+    sameSize("unaryBackward", x, g);
+    sameSize("unaryBackward", x, dx);
+    unaryBackward(x, y, g, dx, info[4].As<Napi::String>().Utf8Value());
+    return info.Env().Undefined();
+  });
+}
+
 // clamp(x, out, lo, hi)
 ARPIX_EXPORT(clamp) {
   return guarded(info, "clamp", [&] {
@@ -507,6 +520,7 @@ ARPIX_EXPORT(convBenchBest) {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(unary);
+  ARPIX_REGISTER(unaryBackward);
   ARPIX_REGISTER(clamp);
   ARPIX_REGISTER(binary);
   ARPIX_REGISTER(where);

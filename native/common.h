@@ -195,6 +195,8 @@ void forEachRow(const BroadcastPlan<K>& p, RowFn row) {
 // ---- kernels (one declaration per contract entry; attributes already translated by TS) ----
 
 void unary(const Buf& x, const Buf& out, const std::string& op);
+/** dx = g · op'(x) from x, y = op(x) and g (float32); see the kernel contract. */
+void unaryBackward(const Buf& x, const Buf& y, const Buf& g, const Buf& dx, const std::string& op);
 void clamp(const Buf& x, const Buf& out, double lo, double hi);
 void binary(const Buf& a, const Buf& b, const Buf& out, const std::string& op);
 void where(const Buf& cond, const Buf& a, const Buf& b, const Buf& out);

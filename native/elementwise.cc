@@ -34,6 +34,10 @@ inline T expT(T x) { return std::exp(x); }
 template <>
 inline float expT<float>(float x) { return vexp(x); }
 template <class T>
+inline T expm1T(T x) { return std::expm1(x); }
+template <>
+inline float expm1T<float>(float x) { return vexpm1(x); }
+template <class T>
 inline T tanhT(T x) { return std::tanh(x); }
 template <>
 inline float tanhT<float>(float x) { return vtanh(x); }
@@ -55,7 +59,7 @@ inline T signT(T x) { return x > 0 ? T(1) : x < 0 ? T(-1) : T(0); }
   X(tanh, tanhT(x))                                               \
   X(sigmoid, sigmoidT(x))                                         \
   X(relu, (x > 0 ? x : T(0)))                                     \
-  X(elu, (x > 0 ? x : std::expm1(x)))                             \
+  X(elu, (x > 0 ? x : expm1T(x)))                                \
   X(softplus, softplusT(x))                                       \
   X(logSigmoid, -softplusT(-x))
 
@@ -215,6 +219,31 @@ void unary(const Buf& x, const Buf& out, const std::string& op) {
   ARPIX_UNARY_OPS(ARPIX_CASE)
 #undef ARPIX_CASE
   throw KernelError("unary", "unknown op '" + op + "'");
+}
+
+namespace {
+template <class F>
+void unaryBackwardLoop(const Buf& x, const Buf& y, const Buf& g, const Buf& dx, F f) {
+  const float* a = x.f32();
+  const float* b = y.f32();
+  const float* c = g.f32();
+  float* o = dx.f32();
+  const int64_t n = dx.size;
+#pragma omp parallel for schedule(static) if (worthParallel(n))
+  for (int64_t i = 0; i < n; i++) o[i] = f(a[i], b[i], c[i]);
+}
+}  // namespace
+
+void unaryBackward(const Buf& x, const Buf& y, const Buf& g, const Buf& dx, const std::string& op) {
+  for (auto [arg, b] : {std::pair<const char*, const Buf*>{"x", &x}, {"y", &y}, {"g", &g}, {"dx", &dx}}) requireDType("unaryBackward", arg, *b, DType::F32);
+  if (op == "exp") return unaryBackwardLoop(x, y, g, dx, [](float, float v, float d) { return d * v; });
+  if (op == "tanh") return unaryBackwardLoop(x, y, g, dx, [](float, float v, float d) { return d * (1.0f - v * v); });
+  if (op == "sigmoid") return unaryBackwardLoop(x, y, g, dx, [](float, float v, float d) { return d * (v * (1.0f - v)); });
+  if (op == "relu") return unaryBackwardLoop(x, y, g, dx, [](float u, float, float d) { return d * (u > 0 ? 1.0f : 0.0f); });
+  if (op == "elu") return unaryBackwardLoop(x, y, g, dx, [](float u, float v, float d) { return d * (u > 0 ? 1.0f : v + 1.0f); });
+  if (op == "softplus") return unaryBackwardLoop(x, y, g, dx, [](float u, float, float d) { return d * vsigmoid(u); });
+  if (op == "logSigmoid") return unaryBackwardLoop(x, y, g, dx, [](float u, float, float d) { return d * vsigmoid(-u); });
+  throw KernelError("unaryBackward", "unknown op '" + op + "'");
 }
 
 void clamp(const Buf& x, const Buf& out, double lo, double hi) {

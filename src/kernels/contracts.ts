@@ -33,6 +33,10 @@ export const UNARY_OPS = [
 ] as const;
 export type UnaryOp = (typeof UNARY_OPS)[number];
 
+/** Unary ops whose backward is one fused kernel (unaryBackward) instead of composed ops. */
+export const UNARY_GRAD_OPS = ['exp', 'tanh', 'sigmoid', 'relu', 'elu', 'softplus', 'logSigmoid'] as const;
+export type UnaryGradOp = (typeof UNARY_GRAD_OPS)[number];
+
 export const BINARY_OPS = [
   'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum',
   'greater', 'greaterEqual', 'less', 'lessEqual', 'equal', 'notEqual',
@@ -54,6 +58,11 @@ export interface ConvParams {
 export interface Kernels {
   /** out[i] = op(x[i]); same shape. elu uses alpha = 1. Comparisons are not unary. */
   unary(x: View, out: View, op: UnaryOp): void;
+  /**
+   * dx = g · op'(x), given x, y = op(x) and g, all of one shape: exp g·y; tanh g·(1 − y²); sigmoid
+   * g·y·(1 − y); relu g·[x > 0]; elu g·(x > 0 ? 1 : y + 1); softplus g·σ(x); logSigmoid g·σ(−x).
+   */
+  unaryBackward(x: View, y: View, g: View, dx: View, op: UnaryGradOp): void;
   /** out[i] = min(max(x[i], lo), hi). */
   clamp(x: View, out: View, lo: number, hi: number): void;
   /**

@@ -1,7 +1,7 @@
 // Elementwise ops: unary maps, broadcasting binary arithmetic and comparisons, where, clamp, cast.
 // Each backward sits beside its forward and is itself composed from ops.
 
-import type { BinaryOp, DType, UnaryOp } from '../kernels/contracts.js';
+import type { BinaryOp, DType, UnaryGradOp, UnaryOp } from '../kernels/contracts.js';
 import { DTypeError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { broadcastShapes, sameShape } from '../tensor/shape.js';
@@ -32,6 +32,15 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
 
 // ---- unary -------------------------------------------------------------------------------
 
+/** The backward of an op with a fused gradient kernel: one pass over x, y and g. */
+function fusedGrad(op: UnaryGradOp): (g: Tensor, x: Tensor, y: Tensor) => Tensor {
+  return (g, x, y) => {
+    const dx = empty(x.shape, x.dtype);
+    K(x, g).unaryBackward(x, y, g, dx, op);
+    return dx;
+  };
+}
+
 function unaryOp(op: UnaryOp, x: Tensor, grad: ((g: Tensor, x: Tensor, y: Tensor) => Tensor) | null): Tensor {
   checkFloat(op, 'x', x);
   const y = empty(x.shape, x.dtype);
@@ -41,7 +50,7 @@ function unaryOp(op: UnaryOp, x: Tensor, grad: ((g: Tensor, x: Tensor, y: Tensor
 }
 
 export const neg = (x: Tensor): Tensor => unaryOp('neg', x, (g) => neg(g));
-export const exp = (x: Tensor): Tensor => unaryOp('exp', x, (g, _x, y) => mul(g, y));
+export const exp = (x: Tensor): Tensor => unaryOp('exp', x, fusedGrad('exp'));
 export const log = (x: Tensor): Tensor => unaryOp('log', x, (g, x) => div(g, x));
 export const sqrt = (x: Tensor): Tensor => unaryOp('sqrt', x, (g, _x, y) => div(mul(g, 0.5), y));
 export const rsqrt = (x: Tensor): Tensor => unaryOp('rsqrt', x, (g, _x, y) => mul(g, mul(pow(y, 3), -0.5)));
@@ -49,13 +58,14 @@ export const abs = (x: Tensor): Tensor => unaryOp('abs', x, (g, x) => mul(g, sig
 export const sign = (x: Tensor): Tensor => unaryOp('sign', x, null);
 export const square = (x: Tensor): Tensor => unaryOp('square', x, (g, x) => mul(g, mul(x, 2)));
 export const reciprocal = (x: Tensor): Tensor => unaryOp('reciprocal', x, (g, _x, y) => neg(mul(g, square(y))));
-export const tanh = (x: Tensor): Tensor => unaryOp('tanh', x, (g, _x, y) => mul(g, sub(1, square(y))));
-export const sigmoid = (x: Tensor): Tensor => unaryOp('sigmoid', x, (g, _x, y) => mul(g, mul(y, sub(1, y))));
-export const relu = (x: Tensor): Tensor => unaryOp('relu', x, (g, x) => mul(g, greater(x, 0)));
-// elu (alpha = 1): d/dx = 1 for x > 0, else e^x = y + 1.
-export const elu = (x: Tensor): Tensor => unaryOp('elu', x, (g, x, y) => mul(g, where(greater(x, 0), 1, add(y, 1))));
-export const softplus = (x: Tensor): Tensor => unaryOp('softplus', x, (g, x) => mul(g, sigmoid(x)));
-export const logSigmoid = (x: Tensor): Tensor => unaryOp('logSigmoid', x, (g, x) => mul(g, sigmoid(neg(x))));
+// The activations' derivatives (the kernel contract spells them out) run as one fused kernel.
+export const tanh = (x: Tensor): Tensor => unaryOp('tanh', x, fusedGrad('tanh'));
+export const sigmoid = (x: Tensor): Tensor => unaryOp('sigmoid', x, fusedGrad('sigmoid'));
+export const relu = (x: Tensor): Tensor => unaryOp('relu', x, fusedGrad('relu'));
+/** elu with alpha = 1: d/dx = 1 for x > 0, else e^x = y + 1. */
+export const elu = (x: Tensor): Tensor => unaryOp('elu', x, fusedGrad('elu'));
+export const softplus = (x: Tensor): Tensor => unaryOp('softplus', x, fusedGrad('softplus'));
+export const logSigmoid = (x: Tensor): Tensor => unaryOp('logSigmoid', x, fusedGrad('logSigmoid'));
 
 export function clamp(x: Tensor, lo = -Infinity, hi = Infinity): Tensor {
   checkFloat('clamp', 'x', x);

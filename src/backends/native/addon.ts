@@ -25,6 +25,7 @@ export interface ConvBenchBest {
 
 export interface NativeAddon {
   unary(x: TypedArray, out: TypedArray, op: string): void;
+  unaryBackward(x: TypedArray, y: TypedArray, g: TypedArray, dx: TypedArray, op: string): void;
   clamp(x: TypedArray, out: TypedArray, lo: number, hi: number): void;
   binary(a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape, op: string): void;
   where(cond: TypedArray, condShape: Shape, a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape): void;

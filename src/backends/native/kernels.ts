@@ -11,6 +11,7 @@ function convParams(p: ConvParams): ConvParamArray {
 export function nativeKernels(addon: NativeAddon): Kernels {
   return {
     unary: (x, out, op) => addon.unary(x.data, out.data, op),
+    unaryBackward: (x, y, g, dx, op) => addon.unaryBackward(x.data, y.data, g.data, dx.data, op),
     clamp: (x, out, lo, hi) => addon.clamp(x.data, out.data, lo, hi),
     binary: (a, b, out, op) => addon.binary(a.data, a.shape, b.data, b.shape, out.data, out.shape, op),
     where: (cond, a, b, out) => addon.where(cond.data, cond.shape, a.data, a.shape, b.data, b.shape, out.data, out.shape),

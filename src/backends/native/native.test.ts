@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { BinaryOp, ConvParams, DType, Kernels, UnaryOp, View } from '../../kernels/contracts.js';
-import { BINARY_OPS, UNARY_OPS } from '../../kernels/contracts.js';
+import { BINARY_OPS, UNARY_GRAD_OPS, UNARY_OPS } from '../../kernels/contracts.js';
 import { Tensor, arrayFor } from '../../tensor/tensor.js';
 import { assertClose } from '../../testing/gradcheck.js';
 import { tsBackend } from '../ts/index.js';
@@ -97,6 +97,19 @@ describe('native backend vs ts reference', { skip }, () => {
     const x = new Tensor(Float32Array.from(v), [v.length]);
     for (const op of ['exp', 'sigmoid', 'tanh', 'softplus', 'logSigmoid', 'elu', 'relu', 'sign', 'abs', 'neg'] as const) {
       agree((k, [o]) => k.unary(x, o!, op), [[[v.length], 'float32']], { atol: 1e-6, rtol: 2e-6 }, op);
+    }
+  });
+
+  test('unaryBackward of every fused activation gradient, [50000] (OpenMP path) and special values', () => {
+    const v = [NaN, Infinity, -Infinity, 0, -0, 88.8, -104, 1e-8, -1e-8, 0.6251, 20, -20];
+    const sx = new Tensor(Float32Array.from(v), [v.length]);
+    const sg = new Tensor(Float32Array.from(v.map((_, i) => (i % 3) - 1.5)), [v.length]);
+    for (const op of UNARY_GRAD_OPS) {
+      for (const [x, g] of [[uniform([50000], -6, 6, 30), uniform([50000], -2, 2, 31)], [sx, sg]] as const) {
+        const y = empty(x.shape);
+        ref.unary(x, y, op);
+        agree((k, [o]) => k.unaryBackward(x, y, g, o!, op), [[x.shape, 'float32']], { atol: 1e-6, rtol: 2e-6 }, `${op} ${x.size}`);
+      }
     }
   });
 

@@ -1,6 +1,6 @@
 // Reference elementwise kernels: unary maps, clamp, broadcasting binary ops, where, cast.
 
-import type { BinaryOp, UnaryOp, View } from '../../kernels/contracts.js';
+import type { BinaryOp, UnaryGradOp, UnaryOp, View } from '../../kernels/contracts.js';
 import { stridesOf } from '../../tensor/shape.js';
 
 function softplus(x: number): number {
@@ -38,6 +38,25 @@ export function unary(x: View, out: View, op: UnaryOp): void {
   const a = x.data;
   const o = out.data;
   for (let i = 0; i < o.length; i++) o[i] = f(a[i]!);
+}
+
+const UNARY_GRAD: Record<UnaryGradOp, (x: number, y: number, g: number) => number> = {
+  exp: (_x, y, g) => g * y,
+  tanh: (_x, y, g) => g * (1 - y * y),
+  sigmoid: (_x, y, g) => g * (y * (1 - y)),
+  relu: (x, _y, g) => g * (x > 0 ? 1 : 0),
+  elu: (x, y, g) => g * (x > 0 ? 1 : y + 1),
+  softplus: (x, _y, g) => g * sigmoid(x),
+  logSigmoid: (x, _y, g) => g * sigmoid(-x),
+};
+
+export function unaryBackward(x: View, y: View, g: View, dx: View, op: UnaryGradOp): void {
+  const f = UNARY_GRAD[op];
+  const a = x.data;
+  const b = y.data;
+  const c = g.data;
+  const o = dx.data;
+  for (let i = 0; i < o.length; i++) o[i] = f(a[i]!, b[i]!, c[i]!);
 }
 
 export function clamp(x: View, out: View, lo: number, hi: number): void {

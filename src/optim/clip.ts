@@ -32,10 +32,18 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number, opts: Cl
   const withGrad = [...params].filter((t) => t.grad !== null);
   let total = 0;
   if (p === Infinity) {
-    for (const t of withGrad) for (const v of t.grad!.data) total = Math.max(total, Math.abs(v));
+    for (const t of withGrad) {
+      const d = t.grad!.data;
+      for (let i = 0; i < d.length; i++) total = Math.max(total, Math.abs(d[i]!));
+    }
   } else {
+    // Indexed loops, and p = 2 without pow: this runs over every parameter on every step.
     let acc = 0;
-    for (const t of withGrad) for (const v of t.grad!.data) acc += Math.abs(v) ** p;
+    for (const t of withGrad) {
+      const d = t.grad!.data;
+      if (p === 2) for (let i = 0; i < d.length; i++) acc += d[i]! * d[i]!;
+      else for (let i = 0; i < d.length; i++) acc += Math.abs(d[i]!) ** p;
+    }
     total = acc ** (1 / p);
   }
   if (!Number.isFinite(total) && opts.errorIfNonfinite) {

@@ -38,14 +38,11 @@ export interface ModelInfo {
 export function convCosts(model: AutoregressiveModel): ConvCost[] {
   const { height: h, width: w, channels: c, numClasses } = model.config;
   const costs: ConvCost[] = [];
-  const patched: [Conv2d | ConvTranspose2d, unknown][] = [];
+  const patched: (Conv2d | ConvTranspose2d)[] = [];
   for (const [name, m] of model.namedModules()) {
     if (!(m instanceof Conv2d || m instanceof ConvTranspose2d)) continue;
     const conv = m;
-    const original = conv.forward;
-    patched.push([conv, Object.getOwnPropertyDescriptor(conv, 'forward')]);
-    conv.forward = (x: Tensor): Tensor => {
-      const y = original.call(conv, x);
+    const count = (x: Tensor, y: Tensor): void => {
       const [kh, kw] = conv.kernelSize;
       const outPixels = y.shape[1]! * y.shape[2]!;
       // A transposed convolution does the same multiply-adds per input pixel as a convolution per output pixel.
@@ -58,8 +55,22 @@ export function convCosts(model: AutoregressiveModel): ConvCost[] {
         masked = (flops * zeros) / conv.mask.size;
       }
       costs.push({ name, kernel: [kh, kw], outShape: y.shape, flops, maskedFlops: masked });
+    };
+    const forward = conv.forward;
+    patched.push(conv);
+    conv.forward = (x: Tensor): Tensor => {
+      const y = forward.call(conv, x);
+      count(x, y);
       return y;
     };
+    if (conv instanceof Conv2d) {
+      // A layer used as one term of a conv2dSum: its output shape from running it alone.
+      const term = conv.term;
+      (conv as Conv2d).term = (x: Tensor) => {
+        count(x, forward.call(conv, x));
+        return term.call(conv, x);
+      };
+    }
   }
   try {
     const images = new Tensor(new Int32Array(h * w * c), [1, h, w, c]);
@@ -69,7 +80,10 @@ export function convCosts(model: AutoregressiveModel): ConvCost[] {
     noGrad(() => model.params(images, { labels }));
     if (was) model.train();
   } finally {
-    for (const [conv] of patched) delete (conv as unknown as { forward?: unknown }).forward;
+    for (const conv of patched) {
+      delete (conv as unknown as { forward?: unknown }).forward;
+      delete (conv as unknown as { term?: unknown }).term;
+    }
   }
   return costs;
 }

@@ -141,3 +141,17 @@ for (const name of ['k3', 'k5']) {
     lp.forEach((v, i) => assert.ok(Math.abs(v - want[i]!) < 1e-5 * Math.abs(want[i]!), `image ${i}: arpix ${v}, PyTorch ${want[i]}`));
   });
 }
+
+test('modelInfo counts every convolution of gated-pixelcnn-fmnist, the conv2dSum terms included', async () => {
+  const { modelInfo } = await import('./info.js');
+  const { loadPreset } = await import('../models/index.js');
+  const info = modelInfo(createModel(loadPreset('gated-pixelcnn-fmnist').model));
+  // Per image (784 pixels, 2 FLOPs a multiply-add): vFirst 1×3 1→64 and hFirst 1×1 1→64; 7 blocks
+  // of vConv 2×3 64→128, hConv 1×2 64→128, link 1×1 128→128, residual 1×1 64→64; out 1×1 64→256.
+  const mac = (taps: number, cin: number, cout: number) => 2 * 784 * taps * cin * cout;
+  const block = mac(6, 64, 128) + mac(2, 64, 128) + mac(1, 128, 128) + mac(1, 64, 64);
+  assert.equal(info.flops, mac(3, 1, 64) + mac(1, 1, 64) + 7 * block + mac(1, 64, 256));
+  // The masked formulation computes 3×3 and 1×3 kernels everywhere.
+  const maskedBlock = mac(9, 64, 128) + mac(3, 64, 128) + mac(1, 128, 128) + mac(1, 64, 64);
+  assert.equal(info.maskedFormulationFlops, mac(9, 1, 64) + mac(3, 1, 64) + 7 * maskedBlock + mac(1, 64, 256));
+});

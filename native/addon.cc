@@ -4,6 +4,7 @@
 // (src/backends/native/); what is checked here protects memory: dtypes and element counts.
 #include <napi.h>
 #include <malloc.h>
+#include <optional>
 #include <omp.h>
 
 #include "common.h"
@@ -224,7 +225,7 @@ Buf weightBufOf(const char* kernel, const Napi::CallbackInfo& info, size_t at) {
   return w;
 }
 
-// conv2d(x, xShape, w, wShape, wStorageId, wVersion, bias | null, out, outShape, params, accumulate)
+// conv2d(x, xShape, w, wShape, wStorageId, wVersion, bias | null, out, outShape, params, accumulate, xStorageId, xVersion, keep) → handle
 ARPIX_EXPORT(conv2d) {
   return guarded(info, "conv2d", [&] {
     Buf x = bufOf("conv2d", "x", info[0], info[1]);
@@ -233,14 +234,18 @@ ARPIX_EXPORT(conv2d) {
     ConvParams p = convParamsOf(info[9]);
     checkConv("conv2d", x.shape, w.shape, out.shape, p);
     const bool accumulate = info[10].ToBoolean().Value();
+    x.storageId = info[11].As<Napi::Number>().Int64Value();
+    x.version = info[12].As<Napi::Number>().Int64Value();
+    const bool keep = info[13].ToBoolean().Value();
+    int64_t handle = 0;
     if (info[6].IsNull() || info[6].IsUndefined()) {
-      conv2d(x, w, nullptr, out, p, accumulate);
+      handle = conv2d(x, w, nullptr, out, p, accumulate, keep);
     } else {
       Buf bias = bufOf("conv2d", "bias", info[6]);
       if (bias.size != w.shape[3]) throw KernelError("conv2d", "bias holds " + std::to_string(bias.size) + " elements, expected " + std::to_string(w.shape[3]));
-      conv2d(x, w, &bias, out, p, accumulate);
+      handle = conv2d(x, w, &bias, out, p, accumulate, keep);
     }
-    return info.Env().Undefined();
+    return Napi::Number::New(info.Env(), double(handle));
   });
 }
 
@@ -272,6 +277,44 @@ ARPIX_EXPORT(conv2dBackwardWeights) {
       if (db.size != dw.shape[3]) throw KernelError("conv2dBackwardWeights", "db holds " + std::to_string(db.size) + " elements, expected " + std::to_string(dw.shape[3]));
       conv2dBackwardWeights(x, dy, dw, &db, p);
     }
+    return info.Env().Undefined();
+  });
+}
+
+// conv2dBackward(x, xShape, xStorageId, xVersion, dy, dyShape, w, wShape, wStorageId, wVersion, dx | null, dw | null, db | null, params, saved)
+ARPIX_EXPORT(conv2dBackward) {
+  return guarded(info, "conv2dBackward", [&] {
+    Buf x = bufOf("conv2dBackward", "x", info[0], info[1]);
+    x.storageId = info[2].As<Napi::Number>().Int64Value();
+    x.version = info[3].As<Napi::Number>().Int64Value();
+    Buf dy = bufOf("conv2dBackward", "dy", info[4], info[5]);
+    Buf w = weightBufOf("conv2dBackward", info, 6);
+    ConvParams p = convParamsOf(info[13]);
+    checkConv("conv2dBackward", x.shape, w.shape, dy.shape, p);
+    std::optional<Buf> dx, dw, db;
+    if (!info[10].IsNull()) {
+      dx = bufOf("conv2dBackward", "dx", info[10]);
+      dx->shape = x.shape;
+      if (dx->size != x.size) throw KernelError("conv2dBackward", "dx holds " + std::to_string(dx->size) + " elements, expected " + std::to_string(x.size));
+    }
+    if (!info[11].IsNull()) {
+      dw = bufOf("conv2dBackward", "dw", info[11]);
+      dw->shape = w.shape;
+      if (dw->size != w.size) throw KernelError("conv2dBackward", "dw holds " + std::to_string(dw->size) + " elements, expected " + std::to_string(w.size));
+    }
+    if (!info[12].IsNull()) {
+      db = bufOf("conv2dBackward", "db", info[12]);
+      if (db->size != w.shape[3]) throw KernelError("conv2dBackward", "db holds " + std::to_string(db->size) + " elements, expected " + std::to_string(w.shape[3]));
+    }
+    conv2dBackward(x, dy, w, dx ? &*dx : nullptr, dw ? &*dw : nullptr, db ? &*db : nullptr, p, info[14].As<Napi::Number>().Int64Value());
+    return info.Env().Undefined();
+  });
+}
+
+// releaseConvInput(handle)
+ARPIX_EXPORT(releaseConvInput) {
+  return guarded(info, "releaseConvInput", [&] {
+    releaseKeptInput(info[0].As<Napi::Number>().Int64Value());
     return info.Env().Undefined();
   });
 }
@@ -490,6 +533,7 @@ ARPIX_EXPORT(cacheSizes) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("primitives", Napi::Number::New(info.Env(), double(s[0])));
   o.Set("weights", Napi::Number::New(info.Env(), double(s[1])));
+  o.Set("keptInputs", Napi::Number::New(info.Env(), double(s[2])));
   return o;
 }
 
@@ -531,6 +575,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(conv2d);
   ARPIX_REGISTER(conv2dBackwardData);
   ARPIX_REGISTER(conv2dBackwardWeights);
+  ARPIX_REGISTER(conv2dBackward);
+  ARPIX_REGISTER(releaseConvInput);
   ARPIX_REGISTER(permute);
   ARPIX_REGISTER(pad);
   ARPIX_REGISTER(slice);

@@ -219,11 +219,21 @@ void oneHot(const Buf& idx, const Buf& out);
 struct ConvParams {
   int64_t strideH, strideW, padTop, padLeft, dilationH, dilationW;
 };
-/** out = conv(x, w) + bias, or out += that when accumulate. */
-void conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate);
+/**
+ * out = conv(x, w) + bias, or out += that when accumulate. With keep, a blocked copy of x that the
+ * plan made is kept for conv2dBackward: the handle is returned (0 when nothing was kept).
+ */
+int64_t conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate, bool keep);
 void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvParams& p);
 /** dw = ∂/∂w, and db = Σ dy over N, H, W when db is given. */
 void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf* db, const ConvParams& p);
+/**
+ * The gradients a training step needs in one call: dx, dw and db (each optional), sharing the
+ * blocked copy of dy between backward-data and backward-weights and using the forward's kept copy
+ * of x (handle `saved`, released here).
+ */
+void conv2dBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p, int64_t saved);
+void releaseKeptInput(int64_t saved);
 
 /**
  * "auto": Winograd where a measured rule says it is faster, else direct; "direct": never Winograd
@@ -252,6 +262,6 @@ std::string onednnVersion();
 /** Drops every cached primitive and reordered weight (tests; memory pressure). */
 void clearOnednnCaches();
 /** {primitives, reordered weights} currently cached; for tests that check reuse. */
-std::array<int64_t, 2> onednnCacheSizes();
+std::array<int64_t, 3> onednnCacheSizes();
 
 }  // namespace arpix

@@ -33,9 +33,9 @@ void clearOnednnCaches() {
   clearMatmulCaches();
 }
 
-std::array<int64_t, 2> onednnCacheSizes() {
+std::array<int64_t, 3> onednnCacheSizes() {
   std::lock_guard<std::mutex> g(onednnLock());
-  return {convPrimitiveCount() + matmulPrimitiveCount(), convWeightCount()};
+  return {convPrimitiveCount() + matmulPrimitiveCount(), convWeightCount(), convKeptInputCount()};
 }
 
 }  // namespace arpix

@@ -36,6 +36,7 @@ void clearConvCaches();
 void clearMatmulCaches();
 int64_t convPrimitiveCount();
 int64_t convWeightCount();
+int64_t convKeptInputCount();
 int64_t matmulPrimitiveCount();
 
 }  // namespace arpix

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <memory>
 #include <random>
 #include <unordered_map>
@@ -329,35 +331,94 @@ void requireF32(const char* kernel, const char* arg, const Buf& b) { requireDTyp
 
 }  // namespace
 
-void conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate) {
+namespace {
+
+// Blocked copies of forward inputs kept for backward-weights (the Winograd plans): the forward
+// pass reorders x into nChw16c anyway, so keeping that copy saves backward-weights the same
+// reorder. A copy is found by the handle conv2d returned and used only while the storage id and
+// version of x are unchanged (otherwise x was written in place and is reordered again). Copies go
+// when used, or oldest first beyond a byte budget (a graph dropped without backward).
+struct KeptInput {
+  memory mem;
+  int64_t storageId, version;
+  size_t bytes;
+};
+std::map<int64_t, KeptInput> keptInputs;
+int64_t nextKeptHandle = 1;
+size_t keptBytes = 0;
+constexpr size_t kKeptBytes = size_t(1) << 30;
+
+void dropKept(std::map<int64_t, KeptInput>::iterator it) {
+  keptBytes -= it->second.bytes;
+  keptInputs.erase(it);
+}
+
+int64_t keepInput(const memory& mem, const Buf& x) {
+  const size_t bytes = mem.get_desc().get_size();
+  while (keptBytes + bytes > kKeptBytes && !keptInputs.empty()) dropKept(keptInputs.begin());
+  const int64_t handle = nextKeptHandle++;
+  keptInputs.emplace(handle, KeptInput{mem, x.storageId, x.version, bytes});
+  keptBytes += bytes;
+  return handle;
+}
+
+}  // namespace
+
+int64_t conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate, bool keep) {
   requireF32("conv2d", "x", x);
   requireF32("conv2d", "w", w);
   requireF32("conv2d", "out", out);
   if (bias) requireF32("conv2d", "bias", *bias);
   const Geometry g = geometry(x.shape, w.shape, out.shape, p);
-  if (out.size == 0) return;
+  if (out.size == 0) return 0;
   if (x.size == 0 || w.size == 0 || noInputRead(g)) {
     // No taps contribute: the output is the bias alone (added to out when accumulating).
     float* o = out.f32();
     for (int64_t i = 0; i < out.size; i += g.O)
       for (int64_t c = 0; c < g.O; c++) o[i + c] = (accumulate ? o[i + c] : 0.0f) + (bias ? bias->f32()[c] : 0.0f);
-    return;
+    return 0;
   }
   std::lock_guard<std::mutex> lock(onednnLock());
   const Kind kind = accumulate ? (bias ? Kind::FwdBiasSum : Kind::FwdSum) : (bias ? Kind::FwdBias : Kind::Fwd);
   ConvEntry& e = entryFor(kind, g);
   memory wm = weightsFor(e, w);
   memory src(e.src, cpuEngine(), x.data), dst(e.dst, cpuEngine(), out.data);
+  int64_t handle = 0;
+  memory in = src;
   if (e.blocked) {
-    e.inToBlk.execute(cpuStream(), src, e.blkIn);
+    in = keep && x.storageId > 0 ? memory(e.blkIn.get_desc(), cpuEngine()) : e.blkIn;
+    e.inToBlk.execute(cpuStream(), src, in);
     if (accumulate) e.outToBlk.execute(cpuStream(), dst, e.blkOut);
   }
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.blocked ? e.blkIn : src}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, e.blocked ? e.blkOut : dst}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, in}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, e.blocked ? e.blkOut : dst}};
   if (bias) args.emplace(DNNL_ARG_BIAS, memory(e.bias, cpuEngine(), bias->data));
   e.prim.execute(cpuStream(), args);
   if (e.blocked) e.blkToOut.execute(cpuStream(), e.blkOut, dst);
   cpuStream().wait();
+  if (e.blocked && keep && x.storageId > 0) handle = keepInput(in, x);
+  return handle;
 }
+
+namespace {
+
+/**
+ * Backward-data of geometry g (under the lock, geometry not degenerate). Returns the blocked copy
+ * of dy it made, or null on an nhwc plan: backward-weights can use it instead of its own reorder.
+ */
+const memory* backwardDataOn(const Geometry& g, const Buf& dy, const Buf& w, const Buf& dx) {
+  ConvEntry& e = entryFor(Kind::BwdData, g);
+  // Rows/columns outside the window are never read by the forward pass: their gradient is 0.
+  if (e.win.cropped) std::memset(dx.data, 0, size_t(dx.size) * 4);
+  memory wm = weightsFor(e, w);
+  memory diffSrc(e.src, cpuEngine(), dx.data), diffDst(e.dst, cpuEngine(), dy.data);
+  if (e.blocked) e.outToBlk.execute(cpuStream(), diffDst, e.blkOut);
+  e.prim.execute(cpuStream(), {{DNNL_ARG_DIFF_SRC, e.blocked ? e.blkIn : diffSrc}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_DST, e.blocked ? e.blkOut : diffDst}});
+  if (e.blocked) e.blkToIn.execute(cpuStream(), e.blkIn, diffSrc);
+  cpuStream().wait();
+  return e.blocked ? &e.blkOut : nullptr;
+}
+
+}  // namespace
 
 void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvParams& p) {
   requireF32("conv2dBackwardData", "dy", dy);
@@ -370,30 +431,29 @@ void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvPa
     return;
   }
   std::lock_guard<std::mutex> lock(onednnLock());
-  ConvEntry& e = entryFor(Kind::BwdData, g);
-  // Rows/columns outside the window are never read by the forward pass: their gradient is 0.
-  if (e.win.cropped) std::memset(dx.data, 0, size_t(dx.size) * 4);
-  memory wm = weightsFor(e, w);
-  memory diffSrc(e.src, cpuEngine(), dx.data), diffDst(e.dst, cpuEngine(), dy.data);
-  if (e.blocked) e.outToBlk.execute(cpuStream(), diffDst, e.blkOut);
-  e.prim.execute(cpuStream(), {{DNNL_ARG_DIFF_SRC, e.blocked ? e.blkIn : diffSrc}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_DST, e.blocked ? e.blkOut : diffDst}});
-  if (e.blocked) e.blkToIn.execute(cpuStream(), e.blkIn, diffSrc);
-  cpuStream().wait();
+  backwardDataOn(g, dy, w, dx);
 }
 
 namespace {
 
-/** Backward-weights (and the bias gradient when db is given) of geometry g on raw nhwc memory. */
-void backwardWeightsOn(const Geometry& g, void* x, void* dy, void* dw, void* db) {
+/**
+ * Backward-weights (and the bias gradient when db is given) of geometry g on raw nhwc memory. On a
+ * blocked plan, blockedX / blockedDy are copies already made (by the forward pass, by
+ * backward-data) that are used instead of reordering again when their layout is the one wanted.
+ */
+void backwardWeightsOn(const Geometry& g, void* x, void* dy, void* dw, void* db, const memory* blockedX = nullptr, const memory* blockedDy = nullptr) {
   ConvEntry& e = entryFor(db ? Kind::BwdWeightsBias : Kind::BwdWeights, g);
   memory user(e.userWeights, cpuEngine(), dw);
   memory src(e.src, cpuEngine(), x), diffDst(e.dst, cpuEngine(), dy);
   memory diffW = e.weightsNeedReorder ? e.diffWeights : user;
+  memory in = e.blkIn, out = e.blkOut;
   if (e.blocked) {
-    e.inToBlk.execute(cpuStream(), src, e.blkIn);
-    e.outToBlk.execute(cpuStream(), diffDst, e.blkOut);
+    if (blockedX && blockedX->get_desc() == e.blkIn.get_desc()) in = *blockedX;
+    else e.inToBlk.execute(cpuStream(), src, e.blkIn);
+    if (blockedDy && blockedDy->get_desc() == e.blkOut.get_desc()) out = *blockedDy;
+    else e.outToBlk.execute(cpuStream(), diffDst, e.blkOut);
   }
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.blocked ? e.blkIn : src}, {DNNL_ARG_DIFF_WEIGHTS, diffW}, {DNNL_ARG_DIFF_DST, e.blocked ? e.blkOut : diffDst}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.blocked ? in : src}, {DNNL_ARG_DIFF_WEIGHTS, diffW}, {DNNL_ARG_DIFF_DST, e.blocked ? out : diffDst}};
   if (db) args.emplace(DNNL_ARG_DIFF_BIAS, memory(e.diffBias, cpuEngine(), db));
   e.prim.execute(cpuStream(), args);
   if (e.weightsNeedReorder) e.weightReorder.execute(cpuStream(), diffW, user);
@@ -436,12 +496,10 @@ float* scratch(int which, int64_t floats) {
 
 }  // namespace
 
-void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf* db, const ConvParams& p) {
-  requireF32("conv2dBackwardWeights", "x", x);
-  requireF32("conv2dBackwardWeights", "dy", dy);
-  requireF32("conv2dBackwardWeights", "dw", dw);
-  if (db) requireF32("conv2dBackwardWeights", "db", *db);
-  const Geometry g = geometry(x.shape, dw.shape, dy.shape, p);
+namespace {
+
+/** The weight-gradient part of a backward pass (under the lock); blocked copies as backwardWeightsOn. */
+void weightGradients(const Geometry& g, const Buf& x, const Buf& dy, const Buf& dw, const Buf* db, const memory* blockedX, const memory* blockedDy) {
   if (dw.size == 0 || x.size == 0 || dy.size == 0 || noInputRead(g)) {
     // Nothing to convolve: dw is 0, and only the bias saw the output gradient.
     if (dw.size > 0) std::memset(dw.data, 0, size_t(dw.size) * 4);
@@ -454,9 +512,8 @@ void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf
     }
     return;
   }
-  std::lock_guard<std::mutex> lock(onednnLock());
   if ((g.dh == 1 && g.dw == 1) || g.sh != 1 || g.sw != 1) {
-    backwardWeightsOn(g, x.data, dy.data, dw.data, db ? db->data : nullptr);
+    backwardWeightsOn(g, x.data, dy.data, dw.data, db ? db->data : nullptr, blockedX, blockedDy);
     return;
   }
   // Dilated, stride 1: oneDNN 2.6 runs this through an im2col + gemm implementation that corrupted
@@ -477,6 +534,45 @@ void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf
   backwardWeightsOn(plain, xs, dys, dw.data, db ? db->data : nullptr);
 }
 
+}  // namespace
+
+void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf* db, const ConvParams& p) {
+  requireF32("conv2dBackwardWeights", "x", x);
+  requireF32("conv2dBackwardWeights", "dy", dy);
+  requireF32("conv2dBackwardWeights", "dw", dw);
+  if (db) requireF32("conv2dBackwardWeights", "db", *db);
+  const Geometry g = geometry(x.shape, dw.shape, dy.shape, p);
+  std::lock_guard<std::mutex> lock(onednnLock());
+  weightGradients(g, x, dy, dw, db, nullptr, nullptr);
+}
+
+void conv2dBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p, int64_t saved) {
+  requireF32("conv2dBackward", "x", x);
+  requireF32("conv2dBackward", "dy", dy);
+  requireF32("conv2dBackward", "w", w);
+  for (const Buf* b : {dx, dw, db}) if (b) requireF32("conv2dBackward", "gradient", *b);
+  const Geometry g = geometry(x.shape, w.shape, dy.shape, p);
+  std::lock_guard<std::mutex> lock(onednnLock());
+  // The forward pass's blocked copy of x, if it kept one and x has not been written since.
+  std::optional<memory> keptX;
+  if (auto it = keptInputs.find(saved); it != keptInputs.end()) {
+    if (it->second.storageId == x.storageId && it->second.version == x.version) keptX = it->second.mem;
+    dropKept(it);
+  }
+  const memory* blockedDy = nullptr;
+  if (dx && dx->size > 0) {
+    if (dy.size == 0 || w.size == 0 || noInputRead(g)) std::memset(dx->data, 0, size_t(dx->size) * 4);
+    else blockedDy = backwardDataOn(g, dy, w, *dx);
+  }
+  if (dw) weightGradients(g, x, dy, *dw, db, keptX ? &*keptX : nullptr, blockedDy);
+  else if (db) weightGradients(g, x, dy, Buf{}, db, nullptr, nullptr);
+}
+
+void releaseKeptInput(int64_t saved) {
+  std::lock_guard<std::mutex> lock(onednnLock());
+  if (auto it = keptInputs.find(saved); it != keptInputs.end()) dropKept(it);
+}
+
 void setConvAlgorithm(const std::string& policy) {
   if (policy != "auto" && policy != "direct" && policy != "winograd") {
     throw KernelError("setConvAlgorithm", "policy must be 'auto', 'direct' or 'winograd', got '" + policy + "'");
@@ -494,10 +590,13 @@ std::string convAlgorithm() {
 
 void clearConvCaches() {
   convCache.clear();
+  keptInputs.clear();
+  keptBytes = 0;
   weightCache.clear();
   weightCacheBytes = 0;
 }
 int64_t convPrimitiveCount() { return int64_t(convCache.size()); }
+int64_t convKeptInputCount() { return int64_t(keptInputs.size()); }
 int64_t convWeightCount() {
   int64_t n = 0;
   for (auto& kv : weightCache) n += int64_t(kv.second.size());

@@ -52,18 +52,19 @@ const profile = new Map<string, KernelStat>();
 function maybeProfile(k: Kernels, nativeImpl: Backend | null): Kernels {
   if (!process.env.ARPIX_PROFILE) return k;
   const wrapped = {} as Record<string, unknown>;
-  for (const [name, fn] of Object.entries(k) as [string, (...a: unknown[]) => void][]) {
+  for (const [name, fn] of Object.entries(k) as [string, (...a: unknown[]) => unknown][]) {
     const backend = nativeImpl && name in nativeImpl ? 'native' : 'ts';
     wrapped[name] = (...args: unknown[]) => {
       const shape = (args[0] as { shape?: readonly number[] } | undefined)?.shape;
       const detail = name === 'unary' || name === 'binary' || name === 'reduce' ? `${name}:${String(args.at(-1))}` : name;
       const key = `${detail} ${shape ? `[${shape.join(',')}]` : ''}`;
       const t0 = performance.now();
-      fn(...args);
+      const result = fn(...args);
       const st = profile.get(key) ?? { calls: 0, ms: 0, backend };
       st.calls++;
       st.ms += performance.now() - t0;
       profile.set(key, st);
+      return result;
     };
   }
   return wrapped as unknown as Kernels;

@@ -89,12 +89,22 @@ export interface Kernels {
   /**
    * out[n,y,x,o] = bias[o] + Σ x[n, y·sh − pt + ky·dh, x·sw − pl + kx·dw, i] · w[ky,kx,i,o];
    * with `accumulate`, that is added to what out holds (a sum of convolutions in one buffer).
+   * With `keepInput` a backend may keep a copy of x it made in its own layout for conv2dBackward,
+   * and returns a handle to it; 0 means nothing was kept.
    */
-  conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams, accumulate?: boolean): void;
+  conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams, accumulate?: boolean, keepInput?: boolean): number;
   /** dx = ∂(conv2d)/∂x applied to dy; dx is overwritten. */
   conv2dBackwardData(dy: View, w: View, dx: View, p: ConvParams): void;
   /** dw = ∂(conv2d)/∂w applied to dy; when db is given, also the bias gradient db = Σ dy over N, H, W. */
   conv2dBackwardWeights(x: View, dy: View, dw: View, p: ConvParams, db?: View | null): void;
+  /**
+   * The backward pass of conv2d in one call: dx (backward-data), dw and db (backward-weights, the
+   * bias gradient summed on the way), each skipped when null. `saved` is the handle conv2d
+   * returned for x, or 0; it is released either way.
+   */
+  conv2dBackward(x: View, dy: View, w: View, dx: View | null, dw: View | null, db: View | null, p: ConvParams, saved: number): void;
+  /** Releases a copy conv2d kept (a graph dropped before its backward pass). */
+  releaseConvInput(saved: number): void;
   /** out = x with axes permuted: out.shape[i] = x.shape[perm[i]]. */
   permute(x: View, out: View, perm: readonly number[]): void;
   /** Constant padding: out[before + i] = x[i], everything else = value. */

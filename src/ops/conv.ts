@@ -5,9 +5,8 @@ import type { ConvParams } from '../kernels/contracts.js';
 import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { sameShape } from '../tensor/shape.js';
-import { K, checkFloat, checkRank, checkSameDType, empty, record } from './core.js';
+import { K, checkFloat, checkRank, checkSameDType, empty, isGradEnabled, record } from './core.js';
 import { add, mul } from './elementwise.js';
-import { sum } from './reduce.js';
 
 /** [top, bottom, left, right], or one number for all four. */
 export type Padding = number | readonly [number, number, number, number];
@@ -95,26 +94,27 @@ function prepareConv(op: string, x: Tensor, w: Tensor, opts: Conv2dOptions): Pre
 }
 
 /**
- * The gradients [x, weight, bias] of one convolution for the output gradient g. Weight and bias
- * gradients come from one backward-weights call (oneDNN sums the bias gradient as it goes).
+ * Runs one convolution of a forward pass into y (adding to it when accumulate). When a backward
+ * pass will need x for the weight gradient, the backend may keep the copy of x it made in its own
+ * layout (the native Winograd plans reorder x into nChw16c) and returns a handle to it, which
+ * convGrads hands back; a graph dropped before its backward pass releases it when y is collected.
  */
-function convGrads(c: PreparedConv, g: Tensor): [Tensor | null, Tensor | null, Tensor | null] {
+function runConv(c: PreparedConv, y: Tensor, accumulate: boolean): number {
+  const keep = isGradEnabled() && c.weight.requiresGrad;
+  const saved = K(c.x, c.weight).conv2d(c.x, c.weight, c.bias, y, c.p, accumulate, keep);
+  if (saved !== 0) keptInputs.register(y, { kernels: K(c.x, c.weight), saved });
+  return saved;
+}
+
+const keptInputs = new FinalizationRegistry<{ kernels: ReturnType<typeof K>; saved: number }>(({ kernels, saved }) => kernels.releaseConvInput(saved));
+
+/** The gradients [x, weight, bias] of one convolution for the output gradient g, in one kernel call. */
+function convGrads(c: PreparedConv, g: Tensor, saved: number): [Tensor | null, Tensor | null, Tensor | null] {
   const { x, weight, bias, p } = c;
-  let gx: Tensor | null = null;
-  let gw: Tensor | null = null;
-  let gb: Tensor | null = null;
-  if (x.requiresGrad) {
-    gx = empty(x.shape, x.dtype);
-    K(g, weight).conv2dBackwardData(g, weight, gx, p);
-  }
-  const wantBias = bias !== null && bias.requiresGrad;
-  if (weight.requiresGrad) {
-    gw = empty(weight.shape, x.dtype);
-    if (wantBias) gb = empty([weight.shape[3]!], x.dtype);
-    K(x, g).conv2dBackwardWeights(x, g, gw, p, gb);
-  } else if (wantBias) {
-    gb = sum(g, [0, 1, 2]);
-  }
+  const gx = x.requiresGrad ? empty(x.shape, x.dtype) : null;
+  const gw = weight.requiresGrad ? empty(weight.shape, x.dtype) : null;
+  const gb = bias !== null && bias.requiresGrad ? empty([weight.shape[3]!], x.dtype) : null;
+  K(x, g).conv2dBackward(x, g, weight, gx, gw, gb, p, saved);
   return [gx, gw, gb];
 }
 
@@ -122,8 +122,8 @@ function convGrads(c: PreparedConv, g: Tensor): [Tensor | null, Tensor | null, T
 export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
   const c = prepareConv('conv2d', x, w, opts);
   const y = empty(c.outShape, x.dtype);
-  K(x, c.weight).conv2d(x, c.weight, c.bias, y, c.p);
-  return record(y, 'conv2d', [x, c.weight, c.bias], (g) => convGrads(c, g));
+  const saved = runConv(c, y, false);
+  return record(y, 'conv2d', [x, c.weight, c.bias], (g) => convGrads(c, g, saved));
 }
 
 /** One convolution of a conv2dSum. */
@@ -151,8 +151,8 @@ export function conv2dSum(terms: readonly ConvTerm[]): Tensor {
     checkSameDType(op, convs[0]!.x, c.x);
   }
   const y = empty(shape, convs[0]!.x.dtype);
-  convs.forEach((c, k) => K(c.x, c.weight).conv2d(c.x, c.weight, c.bias, y, c.p, k > 0));
-  return record(y, op, convs.flatMap((c) => [c.x, c.weight, c.bias]), (g) => convs.flatMap((c) => convGrads(c, g)));
+  const saved = convs.map((c, k) => runConv(c, y, k > 0));
+  return record(y, op, convs.flatMap((c) => [c.x, c.weight, c.bias]), (g) => convs.flatMap((c, k) => convGrads(c, g, saved[k]!)));
 }
 
 /**

@@ -33,7 +33,9 @@ export interface NativeAddon {
   argmaxLast(x: TypedArray, xShape: Shape, out: TypedArray): void;
   softmaxLast(x: TypedArray, xShape: Shape, out: TypedArray, log: boolean): void;
   matmul(a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape, transA: boolean, transB: boolean): void;
-  conv2d(x: TypedArray, xShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, bias: TypedArray | null, out: TypedArray, outShape: Shape, p: ConvParamArray, accumulate: boolean): void;
+  conv2d(x: TypedArray, xShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, bias: TypedArray | null, out: TypedArray, outShape: Shape, p: ConvParamArray, accumulate: boolean, xStorageId: number, xVersion: number, keep: boolean): number;
+  conv2dBackward(x: TypedArray, xShape: Shape, xStorageId: number, xVersion: number, dy: TypedArray, dyShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, dx: TypedArray | null, dw: TypedArray | null, db: TypedArray | null, p: ConvParamArray, saved: number): void;
+  releaseConvInput(saved: number): void;
   conv2dBackwardData(dy: TypedArray, dyShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, dx: TypedArray, dxShape: Shape, p: ConvParamArray): void;
   conv2dBackwardWeights(x: TypedArray, xShape: Shape, dy: TypedArray, dyShape: Shape, dw: TypedArray, dwShape: Shape, p: ConvParamArray, db: TypedArray | null): void;
   permute(x: TypedArray, xShape: Shape, out: TypedArray, outShape: Shape, perm: readonly number[]): void;
@@ -57,6 +59,6 @@ export interface NativeAddon {
   convAlgorithm(): string;
   onednnVersion(): string;
   clearCaches(): void;
-  cacheSizes(): { primitives: number; weights: number };
+  cacheSizes(): { primitives: number; weights: number; keptInputs: number };
   convBenchBest(n: number, h: number, w: number, cin: number, cout: number, k: number, iters: number): ConvBenchBest;
 }

@@ -36,8 +36,8 @@ export type NativeBackend = { readonly name: 'native' } & Kernels & {
    * benchmarks compare the native kernels against.
    */
   convBenchBest(n: number, h: number, w: number, cin: number, cout: number, k: number, iters?: number): ConvBenchBest;
-  /** Counts of cached oneDNN primitives and reordered weight tensors. */
-  cacheSizes(): { primitives: number; weights: number };
+  /** Counts of cached oneDNN primitives, reordered weight tensors and inputs kept for backward. */
+  cacheSizes(): { primitives: number; weights: number; keptInputs: number };
   clearCaches(): void;
 };
 

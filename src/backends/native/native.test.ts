@@ -377,6 +377,14 @@ describe('native backend vs ts reference', { skip }, () => {
       agree((k, [o]) => k.conv2d(x, w, bias, o!, c.p, true), [[ys, 'float32']], sumTol(kSum, 100), 'forward+bias, accumulated');
       agree((k, [o]) => k.conv2d(x, w, null, o!, c.p, true), [[ys, 'float32']], sumTol(kSum, 100), 'forward, accumulated');
       agree((k, [o, b]) => k.conv2dBackwardWeights(x, dy, o!, c.p, b), [[w.shape, 'float32'], [[c.cout], 'float32']], sumTol(size(ys) / c.cout), 'backward-weights with bias gradient');
+      // The training path: the forward keeps its copy of x, one call gives every gradient.
+      const tol = sumTol(Math.max(size(ys) / c.cout, c.k[0] * c.k[1] * c.cout));
+      agree((k, [y, gx, gw, gb]) => {
+        const saved = k.conv2d(x, w, bias, y!, c.p, false, true);
+        k.conv2dBackward(x, dy, w, gx!, gw!, gb!, c.p, saved);
+      }, [[ys, 'float32'], [c.x, 'float32'], [w.shape, 'float32'], [[c.cout], 'float32']], tol, 'conv2dBackward (dx, dw, db)');
+      agree((k, [gw]) => k.conv2dBackward(x, dy, w, null, gw!, null, c.p, 0), [[w.shape, 'float32']], tol, 'conv2dBackward (dw only)');
+      agree((k, [gx, gb]) => k.conv2dBackward(x, dy, w, gx!, null, gb!, c.p, 0), [[c.x, 'float32'], [[c.cout], 'float32']], tol, 'conv2dBackward (dx, db)');
     });
   }
 
@@ -398,6 +406,36 @@ describe('native backend vs ts reference', { skip }, () => {
     nb.conv2d(x, w, null, out, p);
     ref.conv2d(x, w, null, expected, p);
     assertClose(out.data, expected.data, { ...sumTol(144), label: 'after the weights changed' });
+  });
+
+  test('a kept forward input is used only while x is unchanged, and released by backward or on request', () => {
+    const nb = native!;
+    const p = P(1, 1, 1);
+    // Winograd-sized, so the forward reorders x into a blocked copy it can keep.
+    const x = uniform([2, 32, 32, 64], -1, 1, 26);
+    const w = uniform([3, 3, 64, 64], -0.1, 0.1, 27);
+    const dy = uniform([2, 32, 32, 64], -1, 1, 28);
+    const y = empty([2, 32, 32, 64]);
+    const gw = empty(w.shape);
+    const expected = empty(w.shape);
+    nb.clearCaches();
+    const saved = nb.conv2d(x, w, null, y, p, false, true);
+    assert.ok(saved > 0, 'the blocked plan keeps its copy of x');
+    assert.equal(nb.cacheSizes().keptInputs, 1);
+    // x written in place (version bumped) between forward and backward: the copy is stale.
+    x.data.forEach((v, i) => { x.data[i] = v * -2; });
+    x.bumpVersion();
+    nb.conv2dBackward(x, dy, w, null, gw, null, p, saved);
+    assert.equal(nb.cacheSizes().keptInputs, 0, 'backward releases the copy');
+    ref.conv2dBackwardWeights(x, dy, expected, p);
+    assertClose(gw.data, expected.data, { ...sumTol(2 * 32 * 32), label: 'weight gradient of the new x' });
+    const again = nb.conv2d(x, w, null, y, p, false, true);
+    assert.equal(nb.cacheSizes().keptInputs, 1);
+    nb.releaseConvInput(again);
+    nb.releaseConvInput(again); // twice is harmless
+    assert.equal(nb.cacheSizes().keptInputs, 0);
+    assert.equal(nb.conv2d(x, w, null, y, p, false, false), 0, 'nothing kept unless asked');
+    nb.clearCaches();
   });
 
   test('setThreads(1) gives the same convolution and matmul results, and threads() reports it', () => {

@@ -67,7 +67,7 @@ function forEachTap(g: ConvGeom, p: ConvParams, fn: (yBase: number, xBase: numbe
   }
 }
 
-export function conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams, accumulate = false): void {
+export function conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams, accumulate = false): number {
   const g = geom(x.shape, w.shape, out.shape);
   const xd = x.data;
   const wd = w.data;
@@ -83,6 +83,7 @@ export function conv2d(x: View, w: View, bias: View | null, out: View, p: ConvPa
       for (let c = 0; c < g.co; c++) o[yb + c] += xv * wd[wr + c]!;
     }
   });
+  return 0; // nothing is kept: conv2dBackward reads x as it is
 }
 
 export function conv2dBackwardData(dy: View, w: View, dx: View, p: ConvParams): void {
@@ -119,4 +120,20 @@ export function conv2dBackwardWeights(x: View, dy: View, dw: View, p: ConvParams
       for (let c = 0; c < g.co; c++) o[wr + c] += xv * gd[yb + c]!;
     }
   });
+}
+
+export function conv2dBackward(x: View, dy: View, w: View, dx: View | null, dw: View | null, db: View | null, p: ConvParams): void {
+  if (dx) conv2dBackwardData(dy, w, dx, p);
+  if (dw) conv2dBackwardWeights(x, dy, dw, p, db);
+  else if (db) {
+    const b = db.data;
+    const gd = dy.data;
+    const co = b.length;
+    b.fill(0);
+    for (let i = 0; i < gd.length; i += co) for (let c = 0; c < co; c++) b[c] += gd[i + c]!;
+  }
+}
+
+export function releaseConvInput(): void {
+  // The reference keeps nothing.
 }

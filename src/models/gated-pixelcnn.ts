@@ -68,11 +68,12 @@ class GatedBlock extends Module {
     this.condH = this.registerModule('condH', new ConditionProjection(cfg.numClasses, cfg.conditionDim, 2 * p, generator));
   }
 
-  forward(v: Tensor, h: Tensor, cond: Condition): [Tensor, Tensor] {
+  /** The next vertical and horizontal features; the vertical ones only when `last` is false. */
+  forward(v: Tensor, h: Tensor, cond: Condition, last = false): [Tensor | null, Tensor] {
     const vPre = addCondition(this.vConv.forward(v), this.condV.forward(cond)); // [N, H, W, 2p]
     // hConv(h) + link(vPre), the link accumulated into the same buffer.
     const hPre = addCondition(conv2dSum([this.hConv.term(h), this.link.term(vPre)]), this.condH.forward(cond));
-    return [gate(vPre), add(h, this.residual.forward(gate(hPre)))];
+    return [last ? null : gate(vPre), add(h, this.residual.forward(gate(hPre)))];
   }
 }
 
@@ -113,7 +114,13 @@ export class GatedPixelCNN extends AutoregressiveModel<GatedPixelCNNConfig> {
     let v = this.vFirst.forward(downShift(x)); // [N, H, W, p]
     let h = this.hFirst.forward(rightShift(x));
     if (this.hFirstCentre) h = add(h, this.hFirstCentre.forward(x));
-    for (const block of this.blocks) [v, h] = block.forward(v, h, cond);
+    const blocks = [...this.blocks];
+    blocks.forEach((block, i) => {
+      // The last block's vertical output would feed nothing.
+      const [nv, nh] = block.forward(v, h, cond, i === blocks.length - 1);
+      v = nv ?? v;
+      h = nh;
+    });
     return this.out.forward(elu(h)); // [N, H, W, P]
   }
 }

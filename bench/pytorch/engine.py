@@ -101,9 +101,17 @@ def bench_conv(fmt_name, fmt):
     report(f"{case} forward", system, n, "GFLOP/s", flops, fwd)
     report(f"{case} backward-data", system, n, "GFLOP/s", flops, bwd_data)
     report(f"{case} backward-weights", system, n, "GFLOP/s", flops, bwd_w)
-    # The three together, as one training step of the layer runs them: sum of the per-part times.
+    # The three together: sum of the per-part times.
     total = [a + b + c for a, b, c in zip(sorted(fwd), sorted(bwd_data), sorted(bwd_w))]
     report(f"{case} fwd+bwd", system, n, "GFLOP/s", 3 * flops, total)
+
+    # One training step of the layer as autograd runs it: the forward, then one
+    # convolution_backward asked for both gradients.
+    def step():
+        with torch.no_grad():
+            F.conv2d(x, wt, None, 1, 1)
+        torch.ops.aten.convolution_backward(dy, x, wt, None, *conv_args, [True, True, False])
+    report(f"{case} training step", system, n, "GFLOP/s", 3 * flops, timed(step, ARGS.warmup, ARGS.runs))
 
 
 class GatedBlock(torch.nn.Module):

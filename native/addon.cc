@@ -311,6 +311,21 @@ ARPIX_EXPORT(conv2dBackward) {
   });
 }
 
+// convImplementations() → [{what, impl}]
+ARPIX_EXPORT(convImplementations) {
+  return guarded(info, "convImplementations", [&] {
+    auto list = convImplementations();
+    Napi::Array a = Napi::Array::New(info.Env(), list.size());
+    for (size_t i = 0; i < list.size(); i++) {
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("what", list[i].first);
+      o.Set("impl", list[i].second);
+      a.Set(uint32_t(i), o);
+    }
+    return Napi::Value(a);
+  });
+}
+
 // releaseConvInput(handle)
 ARPIX_EXPORT(releaseConvInput) {
   return guarded(info, "releaseConvInput", [&] {
@@ -577,6 +592,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(conv2dBackwardWeights);
   ARPIX_REGISTER(conv2dBackward);
   ARPIX_REGISTER(releaseConvInput);
+  ARPIX_REGISTER(convImplementations);
   ARPIX_REGISTER(permute);
   ARPIX_REGISTER(pad);
   ARPIX_REGISTER(slice);

@@ -234,6 +234,8 @@ void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf
  */
 void conv2dBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p, int64_t saved);
 void releaseKeptInput(int64_t saved);
+/** Every cached convolution primitive: (kind and geometry, oneDNN implementation name). */
+std::vector<std::pair<std::string, std::string>> convImplementations();
 
 /**
  * "auto": Winograd where a measured rule says it is faster, else direct; "direct": never Winograd

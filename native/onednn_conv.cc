@@ -81,8 +81,14 @@ struct Window {
 };
 Window windowOf(const Geometry& g) {
   Window w{g.H, g.W, g.pb, g.pr, false};
-  if (g.pb < 0) w.H += g.pb, w.pb = 0, w.cropped = true;
-  if (g.pr < 0) w.W += g.pr, w.pr = 0, w.cropped = true;
+  // oneDNN sizes outputs as ⌊(H + pt + pb − extent) / stride⌋ + 1, so a bottom padding up to
+  // stride − 1 above the exact one describes the same output: a strided layer whose last rows are
+  // never read (PixelCNN++'s down-sampling) needs no crop. A cropped window is a strided view that
+  // oneDNN only runs on its reference loops (50–100× slower), so crop only when unavoidable.
+  if (g.pb < 0 && g.pb + g.sh - 1 >= 0) w.pb = 0;
+  if (g.pr < 0 && g.pr + g.sw - 1 >= 0) w.pr = 0;
+  if (w.pb < 0) w.H += w.pb, w.pb = 0, w.cropped = true;
+  if (w.pr < 0) w.W += w.pr, w.pr = 0, w.cropped = true;
   return w;
 }
 memory::desc inputMd(const Geometry& g, const Window& win) {
@@ -166,6 +172,8 @@ dnnl::convolution_forward::primitive_desc forwardPd(const Geometry& g, const Win
 /** A cached primitive with what it needs to run against user (JS) memory. */
 struct ConvEntry {
   dnnl::primitive prim;
+  std::string impl;             // oneDNN's implementation name, e.g. "jit:avx512_core" or "ref:any"
+  std::string what;             // kind and geometry, for convImplementations()
   memory::desc src, dst, bias;  // user-side descriptors of the activations
   memory::desc weights;         // the layout the primitive wants (forward / backward-data) or produces
   memory::desc userWeights;     // hwio
@@ -222,6 +230,7 @@ void buildEntry(ConvEntry& e, Kind kind, const Geometry& g, const Plan& plan) {
   if (isForward(kind)) {
     auto pd = forwardPd(g, win, hasBias(kind), plan, accumulates(kind));
     e.prim = dnnl::convolution_forward(pd);
+    e.impl = pd.impl_info_str();
     e.src = pd.src_desc();
     e.dst = pd.dst_desc();
     e.weights = pd.weights_desc();
@@ -231,6 +240,7 @@ void buildEntry(ConvEntry& e, Kind kind, const Geometry& g, const Plan& plan) {
     dnnl::convolution_backward_data::desc d(plan.algo, in, weightMd(g, tag::any), out, a.strides, a.dilates, a.padL, a.padR);
     dnnl::convolution_backward_data::primitive_desc pd(d, cpuEngine(), hint);
     e.prim = dnnl::convolution_backward_data(pd);
+    e.impl = pd.impl_info_str();
     e.src = pd.diff_src_desc();
     e.dst = pd.diff_dst_desc();
     e.weights = pd.weights_desc();
@@ -241,6 +251,7 @@ void buildEntry(ConvEntry& e, Kind kind, const Geometry& g, const Plan& plan) {
                   : dnnl::convolution_backward_weights::desc(plan.algo, in, weightMd(g, tag::any), out, a.strides, a.dilates, a.padL, a.padR);
     dnnl::convolution_backward_weights::primitive_desc pd(d, cpuEngine(), hint);
     e.prim = dnnl::convolution_backward_weights(pd);
+    e.impl = pd.impl_info_str();
     e.src = pd.src_desc();
     e.dst = pd.diff_dst_desc();
     e.weights = pd.diff_weights_desc();
@@ -289,6 +300,10 @@ ConvEntry& entryFor(Kind kind, const Geometry& g) {
       e->weightReorder = dnnl::reorder(dnnl::reorder::primitive_desc(cpuEngine(), e->userWeights, cpuEngine(), e->weights));
     }
   }
+  static const char* kindNames[] = {"forward", "forward+bias", "backward-data", "backward-weights", "forward (accumulate)", "forward+bias (accumulate)", "backward-weights+bias"};
+  e->what = std::string(kindNames[int(kind)]) + " x[" + std::to_string(g.N) + "," + std::to_string(g.H) + "," + std::to_string(g.W) + "," + std::to_string(g.C) +
+            "] k" + std::to_string(g.KH) + "x" + std::to_string(g.KW) + " →" + std::to_string(g.O) + " stride " + std::to_string(g.sh) + "x" + std::to_string(g.sw) +
+            " dilation " + std::to_string(g.dh) + "x" + std::to_string(g.dw) + (e->blocked ? " (nChw16c)" : " (nhwc)");
   ConvEntry& ref = *e;
   convCache.emplace(key, std::move(e));
   return ref;
@@ -597,6 +612,13 @@ void clearConvCaches() {
 }
 int64_t convPrimitiveCount() { return int64_t(convCache.size()); }
 int64_t convKeptInputCount() { return int64_t(keptInputs.size()); }
+
+std::vector<std::pair<std::string, std::string>> convImplementations() {
+  std::lock_guard<std::mutex> lock(onednnLock());
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& [key, e] : convCache) out.emplace_back(e->what, e->impl);
+  return out;
+}
 int64_t convWeightCount() {
   int64_t n = 0;
   for (auto& kv : weightCache) n += int64_t(kv.second.size());

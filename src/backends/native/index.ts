@@ -39,6 +39,11 @@ export type NativeBackend = { readonly name: 'native' } & Kernels & {
   /** Counts of cached oneDNN primitives, reordered weight tensors and inputs kept for backward. */
   cacheSizes(): { primitives: number; weights: number; keptInputs: number };
   clearCaches(): void;
+  /**
+   * Every convolution primitive built so far, with the oneDNN implementation running it (e.g.
+   * "jit:avx512_core", "brgconv:avx512_core", "ref:any" — the last is the slow reference loop).
+   */
+  convImplementations(): { what: string; impl: string }[];
 };
 
 /** Why the addon did not load, or null when it did (or was not tried yet). */
@@ -98,6 +103,7 @@ function load(): NativeBackend | null {
     convBenchBest: (n, h, w, cin, cout, k, iters = 10) => addon.convBenchBest(n, h, w, cin, cout, k, iters),
     cacheSizes: () => addon.cacheSizes(),
     clearCaches: () => addon.clearCaches(),
+    convImplementations: () => addon.convImplementations(),
   };
 }
 

@@ -438,6 +438,32 @@ describe('native backend vs ts reference', { skip }, () => {
     nb.clearCaches();
   });
 
+  test('strided layers whose last rows are never read run on JIT kernels, not the reference loops', () => {
+    const nb = native!;
+    nb.clearCaches();
+    // PixelCNN++'s down-sampling: 2×3 down-shifted and 2×2 down-right-shifted, stride 2, 28 → 14;
+    // the exact bottom/right padding is negative (-1), once served by a cropped view that oneDNN
+    // only runs on ref:any (~150 ms a call instead of ~2).
+    const cases: [number[], [number, number], ConvParams][] = [
+      [[4, 28, 28, 32], [2, 3], P(2, 1, 1)],
+      [[4, 28, 28, 32], [2, 2], P(2, 1, 1)],
+      [[4, 29, 30, 32], [2, 3], P(2, 0, 0)],
+    ];
+    for (const [xs, [kh, kw], p] of cases) {
+      const x = uniform(xs, -1, 1, 40);
+      const w = uniform([kh, kw, 32, 32], -0.2, 0.2, 41);
+      const ys = [xs[0]!, 14, 14, 32];
+      const dy = uniform(ys, -1, 1, 42);
+      agree((k, [y, gx, gw, gb]) => {
+        k.conv2d(x, w, null, y!, p);
+        k.conv2dBackward(x, dy, w, gx!, gw!, gb!, p, 0);
+      }, [[ys, 'float32'], [xs, 'float32'], [w.shape, 'float32'], [[32], 'float32']], sumTol(4 * 14 * 14), `${xs} k${kh}×${kw}`);
+    }
+    const slow = nb.convImplementations().filter((c) => c.impl.startsWith('ref'));
+    assert.deepEqual(slow, [], 'no convolution fell back to the reference implementation');
+    assert.ok(nb.convImplementations().length >= 9);
+  });
+
   test('setThreads(1) gives the same convolution and matmul results, and threads() reports it', () => {
     const nb = native!;
     const before = nb.threads();

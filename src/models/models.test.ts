@@ -9,6 +9,8 @@ import { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { createModel, loadPreset, presetNames, type ModelConfig } from './index.js';
 import type { Condition } from './model.js';
+import { backendName } from '../backends/registry.js';
+import { loadNativeBackend } from '../backends/native/index.js';
 
 type Tiny = Record<string, unknown> & { kind: string };
 
@@ -168,5 +170,27 @@ describe('models', () => {
     const a = createModel(cfg, { seed: 9 });
     const b = createModel(cfg, { seed: 9 });
     assert.deepEqual(a.parameters()[3]!.toArray(), b.parameters()[3]!.toArray());
+  });
+});
+
+describe('native convolutions behind every preset', () => {
+  const nb = loadNativeBackend();
+  const skip = nb && backendName() === 'native' ? false : 'the native backend is not in use';
+  test('a training step and cached sampling of each preset never run on oneDNN\'s reference loops', { skip }, () => {
+    for (const name of presetNames()) {
+      nb!.clearCaches();
+      const model = createModel(loadPreset(name).model, { seed: 0 });
+      const { height: h, width: w, channels: c, numClasses } = model.config;
+      const images = ax.randint(0, model.likelihood.levels, [2, h, w, c], { generator: new Generator(1) });
+      const labels = numClasses > 0 ? ax.randint(0, numClasses, [2], { generator: new Generator(2) }) : undefined;
+      model.train();
+      model.loss(images, { labels }).backward();
+      model.eval();
+      // PixelCNN++ on CIFAR-10 (53.6M parameters) shares its layer types with the small preset.
+      if (name !== 'pixelcnnpp-cifar10') model.sample({ n: 2, seed: 1, labels });
+      const all = nb!.convImplementations();
+      assert.ok(all.length > 0, `${name}: convolutions were recorded`);
+      assert.deepEqual(all.filter((x) => x.impl.startsWith('ref')).map((x) => x.what), [], `${name}: layers on ref:any`);
+    }
   });
 });

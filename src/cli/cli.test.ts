@@ -12,6 +12,8 @@ import { loadCheckpoint } from '../io/checkpoint.js';
 import { locateDataset } from '../data/index.js';
 
 const MAIN = new URL('./main.ts', import.meta.url).pathname;
+/** tsx's loader, resolved here so the CLI can run from any working directory. */
+const TSX = import.meta.resolve('tsx');
 const ENV = { ...process.env, NODE_NO_WARNINGS: '1', OMP_NUM_THREADS: '1' };
 const haveData = locateDataset('fashion-mnist') !== null;
 const skip = haveData ? false : 'Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)';
@@ -24,8 +26,8 @@ const TINY = [
 
 interface Run { code: number | null; stdout: string; stderr: string }
 
-function arpix(args: readonly string[]): Run {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: ENV, encoding: 'utf8' });
+function arpix(args: readonly string[], cwd?: string): Run {
+  const r = spawnSync(process.execPath, ['--import', TSX, MAIN, ...args], { env: ENV, encoding: 'utf8', cwd });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -209,7 +211,9 @@ test('bad input: one line that says what to do, a non-zero exit, nothing overwri
     assertOneLineError(arpix(['train', '--preset', 'gated-pixelcnn-fmnist', '--train.lr=fast']), 2, /train\.lr must be a number/);
     assertOneLineError(arpix(['train', '--preset', 'gated-pixelcnn-fmnist', '--model.hiddenChannels=[3]']), 2, /model\.hiddenChannels must be a number/);
     assertOneLineError(arpix(['train', '--preset', 'no-such-preset']), 2, /'no-such-preset' does not exist; presets: .*gated-pixelcnn-fmnist/);
-    assertOneLineError(arpix(['train', '--preset', 'gated-pixelcnn-fmnist', '--dataset.binarize=dynamic']), 2, /2 levels .* 256; set dataset\.bits=8/);
+    // Run where a default run folder (./runs/…) would land: a refused config must not create one.
+    assertOneLineError(arpix(['train', '--preset', 'gated-pixelcnn-fmnist', '--dataset.binarize=dynamic'], root), 2, /2 levels .* 256; set dataset\.bits=8/);
+    assert.deepEqual(readdirSync(root), [], 'no run folder left behind');
     assertOneLineError(arpix(['sample']), 2, /missing required argument 'checkpoint'/);
     assertOneLineError(arpix(['sample', 'x.safetensors', '--n', 'many']), 2, /--n must be an integer/);
 

@@ -129,7 +129,7 @@ export async function trainCommand(a: TrainArgs): Promise<number> {
   out('config:');
   out(JSON.stringify(config, null, 2));
   out(`run folder: ${runDir}`);
-  await ensureDir(dirname(runDir));
+  // train() creates the folder (and its parents) once the model and data have been checked.
   const r = await runTraining(config, runDir, resume, a.bar);
   return reportTraining(r, runDir);
 }

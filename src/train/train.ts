@@ -141,15 +141,20 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   } else if (existsSync(ckptPath)) {
     throw new TrainError(`${dir} already holds a run (${CHECKPOINT_FILE}); continue it with --resume ${dir}, or choose another --out`);
   }
-  await mkdir(dir, { recursive: true });
-  await removeStaleTemps(dir);
-  await writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
 
-  // ---- model, data, optimiser --------------------------------------------------------------
+  // ---- model and data, checked before anything is written ----------------------------------
+  // A config that cannot train (data missing, levels that do not fit the likelihood) fails here,
+  // leaving no run folder behind.
   const model = createModel(config.model, { seed: t.seed });
   checkDataFits(model, config.dataset);
   const data = opts.data ?? await loadTrainData(config.dataset, t.validationSize);
   checkDataFits(model, config.dataset, data.train);
+
+  await mkdir(dir, { recursive: true });
+  await removeStaleTemps(dir);
+  await writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
+
+  // ---- optimiser, schedule, averaging --------------------------------------------------------
   const optimizer = makeOptimizer(model, t);
   const scheduler = new LRScheduler(optimizer, makeSchedule(t));
   // With warm-up the average follows min(decay, (1 + n) / (10 + n)) after n updates, so a short run

@@ -291,21 +291,16 @@ ARPIX_EXPORT(conv2dBackward) {
     Buf w = weightBufOf("conv2dBackward", info, 6);
     ConvParams p = convParamsOf(info[13]);
     checkConv("conv2dBackward", x.shape, w.shape, dy.shape, p);
-    std::optional<Buf> dx, dw, db;
-    if (!info[10].IsNull()) {
-      dx = bufOf("conv2dBackward", "dx", info[10]);
-      dx->shape = x.shape;
-      if (dx->size != x.size) throw KernelError("conv2dBackward", "dx holds " + std::to_string(dx->size) + " elements, expected " + std::to_string(x.size));
-    }
-    if (!info[11].IsNull()) {
-      dw = bufOf("conv2dBackward", "dw", info[11]);
-      dw->shape = w.shape;
-      if (dw->size != w.size) throw KernelError("conv2dBackward", "dw holds " + std::to_string(dw->size) + " elements, expected " + std::to_string(w.size));
-    }
-    if (!info[12].IsNull()) {
-      db = bufOf("conv2dBackward", "db", info[12]);
-      if (db->size != w.shape[3]) throw KernelError("conv2dBackward", "db holds " + std::to_string(db->size) + " elements, expected " + std::to_string(w.shape[3]));
-    }
+    // An optional gradient output: null, or a typed array of `size` elements viewed with `shape`.
+    auto gradient = [&](size_t at, const char* arg, const Shape& shape, int64_t size) {
+      std::optional<Buf> b;
+      if (info[at].IsNull()) return b;
+      b = bufOf("conv2dBackward", arg, info[at]);
+      b->shape = shape;
+      if (b->size != size) throw KernelError("conv2dBackward", std::string(arg) + " holds " + std::to_string(b->size) + " elements, expected " + std::to_string(size));
+      return b;
+    };
+    std::optional<Buf> dx = gradient(10, "dx", x.shape, x.size), dw = gradient(11, "dw", w.shape, w.size), db = gradient(12, "db", Shape{w.shape[3]}, w.shape[3]);
     conv2dBackward(x, dy, w, dx ? &*dx : nullptr, dw ? &*dw : nullptr, db ? &*db : nullptr, p, info[14].As<Napi::Number>().Int64Value());
     return info.Env().Undefined();
   });

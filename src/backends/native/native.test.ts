@@ -602,6 +602,15 @@ describe('native backend vs ts reference', { skip }, () => {
 
   // ---- errors ----
 
+  test('conv2dBackward names a gradient output of the wrong size', () => {
+    const p = P(1, 1, 1);
+    const x = uniform([1, 4, 4, 3]);
+    const w = uniform([3, 3, 3, 2]);
+    const dy = uniform([1, 4, 4, 2]);
+    assert.throws(() => nat.conv2dBackward(x, dy, w, null, null, empty([3]), p, 0), /conv2dBackward: db holds 3 elements, expected 2/);
+    assert.throws(() => nat.conv2dBackward(x, dy, w, empty([1, 4, 4, 2]), null, null, p, 0), /conv2dBackward: dx holds 32 elements, expected 48/);
+  });
+
   test('throws, naming the kernel, when handed float64', () => {
     const x = new Tensor(new Float64Array(6), [2, 3]);
     const out = new Tensor(new Float64Array(6), [2, 3]);

@@ -108,11 +108,7 @@ export function conv2dBackwardWeights(x: View, dy: View, dw: View, p: ConvParams
   const gd = dy.data;
   const o = dw.data;
   o.fill(0);
-  if (db) {
-    const b = db.data;
-    b.fill(0);
-    for (let i = 0; i < gd.length; i += g.co) for (let c = 0; c < g.co; c++) b[c] += gd[i + c]!;
-  }
+  if (db) biasGradient(dy, db);
   forEachTap(g, p, (yb, xb, wb) => {
     for (let i = 0; i < g.ci; i++) {
       const xv = xd[xb + i]!;
@@ -125,13 +121,16 @@ export function conv2dBackwardWeights(x: View, dy: View, dw: View, p: ConvParams
 export function conv2dBackward(x: View, dy: View, w: View, dx: View | null, dw: View | null, db: View | null, p: ConvParams): void {
   if (dx) conv2dBackwardData(dy, w, dx, p);
   if (dw) conv2dBackwardWeights(x, dy, dw, p, db);
-  else if (db) {
-    const b = db.data;
-    const gd = dy.data;
-    const co = b.length;
-    b.fill(0);
-    for (let i = 0; i < gd.length; i += co) for (let c = 0; c < co; c++) b[c] += gd[i + c]!;
-  }
+  else if (db) biasGradient(dy, db);
+}
+
+/** db[c] = Σ dy[…, c]: the bias gradient of a convolution. */
+function biasGradient(dy: View, db: View): void {
+  const b = db.data;
+  const gd = dy.data;
+  const co = b.length;
+  b.fill(0);
+  for (let i = 0; i < gd.length; i += co) for (let c = 0; c < co; c++) b[c] += gd[i + c]!;
 }
 
 export function releaseConvInput(): void {

@@ -71,8 +71,8 @@ void sameSize(const char* kernel, const Buf& x, const Buf& out) {
 
 ConvParams convParamsOf(const Napi::Value& v) {
   auto p = intsOf(v);
-  if (p.size() != 6) throw std::runtime_error("conv params must be [strideH, strideW, padTop, padLeft, dilationH, dilationW]");
-  return {p[0], p[1], p[2], p[3], p[4], p[5]};
+  if (p.size() != 6 && p.size() != 7) throw std::runtime_error("conv params must be [strideH, strideW, padTop, padLeft, dilationH, dilationW, rowWinograd?]");
+  return {p[0], p[1], p[2], p[3], p[4], p[5], p.size() == 7 && p[6] != 0};
 }
 
 /** Runs body, turning any C++ exception into a JS Error (kernel errors already carry the name). */

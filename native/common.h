@@ -218,7 +218,14 @@ void oneHot(const Buf& idx, const Buf& out);
 
 struct ConvParams {
   int64_t strideH, strideW, padTop, padLeft, dilationH, dilationW;
+  /** The layer allows 1-D Winograd along rows (winograd_rows.cc says when that is sound). */
+  bool rowWinograd = false;
 };
+/** Whether a convolution with weights w [kH, kW, Cin, Cout] runs on rowWinograd*: kW = 3, stride 1, allowed by p. */
+bool rowWinogradFits(const Shape& w, const ConvParams& p);
+void rowWinogradForward(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate);
+/** dx (overwritten), dw and db of a rowWinograd convolution; each skipped when null. */
+void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p);
 /**
  * out = conv(x, w) + bias, or out += that when accumulate. With keep, a blocked copy of x that the
  * plan made is kept for conv2dBackward: the handle is returned (0 when nothing was kept).

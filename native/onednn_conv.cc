@@ -393,6 +393,10 @@ int64_t conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, cons
       for (int64_t c = 0; c < g.O; c++) o[i + c] = (accumulate ? o[i + c] : 0.0f) + (bias ? bias->f32()[c] : 0.0f);
     return 0;
   }
+  if (rowWinogradFits(w.shape, p)) {
+    rowWinogradForward(x, w, bias, out, p, accumulate);
+    return 0;
+  }
   std::lock_guard<std::mutex> lock(onednnLock());
   const Kind kind = accumulate ? (bias ? Kind::FwdBiasSum : Kind::FwdSum) : (bias ? Kind::FwdBias : Kind::Fwd);
   ConvEntry& e = entryFor(kind, g);
@@ -444,6 +448,11 @@ void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvPa
   if (dy.size == 0 || w.size == 0 || noInputRead(g)) {
     std::memset(dx.data, 0, size_t(dx.size) * 4);
     return;
+  }
+  if (rowWinogradFits(w.shape, p)) {
+    Buf shapeOnly;  // backward-data reads no x: only its shape
+    shapeOnly.shape = dx.shape;
+    return rowWinogradBackward(shapeOnly, dy, w, &dx, nullptr, nullptr, p);
   }
   std::lock_guard<std::mutex> lock(onednnLock());
   backwardDataOn(g, dy, w, dx);
@@ -557,6 +566,9 @@ void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf
   requireF32("conv2dBackwardWeights", "dw", dw);
   if (db) requireF32("conv2dBackwardWeights", "db", *db);
   const Geometry g = geometry(x.shape, dw.shape, dy.shape, p);
+  if (rowWinogradFits(dw.shape, p) && dw.size > 0 && x.size > 0 && dy.size > 0 && !noInputRead(g)) {
+    return rowWinogradBackward(x, dy, dw, nullptr, &dw, db, p);
+  }
   std::lock_guard<std::mutex> lock(onednnLock());
   weightGradients(g, x, dy, dw, db, nullptr, nullptr);
 }
@@ -567,6 +579,10 @@ void conv2dBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, co
   requireF32("conv2dBackward", "w", w);
   for (const Buf* b : {dx, dw, db}) if (b) requireF32("conv2dBackward", "gradient", *b);
   const Geometry g = geometry(x.shape, w.shape, dy.shape, p);
+  if (rowWinogradFits(w.shape, p) && x.size > 0 && w.size > 0 && dy.size > 0 && !noInputRead(g)) {
+    if (saved != 0) releaseKeptInput(saved);
+    return rowWinogradBackward(x, dy, w, dx && dx->size > 0 ? dx : nullptr, dw, db, p);
+  }
   std::lock_guard<std::mutex> lock(onednnLock());
   // The forward pass's blocked copy of x, if it kept one and x has not been written since.
   std::optional<memory> keptX;

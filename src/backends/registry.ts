@@ -2,7 +2,7 @@
 // one warning; `ARPIX_BACKEND=ts|native` or `setBackend()` force either. Kernels the native
 // backend does not implement, and every float64 computation, run on `ts`.
 
-import type { Backend, Kernels } from '../kernels/contracts.js';
+import type { Backend, ConvParams, Kernels } from '../kernels/contracts.js';
 import { ArgumentError } from '../errors.js';
 import { tsKernels } from './ts/index.js';
 import { loadNativeBackend, nativeLoadError } from './native/index.js';
@@ -57,7 +57,7 @@ function maybeProfile(k: Kernels, nativeImpl: Backend | null): Kernels {
     wrapped[name] = (...args: unknown[]) => {
       const shape = (args[0] as { shape?: readonly number[] } | undefined)?.shape;
       const detail = name === 'unary' || name === 'binary' || name === 'reduce' ? `${name}:${String(args.at(-1))}` : name;
-      const key = `${detail} ${shape ? `[${shape.join(',')}]` : ''}`;
+      const key = `${detail} ${shape ? `[${shape.join(',')}]` : ''}${name.startsWith('conv2d') ? convDetail(name, args) : ''}`;
       const t0 = performance.now();
       const result = fn(...args);
       const st = profile.get(key) ?? { calls: 0, ms: 0, backend };
@@ -68,6 +68,16 @@ function maybeProfile(k: Kernels, nativeImpl: Backend | null): Kernels {
     };
   }
   return wrapped as unknown as Kernels;
+}
+
+/** A convolution's weight shape, dilation and algorithm hint, so that layers of one input shape are told apart. */
+function convDetail(name: string, args: unknown[]): string {
+  const w = args[name === 'conv2dBackwardWeights' || name === 'conv2dBackward' ? 2 : 1] as { shape?: readonly number[] } | undefined;
+  const p = args.find((a): a is ConvParams => typeof a === 'object' && a !== null && 'strideH' in a);
+  let s = w?.shape ? ` w[${w.shape.join(',')}]` : '';
+  if (p && (p.dilationH > 1 || p.dilationW > 1)) s += ` dilation ${p.dilationH}×${p.dilationW}`;
+  if (p?.rowWinograd) s += ' rowWinograd';
+  return s;
 }
 
 /** Forgets the profile gathered so far, e.g. after warm-up steps. */

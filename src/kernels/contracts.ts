@@ -53,6 +53,13 @@ export interface ConvParams {
   readonly padLeft: number;
   readonly dilationH: number;
   readonly dilationW: number;
+  /**
+   * The layer allows rows to be computed by 1-D Winograd along the width (3-wide kernels, stride
+   * 1): rounding then mixes each row tile's inputs into all its outputs, so only a layer whose
+   * outputs may all see every column of the rows they read sets it (Gated PixelCNN's vertical
+   * stack). Rows are never mixed. A backend may ignore it (the ts reference computes directly).
+   */
+  readonly rowWinograd?: boolean;
 }
 
 export interface Kernels {

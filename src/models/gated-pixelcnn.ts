@@ -57,7 +57,8 @@ class GatedBlock extends Module {
     const r = Math.floor(k / 2);
     const d = dilation;
     // Vertical: rows y−r·d … y of the vertical features (which already exclude row y of the image).
-    this.vConv = this.registerModule('vConv', new Conv2d(p, 2 * p, [r + 1, k], { dilation: d, padding: [r * d, 0, r * d, r * d], generator }));
+    // Every column of those rows is above the current pixel, so rows may be computed by Winograd.
+    this.vConv = this.registerModule('vConv', new Conv2d(p, 2 * p, [r + 1, k], { dilation: d, padding: [r * d, 0, r * d, r * d], rowWinograd: true, generator }));
     // Horizontal: columns x−r·d … x; the current-pixel tap is channel-masked in colour.
     const hMask = groups > 1 ? causalMask(1, r + 1, cyclicGroups(p, groups), cyclicGroups(2 * p, groups, p), 'B', [0, r]) : null;
     this.hConv = this.registerModule('hConv', new Conv2d(p, 2 * p, [1, r + 1], { dilation: d, padding: [0, 0, r * d, 0], mask: hMask, generator }));

@@ -31,6 +31,12 @@ export interface Conv2dOptions {
   mask?: Tensor | null;
   generator?: Generator;
   dtype?: DType;
+  /**
+   * Allow 1-D Winograd along rows for this layer (3-wide kernels, stride 1; see
+   * ConvParams.rowWinograd): only for layers whose outputs may see every column of the rows they
+   * read.
+   */
+  rowWinograd?: boolean;
 }
 
 /** Kaiming-uniform (a = √5) weights and a bias uniform in ±1/√fanIn, as PyTorch initialises convolutions. */
@@ -60,6 +66,7 @@ export class Conv2d extends Module {
   readonly bias: Parameter | null;
   /** [kH, kW, Cin, Cout] of 0 / 1, or null */
   readonly mask: Tensor | null;
+  readonly rowWinograd: boolean;
 
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: Conv2dOptions = {}) {
     super();
@@ -84,6 +91,7 @@ export class Conv2d extends Module {
     this.weight = this.registerParameter('weight', new Parameter(zeros(wShape, dtype)), { layout: 'conv2d' });
     this.bias = this.registerParameter('bias', opts.bias ?? true ? new Parameter(zeros([outChannels], dtype)) : null);
     this.mask = this.registerBuffer('mask', mask, { persistent: false, layout: 'conv2d' });
+    this.rowWinograd = opts.rowWinograd === true;
     this.resetParameters(opts.generator);
   }
 
@@ -103,7 +111,7 @@ export class Conv2d extends Module {
   }
 
   private options(): Conv2dOpOptions {
-    return { bias: this.bias, stride: this.stride, padding: this.padding, dilation: this.dilation, mask: this.mask };
+    return { bias: this.bias, stride: this.stride, padding: this.padding, dilation: this.dilation, mask: this.mask, rowWinograd: this.rowWinograd };
   }
 
   override extraRepr(): string {

@@ -19,6 +19,8 @@ export interface Conv2dOptions {
   dilation?: Pair;
   /** A fixed 0/1 tensor of the weight's shape, multiplied into it (PixelCNN's masks). */
   mask?: Tensor | null;
+  /** Allow 1-D Winograd along rows (ConvParams.rowWinograd says when that is sound). */
+  rowWinograd?: boolean;
 }
 
 export interface ConvTranspose2dOptions {
@@ -88,7 +90,7 @@ function prepareConv(op: string, x: Tensor, w: Tensor, opts: Conv2dOptions): Pre
     x,
     weight: opts.mask ? mul(w, opts.mask) : w,
     bias: opts.bias ?? null,
-    p: { strideH: sh, strideW: sw, padTop: pt, padLeft: pl, dilationH: dh, dilationW: dw },
+    p: { strideH: sh, strideW: sw, padTop: pt, padLeft: pl, dilationH: dh, dilationW: dw, rowWinograd: opts.rowWinograd === true },
     outShape: [n, oh, ow, co],
   };
 }

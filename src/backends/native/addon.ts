@@ -5,8 +5,8 @@
 import type { TypedArray } from '../../kernels/contracts.js';
 
 type Shape = readonly number[];
-/** [strideH, strideW, padTop, padLeft, dilationH, dilationW] */
-export type ConvParamArray = readonly [number, number, number, number, number, number];
+/** [strideH, strideW, padTop, padLeft, dilationH, dilationW, rowWinograd (0 / 1)] */
+export type ConvParamArray = readonly [number, number, number, number, number, number, number];
 
 export interface ConvBenchFigure {
   /** Median seconds per call of the fastest configuration. */

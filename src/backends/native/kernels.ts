@@ -5,7 +5,7 @@ import type { ConvParams, Kernels, View } from '../../kernels/contracts.js';
 import type { ConvParamArray, NativeAddon } from './addon.js';
 
 function convParams(p: ConvParams): ConvParamArray {
-  return [p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW];
+  return [p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW, p.rowWinograd ? 1 : 0];
 }
 
 export function nativeKernels(addon: NativeAddon): Kernels {

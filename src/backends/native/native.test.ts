@@ -335,6 +335,7 @@ describe('native backend vs ts reference', { skip }, () => {
 
   interface ConvCase { name: string; x: number[]; k: [number, number]; cout: number; p: ConvParams; out?: [number, number] }
   const P = (s: number, pt: number, pl: number, d = 1, sw = s, dw = d): ConvParams => ({ strideH: s, strideW: sw, padTop: pt, padLeft: pl, dilationH: d, dilationW: dw });
+  const W = (pt: number, pl: number, d = 1): ConvParams => ({ ...P(1, pt, pl, d), rowWinograd: true });
   const convCases: ConvCase[] = [
     { name: '3×3 same, [2, 5, 7, 3] → 4', x: [2, 5, 7, 3], k: [3, 3], cout: 4, p: P(1, 1, 1) },
     { name: '1×1, [3, 4, 4, 8] → 5', x: [3, 4, 4, 8], k: [1, 1], cout: 5, p: P(1, 0, 0) },
@@ -351,6 +352,14 @@ describe('native backend vs ts reference', { skip }, () => {
     { name: '3×3 same, [4, 14, 14, 16] → 32', x: [4, 14, 14, 16], k: [3, 3], cout: 32, p: P(1, 1, 1) },
     // Large enough for the Winograd plan (blocked nChw16c copies, reorders in and out).
     { name: '3×3 same, Winograd-sized [2, 32, 32, 64] → 64', x: [2, 32, 32, 64], k: [3, 3], cout: 64, p: P(1, 1, 1) },
+    // Row Winograd F(4, 3) (winograd_rows.cc): widths that are not a multiple of the tile, phases
+    // of dilated rows, chunks of rows with a shorter last one, one and three kernel rows.
+    { name: 'row Winograd: down-shifted 2×3, [2, 5, 9, 3] → 4', x: [2, 5, 9, 3], k: [2, 3], cout: 4, p: W(1, 1), out: [5, 9] },
+    { name: 'row Winograd: 2×3 dilation 2, [3, 6, 11, 16] → 17', x: [3, 6, 11, 16], k: [2, 3], cout: 17, p: W(2, 2, 2), out: [6, 11] },
+    { name: 'row Winograd: 2×3 dilation 4, Gated PixelCNN-sized [2, 8, 28, 64] → 128', x: [2, 8, 28, 64], k: [2, 3], cout: 128, p: W(4, 4, 4), out: [8, 28] },
+    { name: 'row Winograd: dilation 3 rows × 2 columns, [2, 9, 13, 8] → 4', x: [2, 9, 13, 8], k: [2, 3], cout: 4, p: { ...W(3, 2, 3), dilationW: 2 }, out: [9, 13] },
+    { name: 'row Winograd: 3×3 same over many row chunks, [5, 29, 30, 8] → 8', x: [5, 29, 30, 8], k: [3, 3], cout: 8, p: W(1, 1) },
+    { name: 'row Winograd: 1×3 without left padding (narrower output), [2, 4, 10, 5] → 6', x: [2, 4, 10, 5], k: [1, 3], cout: 6, p: W(0, 0) },
   ];
   const outOf = (c: ConvCase): number[] => {
     const [n, h, w] = c.x;

@@ -1,0 +1,554 @@
+// Convolutions with 3-wide kernels computed by 1-D Winograd F(4, 3) along the width (Lavin &
+// Gray 2016, "Fast Algorithms for Convolutional Neural Networks", the 1-D minimal filtering
+// algorithm with interpolation points 0, ±1, ±2, ∞), rows direct. Four outputs of a row cost six
+// products per input channel instead of twelve: a Gated PixelCNN vertical convolution (2×3)
+// does half the multiplications of the direct kernel.
+//
+// Rounding mixes every input of a six-column tile into each of its four outputs, so a layer may
+// use this only when every column it could read is already visible to every output of the row
+// (Gated PixelCNN's vertical stack: the rows it reads are all above the current pixel). Rows are
+// never mixed: an output depends on exactly the rows the direct convolution reads.
+//
+// Work is split by output rows; each thread transforms a chunk of tiles into its own buffers
+// (they stay in its L2 cache), multiplies them on oneDNN's sgemm (single-threaded inside the
+// parallel region) and transforms back. Dilation d: the output columns x ≡ q (mod d) form an
+// undilated 1-D convolution over the input columns ≡ q − padLeft, tiled on their own.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "common.h"
+#include "onednn_common.h"
+
+namespace arpix {
+namespace {
+
+constexpr int64_t kTile = 4;    // outputs per tile
+constexpr int64_t kAlpha = 6;   // transform points
+constexpr int64_t kChunkTiles = 96;
+
+struct RowGeom {
+  int64_t N, H, W, C, O, KH, OH, OW, pt, pl, dh, dw;
+  int64_t K;                                      // KH · C: the sgemm's inner size
+  std::vector<std::pair<int64_t, int64_t>> tiles;  // (phase q, first index j0) of each tile of a row
+};
+
+RowGeom rowGeom(const Shape& x, const Shape& w, const Shape& y, const ConvParams& p) {
+  RowGeom g{};
+  g.N = x[0], g.H = x[1], g.W = x[2], g.C = x[3];
+  g.KH = w[0], g.O = w[3];
+  g.OH = y[1], g.OW = y[2];
+  g.pt = p.padTop, g.pl = p.padLeft, g.dh = p.dilationH, g.dw = p.dilationW;
+  g.K = g.KH * g.C;
+  for (int64_t q = 0; q < std::min(g.dw, g.OW); q++) {
+    const int64_t count = (g.OW - q + g.dw - 1) / g.dw;
+    for (int64_t j0 = 0; j0 < count; j0 += kTile) g.tiles.emplace_back(q, j0);
+  }
+  return g;
+}
+
+/** Rows of the output per chunk: about kChunkTiles tiles. */
+int64_t chunkRows(const RowGeom& g) { return std::max<int64_t>(1, kChunkTiles / int64_t(g.tiles.size())); }
+
+/** The input column read by tap u (0..5) of a tile, or −1 when it is padding. */
+inline int64_t tileColumn(const RowGeom& g, int64_t q, int64_t j0, int64_t u) {
+  const int64_t c = q - g.pl + g.dw * (j0 + u);
+  return c >= 0 && c < g.W ? c : -1;
+}
+
+/** Number of outputs of a tile inside the row (4, fewer for the last tile of a phase). */
+inline int64_t tileOutputs(const RowGeom& g, int64_t q, int64_t j0) {
+  const int64_t count = (g.OW - q + g.dw - 1) / g.dw;
+  return std::min(kTile, count - j0);
+}
+
+/** U_s[ky·C + c][o] = Σ_v G[s][v] · w[ky][v][c][o]: the weights at the six points. */
+void transformWeights(const RowGeom& g, const float* w, float* U) {
+  const int64_t plane = g.K * g.O, CO = g.C * g.O;
+  for (int64_t ky = 0; ky < g.KH; ky++) {
+    const float* w0 = w + (ky * 3 + 0) * CO;
+    const float* w1 = w + (ky * 3 + 1) * CO;
+    const float* w2 = w + (ky * 3 + 2) * CO;
+    float* u = U + ky * CO;
+    for (int64_t i = 0; i < CO; i++) {
+      const float a = w0[i], b = w1[i], c = w2[i];
+      u[0 * plane + i] = a * 0.25f;
+      u[1 * plane + i] = -(a + b + c) * (1.0f / 6);
+      u[2 * plane + i] = -(a - b + c) * (1.0f / 6);
+      u[3 * plane + i] = a * (1.0f / 24) + b * (1.0f / 12) + c * (1.0f / 6);
+      u[4 * plane + i] = a * (1.0f / 24) - b * (1.0f / 12) + c * (1.0f / 6);
+      u[5 * plane + i] = c;
+    }
+  }
+}
+
+/** dw[ky][v][c][o] = Σ_s G[s][v] · dU_s[ky·C + c][o]: the transpose of transformWeights. */
+void weightGradientFromPoints(const RowGeom& g, const float* dU, float* dw) {
+  const int64_t plane = g.K * g.O, CO = g.C * g.O;
+  for (int64_t ky = 0; ky < g.KH; ky++) {
+    const float* d = dU + ky * CO;
+    float* w0 = dw + (ky * 3 + 0) * CO;
+    float* w1 = dw + (ky * 3 + 1) * CO;
+    float* w2 = dw + (ky * 3 + 2) * CO;
+    for (int64_t i = 0; i < CO; i++) {
+      const float d0 = d[i], d1 = d[plane + i], d2 = d[2 * plane + i], d3 = d[3 * plane + i], d4 = d[4 * plane + i], d5 = d[5 * plane + i];
+      w0[i] = d0 * 0.25f - (d1 + d2) * (1.0f / 6) + (d3 + d4) * (1.0f / 24);
+      w1[i] = (d2 - d1) * (1.0f / 6) + (d3 - d4) * (1.0f / 12);
+      w2[i] = (d3 + d4 - d1 - d2) * (1.0f / 6) + d5;
+    }
+  }
+}
+
+/**
+ * V_s[t][ky·C + c] = Σ_u Bᵀ[s][u] · x[n, iy, col_u, c] for the chunk's tiles (rows r0 … r1 of the
+ * flattened [N, OH] output rows), zeros for padding. V holds six [tiles, K] planes.
+ */
+void transformInput(const RowGeom& g, const float* x, const float* zeros, int64_t r0, int64_t r1, float* V) {
+  const int64_t T = (r1 - r0) * int64_t(g.tiles.size());
+  const int64_t plane = T * g.K, C = g.C;
+  int64_t t = 0;
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t n = r / g.OH, y = r % g.OH;
+    for (const auto& [q, j0] : g.tiles) {
+      for (int64_t ky = 0; ky < g.KH; ky++) {
+        float* v = V + t * g.K + ky * C;
+        const int64_t iy = y - g.pt + ky * g.dh;
+        if (iy < 0 || iy >= g.H) {
+          for (int64_t s = 0; s < kAlpha; s++) std::memset(v + s * plane, 0, size_t(C) * 4);
+          continue;
+        }
+        const float* row = x + (n * g.H + iy) * g.W * C;
+        const float* d[kAlpha];
+        for (int64_t u = 0; u < kAlpha; u++) {
+          const int64_t col = tileColumn(g, q, j0, u);
+          d[u] = col < 0 ? zeros : row + col * C;
+        }
+        const float* __restrict p0 = d[0];
+        const float* __restrict p1 = d[1];
+        const float* __restrict p2 = d[2];
+        const float* __restrict p3 = d[3];
+        const float* __restrict p4 = d[4];
+        const float* __restrict p5 = d[5];
+        float* __restrict v0 = v;
+        float* __restrict v1 = v + plane;
+        float* __restrict v2 = v + 2 * plane;
+        float* __restrict v3 = v + 3 * plane;
+        float* __restrict v4 = v + 4 * plane;
+        float* __restrict v5 = v + 5 * plane;
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) {
+          const float d0 = p0[c], d1 = p1[c], d2 = p2[c], d3 = p3[c], d4 = p4[c], d5 = p5[c];
+          v0[c] = 4 * d0 - 5 * d2 + d4;
+          v1[c] = -4 * (d1 + d2) + d3 + d4;
+          v2[c] = 4 * (d1 - d2) - d3 + d4;
+          v3[c] = 2 * (d3 - d1) - d2 + d4;
+          v4[c] = 2 * (d1 - d3) - d2 + d4;
+          v5[c] = 4 * d1 - 5 * d3 + d5;
+        }
+      }
+      t++;
+    }
+  }
+}
+
+/** The four outputs of a tile from its six products: Aᵀ · m. */
+struct TileOut {
+  float r0, r1, r2, r3;
+};
+inline TileOut outputsOf(float m0, float m1, float m2, float m3, float m4, float m5) {
+  return {m0 + m1 + m2 + m3 + m4, m1 - m2 + 2 * (m3 - m4), m1 + m2 + 4 * (m3 + m4), m1 - m2 + 8 * (m3 - m4) + m5};
+}
+
+/** out[n, y, x_r, o] (+)= bias[o] + Σ_s Aᵀ[r][s] · M_s[t][o] for the tile outputs inside the row. */
+void transformOutput(const RowGeom& g, const float* M, const float* bias, bool accumulate, int64_t r0, int64_t r1, float* out) {
+  const int64_t T = (r1 - r0) * int64_t(g.tiles.size());
+  const int64_t plane = T * g.O, O = g.O;
+  std::vector<float> zeroBias;
+  if (!bias) zeroBias.assign(size_t(O), 0.0f);
+  const float* __restrict b = bias ? bias : zeroBias.data();
+  int64_t t = 0;
+  for (int64_t r = r0; r < r1; r++) {
+    float* row = out + r * g.OW * O;
+    for (const auto& [q, j0] : g.tiles) {
+      const float* __restrict m0 = M + t * O;
+      const float* __restrict m1 = m0 + plane;
+      const float* __restrict m2 = m0 + 2 * plane;
+      const float* __restrict m3 = m0 + 3 * plane;
+      const float* __restrict m4 = m0 + 4 * plane;
+      const float* __restrict m5 = m0 + 5 * plane;
+      const int64_t outs = tileOutputs(g, q, j0);
+      if (outs == kTile) {
+        float* __restrict y0 = row + (q + g.dw * j0) * O;
+        float* __restrict y1 = y0 + g.dw * O;
+        float* __restrict y2 = y1 + g.dw * O;
+        float* __restrict y3 = y2 + g.dw * O;
+        if (accumulate) {
+#pragma omp simd
+          for (int64_t o = 0; o < O; o++) {
+            const TileOut v = outputsOf(m0[o], m1[o], m2[o], m3[o], m4[o], m5[o]);
+            y0[o] += b[o] + v.r0, y1[o] += b[o] + v.r1, y2[o] += b[o] + v.r2, y3[o] += b[o] + v.r3;
+          }
+        } else {
+#pragma omp simd
+          for (int64_t o = 0; o < O; o++) {
+            const TileOut v = outputsOf(m0[o], m1[o], m2[o], m3[o], m4[o], m5[o]);
+            y0[o] = b[o] + v.r0, y1[o] = b[o] + v.r1, y2[o] = b[o] + v.r2, y3[o] = b[o] + v.r3;
+          }
+        }
+      } else {
+        for (int64_t o = 0; o < O; o++) {
+          const TileOut v = outputsOf(m0[o], m1[o], m2[o], m3[o], m4[o], m5[o]);
+          const float rs[kTile] = {v.r0, v.r1, v.r2, v.r3};
+          for (int64_t k = 0; k < outs; k++) {
+            float& y = row[(q + g.dw * (j0 + k)) * O + o];
+            y = (accumulate ? y : 0.0f) + b[o] + rs[k];
+          }
+        }
+      }
+      t++;
+    }
+  }
+}
+
+/** dM_s[t][o] = Σ_r Aᵀ[r][s] · dy[n, y, x_r, o]: the transpose of transformOutput (0 past the row). */
+void transformOutputGradient(const RowGeom& g, const float* dy, int64_t r0, int64_t r1, float* dM) {
+  const int64_t T = (r1 - r0) * int64_t(g.tiles.size());
+  const int64_t plane = T * g.O, O = g.O;
+  int64_t t = 0;
+  for (int64_t r = r0; r < r1; r++) {
+    const float* row = dy + r * g.OW * O;
+    for (const auto& [q, j0] : g.tiles) {
+      float* m = dM + t * O;
+      const int64_t outs = tileOutputs(g, q, j0);
+      if (outs == kTile) {
+        const float* __restrict e0 = row + (q + g.dw * j0) * O;
+        const float* __restrict e1 = e0 + g.dw * O;
+        const float* __restrict e2 = e1 + g.dw * O;
+        const float* __restrict e3 = e2 + g.dw * O;
+        float* __restrict n0 = m;
+        float* __restrict n1 = m + plane;
+        float* __restrict n2 = m + 2 * plane;
+        float* __restrict n3 = m + 3 * plane;
+        float* __restrict n4 = m + 4 * plane;
+        float* __restrict n5 = m + 5 * plane;
+#pragma omp simd
+        for (int64_t o = 0; o < O; o++) {
+          const float a = e0[o], b = e1[o], c = e2[o], d = e3[o];
+          n0[o] = a;
+          n1[o] = a + b + c + d;
+          n2[o] = a - b + c - d;
+          n3[o] = a + 2 * b + 4 * c + 8 * d;
+          n4[o] = a - 2 * b + 4 * c - 8 * d;
+          n5[o] = d;
+        }
+      } else {
+        for (int64_t o = 0; o < O; o++) {
+          float e[kTile] = {0, 0, 0, 0};
+          for (int64_t k = 0; k < outs; k++) e[k] = row[(q + g.dw * (j0 + k)) * O + o];
+          m[o] = e[0];
+          m[plane + o] = e[0] + e[1] + e[2] + e[3];
+          m[2 * plane + o] = e[0] - e[1] + e[2] - e[3];
+          m[3 * plane + o] = e[0] + 2 * e[1] + 4 * e[2] + 8 * e[3];
+          m[4 * plane + o] = e[0] - 2 * e[1] + 4 * e[2] - 8 * e[3];
+          m[5 * plane + o] = e[3];
+        }
+      }
+      t++;
+    }
+  }
+}
+
+/**
+ * dx[n, iy, col_u, c] += Σ_s Bᵀ[s][u] · dV_s[t][c] for kernel row ky (iy = y − pt + ky·dh): the
+ * transpose of transformInput. dV holds six [tiles, C] planes. Each output row writes one input
+ * row, so chunks of rows never write the same memory within one ky.
+ */
+void scatterInputGradient(const RowGeom& g, const float* dV, int64_t ky, int64_t r0, int64_t r1, float* dx) {
+  const int64_t T = (r1 - r0) * int64_t(g.tiles.size());
+  const int64_t plane = T * g.C, C = g.C;
+  int64_t t = 0;
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t n = r / g.OH, y = r % g.OH;
+    const int64_t iy = y - g.pt + ky * g.dh;
+    if (iy < 0 || iy >= g.H) {
+      t += int64_t(g.tiles.size());
+      continue;
+    }
+    float* row = dx + (n * g.H + iy) * g.W * C;
+    for (const auto& [q, j0] : g.tiles) {
+      const float* v = dV + t * C;
+      float* d[kAlpha];
+      for (int64_t u = 0; u < kAlpha; u++) {
+        const int64_t col = tileColumn(g, q, j0, u);
+        d[u] = col < 0 ? nullptr : row + col * C;
+      }
+      const float* __restrict v0 = v;
+      const float* __restrict v1 = v + plane;
+      const float* __restrict v2 = v + 2 * plane;
+      const float* __restrict v3 = v + 3 * plane;
+      const float* __restrict v4 = v + 4 * plane;
+      const float* __restrict v5 = v + 5 * plane;
+      // Column u of the tile gets (Bᵀ)ᵀ row u of the six planes.
+      if (float* __restrict o = d[0]) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) o[c] += 4 * v0[c];
+      }
+      if (float* __restrict o = d[1]) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) o[c] += 4 * (v2[c] - v1[c]) + 2 * (v4[c] - v3[c]) + 4 * v5[c];
+      }
+      if (float* __restrict o = d[2]) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) o[c] += -5 * v0[c] - 4 * (v1[c] + v2[c]) - v3[c] - v4[c];
+      }
+      if (float* __restrict o = d[3]) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) o[c] += v1[c] - v2[c] + 2 * (v3[c] - v4[c]) - 5 * v5[c];
+      }
+      if (float* __restrict o = d[4]) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) o[c] += v0[c] + v1[c] + v2[c] + v3[c] + v4[c];
+      }
+      if (float* __restrict o = d[5]) {
+#pragma omp simd
+        for (int64_t c = 0; c < C; c++) o[c] += v5[c];
+      }
+      t++;
+    }
+  }
+}
+
+// The six products of a chunk are one batched oneDNN matmul ([6, …] operands), run inside the
+// parallel region on the calling thread only (oneDNN runs serially inside an OpenMP region), with
+// a scratchpad and stream per thread. (oneDNN 2.6's dnnl_sgemm is not used: a signal arriving
+// while it runs — the profiler's SIGPROF, a Ctrl-C — corrupts the heap.)
+enum class Product : int64_t {
+  Forward = 0,      // M[6, T, O] = V[6, T, K] · U[6, K, O]
+  WeightGrad = 1,   // dU[6, K, O] += V[6, T, K]ᵀ · dM[6, T, O]
+  InputGrad = 2,    // dV[6, T, C] = dM[6, T, O] · Uᵀ[ky][6, O, C]
+};
+
+struct ProductEntry {
+  dnnl::matmul prim;
+  dnnl::memory::desc a, b, c, scratch;
+};
+
+using ProductKey = CacheKey<5>;
+std::unordered_map<ProductKey, std::unique_ptr<ProductEntry>, CacheKeyHash<5>> productCache;
+
+ProductEntry& productFor(Product kind, int64_t T, int64_t K, int64_t O, int64_t C) {
+  const ProductKey key{{int64_t(kind), T, K, O, C}};
+  auto it = productCache.find(key);
+  if (it != productCache.end()) return *it->second;
+  using dnnl::memory;
+  const auto f32 = memory::data_type::f32;
+  auto e = std::make_unique<ProductEntry>();
+  auto plain = [&](int64_t r, int64_t c) { return memory::desc({kAlpha, r, c}, f32, memory::dims{r * c, c, 1}); };
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  switch (kind) {
+    case Product::Forward:
+      e->a = plain(T, K), e->b = plain(K, O), e->c = plain(T, O);
+      break;
+    case Product::WeightGrad: {
+      e->a = memory::desc({kAlpha, K, T}, f32, memory::dims{T * K, 1, K});  // V, transposed
+      e->b = plain(T, O), e->c = plain(K, O);
+      dnnl::post_ops ops;
+      ops.append_sum(1.0f);
+      attr.set_post_ops(ops);
+      break;
+    }
+    case Product::InputGrad:
+      // Uᵀ of one kernel row, stored dense (a transposed view would send oneDNN to gemm:jit).
+      e->a = plain(T, O), e->b = plain(O, C), e->c = plain(T, C);
+      break;
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(e->a, e->b, e->c), attr, cpuEngine());
+  e->scratch = pd.scratchpad_desc();
+  e->prim = dnnl::matmul(pd);
+  return *productCache.emplace(key, std::move(e)).first->second;
+}
+
+std::vector<dnnl::stream>& threadStreams(int n) {
+  static std::vector<dnnl::stream> streams;
+  while (int(streams.size()) < n) streams.emplace_back(cpuEngine());
+  return streams;
+}
+
+/** Per-thread buffers, grown on demand (used under onednnLock). */
+std::vector<float>& threadBuffer(int which, int thread, int64_t floats);
+
+/** Runs one batched product on the calling thread (inside the parallel region). */
+void product(const ProductEntry& e, int tid, const float* a, const float* b, float* c) {
+  using dnnl::memory;
+  std::vector<float>& scratch = threadBuffer(4, tid, 0);
+  memory ma(e.a, cpuEngine(), const_cast<float*>(a)), mb(e.b, cpuEngine(), const_cast<float*>(b)), mc(e.c, cpuEngine(), c);
+  memory ms(e.scratch, cpuEngine(), scratch.data());
+  dnnl::stream& st = threadStreams(0)[size_t(tid)];
+  e.prim.execute(st, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}});
+  st.wait();
+}
+
+/** Per-thread buffers, grown on demand (used under onednnLock). */
+std::vector<float>& threadBuffer(int which, int thread, int64_t floats) {
+  static std::vector<std::vector<float>> buffers[6];
+  std::vector<std::vector<float>>& b = buffers[which];
+  if (int64_t(b.size()) <= thread) b.resize(size_t(thread) + 1);
+  if (int64_t(b[size_t(thread)].size()) < floats) b[size_t(thread)].resize(size_t(floats));
+  return b[size_t(thread)];
+}
+
+/** Runs body(r0, r1, thread) over chunks of output rows on all threads; rethrows the first error. */
+template <class F>
+void forChunks(const RowGeom& g, F body) {
+  const int64_t rows = g.N * g.OH, step = chunkRows(g);
+  const int64_t chunks = (rows + step - 1) / step;
+  const int nthr = int(std::min<int64_t>(omp_get_max_threads(), chunks));
+  // Buffers are sized before the parallel region: vectors never grow inside it.
+  std::string error;
+#pragma omp parallel num_threads(nthr)
+  {
+    const int tid = omp_get_thread_num();
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < chunks; k++) {
+      try {
+        body(k * step, std::min(rows, (k + 1) * step), tid);
+      } catch (const std::exception& e) {
+#pragma omp critical
+        if (error.empty()) error = e.what();
+      }
+    }
+  }
+  if (!error.empty()) throw std::runtime_error(error);
+}
+
+int threadsFor(const RowGeom& g) {
+  const int64_t rows = g.N * g.OH, step = chunkRows(g);
+  return int(std::min<int64_t>(omp_get_max_threads(), (rows + step - 1) / step));
+}
+
+/**
+ * The products of one kind for a full chunk and for the last (shorter) chunk, built before the
+ * parallel region (the cache is not touched inside it), with every thread's scratchpad sized.
+ */
+struct Products {
+  ProductEntry* full;
+  ProductEntry* last;
+  int64_t fullT;
+  const ProductEntry& forTiles(int64_t T) const { return T == fullT ? *full : *last; }
+};
+
+Products productsFor(Product kind, const RowGeom& g, int nthr) {
+  const int64_t tiles = int64_t(g.tiles.size()), step = chunkRows(g), rows = g.N * g.OH;
+  const int64_t lastRows = rows - (rows - 1) / step * step;
+  Products ps{&productFor(kind, step * tiles, g.K, g.O, g.C), &productFor(kind, lastRows * tiles, g.K, g.O, g.C), step * tiles};
+  const int64_t bytes = int64_t(std::max(ps.full->scratch.get_size(), ps.last->scratch.get_size()));
+  for (int t = 0; t < nthr; t++) threadBuffer(4, t, bytes / 4 + 1);
+  threadStreams(nthr);
+  return ps;
+}
+
+}  // namespace
+
+bool rowWinogradFits(const Shape& w, const ConvParams& p) {
+  return p.rowWinograd && w.size() == 4 && w[1] == 3 && p.strideH == 1 && p.strideW == 1;
+}
+
+void rowWinogradForward(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate) {
+  const RowGeom g = rowGeom(x.shape, w.shape, out.shape, p);
+  const int64_t maxT = chunkRows(g) * int64_t(g.tiles.size());
+  std::lock_guard<std::mutex> lock(onednnLock());
+  std::vector<float>& U = threadBuffer(0, 0, kAlpha * g.K * g.O);
+  transformWeights(g, w.f32(), U.data());
+  const std::vector<float> zeros(size_t(g.C), 0.0f);
+  const int nthr = threadsFor(g);
+  for (int t = 0; t < nthr; t++) {
+    threadBuffer(1, t, kAlpha * maxT * g.K);
+    threadBuffer(2, t, kAlpha * maxT * g.O);
+  }
+  const Products forward = productsFor(Product::Forward, g, nthr);
+  forChunks(g, [&](int64_t r0, int64_t r1, int tid) {
+    const int64_t T = (r1 - r0) * int64_t(g.tiles.size());
+    float* V = threadBuffer(1, tid, 0).data();
+    float* M = threadBuffer(2, tid, 0).data();
+    transformInput(g, x.f32(), zeros.data(), r0, r1, V);
+    product(forward.forTiles(T), tid, V, U.data(), M);
+    transformOutput(g, M, bias ? bias->f32() : nullptr, accumulate, r0, r1, out.f32());
+  });
+}
+
+void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p) {
+  const RowGeom g = rowGeom(x.shape, w.shape, dy.shape, p);
+  const int64_t maxT = chunkRows(g) * int64_t(g.tiles.size());
+  std::lock_guard<std::mutex> lock(onednnLock());
+  const int64_t planeU = g.K * g.O;
+  std::vector<float>& U = threadBuffer(0, 0, kAlpha * planeU);
+  // Uᵀ per kernel row, [KH][6][O][C], for the input gradient.
+  std::vector<float>& UT = threadBuffer(5, 0, dx ? kAlpha * planeU : 0);
+  if (dx) {
+    transformWeights(g, w.f32(), U.data());
+    for (int64_t ky = 0; ky < g.KH; ky++)
+      for (int64_t s = 0; s < kAlpha; s++) {
+        float* dst = UT.data() + (ky * kAlpha + s) * g.O * g.C;
+        const float* src = U.data() + s * planeU + ky * g.C * g.O;
+        for (int64_t c = 0; c < g.C; c++)
+          for (int64_t o = 0; o < g.O; o++) dst[o * g.C + c] = src[c * g.O + o];
+      }
+  }
+  const std::vector<float> zeros(size_t(g.C), 0.0f);
+  const int nthr = threadsFor(g);
+  for (int t = 0; t < nthr; t++) {
+    threadBuffer(1, t, kAlpha * maxT * g.K);  // V, then dV
+    threadBuffer(2, t, kAlpha * maxT * g.O);  // dM
+    if (dw || db) {
+      // dU accumulators (and the bias gradient behind them), zeroed per call.
+      std::vector<float>& acc = threadBuffer(3, t, kAlpha * planeU + g.O);
+      std::fill(acc.begin(), acc.begin() + kAlpha * planeU + g.O, 0.0f);
+    }
+  }
+  const Products weightGrad = dw ? productsFor(Product::WeightGrad, g, nthr) : Products{};
+  const Products inputGrad = dx ? productsFor(Product::InputGrad, g, nthr) : Products{};
+  if (dx) std::memset(dx->data, 0, size_t(dx->size) * 4);
+  // One pass per kernel row: within a pass every output row writes one input row of dx.
+  for (int64_t ky = 0; ky < g.KH; ky++) {
+    const bool weights = ky == 0 && (dw || db);
+    if (!weights && !dx) break;
+    forChunks(g, [&](int64_t r0, int64_t r1, int tid) {
+      const int64_t T = (r1 - r0) * int64_t(g.tiles.size());
+      float* V = threadBuffer(1, tid, 0).data();
+      float* dM = threadBuffer(2, tid, 0).data();
+      transformOutputGradient(g, dy.f32(), r0, r1, dM);
+      if (weights) {
+        float* dU = threadBuffer(3, tid, 0).data();
+        if (dw) {
+          transformInput(g, x.f32(), zeros.data(), r0, r1, V);
+          product(weightGrad.forTiles(T), tid, V, dM, dU);
+        }
+        if (db) {
+          float* b = dU + kAlpha * planeU;
+          const float* d = dy.f32() + r0 * g.OW * g.O;
+          for (int64_t i = 0; i < (r1 - r0) * g.OW; i++)
+            for (int64_t o = 0; o < g.O; o++) b[o] += d[i * g.O + o];
+        }
+      }
+      if (dx) {
+        // dV_s = dM_s · (U_s rows of kernel row ky)ᵀ → [T, C], then scattered into dx.
+        product(inputGrad.forTiles(T), tid, dM, UT.data() + ky * kAlpha * g.O * g.C, V);
+        scatterInputGradient(g, V, ky, r0, r1, dx->f32());
+      }
+    });
+  }
+  if (dw || db) {
+    std::vector<float>& total = threadBuffer(3, 0, 0);
+    for (int t = 1; t < nthr; t++) {
+      const std::vector<float>& part = threadBuffer(3, t, 0);
+      for (int64_t i = 0; i < kAlpha * planeU + g.O; i++) total[size_t(i)] += part[size_t(i)];
+    }
+    if (dw) weightGradientFromPoints(g, total.data(), dw->f32());
+    if (db) std::copy(total.begin() + kAlpha * planeU, total.begin() + kAlpha * planeU + g.O, db->f32());
+  }
+}
+
+}  // namespace arpix

@@ -11,7 +11,8 @@
         "native/onednn_common.cc",
         "native/onednn_conv.cc",
         "native/onednn_matmul.cc",
-        "native/winograd_rows.cc"
+        "native/winograd_rows.cc",
+        "native/thread_products.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

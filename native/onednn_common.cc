@@ -31,11 +31,12 @@ void clearOnednnCaches() {
   std::lock_guard<std::mutex> g(onednnLock());
   clearConvCaches();
   clearMatmulCaches();
+  clearThreadProducts();
 }
 
 std::array<int64_t, 3> onednnCacheSizes() {
   std::lock_guard<std::mutex> g(onednnLock());
-  return {convPrimitiveCount() + matmulPrimitiveCount(), convWeightCount(), convKeptInputCount()};
+  return {convPrimitiveCount() + matmulPrimitiveCount() + threadProductCount(), convWeightCount(), convKeptInputCount()};
 }
 
 }  // namespace arpix

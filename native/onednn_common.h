@@ -34,9 +34,11 @@ std::mutex& onednnLock();
 // Per-adapter cache hooks, gathered by clearOnednnCaches / onednnCacheSizes.
 void clearConvCaches();
 void clearMatmulCaches();
+void clearThreadProducts();
 int64_t convPrimitiveCount();
 int64_t convWeightCount();
 int64_t convKeptInputCount();
 int64_t matmulPrimitiveCount();
+int64_t threadProductCount();
 
 }  // namespace arpix

@@ -10,17 +10,13 @@
 // never mixed: an output depends on exactly the rows the direct convolution reads.
 //
 // Work is split by output rows; each thread transforms a chunk of tiles into its own buffers
-// (they stay in its L2 cache), multiplies them on oneDNN's sgemm (single-threaded inside the
-// parallel region) and transforms back. Dilation d: the output columns x ≡ q (mod d) form an
+// (they stay in its L2 cache), multiplies them on oneDNN (thread_products.h) and transforms back. Dilation d: the output columns x ≡ q (mod d) form an
 // undilated 1-D convolution over the input columns ≡ q − padLeft, tiled on their own.
 #include <algorithm>
 #include <cstring>
-#include <memory>
-#include <unordered_map>
 #include <vector>
 
-#include "common.h"
-#include "onednn_common.h"
+#include "thread_products.h"
 
 namespace arpix {
 namespace {
@@ -320,134 +316,35 @@ void scatterInputGradient(const RowGeom& g, const float* dV, int64_t ky, int64_t
   }
 }
 
-// The six products of a chunk are one batched oneDNN matmul ([6, …] operands), run inside the
-// parallel region on the calling thread only (oneDNN runs serially inside an OpenMP region), with
-// a scratchpad and stream per thread. (oneDNN 2.6's dnnl_sgemm is not used: a signal arriving
-// while it runs — the profiler's SIGPROF, a Ctrl-C — corrupts the heap.)
-enum class Product : int64_t {
-  Forward = 0,      // M[6, T, O] = V[6, T, K] · U[6, K, O]
-  WeightGrad = 1,   // dU[6, K, O] += V[6, T, K]ᵀ · dM[6, T, O]
-  InputGrad = 2,    // dV[6, T, C] = dM[6, T, O] · Uᵀ[ky][6, O, C]
-};
+int64_t rowsOf(const RowGeom& g) { return g.N * g.OH; }
 
-struct ProductEntry {
-  dnnl::matmul prim;
-  dnnl::memory::desc a, b, c, scratch;
-};
-
-using ProductKey = CacheKey<5>;
-std::unordered_map<ProductKey, std::unique_ptr<ProductEntry>, CacheKeyHash<5>> productCache;
-
-ProductEntry& productFor(Product kind, int64_t T, int64_t K, int64_t O, int64_t C) {
-  const ProductKey key{{int64_t(kind), T, K, O, C}};
-  auto it = productCache.find(key);
-  if (it != productCache.end()) return *it->second;
-  using dnnl::memory;
-  const auto f32 = memory::data_type::f32;
-  auto e = std::make_unique<ProductEntry>();
-  auto plain = [&](int64_t r, int64_t c) { return memory::desc({kAlpha, r, c}, f32, memory::dims{r * c, c, 1}); };
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  switch (kind) {
-    case Product::Forward:
-      e->a = plain(T, K), e->b = plain(K, O), e->c = plain(T, O);
-      break;
-    case Product::WeightGrad: {
-      e->a = memory::desc({kAlpha, K, T}, f32, memory::dims{T * K, 1, K});  // V, transposed
-      e->b = plain(T, O), e->c = plain(K, O);
-      dnnl::post_ops ops;
-      ops.append_sum(1.0f);
-      attr.set_post_ops(ops);
-      break;
-    }
-    case Product::InputGrad:
-      // Uᵀ of one kernel row, stored dense (a transposed view would send oneDNN to gemm:jit).
-      e->a = plain(T, O), e->b = plain(O, C), e->c = plain(T, C);
-      break;
-  }
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(e->a, e->b, e->c), attr, cpuEngine());
-  e->scratch = pd.scratchpad_desc();
-  e->prim = dnnl::matmul(pd);
-  return *productCache.emplace(key, std::move(e)).first->second;
-}
-
-std::vector<dnnl::stream>& threadStreams(int n) {
-  static std::vector<dnnl::stream> streams;
-  while (int(streams.size()) < n) streams.emplace_back(cpuEngine());
-  return streams;
-}
-
-/** Per-thread buffers, grown on demand (used under onednnLock). */
-std::vector<float>& threadBuffer(int which, int thread, int64_t floats);
-
-/** Runs one batched product on the calling thread (inside the parallel region). */
-void product(const ProductEntry& e, int tid, const float* a, const float* b, float* c) {
-  using dnnl::memory;
-  std::vector<float>& scratch = threadBuffer(4, tid, 0);
-  memory ma(e.a, cpuEngine(), const_cast<float*>(a)), mb(e.b, cpuEngine(), const_cast<float*>(b)), mc(e.c, cpuEngine(), c);
-  memory ms(e.scratch, cpuEngine(), scratch.data());
-  dnnl::stream& st = threadStreams(0)[size_t(tid)];
-  e.prim.execute(st, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}});
-  st.wait();
-}
-
-/** Per-thread buffers, grown on demand (used under onednnLock). */
-std::vector<float>& threadBuffer(int which, int thread, int64_t floats) {
-  static std::vector<std::vector<float>> buffers[6];
-  std::vector<std::vector<float>>& b = buffers[which];
-  if (int64_t(b.size()) <= thread) b.resize(size_t(thread) + 1);
-  if (int64_t(b[size_t(thread)].size()) < floats) b[size_t(thread)].resize(size_t(floats));
-  return b[size_t(thread)];
-}
-
-/** Runs body(r0, r1, thread) over chunks of output rows on all threads; rethrows the first error. */
-template <class F>
-void forChunks(const RowGeom& g, F body) {
-  const int64_t rows = g.N * g.OH, step = chunkRows(g);
-  const int64_t chunks = (rows + step - 1) / step;
-  const int nthr = int(std::min<int64_t>(omp_get_max_threads(), chunks));
-  // Buffers are sized before the parallel region: vectors never grow inside it.
-  std::string error;
-#pragma omp parallel num_threads(nthr)
-  {
-    const int tid = omp_get_thread_num();
-#pragma omp for schedule(static)
-    for (int64_t k = 0; k < chunks; k++) {
-      try {
-        body(k * step, std::min(rows, (k + 1) * step), tid);
-      } catch (const std::exception& e) {
-#pragma omp critical
-        if (error.empty()) error = e.what();
-      }
-    }
-  }
-  if (!error.empty()) throw std::runtime_error(error);
-}
-
-int threadsFor(const RowGeom& g) {
-  const int64_t rows = g.N * g.OH, step = chunkRows(g);
-  return int(std::min<int64_t>(omp_get_max_threads(), (rows + step - 1) / step));
-}
-
-/**
- * The products of one kind for a full chunk and for the last (shorter) chunk, built before the
- * parallel region (the cache is not touched inside it), with every thread's scratchpad sized.
- */
+/** The products of a kind for a full chunk and for the last (shorter) chunk. */
 struct Products {
-  ProductEntry* full;
-  ProductEntry* last;
+  const ThreadProduct* full;
+  const ThreadProduct* last;
   int64_t fullT;
-  const ProductEntry& forTiles(int64_t T) const { return T == fullT ? *full : *last; }
+  const ThreadProduct& forTiles(int64_t T) const { return T == fullT ? *full : *last; }
+};
+
+// The six products of a chunk are one batched matmul ([6, …] operands) on the chunk's thread.
+enum class Product {
+  Forward,     // M[6, T, O] = V[6, T, K] · U[6, K, O]
+  WeightGrad,  // dU[6, K, O] += V[6, T, K]ᵀ · dM[6, T, O]
+  InputGrad,   // dV[6, T, C] = dM[6, T, O] · Uᵀ[ky][6, O, C]
 };
 
 Products productsFor(Product kind, const RowGeom& g, int nthr) {
-  const int64_t tiles = int64_t(g.tiles.size()), step = chunkRows(g), rows = g.N * g.OH;
-  const int64_t lastRows = rows - (rows - 1) / step * step;
-  Products ps{&productFor(kind, step * tiles, g.K, g.O, g.C), &productFor(kind, lastRows * tiles, g.K, g.O, g.C), step * tiles};
-  const int64_t bytes = int64_t(std::max(ps.full->scratch.get_size(), ps.last->scratch.get_size()));
-  for (int t = 0; t < nthr; t++) threadBuffer(4, t, bytes / 4 + 1);
-  threadStreams(nthr);
-  return ps;
+  const int64_t tiles = int64_t(g.tiles.size()), step = chunkRows(g), rows = rowsOf(g);
+  const int64_t lastT = (rows - (rows - 1) / step * step) * tiles;
+  auto shape = [&](int64_t T) -> ProductShape {
+    switch (kind) {
+      case Product::Forward: return {kAlpha, T, g.K, g.O, false, false};
+      case Product::WeightGrad: return {kAlpha, g.K, T, g.O, true, true};
+      case Product::InputGrad: break;
+    }
+    return {kAlpha, T, g.O, g.C, false, false};
+  };
+  return {&threadProduct(shape(step * tiles), nthr), &threadProduct(shape(lastT), nthr), step * tiles};
 }
 
 }  // namespace
@@ -463,18 +360,18 @@ void rowWinogradForward(const Buf& x, const Buf& w, const Buf* bias, const Buf& 
   std::vector<float>& U = threadBuffer(0, 0, kAlpha * g.K * g.O);
   transformWeights(g, w.f32(), U.data());
   const std::vector<float> zeros(size_t(g.C), 0.0f);
-  const int nthr = threadsFor(g);
+  const int nthr = chunkThreads((rowsOf(g) + chunkRows(g) - 1) / chunkRows(g));
   for (int t = 0; t < nthr; t++) {
     threadBuffer(1, t, kAlpha * maxT * g.K);
     threadBuffer(2, t, kAlpha * maxT * g.O);
   }
   const Products forward = productsFor(Product::Forward, g, nthr);
-  forChunks(g, [&](int64_t r0, int64_t r1, int tid) {
+  forChunks(rowsOf(g), chunkRows(g), [&](int64_t r0, int64_t r1, int tid) {
     const int64_t T = (r1 - r0) * int64_t(g.tiles.size());
     float* V = threadBuffer(1, tid, 0).data();
     float* M = threadBuffer(2, tid, 0).data();
     transformInput(g, x.f32(), zeros.data(), r0, r1, V);
-    product(forward.forTiles(T), tid, V, U.data(), M);
+    runProduct(forward.forTiles(T), tid, V, U.data(), M);
     transformOutput(g, M, bias ? bias->f32() : nullptr, accumulate, r0, r1, out.f32());
   });
 }
@@ -498,7 +395,7 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
       }
   }
   const std::vector<float> zeros(size_t(g.C), 0.0f);
-  const int nthr = threadsFor(g);
+  const int nthr = chunkThreads((rowsOf(g) + chunkRows(g) - 1) / chunkRows(g));
   for (int t = 0; t < nthr; t++) {
     threadBuffer(1, t, kAlpha * maxT * g.K);  // V, then dV
     threadBuffer(2, t, kAlpha * maxT * g.O);  // dM
@@ -515,7 +412,7 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
   for (int64_t ky = 0; ky < g.KH; ky++) {
     const bool weights = ky == 0 && (dw || db);
     if (!weights && !dx) break;
-    forChunks(g, [&](int64_t r0, int64_t r1, int tid) {
+    forChunks(rowsOf(g), chunkRows(g), [&](int64_t r0, int64_t r1, int tid) {
       const int64_t T = (r1 - r0) * int64_t(g.tiles.size());
       float* V = threadBuffer(1, tid, 0).data();
       float* dM = threadBuffer(2, tid, 0).data();
@@ -524,7 +421,7 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
         float* dU = threadBuffer(3, tid, 0).data();
         if (dw) {
           transformInput(g, x.f32(), zeros.data(), r0, r1, V);
-          product(weightGrad.forTiles(T), tid, V, dM, dU);
+          runProduct(weightGrad.forTiles(T), tid, V, dM, dU);
         }
         if (db) {
           float* b = dU + kAlpha * planeU;
@@ -535,7 +432,7 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
       }
       if (dx) {
         // dV_s = dM_s · (U_s rows of kernel row ky)ᵀ → [T, C], then scattered into dx.
-        product(inputGrad.forTiles(T), tid, dM, UT.data() + ky * kAlpha * g.O * g.C, V);
+        runProduct(inputGrad.forTiles(T), tid, dM, UT.data() + ky * kAlpha * g.O * g.C, V);
         scatterInputGradient(g, V, ky, r0, r1, dx->f32());
       }
     });

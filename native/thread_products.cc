@@ -1,0 +1,68 @@
+// See thread_products.h.
+#include "thread_products.h"
+
+#include <memory>
+#include <unordered_map>
+
+namespace arpix {
+namespace {
+
+using dnnl::memory;
+using Key = CacheKey<6>;
+std::unordered_map<Key, std::unique_ptr<ThreadProduct>, CacheKeyHash<6>> products;
+
+std::vector<dnnl::stream>& streams() {
+  static std::vector<dnnl::stream> s;
+  return s;
+}
+
+}  // namespace
+
+std::vector<float>& threadBuffer(int which, int thread, int64_t floats) {
+  static std::vector<std::vector<float>> buffers[kThreadBuffers + 1];
+  std::vector<std::vector<float>>& b = buffers[which];
+  if (int64_t(b.size()) <= thread) b.resize(size_t(thread) + 1);
+  if (int64_t(b[size_t(thread)].size()) < floats) b[size_t(thread)].resize(size_t(floats));
+  return b[size_t(thread)];
+}
+
+const ThreadProduct& threadProduct(const ProductShape& s, int nthr) {
+  const Key key{{s.batch, s.M, s.K, s.N, int64_t(s.transA), int64_t(s.accumulate)}};
+  auto it = products.find(key);
+  if (it == products.end()) {
+    const auto f32 = memory::data_type::f32;
+    auto dense = [&](int64_t r, int64_t c) { return memory::desc({s.batch, r, c}, f32, memory::dims{r * c, c, 1}); };
+    auto p = std::make_unique<ThreadProduct>();
+    p->a = s.transA ? memory::desc({s.batch, s.M, s.K}, f32, memory::dims{s.M * s.K, 1, s.M}) : dense(s.M, s.K);
+    p->b = dense(s.K, s.N);
+    p->c = dense(s.M, s.N);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (s.accumulate) {
+      dnnl::post_ops ops;
+      ops.append_sum(1.0f);
+      attr.set_post_ops(ops);
+    }
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(p->a, p->b, p->c), attr, cpuEngine());
+    p->scratch = pd.scratchpad_desc();
+    p->prim = dnnl::matmul(pd);
+    it = products.emplace(key, std::move(p)).first;
+  }
+  // The scratchpad is the last of the thread buffers.
+  for (int t = 0; t < nthr; t++) threadBuffer(kThreadBuffers, t, int64_t(it->second->scratch.get_size()) / 4 + 1);
+  while (int(streams().size()) < nthr) streams().emplace_back(cpuEngine());
+  return *it->second;
+}
+
+void runProduct(const ThreadProduct& p, int tid, const float* a, const float* b, float* c) {
+  memory ma(p.a, cpuEngine(), const_cast<float*>(a)), mb(p.b, cpuEngine(), const_cast<float*>(b)), mc(p.c, cpuEngine(), c);
+  memory ms(p.scratch, cpuEngine(), threadBuffer(kThreadBuffers, tid, 0).data());
+  dnnl::stream& st = streams()[size_t(tid)];
+  p.prim.execute(st, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}});
+  st.wait();
+}
+
+void clearThreadProducts() { products.clear(); }
+int64_t threadProductCount() { return int64_t(products.size()); }
+
+}  // namespace arpix

@@ -1,0 +1,66 @@
+// Work split by chunks over OpenMP threads, each chunk's matrix products run by its own thread on
+// oneDNN matmul (brgemm) with its own stream and scratchpad: the pattern of the convolutions that
+// arpix computes itself (winograd_rows.cc, row_conv.cc), whose chunks stay in a core's L2 cache
+// between their transforms and their products. Used under onednnLock; products and buffers are
+// prepared before a parallel region and only read inside it.
+//
+// oneDNN 2.6's dnnl_sgemm, and matmuls it serves as "gemm:jit" (e.g. a transposed batched
+// operand), corrupt the heap when a signal (the profiler's SIGPROF, a Ctrl-C) arrives mid-call;
+// the layouts used here all run on brgemm (a test holds this under a sampling profiler).
+#pragma once
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "onednn_common.h"
+
+namespace arpix {
+
+/** out[b] = op(A[b]) · B[b] (+ out[b]), b < batch, all dense row-major; op(A) = Aᵀ when transA (A stored [K, M]). */
+struct ProductShape {
+  int64_t batch, M, K, N;
+  bool transA, accumulate;
+};
+
+struct ThreadProduct {
+  dnnl::matmul prim;
+  dnnl::memory::desc a, b, c, scratch;
+};
+
+/** The product of that shape, built once; also sizes every thread's scratchpad for nthr threads. */
+const ThreadProduct& threadProduct(const ProductShape& s, int nthr);
+
+/** Runs p on the calling thread (inside a parallel region: oneDNN runs serially there). */
+void runProduct(const ThreadProduct& p, int tid, const float* a, const float* b, float* c);
+
+/** A per-thread buffer of at least `floats` floats (0: as it is), grown only outside parallel regions. */
+std::vector<float>& threadBuffer(int which, int thread, int64_t floats);
+constexpr int kThreadBuffers = 8;
+
+/** Threads used for `chunks` chunks. */
+inline int chunkThreads(int64_t chunks) { return int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(chunks, 1))); }
+
+/** Runs body(first, end, thread) over [0, items) in chunks of `step` on all threads; rethrows the first error. */
+template <class F>
+void forChunks(int64_t items, int64_t step, F body) {
+  const int64_t chunks = (items + step - 1) / step;
+  std::string error;
+#pragma omp parallel num_threads(chunkThreads(chunks))
+  {
+    const int tid = omp_get_thread_num();
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < chunks; k++) {
+      try {
+        body(k * step, std::min(items, (k + 1) * step), tid);
+      } catch (const std::exception& e) {
+#pragma omp critical
+        if (error.empty()) error = e.what();
+      }
+    }
+  }
+  if (!error.empty()) throw std::runtime_error(error);
+}
+
+}  // namespace arpix

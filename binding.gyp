@@ -12,7 +12,8 @@
         "native/onednn_conv.cc",
         "native/onednn_matmul.cc",
         "native/winograd_rows.cc",
-        "native/thread_products.cc"
+        "native/thread_products.cc",
+        "native/row_conv.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

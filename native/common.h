@@ -224,6 +224,10 @@ struct ConvParams {
 /** Whether a convolution with weights w [kH, kW, Cin, Cout] runs on rowWinograd*: kW = 3, stride 1, allowed by p. */
 bool rowWinogradFits(const Shape& w, const ConvParams& p);
 void rowWinogradForward(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate);
+/** Whether the backward pass of a convolution runs on rowConvBackward: a 1×k kernel, stride 1, no vertical padding. */
+bool rowConvFits(const Shape& x, const Shape& w, const Shape& y, const ConvParams& p);
+/** dx (overwritten), dw and db of a 1×k convolution (x is read only for dw); each skipped when null. */
+void rowConvBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p);
 /** dx (overwritten), dw and db of a rowWinograd convolution; each skipped when null. */
 void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p);
 /**

@@ -454,6 +454,7 @@ void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvPa
     shapeOnly.shape = dx.shape;
     return rowWinogradBackward(shapeOnly, dy, w, &dx, nullptr, nullptr, p);
   }
+  if (rowConvFits(dx.shape, w.shape, dy.shape, p)) return rowConvBackward(Buf{}, dy, w, &dx, nullptr, nullptr, p);
   std::lock_guard<std::mutex> lock(onednnLock());
   backwardDataOn(g, dy, w, dx);
 }
@@ -540,8 +541,10 @@ void weightGradients(const Geometry& g, const Buf& x, const Buf& dy, const Buf& 
     backwardWeightsOn(g, x.data, dy.data, dw.data, db ? db->data : nullptr, blockedX, blockedDy);
     return;
   }
-  // Dilated, stride 1: oneDNN 2.6 runs this through an im2col + gemm implementation that corrupted
-  // the heap on Gated PixelCNN's layers (and its blocked-layout path is the reference loop). Output
+  // Dilated, stride 1: oneDNN 2.6 runs this through an im2col + gemm:jit implementation, whose gemm
+  // corrupts the heap when a signal arrives mid-call (thread_products.h), and its blocked-layout
+  // path is the reference loop. (Gated PixelCNN's layers no longer come here: their vertical
+  // layers run on winograd_rows.cc, their one-row layers' backward on row_conv.cc.) Output
   // rows oy ≡ a (mod dh) read only padded input rows ≡ a, so each of the dh×dw phases is an
   // undilated convolution (space-to-batch, as atrous convolution is often computed) on the JIT
   // kernels, and one batched call adds the phases' gradients. Phase rows past the output are zero
@@ -569,6 +572,9 @@ void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf
   if (rowWinogradFits(dw.shape, p) && dw.size > 0 && x.size > 0 && dy.size > 0 && !noInputRead(g)) {
     return rowWinogradBackward(x, dy, dw, nullptr, &dw, db, p);
   }
+  if (rowConvFits(x.shape, dw.shape, dy.shape, p) && dw.size > 0 && x.size > 0 && dy.size > 0 && !noInputRead(g)) {
+    return rowConvBackward(x, dy, dw, nullptr, &dw, db, p);
+  }
   std::lock_guard<std::mutex> lock(onednnLock());
   weightGradients(g, x, dy, dw, db, nullptr, nullptr);
 }
@@ -582,6 +588,10 @@ void conv2dBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, co
   if (rowWinogradFits(w.shape, p) && x.size > 0 && w.size > 0 && dy.size > 0 && !noInputRead(g)) {
     if (saved != 0) releaseKeptInput(saved);
     return rowWinogradBackward(x, dy, w, dx && dx->size > 0 ? dx : nullptr, dw, db, p);
+  }
+  if (rowConvFits(x.shape, w.shape, dy.shape, p) && x.size > 0 && w.size > 0 && dy.size > 0 && !noInputRead(g)) {
+    if (saved != 0) releaseKeptInput(saved);
+    return rowConvBackward(x, dy, w, dx && dx->size > 0 ? dx : nullptr, dw, db, p);
   }
   std::lock_guard<std::mutex> lock(onednnLock());
   // The forward pass's blocked copy of x, if it kept one and x has not been written since.

@@ -47,10 +47,11 @@ test('dilated conv2d weight gradient at Gated PixelCNN size: no heap corruption'
   assert.ok(Number.isFinite(probe));
 });
 
-// Row Winograd runs its products on oneDNN matmuls inside an OpenMP region. oneDNN 2.6's
+// Row Winograd and the one-row convolutions' backward pass run their products on oneDNN matmuls
+// inside an OpenMP region. oneDNN 2.6's
 // dnnl_sgemm (and matmuls it serves as gemm:jit, e.g. a transposed batched operand) corrupted the
 // heap when the profiler's signal arrived mid-call; the products must stay on brgemm.
-test('row-Winograd convolution forward and backward under a sampling profiler: no heap corruption', () => {
+test('row-Winograd and one-row convolutions, forward and backward, under a sampling profiler: no heap corruption', () => {
   const probe = underProfiler('arpix-roww-', `
     const { nativeBackend } = await import(${JSON.stringify(join(root, 'src/backends/registry.ts'))});
     const k = nativeBackend();
@@ -59,9 +60,13 @@ test('row-Winograd convolution forward and backward under a sampling profiler: n
     const w = ax.mul(ax.randn([2, 3, 64, 128], { generator: g }), 0.05);
     const y = ax.zeros(dy.shape), probe = ax.zeros(x.shape), dw = ax.zeros(w.shape);
     const p = { strideH: 1, strideW: 1, padTop: 1, padLeft: 1, dilationH: 1, dilationW: 1, rowWinograd: true };
+    // A horizontal-stack layer (1×2, dilated), whose backward pass is row_conv.cc's products.
+    const wh = ax.mul(ax.randn([1, 2, 64, 128], { generator: g }), 0.05), dwh = ax.zeros(wh.shape), dxh = ax.zeros(x.shape);
+    const ph = { strideH: 1, strideW: 1, padTop: 0, padLeft: 2, dilationH: 2, dilationW: 2 };
     for (let i = 0; i < 60; i++) {
       k.conv2d(x, w, null, y, p);
       k.conv2dBackward(x, dy, w, probe, i % 4 === 0 ? dw : null, null, p, 0);
+      k.conv2dBackward(x, dy, wh, dxh, dwh, null, ph, 0);
     }
   `);
   assert.ok(Number.isFinite(probe));

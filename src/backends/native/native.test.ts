@@ -352,6 +352,13 @@ describe('native backend vs ts reference', { skip }, () => {
     { name: '3×3 same, [4, 14, 14, 16] → 32', x: [4, 14, 14, 16], k: [3, 3], cout: 32, p: P(1, 1, 1) },
     // Large enough for the Winograd plan (blocked nChw16c copies, reorders in and out).
     { name: '3×3 same, Winograd-sized [2, 32, 32, 64] → 64', x: [2, 32, 32, 64], k: [3, 3], cout: 64, p: P(1, 1, 1) },
+    // One-row kernels, whose backward pass is row_conv.cc's: Gated PixelCNN's horizontal layers
+    // (1×2 with a dilated left tap), 1×1 over many row chunks with a shorter last one, 1×3 whose
+    // taps fall off both edges.
+    { name: 'row conv: 1×2 dilation 2 with left padding (horizontal stack), [3, 5, 9, 6] → 10', x: [3, 5, 9, 6], k: [1, 2], cout: 10, p: { ...P(1, 0, 2, 1, 1, 2) }, out: [5, 9] },
+    { name: 'row conv: 1×1 over many row chunks, [7, 13, 30, 16] → 24', x: [7, 13, 30, 16], k: [1, 1], cout: 24, p: P(1, 0, 0) },
+    { name: 'row conv: 1×3 dilation 3, padding 4 left, [2, 3, 11, 5] → 3', x: [2, 3, 11, 5], k: [1, 3], cout: 3, p: P(1, 0, 4, 1, 1, 3), out: [3, 13] },
+    { name: 'row conv: 1×2 without padding (narrower output), [2, 4, 7, 4] → 4', x: [2, 4, 7, 4], k: [1, 2], cout: 4, p: P(1, 0, 0), out: [4, 6] },
     // Row Winograd F(4, 3) (winograd_rows.cc): widths that are not a multiple of the tile, phases
     // of dilated rows, chunks of rows with a shorter last one, one and three kernel rows.
     { name: 'row Winograd: down-shifted 2×3, [2, 5, 9, 3] → 4', x: [2, 5, 9, 3], k: [2, 3], cout: 4, p: W(1, 1), out: [5, 9] },

@@ -63,4 +63,26 @@ void forChunks(int64_t items, int64_t step, F body) {
   if (!error.empty()) throw std::runtime_error(error);
 }
 
+/**
+ * Runs body(first, end, thread) with thread t taking ranges[t] in chunks of `step`, in order: for
+ * work whose chunks write overlapping memory unless one thread does them all (ranges.size()
+ * threads); rethrows the first error.
+ */
+template <class F>
+void forThreadRanges(const std::vector<std::pair<int64_t, int64_t>>& ranges, int64_t step, F body) {
+  std::string error;
+#pragma omp parallel num_threads(int(ranges.size()))
+  {
+    const int tid = omp_get_thread_num();
+    const auto [begin, end] = ranges[size_t(tid)];
+    try {
+      for (int64_t first = begin; first < end; first += step) body(first, std::min(end, first + step), tid);
+    } catch (const std::exception& e) {
+#pragma omp critical
+      if (error.empty()) error = e.what();
+    }
+  }
+  if (!error.empty()) throw std::runtime_error(error);
+}
+
 }  // namespace arpix

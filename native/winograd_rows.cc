@@ -318,12 +318,14 @@ void scatterInputGradient(const RowGeom& g, const float* dV, int64_t ky, int64_t
 
 int64_t rowsOf(const RowGeom& g) { return g.N * g.OH; }
 
-/** The products of a kind for a full chunk and for the last (shorter) chunk. */
+/** The products of a kind for every chunk size (in tiles) a call uses. */
 struct Products {
-  const ThreadProduct* full;
-  const ThreadProduct* last;
-  int64_t fullT;
-  const ThreadProduct& forTiles(int64_t T) const { return T == fullT ? *full : *last; }
+  std::vector<std::pair<int64_t, const ThreadProduct*>> byTiles;
+  const ThreadProduct& forTiles(int64_t T) const {
+    for (const auto& [t, p] : byTiles)
+      if (t == T) return *p;
+    throw std::logic_error("rowWinograd: no product for a chunk of " + std::to_string(T) + " tiles");
+  }
 };
 
 // The six products of a chunk are one batched matmul ([6, …] operands) on the chunk's thread.
@@ -333,18 +335,24 @@ enum class Product {
   InputGrad,   // dV[6, T, C] = dM[6, T, O] · Uᵀ[ky][6, O, C]
 };
 
-Products productsFor(Product kind, const RowGeom& g, int nthr) {
-  const int64_t tiles = int64_t(g.tiles.size()), step = chunkRows(g), rows = rowsOf(g);
-  const int64_t lastT = (rows - (rows - 1) / step * step) * tiles;
-  auto shape = [&](int64_t T) -> ProductShape {
-    switch (kind) {
-      case Product::Forward: return {kAlpha, T, g.K, g.O, false, false};
-      case Product::WeightGrad: return {kAlpha, g.K, T, g.O, true, true};
-      case Product::InputGrad: break;
-    }
-    return {kAlpha, T, g.O, g.C, false, false};
-  };
-  return {&threadProduct(shape(step * tiles), nthr), &threadProduct(shape(lastT), nthr), step * tiles};
+/** Chunk sizes, in rows, of rows r0 … r1 cut every chunkRows(g). */
+void chunkSizes(const RowGeom& g, int64_t r0, int64_t r1, std::vector<int64_t>& out) {
+  for (int64_t r = r0; r < r1; r += chunkRows(g)) {
+    const int64_t n = std::min(r1, r + chunkRows(g)) - r;
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+  }
+}
+
+Products productsFor(Product kind, const RowGeom& g, const std::vector<int64_t>& rowCounts, int nthr) {
+  Products ps;
+  for (int64_t rows : rowCounts) {
+    const int64_t T = rows * int64_t(g.tiles.size());
+    const ProductShape shape = kind == Product::Forward ? ProductShape{kAlpha, T, g.K, g.O, false, false}
+      : kind == Product::WeightGrad ? ProductShape{kAlpha, g.K, T, g.O, true, true}
+      : ProductShape{kAlpha, T, g.O, g.C, false, false};
+    ps.byTiles.emplace_back(T, &threadProduct(shape, nthr));
+  }
+  return ps;
 }
 
 }  // namespace
@@ -365,7 +373,9 @@ void rowWinogradForward(const Buf& x, const Buf& w, const Buf* bias, const Buf& 
     threadBuffer(1, t, kAlpha * maxT * g.K);
     threadBuffer(2, t, kAlpha * maxT * g.O);
   }
-  const Products forward = productsFor(Product::Forward, g, nthr);
+  std::vector<int64_t> sizes;
+  chunkSizes(g, 0, rowsOf(g), sizes);
+  const Products forward = productsFor(Product::Forward, g, sizes, nthr);
   forChunks(rowsOf(g), chunkRows(g), [&](int64_t r0, int64_t r1, int tid) {
     const int64_t T = (r1 - r0) * int64_t(g.tiles.size());
     float* V = threadBuffer(1, tid, 0).data();
@@ -395,7 +405,21 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
       }
   }
   const std::vector<float> zeros(size_t(g.C), 0.0f);
-  const int nthr = chunkThreads((rowsOf(g) + chunkRows(g) - 1) / chunkRows(g));
+  const int64_t rows = rowsOf(g), step = chunkRows(g);
+  // Output rows of different images write different rows of dx. With whole images per thread, one
+  // pass makes every gradient of a chunk from one transform of its dy; otherwise (fewer images than
+  // twice the threads) one pass per kernel row, in which every output row writes one row of dx.
+  const int maxThreads = omp_get_max_threads();
+  const bool byImages = g.N >= 2 * int64_t(maxThreads);
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  std::vector<int64_t> sizes;
+  if (byImages) {
+    for (int t = 0; t < maxThreads; t++) ranges.emplace_back(t * g.N / maxThreads * g.OH, (t + 1) * g.N / maxThreads * g.OH);
+    for (const auto& [r0, r1] : ranges) chunkSizes(g, r0, r1, sizes);
+  } else {
+    chunkSizes(g, 0, rows, sizes);
+  }
+  const int nthr = byImages ? maxThreads : chunkThreads((rows + step - 1) / step);
   for (int t = 0; t < nthr; t++) {
     threadBuffer(1, t, kAlpha * maxT * g.K);  // V, then dV
     threadBuffer(2, t, kAlpha * maxT * g.O);  // dM
@@ -405,37 +429,43 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
       std::fill(acc.begin(), acc.begin() + kAlpha * planeU + g.O, 0.0f);
     }
   }
-  const Products weightGrad = dw ? productsFor(Product::WeightGrad, g, nthr) : Products{};
-  const Products inputGrad = dx ? productsFor(Product::InputGrad, g, nthr) : Products{};
+  const Products weightGrad = dw ? productsFor(Product::WeightGrad, g, sizes, nthr) : Products{};
+  const Products inputGrad = dx ? productsFor(Product::InputGrad, g, sizes, nthr) : Products{};
   if (dx) std::memset(dx->data, 0, size_t(dx->size) * 4);
-  // One pass per kernel row: within a pass every output row writes one input row of dx.
-  for (int64_t ky = 0; ky < g.KH; ky++) {
-    const bool weights = ky == 0 && (dw || db);
-    if (!weights && !dx) break;
-    forChunks(rowsOf(g), chunkRows(g), [&](int64_t r0, int64_t r1, int tid) {
-      const int64_t T = (r1 - r0) * int64_t(g.tiles.size());
-      float* V = threadBuffer(1, tid, 0).data();
-      float* dM = threadBuffer(2, tid, 0).data();
-      transformOutputGradient(g, dy.f32(), r0, r1, dM);
-      if (weights) {
-        float* dU = threadBuffer(3, tid, 0).data();
-        if (dw) {
-          transformInput(g, x.f32(), zeros.data(), r0, r1, V);
-          runProduct(weightGrad.forTiles(T), tid, V, dM, dU);
-        }
-        if (db) {
-          float* b = dU + kAlpha * planeU;
-          const float* d = dy.f32() + r0 * g.OW * g.O;
-          for (int64_t i = 0; i < (r1 - r0) * g.OW; i++)
-            for (int64_t o = 0; o < g.O; o++) b[o] += d[i * g.O + o];
-        }
+  // The gradients of chunk r0 … r1: the weights' when `weights`, and dx's through kernel rows ky0 … ky1.
+  auto chunk = [&](int64_t r0, int64_t r1, int tid, bool weights, int64_t ky0, int64_t ky1) {
+    const int64_t T = (r1 - r0) * int64_t(g.tiles.size());
+    float* V = threadBuffer(1, tid, 0).data();
+    float* dM = threadBuffer(2, tid, 0).data();
+    transformOutputGradient(g, dy.f32(), r0, r1, dM);
+    if (weights) {
+      float* dU = threadBuffer(3, tid, 0).data();
+      if (dw) {
+        transformInput(g, x.f32(), zeros.data(), r0, r1, V);
+        runProduct(weightGrad.forTiles(T), tid, V, dM, dU);
       }
-      if (dx) {
-        // dV_s = dM_s · (U_s rows of kernel row ky)ᵀ → [T, C], then scattered into dx.
-        runProduct(inputGrad.forTiles(T), tid, dM, UT.data() + ky * kAlpha * g.O * g.C, V);
-        scatterInputGradient(g, V, ky, r0, r1, dx->f32());
+      if (db) {
+        float* b = dU + kAlpha * planeU;
+        const float* d = dy.f32() + r0 * g.OW * g.O;
+        for (int64_t i = 0; i < (r1 - r0) * g.OW; i++)
+          for (int64_t o = 0; o < g.O; o++) b[o] += d[i * g.O + o];
       }
-    });
+    }
+    if (!dx) return;
+    for (int64_t ky = ky0; ky < ky1; ky++) {
+      // dV_s = dM_s · (U_s rows of kernel row ky)ᵀ → [T, C], then scattered into dx.
+      runProduct(inputGrad.forTiles(T), tid, dM, UT.data() + ky * kAlpha * g.O * g.C, V);
+      scatterInputGradient(g, V, ky, r0, r1, dx->f32());
+    }
+  };
+  if (byImages) {
+    forThreadRanges(ranges, step, [&](int64_t r0, int64_t r1, int tid) { chunk(r0, r1, tid, dw || db, 0, dx ? g.KH : 0); });
+  } else {
+    for (int64_t ky = 0; ky < g.KH; ky++) {
+      const bool weights = ky == 0 && (dw || db);
+      if (!weights && !dx) break;
+      forChunks(rows, step, [&](int64_t r0, int64_t r1, int tid) { chunk(r0, r1, tid, weights, ky, dx ? ky + 1 : ky); });
+    }
   }
   if (dw || db) {
     std::vector<float>& total = threadBuffer(3, 0, 0);

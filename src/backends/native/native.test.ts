@@ -360,11 +360,13 @@ describe('native backend vs ts reference', { skip }, () => {
     { name: 'row conv: 1×3 dilation 3, padding 4 left, [2, 3, 11, 5] → 3', x: [2, 3, 11, 5], k: [1, 3], cout: 3, p: P(1, 0, 4, 1, 1, 3), out: [3, 13] },
     { name: 'row conv: 1×2 without padding (narrower output), [2, 4, 7, 4] → 4', x: [2, 4, 7, 4], k: [1, 2], cout: 4, p: P(1, 0, 0), out: [4, 6] },
     // Row Winograd F(4, 3) (winograd_rows.cc): widths that are not a multiple of the tile, phases
-    // of dilated rows, chunks of rows with a shorter last one, one and three kernel rows.
+    // of dilated rows, chunks of rows with a shorter last one, one and three kernel rows, backward
+    // passes by kernel row (fewer than 4 images) and by whole images per thread.
     { name: 'row Winograd: down-shifted 2×3, [2, 5, 9, 3] → 4', x: [2, 5, 9, 3], k: [2, 3], cout: 4, p: W(1, 1), out: [5, 9] },
     { name: 'row Winograd: 2×3 dilation 2, [3, 6, 11, 16] → 17', x: [3, 6, 11, 16], k: [2, 3], cout: 17, p: W(2, 2, 2), out: [6, 11] },
     { name: 'row Winograd: 2×3 dilation 4, Gated PixelCNN-sized [2, 8, 28, 64] → 128', x: [2, 8, 28, 64], k: [2, 3], cout: 128, p: W(4, 4, 4), out: [8, 28] },
     { name: 'row Winograd: dilation 3 rows × 2 columns, [2, 9, 13, 8] → 4', x: [2, 9, 13, 8], k: [2, 3], cout: 4, p: { ...W(3, 2, 3), dilationW: 2 }, out: [9, 13] },
+    { name: 'row Winograd: 2×3 dilation 2, images split between threads, [5, 7, 10, 8] → 8', x: [5, 7, 10, 8], k: [2, 3], cout: 8, p: W(2, 2, 2), out: [7, 10] },
     { name: 'row Winograd: 3×3 same over many row chunks, [5, 29, 30, 8] → 8', x: [5, 29, 30, 8], k: [3, 3], cout: 8, p: W(1, 1) },
     { name: 'row Winograd: 1×3 without left padding (narrower output), [2, 4, 10, 5] → 6', x: [2, 4, 10, 5], k: [1, 3], cout: 6, p: W(0, 0) },
   ];

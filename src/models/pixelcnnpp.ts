@@ -52,7 +52,10 @@ export class ShiftedConv extends Module {
     const padding: [number, number, number, number] = shift === 'down'
       ? [kh - 1, 0, (kw - 1) >> 1, (kw - 1) >> 1]
       : [kh - 1, 0, kw - 1, 0];
-    this.conv = this.registerModule('conv', new Conv2d(cin, cout, kernel, { stride, padding, generator }));
+    // A down-shifted output reads whole rows that are all above the pixels it feeds, so those rows'
+    // columns may mix: rows by Winograd (ConvParams.rowWinograd).
+    const rowWinograd = shift === 'down' && stride === 1;
+    this.conv = this.registerModule('conv', new Conv2d(cin, cout, kernel, { stride, padding, rowWinograd, generator }));
   }
   forward(x: Tensor): Tensor {
     return this.conv.forward(x);

@@ -497,6 +497,18 @@ ARPIX_EXPORT(softmaxCrossEntropy) {
   });
 }
 
+// dropoutMask(out, seed, offset, p)
+ARPIX_EXPORT(dropoutMask) {
+  return guarded(info, "dropoutMask", [&] {
+    Buf out = bufOf("dropoutMask", "out", info[0]);
+    const double seed = info[1].As<Napi::Number>().DoubleValue(), offset = info[2].As<Napi::Number>().DoubleValue();
+    const double p = info[3].As<Napi::Number>().DoubleValue();
+    if (!(seed >= 0 && offset >= 0 && seed < 9007199254740992.0 && offset < 9007199254740992.0)) throw KernelError("dropoutMask", "seed and offset must be non-negative safe integers");
+    dropoutMask(out, uint64_t(seed), uint64_t(offset), p);
+    return info.Env().Undefined();
+  });
+}
+
 // softmaxCrossEntropyBackward(probs, probsShape, targets, g, dx)
 ARPIX_EXPORT(softmaxCrossEntropyBackward) {
   return guarded(info, "softmaxCrossEntropyBackward", [&] {
@@ -602,6 +614,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(gateBackward);
   ARPIX_REGISTER(softmaxCrossEntropy);
   ARPIX_REGISTER(softmaxCrossEntropyBackward);
+  ARPIX_REGISTER(dropoutMask);
   ARPIX_REGISTER(threads);
   ARPIX_REGISTER(setThreads);
   ARPIX_REGISTER(setConvAlgorithm);

@@ -265,6 +265,8 @@ struct ConvBenchResult {
 std::array<ConvBenchResult, 3> convBenchBest(int64_t N, int64_t H, int64_t W, int64_t Cin, int64_t Cout, int64_t k, int iters);
 
 void gate(const Buf& x, const Buf& out);
+/** out[i] = u_i ≥ p ? float(1 / (1 − p)) : 0, u_i the i-th uniform of Philox stream (seed, offset) as tensor/random.ts draws it. */
+void dropoutMask(const Buf& out, uint64_t seed, uint64_t offset, double p);
 void gateBackward(const Buf& x, const Buf& g, const Buf& dx);
 void softmaxCrossEntropy(const Buf& logits, const Buf& targets, const Buf& loss, const Buf& probs);
 void softmaxCrossEntropyBackward(const Buf& probs, const Buf& targets, const Buf& g, const Buf& dx);

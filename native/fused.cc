@@ -106,4 +106,39 @@ void softmaxCrossEntropyBackward(const Buf& probs, const Buf& targets, const Buf
   }
 }
 
+namespace {
+
+// Philox4x32-10, as tensor/random.ts computes it (the JS generator is the reference).
+inline void philox(uint32_t x[4], uint32_t k0, uint32_t k1) {
+  for (int r = 0; r < 10; r++) {
+    const uint64_t p0 = uint64_t(0xd2511f53u) * x[0], p1 = uint64_t(0xcd9e8d57u) * x[2];
+    const uint32_t y0 = uint32_t(p1 >> 32) ^ x[1] ^ k0, y2 = uint32_t(p0 >> 32) ^ x[3] ^ k1;
+    x[1] = uint32_t(p1);
+    x[3] = uint32_t(p0);
+    x[0] = y0;
+    x[2] = y2;
+    k0 += 0x9e3779b9u;
+    k1 += 0xbb67ae85u;
+  }
+}
+
+}  // namespace
+
+void dropoutMask(const Buf& out, uint64_t seed, uint64_t offset, double p) {
+  requireDType("dropoutMask", "out", out, DType::F32);
+  const int64_t n = out.size, blocks = (n + 3) / 4;
+  const float scale = float(1.0 / (1.0 - p));
+  float* o = out.f32();
+#pragma omp parallel for schedule(static) if (worthParallel(n))
+  for (int64_t b = 0; b < blocks; b++) {
+    const uint64_t counter = offset + uint64_t(b);
+    uint32_t x[4] = {uint32_t(counter), uint32_t(counter >> 32), 0, 0};
+    philox(x, uint32_t(seed), uint32_t(seed >> 32));
+    for (int64_t l = 0; l < 4 && 4 * b + l < n; l++) {
+      const double u = double(x[l] >> 8) / 16777216.0;
+      o[4 * b + l] = u >= p ? scale : 0.0f;
+    }
+  }
+}
+
 }  // namespace arpix

@@ -148,6 +148,11 @@ export interface Kernels {
   softmaxCrossEntropy(logits: View, targets: View, loss: View, probs: View): void;
   /** dx [J, K] = g[j] · (probs[j] − onehot(targets[j])). */
   softmaxCrossEntropyBackward(probs: View, targets: View, g: View, dx: View): void;
+  /**
+   * Inverted dropout's mask: out[i] = u_i ≥ p ? 1 / (1 − p) : 0 (in out's dtype), where u_i is the i-th
+   * uniform a Generator(seed, offset) would draw (tensor/random.ts): the same mask on every backend.
+   */
+  dropoutMask(out: View, seed: number, offset: number, p: number): void;
 }
 
 export type KernelName = keyof Kernels;

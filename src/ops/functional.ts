@@ -43,10 +43,8 @@ export function dropout(x: Tensor, p: number, training: boolean, generator: Gene
   if (!training || p === 0) return x;
   checkFloat('dropout', 'x', x);
   const keep = empty(x.shape, x.dtype);
-  generator.uniform(keep.data as Float32Array);
-  const kd = keep.data;
-  const scale = 1 / (1 - p);
-  for (let i = 0; i < kd.length; i++) kd[i] = kd[i]! >= p ? scale : 0;
+  K(keep).dropoutMask(keep, generator.seed, generator.offset, p);
+  generator.offset += Math.ceil(keep.size / 4); // the blocks a uniform draw of that size consumes
   return mul(x, keep);
 }
 

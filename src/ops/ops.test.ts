@@ -88,6 +88,14 @@ describe('forward values', () => {
     assertClose([kept[0]!], [4 / 3]);
     assert.equal(ax.dropout(x, 0.25, false), x);
   });
+  test('dropout draws its mask from the generator as a uniform draw of that size would', () => {
+    const a = new Generator(9, 4), b = new Generator(9, 4);
+    const y = ax.dropout(ax.ones([3, 7]), 0.4, true, a);
+    const u = new Float32Array(21);
+    b.uniform(u);
+    assert.deepEqual(y.toArray(), Array.from(u, (v) => (v >= 0.4 ? Math.fround(1 / 0.6) : 0)));
+    assert.deepEqual(a.state(), b.state(), 'both streams moved on by the same blocks');
+  });
 });
 
 describe('autograd', () => {

@@ -53,6 +53,7 @@ export interface NativeAddon {
   gateBackward(x: TypedArray, xShape: Shape, g: TypedArray, gShape: Shape, dx: TypedArray): void;
   softmaxCrossEntropy(logits: TypedArray, logitsShape: Shape, targets: TypedArray, loss: TypedArray, probs: TypedArray): void;
   softmaxCrossEntropyBackward(probs: TypedArray, probsShape: Shape, targets: TypedArray, g: TypedArray, dx: TypedArray): void;
+  dropoutMask(out: TypedArray, seed: number, offset: number, p: number): void;
 
   threads(): number;
   setThreads(n: number): void;

@@ -47,5 +47,6 @@ export function nativeKernels(addon: NativeAddon): Kernels {
       addon.softmaxCrossEntropy(logits.data, logits.shape, targets.data, loss.data, probs.data),
     softmaxCrossEntropyBackward: (probs, targets, g, dx) =>
       addon.softmaxCrossEntropyBackward(probs.data, probs.shape, targets.data, g.data, dx.data),
+    dropoutMask: (out, seed, offset, p) => addon.dropoutMask(out.data, seed, offset, p),
   };
 }

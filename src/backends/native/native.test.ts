@@ -288,6 +288,17 @@ describe('native backend vs ts reference', { skip }, () => {
     }
   });
 
+  test('dropoutMask: the same mask as the ts reference, bit for bit, for seeds and offsets past 2^32', () => {
+    for (const [n, seed, offset, p] of [[1, 0, 0, 0.5], [10, 3, 7, 0.1], [100_003, 123_456_789_012, 2 ** 33 + 5, 0.5], [4096, 2 ** 40 + 1, 0, 0.9]] as const) {
+      const expected = empty([n]), actual = empty([n]);
+      ref.dropoutMask(expected, seed, offset, p);
+      nat.dropoutMask(actual, seed, offset, p);
+      assert.deepEqual(Array.from(actual.data), Array.from(expected.data), `n ${n}, seed ${seed}, offset ${offset}, p ${p}`);
+      const kept = expected.data.filter((v) => v !== 0).length;
+      if (n > 1000) assert.ok(Math.abs(kept / n - (1 - p)) < 0.02, `kept fraction ${kept / n} for p ${p}`);
+    }
+  });
+
   test('softmaxCrossEntropy and backward: [35, 11], large logits, [4096, 256]', () => {
     for (const [J, K, lo, hi] of [[35, 11, -3, 3], [9, 4, -300, 300], [4096, 256, -8, 8]] as const) {
       const x = uniform([J, K], lo, hi, 52);

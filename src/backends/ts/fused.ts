@@ -2,6 +2,7 @@
 // live in src/ops and are the oracle these are tested against.
 
 import type { View } from '../../kernels/contracts.js';
+import { Generator } from '../../tensor/random.js';
 import { UNARY } from './elementwise.js';
 
 const sigmoid = UNARY.sigmoid;
@@ -61,4 +62,11 @@ export function softmaxCrossEntropyBackward(probs: View, targets: View, g: View,
     for (let i = 0; i < k; i++) o[j * k + i] = gj * p[j * k + i]!;
     o[j * k + t[j]!] = o[j * k + t[j]!]! - gj;
   }
+}
+
+export function dropoutMask(out: View, seed: number, offset: number, p: number): void {
+  const o = out.data;
+  new Generator(seed, offset).uniform(o as Float32Array);
+  const scale = 1 / (1 - p);
+  for (let i = 0; i < o.length; i++) o[i] = o[i]! >= p ? scale : 0;
 }

@@ -1,6 +1,8 @@
 // Fused kernels: the gated activation of Gated PixelCNN and softmax cross-entropy, each with its
 // backward. Semantics follow src/backends/ts/fused.ts; the composed ops in src/ops are the oracle.
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "common.h"
@@ -108,15 +110,20 @@ void softmaxCrossEntropyBackward(const Buf& probs, const Buf& targets, const Buf
 
 namespace {
 
-// Philox4x32-10, as tensor/random.ts computes it (the JS generator is the reference).
-inline void philox(uint32_t x[4], uint32_t k0, uint32_t k1) {
+constexpr int kLanes = 16;
+
+/** Philox4x32-10 of kLanes counters at once (lane-wise loops the compiler vectorises), as tensor/random.ts computes it. */
+inline void philoxLanes(uint32_t x0[kLanes], uint32_t x1[kLanes], uint32_t x2[kLanes], uint32_t x3[kLanes], uint32_t k0, uint32_t k1) {
   for (int r = 0; r < 10; r++) {
-    const uint64_t p0 = uint64_t(0xd2511f53u) * x[0], p1 = uint64_t(0xcd9e8d57u) * x[2];
-    const uint32_t y0 = uint32_t(p1 >> 32) ^ x[1] ^ k0, y2 = uint32_t(p0 >> 32) ^ x[3] ^ k1;
-    x[1] = uint32_t(p1);
-    x[3] = uint32_t(p0);
-    x[0] = y0;
-    x[2] = y2;
+#pragma omp simd
+    for (int l = 0; l < kLanes; l++) {
+      const uint64_t p0 = uint64_t(0xd2511f53u) * x0[l], p1 = uint64_t(0xcd9e8d57u) * x2[l];
+      const uint32_t y0 = uint32_t(p1 >> 32) ^ x1[l] ^ k0, y2 = uint32_t(p0 >> 32) ^ x3[l] ^ k1;
+      x1[l] = uint32_t(p1);
+      x3[l] = uint32_t(p0);
+      x0[l] = y0;
+      x2[l] = y2;
+    }
     k0 += 0x9e3779b9u;
     k1 += 0xbb67ae85u;
   }
@@ -126,18 +133,24 @@ inline void philox(uint32_t x[4], uint32_t k0, uint32_t k1) {
 
 void dropoutMask(const Buf& out, uint64_t seed, uint64_t offset, double p) {
   requireDType("dropoutMask", "out", out, DType::F32);
-  const int64_t n = out.size, blocks = (n + 3) / 4;
+  const int64_t n = out.size, blocks = (n + 3) / 4, groups = (blocks + kLanes - 1) / kLanes;
   const float scale = float(1.0 / (1.0 - p));
+  // u = k / 2^24 ≥ p  ⟺  k ≥ ⌈p · 2^24⌉ (k the word's top 24 bits; p · 2^24 is exact in double).
+  const uint32_t keepFrom = uint32_t(std::min(16777216.0, std::max(0.0, std::ceil(p * 16777216.0))));
   float* o = out.f32();
 #pragma omp parallel for schedule(static) if (worthParallel(n))
-  for (int64_t b = 0; b < blocks; b++) {
-    const uint64_t counter = offset + uint64_t(b);
-    uint32_t x[4] = {uint32_t(counter), uint32_t(counter >> 32), 0, 0};
-    philox(x, uint32_t(seed), uint32_t(seed >> 32));
-    for (int64_t l = 0; l < 4 && 4 * b + l < n; l++) {
-      const double u = double(x[l] >> 8) / 16777216.0;
-      o[4 * b + l] = u >= p ? scale : 0.0f;
+  for (int64_t gi = 0; gi < groups; gi++) {
+    alignas(64) uint32_t x[4][kLanes];
+    for (int l = 0; l < kLanes; l++) {
+      const uint64_t counter = offset + uint64_t(gi * kLanes + l);
+      x[0][l] = uint32_t(counter), x[1][l] = uint32_t(counter >> 32), x[2][l] = 0, x[3][l] = 0;
     }
+    philoxLanes(x[0], x[1], x[2], x[3], uint32_t(seed), uint32_t(seed >> 32));
+    alignas(64) float mask[4 * kLanes];
+    for (int l = 0; l < kLanes; l++)
+      for (int w = 0; w < 4; w++) mask[4 * l + w] = (x[w][l] >> 8) >= keepFrom ? scale : 0.0f;
+    const int64_t first = 4 * gi * kLanes;
+    std::memcpy(o + first, mask, size_t(std::min<int64_t>(4 * kLanes, n - first)) * 4);
   }
 }
 

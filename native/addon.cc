@@ -497,6 +497,49 @@ ARPIX_EXPORT(softmaxCrossEntropy) {
   });
 }
 
+// gatedResidual(x, xShape, h, hShape, out)
+ARPIX_EXPORT(gatedResidual) {
+  return guarded(info, "gatedResidual", [&] {
+    Buf x = bufOf("gatedResidual", "x", info[0], info[1]), h = bufOf("gatedResidual", "h", info[2], info[3]);
+    Buf out = bufOf("gatedResidual", "out", info[4]);
+    if (x.shape.empty() || h.size != 2 * x.size || out.size != x.size) throw KernelError("gatedResidual", "x " + fmtShape(x.shape) + ", h " + fmtShape(h.shape) + " and out do not fit");
+    gatedResidual(x, h, out);
+    return info.Env().Undefined();
+  });
+}
+
+// gatedResidualBackward(h, hShape, g, gShape, dh)
+ARPIX_EXPORT(gatedResidualBackward) {
+  return guarded(info, "gatedResidualBackward", [&] {
+    Buf h = bufOf("gatedResidualBackward", "h", info[0], info[1]), g = bufOf("gatedResidualBackward", "g", info[2], info[3]);
+    Buf dh = bufOf("gatedResidualBackward", "dh", info[4]);
+    if (g.shape.empty() || h.size != 2 * g.size || dh.size != h.size) throw KernelError("gatedResidualBackward", "h " + fmtShape(h.shape) + ", g " + fmtShape(g.shape) + " and dh do not fit");
+    gatedResidualBackward(h, g, dh);
+    return info.Env().Undefined();
+  });
+}
+
+// concatElu(x, xShape, out, outShape)
+ARPIX_EXPORT(concatElu) {
+  return guarded(info, "concatElu", [&] {
+    Buf x = bufOf("concatElu", "x", info[0], info[1]), out = bufOf("concatElu", "out", info[2], info[3]);
+    if (x.shape.empty() || out.size != 2 * x.size) throw KernelError("concatElu", "x " + fmtShape(x.shape) + " and out " + fmtShape(out.shape) + " do not fit");
+    concatElu(x, out);
+    return info.Env().Undefined();
+  });
+}
+
+// concatEluBackward(x, xShape, g, gShape, dx)
+ARPIX_EXPORT(concatEluBackward) {
+  return guarded(info, "concatEluBackward", [&] {
+    Buf x = bufOf("concatEluBackward", "x", info[0], info[1]), g = bufOf("concatEluBackward", "g", info[2], info[3]);
+    Buf dx = bufOf("concatEluBackward", "dx", info[4]);
+    if (x.shape.empty() || g.size != 2 * x.size || dx.size != x.size) throw KernelError("concatEluBackward", "x " + fmtShape(x.shape) + ", g " + fmtShape(g.shape) + " and dx do not fit");
+    concatEluBackward(x, g, dx);
+    return info.Env().Undefined();
+  });
+}
+
 // dropoutMask(out, seed, offset, p)
 ARPIX_EXPORT(dropoutMask) {
   return guarded(info, "dropoutMask", [&] {
@@ -615,6 +658,10 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(softmaxCrossEntropy);
   ARPIX_REGISTER(softmaxCrossEntropyBackward);
   ARPIX_REGISTER(dropoutMask);
+  ARPIX_REGISTER(concatElu);
+  ARPIX_REGISTER(gatedResidual);
+  ARPIX_REGISTER(gatedResidualBackward);
+  ARPIX_REGISTER(concatEluBackward);
   ARPIX_REGISTER(threads);
   ARPIX_REGISTER(setThreads);
   ARPIX_REGISTER(setConvAlgorithm);

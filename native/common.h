@@ -265,6 +265,14 @@ struct ConvBenchResult {
 std::array<ConvBenchResult, 3> convBenchBest(int64_t N, int64_t H, int64_t W, int64_t Cin, int64_t Cout, int64_t k, int iters);
 
 void gate(const Buf& x, const Buf& out);
+/** out = x + a ⊙ σ(b) for h = [a, b] along the last axis. */
+void gatedResidual(const Buf& x, const Buf& h, const Buf& out);
+/** dh = [g ⊙ σ(b), g ⊙ a ⊙ σ(b)(1 − σ(b))]. */
+void gatedResidualBackward(const Buf& h, const Buf& g, const Buf& dh);
+/** out [..., 2C] = [elu(x), elu(−x)] for x [..., C]. */
+void concatElu(const Buf& x, const Buf& out);
+/** dx = g[..., :C] · elu'(x) − g[..., C:] · elu'(−x). */
+void concatEluBackward(const Buf& x, const Buf& g, const Buf& dx);
 /** out[i] = u_i ≥ p ? float(1 / (1 − p)) : 0, u_i the i-th uniform of Philox stream (seed, offset) as tensor/random.ts draws it. */
 void dropoutMask(const Buf& out, uint64_t seed, uint64_t offset, double p);
 void gateBackward(const Buf& x, const Buf& g, const Buf& dx);

@@ -108,6 +108,95 @@ void softmaxCrossEntropyBackward(const Buf& probs, const Buf& targets, const Buf
   }
 }
 
+void gatedResidual(const Buf& x, const Buf& h, const Buf& out) {
+  requireDType("gatedResidual", "x", x, DType::F32);
+  requireDType("gatedResidual", "h", h, DType::F32);
+  requireDType("gatedResidual", "out", out, DType::F32);
+  const int64_t c = x.shape.back();
+  if (c == 0) return;
+  const int64_t rows = x.size / c;
+#pragma omp parallel for schedule(static) if (worthParallel(h.size))
+  for (int64_t r = 0; r < rows; r++) {
+    const float* __restrict xr = x.f32() + r * c;
+    const float* __restrict a = h.f32() + 2 * r * c;
+    const float* __restrict b = a + c;
+    float* __restrict o = out.f32() + r * c;
+#pragma omp simd
+    for (int64_t i = 0; i < c; i++) o[i] = xr[i] + a[i] * vsigmoid(b[i]);
+  }
+}
+
+void gatedResidualBackward(const Buf& h, const Buf& g, const Buf& dh) {
+  requireDType("gatedResidualBackward", "h", h, DType::F32);
+  requireDType("gatedResidualBackward", "g", g, DType::F32);
+  requireDType("gatedResidualBackward", "dh", dh, DType::F32);
+  const int64_t c = g.shape.back();
+  if (c == 0) return;
+  const int64_t rows = g.size / c;
+#pragma omp parallel for schedule(static) if (worthParallel(h.size))
+  for (int64_t r = 0; r < rows; r++) {
+    const float* __restrict a = h.f32() + 2 * r * c;
+    const float* __restrict b = a + c;
+    const float* __restrict gr = g.f32() + r * c;
+    float* __restrict da = dh.f32() + 2 * r * c;
+    float* __restrict db = da + c;
+#pragma omp simd
+    for (int64_t i = 0; i < c; i++) {
+      const float s = vsigmoid(b[i]);
+      da[i] = gr[i] * s;
+      db[i] = gr[i] * a[i] * s * (1.0f - s);
+    }
+  }
+}
+
+void concatElu(const Buf& x, const Buf& out) {
+  requireDType("concatElu", "x", x, DType::F32);
+  requireDType("concatElu", "out", out, DType::F32);
+  const int64_t c = x.shape.back();
+  if (c == 0) return;
+  const int64_t rows = x.size / c;
+  const float* xd = x.f32();
+  float* o = out.f32();
+#pragma omp parallel for schedule(static) if (worthParallel(out.size))
+  for (int64_t r = 0; r < rows; r++) {
+    const float* __restrict v = xd + r * c;
+    float* __restrict pos = o + 2 * r * c;
+    float* __restrict negs = pos + c;
+#pragma omp simd
+    for (int64_t i = 0; i < c; i++) {
+      const float z = v[i];
+      pos[i] = z > 0 ? z : vexpm1(z);
+      negs[i] = z < 0 ? -z : vexpm1(-z);
+    }
+  }
+}
+
+void concatEluBackward(const Buf& x, const Buf& g, const Buf& dx) {
+  requireDType("concatEluBackward", "x", x, DType::F32);
+  requireDType("concatEluBackward", "g", g, DType::F32);
+  requireDType("concatEluBackward", "dx", dx, DType::F32);
+  const int64_t c = x.shape.back();
+  if (c == 0) return;
+  const int64_t rows = x.size / c;
+  const float* xd = x.f32();
+  const float* gd = g.f32();
+  float* o = dx.f32();
+#pragma omp parallel for schedule(static) if (worthParallel(g.size))
+  for (int64_t r = 0; r < rows; r++) {
+    const float* __restrict v = xd + r * c;
+    const float* __restrict gp = gd + 2 * r * c;
+    const float* __restrict gn = gp + c;
+    float* __restrict d = o + r * c;
+#pragma omp simd
+    for (int64_t i = 0; i < c; i++) {
+      const float z = v[i];
+      // elu'(z) = exp(z) for z ≤ 0, else 1; one exp serves both signs.
+      const float e = vexp(z > 0 ? -z : z);
+      d[i] = gp[i] * (z > 0 ? 1.0f : e) - gn[i] * (z < 0 ? 1.0f : e);
+    }
+  }
+}
+
 namespace {
 
 constexpr int kLanes = 16;

@@ -148,6 +148,14 @@ export interface Kernels {
   softmaxCrossEntropy(logits: View, targets: View, loss: View, probs: View): void;
   /** dx [J, K] = g[j] · (probs[j] − onehot(targets[j])). */
   softmaxCrossEntropyBackward(probs: View, targets: View, g: View, dx: View): void;
+  /** PixelCNN++'s gated residual: out [..., C] = x + a ⊙ σ(b) for h [..., 2C] = [a, b]. */
+  gatedResidual(x: View, h: View, out: View): void;
+  /** dh [..., 2C] = [g ⊙ σ(b), g ⊙ a ⊙ σ(b)(1 − σ(b))] (the gradient of x is g itself). */
+  gatedResidualBackward(h: View, g: View, dh: View): void;
+  /** PixelCNN++'s concat_elu: x [..., C] → out [..., 2C] = [elu(x), elu(−x)]. */
+  concatElu(x: View, out: View): void;
+  /** dx [..., C] = g[..., :C] · elu'(x) − g[..., C:] · elu'(−x), elu'(z) = z > 0 ? 1 : exp(z). */
+  concatEluBackward(x: View, g: View, dx: View): void;
   /**
    * Inverted dropout's mask: out[i] = u_i ≥ p ? 1 / (1 − p) : 0 (in out's dtype), where u_i is the i-th
    * uniform a Generator(seed, offset) would draw (tensor/random.ts): the same mask on every backend.

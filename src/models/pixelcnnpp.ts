@@ -8,7 +8,7 @@
 
 import { ArgumentError } from '../errors.js';
 import { Conv2d, ConvTranspose2d, Dropout, Module, ModuleList } from '../nn/index.js';
-import { add, chunk, concat, concatElu, downShift, elu, mul, ones, rightShift, sigmoid, slice } from '../ops/index.js';
+import { add, concat, concatElu, downShift, elu, gatedResidual, ones, rightShift, slice } from '../ops/index.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConditionProjection, addCondition } from './condition.js';
@@ -79,7 +79,7 @@ export class ShiftedDeconv extends Module {
   }
 }
 
-/** Gated ResNet block: x + a ⊙ σ(b), [a, b] = conv(dropout(concat_elu(conv(concat_elu(x)) + nin(concat_elu(skip))))). */
+/** Gated ResNet block: x + a ⊙ σ(b) (one fused kernel), [a, b] = conv(dropout(concat_elu(conv(concat_elu(x)) + nin(concat_elu(skip))))). */
 export class GatedResnet extends Module {
   readonly convIn: ShiftedConv;
   readonly skip: Conv2d | null;
@@ -101,8 +101,7 @@ export class GatedResnet extends Module {
     let h = this.convIn.forward(concatElu(x)); // [N, H, W, f]
     if (this.skip && skip) h = add(h, this.skip.forward(concatElu(skip)));
     h = this.convOut.forward(this.dropout.forward(concatElu(h))); // [N, H, W, 2f]
-    const [a, b] = chunk(addCondition(h, this.cond.forward(cond)), 2, -1);
-    return add(x, mul(a!, sigmoid(b!)));
+    return gatedResidual(x, addCondition(h, this.cond.forward(cond)));
   }
 }
 

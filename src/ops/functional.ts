@@ -94,8 +94,44 @@ export function crossEntropyComposed(logits: Tensor, targets: Tensor, reduction:
   return reduceLoss('crossEntropy', mul(pickLast(logSoftmax(logits, -1), targets), -1), reduction);
 }
 
-/** elu of [x, −x] along the last axis: keeps both signs' information (PixelCNN++, §2.4 of its code). */
+/** elu of [x, −x] along the last axis: keeps both signs' information (PixelCNN++, §2.4 of its code). One fused kernel each way. */
 export function concatElu(x: Tensor): Tensor {
+  checkFloat('concatElu', 'x', x);
+  if (x.rank < 1) throw new ShapeError('concatElu', 'x', `must have at least one axis, got ${fmtShape(x.shape)}`, [x.shape]);
+  const y = empty([...x.shape.slice(0, -1), 2 * x.shape[x.rank - 1]!], x.dtype);
+  K(x).concatElu(x, y);
+  return record(y, 'concatElu', [x], (g) => {
+    const gx = empty(x.shape, g.dtype);
+    K(x, g).concatEluBackward(x, g, gx);
+    return [gx];
+  });
+}
+
+/** x + a ⊙ σ(b) for h = [a, b] the two halves of its last axis (PixelCNN++'s gated residual), fused. */
+export function gatedResidual(x: Tensor, h: Tensor): Tensor {
+  checkFloat('gatedResidual', 'x', x);
+  checkFloat('gatedResidual', 'h', h);
+  const c = x.shape[x.rank - 1]!;
+  if (x.rank < 1 || h.rank !== x.rank || h.shape[h.rank - 1] !== 2 * c || h.shape.some((d, i) => i < h.rank - 1 && d !== x.shape[i])) {
+    throw new ShapeError('gatedResidual', 'h', `must be x's shape ${fmtShape(x.shape)} with the last axis doubled, got ${fmtShape(h.shape)}`, [x.shape, h.shape]);
+  }
+  const y = empty(x.shape, x.dtype);
+  K(x, h).gatedResidual(x, h, y);
+  return record(y, 'gatedResidual', [x, h], (g) => {
+    const gh = empty(h.shape, g.dtype);
+    K(h, g).gatedResidualBackward(h, g, gh);
+    return [g, gh];
+  });
+}
+
+/** The gated residual composed from chunk, sigmoid, mul and add: the fused kernels' oracle. */
+export function gatedResidualComposed(x: Tensor, h: Tensor): Tensor {
+  const [a, b] = chunk(h, 2, -1);
+  return add(x, mul(a!, sigmoid(b!)));
+}
+
+/** concat_elu composed from neg, concat and elu: the fused kernels' oracle. */
+export function concatEluComposed(x: Tensor): Tensor {
   return elu(concat([x, neg(x)], -1));
 }
 

@@ -1,6 +1,7 @@
 // Every differentiable op: analytic gradients against central finite differences in float64 on
 // the ts reference backend.
 
+import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as ax from './index.js';
 import { assertClose, gradcheck, rnd64 } from '../testing/gradcheck.js';
@@ -193,6 +194,29 @@ describe('functional gradients', () => {
     ax.crossEntropy(l1, targets).backward();
     ax.crossEntropyComposed(l2, targets).backward();
     assertClose(l1.grad!.toArray(), l2.grad!.toArray(), { atol: 1e-12 });
+  });
+  test('fused gatedResidual matches its composed twin, forward and backward', () => {
+    gradcheck((x, h) => ax.gatedResidual(x, h), [rnd64([2, 3, 4], 14), rnd64([2, 3, 8], 15)]);
+    const x = rnd64([2, 3, 4], 16), h = ax.mul(rnd64([2, 3, 8], 17), 6);
+    assertClose(ax.gatedResidual(x, h).toArray(), ax.gatedResidualComposed(x, h).toArray(), { atol: 1e-12 });
+    const [x1, h1, x2, h2] = [x, h, x, h].map((t) => t.detach().requireGrad());
+    const w = rnd64([2, 3, 4], 18);
+    ax.sum(ax.mul(ax.gatedResidual(x1!, h1!), w)).backward();
+    ax.sum(ax.mul(ax.gatedResidualComposed(x2!, h2!), w)).backward();
+    assertClose(x1!.grad!.toArray(), x2!.grad!.toArray(), { atol: 1e-12 });
+    assertClose(h1!.grad!.toArray(), h2!.grad!.toArray(), { atol: 1e-12 });
+    assert.throws(() => ax.gatedResidual(x, rnd64([2, 3, 6], 19)), /gatedResidual: h must be x's shape \[2, 3, 4\] with the last axis doubled/);
+  });
+  test('fused concatElu matches its composed twin, forward and backward, both signs and zero', () => {
+    gradcheck((x) => ax.concatElu(x), [rnd64([2, 3, 5], 11)]);
+    const x = ax.concat([rnd64([2, 3, 5], 12), ax.zeros([2, 3, 1], 'float64')], -1);
+    assertClose(ax.concatElu(x).toArray(), ax.concatEluComposed(x).toArray(), { atol: 1e-12 });
+    const x1 = x.detach().requireGrad();
+    const x2 = x.detach().requireGrad();
+    const w = rnd64([2, 3, 12], 13);
+    ax.sum(ax.mul(ax.concatElu(x1), w)).backward();
+    ax.sum(ax.mul(ax.concatEluComposed(x2), w)).backward();
+    assertClose(x1.grad!.toArray(), x2.grad!.toArray(), { atol: 1e-12 });
   });
   test('dropout: the gradient is the same mask as the forward', () => {
     const gen = () => new Generator(7);

@@ -53,6 +53,10 @@ export interface NativeAddon {
   gateBackward(x: TypedArray, xShape: Shape, g: TypedArray, gShape: Shape, dx: TypedArray): void;
   softmaxCrossEntropy(logits: TypedArray, logitsShape: Shape, targets: TypedArray, loss: TypedArray, probs: TypedArray): void;
   softmaxCrossEntropyBackward(probs: TypedArray, probsShape: Shape, targets: TypedArray, g: TypedArray, dx: TypedArray): void;
+  gatedResidual(x: TypedArray, xShape: Shape, h: TypedArray, hShape: Shape, out: TypedArray): void;
+  gatedResidualBackward(h: TypedArray, hShape: Shape, g: TypedArray, gShape: Shape, dh: TypedArray): void;
+  concatElu(x: TypedArray, xShape: Shape, out: TypedArray, outShape: Shape): void;
+  concatEluBackward(x: TypedArray, xShape: Shape, g: TypedArray, gShape: Shape, dx: TypedArray): void;
   dropoutMask(out: TypedArray, seed: number, offset: number, p: number): void;
 
   threads(): number;

@@ -47,6 +47,10 @@ export function nativeKernels(addon: NativeAddon): Kernels {
       addon.softmaxCrossEntropy(logits.data, logits.shape, targets.data, loss.data, probs.data),
     softmaxCrossEntropyBackward: (probs, targets, g, dx) =>
       addon.softmaxCrossEntropyBackward(probs.data, probs.shape, targets.data, g.data, dx.data),
+    gatedResidual: (x, h, out) => addon.gatedResidual(x.data, x.shape, h.data, h.shape, out.data),
+    gatedResidualBackward: (h, g, dh) => addon.gatedResidualBackward(h.data, h.shape, g.data, g.shape, dh.data),
+    concatElu: (x, out) => addon.concatElu(x.data, x.shape, out.data, out.shape),
+    concatEluBackward: (x, g, dx) => addon.concatEluBackward(x.data, x.shape, g.data, g.shape, dx.data),
     dropoutMask: (out, seed, offset, p) => addon.dropoutMask(out.data, seed, offset, p),
   };
 }

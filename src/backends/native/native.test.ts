@@ -288,6 +288,25 @@ describe('native backend vs ts reference', { skip }, () => {
     }
   });
 
+  test('gatedResidual / gatedResidualBackward: [2, 5, 7, 3] and a large [16, 28, 28, 32]', () => {
+    for (const shape of [[2, 5, 7, 3], [16, 28, 28, 32]] as const) {
+      const twice = [...shape.slice(0, -1), 2 * shape[3]];
+      const x = uniform(shape, -2, 2, 57), h = uniform(twice, -8, 8, 58), g = uniform(shape, -1, 1, 59);
+      agree((k, [o]) => k.gatedResidual(x, h, o!), [[shape, 'float32']], { atol: 1e-6, rtol: 2e-6 }, 'gatedResidual');
+      agree((k, [o]) => k.gatedResidualBackward(h, g, o!), [[twice, 'float32']], { atol: 1e-6, rtol: 1e-5 }, 'gatedResidualBackward');
+    }
+  });
+
+  test('concatElu / concatEluBackward: [2, 5, 7, 3] and a large [16, 28, 28, 32], inputs of both signs', () => {
+    for (const shape of [[2, 5, 7, 3], [16, 28, 28, 32]] as const) {
+      const x = uniform(shape, -6, 6, 55);
+      const twice = [...shape.slice(0, -1), 2 * shape[3]];
+      agree((k, [o]) => k.concatElu(x, o!), [[twice, 'float32']], { atol: 1e-6, rtol: 2e-6 }, 'concatElu');
+      const g = uniform(twice, -1, 1, 56);
+      agree((k, [o]) => k.concatEluBackward(x, g, o!), [[shape, 'float32']], { atol: 1e-6, rtol: 1e-5 }, 'concatEluBackward');
+    }
+  });
+
   test('dropoutMask: the same mask as the ts reference, bit for bit, for seeds and offsets past 2^32', () => {
     for (const [n, seed, offset, p] of [[1, 0, 0, 0.5], [10, 3, 7, 0.1], [100_003, 123_456_789_012, 2 ** 33 + 5, 0.5], [4096, 2 ** 40 + 1, 0, 0.9]] as const) {
       const expected = empty([n]), actual = empty([n]);

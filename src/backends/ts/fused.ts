@@ -70,3 +70,60 @@ export function dropoutMask(out: View, seed: number, offset: number, p: number):
   const scale = 1 / (1 - p);
   for (let i = 0; i < o.length; i++) o[i] = o[i]! >= p ? scale : 0;
 }
+
+const elu = (z: number): number => (z > 0 ? z : Math.expm1(z));
+const eluGrad = (z: number): number => (z > 0 ? 1 : Math.exp(z));
+
+export function concatElu(x: View, out: View): void {
+  const c = x.shape[x.shape.length - 1]!;
+  const xd = x.data;
+  const o = out.data;
+  const rows = c === 0 ? 0 : xd.length / c;
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < c; i++) {
+      const v = xd[r * c + i]!;
+      o[2 * r * c + i] = elu(v);
+      o[2 * r * c + c + i] = elu(-v);
+    }
+  }
+}
+
+export function concatEluBackward(x: View, g: View, dx: View): void {
+  const c = x.shape[x.shape.length - 1]!;
+  const xd = x.data;
+  const gd = g.data;
+  const o = dx.data;
+  const rows = c === 0 ? 0 : xd.length / c;
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < c; i++) {
+      const v = xd[r * c + i]!;
+      o[r * c + i] = gd[2 * r * c + i]! * eluGrad(v) - gd[2 * r * c + c + i]! * eluGrad(-v);
+    }
+  }
+}
+
+export function gatedResidual(x: View, h: View, out: View): void {
+  const c = x.shape[x.shape.length - 1]!;
+  const xd = x.data;
+  const hd = h.data;
+  const o = out.data;
+  const rows = c === 0 ? 0 : xd.length / c;
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < c; i++) o[r * c + i] = xd[r * c + i]! + hd[2 * r * c + i]! * sigmoid(hd[2 * r * c + c + i]!);
+  }
+}
+
+export function gatedResidualBackward(h: View, g: View, dh: View): void {
+  const c = g.shape[g.shape.length - 1]!;
+  const hd = h.data;
+  const gd = g.data;
+  const o = dh.data;
+  const rows = c === 0 ? 0 : gd.length / c;
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < c; i++) {
+      const a = hd[2 * r * c + i]!, s = sigmoid(hd[2 * r * c + c + i]!), gi = gd[r * c + i]!;
+      o[2 * r * c + i] = gi * s;
+      o[2 * r * c + c + i] = gi * a * s * (1 - s);
+    }
+  }
+}

@@ -13,6 +13,7 @@
 // (they stay in its L2 cache), multiplies them on oneDNN (thread_products.h) and transforms back. Dilation d: the output columns x ≡ q (mod d) form an
 // undilated 1-D convolution over the input columns ≡ q − padLeft, tiled on their own.
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <vector>
 
@@ -58,6 +59,18 @@ inline int64_t tileColumn(const RowGeom& g, int64_t q, int64_t j0, int64_t u) {
 inline int64_t tileOutputs(const RowGeom& g, int64_t q, int64_t j0) {
   const int64_t count = (g.OW - q + g.dw - 1) / g.dw;
   return std::min(kTile, count - j0);
+}
+
+/** Row t's slices of the six planes of a [6, T, width] buffer (plane = T · width), at base. */
+template <class F>
+std::array<F*, kAlpha> planes(F* base, int64_t plane) {
+  return {base, base + plane, base + 2 * plane, base + 3 * plane, base + 4 * plane, base + 5 * plane};
+}
+
+/** Pointers `step` floats apart from first: the kTile outputs of a tile along a row. */
+template <class F>
+std::array<F*, kTile> tileOutputsAt(F* first, int64_t step) {
+  return {first, first + step, first + 2 * step, first + 3 * step};
 }
 
 /** U_s[ky·C + c][o] = Σ_v G[s][v] · w[ky][v][c][o]: the weights at the six points. */
@@ -121,27 +134,16 @@ void transformInput(const RowGeom& g, const float* x, const float* zeros, int64_
           const int64_t col = tileColumn(g, q, j0, u);
           d[u] = col < 0 ? zeros : row + col * C;
         }
-        const float* __restrict p0 = d[0];
-        const float* __restrict p1 = d[1];
-        const float* __restrict p2 = d[2];
-        const float* __restrict p3 = d[3];
-        const float* __restrict p4 = d[4];
-        const float* __restrict p5 = d[5];
-        float* __restrict v0 = v;
-        float* __restrict v1 = v + plane;
-        float* __restrict v2 = v + 2 * plane;
-        float* __restrict v3 = v + 3 * plane;
-        float* __restrict v4 = v + 4 * plane;
-        float* __restrict v5 = v + 5 * plane;
+        const auto o = planes(v, plane);
 #pragma omp simd
         for (int64_t c = 0; c < C; c++) {
-          const float d0 = p0[c], d1 = p1[c], d2 = p2[c], d3 = p3[c], d4 = p4[c], d5 = p5[c];
-          v0[c] = 4 * d0 - 5 * d2 + d4;
-          v1[c] = -4 * (d1 + d2) + d3 + d4;
-          v2[c] = 4 * (d1 - d2) - d3 + d4;
-          v3[c] = 2 * (d3 - d1) - d2 + d4;
-          v4[c] = 2 * (d1 - d3) - d2 + d4;
-          v5[c] = 4 * d1 - 5 * d3 + d5;
+          const float d0 = d[0][c], d1 = d[1][c], d2 = d[2][c], d3 = d[3][c], d4 = d[4][c], d5 = d[5][c];
+          o[0][c] = 4 * d0 - 5 * d2 + d4;
+          o[1][c] = -4 * (d1 + d2) + d3 + d4;
+          o[2][c] = 4 * (d1 - d2) - d3 + d4;
+          o[3][c] = 2 * (d3 - d1) - d2 + d4;
+          o[4][c] = 2 * (d1 - d3) - d2 + d4;
+          o[5][c] = 4 * d1 - 5 * d3 + d5;
         }
       }
       t++;
@@ -168,34 +170,26 @@ void transformOutput(const RowGeom& g, const float* M, const float* bias, bool a
   for (int64_t r = r0; r < r1; r++) {
     float* row = out + r * g.OW * O;
     for (const auto& [q, j0] : g.tiles) {
-      const float* __restrict m0 = M + t * O;
-      const float* __restrict m1 = m0 + plane;
-      const float* __restrict m2 = m0 + 2 * plane;
-      const float* __restrict m3 = m0 + 3 * plane;
-      const float* __restrict m4 = m0 + 4 * plane;
-      const float* __restrict m5 = m0 + 5 * plane;
+      const auto m = planes(M + t * O, plane);
       const int64_t outs = tileOutputs(g, q, j0);
       if (outs == kTile) {
-        float* __restrict y0 = row + (q + g.dw * j0) * O;
-        float* __restrict y1 = y0 + g.dw * O;
-        float* __restrict y2 = y1 + g.dw * O;
-        float* __restrict y3 = y2 + g.dw * O;
+        const auto y = tileOutputsAt(row + (q + g.dw * j0) * O, g.dw * O);
         if (accumulate) {
 #pragma omp simd
           for (int64_t o = 0; o < O; o++) {
-            const TileOut v = outputsOf(m0[o], m1[o], m2[o], m3[o], m4[o], m5[o]);
-            y0[o] += b[o] + v.r0, y1[o] += b[o] + v.r1, y2[o] += b[o] + v.r2, y3[o] += b[o] + v.r3;
+            const TileOut v = outputsOf(m[0][o], m[1][o], m[2][o], m[3][o], m[4][o], m[5][o]);
+            y[0][o] += b[o] + v.r0, y[1][o] += b[o] + v.r1, y[2][o] += b[o] + v.r2, y[3][o] += b[o] + v.r3;
           }
         } else {
 #pragma omp simd
           for (int64_t o = 0; o < O; o++) {
-            const TileOut v = outputsOf(m0[o], m1[o], m2[o], m3[o], m4[o], m5[o]);
-            y0[o] = b[o] + v.r0, y1[o] = b[o] + v.r1, y2[o] = b[o] + v.r2, y3[o] = b[o] + v.r3;
+            const TileOut v = outputsOf(m[0][o], m[1][o], m[2][o], m[3][o], m[4][o], m[5][o]);
+            y[0][o] = b[o] + v.r0, y[1][o] = b[o] + v.r1, y[2][o] = b[o] + v.r2, y[3][o] = b[o] + v.r3;
           }
         }
       } else {
         for (int64_t o = 0; o < O; o++) {
-          const TileOut v = outputsOf(m0[o], m1[o], m2[o], m3[o], m4[o], m5[o]);
+          const TileOut v = outputsOf(m[0][o], m[1][o], m[2][o], m[3][o], m[4][o], m[5][o]);
           const float rs[kTile] = {v.r0, v.r1, v.r2, v.r3};
           for (int64_t k = 0; k < outs; k++) {
             float& y = row[(q + g.dw * (j0 + k)) * O + o];
@@ -219,25 +213,17 @@ void transformOutputGradient(const RowGeom& g, const float* dy, int64_t r0, int6
       float* m = dM + t * O;
       const int64_t outs = tileOutputs(g, q, j0);
       if (outs == kTile) {
-        const float* __restrict e0 = row + (q + g.dw * j0) * O;
-        const float* __restrict e1 = e0 + g.dw * O;
-        const float* __restrict e2 = e1 + g.dw * O;
-        const float* __restrict e3 = e2 + g.dw * O;
-        float* __restrict n0 = m;
-        float* __restrict n1 = m + plane;
-        float* __restrict n2 = m + 2 * plane;
-        float* __restrict n3 = m + 3 * plane;
-        float* __restrict n4 = m + 4 * plane;
-        float* __restrict n5 = m + 5 * plane;
+        const auto e = tileOutputsAt(row + (q + g.dw * j0) * O, g.dw * O);
+        const auto n = planes(m, plane);
 #pragma omp simd
         for (int64_t o = 0; o < O; o++) {
-          const float a = e0[o], b = e1[o], c = e2[o], d = e3[o];
-          n0[o] = a;
-          n1[o] = a + b + c + d;
-          n2[o] = a - b + c - d;
-          n3[o] = a + 2 * b + 4 * c + 8 * d;
-          n4[o] = a - 2 * b + 4 * c - 8 * d;
-          n5[o] = d;
+          const float a = e[0][o], b = e[1][o], c = e[2][o], d = e[3][o];
+          n[0][o] = a;
+          n[1][o] = a + b + c + d;
+          n[2][o] = a - b + c - d;
+          n[3][o] = a + 2 * b + 4 * c + 8 * d;
+          n[4][o] = a - 2 * b + 4 * c - 8 * d;
+          n[5][o] = d;
         }
       } else {
         for (int64_t o = 0; o < O; o++) {
@@ -280,36 +266,31 @@ void scatterInputGradient(const RowGeom& g, const float* dV, int64_t ky, int64_t
         const int64_t col = tileColumn(g, q, j0, u);
         d[u] = col < 0 ? nullptr : row + col * C;
       }
-      const float* __restrict v0 = v;
-      const float* __restrict v1 = v + plane;
-      const float* __restrict v2 = v + 2 * plane;
-      const float* __restrict v3 = v + 3 * plane;
-      const float* __restrict v4 = v + 4 * plane;
-      const float* __restrict v5 = v + 5 * plane;
+      const auto p = planes(v, plane);
       // Column u of the tile gets (Bᵀ)ᵀ row u of the six planes.
-      if (float* __restrict o = d[0]) {
+      if (float* o = d[0]) {
 #pragma omp simd
-        for (int64_t c = 0; c < C; c++) o[c] += 4 * v0[c];
+        for (int64_t c = 0; c < C; c++) o[c] += 4 * p[0][c];
       }
-      if (float* __restrict o = d[1]) {
+      if (float* o = d[1]) {
 #pragma omp simd
-        for (int64_t c = 0; c < C; c++) o[c] += 4 * (v2[c] - v1[c]) + 2 * (v4[c] - v3[c]) + 4 * v5[c];
+        for (int64_t c = 0; c < C; c++) o[c] += 4 * (p[2][c] - p[1][c]) + 2 * (p[4][c] - p[3][c]) + 4 * p[5][c];
       }
-      if (float* __restrict o = d[2]) {
+      if (float* o = d[2]) {
 #pragma omp simd
-        for (int64_t c = 0; c < C; c++) o[c] += -5 * v0[c] - 4 * (v1[c] + v2[c]) - v3[c] - v4[c];
+        for (int64_t c = 0; c < C; c++) o[c] += -5 * p[0][c] - 4 * (p[1][c] + p[2][c]) - p[3][c] - p[4][c];
       }
-      if (float* __restrict o = d[3]) {
+      if (float* o = d[3]) {
 #pragma omp simd
-        for (int64_t c = 0; c < C; c++) o[c] += v1[c] - v2[c] + 2 * (v3[c] - v4[c]) - 5 * v5[c];
+        for (int64_t c = 0; c < C; c++) o[c] += p[1][c] - p[2][c] + 2 * (p[3][c] - p[4][c]) - 5 * p[5][c];
       }
-      if (float* __restrict o = d[4]) {
+      if (float* o = d[4]) {
 #pragma omp simd
-        for (int64_t c = 0; c < C; c++) o[c] += v0[c] + v1[c] + v2[c] + v3[c] + v4[c];
+        for (int64_t c = 0; c < C; c++) o[c] += p[0][c] + p[1][c] + p[2][c] + p[3][c] + p[4][c];
       }
-      if (float* __restrict o = d[5]) {
+      if (float* o = d[5]) {
 #pragma omp simd
-        for (int64_t c = 0; c < C; c++) o[c] += v5[c];
+        for (int64_t c = 0; c < C; c++) o[c] += p[5][c];
       }
       t++;
     }

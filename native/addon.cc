@@ -497,6 +497,21 @@ ARPIX_EXPORT(softmaxCrossEntropy) {
   });
 }
 
+// adamUpdate(p, g, m, v, [beta1, beta2, eps, stepSize, bc2Sqrt, decay, l2])
+ARPIX_EXPORT(adamUpdate) {
+  return guarded(info, "adamUpdate", [&] {
+    Buf p = bufOf("adamUpdate", "p", info[0]), g = bufOf("adamUpdate", "g", info[1]);
+    Buf m = bufOf("adamUpdate", "m", info[2]), v = bufOf("adamUpdate", "v", info[3]);
+    if (g.size != p.size || m.size != p.size || v.size != p.size) throw KernelError("adamUpdate", "p, g, m and v must hold the same number of elements");
+    const Napi::Array a = info[4].As<Napi::Array>();
+    if (a.Length() != 7) throw KernelError("adamUpdate", "hyper must be [beta1, beta2, eps, stepSize, bc2Sqrt, decay, l2]");
+    double h[7];
+    for (uint32_t i = 0; i < 7; i++) h[i] = a.Get(i).As<Napi::Number>().DoubleValue();
+    adamUpdate(p, g, m, v, AdamHyper{h[0], h[1], h[2], h[3], h[4], h[5], h[6]});
+    return info.Env().Undefined();
+  });
+}
+
 // gatedResidual(x, xShape, h, hShape, out)
 ARPIX_EXPORT(gatedResidual) {
   return guarded(info, "gatedResidual", [&] {
@@ -659,6 +674,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(softmaxCrossEntropyBackward);
   ARPIX_REGISTER(dropoutMask);
   ARPIX_REGISTER(concatElu);
+  ARPIX_REGISTER(adamUpdate);
   ARPIX_REGISTER(gatedResidual);
   ARPIX_REGISTER(gatedResidualBackward);
   ARPIX_REGISTER(concatEluBackward);

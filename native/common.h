@@ -265,6 +265,11 @@ struct ConvBenchResult {
 std::array<ConvBenchResult, 3> convBenchBest(int64_t N, int64_t H, int64_t W, int64_t Cin, int64_t Cout, int64_t k, int iters);
 
 void gate(const Buf& x, const Buf& out);
+struct AdamHyper {
+  double beta1, beta2, eps, stepSize, bc2Sqrt, decay, l2;
+};
+/** One Adam step in place on p, m, v (src/kernels/contracts.ts gives the formula), float64 arithmetic, float32 stores. */
+void adamUpdate(const Buf& p, const Buf& g, const Buf& m, const Buf& v, const AdamHyper& h);
 /** out = x + a ⊙ σ(b) for h = [a, b] along the last axis. */
 void gatedResidual(const Buf& x, const Buf& h, const Buf& out);
 /** dh = [g ⊙ σ(b), g ⊙ a ⊙ σ(b)(1 − σ(b))]. */

@@ -62,6 +62,21 @@ export interface ConvParams {
   readonly rowWinograd?: boolean;
 }
 
+/** Adam's per-step constants (src/optim/adam.ts derives them). */
+export interface AdamHyper {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  /** lr / (1 − β1^t) */
+  readonly stepSize: number;
+  /** √(1 − β2^t) */
+  readonly bc2Sqrt: number;
+  /** 1 − lr·weightDecay for AdamW, else 1 */
+  readonly decay: number;
+  /** weightDecay for Adam's L2 term, else 0 */
+  readonly l2: number;
+}
+
 export interface Kernels {
   /** out[i] = op(x[i]); same shape. elu uses alpha = 1. Comparisons are not unary. */
   unary(x: View, out: View, op: UnaryOp): void;
@@ -148,6 +163,12 @@ export interface Kernels {
   softmaxCrossEntropy(logits: View, targets: View, loss: View, probs: View): void;
   /** dx [J, K] = g[j] · (probs[j] − onehot(targets[j])). */
   softmaxCrossEntropyBackward(probs: View, targets: View, g: View, dx: View): void;
+  /**
+   * One Adam step, in place on p, m and v (the one kernel that writes its inputs), in float64
+   * arithmetic with float32 stores, element by element: w = p·decay; g' = g + l2·w;
+   * m = β1·m + (1 − β1)·g'; v = β2·v + (1 − β2)·g'²; p = w − stepSize·m / (√v / bc2Sqrt + eps).
+   */
+  adamUpdate(p: View, g: View, m: View, v: View, h: AdamHyper): void;
   /** PixelCNN++'s gated residual: out [..., C] = x + a ⊙ σ(b) for h [..., 2C] = [a, b]. */
   gatedResidual(x: View, h: View, out: View): void;
   /** dh [..., 2C] = [g ⊙ σ(b), g ⊙ a ⊙ σ(b)(1 − σ(b))] (the gradient of x is g itself). */

@@ -5,6 +5,7 @@
 //   p −= lr / (1 − β1^t) · m / (sqrt(v) / sqrt(1 − β2^t) + eps)      (eps outside the sqrt)
 
 import { ArgumentError } from '../errors.js';
+import { K as kernelsFor } from '../ops/core.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Optimizer, type BaseOptions, type ParamGroup, type ParamState, type ParamsInput } from './optimizer.js';
 
@@ -35,22 +36,14 @@ export class Adam extends Optimizer<AdamOptions> {
 
   protected update(p: Tensor, grad: Tensor, s: ParamState, group: ParamGroup<AdamOptions>): void {
     const { lr, eps, weightDecay } = group;
-    const [b1, b2] = group.betas;
-    const w = p.data;
-    const g = grad.data;
-    const m = s.buffers['exp_avg']!.data;
-    const v = s.buffers['exp_avg_sq']!.data;
-    const stepSize = lr / (1 - b1 ** s.step);
-    const bc2Sqrt = Math.sqrt(1 - b2 ** s.step);
-    const decay = this.decoupled ? 1 - lr * weightDecay : 1;
-    const l2 = this.decoupled ? 0 : weightDecay;
-    for (let i = 0; i < w.length; i++) {
-      const wi = w[i]! * decay;
-      const gi = g[i]! + l2 * wi;
-      m[i] = b1 * m[i]! + (1 - b1) * gi;
-      v[i] = b2 * v[i]! + (1 - b2) * gi * gi;
-      w[i] = wi - (stepSize * m[i]!) / (Math.sqrt(v[i]!) / bc2Sqrt + eps);
-    }
+    const [beta1, beta2] = group.betas;
+    kernelsFor(p, grad).adamUpdate(p, grad, s.buffers['exp_avg']!, s.buffers['exp_avg_sq']!, {
+      beta1, beta2, eps,
+      stepSize: lr / (1 - beta1 ** s.step),
+      bc2Sqrt: Math.sqrt(1 - beta2 ** s.step),
+      decay: this.decoupled ? 1 - lr * weightDecay : 1,
+      l2: this.decoupled ? 0 : weightDecay,
+    });
   }
 }
 

@@ -53,6 +53,8 @@ export interface NativeAddon {
   gateBackward(x: TypedArray, xShape: Shape, g: TypedArray, gShape: Shape, dx: TypedArray): void;
   softmaxCrossEntropy(logits: TypedArray, logitsShape: Shape, targets: TypedArray, loss: TypedArray, probs: TypedArray): void;
   softmaxCrossEntropyBackward(probs: TypedArray, probsShape: Shape, targets: TypedArray, g: TypedArray, dx: TypedArray): void;
+  /** hyper: [beta1, beta2, eps, stepSize, bc2Sqrt, decay, l2] */
+  adamUpdate(p: TypedArray, g: TypedArray, m: TypedArray, v: TypedArray, hyper: readonly number[]): void;
   gatedResidual(x: TypedArray, xShape: Shape, h: TypedArray, hShape: Shape, out: TypedArray): void;
   gatedResidualBackward(h: TypedArray, hShape: Shape, g: TypedArray, gShape: Shape, dh: TypedArray): void;
   concatElu(x: TypedArray, xShape: Shape, out: TypedArray, outShape: Shape): void;

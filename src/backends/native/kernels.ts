@@ -47,6 +47,8 @@ export function nativeKernels(addon: NativeAddon): Kernels {
       addon.softmaxCrossEntropy(logits.data, logits.shape, targets.data, loss.data, probs.data),
     softmaxCrossEntropyBackward: (probs, targets, g, dx) =>
       addon.softmaxCrossEntropyBackward(probs.data, probs.shape, targets.data, g.data, dx.data),
+    adamUpdate: (p, g, m, v, h) =>
+      addon.adamUpdate(p.data, g.data, m.data, v.data, [h.beta1, h.beta2, h.eps, h.stepSize, h.bc2Sqrt, h.decay, h.l2]),
     gatedResidual: (x, h, out) => addon.gatedResidual(x.data, x.shape, h.data, h.shape, out.data),
     gatedResidualBackward: (h, g, dh) => addon.gatedResidualBackward(h.data, h.shape, g.data, g.shape, dh.data),
     concatElu: (x, out) => addon.concatElu(x.data, x.shape, out.data, out.shape),

@@ -288,6 +288,24 @@ describe('native backend vs ts reference', { skip }, () => {
     }
   });
 
+  test('adamUpdate: the same bits as the ts reference, with Adam\'s L2 term and with AdamW\'s decay, over several steps', () => {
+    for (const [decay, l2] of [[1, 0.01], [1 - 1e-3 * 0.01, 0]] as const) {
+      const n = 100_003;
+      const start = [uniform([n], -1, 1, 60), uniform([n], -1, 1, 61), uniform([n], -0.1, 0.1, 62), uniform([n], 0, 0.01, 63)];
+      const [pr, , mr, vr] = start.map((t) => new Tensor(t.data.slice(), t.shape));
+      const [pn, , mn, vn] = start.map((t) => new Tensor(t.data.slice(), t.shape));
+      for (let step = 1; step <= 3; step++) {
+        const g = uniform([n], -1, 1, 64 + step);
+        const h = { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 1e-3 / (1 - 0.9 ** step), bc2Sqrt: Math.sqrt(1 - 0.999 ** step), decay, l2 };
+        ref.adamUpdate(pr!, g, mr!, vr!, h);
+        nat.adamUpdate(pn!, g, mn!, vn!, h);
+      }
+      assert.deepEqual(Array.from(pn!.data), Array.from(pr!.data), 'parameters');
+      assert.deepEqual(Array.from(mn!.data), Array.from(mr!.data), 'first moments');
+      assert.deepEqual(Array.from(vn!.data), Array.from(vr!.data), 'second moments');
+    }
+  });
+
   test('gatedResidual / gatedResidualBackward: [2, 5, 7, 3] and a large [16, 28, 28, 32]', () => {
     for (const shape of [[2, 5, 7, 3], [16, 28, 28, 32]] as const) {
       const twice = [...shape.slice(0, -1), 2 * shape[3]];

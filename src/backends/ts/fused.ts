@@ -1,7 +1,7 @@
 // Reference fused kernels. Their composed twins (chunk/tanh/sigmoid/mul; logSoftmax/pickLast)
 // live in src/ops and are the oracle these are tested against.
 
-import type { View } from '../../kernels/contracts.js';
+import type { AdamHyper, View } from '../../kernels/contracts.js';
 import { Generator } from '../../tensor/random.js';
 import { UNARY } from './elementwise.js';
 
@@ -125,5 +125,17 @@ export function gatedResidualBackward(h: View, g: View, dh: View): void {
       o[2 * r * c + i] = gi * s;
       o[2 * r * c + c + i] = gi * a * s * (1 - s);
     }
+  }
+}
+
+export function adamUpdate(p: View, g: View, m: View, v: View, h: AdamHyper): void {
+  const w = p.data, gd = g.data, md = m.data, vd = v.data;
+  const { beta1: b1, beta2: b2, eps, stepSize, bc2Sqrt, decay, l2 } = h;
+  for (let i = 0; i < w.length; i++) {
+    const wi = w[i]! * decay;
+    const gi = gd[i]! + l2 * wi;
+    md[i] = b1 * md[i]! + (1 - b1) * gi;
+    vd[i] = b2 * vd[i]! + (1 - b2) * gi * gi;
+    w[i] = wi - (stepSize * md[i]!) / (Math.sqrt(vd[i]!) / bc2Sqrt + eps);
   }
 }

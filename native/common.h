@@ -228,7 +228,7 @@ void rowWinogradForward(const Buf& x, const Buf& w, const Buf* bias, const Buf& 
 bool rowConvFits(const Shape& x, const Shape& w, const Shape& y, const ConvParams& p);
 /** dx (overwritten), dw and db of a 1×k convolution (x is read only for dw); each skipped when null. */
 void rowConvBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p);
-/** dx (overwritten), dw and db of a rowWinograd convolution; each skipped when null. */
+/** dx (overwritten), dw and db of a rowWinograd convolution (x is read only for dw); each skipped when null. */
 void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p);
 /**
  * out = conv(x, w) + bias, or out += that when accumulate. With keep, a blocked copy of x that the

@@ -421,6 +421,18 @@ int64_t conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, cons
 namespace {
 
 /**
+ * The backward pass on the convolutions arpix computes itself (winograd_rows.cc, row_conv.cc)
+ * when one applies to the layer; false leaves it to oneDNN. The geometry must read input; x is
+ * read only for dw (backward-data passes an empty Buf and x's shape).
+ */
+bool ownBackward(const Shape& xShape, const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p) {
+  if (rowWinogradFits(w.shape, p)) rowWinogradBackward(x, dy, w, dx, dw, db, p);
+  else if (rowConvFits(xShape, w.shape, dy.shape, p)) rowConvBackward(x, dy, w, dx, dw, db, p);
+  else return false;
+  return true;
+}
+
+/**
  * Backward-data of geometry g (under the lock, geometry not degenerate). Returns the blocked copy
  * of dy it made, or null on an nhwc plan: backward-weights can use it instead of its own reorder.
  */
@@ -449,12 +461,7 @@ void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvPa
     std::memset(dx.data, 0, size_t(dx.size) * 4);
     return;
   }
-  if (rowWinogradFits(w.shape, p)) {
-    Buf shapeOnly;  // backward-data reads no x: only its shape
-    shapeOnly.shape = dx.shape;
-    return rowWinogradBackward(shapeOnly, dy, w, &dx, nullptr, nullptr, p);
-  }
-  if (rowConvFits(dx.shape, w.shape, dy.shape, p)) return rowConvBackward(Buf{}, dy, w, &dx, nullptr, nullptr, p);
+  if (ownBackward(dx.shape, Buf{}, dy, w, &dx, nullptr, nullptr, p)) return;
   std::lock_guard<std::mutex> lock(onednnLock());
   backwardDataOn(g, dy, w, dx);
 }
@@ -569,12 +576,7 @@ void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf
   requireF32("conv2dBackwardWeights", "dw", dw);
   if (db) requireF32("conv2dBackwardWeights", "db", *db);
   const Geometry g = geometry(x.shape, dw.shape, dy.shape, p);
-  if (rowWinogradFits(dw.shape, p) && dw.size > 0 && x.size > 0 && dy.size > 0 && !noInputRead(g)) {
-    return rowWinogradBackward(x, dy, dw, nullptr, &dw, db, p);
-  }
-  if (rowConvFits(x.shape, dw.shape, dy.shape, p) && dw.size > 0 && x.size > 0 && dy.size > 0 && !noInputRead(g)) {
-    return rowConvBackward(x, dy, dw, nullptr, &dw, db, p);
-  }
+  if (dw.size > 0 && x.size > 0 && dy.size > 0 && !noInputRead(g) && ownBackward(x.shape, x, dy, dw, nullptr, &dw, db, p)) return;
   std::lock_guard<std::mutex> lock(onednnLock());
   weightGradients(g, x, dy, dw, db, nullptr, nullptr);
 }
@@ -585,13 +587,9 @@ void conv2dBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, co
   requireF32("conv2dBackward", "w", w);
   for (const Buf* b : {dx, dw, db}) if (b) requireF32("conv2dBackward", "gradient", *b);
   const Geometry g = geometry(x.shape, w.shape, dy.shape, p);
-  if (rowWinogradFits(w.shape, p) && x.size > 0 && w.size > 0 && dy.size > 0 && !noInputRead(g)) {
+  if (x.size > 0 && w.size > 0 && dy.size > 0 && !noInputRead(g) && ownBackward(x.shape, x, dy, w, dx && dx->size > 0 ? dx : nullptr, dw, db, p)) {
     if (saved != 0) releaseKeptInput(saved);
-    return rowWinogradBackward(x, dy, w, dx && dx->size > 0 ? dx : nullptr, dw, db, p);
-  }
-  if (rowConvFits(x.shape, w.shape, dy.shape, p) && x.size > 0 && w.size > 0 && dy.size > 0 && !noInputRead(g)) {
-    if (saved != 0) releaseKeptInput(saved);
-    return rowConvBackward(x, dy, w, dx && dx->size > 0 ? dx : nullptr, dw, db, p);
+    return;
   }
   std::lock_guard<std::mutex> lock(onednnLock());
   // The forward pass's blocked copy of x, if it kept one and x has not been written since.

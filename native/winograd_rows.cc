@@ -368,7 +368,7 @@ void rowWinogradForward(const Buf& x, const Buf& w, const Buf* bias, const Buf& 
 }
 
 void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p) {
-  const RowGeom g = rowGeom(x.shape, w.shape, dy.shape, p);
+  const RowGeom g = rowGeom(dx ? dx->shape : x.shape, w.shape, dy.shape, p);
   const int64_t maxT = chunkRows(g) * int64_t(g.tiles.size());
   std::lock_guard<std::mutex> lock(onednnLock());
   const int64_t planeU = g.K * g.O;

@@ -5,7 +5,7 @@
 import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
 import { Generator, getDefaultGenerator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
-import { K, checkFloat, checkInt, empty, record } from './core.js';
+import { K, checkFloat, checkInt, checkSameDType, empty, record } from './core.js';
 import { add, elu, mul, neg, rsqrt, sigmoid, softplus, square, sub, tanh } from './elementwise.js';
 import { chunk, concat } from './shape.js';
 import { logSoftmax, mean, sum } from './reduce.js';
@@ -43,8 +43,7 @@ export function dropout(x: Tensor, p: number, training: boolean, generator: Gene
   if (!training || p === 0) return x;
   checkFloat('dropout', 'x', x);
   const keep = empty(x.shape, x.dtype);
-  K(keep).dropoutMask(keep, generator.seed, generator.offset, p);
-  generator.offset += Math.ceil(keep.size / 4); // the blocks a uniform draw of that size consumes
+  K(keep).dropoutMask(keep, generator.seed, generator.skipUniform(keep.size), p);
   return mul(x, keep);
 }
 
@@ -111,6 +110,7 @@ export function concatElu(x: Tensor): Tensor {
 export function gatedResidual(x: Tensor, h: Tensor): Tensor {
   checkFloat('gatedResidual', 'x', x);
   checkFloat('gatedResidual', 'h', h);
+  checkSameDType('gatedResidual', x, h);
   const c = x.shape[x.rank - 1]!;
   if (x.rank < 1 || h.rank !== x.rank || h.shape[h.rank - 1] !== 2 * c || h.shape.some((d, i) => i < h.rank - 1 && d !== x.shape[i])) {
     throw new ShapeError('gatedResidual', 'h', `must be x's shape ${fmtShape(x.shape)} with the last axis doubled, got ${fmtShape(h.shape)}`, [x.shape, h.shape]);

@@ -79,6 +79,16 @@ export class Generator {
     return this.words;
   }
 
+  /**
+   * Moves the stream past a uniform draw of n values and returns the offset that draw starts at,
+   * for a kernel that computes those uniforms itself from (seed, offset).
+   */
+  skipUniform(n: number): number {
+    const start = this.offset;
+    this.offset += Math.ceil(n / 4);
+    return start;
+  }
+
   /** Fills out with uniforms in [0, 1), 24 bits each (exact in float32); 4 per block. */
   uniform(out: Float32Array | Float64Array): void {
     const n = out.length;

@@ -15,6 +15,9 @@ namespace arpix {
 namespace {
 
 constexpr int64_t kChunkPixels = 512;
+// The thread buffers (thread_products.h) this file uses: Wᵀ (thread 0's), then per thread the
+// chunk's input taps (later their gradient) and the weight- and bias-gradient accumulators.
+enum Buffers : int { kWT = 0, kTaps = 1, kAcc = 2 };
 
 struct RowConv {
   int64_t N, H, W, C, O, KW, OW, pl, dw;
@@ -89,13 +92,13 @@ void rowConvBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, c
   const int64_t KC = g.KW * g.C;
   const bool direct = g.KW == 1 && g.aligned(0);  // a 1×1 layer: x and dx are the products' operands
   // Wᵀ as [O, KW·C], for the input gradient.
-  std::vector<float>& WT = threadBuffer(0, 0, dx ? KC * g.O : 0);
+  std::vector<float>& WT = threadBuffer(kWT, 0, dx ? KC * g.O : 0);
   if (dx)
     for (int64_t k = 0; k < KC; k++)
       for (int64_t o = 0; o < g.O; o++) WT[size_t(o * KC + k)] = w.f32()[k * g.O + o];
   for (int t = 0; t < nthr; t++) {
-    threadBuffer(1, t, direct ? 0 : fullP * KC);  // the chunk's input taps, then the taps' input gradient
-    if (dw || db) std::fill_n(threadBuffer(2, t, accSize).begin(), accSize, 0.0f);
+    threadBuffer(kTaps, t, direct ? 0 : fullP * KC);  // the chunk's input taps, then the taps' input gradient
+    if (dw || db) std::fill_n(threadBuffer(kAcc, t, accSize).begin(), accSize, 0.0f);
   }
   auto pick = [&](const ThreadProduct* full, const ThreadProduct* last, int64_t P) { return P == fullP ? full : last; };
   const ThreadProduct *wFull = nullptr, *wLast = nullptr, *xFull = nullptr, *xLast = nullptr;
@@ -104,8 +107,8 @@ void rowConvBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, c
   forChunks(g.rows, g.step, [&](int64_t r0, int64_t r1, int tid) {
     const int64_t P = (r1 - r0) * g.OW;
     const float* dyc = dy.f32() + r0 * g.OW * g.O;
-    float* buf = threadBuffer(1, tid, 0).data();
-    float* acc = (dw || db) ? threadBuffer(2, tid, 0).data() : nullptr;
+    float* buf = threadBuffer(kTaps, tid, 0).data();
+    float* acc = (dw || db) ? threadBuffer(kAcc, tid, 0).data() : nullptr;
     if (db) {
       float* b = acc + g.KW * CO;
       for (int64_t i = 0; i < P; i++)
@@ -127,13 +130,9 @@ void rowConvBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, c
     }
   });
   if (dw || db) {
-    std::vector<float>& total = threadBuffer(2, 0, 0);
-    for (int t = 1; t < nthr; t++) {
-      const std::vector<float>& part = threadBuffer(2, t, 0);
-      for (int64_t i = 0; i < accSize; i++) total[size_t(i)] += part[size_t(i)];
-    }
-    if (dw) std::copy(total.begin(), total.begin() + g.KW * CO, dw->f32());
-    if (db) std::copy(total.begin() + g.KW * CO, total.begin() + accSize, db->f32());
+    const float* total = sumThreadBuffers(kAcc, nthr, accSize);
+    if (dw) std::copy(total, total + g.KW * CO, dw->f32());
+    if (db) std::copy(total + g.KW * CO, total + accSize, db->f32());
   }
 }
 

@@ -26,6 +26,15 @@ std::vector<float>& threadBuffer(int which, int thread, int64_t floats) {
   return b[size_t(thread)];
 }
 
+float* sumThreadBuffers(int which, int nthr, int64_t n) {
+  float* total = threadBuffer(which, 0, 0).data();
+  for (int t = 1; t < nthr; t++) {
+    const float* part = threadBuffer(which, t, 0).data();
+    for (int64_t i = 0; i < n; i++) total[i] += part[i];
+  }
+  return total;
+}
+
 const ThreadProduct& threadProduct(const ProductShape& s, int nthr) {
   const Key key{{s.batch, s.M, s.K, s.N, int64_t(s.transA), int64_t(s.accumulate)}};
   auto it = products.find(key);

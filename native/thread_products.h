@@ -39,6 +39,9 @@ void runProduct(const ThreadProduct& p, int tid, const float* a, const float* b,
 std::vector<float>& threadBuffer(int which, int thread, int64_t floats);
 constexpr int kThreadBuffers = 8;
 
+/** Adds threads 1 … nthr−1's buffer `which` into thread 0's, over its first n floats; returns thread 0's. */
+float* sumThreadBuffers(int which, int nthr, int64_t n);
+
 /** Threads used for `chunks` chunks. */
 inline int chunkThreads(int64_t chunks) { return int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(chunks, 1))); }
 

@@ -25,6 +25,9 @@ namespace {
 constexpr int64_t kTile = 4;    // outputs per tile
 constexpr int64_t kAlpha = 6;   // transform points
 constexpr int64_t kChunkTiles = 96;
+// The thread buffers (thread_products.h) this file uses: U and Uᵀ (thread 0's), then per thread
+// the transformed input (later its gradient), the products, and the weight-gradient accumulators.
+enum Buffers : int { kU = 0, kV = 1, kM = 2, kAcc = 3, kUT = 4 };
 
 struct RowGeom {
   int64_t N, H, W, C, O, KH, OH, OW, pt, pl, dh, dw;
@@ -346,21 +349,21 @@ void rowWinogradForward(const Buf& x, const Buf& w, const Buf* bias, const Buf& 
   const RowGeom g = rowGeom(x.shape, w.shape, out.shape, p);
   const int64_t maxT = chunkRows(g) * int64_t(g.tiles.size());
   std::lock_guard<std::mutex> lock(onednnLock());
-  std::vector<float>& U = threadBuffer(0, 0, kAlpha * g.K * g.O);
+  std::vector<float>& U = threadBuffer(kU, 0, kAlpha * g.K * g.O);
   transformWeights(g, w.f32(), U.data());
   const std::vector<float> zeros(size_t(g.C), 0.0f);
   const int nthr = chunkThreads((rowsOf(g) + chunkRows(g) - 1) / chunkRows(g));
   for (int t = 0; t < nthr; t++) {
-    threadBuffer(1, t, kAlpha * maxT * g.K);
-    threadBuffer(2, t, kAlpha * maxT * g.O);
+    threadBuffer(kV, t, kAlpha * maxT * g.K);
+    threadBuffer(kM, t, kAlpha * maxT * g.O);
   }
   std::vector<int64_t> sizes;
   chunkSizes(g, 0, rowsOf(g), sizes);
   const Products forward = productsFor(Product::Forward, g, sizes, nthr);
   forChunks(rowsOf(g), chunkRows(g), [&](int64_t r0, int64_t r1, int tid) {
     const int64_t T = (r1 - r0) * int64_t(g.tiles.size());
-    float* V = threadBuffer(1, tid, 0).data();
-    float* M = threadBuffer(2, tid, 0).data();
+    float* V = threadBuffer(kV, tid, 0).data();
+    float* M = threadBuffer(kM, tid, 0).data();
     transformInput(g, x.f32(), zeros.data(), r0, r1, V);
     runProduct(forward.forTiles(T), tid, V, U.data(), M);
     transformOutput(g, M, bias ? bias->f32() : nullptr, accumulate, r0, r1, out.f32());
@@ -372,9 +375,9 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
   const int64_t maxT = chunkRows(g) * int64_t(g.tiles.size());
   std::lock_guard<std::mutex> lock(onednnLock());
   const int64_t planeU = g.K * g.O;
-  std::vector<float>& U = threadBuffer(0, 0, kAlpha * planeU);
+  std::vector<float>& U = threadBuffer(kU, 0, kAlpha * planeU);
   // Uᵀ per kernel row, [KH][6][O][C], for the input gradient.
-  std::vector<float>& UT = threadBuffer(5, 0, dx ? kAlpha * planeU : 0);
+  std::vector<float>& UT = threadBuffer(kUT, 0, dx ? kAlpha * planeU : 0);
   if (dx) {
     transformWeights(g, w.f32(), U.data());
     for (int64_t ky = 0; ky < g.KH; ky++)
@@ -402,11 +405,11 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
   }
   const int nthr = byImages ? maxThreads : chunkThreads((rows + step - 1) / step);
   for (int t = 0; t < nthr; t++) {
-    threadBuffer(1, t, kAlpha * maxT * g.K);  // V, then dV
-    threadBuffer(2, t, kAlpha * maxT * g.O);  // dM
+    threadBuffer(kV, t, kAlpha * maxT * g.K);  // V, then dV
+    threadBuffer(kM, t, kAlpha * maxT * g.O);  // dM
     if (dw || db) {
       // dU accumulators (and the bias gradient behind them), zeroed per call.
-      std::vector<float>& acc = threadBuffer(3, t, kAlpha * planeU + g.O);
+      std::vector<float>& acc = threadBuffer(kAcc, t, kAlpha * planeU + g.O);
       std::fill(acc.begin(), acc.begin() + kAlpha * planeU + g.O, 0.0f);
     }
   }
@@ -416,11 +419,11 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
   // The gradients of chunk r0 … r1: the weights' when `weights`, and dx's through kernel rows ky0 … ky1.
   auto chunk = [&](int64_t r0, int64_t r1, int tid, bool weights, int64_t ky0, int64_t ky1) {
     const int64_t T = (r1 - r0) * int64_t(g.tiles.size());
-    float* V = threadBuffer(1, tid, 0).data();
-    float* dM = threadBuffer(2, tid, 0).data();
+    float* V = threadBuffer(kV, tid, 0).data();
+    float* dM = threadBuffer(kM, tid, 0).data();
     transformOutputGradient(g, dy.f32(), r0, r1, dM);
     if (weights) {
-      float* dU = threadBuffer(3, tid, 0).data();
+      float* dU = threadBuffer(kAcc, tid, 0).data();
       if (dw) {
         transformInput(g, x.f32(), zeros.data(), r0, r1, V);
         runProduct(weightGrad.forTiles(T), tid, V, dM, dU);
@@ -449,13 +452,9 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
     }
   }
   if (dw || db) {
-    std::vector<float>& total = threadBuffer(3, 0, 0);
-    for (int t = 1; t < nthr; t++) {
-      const std::vector<float>& part = threadBuffer(3, t, 0);
-      for (int64_t i = 0; i < kAlpha * planeU + g.O; i++) total[size_t(i)] += part[size_t(i)];
-    }
-    if (dw) weightGradientFromPoints(g, total.data(), dw->f32());
-    if (db) std::copy(total.begin() + kAlpha * planeU, total.begin() + kAlpha * planeU + g.O, db->f32());
+    const float* total = sumThreadBuffers(kAcc, nthr, kAlpha * planeU + g.O);
+    if (dw) weightGradientFromPoints(g, total, dw->f32());
+    if (db) std::copy(total + kAlpha * planeU, total + kAlpha * planeU + g.O, db->f32());
   }
 }
 

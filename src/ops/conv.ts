@@ -152,9 +152,39 @@ export function conv2dSum(terms: readonly ConvTerm[]): Tensor {
     }
     checkSameDType(op, convs[0]!.x, c.x);
   }
+  if (convs.every(isRowConv)) return rowConvSum(op, convs, shape);
   const y = empty(shape, convs[0]!.x.dtype);
   const saved = convs.map((c, k) => runConv(c, y, k > 0));
   return record(y, op, convs.flatMap((c) => [c.x, c.weight, c.bias]), (g) => convs.flatMap((c, k) => convGrads(c, g, saved[k]!)));
+}
+
+/** A convolution one row high: kH = 1, stride 1, no vertical padding (the kind rowConvSum takes). */
+function isRowConv(c: PreparedConv): boolean {
+  return c.weight.shape[0] === 1 && c.p.strideH === 1 && c.p.strideW === 1 && c.p.padTop === 0 && c.outShape[1] === c.x.shape[1];
+}
+
+/**
+ * A conv2dSum of one-row convolutions as one kernel (rowConvSum). Its backward reads the output
+ * gradient once for all terms and adds each input's earlier gradient as it writes
+ * (GradFn.accumulates): the gradient a horizontal feature has from its residual path, and a
+ * vertical pre-activation from its gate, need no separate add.
+ */
+function rowConvSum(op: string, convs: readonly PreparedConv[], shape: number[]): Tensor {
+  const y = empty(shape, convs[0]!.x.dtype);
+  K(...convs.flatMap((c) => [c.x, c.weight])).rowConvSum(convs.map((c) => ({ x: c.x, w: c.weight, p: c.p })), convs.flatMap((c) => (c.bias ? [c.bias] : [])), y);
+  const inputs = convs.flatMap((c) => [c.x, c.weight, c.bias]);
+  return record(y, op, inputs, (g, prior) => {
+    const grads: (Tensor | null)[] = [];
+    const db = convs.some((c) => c.bias?.requiresGrad) ? empty([shape[3]!], g.dtype) : null;
+    const terms = convs.map((c, t) => {
+      const dx = c.x.requiresGrad ? empty(c.x.shape, g.dtype) : null;
+      const dw = c.weight.requiresGrad ? empty(c.weight.shape, g.dtype) : null;
+      grads.push(dx, dw, c.bias?.requiresGrad ? db : null);
+      return { x: c.x, w: c.weight, p: c.p, dx, dw, addend: (dx && prior?.[3 * t]) || null };
+    });
+    K(g, ...inputs).rowConvSumBackward(terms, g, db);
+    return grads;
+  }, inputs.map((_, i) => i % 3 === 0));
 }
 
 /**

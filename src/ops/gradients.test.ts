@@ -131,6 +131,19 @@ describe('convolution gradients', () => {
     assertClose(fused.data, composed.data, { atol: 1e-12, rtol: 1e-12 });
     gradcheck((xx, a, b) => ax.conv2dSum([{ x: xx!, weight: a!, options: { padding: 1 } }, { x: xx!, weight: b! }]), [x, w1, w2]);
   });
+  test('conv2dSum of one-row convolutions adds the gradient its inputs already have (used elsewhere, before and after; one input in two terms)', () => {
+    gradcheck((h, v, w1, w2, w3, b) => {
+      const vPre = ax.mul(v!, 1.5); // an intermediate, like Gated PixelCNN's vertical pre-activation
+      const early = ax.tanh(vPre); // a consumer created before the sum: its gradient comes after
+      const y = ax.conv2dSum([
+        { x: h!, weight: w1!, options: { padding: [0, 0, 2, 0], dilation: 2, bias: b! } },
+        { x: vPre, weight: w2! },
+        { x: h!, weight: w3! },
+      ]);
+      const late = ax.exp(h!); // created after: its gradient is there first, and the sum adds to it
+      return ax.add(ax.add(ax.sum(ax.mul(y, y)), ax.sum(late)), ax.sum(ax.mul(early, early)));
+    }, [rnd64([2, 3, 5, 2], 11), rnd64([2, 3, 5, 3], 12), rnd64([1, 2, 2, 4], 13), rnd64([1, 1, 3, 4], 14), rnd64([1, 1, 2, 4], 15), rnd64([4], 16)]);
+  });
   const tcases: { name: string; x: number[]; w: number[]; opts: ax.ConvTranspose2dOptions }[] = [
     { name: 'stride 2 kernel 3 pad 1 outputPadding 1', x: [2, 3, 4, 3], w: [3, 3, 2, 3], opts: { stride: 2, padding: 1, outputPadding: 1 } },
     { name: 'stride 2 kernel 4 pad 1', x: [1, 3, 3, 2], w: [4, 4, 3, 2], opts: { stride: 2, padding: 1 } },

@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import * as ax from './index.js';
 import { ArgumentError, AxisError, DTypeError, ShapeError } from '../errors.js';
 import { Generator, philox } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { assertClose } from '../testing/gradcheck.js';
 
 const t = (v: Parameters<typeof ax.tensor>[0], s?: number[]) => ax.tensor(v, s);
@@ -133,6 +134,23 @@ describe('autograd', () => {
     for (let i = 0; i < 20000; i++) x = ax.add(x, 1);
     x.backward();
     assert.deepEqual(leaf.grad!.toArray(), [1]);
+  });
+  test('conv2dSum of one-row convolutions (one product, earlier gradients added as it writes) matches the composed convolutions', () => {
+    const gen = new Generator(5);
+    const leaves = () => [[2, 4, 9, 6], [2, 4, 9, 12], [1, 2, 6, 10], [1, 1, 12, 10], [10]].map((s) => ax.randn(s, { generator: gen }));
+    const run = (fused: boolean, [h, v, w1, w2, b]: Tensor[]) => {
+      const vPre = ax.mul(v!, 2);
+      const terms = [{ x: h!, weight: w1!, options: { padding: [0, 0, 2, 0] as const, dilation: 2, bias: b! } }, { x: vPre, weight: w2! }];
+      const y = fused ? ax.conv2dSum(terms) : ax.add(ax.conv2d(terms[0]!.x, terms[0]!.weight, terms[0]!.options), ax.conv2d(vPre, w2!));
+      // Consumers created after the sum (as Gated PixelCNN's gate of vPre): their gradients are there first.
+      const gated = ax.tanh(vPre);
+      ax.add(ax.add(ax.sum(ax.mul(y, y)), ax.sum(ax.mul(gated, gated))), ax.sum(ax.exp(h!))).backward();
+      return y;
+    };
+    const a = leaves().map((t) => t.requireGrad());
+    const c = a.map((t) => t.detach().requireGrad());
+    assertClose(run(true, a).toArray(), run(false, c).toArray(), { atol: 1e-4, rtol: 1e-4 });
+    a.forEach((t, i) => assertClose(t.grad!.toArray(), c[i]!.grad!.toArray(), { atol: 1e-3, rtol: 1e-4, label: `gradient ${i}` }));
   });
   test('defineOp: a fused gated activation matches the composed one, forward and backward', () => {
     // tanh(a)·σ(b) with hand-written backward, against the same function composed from ops.

@@ -32,12 +32,13 @@ export function record(
   out: Tensor,
   name: string,
   inputs: readonly (Tensor | null)[],
-  backward: (grad: Tensor) => readonly (Tensor | null)[],
+  backward: GradFn['backward'],
+  accumulates?: readonly boolean[],
 ): Tensor {
   if (!gradEnabled) return out;
   if (!inputs.some((t) => t !== null && t.requiresGrad)) return out;
   out.requiresGrad = true;
-  out.gradFn = { name, inputs, backward };
+  out.gradFn = accumulates ? { name, inputs, backward, accumulates } : { name, inputs, backward };
   return out;
 }
 
@@ -107,15 +108,20 @@ export function backward(root: Tensor, grad?: Tensor): void {
         continue;
       }
       grads.delete(t); // intermediate gradients are freed as soon as they are used
-      const inGrads = fn.backward(g);
+      // An op that adds an input's earlier gradient itself gets it as `prior` (for the first
+      // occurrence of an input listed twice; the second is added as usual).
+      const acc = fn.accumulates;
+      const prior = acc && fn.inputs.map((input, k) => (acc[k] && input?.requiresGrad && fn.inputs.indexOf(input) === k ? grads.get(input) : undefined));
+      const inGrads = prior ? fn.backward(g, prior) : fn.backward(g);
       fn.inputs.forEach((input, k) => {
         const ig = inGrads[k];
+        if (prior?.[k] && !ig) throw new Error(`${fn.name} (backward): dropped the earlier gradient of input ${k}`);
         if (!input || !input.requiresGrad || !ig) return;
         if (!sameShape(ig.shape, input.shape)) {
           throw new ShapeError(`${fn.name} (backward)`, `gradient of input ${k}`, `has shape ${fmtShape(ig.shape)} but the input has ${fmtShape(input.shape)}`, [ig.shape, input.shape]);
         }
         const prev = grads.get(input);
-        grads.set(input, prev === undefined ? ig : addGrads(prev, ig));
+        grads.set(input, prev === undefined || prior?.[k] ? ig : addGrads(prev, ig));
       });
     }
   });

@@ -19,7 +19,13 @@ export class Storage {
 export interface GradFn {
   readonly name: string;
   readonly inputs: readonly (Tensor | null)[];
-  backward(grad: Tensor): readonly (Tensor | null)[];
+  /**
+   * The gradient of each input for the output gradient `grad`. Where `accumulates[k]` is set,
+   * `prior[k]` may hold the gradient input k has already received from elsewhere; the result for k
+   * must then include it (a kernel can add it as it writes, instead of a separate add).
+   */
+  backward(grad: Tensor, prior?: readonly (Tensor | undefined)[]): readonly (Tensor | null)[];
+  readonly accumulates?: readonly boolean[];
 }
 
 export function arrayFor(dtype: DType, n: number): TypedArray {

@@ -8,7 +8,11 @@ export interface CustomOpDefinition<A> {
   name: string;
   /** Computes the output; runs with gradient recording off. */
   forward(inputs: readonly Tensor[], attrs: A): Tensor;
-  /** Gradient for each input (null where none), given the output's gradient. */
+  /**
+   * Gradient for each input (null where none), given the output's gradient. `grad` and the
+   * returned gradients belong to the backward pass: it recycles their memory once they are used
+   * up, so keep no reference to them after returning (copy what must outlive the call).
+   */
   backward(ctx: { grad: Tensor; inputs: readonly Tensor[]; output: Tensor; attrs: A }): readonly (Tensor | null)[];
 }
 

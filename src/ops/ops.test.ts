@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import * as ax from './index.js';
 import { ArgumentError, AxisError, DTypeError, ShapeError } from '../errors.js';
 import { Generator, philox } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { recycledBytes, type Tensor } from '../tensor/tensor.js';
 import { assertClose } from '../testing/gradcheck.js';
 
 const t = (v: Parameters<typeof ax.tensor>[0], s?: number[]) => ax.tensor(v, s);
@@ -117,6 +117,27 @@ describe('autograd', () => {
     const g = t([5, 6]);
     ax.reshape(c, [2, 1]).backward(ax.reshape(g, [2, 1]));
     assert.notEqual(c.grad!.storage, g.storage);
+  });
+  test('backward recycles the gradients it has used up, never one still pending nor the caller\'s', () => {
+    const n = 4096;
+    const gen = new Generator(9);
+    const x = ax.randn([n], { generator: gen }).requireGrad();
+    const w = ax.randn([n], { generator: gen }).requireGrad();
+    // add hands the same gradient to both inputs, reshape passes on a view of it.
+    const y = ax.add(ax.reshape(ax.mul(x, w), [64, 64]), ax.reshape(ax.tanh(x), [64, 64]));
+    const g = ax.randn([64, 64], { generator: gen });
+    const gBefore = g.toArray();
+    const pooled = recycledBytes();
+    y.backward(g);
+    assert.ok(recycledBytes() > pooled, 'used-up gradients went back to the pool');
+    assert.deepEqual(g.toArray(), gBefore, "the caller's gradient is untouched");
+    const expected = Float32Array.from(x.data, (v, i) => g.data[i]! * (w.data[i]! + 1 - Math.tanh(v) ** 2));
+    assertClose(x.grad!.data, expected, { atol: 1e-5, rtol: 1e-5 });
+    assertClose(w.grad!.data, Float32Array.from(x.data, (v, i) => g.data[i]! * v), { atol: 1e-6, rtol: 1e-6 });
+    // Later allocations take the recycled buffers: the leaves' gradients are their own.
+    const xg = x.grad!.toArray();
+    for (let i = 0; i < 8; i++) ax.mul(ax.randn([n], { generator: gen }), 2);
+    assert.deepEqual(x.grad!.toArray(), xg);
   });
   test('a tensor used twice gets both contributions', () => {
     const x = t([3]).requireGrad();

@@ -4,7 +4,7 @@
 
 import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
 import { sameShape } from './shape.js';
-import { Tensor, type GradFn } from './tensor.js';
+import { Tensor, recycleBuffer, trackAllocations, type GradFn } from './tensor.js';
 
 let gradEnabled = true;
 
@@ -96,33 +96,60 @@ export function backward(root: Tensor, grad?: Tensor): void {
     throw new ShapeError('backward', 'grad', `shape ${fmtShape(grad.shape)} must equal the tensor's shape ${fmtShape(root.shape)}`, [grad.shape, root.shape]);
   }
   const grads = new Map<Tensor, Tensor>([[root, grad]]);
-  noGrad(() => {
-    for (const t of topoOrder(root)) {
-      const g = grads.get(t);
-      if (g === undefined) continue;
-      const fn: GradFn | null = t.gradFn;
-      if (fn === null) {
-        // A leaf owns its gradient: the incoming one may be shared with another leaf (add passes
-        // the same tensor to both inputs) or with the caller's `grad`, so it is copied.
-        t.grad = t.grad === null ? new Tensor(g.data.slice(), g.shape) : addGrads(t.grad, g);
-        continue;
-      }
-      grads.delete(t); // intermediate gradients are freed as soon as they are used
-      // An op that adds an input's earlier gradient itself gets it as `prior` (for the first
-      // occurrence of an input listed twice; the second is added as usual).
-      const acc = fn.accumulates;
-      const prior = acc && fn.inputs.map((input, k) => (acc[k] && input?.requiresGrad && fn.inputs.indexOf(input) === k ? grads.get(input) : undefined));
-      const inGrads = prior ? fn.backward(g, prior) : fn.backward(g);
-      fn.inputs.forEach((input, k) => {
-        const ig = inGrads[k];
-        if (prior?.[k] && !ig) throw new Error(`${fn.name} (backward): dropped the earlier gradient of input ${k}`);
-        if (!input || !input.requiresGrad || !ig) return;
-        if (!sameShape(ig.shape, input.shape)) {
-          throw new ShapeError(`${fn.name} (backward)`, `gradient of input ${k}`, `has shape ${fmtShape(ig.shape)} but the input has ${fmtShape(input.shape)}`, [ig.shape, input.shape]);
-        }
-        const prev = grads.get(input);
-        grads.set(input, prev === undefined || prior?.[k] ? ig : addGrads(prev, ig));
-      });
+  // Gradients this pass makes die as soon as they are consumed (intermediate ones are never
+  // exposed): their buffers are recycled for the next allocations, when no pending gradient shares
+  // them (ops pass a gradient through or reshape it without copying).
+  const made = new Set<ArrayBuffer>();
+  const recycle = (used: readonly (Tensor | null | undefined)[]) => {
+    for (const u of used) {
+      const buf = u?.data.buffer;
+      if (!buf || !made.has(buf as ArrayBuffer)) continue;
+      let pending = false;
+      for (const v of grads.values()) if (v.data.buffer === buf) pending = true;
+      if (pending) continue;
+      made.delete(buf as ArrayBuffer);
+      recycleBuffer(buf as ArrayBuffer);
     }
-  });
+  };
+  const outer = trackAllocations(made);
+  try {
+    noGrad(() => backwardPass(root, grads, recycle));
+  } finally {
+    trackAllocations(outer);
+  }
+}
+
+function backwardPass(root: Tensor, grads: Map<Tensor, Tensor>, recycle: (used: readonly (Tensor | null | undefined)[]) => void): void {
+  for (const t of topoOrder(root)) {
+    const g = grads.get(t);
+    if (g === undefined) continue;
+    const fn: GradFn | null = t.gradFn;
+    if (fn === null) {
+      // A leaf owns its gradient: the incoming one may be shared with another leaf (add passes
+      // the same tensor to both inputs) or with the caller's `grad`, so it is copied.
+      t.grad = t.grad === null ? new Tensor(g.data.slice(), g.shape) : addGrads(t.grad, g);
+      grads.delete(t);
+      recycle([g]);
+      continue;
+    }
+    grads.delete(t); // intermediate gradients are freed as soon as they are used
+    // An op that adds an input's earlier gradient itself gets it as `prior` (for the first
+    // occurrence of an input listed twice; the second is added as usual).
+    const acc = fn.accumulates;
+    const prior = acc && fn.inputs.map((input, k) => (acc[k] && input?.requiresGrad && fn.inputs.indexOf(input) === k ? grads.get(input) : undefined));
+    const inGrads = prior ? fn.backward(g, prior) : fn.backward(g);
+    const replaced: Tensor[] = [];
+    fn.inputs.forEach((input, k) => {
+      const ig = inGrads[k];
+      if (prior?.[k] && !ig) throw new Error(`${fn.name} (backward): dropped the earlier gradient of input ${k}`);
+      if (!input || !input.requiresGrad || !ig) return;
+      if (!sameShape(ig.shape, input.shape)) {
+        throw new ShapeError(`${fn.name} (backward)`, `gradient of input ${k}`, `has shape ${fmtShape(ig.shape)} but the input has ${fmtShape(input.shape)}`, [ig.shape, input.shape]);
+      }
+      const prev = grads.get(input);
+      grads.set(input, prev === undefined || prior?.[k] ? ig : addGrads(prev, ig));
+      if (prev) replaced.push(prev);
+    });
+    recycle([g, ...inGrads, ...replaced]);
+  }
 }

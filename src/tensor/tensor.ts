@@ -41,18 +41,52 @@ const ITEM_BYTES: Record<DType, number> = { float32: 4, float64: 8, int32: 4 };
 // sentinel, so a kernel that reads an output before writing it fails loudly instead of by luck.
 const POISON = !!process.env.ARPIX_POISON;
 
+// Buffers handed back by autograd (recycleBuffer) when a gradient it made is used up, by byte
+// length. A new ArrayBuffer costs more than its malloc: V8 runs a young-generation collection for
+// every 32 MB of new ArrayBuffer memory (a training step allocates hundreds of MB), so reusing
+// the backward pass's dead gradients saves both. Bounded: beyond POOL_MAX_BYTES buffers are left
+// to the garbage collector.
+const pool = new Map<number, ArrayBuffer[]>();
+let pooledBytes = 0;
+const POOL_MAX_BYTES = 512 * 2 ** 20;
+let allocations: Set<ArrayBuffer> | null = null;
+
+/** Records every pooled-size buffer uninitArrayFor hands out into `into` (null: stop); returns the previous set. */
+export function trackAllocations(into: Set<ArrayBuffer> | null): Set<ArrayBuffer> | null {
+  const prev = allocations;
+  allocations = into;
+  return prev;
+}
+
+/** Hands a buffer that nothing references any more back to uninitArrayFor. */
+export function recycleBuffer(buf: ArrayBuffer): void {
+  if (pooledBytes + buf.byteLength > POOL_MAX_BYTES) return;
+  let list = pool.get(buf.byteLength);
+  if (!list) pool.set(buf.byteLength, (list = []));
+  list.push(buf);
+  pooledBytes += buf.byteLength;
+}
+
+/** Bytes held for reuse (tests). */
+export function recycledBytes(): number {
+  return pooledBytes;
+}
+
 /**
  * A typed array whose contents are unspecified: for kernel outputs, which the contract says are
  * fully overwritten. Large zero-filled allocations cost a memset each (an activation-sized output
- * every op); Node's unsafe Buffer skips it.
+ * every op); Node's unsafe Buffer skips it, and recycled buffers skip the allocation too.
  */
 export function uninitArrayFor(dtype: DType, n: number): TypedArray {
   const bytes = n * ITEM_BYTES[dtype];
   if (bytes < 4096 && !POISON) return arrayFor(dtype, n);
-  const buf = Buffer.allocUnsafeSlow(bytes);
-  const data = dtype === 'float32' ? new Float32Array(buf.buffer, buf.byteOffset, n)
-    : dtype === 'float64' ? new Float64Array(buf.buffer, buf.byteOffset, n)
-    : new Int32Array(buf.buffer, buf.byteOffset, n);
+  let buffer = pool.get(bytes)?.pop();
+  if (buffer) pooledBytes -= bytes;
+  else buffer = Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer;
+  allocations?.add(buffer);
+  const data = dtype === 'float32' ? new Float32Array(buffer, 0, n)
+    : dtype === 'float64' ? new Float64Array(buffer, 0, n)
+    : new Int32Array(buffer, 0, n);
   if (POISON) data.fill(dtype === 'int32' ? -123456789 : NaN);
   return data;
 }

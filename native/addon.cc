@@ -307,11 +307,10 @@ ARPIX_EXPORT(conv2dBackward) {
 }
 
 /**
- * The terms of rowConvSum / rowConvSumBackward: [x, xShape, w, wShape, params] each, then with
- * grads [dx | null, addend | null, dw | null]; checked against y's shape. `owned` keeps the
- * gradient Bufs the terms point to.
+ * The terms of rowConvSumBackward: [x, xShape, w, wShape, params, dx | null, addend | null,
+ * dw | null] each, checked against y's shape. `owned` keeps the gradient Bufs the terms point to.
  */
-std::vector<RowConvTerm> rowTermsOf(const char* kernel, const Napi::Value& v, const Shape& y, bool grads, std::vector<std::unique_ptr<Buf>>& owned) {
+std::vector<RowConvTerm> rowTermsOf(const char* kernel, const Napi::Value& v, const Shape& y, std::vector<std::unique_ptr<Buf>>& owned) {
   Napi::Array arr = v.As<Napi::Array>();
   if (arr.Length() == 0) throw KernelError(kernel, "needs at least one term");
   std::vector<RowConvTerm> terms;
@@ -327,46 +326,22 @@ std::vector<RowConvTerm> rowTermsOf(const char* kernel, const Napi::Value& v, co
     if (!rowConvFits(r.x.shape, r.w.shape, y, r.p)) {
       throw KernelError(kernel, "term " + std::to_string(i) + " (x " + fmtShape(r.x.shape) + ", w " + fmtShape(r.w.shape) + ") is not a one-row convolution giving " + fmtShape(y));
     }
-    if (grads) {
-      auto grad = [&](uint32_t at, const char* arg, const Buf& like) -> const Buf* {
-        if (t.Get(at).IsNull()) return nullptr;
-        owned.push_back(std::make_unique<Buf>(bufOf(kernel, arg, t.Get(at))));
-        Buf& b = *owned.back();
-        requireDType(kernel, arg, b, DType::F32);
-        if (b.size != like.size) throw KernelError(kernel, std::string(arg) + " of term " + std::to_string(i) + " holds " + std::to_string(b.size) + " elements, expected " + std::to_string(like.size));
-        b.shape = like.shape;
-        return &b;
-      };
-      r.dx = grad(5, "dx", r.x);
-      r.addend = grad(6, "addend", r.x);
-      r.dw = grad(7, "dw", r.w);
-      if (r.addend && !r.dx) throw KernelError(kernel, "term " + std::to_string(i) + " has an addend but no dx");
-    }
+    auto grad = [&](uint32_t at, const char* arg, const Buf& like) -> const Buf* {
+      if (t.Get(at).IsNull()) return nullptr;
+      owned.push_back(std::make_unique<Buf>(bufOf(kernel, arg, t.Get(at))));
+      Buf& b = *owned.back();
+      requireDType(kernel, arg, b, DType::F32);
+      if (b.size != like.size) throw KernelError(kernel, std::string(arg) + " of term " + std::to_string(i) + " holds " + std::to_string(b.size) + " elements, expected " + std::to_string(like.size));
+      b.shape = like.shape;
+      return &b;
+    };
+    r.dx = grad(5, "dx", r.x);
+    r.addend = grad(6, "addend", r.x);
+    r.dw = grad(7, "dw", r.w);
+    if (r.addend && !r.dx) throw KernelError(kernel, "term " + std::to_string(i) + " has an addend but no dx");
     terms.push_back(r);
   }
   return terms;
-}
-
-// rowConvSum(terms [[x, xShape, w, wShape, params]], biases (array | null)[], y, yShape)
-ARPIX_EXPORT(rowConvSum) {
-  return guarded(info, "rowConvSum", [&] {
-    Buf y = bufOf("rowConvSum", "y", info[2], info[3]);
-    requireDType("rowConvSum", "y", y, DType::F32);
-    std::vector<std::unique_ptr<Buf>> owned;
-    const std::vector<RowConvTerm> terms = rowTermsOf("rowConvSum", info[0], y.shape, false, owned);
-    Napi::Array bs = info[1].As<Napi::Array>();
-    std::vector<Buf> biases;
-    for (uint32_t i = 0; i < bs.Length(); i++) {
-      if (bs.Get(i).IsNull()) continue;
-      biases.push_back(bufOf("rowConvSum", "bias", bs.Get(i)));
-      requireDType("rowConvSum", "bias", biases.back(), DType::F32);
-      if (biases.back().size != y.shape[3]) throw KernelError("rowConvSum", "bias " + std::to_string(i) + " holds " + std::to_string(biases.back().size) + " elements, expected " + std::to_string(y.shape[3]));
-    }
-    std::vector<const Buf*> bp;
-    for (const Buf& b : biases) bp.push_back(&b);
-    rowConvSum(terms, bp, y);
-    return info.Env().Undefined();
-  });
 }
 
 // rowConvSumBackward(terms [[x, xShape, w, wShape, params, dx | null, addend | null, dw | null]], dy, dyShape, db | null)
@@ -375,7 +350,7 @@ ARPIX_EXPORT(rowConvSumBackward) {
     Buf dy = bufOf("rowConvSumBackward", "dy", info[1], info[2]);
     requireDType("rowConvSumBackward", "dy", dy, DType::F32);
     std::vector<std::unique_ptr<Buf>> owned;
-    const std::vector<RowConvTerm> terms = rowTermsOf("rowConvSumBackward", info[0], dy.shape, true, owned);
+    const std::vector<RowConvTerm> terms = rowTermsOf("rowConvSumBackward", info[0], dy.shape, owned);
     std::optional<Buf> db;
     if (!info[3].IsNull()) {
       db = bufOf("rowConvSumBackward", "db", info[3]);
@@ -749,7 +724,6 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(pickLastBackward);
   ARPIX_REGISTER(cast);
   ARPIX_REGISTER(oneHot);
-  ARPIX_REGISTER(rowConvSum);
   ARPIX_REGISTER(rowConvSumBackward);
   ARPIX_REGISTER(gate);
   ARPIX_REGISTER(gateBackward);

@@ -227,8 +227,8 @@ void rowWinogradForward(const Buf& x, const Buf& w, const Buf* bias, const Buf& 
 /** Whether the backward pass of a convolution runs on rowConvBackward: a 1×k kernel, stride 1, no vertical padding. */
 bool rowConvFits(const Shape& x, const Shape& w, const Shape& y, const ConvParams& p);
 /**
- * One convolution of a rowConvSum: x (empty when only dx is wanted), w [1, KW, C, O] and its
- * geometry; for the backward pass its gradients (null when not wanted) and dx's addend.
+ * One convolution of rowConvSumBackward: x (empty when only dx is wanted), w [1, KW, C, O], its
+ * geometry, its gradients (null when not wanted) and dx's addend.
  */
 struct RowConvTerm {
   Buf x, w;
@@ -237,9 +237,10 @@ struct RowConvTerm {
   const Buf* addend = nullptr;
   const Buf* dw = nullptr;
 };
-/** y = Σ conv(x_t, w_t) + Σ biases over convolutions that fit rowConvFits, each giving y's shape. */
-void rowConvSum(const std::vector<RowConvTerm>& terms, const std::vector<const Buf*>& biases, const Buf& y);
-/** The gradients of rowConvSum for dy: dx_t = addend_t (or 0) + ∂/∂x_t, dw_t and db = Σ dy, each skipped when null. */
+/**
+ * The gradients of y = Σ conv(x_t, w_t) (+ biases) for dy, over convolutions that fit rowConvFits
+ * each giving dy's shape: dx_t = addend_t (or 0) + ∂/∂x_t, dw_t and db = Σ dy, each skipped when null.
+ */
 void rowConvSumBackward(const std::vector<RowConvTerm>& terms, const Buf& dy, const Buf* db);
 /** dx (overwritten), dw and db of a 1×k convolution (x is read only for dw); each skipped when null. */
 void rowConvBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p);

@@ -1,15 +1,14 @@
-// Convolutions one row high (1×k kernels, stride 1, no vertical padding), and sums of them into
-// one output: Gated PixelCNN's horizontal convolution plus its vertical-to-horizontal link, its
-// 1×1 residuals, and the 1×1 layers of every model. Each thread takes a chunk of rows and keeps it
-// in L2 between gathering the inputs and the products (thread_products.h). A term's chunk input is
-// X [P, KW·C]: per output pixel, its input column under every tap of the kernel (zeros off the
-// row); a 1×1 term that reads its own column uses x itself. y = Σ X·W + Σ biases, the products
-// accumulating into the chunk of y.
-//
-// Backward, dy is read once per chunk for every gradient: dW += Xᵀ·dy and T = dy·Wᵀ, T's columns
-// scattered back to the input columns (a 1×1 term's T is its dx). A term's dx may start from an
-// addend (the gradient its input already has from elsewhere: dx = addend + ∂/∂x, no separate
-// add). Every chunk writes only its own rows of y and dx: no two threads write the same memory.
+// The backward pass of convolutions one row high (1×k kernels, stride 1, no vertical padding),
+// and of sums of them into one output: Gated PixelCNN's horizontal convolution plus its
+// vertical-to-horizontal link, its 1×1 residuals, and the 1×1 layers of every model. oneDNN
+// computes backward-data and backward-weights as two passes over dy per convolution (and its
+// dilated backward-weights only through slower paths); here each thread takes a chunk of rows,
+// reads its part of dy once into L2 and makes every gradient of every term from it:
+// dW += Xᵀ·dy and T = dy·Wᵀ (thread_products.h), where X [P, KW·C] holds each output pixel's input
+// column under every tap (zeros off the row) and T's columns are scattered back to the input
+// columns; a 1×1 term that reads its own column uses x and dx directly. A term's dx may start
+// from an addend (the gradient its input already has from elsewhere: dx = addend + ∂/∂x, no
+// separate add). Every chunk writes only its own rows of dx: no two threads write the same memory.
 #include <cstring>
 
 #include "thread_products.h"
@@ -43,7 +42,7 @@ struct Term {
   int64_t taps = 0;  // where its gathered input starts in the thread's buffer (floats)
   int64_t acc = 0;   // where its weight gradient starts in the thread's accumulator
   bool direct = false;  // a 1×1 term reading its own column: x and dx are the products' operands
-  ChunkProducts fwd, wgrad, xgrad;
+  ChunkProducts wgrad, xgrad;
   const float* WT = nullptr;
 };
 
@@ -136,22 +135,6 @@ const float* chunkInput(const RowSum& g, const Term& t, int64_t r0, int64_t r1, 
 
 bool rowConvFits(const Shape& x, const Shape& w, const Shape& y, const ConvParams& p) {
   return w.size() == 4 && w[0] == 1 && p.strideH == 1 && p.strideW == 1 && p.padTop == 0 && y[1] == x[1];
-}
-
-void rowConvSum(const std::vector<RowConvTerm>& terms, const std::vector<const Buf*>& biases, const Buf& y) {
-  RowSum g = rowSumOf(terms, y.shape);
-  std::vector<float> bias(size_t(g.O), 0.0f);
-  for (const Buf* b : biases)
-    for (int64_t o = 0; o < g.O; o++) bias[size_t(o)] += b->f32()[o];
-  std::lock_guard<std::mutex> lock(onednnLock());
-  for (int t = 0; t < g.nthr; t++) threadBuffer(kTaps, t, g.tapsSize);
-  for (Term& t : g.terms) t.fwd = chunkProducts(g, -1, t.KC(), g.O, false, true);
-  forChunks(g.rows, g.step, [&](int64_t r0, int64_t r1, int tid) {
-    const int64_t P = (r1 - r0) * g.OW;
-    float* yc = y.f32() + r0 * g.OW * g.O;
-    for (int64_t i = 0; i < P; i++) std::memcpy(yc + i * g.O, bias.data(), size_t(g.O) * 4);
-    for (const Term& t : g.terms) runProduct(t.fwd.of(P), tid, chunkInput(g, t, r0, r1, tid), t.w, yc);
-  });
 }
 
 void rowConvSumBackward(const std::vector<RowConvTerm>& terms, const Buf& dy, const Buf* db) {

@@ -62,15 +62,11 @@ export interface ConvParams {
   readonly rowWinograd?: boolean;
 }
 
-/** One convolution of rowConvSum. */
-export interface RowConvTerm {
+/** One convolution of rowConvSumBackward, with its gradients (null when not wanted) and dx's addend. */
+export interface RowConvGradTerm {
   readonly x: View;
   readonly w: View;
   readonly p: ConvParams;
-}
-
-/** One convolution of rowConvSumBackward: its gradients (null when not wanted) and dx's addend. */
-export interface RowConvGradTerm extends RowConvTerm {
   readonly dx: View | null;
   readonly addend: View | null;
   readonly dw: View | null;
@@ -142,15 +138,11 @@ export interface Kernels {
   /** Releases a copy conv2d kept (a graph dropped before its backward pass). */
   releaseConvInput(saved: number): void;
   /**
-   * y = Σ conv2d(x_t, w_t, p_t) + Σ biases over convolutions one row high (kH = 1, stride 1, no
-   * vertical padding), each giving y's shape: Gated PixelCNN's horizontal convolution plus its
-   * link as one product.
-   */
-  rowConvSum(terms: readonly RowConvTerm[], biases: readonly View[], y: View): void;
-  /**
-   * The gradients of rowConvSum for dy, reading dy once: per term dx = addend + ∂/∂x (overwritten;
-   * the addend, when given, is the gradient x already has, so it needs no separate add) and dw, and
-   * db = Σ dy over N, H, W (the gradient of every bias); each skipped when null.
+   * The gradients of y = Σ conv2d(x_t, w_t, p_t) (+ biases) for dy, over convolutions one row high
+   * (kH = 1, stride 1, no vertical padding) each giving dy's shape, reading dy once: per term
+   * dx = addend + ∂/∂x (overwritten; the addend, when given, is the gradient x already has, so it
+   * needs no separate add) and dw, and db = Σ dy over N, H, W (the gradient of every bias); each
+   * skipped when null.
    */
   rowConvSumBackward(terms: readonly RowConvGradTerm[], dy: View, db: View | null): void;
   /** out = x with axes permuted: out.shape[i] = x.shape[perm[i]]. */

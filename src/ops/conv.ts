@@ -152,26 +152,26 @@ export function conv2dSum(terms: readonly ConvTerm[]): Tensor {
     }
     checkSameDType(op, convs[0]!.x, c.x);
   }
-  if (convs.every(isRowConv)) return rowConvSum(op, convs, shape);
+  if (convs.every(isRowConv)) return rowConvSumOf(op, convs, shape);
   const y = empty(shape, convs[0]!.x.dtype);
   const saved = convs.map((c, k) => runConv(c, y, k > 0));
   return record(y, op, convs.flatMap((c) => [c.x, c.weight, c.bias]), (g) => convs.flatMap((c, k) => convGrads(c, g, saved[k]!)));
 }
 
-/** A convolution one row high: kH = 1, stride 1, no vertical padding (the kind rowConvSum takes). */
+/** A convolution one row high: kH = 1, stride 1, no vertical padding (the kind rowConvSumBackward takes). */
 function isRowConv(c: PreparedConv): boolean {
   return c.weight.shape[0] === 1 && c.p.strideH === 1 && c.p.strideW === 1 && c.p.padTop === 0 && c.outShape[1] === c.x.shape[1];
 }
 
 /**
- * A conv2dSum of one-row convolutions as one kernel (rowConvSum). Its backward reads the output
- * gradient once for all terms and adds each input's earlier gradient as it writes
- * (GradFn.accumulates): the gradient a horizontal feature has from its residual path, and a
- * vertical pre-activation from its gate, need no separate add.
+ * A conv2dSum of one-row convolutions: the forward pass as every conv2dSum; the backward pass one
+ * kernel (rowConvSumBackward) that reads the output gradient once for all terms and adds each
+ * input's earlier gradient as it writes (GradFn.accumulates): the gradient a horizontal feature
+ * has from its residual path, and a vertical pre-activation from its gate, need no separate add.
  */
-function rowConvSum(op: string, convs: readonly PreparedConv[], shape: number[]): Tensor {
+function rowConvSumOf(op: string, convs: readonly PreparedConv[], shape: number[]): Tensor {
   const y = empty(shape, convs[0]!.x.dtype);
-  K(...convs.flatMap((c) => [c.x, c.weight])).rowConvSum(convs.map((c) => ({ x: c.x, w: c.weight, p: c.p })), convs.flatMap((c) => (c.bias ? [c.bias] : [])), y);
+  const saved = convs.map((c, k) => runConv(c, y, k > 0));
   const inputs = convs.flatMap((c) => [c.x, c.weight, c.bias]);
   return record(y, op, inputs, (g, prior) => {
     const grads: (Tensor | null)[] = [];
@@ -183,6 +183,7 @@ function rowConvSum(op: string, convs: readonly PreparedConv[], shape: number[])
       return { x: c.x, w: c.weight, p: c.p, dx, dw, addend: (dx && prior?.[3 * t]) || null };
     });
     K(g, ...inputs).rowConvSumBackward(terms, g, db);
+    saved.forEach((s) => s !== 0 && K(g).releaseConvInput(s));
     return grads;
   }, inputs.map((_, i) => i % 3 === 0));
 }

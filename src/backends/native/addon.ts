@@ -23,10 +23,8 @@ export interface ConvBenchBest {
   readonly backwardWeights: ConvBenchFigure;
 }
 
-/** One term of rowConvSum: [x, xShape, w, wShape, params]. */
-export type RowTermArgs = readonly [TypedArray, Shape, TypedArray, Shape, ConvParamArray];
-/** One term of rowConvSumBackward: those, then [dx, addend, dw], each null when not wanted. */
-export type RowGradTermArgs = readonly [...RowTermArgs, TypedArray | null, TypedArray | null, TypedArray | null];
+/** One convolution of rowConvSumBackward: [x, xShape, w, wShape, params, dx, addend, dw], the last three null when not wanted. */
+export type RowTermArgs = readonly [TypedArray, Shape, TypedArray, Shape, ConvParamArray, TypedArray | null, TypedArray | null, TypedArray | null];
 
 export interface NativeAddon {
   unary(x: TypedArray, out: TypedArray, op: string): void;
@@ -41,8 +39,7 @@ export interface NativeAddon {
   conv2d(x: TypedArray, xShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, bias: TypedArray | null, out: TypedArray, outShape: Shape, p: ConvParamArray, accumulate: boolean, xStorageId: number, xVersion: number, keep: boolean): number;
   conv2dBackward(x: TypedArray, xShape: Shape, xStorageId: number, xVersion: number, dy: TypedArray, dyShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, dx: TypedArray | null, dw: TypedArray | null, db: TypedArray | null, p: ConvParamArray, saved: number): void;
   releaseConvInput(saved: number): void;
-  rowConvSum(terms: readonly RowTermArgs[], biases: readonly (TypedArray | null)[], y: TypedArray, yShape: Shape): void;
-  rowConvSumBackward(terms: readonly RowGradTermArgs[], dy: TypedArray, dyShape: Shape, db: TypedArray | null): void;
+  rowConvSumBackward(terms: readonly RowTermArgs[], dy: TypedArray, dyShape: Shape, db: TypedArray | null): void;
   convImplementations(): { what: string; impl: string }[];
   conv2dBackwardData(dy: TypedArray, dyShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, dx: TypedArray, dxShape: Shape, p: ConvParamArray): void;
   conv2dBackwardWeights(x: TypedArray, xShape: Shape, dy: TypedArray, dyShape: Shape, dw: TypedArray, dwShape: Shape, p: ConvParamArray, db: TypedArray | null): void;

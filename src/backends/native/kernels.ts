@@ -1,15 +1,11 @@
 // The Kernels contract on top of the addon: each adapter hands the views' typed arrays to C++
 // as they are (no copies) and translates attributes; checks live in the op layer.
 
-import type { ConvParams, Kernels, RowConvTerm, View } from '../../kernels/contracts.js';
+import type { ConvParams, Kernels, View } from '../../kernels/contracts.js';
 import type { ConvParamArray, NativeAddon, RowTermArgs } from './addon.js';
 
 function convParams(p: ConvParams): ConvParamArray {
   return [p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW, p.rowWinograd ? 1 : 0];
-}
-
-function rowTerm(t: RowConvTerm): RowTermArgs {
-  return [t.x.data, t.x.shape, t.w.data, t.w.shape, convParams(t.p)];
 }
 
 export function nativeKernels(addon: NativeAddon): Kernels {
@@ -29,10 +25,8 @@ export function nativeKernels(addon: NativeAddon): Kernels {
     conv2dBackward: (x, dy, w, dx, dw, db, p, saved) =>
       addon.conv2dBackward(x.data, x.shape, x.storageId, x.version, dy.data, dy.shape, w.data, w.shape, w.storageId, w.version, dx ? dx.data : null, dw ? dw.data : null, db ? db.data : null, convParams(p), saved),
     releaseConvInput: (saved) => addon.releaseConvInput(saved),
-    rowConvSum: (terms, biases, y) =>
-      addon.rowConvSum(terms.map((t) => rowTerm(t)), biases.map((b) => b.data), y.data, y.shape),
     rowConvSumBackward: (terms, dy, db) =>
-      addon.rowConvSumBackward(terms.map((t) => [...rowTerm(t), t.dx ? t.dx.data : null, t.addend ? t.addend.data : null, t.dw ? t.dw.data : null] as const), dy.data, dy.shape, db ? db.data : null),
+      addon.rowConvSumBackward(terms.map((t): RowTermArgs => [t.x.data, t.x.shape, t.w.data, t.w.shape, convParams(t.p), t.dx?.data ?? null, t.addend?.data ?? null, t.dw?.data ?? null]), dy.data, dy.shape, db ? db.data : null),
     conv2dBackwardData: (dy, w, dx, p) =>
       addon.conv2dBackwardData(dy.data, dy.shape, w.data, w.shape, w.storageId, w.version, dx.data, dx.shape, convParams(p)),
     conv2dBackwardWeights: (x, dy, dw, p, db = null) =>

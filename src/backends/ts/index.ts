@@ -4,14 +4,14 @@
 
 import type { Kernels } from '../../kernels/contracts.js';
 import { binary, cast, clamp, unary, unaryBackward, where } from './elementwise.js';
-import { conv2d, conv2dBackward, conv2dBackwardData, conv2dBackwardWeights, matmul, releaseConvInput, rowConvSum, rowConvSumBackward } from './linalg.js';
+import { conv2d, conv2dBackward, conv2dBackwardData, conv2dBackwardWeights, matmul, releaseConvInput, rowConvSumBackward } from './linalg.js';
 import { concat, gatherRows, oneHot, pad, permute, pickLast, pickLastBackward, scatterAddRows, slice } from './movement.js';
 import { argmaxLast, reduce, softmaxLast } from './reduce.js';
 import { adamUpdate, concatElu, concatEluBackward, dropoutMask, gate, gatedResidual, gatedResidualBackward, gateBackward, softmaxCrossEntropy, softmaxCrossEntropyBackward } from './fused.js';
 
 export const tsKernels: Kernels = {
   unary, unaryBackward, clamp, binary, where, reduce, argmaxLast, matmul,
-  conv2d, conv2dBackwardData, conv2dBackwardWeights, conv2dBackward, releaseConvInput, rowConvSum, rowConvSumBackward,
+  conv2d, conv2dBackwardData, conv2dBackwardWeights, conv2dBackward, releaseConvInput, rowConvSumBackward,
   permute, pad, slice, concat, gatherRows, scatterAddRows, pickLast, pickLastBackward,
   softmaxLast, cast, oneHot,
   gate, gateBackward, softmaxCrossEntropy, softmaxCrossEntropyBackward, dropoutMask, concatElu, concatEluBackward, gatedResidual, gatedResidualBackward, adamUpdate,

@@ -1,6 +1,6 @@
 // Reference matrix product and NHWC convolutions (weights HWIO), as plain loops.
 
-import type { ConvParams, RowConvGradTerm, RowConvTerm, View } from '../../kernels/contracts.js';
+import type { ConvParams, RowConvGradTerm, View } from '../../kernels/contracts.js';
 
 export function matmul(a: View, b: View, out: View, transA: boolean, transB: boolean): void {
   const ar = a.shape.length;
@@ -122,15 +122,6 @@ export function conv2dBackward(x: View, dy: View, w: View, dx: View | null, dw: 
   if (dx) conv2dBackwardData(dy, w, dx, p);
   if (dw) conv2dBackwardWeights(x, dy, dw, p, db);
   else if (db) biasGradient(dy, db);
-}
-
-export function rowConvSum(terms: readonly RowConvTerm[], biases: readonly View[], y: View): void {
-  terms.forEach((t, k) => conv2d(t.x, t.w, null, y, t.p, k > 0));
-  const o = y.data;
-  for (const b of biases) {
-    const co = b.data.length;
-    for (let i = 0; i < o.length; i += co) for (let c = 0; c < co; c++) o[i + c] += b.data[c]!;
-  }
 }
 
 export function rowConvSumBackward(terms: readonly RowConvGradTerm[], dy: View, db: View | null): void {

@@ -10,6 +10,51 @@
 
 namespace arpix {
 
+#if defined(__AVX512F__)
+/** Lanes i … i+15 of a row (fewer at its end). */
+inline __mmask16 laneMask(int64_t i, int64_t c) { return c - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (c - i)) - 1); }
+#endif
+
+/** y = tanh(a) · σ(b) over one row of c channels. */
+void gateRow(const float* a, const float* b, float* y, int64_t c) {
+#if defined(__AVX512F__)
+  for (int64_t i = 0; i < c; i += 16) {
+    const __mmask16 m = laneMask(i, c);
+    const Quotient16 t = vtanhQuotient16(_mm512_maskz_loadu_ps(m, a + i));
+    const Sigmoid16 s = vsigmoidQuotient16(_mm512_maskz_loadu_ps(m, b + i));
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(_mm512_mul_ps(t.num, s.num), vrecip16(_mm512_mul_ps(t.den, s.den))));
+  }
+#else
+  for (int64_t i = 0; i < c; i++) y[i] = vtanh(a[i]) * vsigmoid(b[i]);
+#endif
+}
+
+/** da = g·σ(b)·(1 − tanh²(a)), db = g·tanh(a)·σ(b)·(1 − σ(b)) over one row. */
+void gateBackwardRow(const float* a, const float* b, const float* g, float* da, float* db, int64_t c) {
+#if defined(__AVX512F__)
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < c; i += 16) {
+    const __mmask16 m = laneMask(i, c);
+    const Quotient16 tq = vtanhQuotient16(_mm512_maskz_loadu_ps(m, a + i));
+    const Sigmoid16 sq = vsigmoidQuotient16(_mm512_maskz_loadu_ps(m, b + i));
+    const __m512 inv = vrecip16(_mm512_mul_ps(tq.den, sq.den));
+    const __m512 t = _mm512_mul_ps(_mm512_mul_ps(tq.num, sq.den), inv);
+    const __m512 s = _mm512_mul_ps(_mm512_mul_ps(sq.num, tq.den), inv);
+    const __m512 oms = _mm512_mul_ps(_mm512_mul_ps(sq.numComplement, tq.den), inv);
+    const __m512 gi = _mm512_maskz_loadu_ps(m, g + i);
+    const __m512 gs = _mm512_mul_ps(gi, s);
+    _mm512_mask_storeu_ps(da + i, m, _mm512_mul_ps(gs, _mm512_fnmadd_ps(t, t, one)));
+    _mm512_mask_storeu_ps(db + i, m, _mm512_mul_ps(_mm512_mul_ps(gs, t), oms));
+  }
+#else
+  for (int64_t i = 0; i < c; i++) {
+    const float t = vtanh(a[i]), s = vsigmoid(b[i]), gi = g[i];
+    da[i] = gi * s * (1.0f - t * t);
+    db[i] = gi * t * s * (1.0f - s);
+  }
+#endif
+}
+
 void gate(const Buf& x, const Buf& out) {
   requireDType("gate", "x", x, DType::F32);
   requireDType("gate", "out", out, DType::F32);
@@ -19,12 +64,7 @@ void gate(const Buf& x, const Buf& out) {
   const float* xd = x.f32();
   float* o = out.f32();
 #pragma omp parallel for schedule(static) if (worthParallel(out.size))
-  for (int64_t r = 0; r < rows; r++) {
-    const float* a = xd + 2 * r * c;
-    const float* b = a + c;
-    float* y = o + r * c;
-    for (int64_t i = 0; i < c; i++) y[i] = vtanh(a[i]) * vsigmoid(b[i]);
-  }
+  for (int64_t r = 0; r < rows; r++) gateRow(xd + 2 * r * c, xd + 2 * r * c + c, o + r * c, c);
 }
 
 void gateBackward(const Buf& x, const Buf& g, const Buf& dx) {
@@ -38,18 +78,7 @@ void gateBackward(const Buf& x, const Buf& g, const Buf& dx) {
   const float* gd = g.f32();
   float* o = dx.f32();
 #pragma omp parallel for schedule(static) if (worthParallel(x.size))
-  for (int64_t r = 0; r < rows; r++) {
-    const float* a = xd + 2 * r * c;
-    const float* b = a + c;
-    const float* gr = gd + r * c;
-    float* da = o + 2 * r * c;
-    float* db = da + c;
-    for (int64_t i = 0; i < c; i++) {
-      const float t = vtanh(a[i]), s = vsigmoid(b[i]), gi = gr[i];
-      da[i] = gi * s * (1.0f - t * t);
-      db[i] = gi * t * s * (1.0f - s);
-    }
-  }
+  for (int64_t r = 0; r < rows; r++) gateBackwardRow(xd + 2 * r * c, xd + 2 * r * c + c, gd + r * c, o + 2 * r * c, o + 2 * r * c + c, c);
 }
 
 void softmaxCrossEntropy(const Buf& logits, const Buf& targets, const Buf& loss, const Buf& probs) {

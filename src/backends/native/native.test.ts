@@ -288,6 +288,17 @@ describe('native backend vs ts reference', { skip }, () => {
     }
   });
 
+  test('gate / gateBackward far into both tails, at ±0, ±∞ and NaN, 20 channels (a full block of lanes and a partial one)', () => {
+    const shape = [3, 7, 40];
+    const x = uniform(shape, -40, 40, 52);
+    const specials = [0, -0, Infinity, -Infinity, NaN, 1e-30, -1e-30, 0.6249, 0.6251, -0.6251, 88, -88, 100, -100, 1e-7, 20];
+    specials.forEach((v, i) => { x.data[i] = v; x.data[20 + i] = specials[(i + 5) % specials.length]!; x.data[40 + 20 + i] = v; });
+    const half = [3, 7, 20];
+    agree((k, [o]) => k.gate(x, o!), [[half, 'float32']], { atol: 1e-6, rtol: 2e-6 }, 'gate');
+    const g = uniform(half, -1, 1, 53);
+    agree((k, [o]) => k.gateBackward(x, g, o!), [[shape, 'float32']], { atol: 1e-6, rtol: 1e-5 }, 'gateBackward');
+  });
+
   test('adamUpdate: the same bits as the ts reference, with Adam\'s L2 term and with AdamW\'s decay, over several steps', () => {
     for (const [decay, l2] of [[1, 0.01], [1 - 1e-3 * 0.01, 0]] as const) {
       const n = 100_003;

@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { FormatError } from '../errors.js';
 import { loadCifar, parseCifar } from './cifar.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'arpix-cifar-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** One record: label byte(s), then the R, G and B planes; pixel p of plane c holds (p + 7c + seed) mod 256. */
 function record(labels: number[], seed: number): Uint8Array {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { encode as encodePng } from 'fast-png';
 import jpeg from 'jpeg-js';
 import { FormatError } from '../errors.js';
@@ -10,6 +10,7 @@ import { cropResize, decodeImage } from './decode.js';
 import { loadImageFolder } from './folder.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'arpix-folder-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function png(width: number, height: number, channels: number, fill: (x: number, y: number, c: number) => number, depth: 8 | 16 = 8): Uint8Array {
   const data = depth === 16 ? new Uint16Array(width * height * channels) : new Uint8Array(width * height * channels);

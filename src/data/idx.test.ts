@@ -3,12 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { FormatError } from '../errors.js';
 import { loadIdxPair, parseIdx, readIdxImages } from './idx.js';
 import { loadDataset } from './sources.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'arpix-idx-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const FASHION = '/usr/share/datasets/fashion-mnist';
 const haveFashion = fs.existsSync(path.join(FASHION, 'train-images-idx3-ubyte.gz'));
 

@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { FormatError } from '../errors.js';
 import { loadNpy, parseNpy, readNpyImages, readNpyLabels } from './npy.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'arpix-npy-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** A version-1 .npy file, header padded to a multiple of 64 as NumPy writes it. */
 function npy(descr: string, shape: number[], data: Uint8Array, fortran = false): Buffer {

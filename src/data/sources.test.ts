@@ -14,6 +14,7 @@ import {
 } from './sources.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'arpix-sources-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const haveFashion = fs.existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz');
 const MNIST_NAMES = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'];
 

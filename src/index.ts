@@ -5,7 +5,7 @@
 
 export { Tensor } from './tensor/tensor.js';
 export type { GradFn } from './tensor/tensor.js';
-export { backward } from './tensor/autograd.js';
+export { backward, type BackwardOptions } from './tensor/autograd.js';
 export { Generator, manualSeed, getDefaultGenerator } from './tensor/random.js';
 export type { GeneratorState } from './tensor/random.js';
 export * from './ops/index.js';

@@ -1,6 +1,6 @@
 // The op layer's public surface, and the chainable Tensor methods (`h.add(block(h))`).
 
-import { backward, installAutogradHelpers } from '../tensor/autograd.js';
+import { backward, installAutogradHelpers, type BackwardOptions } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { DType } from '../kernels/contracts.js';
 import * as ew from './elementwise.js';
@@ -27,7 +27,8 @@ type Axes = red.Axes;
 
 declare module '../tensor/tensor.js' {
   interface Tensor {
-    backward(grad?: Tensor): void;
+    /** Back-propagates (see `backward`); `options` may come first when there is no gradient. */
+    backward(grad?: Tensor | BackwardOptions, options?: BackwardOptions): void;
     add(b: S): Tensor; sub(b: S): Tensor; mul(b: S): Tensor; div(b: S): Tensor; pow(b: S): Tensor;
     maximum(b: S): Tensor; minimum(b: S): Tensor;
     greater(b: S): Tensor; greaterEqual(b: S): Tensor; less(b: S): Tensor; lessEqual(b: S): Tensor;
@@ -52,7 +53,10 @@ declare module '../tensor/tensor.js' {
 }
 
 const P = Tensor.prototype;
-P.backward = function (grad?: Tensor) { backward(this, grad); };
+P.backward = function (gradOrOptions?: Tensor | BackwardOptions, options?: BackwardOptions) {
+  if (gradOrOptions instanceof Tensor || gradOrOptions === undefined) backward(this, gradOrOptions, options);
+  else backward(this, undefined, gradOrOptions);
+};
 for (const name of ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'greater', 'greaterEqual', 'less', 'lessEqual', 'equal', 'notEqual'] as const) {
   const f = ew[name];
   P[name] = function (b: S) { return f(this, b); };

@@ -139,6 +139,35 @@ describe('autograd', () => {
     for (let i = 0; i < 8; i++) ax.mul(ax.randn([n], { generator: gen }), 2);
     assert.deepEqual(x.grad!.toArray(), xg);
   });
+  test('backward with releaseGraph reuses the intermediates\' memory, never a leaf\'s, an input\'s or the root\'s', () => {
+    const n = 4096;
+    const gen = new Generator(11);
+    const x = ax.randn([n], { generator: gen }).requireGrad();
+    const w = ax.randn([n], { generator: gen }).requireGrad();
+    const c = ax.randn([n], { generator: gen });
+    // An op whose output is its untracked input: a node of the graph sharing that input's storage.
+    const passC = ax.defineOp<undefined>({ name: 'passC', forward: ([, k]) => k!, backward: ({ grad }) => [ax.mul(grad, 0), null] });
+    const build = () => {
+      // reshape(w) is a node sharing the leaf's storage; reshape(c) is untracked.
+      const h = ax.tanh(ax.mul(ax.reshape(w, [64, 64]), ax.reshape(passC([x, c], undefined), [64, 64])));
+      return { h, loss: ax.sum(ax.mul(h, ax.reshape(x, [64, 64]))) };
+    };
+    build().loss.backward();
+    const [gx, gw] = [x.grad!.toArray(), w.grad!.toArray()];
+    x.grad = w.grad = null;
+    const { h, loss } = build();
+    const hBuffer = h.data.buffer;
+    const [xs, ws, cs, value] = [x.toArray(), w.toArray(), c.toArray(), loss.item()];
+    loss.backward({ releaseGraph: true });
+    assert.deepEqual(x.grad!.toArray(), gx);
+    assert.deepEqual(w.grad!.toArray(), gw);
+    assert.throws(() => h.toArray(), /intermediate result of a graph whose memory backward\(\{ releaseGraph: true \}\) handed back/);
+    assert.throws(() => loss.backward(), /already released/);
+    // Later allocations of the same size take the released buffers, and only those.
+    const later = Array.from({ length: 64 }, () => ax.mul(ax.randn([n], { generator: gen }), 2));
+    assert.ok(later.some((t) => t.data.buffer === hBuffer), 'an intermediate buffer was reused');
+    assert.deepEqual([x.toArray(), w.toArray(), c.toArray(), loss.item()], [xs, ws, cs, value]);
+  });
   test('a tensor used twice gets both contributions', () => {
     const x = t([3]).requireGrad();
     ax.mul(x, x).backward();

@@ -4,7 +4,7 @@
 
 import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
 import { sameShape } from './shape.js';
-import { Tensor, recycleBuffer, trackAllocations, type GradFn } from './tensor.js';
+import { Storage, Tensor, isPoolBuffer, recycleBuffer, trackAllocations, type GradFn } from './tensor.js';
 
 let gradEnabled = true;
 
@@ -81,11 +81,27 @@ function topoOrder(root: Tensor): Tensor[] {
   return order.reverse();
 }
 
+export interface BackwardOptions {
+  /**
+   * Once the pass is done, hand the memory of the graph's intermediate results back for the next
+   * allocations, and drop the graph. For training loops that read nothing but the root and the
+   * leaves' gradients afterwards: a step then reuses last step's activations instead of allocating
+   * hundreds of MB (which costs page faults and garbage collections). Reading an intermediate
+   * tensor of the graph afterwards throws; so does a second backward from the same root.
+   */
+  releaseGraph?: boolean;
+}
+
+const releasedRoots = new WeakSet<Tensor>();
+
 /**
  * Back-propagates from `root`. Without `grad`, root must hold one element (a loss) and its
  * gradient is 1. Gradients accumulate into leaves' `.grad` across calls, as in PyTorch.
  */
-export function backward(root: Tensor, grad?: Tensor): void {
+export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions = {}): void {
+  if (releasedRoots.has(root)) {
+    throw new ArgumentError('backward', 'tensor', 'its graph was already released by backward({ releaseGraph: true }); compute it again to back-propagate again');
+  }
   if (!root.requiresGrad) {
     throw new ArgumentError('backward', 'tensor', 'does not require gradients: no input of the computation had requiresGrad set');
   }
@@ -117,6 +133,39 @@ export function backward(root: Tensor, grad?: Tensor): void {
   } finally {
     trackAllocations(outer);
   }
+  if (options.releaseGraph) releaseGraph(root);
+}
+
+// The graph's intermediate results, except the root, go back to the allocator: a buffer only when
+// an op made it (uninitArrayFor) and no leaf or untracked input shares it (a reshaped parameter is
+// a node whose storage is the parameter's). Their storages are marked so a later read throws.
+function releaseGraph(root: Tensor): void {
+  const order = topoOrder(root);
+  const keptStorages = new Set([root.storage]);
+  const keptBuffers = new Set<ArrayBufferLike>([root.data.buffer]);
+  const keep = (t: Tensor) => {
+    keptStorages.add(t.storage);
+    keptBuffers.add(t.data.buffer);
+  };
+  for (const t of order) {
+    if (!t.gradFn) keep(t);
+    else for (const input of t.gradFn.inputs) if (input && !input.requiresGrad) keep(input);
+  }
+  // Views share a storage, so every buffer is read before any storage is marked.
+  const released = new Map<Storage, ArrayBufferLike>();
+  for (const t of order) {
+    if (!t.gradFn) continue;
+    t.gradFn = null;
+    if (!keptStorages.has(t.storage) && !released.has(t.storage)) released.set(t.storage, t.data.buffer);
+  }
+  const freed = new Set<ArrayBufferLike>();
+  for (const [storage, buf] of released) {
+    storage.release();
+    if (keptBuffers.has(buf) || freed.has(buf) || !isPoolBuffer(buf)) continue;
+    freed.add(buf);
+    recycleBuffer(buf as ArrayBuffer);
+  }
+  releasedRoots.add(root);
 }
 
 function backwardPass(root: Tensor, grads: Map<Tensor, Tensor>, recycle: (used: readonly (Tensor | null | undefined)[]) => void): void {

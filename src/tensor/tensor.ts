@@ -2,7 +2,7 @@
 // Ops (src/ops) attach their methods to the prototype, so `h.add(block(h))` reads as in PyTorch.
 
 import type { DType, TypedArray, View } from '../kernels/contracts.js';
-import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
+import { ArgumentError, ArpixError, ShapeError, fmtShape } from '../errors.js';
 import { shapeSize } from './shape.js';
 
 let nextStorageId = 1;
@@ -12,7 +12,21 @@ export class Storage {
   readonly id = nextStorageId++;
   /** Bumped on every in-place write, so caches keyed on (id, version) stay honest. */
   version = 0;
-  constructor(readonly data: TypedArray) {}
+  #data: TypedArray;
+  #released = false;
+  constructor(data: TypedArray) {
+    this.#data = data;
+  }
+  get data(): TypedArray {
+    if (this.#released) {
+      throw new ArpixError('this tensor was an intermediate result of a graph whose memory backward({ releaseGraph: true }) handed back for reuse; keep what you need to read (e.g. with .clone()) before that backward call, or call backward without releaseGraph');
+    }
+    return this.#data;
+  }
+  /** Marks the memory as reused elsewhere: any later read throws instead of seeing other data. */
+  release(): void {
+    this.#released = true;
+  }
 }
 
 /** How a recorded op turns the gradient of its output into gradients of its inputs. */
@@ -41,21 +55,27 @@ const ITEM_BYTES: Record<DType, number> = { float32: 4, float64: 8, int32: 4 };
 // sentinel, so a kernel that reads an output before writing it fails loudly instead of by luck.
 const POISON = !!process.env.ARPIX_POISON;
 
-// Buffers handed back by autograd (recycleBuffer) when a gradient it made is used up, by byte
-// length. A new ArrayBuffer costs more than its malloc: V8 runs a young-generation collection for
-// every 32 MB of new ArrayBuffer memory (a training step allocates hundreds of MB), so reusing
-// the backward pass's dead gradients saves both. Bounded: beyond POOL_MAX_BYTES buffers are left
-// to the garbage collector.
+// Buffers handed back by autograd (recycleBuffer) when a gradient it made is used up, or when
+// backward({ releaseGraph: true }) drops a graph, by byte length. A new ArrayBuffer costs more than
+// its malloc: V8 runs a young-generation collection for every 32 MB of new ArrayBuffer memory (a
+// training step allocates hundreds of MB), and fresh pages fault in. Bounded: beyond
+// POOL_MAX_BYTES (a training step's activations) buffers are left to the garbage collector.
 const pool = new Map<number, ArrayBuffer[]>();
 let pooledBytes = 0;
-const POOL_MAX_BYTES = 512 * 2 ** 20;
+const POOL_MAX_BYTES = 1024 * 2 ** 20;
 let allocations: Set<ArrayBuffer> | null = null;
+const made = new WeakSet<ArrayBuffer>();
 
 /** Records every pooled-size buffer uninitArrayFor hands out into `into` (null: stop); returns the previous set. */
 export function trackAllocations(into: Set<ArrayBuffer> | null): Set<ArrayBuffer> | null {
   const prev = allocations;
   allocations = into;
   return prev;
+}
+
+/** Whether uninitArrayFor made this buffer (only those are recycled: others may be shared views). */
+export function isPoolBuffer(buf: ArrayBufferLike): boolean {
+  return made.has(buf as ArrayBuffer);
 }
 
 /** Hands a buffer that nothing references any more back to uninitArrayFor. */
@@ -82,7 +102,7 @@ export function uninitArrayFor(dtype: DType, n: number): TypedArray {
   if (bytes < 4096 && !POISON) return arrayFor(dtype, n);
   let buffer = pool.get(bytes)?.pop();
   if (buffer) pooledBytes -= bytes;
-  else buffer = Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer;
+  else made.add((buffer = Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer));
   allocations?.add(buffer);
   const data = dtype === 'float32' ? new Float32Array(buffer, 0, n)
     : dtype === 'float64' ? new Float64Array(buffer, 0, n)

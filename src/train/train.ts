@@ -265,7 +265,7 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
       const t0 = performance.now();
       const loss = model.loss(batch.images, conditional ? { labels: batch.labels } : {});
       const lossValue = loss.item();
-      loss.backward();
+      loss.backward({ releaseGraph: true });
       const norm = clipGradNorm(params, t.gradClip > 0 ? t.gradClip : Infinity);
       if (!Number.isFinite(lossValue) || !Number.isFinite(norm)) {
         // Nothing of this step is applied: the weights and the last checkpoint stay good.

@@ -39,7 +39,8 @@ const suite: Suite = async ({ reporter, args }) => {
       for (let s = 0; s < steps; s++) {
         const loss = model.loss(images);
         opt.zeroGrad();
-        loss.backward();
+        // As the trainer does (and as PyTorch frees its graph after backward for its allocator).
+        loss.backward({ releaseGraph: true });
         opt.step();
       }
     }, { warmup: 1, runs });

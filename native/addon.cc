@@ -339,6 +339,12 @@ std::vector<RowConvTerm> rowTermsOf(const char* kernel, const Napi::Value& v, co
     r.addend = grad(6, "addend", r.x);
     r.dw = grad(7, "dw", r.w);
     if (r.addend && !r.dx) throw KernelError(kernel, "term " + std::to_string(i) + " has an addend but no dx");
+    if (r.addend && r.addend->f32() != r.dx->f32()) {
+      const float *a = r.addend->f32(), *d = r.dx->f32();
+      if (a < d + r.dx->size && d < a + r.addend->size) {
+        throw KernelError(kernel, "the addend of term " + std::to_string(i) + " overlaps its dx without being it: pass dx itself (in place) or separate memory");
+      }
+    }
     terms.push_back(r);
   }
   return terms;

@@ -8,7 +8,7 @@
 // column under every tap (zeros off the row) and T's columns are scattered back to the input
 // columns; a 1×1 term that reads its own column uses x and dx directly. A term's dx may start
 // from an addend (the gradient its input already has from elsewhere: dx = addend + ∂/∂x, no
-// separate add). Every chunk writes only its own rows of dx: no two threads write the same memory.
+// separate add), which may be dx itself (the gradient grows in place, nothing is copied). Every chunk writes only its own rows of dx: no two threads write the same memory.
 #include <cstring>
 
 #include "thread_products.h"
@@ -105,8 +105,8 @@ void tapsOfInput(const RowSum& g, const Term& t, int64_t r0, int64_t r1, float* 
 /** Term t's dx rows r0 … r1 = its addend (or 0) + T [P, KW·C] moved back to input columns. */
 void scatterTaps(const RowSum& g, const Term& t, const float* T, int64_t r0, int64_t r1) {
   const int64_t C = t.C, KC = t.KC(), n = (r1 - r0) * t.W * C;
-  if (t.addend) std::memcpy(t.dx + r0 * t.W * C, t.addend + r0 * t.W * C, size_t(n) * 4);
-  else std::memset(t.dx + r0 * t.W * C, 0, size_t(n) * 4);
+  if (!t.addend) std::memset(t.dx + r0 * t.W * C, 0, size_t(n) * 4);
+  else if (t.addend != t.dx) std::memcpy(t.dx + r0 * t.W * C, t.addend + r0 * t.W * C, size_t(n) * 4);
   for (int64_t r = r0; r < r1; r++) {
     float* row = t.dx + r * t.W * C;
     for (int64_t xo = 0; xo < g.OW; xo++) {
@@ -176,7 +176,7 @@ void rowConvSumBackward(const std::vector<RowConvTerm>& terms, const Buf& dy, co
       if (!t.dx) continue;
       if (t.direct) {
         float* dxc = t.dx + r0 * g.OW * t.C;
-        if (t.addend) std::memcpy(dxc, t.addend + r0 * g.OW * t.C, size_t(P * t.C) * 4);
+        if (t.addend && t.addend != t.dx) std::memcpy(dxc, t.addend + r0 * g.OW * t.C, size_t(P * t.C) * 4);
         runProduct(t.xgrad.of(P), tid, dyc, t.WT, dxc);
       } else {
         float* buf = threadBuffer(kTaps, tid, 0).data() + t.taps;

@@ -141,7 +141,8 @@ export interface Kernels {
    * The gradients of y = Σ conv2d(x_t, w_t, p_t) (+ biases) for dy, over convolutions one row high
    * (kH = 1, stride 1, no vertical padding) each giving dy's shape, reading dy once: per term
    * dx = addend + ∂/∂x (overwritten; the addend, when given, is the gradient x already has, so it
-   * needs no separate add) and dw, and db = Σ dy over N, H, W (the gradient of every bias); each
+   * needs no separate add; it is either dx itself — the gradient grows in place — or memory
+   * disjoint from dx) and dw, and db = Σ dy over N, H, W (the gradient of every bias); each
    * skipped when null.
    */
   rowConvSumBackward(terms: readonly RowConvGradTerm[], dy: View, db: View | null): void;

@@ -173,11 +173,12 @@ function rowConvSumOf(op: string, convs: readonly PreparedConv[], shape: number[
   const y = empty(shape, convs[0]!.x.dtype);
   const saved = convs.map((c, k) => runConv(c, y, k > 0));
   const inputs = convs.flatMap((c) => [c.x, c.weight, c.bias]);
-  return record(y, op, inputs, (g, prior) => {
+  return record(y, op, inputs, (g, prior, owned) => {
     const grads: (Tensor | null)[] = [];
     const db = convs.some((c) => c.bias?.requiresGrad) ? empty([shape[3]!], g.dtype) : null;
     const terms = convs.map((c, t) => {
-      const dx = c.x.requiresGrad ? empty(c.x.shape, g.dtype) : null;
+      // A gradient the pass owns takes this term's part in place (no copy of it into a new dx).
+      const dx = !c.x.requiresGrad ? null : owned?.[3 * t] ? prior![3 * t]! : empty(c.x.shape, g.dtype);
       const dw = c.weight.requiresGrad ? empty(c.weight.shape, g.dtype) : null;
       grads.push(dx, dw, c.bias?.requiresGrad ? db : null);
       return { x: c.x, w: c.weight, p: c.p, dx, dw, addend: (dx && prior?.[3 * t]) || null };

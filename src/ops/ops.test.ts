@@ -187,7 +187,8 @@ describe('autograd', () => {
   });
   test('conv2dSum of one-row convolutions (one product, earlier gradients added as it writes) matches the composed convolutions', () => {
     const gen = new Generator(5);
-    const leaves = () => [[2, 4, 9, 6], [2, 4, 9, 12], [1, 2, 6, 10], [1, 1, 12, 10], [10]].map((s) => ax.randn(s, { generator: gen }));
+    // Large enough (≥ 4 kB) for the pass to recycle and reuse their gradients' memory.
+    const leaves = () => [[2, 8, 16, 6], [2, 8, 16, 12], [1, 2, 6, 10], [1, 1, 12, 10], [10]].map((s) => ax.randn(s, { generator: gen }));
     const run = (fused: boolean, [h, v, w1, w2, b]: Tensor[]) => {
       const vPre = ax.mul(v!, 2);
       const terms = [{ x: h!, weight: w1!, options: { padding: [0, 0, 2, 0] as const, dilation: 2, bias: b! } }, { x: vPre, weight: w2! }];
@@ -200,6 +201,27 @@ describe('autograd', () => {
     const a = leaves().map((t) => t.requireGrad());
     const c = a.map((t) => t.detach().requireGrad());
     assertClose(run(true, a).toArray(), run(false, c).toArray(), { atol: 1e-4, rtol: 1e-4 });
+    a.forEach((t, i) => assertClose(t.grad!.toArray(), c[i]!.grad!.toArray(), { atol: 1e-3, rtol: 1e-4, label: `gradient ${i}` }));
+  });
+  test('conv2dSum adds into an earlier gradient in place only when no other pending gradient shares it', () => {
+    // add hands one gradient to both its inputs: h's is shared with q's while q's backward has not
+    // run, and with the loss built in this order it runs after the sum's (the graph is walked in
+    // reverse depth-first order of the inputs: z, then y, then sum(q) and q). Writing into h's
+    // gradient would change q's. Tensors of ≥ 4 kB: smaller ones are not the pass's to reuse.
+    const gen = new Generator(6);
+    const leaves = () => [[2, 8, 16, 8], [1, 2, 8, 4], [2, 8, 16, 8]].map((s) => ax.randn(s, { generator: gen }));
+    const run = (fused: boolean, [h0, w, u]: Tensor[]) => {
+      const h = ax.mul(h0!, 1.5);
+      const q = ax.mul(h, u!);
+      const options = { padding: [0, 0, 1, 0] as const };
+      const y = fused ? ax.conv2dSum([{ x: h, weight: w!, options }]) : ax.conv2d(h, w!, options);
+      const z = ax.add(h, q);
+      ax.add(ax.add(ax.sum(q), ax.sum(ax.mul(y, y))), ax.sum(ax.mul(z, z))).backward();
+    };
+    const a = leaves().map((t) => t.requireGrad());
+    const c = a.map((t) => t.detach().requireGrad());
+    run(true, a);
+    run(false, c);
     a.forEach((t, i) => assertClose(t.grad!.toArray(), c[i]!.grad!.toArray(), { atol: 1e-3, rtol: 1e-4, label: `gradient ${i}` }));
   });
   test('defineOp: a fused gated activation matches the composed one, forward and backward', () => {

@@ -116,20 +116,26 @@ export function backward(root: Tensor, grad?: Tensor, options: BackwardOptions =
   // exposed): their buffers are recycled for the next allocations, when no pending gradient shares
   // them (ops pass a gradient through or reshape it without copying).
   const made = new Set<ArrayBuffer>();
+  const shared = (buf: ArrayBufferLike, except?: Tensor) => {
+    for (const [t, v] of grads) if (t !== except && v.data.buffer === buf) return true;
+    return false;
+  };
   const recycle = (used: readonly (Tensor | null | undefined)[]) => {
     for (const u of used) {
       const buf = u?.data.buffer;
-      if (!buf || !made.has(buf as ArrayBuffer)) continue;
-      let pending = false;
-      for (const v of grads.values()) if (v.data.buffer === buf) pending = true;
-      if (pending) continue;
+      if (!buf || !made.has(buf as ArrayBuffer) || shared(buf)) continue;
       made.delete(buf as ArrayBuffer);
       recycleBuffer(buf as ArrayBuffer);
     }
   };
+  // A pending gradient of `input` that the pass made and no other pending gradient shares.
+  const owned = (input: Tensor) => {
+    const buf = grads.get(input)?.data.buffer;
+    return !!buf && made.has(buf as ArrayBuffer) && !shared(buf, input);
+  };
   const outer = trackAllocations(made);
   try {
-    noGrad(() => backwardPass(root, grads, recycle));
+    noGrad(() => backwardPass(root, grads, recycle, owned));
   } finally {
     trackAllocations(outer);
   }
@@ -168,7 +174,12 @@ function releaseGraph(root: Tensor): void {
   releasedRoots.add(root);
 }
 
-function backwardPass(root: Tensor, grads: Map<Tensor, Tensor>, recycle: (used: readonly (Tensor | null | undefined)[]) => void): void {
+function backwardPass(
+  root: Tensor,
+  grads: Map<Tensor, Tensor>,
+  recycle: (used: readonly (Tensor | null | undefined)[]) => void,
+  owned: (input: Tensor) => boolean,
+): void {
   for (const t of topoOrder(root)) {
     const g = grads.get(t);
     if (g === undefined) continue;
@@ -186,7 +197,7 @@ function backwardPass(root: Tensor, grads: Map<Tensor, Tensor>, recycle: (used: 
     // occurrence of an input listed twice; the second is added as usual).
     const acc = fn.accumulates;
     const prior = acc && fn.inputs.map((input, k) => (acc[k] && input?.requiresGrad && fn.inputs.indexOf(input) === k ? grads.get(input) : undefined));
-    const inGrads = prior ? fn.backward(g, prior) : fn.backward(g);
+    const inGrads = prior ? fn.backward(g, prior, fn.inputs.map((input, k) => !!prior[k] && owned(input!))) : fn.backward(g);
     const replaced: Tensor[] = [];
     fn.inputs.forEach((input, k) => {
       const ig = inGrads[k];

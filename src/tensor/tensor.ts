@@ -36,9 +36,11 @@ export interface GradFn {
   /**
    * The gradient of each input for the output gradient `grad`. Where `accumulates[k]` is set,
    * `prior[k]` may hold the gradient input k has already received from elsewhere; the result for k
-   * must then include it (a kernel can add it as it writes, instead of a separate add).
+   * must then include it (a kernel can add it as it writes, instead of a separate add). Where
+   * `owned[k]` is set too, that gradient belongs to the pass alone: the op may add into it in place
+   * and return it.
    */
-  backward(grad: Tensor, prior?: readonly (Tensor | undefined)[]): readonly (Tensor | null)[];
+  backward(grad: Tensor, prior?: readonly (Tensor | undefined)[], owned?: readonly boolean[]): readonly (Tensor | null)[];
   readonly accumulates?: readonly boolean[];
 }
 
@@ -80,6 +82,8 @@ export function isPoolBuffer(buf: ArrayBufferLike): boolean {
 
 /** Hands a buffer that nothing references any more back to uninitArrayFor. */
 export function recycleBuffer(buf: ArrayBuffer): void {
+  // Poisoned, a buffer recycled while something still reads it shows as NaN there.
+  if (POISON) new Float32Array(buf, 0, buf.byteLength >> 2).fill(NaN);
   if (pooledBytes + buf.byteLength > POOL_MAX_BYTES) return;
   let list = pool.get(buf.byteLength);
   if (!list) pool.set(buf.byteLength, (list = []));

@@ -492,6 +492,11 @@ describe('native backend vs ts reference', { skip }, () => {
         agree((k, g) => k.rowConvSumBackward(terms.map((t, i) => ({ ...t, dx: g[2 * i]!, addend: withAddend ? addends[i]! : null, dw: g[2 * i + 1]! })), dy, g[2 * terms.length]!),
           outs, tol, `backward${withAddend ? ' with addends' : ''}`);
       }
+      // The addend may be dx itself: the gradient grows in place.
+      agree((k, g) => {
+        terms.forEach((_, i) => g[2 * i]!.data.set(addends[i]!.data));
+        k.rowConvSumBackward(terms.map((t, i) => ({ ...t, dx: g[2 * i]!, addend: g[2 * i]!, dw: g[2 * i + 1]! })), dy, g[2 * terms.length]!);
+      }, outs, tol, 'backward with addends in place');
       agree((k, g) => k.rowConvSumBackward(terms.map((t, i) => ({ ...t, dx: g[i]!, addend: i % 2 === 0 ? addends[i]! : null, dw: null })), dy, null),
         c.terms.map((t): [readonly number[], DType] => [t.x, 'float32']), tol, 'backward, dx only');
       agree((k, g) => k.rowConvSumBackward(terms.map((t, i) => ({ ...t, dx: null, addend: null, dw: g[i]! })), dy, null),
@@ -508,6 +513,10 @@ describe('native backend vs ts reference', { skip }, () => {
     const t = { x, w: uniform([1, 1, 2, 3]), p: P(1, 0, 0) };
     assert.throws(() => nat.rowConvSumBackward([{ ...t, dx: empty([1, 4, 5, 1]), addend: null, dw: null }], uniform([1, 4, 5, 3]), null), /rowConvSumBackward: dx of term 0 holds 20 elements, expected 40/);
     assert.throws(() => nat.rowConvSumBackward([{ ...t, dx: null, addend: empty([1, 4, 5, 2]), dw: null }], uniform([1, 4, 5, 3]), null), /rowConvSumBackward: term 0 has an addend but no dx/);
+    const both = empty([41]);
+    const view = (offset: number) => ({ data: both.data.subarray(offset, offset + 40), shape: [1, 4, 5, 2], dtype: 'float32' as const, storageId: offset, version: 0 });
+    assert.throws(() => nat.rowConvSumBackward([{ ...t, dx: view(0), addend: view(1), dw: null }], uniform([1, 4, 5, 3]), null),
+      /rowConvSumBackward: the addend of term 0 overlaps its dx without being it: pass dx itself \(in place\) or separate memory/);
   });
 
   test('conv2d reuses reordered weights until the version changes', () => {

@@ -126,10 +126,11 @@ export function conv2dBackward(x: View, dy: View, w: View, dx: View | null, dw: 
 
 export function rowConvSumBackward(terms: readonly RowConvGradTerm[], dy: View, db: View | null): void {
   for (const t of terms) {
+    // An addend that is dx itself is overwritten by the backward: keep its values first.
+    const a = t.dx && t.addend ? (t.addend.data === t.dx.data ? t.addend.data.slice() : t.addend.data) : null;
     conv2dBackward(t.x, dy, t.w, t.dx, t.dw, null, t.p);
-    if (t.dx && t.addend) {
+    if (t.dx && a) {
       const d = t.dx.data;
-      const a = t.addend.data;
       for (let i = 0; i < d.length; i++) d[i] += a[i]!;
     }
   }

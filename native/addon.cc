@@ -225,7 +225,7 @@ Buf weightBufOf(const char* kernel, const Napi::CallbackInfo& info, size_t at) {
   return w;
 }
 
-// conv2d(x, xShape, w, wShape, wStorageId, wVersion, bias | null, out, outShape, params, accumulate, xStorageId, xVersion, keep) → handle
+// conv2d(x, xShape, w, wShape, wStorageId, wVersion, bias | null, out, outShape, params, accumulate, xStorageId, xVersion, keep, residual | null) → handle
 ARPIX_EXPORT(conv2d) {
   return guarded(info, "conv2d", [&] {
     Buf x = bufOf("conv2d", "x", info[0], info[1]);
@@ -237,14 +237,20 @@ ARPIX_EXPORT(conv2d) {
     x.storageId = info[11].As<Napi::Number>().Int64Value();
     x.version = info[12].As<Napi::Number>().Int64Value();
     const bool keep = info[13].ToBoolean().Value();
-    int64_t handle = 0;
-    if (info[6].IsNull() || info[6].IsUndefined()) {
-      handle = conv2d(x, w, nullptr, out, p, accumulate, keep);
-    } else {
-      Buf bias = bufOf("conv2d", "bias", info[6]);
-      if (bias.size != w.shape[3]) throw KernelError("conv2d", "bias holds " + std::to_string(bias.size) + " elements, expected " + std::to_string(w.shape[3]));
-      handle = conv2d(x, w, &bias, out, p, accumulate, keep);
+    std::optional<Buf> residual;
+    if (!info[14].IsNull() && !info[14].IsUndefined()) {
+      residual = bufOf("conv2d", "residual", info[14]);
+      if (residual->size != out.size) throw KernelError("conv2d", "residual holds " + std::to_string(residual->size) + " elements, expected the output's " + std::to_string(out.size));
+      if (accumulate) throw KernelError("conv2d", "takes a residual or accumulates into out, not both");
+      if (residual->f32() < out.f32() + out.size && out.f32() < residual->f32() + residual->size) throw KernelError("conv2d", "residual overlaps out: pass separate memory");
+      residual->shape = out.shape;
     }
+    std::optional<Buf> bias;
+    if (!info[6].IsNull() && !info[6].IsUndefined()) {
+      bias = bufOf("conv2d", "bias", info[6]);
+      if (bias->size != w.shape[3]) throw KernelError("conv2d", "bias holds " + std::to_string(bias->size) + " elements, expected " + std::to_string(w.shape[3]));
+    }
+    const int64_t handle = conv2d(x, w, bias ? &*bias : nullptr, out, p, accumulate, keep, residual ? &*residual : nullptr);
     return Napi::Number::New(info.Env(), double(handle));
   });
 }

@@ -250,7 +250,7 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
  * out = conv(x, w) + bias, or out += that when accumulate. With keep, a blocked copy of x that the
  * plan made is kept for conv2dBackward: the handle is returned (0 when nothing was kept).
  */
-int64_t conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate, bool keep);
+int64_t conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate, bool keep, const Buf* residual = nullptr);
 void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvParams& p);
 /** dw = ∂/∂w, and db = Σ dy over N, H, W when db is given. */
 void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf* db, const ConvParams& p);

@@ -48,11 +48,13 @@ Geometry geometry(const Shape& x, const Shape& w, const Shape& y, const ConvPara
   return g;
 }
 
-enum class Kind : int64_t { Fwd = 0, FwdBias = 1, BwdData = 2, BwdWeights = 3, FwdSum = 4, FwdBiasSum = 5, BwdWeightsBias = 6 };
+enum class Kind : int64_t { Fwd = 0, FwdBias = 1, BwdData = 2, BwdWeights = 3, FwdSum = 4, FwdBiasSum = 5, BwdWeightsBias = 6, FwdRes = 7, FwdBiasRes = 8 };
 
-bool isForward(Kind k) { return k == Kind::Fwd || k == Kind::FwdBias || k == Kind::FwdSum || k == Kind::FwdBiasSum; }
-bool hasBias(Kind k) { return k == Kind::FwdBias || k == Kind::FwdBiasSum; }
+bool isForward(Kind k) { return k == Kind::Fwd || k == Kind::FwdBias || k == Kind::FwdSum || k == Kind::FwdBiasSum || k == Kind::FwdRes || k == Kind::FwdBiasRes; }
+bool hasBias(Kind k) { return k == Kind::FwdBias || k == Kind::FwdBiasSum || k == Kind::FwdBiasRes; }
 bool accumulates(Kind k) { return k == Kind::FwdSum || k == Kind::FwdBiasSum; }
+/** Adds a residual tensor of dst's shape as it writes (a binary post-op; direct nhwc plans only). */
+bool addsResidual(Kind k) { return k == Kind::FwdRes || k == Kind::FwdBiasRes; }
 
 using Key = CacheKey<19>;
 using KeyHash = CacheKeyHash<19>;
@@ -149,8 +151,11 @@ memory::desc activationMd(const Geometry& g, const Window& win, bool input, tag 
   return input ? actMd(g.N, g.C, g.H, g.W, act) : actMd(g.N, g.O, g.OH, g.OW, act);
 }
 
-/** accumulate: a sum post-op, so the primitive adds its result to what dst holds. */
-dnnl::convolution_forward::primitive_desc forwardPd(const Geometry& g, const Window& win, bool bias, const Plan& plan, bool accumulate = false) {
+/**
+ * accumulate: a sum post-op, so the primitive adds its result to what dst holds; residual: a binary
+ * add post-op reading a tensor of dst's layout (DNNL_ARG_SRC_1 of post-op 0).
+ */
+dnnl::convolution_forward::primitive_desc forwardPd(const Geometry& g, const Window& win, bool bias, const Plan& plan, bool accumulate = false, bool residual = false) {
   ConvGeomArgs a = convArgs(g, win);
   memory::desc src = activationMd(g, win, true, plan.act), dst = activationMd(g, win, false, plan.act);
   memory::desc w = weightMd(g, tag::any);
@@ -159,6 +164,11 @@ dnnl::convolution_forward::primitive_desc forwardPd(const Geometry& g, const Win
   if (accumulate) {
     dnnl::post_ops ops;
     ops.append_sum(1.0f);
+    attr.set_post_ops(ops);
+  }
+  if (residual) {
+    dnnl::post_ops ops;
+    ops.append_binary(dnnl::algorithm::binary_add, dst);
     attr.set_post_ops(ops);
   }
   if (bias) {
@@ -228,7 +238,7 @@ void buildEntry(ConvEntry& e, Kind kind, const Geometry& g, const Plan& plan) {
   ConvGeomArgs a = convArgs(g, win);
   memory::desc in = activationMd(g, win, true, plan.act), out = activationMd(g, win, false, plan.act);
   if (isForward(kind)) {
-    auto pd = forwardPd(g, win, hasBias(kind), plan, accumulates(kind));
+    auto pd = forwardPd(g, win, hasBias(kind), plan, accumulates(kind), addsResidual(kind));
     e.prim = dnnl::convolution_forward(pd);
     e.impl = pd.impl_info_str();
     e.src = pd.src_desc();
@@ -282,7 +292,7 @@ ConvEntry& entryFor(Kind kind, const Geometry& g) {
   e->win = windowOf(g);
   e->userWeights = weightMd(g);
   bool built = false;
-  if (preferWinograd(g, e->win)) {
+  if (preferWinograd(g, e->win) && !addsResidual(kind)) {
     try {
       buildEntry(*e, kind, g, {dnnl::algorithm::convolution_winograd, tag::nChw16c});
       built = true;
@@ -300,7 +310,7 @@ ConvEntry& entryFor(Kind kind, const Geometry& g) {
       e->weightReorder = dnnl::reorder(dnnl::reorder::primitive_desc(cpuEngine(), e->userWeights, cpuEngine(), e->weights));
     }
   }
-  static const char* kindNames[] = {"forward", "forward+bias", "backward-data", "backward-weights", "forward (accumulate)", "forward+bias (accumulate)", "backward-weights+bias"};
+  static const char* kindNames[] = {"forward", "forward+bias", "backward-data", "backward-weights", "forward (accumulate)", "forward+bias (accumulate)", "backward-weights+bias", "forward (residual)", "forward+bias (residual)"};
   e->what = std::string(kindNames[int(kind)]) + " x[" + std::to_string(g.N) + "," + std::to_string(g.H) + "," + std::to_string(g.W) + "," + std::to_string(g.C) +
             "] k" + std::to_string(g.KH) + "x" + std::to_string(g.KW) + " →" + std::to_string(g.O) + " stride " + std::to_string(g.sh) + "x" + std::to_string(g.sw) +
             " dilation " + std::to_string(g.dh) + "x" + std::to_string(g.dw) + (e->blocked ? " (nChw16c)" : " (nhwc)");
@@ -379,26 +389,40 @@ int64_t keepInput(const memory& mem, const Buf& x) {
 
 }  // namespace
 
-int64_t conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate, bool keep) {
+int64_t conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate, bool keep, const Buf* residual) {
   requireF32("conv2d", "x", x);
   requireF32("conv2d", "w", w);
   requireF32("conv2d", "out", out);
   if (bias) requireF32("conv2d", "bias", *bias);
+  if (residual) requireF32("conv2d", "residual", *residual);
   const Geometry g = geometry(x.shape, w.shape, out.shape, p);
   if (out.size == 0) return 0;
+  // Where no post-op adds the residual, out starts as a copy of it and the convolution accumulates.
+  auto startFromResidual = [&] {
+    std::memcpy(out.f32(), residual->f32(), size_t(out.size) * 4);
+    accumulate = true, residual = nullptr;
+  };
   if (x.size == 0 || w.size == 0 || noInputRead(g)) {
     // No taps contribute: the output is the bias alone (added to out when accumulating).
+    if (residual) startFromResidual();
     float* o = out.f32();
     for (int64_t i = 0; i < out.size; i += g.O)
       for (int64_t c = 0; c < g.O; c++) o[i + c] = (accumulate ? o[i + c] : 0.0f) + (bias ? bias->f32()[c] : 0.0f);
     return 0;
   }
   if (rowWinogradFits(w.shape, p)) {
+    if (residual) startFromResidual();
     rowWinogradForward(x, w, bias, out, p, accumulate);
     return 0;
   }
   std::lock_guard<std::mutex> lock(onednnLock());
-  const Kind kind = accumulate ? (bias ? Kind::FwdBiasSum : Kind::FwdSum) : (bias ? Kind::FwdBias : Kind::Fwd);
+  // The binary post-op only on pointwise layers (ResNet-style residuals): oneDNN 2.6 skips post-ops
+  // on output rows that lie entirely in padding (a test holds the copy path to the reference there).
+  const bool pointwise = g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
+  if (residual && (!pointwise || preferWinograd(g, windowOf(g)) || entryFor(bias ? Kind::FwdBiasRes : Kind::FwdRes, g).impl.rfind("ref", 0) == 0)) {
+    startFromResidual();  // elsewhere, or without a fast implementation of the post-op
+  }
+  const Kind kind = residual ? (bias ? Kind::FwdBiasRes : Kind::FwdRes) : accumulate ? (bias ? Kind::FwdBiasSum : Kind::FwdSum) : (bias ? Kind::FwdBias : Kind::Fwd);
   ConvEntry& e = entryFor(kind, g);
   memory wm = weightsFor(e, w);
   memory src(e.src, cpuEngine(), x.data), dst(e.dst, cpuEngine(), out.data);
@@ -411,6 +435,7 @@ int64_t conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, cons
   }
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, in}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, e.blocked ? e.blkOut : dst}};
   if (bias) args.emplace(DNNL_ARG_BIAS, memory(e.bias, cpuEngine(), bias->data));
+  if (residual) args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, memory(e.dst, cpuEngine(), residual->data));
   e.prim.execute(cpuStream(), args);
   if (e.blocked) e.blkToOut.execute(cpuStream(), e.blkOut, dst);
   cpuStream().wait();

@@ -120,11 +120,13 @@ export interface Kernels {
   matmul(a: View, b: View, out: View, transA: boolean, transB: boolean): void;
   /**
    * out[n,y,x,o] = bias[o] + Σ x[n, y·sh − pt + ky·dh, x·sw − pl + kx·dw, i] · w[ky,kx,i,o];
-   * with `accumulate`, that is added to what out holds (a sum of convolutions in one buffer).
+   * with `accumulate`, that is added to what out holds (a sum of convolutions in one buffer), and
+   * with `residual` (out's shape, memory disjoint from out; not with accumulate) residual is added
+   * as out is written (a residual connection without a separate add).
    * With `keepInput` a backend may keep a copy of x it made in its own layout for conv2dBackward,
    * and returns a handle to it; 0 means nothing was kept.
    */
-  conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams, accumulate?: boolean, keepInput?: boolean): number;
+  conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams, accumulate?: boolean, keepInput?: boolean, residual?: View | null): number;
   /** dx = ∂(conv2d)/∂x applied to dy; dx is overwritten. */
   conv2dBackwardData(dy: View, w: View, dx: View, p: ConvParams): void;
   /** dw = ∂(conv2d)/∂w applied to dy; when db is given, also the bias gradient db = Σ dy over N, H, W. */

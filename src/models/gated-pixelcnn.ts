@@ -74,7 +74,7 @@ class GatedBlock extends Module {
     const vPre = addCondition(this.vConv.forward(v), this.condV.forward(cond)); // [N, H, W, 2p]
     // hConv(h) + link(vPre), the link accumulated into the same buffer.
     const hPre = addCondition(conv2dSum([this.hConv.term(h), this.link.term(vPre)]), this.condH.forward(cond));
-    return [last ? null : gate(vPre), add(h, this.residual.forward(gate(hPre)))];
+    return [last ? null : gate(vPre), this.residual.forward(gate(hPre), h)];
   }
 }
 

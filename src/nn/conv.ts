@@ -100,9 +100,9 @@ export class Conv2d extends Module {
     resetConv(this.weight, this.bias, this.inChannels * this.kernelSize[0] * this.kernelSize[1], generator);
   }
 
-  /** [N, H, W, Cin] → [N, OH, OW, Cout] */
-  forward(x: Tensor): Tensor {
-    return conv2d(x, this.weight, this.options());
+  /** [N, H, W, Cin] → [N, OH, OW, Cout], plus `residual` (of the output's shape) when given. */
+  forward(x: Tensor, residual?: Tensor): Tensor {
+    return conv2d(x, this.weight, residual ? { ...this.options(), residual } : this.options());
   }
 
   /** This layer applied to x as one term of a conv2dSum (several convolutions into one output). */

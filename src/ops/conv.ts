@@ -21,6 +21,11 @@ export interface Conv2dOptions {
   mask?: Tensor | null;
   /** Allow 1-D Winograd along rows (ConvParams.rowWinograd says when that is sound). */
   rowWinograd?: boolean;
+  /**
+   * A tensor of the output's shape added to it as the convolution writes (conv2d only): a residual
+   * connection x + f(x) with no separate add. Its gradient is the output's.
+   */
+  residual?: Tensor | null;
 }
 
 export interface ConvTranspose2dOptions {
@@ -101,9 +106,9 @@ function prepareConv(op: string, x: Tensor, w: Tensor, opts: Conv2dOptions): Pre
  * layout (the native Winograd plans reorder x into nChw16c) and returns a handle to it, which
  * convGrads hands back; a graph dropped before its backward pass releases it when y is collected.
  */
-function runConv(c: PreparedConv, y: Tensor, accumulate: boolean): number {
+function runConv(c: PreparedConv, y: Tensor, accumulate: boolean, residual: Tensor | null = null): number {
   const keep = isGradEnabled() && c.weight.requiresGrad;
-  const saved = K(c.x, c.weight).conv2d(c.x, c.weight, c.bias, y, c.p, accumulate, keep);
+  const saved = K(c.x, c.weight).conv2d(c.x, c.weight, c.bias, y, c.p, accumulate, keep, residual);
   if (saved !== 0) keptInputs.register(y, { kernels: K(c.x, c.weight), saved });
   return saved;
 }
@@ -122,10 +127,20 @@ function convGrads(c: PreparedConv, g: Tensor, saved: number): [Tensor | null, T
 
 /** x [N, H, W, Cin] ⊛ w [kH, kW, Cin, Cout] (+ bias [Cout]) → [N, OH, OW, Cout]. */
 export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
-  const c = prepareConv('conv2d', x, w, opts);
+  const op = 'conv2d';
+  const c = prepareConv(op, x, w, opts);
+  const r = opts.residual ?? null;
+  if (r) {
+    checkSameDType(op, x, r);
+    if (!sameShape(r.shape, c.outShape)) {
+      throw new ShapeError(op, 'residual', `shape ${fmtShape(r.shape)} must equal the output's ${fmtShape(c.outShape)}`, [r.shape, c.outShape]);
+    }
+  }
   const y = empty(c.outShape, x.dtype);
-  const saved = runConv(c, y, false);
-  return record(y, 'conv2d', [x, c.weight, c.bias], (g) => convGrads(c, g, saved));
+  const saved = runConv(c, y, false, r);
+  if (!r) return record(y, op, [x, c.weight, c.bias], (g) => convGrads(c, g, saved));
+  // The residual's gradient is the output's, passed on as add passes it.
+  return record(y, op, [x, c.weight, c.bias, r], (g) => [...convGrads(c, g, saved), g]);
 }
 
 /** One convolution of a conv2dSum. */
@@ -144,6 +159,9 @@ export interface ConvTerm {
 export function conv2dSum(terms: readonly ConvTerm[]): Tensor {
   const op = 'conv2dSum';
   if (terms.length === 0) throw new ArgumentError(op, 'terms', 'must hold at least one convolution');
+  if (terms.some((t) => t.options?.residual)) {
+    throw new ArgumentError(op, 'terms', 'take no residual option: add the residual as a term, or use conv2d with residual');
+  }
   const convs = terms.map((t) => prepareConv(op, t.x, t.weight, t.options ?? {}));
   const shape = convs[0]!.outShape;
   for (const [k, c] of convs.entries()) {

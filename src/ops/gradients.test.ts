@@ -114,6 +114,12 @@ describe('convolution gradients', () => {
     for (let i = 0; i < mask.size; i++) if (i % 3 === 0) mask.data[i] = 0;
     gradcheck((x, w) => ax.conv2d(x!, w!, { padding: 1, mask }), [rnd64([1, 4, 4, 2], 1), rnd64([3, 3, 2, 2], 2)]);
   });
+  test('conv2d with a residual (x + f(x), one input feeding both) equals the convolution plus the residual', () => {
+    gradcheck((x, w, b) => ax.conv2d(x!, w!, { bias: b!, residual: x! }), [rnd64([2, 3, 4, 3], 31), rnd64([1, 1, 3, 3], 32), rnd64([3], 33)]);
+    gradcheck((x, w, r) => ax.conv2d(x!, w!, { padding: 1, residual: ax.tanh(r!) }), [rnd64([1, 4, 4, 2], 34), rnd64([3, 3, 2, 3], 35), rnd64([1, 4, 4, 3], 36)]);
+    const [x, w, r] = [rnd64([1, 4, 4, 2], 37), rnd64([3, 3, 2, 3], 38), rnd64([1, 4, 4, 3], 39)];
+    assertClose(ax.conv2d(x, w, { padding: 1, residual: r }).toArray(), ax.add(ax.conv2d(x, w, { padding: 1 }), r).toArray(), { atol: 1e-12 });
+  });
   test('conv2dSum of a masked 1×2 and a 1×1 convolution with biases (the Gated PixelCNN link)', () => {
     const mask = ax.ones([1, 2, 2, 4], 'float64');
     mask.data[5] = 0;

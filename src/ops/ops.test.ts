@@ -297,6 +297,10 @@ describe('errors name the op, the argument and the shapes', () => {
     assert.throws(() => ax.conv2dSum([{ x: ax.zeros([1, 4, 4, 1]), weight: ax.zeros([3, 3, 1, 2]) }, { x: ax.zeros([1, 4, 4, 1]), weight: ax.zeros([1, 1, 1, 2]) }]),
       (e: unknown) => e instanceof ShapeError && /conv2dSum: terms\[1\] gives an output of shape \[1, 4, 4, 2\], but terms\[0\] gives \[1, 2, 2, 2\]/.test(e.message));
     assert.throws(() => ax.conv2dSum([{ x: ax.zeros([1, 4, 4, 3]), weight: ax.zeros([1, 1, 1, 2]) }]), /conv2dSum: x channels \(3\) must equal weight in-channels \(1\)/);
+    assert.throws(() => ax.conv2d(ax.zeros([1, 4, 4, 3]), ax.zeros([1, 1, 3, 2]), { residual: ax.zeros([1, 4, 4, 3]) }),
+      (e: unknown) => e instanceof ShapeError && /conv2d: residual shape \[1, 4, 4, 3\] must equal the output's \[1, 4, 4, 2\]/.test(e.message));
+    assert.throws(() => ax.conv2dSum([{ x: ax.zeros([1, 4, 4, 3]), weight: ax.zeros([1, 1, 3, 2]), options: { residual: ax.zeros([1, 4, 4, 2]) } }]),
+      /conv2dSum: terms take no residual option/);
     assert.throws(() => ax.conv2d(ax.zeros([1, 4, 4, 1]), ax.zeros([3, 3, 1, 2]), { mask: ax.zeros([3, 3, 1, 1]) }), /mask/);
     assert.throws(() => ax.conv2d(ax.zeros([1, 4, 4, 1]), ax.zeros([3, 3, 1, 2]), { stride: 0 }), ArgumentError);
     assert.throws(() => ax.convTranspose2d(ax.zeros([1, 4, 4, 2]), ax.zeros([3, 3, 1, 3])), /convTranspose2d: x channels \(2\)/);

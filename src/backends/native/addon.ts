@@ -36,7 +36,7 @@ export interface NativeAddon {
   argmaxLast(x: TypedArray, xShape: Shape, out: TypedArray): void;
   softmaxLast(x: TypedArray, xShape: Shape, out: TypedArray, log: boolean): void;
   matmul(a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape, transA: boolean, transB: boolean): void;
-  conv2d(x: TypedArray, xShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, bias: TypedArray | null, out: TypedArray, outShape: Shape, p: ConvParamArray, accumulate: boolean, xStorageId: number, xVersion: number, keep: boolean): number;
+  conv2d(x: TypedArray, xShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, bias: TypedArray | null, out: TypedArray, outShape: Shape, p: ConvParamArray, accumulate: boolean, xStorageId: number, xVersion: number, keep: boolean, residual: TypedArray | null): number;
   conv2dBackward(x: TypedArray, xShape: Shape, xStorageId: number, xVersion: number, dy: TypedArray, dyShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, dx: TypedArray | null, dw: TypedArray | null, db: TypedArray | null, p: ConvParamArray, saved: number): void;
   releaseConvInput(saved: number): void;
   rowConvSumBackward(terms: readonly RowTermArgs[], dy: TypedArray, dyShape: Shape, db: TypedArray | null): void;

@@ -20,8 +20,8 @@ export function nativeKernels(addon: NativeAddon): Kernels {
     matmul: (a, b, out, transA, transB) => addon.matmul(a.data, a.shape, b.data, b.shape, out.data, out.shape, transA, transB),
     // Weights carry their storage identity and version: the addon keeps them reordered into
     // oneDNN's preferred layout until the version changes.
-    conv2d: (x, w, bias, out, p, accumulate = false, keepInput = false) =>
-      addon.conv2d(x.data, x.shape, w.data, w.shape, w.storageId, w.version, bias ? bias.data : null, out.data, out.shape, convParams(p), accumulate, x.storageId, x.version, keepInput),
+    conv2d: (x, w, bias, out, p, accumulate = false, keepInput = false, residual = null) =>
+      addon.conv2d(x.data, x.shape, w.data, w.shape, w.storageId, w.version, bias ? bias.data : null, out.data, out.shape, convParams(p), accumulate, x.storageId, x.version, keepInput, residual ? residual.data : null),
     conv2dBackward: (x, dy, w, dx, dw, db, p, saved) =>
       addon.conv2dBackward(x.data, x.shape, x.storageId, x.version, dy.data, dy.shape, w.data, w.shape, w.storageId, w.version, dx ? dx.data : null, dw ? dw.data : null, db ? db.data : null, convParams(p), saved),
     releaseConvInput: (saved) => addon.releaseConvInput(saved),

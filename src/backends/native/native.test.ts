@@ -453,6 +453,10 @@ describe('native backend vs ts reference', { skip }, () => {
       // The outputs start from the same garbage on both sides: accumulate adds to it.
       agree((k, [o]) => k.conv2d(x, w, bias, o!, c.p, true), [[ys, 'float32']], sumTol(kSum, 100), 'forward+bias, accumulated');
       agree((k, [o]) => k.conv2d(x, w, null, o!, c.p, true), [[ys, 'float32']], sumTol(kSum, 100), 'forward, accumulated');
+      // A residual added as the output is written (oneDNN's binary post-op, or a copy first).
+      const residual = uniform(ys, -3, 3, 22);
+      agree((k, [o]) => k.conv2d(x, w, bias, o!, c.p, false, false, residual), [[ys, 'float32']], sumTol(kSum, 3), 'forward+bias+residual');
+      agree((k, [o]) => k.conv2d(x, w, null, o!, c.p, false, true, residual), [[ys, 'float32']], sumTol(kSum, 3), 'forward+residual, input kept');
       agree((k, [o, b]) => k.conv2dBackwardWeights(x, dy, o!, c.p, b), [[w.shape, 'float32'], [[c.cout], 'float32']], sumTol(size(ys) / c.cout), 'backward-weights with bias gradient');
       // The training path: the forward keeps its copy of x, one call gives every gradient.
       const tol = sumTol(Math.max(size(ys) / c.cout, c.k[0] * c.k[1] * c.cout));
@@ -519,6 +523,21 @@ describe('native backend vs ts reference', { skip }, () => {
       /rowConvSumBackward: the addend of term 0 overlaps its dx without being it: pass dx itself \(in place\) or separate memory/);
   });
 
+  test('conv2d adds a residual in the convolution itself (a post-op, not the reference path), and refuses a bad one', () => {
+    const nb = native!;
+    nb.clearCaches();
+    const x = uniform([4, 14, 14, 64], -1, 1, 30);
+    const w = uniform([1, 1, 64, 64], -1, 1, 31);
+    const r = uniform([4, 14, 14, 64], -1, 1, 32);
+    const out = empty([4, 14, 14, 64]);
+    nat.conv2d(x, w, null, out, P(1, 0, 0), false, false, r);
+    const used = nb.convImplementations().filter((c) => c.what.startsWith('forward (residual)'));
+    assert.equal(used.length, 1, 'the residual kind was built');
+    assert.ok(!used[0]!.impl.startsWith('ref'), `residual convolution on ${used[0]!.impl}`);
+    assert.throws(() => nat.conv2d(x, w, null, out, P(1, 0, 0), false, false, uniform([4, 14, 14, 63])), /conv2d: residual holds 49392 elements, expected the output's 50176/);
+    assert.throws(() => nat.conv2d(x, w, null, out, P(1, 0, 0), true, false, r), /conv2d: takes a residual or accumulates into out, not both/);
+    assert.throws(() => nat.conv2d(x, w, null, out, P(1, 0, 0), false, false, out), /conv2d: residual overlaps out: pass separate memory/);
+  });
   test('conv2d reuses reordered weights until the version changes', () => {
     const nb = native!;
     const p = P(1, 1, 1);

@@ -67,12 +67,13 @@ function forEachTap(g: ConvGeom, p: ConvParams, fn: (yBase: number, xBase: numbe
   }
 }
 
-export function conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams, accumulate = false): number {
+export function conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams, accumulate = false, _keepInput = false, residual: View | null = null): number {
   const g = geom(x.shape, w.shape, out.shape);
   const xd = x.data;
   const wd = w.data;
   const o = out.data;
-  if (!accumulate) o.fill(0);
+  if (residual) o.set(residual.data);
+  else if (!accumulate) o.fill(0);
   if (bias) {
     for (let i = 0; i < o.length; i += g.co) for (let c = 0; c < g.co; c++) o[i + c] += bias.data[c]!;
   }

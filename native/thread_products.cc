@@ -58,16 +58,27 @@ const ThreadProduct& threadProduct(const ProductShape& s, int nthr) {
     it = products.emplace(key, std::move(p)).first;
   }
   // The scratchpad is the last of the thread buffers.
-  for (int t = 0; t < nthr; t++) threadBuffer(kThreadBuffers, t, int64_t(it->second->scratch.get_size()) / 4 + 1);
+  ThreadProduct& p = *it->second;
+  for (int t = 0; t < nthr; t++) threadBuffer(kThreadBuffers, t, int64_t(p.scratch.get_size()) / 4 + 1);
   while (int(streams().size()) < nthr) streams().emplace_back(cpuEngine());
-  return *it->second;
+  while (int(p.args.size()) < nthr) {
+    ThreadProduct::Args& r = p.args.emplace_back();
+    r.a = memory(p.a, cpuEngine(), DNNL_MEMORY_NONE), r.b = memory(p.b, cpuEngine(), DNNL_MEMORY_NONE);
+    r.c = memory(p.c, cpuEngine(), DNNL_MEMORY_NONE), r.scratch = memory(p.scratch, cpuEngine(), DNNL_MEMORY_NONE);
+    r.map = {{DNNL_ARG_SRC, r.a}, {DNNL_ARG_WEIGHTS, r.b}, {DNNL_ARG_DST, r.c}, {DNNL_ARG_SCRATCHPAD, r.scratch}};
+  }
+  return p;
 }
 
 void runProduct(const ThreadProduct& p, int tid, const float* a, const float* b, float* c) {
-  memory ma(p.a, cpuEngine(), const_cast<float*>(a)), mb(p.b, cpuEngine(), const_cast<float*>(b)), mc(p.c, cpuEngine(), c);
-  memory ms(p.scratch, cpuEngine(), threadBuffer(kThreadBuffers, tid, 0).data());
+  ThreadProduct::Args& r = p.args[size_t(tid)];
+  // The map holds handles to the same memory objects: re-pointing them re-points its arguments.
+  r.a.set_data_handle(const_cast<float*>(a));
+  r.b.set_data_handle(const_cast<float*>(b));
+  r.c.set_data_handle(c);
+  r.scratch.set_data_handle(threadBuffer(kThreadBuffers, tid, 0).data());
   dnnl::stream& st = streams()[size_t(tid)];
-  p.prim.execute(st, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}});
+  p.prim.execute(st, r.map);
   st.wait();
 }
 

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common.h"
@@ -27,6 +28,13 @@ struct ProductShape {
 struct ThreadProduct {
   dnnl::matmul prim;
   dnnl::memory::desc a, b, c, scratch;
+  // Each thread's memory objects and argument map, made once and re-pointed per call: creating
+  // four dnnl::memory per product cost ~1.2 µs, and a training step runs ~10,000 products.
+  struct Args {
+    dnnl::memory a, b, c, scratch;
+    std::unordered_map<int, dnnl::memory> map;
+  };
+  mutable std::vector<Args> args;
 };
 
 /** The product of that shape, built once; also sizes every thread's scratchpad for nthr threads. */

@@ -1,7 +1,8 @@
 // Running a PyTorch mirror from a suite: find a Python that imports torch, run a script, read its
 // JSON lines. Returns null with a reason when PyTorch is not installed.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,20 +34,76 @@ export function runPython(python: string, script: string, args: string[], thread
 export function runGatedMirror(
   reporter: { note(m: string): void }, config: unknown, mode: 'train' | 'sample', args: string[], threads: number,
 ): Record<string, unknown>[] | null {
+  const m = gatedMirror(reporter, config);
+  if (m === null) return null;
+  try {
+    return runPython(m.python, m.script, [mode, '--config', m.cfgFile, '--threads', String(threads), ...args], threads);
+  } finally {
+    m.dispose();
+  }
+}
+
+/** A Python with torch, gated_bench.py, and the config in a temporary file; null (noted) without PyTorch. */
+function gatedMirror(reporter: { note(m: string): void }, config: unknown) {
   const python = findTorchPython();
   if (python === null) {
     reporter.note('PyTorch is not installed (apt-get install python3-torch): no PyTorch comparison');
     return null;
   }
   const dir = mkdtempSync(join(tmpdir(), 'arpix-bench-'));
+  const cfgFile = join(dir, 'config.json');
+  writeFileSync(cfgFile, JSON.stringify(config));
+  const script = fileURLToPath(new URL('./pytorch/gated_bench.py', import.meta.url));
+  return { python, script, cfgFile, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The PyTorch mirror's training runs on request (gated_bench.py serve), to interleave with arpix's. */
+export interface MirrorServer {
+  /** Seconds of one run of the mirror's training steps in `format`. */
+  run(format: string): Promise<number>;
+  close(): void;
+}
+
+/**
+ * Starts gated_bench.py serve on a model config and waits for its warm-up, or returns null after
+ * noting why when PyTorch is not installed. The process idles on its input between requests.
+ */
+export async function startGatedMirror(
+  reporter: { note(m: string): void }, config: unknown, args: string[], threads: number,
+): Promise<MirrorServer | null> {
+  const m = gatedMirror(reporter, config);
+  if (m === null) return null;
+  const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
+  const child = spawn(m.python, [m.script, 'serve', '--config', m.cfgFile, '--threads', String(threads), ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async (): Promise<Record<string, unknown>> => {
+    for (;;) {
+      const { value, done } = await lines.next();
+      if (done) throw new Error(`gated_bench.py serve ended: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+      if (value.startsWith('{')) return JSON.parse(value) as Record<string, unknown>;
+    }
+  };
+  const close = () => {
+    child.stdin.end();
+    m.dispose();
+  };
   try {
-    const cfgFile = join(dir, 'config.json');
-    writeFileSync(cfgFile, JSON.stringify(config));
-    const script = fileURLToPath(new URL('./pytorch/gated_bench.py', import.meta.url));
-    return runPython(python, script, [mode, '--config', cfgFile, '--threads', String(threads), ...args], threads);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await next(); // {"ready": true} after its warm-up
+  } catch (e) {
+    close();
+    throw e;
   }
+  return {
+    async run(format) {
+      child.stdin.write(`${format}\n`);
+      const r = await next();
+      if (typeof r.seconds !== 'number') throw new Error(`gated_bench.py serve: ${JSON.stringify(r)}`);
+      return r.seconds;
+    },
+    close,
+  };
 }
 
 /** `--name value` or `--name=value` from a suite's arguments. */

@@ -2,10 +2,14 @@
 """Timings of the PyTorch mirror of gated-pixelcnn-fmnist for bench/suites/train.ts and sample.ts.
 
     python3 gated_bench.py train  --config CFG.json --batch 32 --threads 2 [--runs 5 --warmup 2 --steps 3]
+    python3 gated_bench.py serve  --config CFG.json --batch 32 --threads 2 [--warmup 2 --steps 3]
     python3 gated_bench.py sample --config CFG.json --batch 16 --threads 2 --pixels 28
 
 train: images/s of full training steps (forward, cross-entropy, backward, Adam step) at the
 batch size, in NCHW and in channels_last, medians over runs of `steps` steps after warm-up.
+serve: the same training runs on request, so a caller can interleave them with its own: after
+warm-up it prints {"ready": true}, then for each line "nchw" or "channels_last" read from stdin
+times one run of `steps` steps and prints {"format": ..., "seconds": ...}; it ends at end of input.
 sample: the naive sampler (the whole network per pixel); a full 28×28 image takes 784 such
 steps, so `pixels` of them are timed and images/s is extrapolated to the whole image — each step
 does the same work, so the extrapolation is exact up to noise. One JSON object per line.
@@ -19,7 +23,7 @@ import sys
 import time
 
 ap = argparse.ArgumentParser()
-ap.add_argument("mode", choices=["train", "sample"])
+ap.add_argument("mode", choices=["train", "serve", "sample"])
 ap.add_argument("--config", required=True)
 ap.add_argument("--batch", type=int, default=32)
 ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -56,24 +60,42 @@ def timed(fn, runs, warmup):
     return out
 
 
-if args.mode == "train":
+def training_run(fmt):
+    """One run of `steps` training steps of a fresh mirror in memory format fmt."""
+    model = mirror.GatedPixelCNN(cfg)
+    mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
+    model = model.to(memory_format=mf)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    images = torch.randint(0, cfg["likelihood"]["levels"], (args.batch, 1, cfg["height"], cfg["width"]))
+    images = images.contiguous(memory_format=mf)
+
+    def run():
+        for _ in range(args.steps):
+            logits = model(images)
+            loss = F.cross_entropy(logits, images[:, 0].long())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    return run
+
+
+if args.mode == "serve":
+    runs = {fmt: training_run(fmt) for fmt in ("nchw", "channels_last")}
+    for run in runs.values():
+        timed(run, 0, args.warmup)
+    emit(ready=True)
+    for line in sys.stdin:
+        fmt = line.strip()
+        if fmt not in runs:
+            emit(error=f"unknown format {fmt!r}")
+            continue
+        t = time.perf_counter()
+        runs[fmt]()
+        emit(format=fmt, seconds=time.perf_counter() - t)
+elif args.mode == "train":
     for fmt in ("nchw", "channels_last"):
-        model = mirror.GatedPixelCNN(cfg)
-        mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
-        model = model.to(memory_format=mf)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        images = torch.randint(0, cfg["likelihood"]["levels"], (args.batch, 1, cfg["height"], cfg["width"]))
-        images = images.contiguous(memory_format=mf)
-
-        def step():
-            for _ in range(args.steps):
-                logits = model(images)
-                loss = F.cross_entropy(logits, images[:, 0].long())
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-
-        secs = timed(step, args.runs, args.warmup)
+        secs = timed(training_run(fmt), args.runs, args.warmup)
         rates = sorted(args.batch * args.steps / s for s in secs)
         emit(mode="train", format=fmt, batch=args.batch, threads=args.threads,
              median=statistics.median(rates), min=rates[0], max=rates[-1])

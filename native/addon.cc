@@ -389,6 +389,15 @@ ARPIX_EXPORT(convImplementations) {
   });
 }
 
+// addressMod64(arrayBuffer) → the address of its first byte modulo 64 (to align views on cache lines)
+ARPIX_EXPORT(addressMod64) {
+  return guarded(info, "addressMod64", [&] {
+    if (!info[0].IsArrayBuffer()) throw KernelError("addressMod64", "takes an ArrayBuffer");
+    const auto address = reinterpret_cast<uintptr_t>(info[0].As<Napi::ArrayBuffer>().Data());
+    return Napi::Number::New(info.Env(), double(address % 64));
+  });
+}
+
 // releaseConvInput(handle)
 ARPIX_EXPORT(releaseConvInput) {
   return guarded(info, "releaseConvInput", [&] {
@@ -725,6 +734,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(conv2dBackwardWeights);
   ARPIX_REGISTER(conv2dBackward);
   ARPIX_REGISTER(releaseConvInput);
+  ARPIX_REGISTER(addressMod64);
   ARPIX_REGISTER(convImplementations);
   ARPIX_REGISTER(permute);
   ARPIX_REGISTER(pad);

@@ -145,7 +145,7 @@ void rowConvSumBackward(const std::vector<RowConvTerm>& terms, const Buf& dy, co
   // Each term's Wᵀ [O, KW·C], side by side in thread 0's buffer, for the input gradients.
   int64_t wtSize = 0;
   for (const Term& t : g.terms) wtSize += t.dx ? t.KC() * g.O : 0;
-  std::vector<float>& WT = threadBuffer(kWT, 0, wtSize);
+  AlignedFloats& WT = threadBuffer(kWT, 0, wtSize);
   int64_t at = 0;
   for (Term& t : g.terms) {
     if (t.dw) t.wgrad = chunkProducts(g, t.KC(), -1, g.O, true, true);

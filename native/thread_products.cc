@@ -18,9 +18,9 @@ std::vector<dnnl::stream>& streams() {
 
 }  // namespace
 
-std::vector<float>& threadBuffer(int which, int thread, int64_t floats) {
-  static std::vector<std::vector<float>> buffers[kThreadBuffers + 1];
-  std::vector<std::vector<float>>& b = buffers[which];
+AlignedFloats& threadBuffer(int which, int thread, int64_t floats) {
+  static std::vector<AlignedFloats> buffers[kThreadBuffers + 1];
+  std::vector<AlignedFloats>& b = buffers[which];
   if (int64_t(b.size()) <= thread) b.resize(size_t(thread) + 1);
   if (int64_t(b[size_t(thread)].size()) < floats) b[size_t(thread)].resize(size_t(floats));
   return b[size_t(thread)];

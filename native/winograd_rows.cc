@@ -349,7 +349,7 @@ void rowWinogradForward(const Buf& x, const Buf& w, const Buf* bias, const Buf& 
   const RowGeom g = rowGeom(x.shape, w.shape, out.shape, p);
   const int64_t maxT = chunkRows(g) * int64_t(g.tiles.size());
   std::lock_guard<std::mutex> lock(onednnLock());
-  std::vector<float>& U = threadBuffer(kU, 0, kAlpha * g.K * g.O);
+  AlignedFloats& U = threadBuffer(kU, 0, kAlpha * g.K * g.O);
   transformWeights(g, w.f32(), U.data());
   const std::vector<float> zeros(size_t(g.C), 0.0f);
   const int nthr = chunkThreads((rowsOf(g) + chunkRows(g) - 1) / chunkRows(g));
@@ -375,9 +375,9 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
   const int64_t maxT = chunkRows(g) * int64_t(g.tiles.size());
   std::lock_guard<std::mutex> lock(onednnLock());
   const int64_t planeU = g.K * g.O;
-  std::vector<float>& U = threadBuffer(kU, 0, kAlpha * planeU);
+  AlignedFloats& U = threadBuffer(kU, 0, kAlpha * planeU);
   // Uᵀ per kernel row, [KH][6][O][C], for the input gradient.
-  std::vector<float>& UT = threadBuffer(kUT, 0, dx ? kAlpha * planeU : 0);
+  AlignedFloats& UT = threadBuffer(kUT, 0, dx ? kAlpha * planeU : 0);
   if (dx) {
     transformWeights(g, w.f32(), U.data());
     for (int64_t ky = 0; ky < g.KH; ky++)
@@ -409,7 +409,7 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
     threadBuffer(kM, t, kAlpha * maxT * g.O);  // dM
     if (dw || db) {
       // dU accumulators (and the bias gradient behind them), zeroed per call.
-      std::vector<float>& acc = threadBuffer(kAcc, t, kAlpha * planeU + g.O);
+      AlignedFloats& acc = threadBuffer(kAcc, t, kAlpha * planeU + g.O);
       std::fill(acc.begin(), acc.begin() + kAlpha * planeU + g.O, 0.0f);
     }
   }

@@ -67,6 +67,16 @@ let pooledBytes = 0;
 const POOL_MAX_BYTES = 1024 * 2 ** 20;
 let allocations: Set<ArrayBuffer> | null = null;
 const made = new WeakSet<ArrayBuffer>();
+// Where a backend can see addresses, buffers get 64 spare bytes and their views start on a cache
+// line: oneDNN's matrix products run ~4 % faster on aligned operands, and a 64-byte vector load at
+// malloc's 16-byte alignment always spans two lines.
+let addressMod64: ((buffer: ArrayBuffer) => number) | null = null;
+const viewOffset = new WeakMap<ArrayBuffer, number>();
+
+/** Lets a backend that can read memory addresses align the views uninitArrayFor makes. */
+export function alignBuffersWith(fn: (buffer: ArrayBuffer) => number): void {
+  addressMod64 = fn;
+}
 
 /** Records every pooled-size buffer uninitArrayFor hands out into `into` (null: stop); returns the previous set. */
 export function trackAllocations(into: Set<ArrayBuffer> | null): Set<ArrayBuffer> | null {
@@ -102,15 +112,21 @@ export function recycledBytes(): number {
  * every op); Node's unsafe Buffer skips it, and recycled buffers skip the allocation too.
  */
 export function uninitArrayFor(dtype: DType, n: number): TypedArray {
-  const bytes = n * ITEM_BYTES[dtype];
-  if (bytes < 4096 && !POISON) return arrayFor(dtype, n);
+  const need = n * ITEM_BYTES[dtype];
+  if (need < 4096 && !POISON) return arrayFor(dtype, n);
+  const bytes = addressMod64 ? need + 64 : need;
   let buffer = pool.get(bytes)?.pop();
   if (buffer) pooledBytes -= bytes;
-  else made.add((buffer = Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer));
+  else {
+    buffer = Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer;
+    made.add(buffer);
+    if (addressMod64) viewOffset.set(buffer, (64 - addressMod64(buffer)) % 64);
+  }
   allocations?.add(buffer);
-  const data = dtype === 'float32' ? new Float32Array(buffer, 0, n)
-    : dtype === 'float64' ? new Float64Array(buffer, 0, n)
-    : new Int32Array(buffer, 0, n);
+  const at = viewOffset.get(buffer) ?? 0;
+  const data = dtype === 'float32' ? new Float32Array(buffer, at, n)
+    : dtype === 'float64' ? new Float64Array(buffer, at, n)
+    : new Int32Array(buffer, at, n);
   if (POISON) data.fill(dtype === 'int32' ? -123456789 : NaN);
   return data;
 }

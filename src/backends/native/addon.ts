@@ -39,6 +39,8 @@ export interface NativeAddon {
   conv2d(x: TypedArray, xShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, bias: TypedArray | null, out: TypedArray, outShape: Shape, p: ConvParamArray, accumulate: boolean, xStorageId: number, xVersion: number, keep: boolean, residual: TypedArray | null): number;
   conv2dBackward(x: TypedArray, xShape: Shape, xStorageId: number, xVersion: number, dy: TypedArray, dyShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, dx: TypedArray | null, dw: TypedArray | null, db: TypedArray | null, p: ConvParamArray, saved: number): void;
   releaseConvInput(saved: number): void;
+  /** The address of the buffer's first byte modulo 64. */
+  addressMod64(buffer: ArrayBuffer): number;
   rowConvSumBackward(terms: readonly RowTermArgs[], dy: TypedArray, dyShape: Shape, db: TypedArray | null): void;
   convImplementations(): { what: string; impl: string }[];
   conv2dBackwardData(dy: TypedArray, dyShape: Shape, w: TypedArray, wShape: Shape, wStorageId: number, wVersion: number, dx: TypedArray, dxShape: Shape, p: ConvParamArray): void;

@@ -10,6 +10,7 @@ import { setFlagsFromString } from 'node:v8';
 import type { Backend, Kernels } from '../../kernels/contracts.js';
 import type { ConvBenchBest, NativeAddon } from './addon.js';
 import { nativeKernels } from './kernels.js';
+import { alignBuffersWith } from '../../tensor/tensor.js';
 
 export type { ConvBenchBest, ConvBenchFigure } from './addon.js';
 
@@ -44,6 +45,8 @@ export type NativeBackend = { readonly name: 'native' } & Kernels & {
    * "jit:avx512_core", "brgconv:avx512_core", "ref:any" — the last is the slow reference loop).
    */
   convImplementations(): { what: string; impl: string }[];
+  /** The address of a buffer's first byte modulo 64 (tests and diagnostics of alignment). */
+  addressMod64(buffer: ArrayBuffer): number;
 };
 
 /** Why the addon did not load, or null when it did (or was not tried yet). */
@@ -92,6 +95,7 @@ function load(): NativeBackend | null {
   }
   nativeLoadError = null;
   quietGarbageCollector();
+  alignBuffersWith((buffer) => addon.addressMod64(buffer));
   return {
     name: 'native',
     ...nativeKernels(addon),
@@ -104,6 +108,7 @@ function load(): NativeBackend | null {
     cacheSizes: () => addon.cacheSizes(),
     clearCaches: () => addon.clearCaches(),
     convImplementations: () => addon.convImplementations(),
+    addressMod64: (buffer) => addon.addressMod64(buffer),
   };
 }
 

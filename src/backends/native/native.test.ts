@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { BinaryOp, ConvParams, DType, Kernels, UnaryOp, View } from '../../kernels/contracts.js';
 import { BINARY_OPS, UNARY_GRAD_OPS, UNARY_OPS } from '../../kernels/contracts.js';
-import { Tensor, arrayFor } from '../../tensor/tensor.js';
+import { Tensor, arrayFor, uninitArrayFor } from '../../tensor/tensor.js';
 import { assertClose } from '../../testing/gradcheck.js';
 import { tsBackend } from '../ts/index.js';
 import { loadNativeBackend, nativeLoadError } from './index.js';
@@ -537,6 +537,14 @@ describe('native backend vs ts reference', { skip }, () => {
     assert.throws(() => nat.conv2d(x, w, null, out, P(1, 0, 0), false, false, uniform([4, 14, 14, 63])), /conv2d: residual holds 49392 elements, expected the output's 50176/);
     assert.throws(() => nat.conv2d(x, w, null, out, P(1, 0, 0), true, false, r), /conv2d: takes a residual or accumulates into out, not both/);
     assert.throws(() => nat.conv2d(x, w, null, out, P(1, 0, 0), false, false, out), /conv2d: residual overlaps out: pass separate memory/);
+  });
+  test('tensor memory starts on a cache line (64 bytes) once the native backend is loaded', () => {
+    const nb = native!;
+    for (const [shape, dtype] of [[[4096], 'float32'], [[3, 1000], 'float64'], [[5, 999], 'int32'], [[32, 28, 28, 64], 'float32']] as const) {
+      const t = uninitArrayFor(dtype, shape.reduce((a, b) => a * b, 1));
+      assert.equal((nb.addressMod64(t.buffer as ArrayBuffer) + t.byteOffset) % 64, 0, `${dtype} ${shape}`);
+      assert.equal(t.length, shape.reduce((a, b) => a * b, 1));
+    }
   });
   test('conv2d reuses reordered weights until the version changes', () => {
     const nb = native!;

@@ -32,7 +32,7 @@ export function runPython(python: string, script: string, args: string[], thread
  * or returns null after noting why when PyTorch is not installed.
  */
 export function runGatedMirror(
-  reporter: { note(m: string): void }, config: unknown, mode: 'train' | 'sample', args: string[], threads: number,
+  reporter: { note(m: string): void }, config: unknown, mode: 'sample', args: string[], threads: number,
 ): Record<string, unknown>[] | null {
   const m = gatedMirror(reporter, config);
   if (m === null) return null;

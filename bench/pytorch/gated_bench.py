@@ -1,13 +1,11 @@
 #!/usr/bin/env python3
 """Timings of the PyTorch mirror of gated-pixelcnn-fmnist for bench/suites/train.ts and sample.ts.
 
-    python3 gated_bench.py train  --config CFG.json --batch 32 --threads 2 [--runs 5 --warmup 2 --steps 3]
     python3 gated_bench.py serve  --config CFG.json --batch 32 --threads 2 [--warmup 2 --steps 3]
-    python3 gated_bench.py sample --config CFG.json --batch 16 --threads 2 --pixels 28
+    python3 gated_bench.py sample --config CFG.json --batch 16 --threads 2 --pixels 28 [--runs 5]
 
-train: images/s of full training steps (forward, cross-entropy, backward, Adam step) at the
-batch size, in NCHW and in channels_last, medians over runs of `steps` steps after warm-up.
-serve: the same training runs on request, so a caller can interleave them with its own: after
+serve: full training steps (forward, cross-entropy, backward, Adam step) at the batch size, in
+NCHW or channels_last, on request, so the caller interleaves them with its own runs: after
 warm-up it prints {"ready": true}, then for each line "nchw" or "channels_last" read from stdin
 times one run of `steps` steps and prints {"format": ..., "seconds": ...}; it ends at end of input.
 sample: the naive sampler (the whole network per pixel); a full 28×28 image takes 784 such
@@ -23,7 +21,7 @@ import sys
 import time
 
 ap = argparse.ArgumentParser()
-ap.add_argument("mode", choices=["train", "serve", "sample"])
+ap.add_argument("mode", choices=["serve", "sample"])
 ap.add_argument("--config", required=True)
 ap.add_argument("--batch", type=int, default=32)
 ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -93,12 +91,6 @@ if args.mode == "serve":
         t = time.perf_counter()
         runs[fmt]()
         emit(format=fmt, seconds=time.perf_counter() - t)
-elif args.mode == "train":
-    for fmt in ("nchw", "channels_last"):
-        secs = timed(training_run(fmt), args.runs, args.warmup)
-        rates = sorted(args.batch * args.steps / s for s in secs)
-        emit(mode="train", format=fmt, batch=args.batch, threads=args.threads,
-             median=statistics.median(rates), min=rates[0], max=rates[-1])
 else:
     model = mirror.GatedPixelCNN(cfg).eval()
     h, w = cfg["height"], cfg["width"]

@@ -25,8 +25,9 @@ export function applyFileMasks(sd: StateMap, file: string): StateMap {
   const out: StateMap = new Map();
   for (const [k, t] of sd) {
     if (k.endsWith('.mask')) continue;
-    const maskKey = k.endsWith('.weight') ? `${k.slice(0, -'.weight'.length)}.mask` : null;
-    const maskName = maskKey && !sd.has(maskKey) ? k.replace(/\.conv\.weight$/, '.mask') : maskKey;
+    // `<conv>.mask` beside `<conv>.weight`, or (a wrapper holding an nn.Conv2d) `<m>.mask` beside `<m>.conv.weight`.
+    const candidates = k.endsWith('.weight') ? [`${k.slice(0, -'.weight'.length)}.mask`, ...(k.endsWith('.conv.weight') ? [`${k.slice(0, -'.conv.weight'.length)}.mask`] : [])] : [];
+    const maskName = candidates.find((c) => sd.has(c));
     const mask = maskName ? sd.get(maskName) : undefined;
     if (!mask || t.rank !== 4) { out.set(k, t); continue; }
     const [o, i, kh, kw] = t.shape as [number, number, number, number];
@@ -53,7 +54,7 @@ function cut(file: string, name: string, source: string, t: Tensor, rows: number
         const v = t.data[(a * kh + y) * kw + x]!;
         if (y < rows && x < cols) w[(a * rows + y) * cols + x] = v;
         else if (v !== 0) {
-          throw new MaskedTapError(file, `'${source}' has a non-zero masked tap (out ${Math.floor(a / i)}, in ${a % i}, row ${y}, column ${x}) = ${v}: the causal network has no such tap, so this is not the masked formulation of ${name}'s layer (zero the masked taps, or save the mask buffer with the weights)`);
+          throw new MaskedTapError(file, `'${source}' has a non-zero masked tap (out ${Math.floor(a / i)}, in ${a % i}, row ${y}, column ${x}) = ${Number(v.toPrecision(6))}: arpix's ${name} has no such tap (it would see the current or a later pixel), so this is not the causal masked formulation — zero the masked taps, or save the mask buffer with the weights`);
         }
       }
     }

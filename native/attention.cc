@@ -133,17 +133,91 @@ const std::vector<uint8_t>& tileClasses(const Pattern& p, const std::vector<int6
   return cache.emplace(key, std::move(c)).first->second;
 }
 
+/**
+ * Bit c set when query i may read key j0 + c, for the c < nk keys of a tile (TK = 64 bits). Causal
+ * and local 1-D rows are one interval of columns; local 2-D partial tiles are tested key by key.
+ */
+uint64_t columnMask(const Pattern& p, uint8_t cls, int64_t i, int64_t j0, int nk) {
+  const uint64_t valid = nk >= 64 ? ~uint64_t(0) : (uint64_t(1) << nk) - 1;
+  if (cls == kFull) return valid;
+  if (p.kind == 3) {
+    uint64_t m = 0;
+    for (int c = 0; c < nk; c++) m |= uint64_t(p.allowed(i, j0 + c)) << c;
+    return m;
+  }
+  const int64_t lo = std::max<int64_t>(0, p.kind == 2 ? p.lower1d(i) - j0 : 0), hi = std::min<int64_t>(nk - 1, i - j0);
+  if (hi < lo) return 0;
+  const uint64_t upTo = hi >= 63 ? ~uint64_t(0) : (uint64_t(1) << (hi + 1)) - 1;
+  return upTo & ~((uint64_t(1) << lo) - 1) & valid;
+}
+
+/**
+ * The online-softmax update of one row of logits s (TK of them; columns outside `mask` are not
+ * visible): returns false when nothing is visible, else replaces s by exp(s − m') — exactly 0 where
+ * masked, so no future value can leak in — with m' = max(m, max s), and writes m' and the sum.
+ */
+inline bool softmaxRow(float* s, uint64_t mask, float m, float& mNew, float& sum) {
+  if (mask == 0) {
+    std::memset(s, 0, sizeof(float) * TK);
+    return false;
+  }
+#if defined(__AVX512F__)
+  __m512 v[4];
+  __m512 mx = _mm512_set1_ps(kNegInf);
+  for (int q = 0; q < 4; q++) {
+    v[q] = _mm512_mask_mov_ps(_mm512_set1_ps(kNegInf), __mmask16(mask >> (16 * q)), _mm512_loadu_ps(s + 16 * q));
+    mx = _mm512_max_ps(mx, v[q]);
+  }
+  mNew = std::max(m, _mm512_reduce_max_ps(mx));
+  __m512 acc = _mm512_setzero_ps();
+  const __m512 sub = _mm512_set1_ps(mNew);
+  for (int q = 0; q < 4; q++) {
+    const __m512 e = _mm512_maskz_mov_ps(__mmask16(mask >> (16 * q)), vexp16(_mm512_sub_ps(v[q], sub)));
+    _mm512_storeu_ps(s + 16 * q, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  sum = _mm512_reduce_add_ps(acc);
+#else
+  float mx = kNegInf;
+  for (int c = 0; c < TK; c++) if ((mask >> c) & 1) mx = std::max(mx, s[c]);
+  mNew = std::max(m, mx);
+  sum = 0.0f;
+  for (int c = 0; c < TK; c++) {
+    s[c] = (mask >> c) & 1 ? vexp(s[c] - mNew) : 0.0f;
+    sum += s[c];
+  }
+#endif
+  return true;
+}
+
+/** The backward's row: p = exp(scale·s − lse) (0 where masked) in s, and dS = p ⊙ (dP − D)·scale in dp. */
+inline void gradientRow(float* s, float* dp, uint64_t mask, float scale, float lse, float rowDot) {
+#if defined(__AVX512F__)
+  const __m512 sc = _mm512_set1_ps(scale), l = _mm512_set1_ps(lse), d = _mm512_set1_ps(rowDot);
+  for (int q = 0; q < 4; q++) {
+    const __m512 pr = _mm512_maskz_mov_ps(__mmask16(mask >> (16 * q)), vexp16(_mm512_fmsub_ps(_mm512_loadu_ps(s + 16 * q), sc, l)));
+    _mm512_storeu_ps(s + 16 * q, pr);
+    _mm512_storeu_ps(dp + 16 * q, _mm512_mul_ps(_mm512_mul_ps(pr, _mm512_sub_ps(_mm512_loadu_ps(dp + 16 * q), d)), sc));
+  }
+#else
+  for (int c = 0; c < TK; c++) {
+    s[c] = (mask >> c) & 1 ? vexp(s[c] * scale - lse) : 0.0f;
+    dp[c] = s[c] * (dp[c] - rowDot) * scale;
+  }
+#endif
+}
+
 // ---- tile products (D = 16·DV floats per row of the padded head) ----
 
-/** S[r][0..TK) = Σ_t A[r][t] · Bt[t][0..TK) for r < rows: A [rows][D] by Bt [D][TK] (a key tile transposed). */
+/** S[r][0..TK) = Σ_t A[r][t] · Bt[t][0..TK) for r < rows: A [rows][D] by Bt [D][TK] (a key tile transposed, rows ldb apart). */
 template <int DV>
-void productABt(const float* A, const float* Bt, float* S, int rows) {
+void productABt(const float* A, const float* Bt, int64_t ldb, float* S, int rows) {
   constexpr int D = DV * 16;
   int r = 0;
   for (; r + 4 <= rows; r += 4) {
     vf acc[4][4] = {};
     for (int t = 0; t < D; t++) {
-      const vf b0 = load(Bt + t * TK), b1 = load(Bt + t * TK + 16), b2 = load(Bt + t * TK + 32), b3 = load(Bt + t * TK + 48);
+      const vf b0 = load(Bt + t * ldb), b1 = load(Bt + t * ldb + 16), b2 = load(Bt + t * ldb + 32), b3 = load(Bt + t * ldb + 48);
       for (int q = 0; q < 4; q++) {
         const float a = A[(r + q) * D + t];
         acc[q][0] += a * b0, acc[q][1] += a * b1, acc[q][2] += a * b2, acc[q][3] += a * b3;
@@ -156,7 +230,7 @@ void productABt(const float* A, const float* Bt, float* S, int rows) {
     vf acc[4] = {};
     for (int t = 0; t < D; t++) {
       const float a = A[r * D + t];
-      for (int v = 0; v < 4; v++) acc[v] += a * load(Bt + t * TK + 16 * v);
+      for (int v = 0; v < 4; v++) acc[v] += a * load(Bt + t * ldb + 16 * v);
     }
     for (int v = 0; v < 4; v++) store(S + r * TK + 16 * v, acc[v]);
   }
@@ -226,15 +300,41 @@ void copyTransposed(const float* base, int64_t stride, int64_t n, int64_t d, int
   }
 }
 
+/**
+ * Every head's keys transposed ([D][Lp], Lp = L padded to whole key tiles) and values as padded rows
+ * ([Lp][D]), made once per call so the forward's tasks, which each visit many key tiles, copy none.
+ */
+struct Panels {
+  AlignedFloats kt, v;
+  int64_t lp = 0;
+};
+
+Panels& forwardPanels(const Geometry& g, const float* qkv, int nthr) {
+  static Panels panels;
+  const int64_t lp = (g.L + TK - 1) / TK * TK, per = g.D * lp, C3 = 3 * g.C;
+  panels.lp = lp;
+  if (int64_t(panels.kt.size()) < g.N * g.H * per) panels.kt.resize(size_t(g.N * g.H * per)), panels.v.resize(size_t(g.N * g.H * per));
+#pragma omp parallel for schedule(static) num_threads(nthr)
+  for (int64_t nh = 0; nh < g.N * g.H; nh++) {
+    const float* head = qkv + (nh / g.H) * g.L * C3 + (nh % g.H) * g.d;
+    float* kt = panels.kt.data() + nh * per;
+    std::memset(kt, 0, sizeof(float) * size_t(per));
+    for (int64_t j = 0; j < g.L; j++)
+      for (int64_t t = 0; t < g.d; t++) kt[t * lp + j] = head[g.C + j * C3 + t];
+    copyRows(head + 2 * g.C, C3, g.L, g.d, g.D, int(lp), panels.v.data() + nh * per);
+  }
+  return panels;
+}
+
 template <int DV>
-void forwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>& classes, const float* qkv, float* out, float* lse, int64_t n, int64_t h, int64_t qt, int tid) {
+void forwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>& classes, const Panels& panels, const float* qkv, float* out, float* lse, int64_t n, int64_t h, int64_t qt, int tid) {
   constexpr int D = DV * 16;
-  const int64_t L = g.L, C3 = 3 * g.C, nkt = (L + TK - 1) / TK;
+  const int64_t L = g.L, C3 = 3 * g.C, nkt = (L + TK - 1) / TK, lp = panels.lp;
   float* Q = threadBuffer(0, tid, 0).data();
   float* O = threadBuffer(1, tid, 0).data();
   float* S = threadBuffer(2, tid, 0).data();
-  float* Kt = threadBuffer(3, tid, 0).data();
-  float* V = threadBuffer(4, tid, 0).data();
+  const float* Kt = panels.kt.data() + (n * g.H + h) * D * lp;
+  const float* V = panels.v.data() + (n * g.H + h) * D * lp;
   float m[TQ], l[TQ];
   const int64_t i0 = qt * TQ;
   const int nq = int(std::min<int64_t>(TQ, L - i0));
@@ -247,40 +347,18 @@ void forwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>
     if (cls == kEmpty) continue;
     const int64_t j0 = kt * TK;
     const int nk = int(std::min<int64_t>(TK, L - j0));
-    copyTransposed(head + g.C + j0 * C3, C3, nk, g.d, D, Kt);
-    copyRows(head + 2 * g.C + j0 * C3, C3, nk, g.d, D, nk, V);
-    productABt<DV>(Q, Kt, S, nq);
+    productABt<DV>(Q, Kt + j0, lp, S, nq);
     for (int r = 0; r < nq; r++) {
-      float* row = S + r * TK;
-      const int64_t i = i0 + r;
-      if (cls == kPartial) {
-        for (int c = 0; c < nk; c++)
-          if (!p.allowed(i, j0 + c)) row[c] = kNegInf;
-      }
-      for (int c = nk; c < TK; c++) row[c] = kNegInf;
-      float mx = kNegInf;
-#pragma omp simd reduction(max : mx)
-      for (int c = 0; c < TK; c++) mx = std::max(mx, row[c]);
-      if (mx == kNegInf) {  // nothing of this tile is visible to row r
-        std::memset(row, 0, sizeof(float) * TK);
-        continue;
-      }
-      const float mNew = std::max(m[r], mx);
+      float mNew, sum;
+      if (!softmaxRow(S + r * TK, columnMask(p, cls, i0 + r, j0, nk), m[r], mNew, sum)) continue;
       const float corr = vexp(m[r] - mNew);
-      float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-      for (int c = 0; c < TK; c++) {
-        const float e = vexp(row[c] - mNew);
-        row[c] = e;
-        sum += e;
-      }
       if (corr != 1.0f) {
         for (int t = 0; t < D; t++) O[r * D + t] *= corr;
       }
       l[r] = l[r] * corr + sum;
       m[r] = mNew;
     }
-    accumulateProduct<DV>(S, TK, 1, V, O, nq, nk);
+    accumulateProduct<DV>(S, TK, 1, V + j0 * D, O, nq, nk);
   }
   for (int r = 0; r < nq; r++) {
     const float inv = 1.0f / l[r];
@@ -294,8 +372,8 @@ template <int DV>
 void backwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>& classes, const float* qkv, const float* out, const float* lse, const float* dout, float* dqkv, int64_t n, int64_t h, int tid) {
   constexpr int D = DV * 16;
   const int64_t L = g.L, C3 = 3 * g.C, nqt = (L + TQ - 1) / TQ, nkt = (L + TK - 1) / TK;
-  float* Q = threadBuffer(0, tid, 0).data();
-  float* G = threadBuffer(1, tid, 0).data();
+  float* Qall = threadBuffer(0, tid, 0).data();  // the head's queries and output gradients as padded rows [L][D]
+  float* Gall = threadBuffer(1, tid, 0).data();
   float* S = threadBuffer(2, tid, 0).data();  // S, then P
   float* Kt = threadBuffer(3, tid, 0).data();
   float* Vt = threadBuffer(4, tid, 0).data();
@@ -318,6 +396,8 @@ void backwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t
     rowDot[i] = s;
   }
   std::memset(dQ, 0, sizeof(float) * size_t(L * D));
+  copyRows(head, C3, L, g.d, D, int(L), Qall);
+  copyRows(dout + n * L * g.C + h * g.d, g.C, L, g.d, D, int(L), Gall);
   for (int64_t kt = 0; kt < nkt; kt++) {
     const int64_t j0 = kt * TK;
     const int nk = int(std::min<int64_t>(TK, L - j0));
@@ -330,24 +410,13 @@ void backwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t
       if (cls == kEmpty) continue;
       const int64_t i0 = qt * TQ;
       const int nq = int(std::min<int64_t>(TQ, L - i0));
-      copyRows(head + i0 * C3, C3, nq, g.d, D, nq, Q);
-      copyRows(dout + (n * L + i0) * g.C + h * g.d, g.C, nq, g.d, D, nq, G);
-      productABt<DV>(Q, Kt, S, nq);
-      productABt<DV>(G, Vt, dS, nq);
+      const float* Q = Qall + i0 * D;
+      const float* G = Gall + i0 * D;
+      productABt<DV>(Q, Kt, TK, S, nq);
+      productABt<DV>(G, Vt, TK, dS, nq);
       for (int r = 0; r < nq; r++) {
-        float* pr = S + r * TK;
-        float* ds = dS + r * TK;
         const int64_t i = i0 + r;
-        const float li = lseRow[i], di = rowDot[i], sc = g.scale;
-#pragma omp simd
-        for (int c = 0; c < TK; c++) pr[c] = vexp(pr[c] * sc - li);
-        if (cls == kPartial) {
-          for (int c = 0; c < nk; c++)
-            if (!p.allowed(i, j0 + c)) pr[c] = 0.0f;
-        }
-        for (int c = nk; c < TK; c++) pr[c] = 0.0f;
-#pragma omp simd
-        for (int c = 0; c < TK; c++) ds[c] = pr[c] * (ds[c] - di) * sc;
+        gradientRow(S + r * TK, dS + r * TK, columnMask(p, cls, i, j0, nk), g.scale, lseRow[i], rowDot[i]);
       }
       accumulateProduct<DV>(S, 1, TK, G, dV, nk, nq);
       accumulateProduct<DV>(dS, 1, TK, Q, dK, nk, nq);
@@ -408,16 +477,16 @@ void attention(const Buf& qkv, const Buf& out, const Buf& lse, int64_t heads, do
   const int64_t nqt = (g.L + TQ - 1) / TQ, tasks = g.N * g.H * nqt;
   const int nthr = chunkThreads(tasks);
   reserve(0, nthr, TQ * g.D), reserve(1, nthr, TQ * g.D), reserve(2, nthr, TQ * TK);
-  reserve(3, nthr, g.D * TK), reserve(4, nthr, TK * g.D);
   const float* x = qkv.f32();
   float* o = out.f32();
   float* ls = lse.f32();
+  const Panels& panels = forwardPanels(g, x, chunkThreads(g.N * g.H));
   dispatchDV(g.D, [&](auto dv) {
     constexpr int DV = decltype(dv)::value;
 #pragma omp parallel for schedule(dynamic) num_threads(nthr)
     for (int64_t task = 0; task < tasks; task++) {
       const int64_t qt = task % nqt, nh = task / nqt;
-      forwardTask<DV>(g, p, classes, x, o, ls, nh / g.H, nh % g.H, qt, omp_get_thread_num());
+      forwardTask<DV>(g, p, classes, panels, x, o, ls, nh / g.H, nh % g.H, qt, omp_get_thread_num());
     }
   });
 }
@@ -432,7 +501,7 @@ void attentionBackward(const Buf& qkv, const Buf& out, const Buf& lse, const Buf
   const std::vector<uint8_t>& classes = tileClasses(p, code, g.L);
   const int64_t tasks = g.N * g.H;
   const int nthr = chunkThreads(tasks);
-  reserve(0, nthr, TQ * g.D), reserve(1, nthr, TQ * g.D), reserve(2, nthr, TQ * TK);
+  reserve(0, nthr, g.L * g.D), reserve(1, nthr, g.L * g.D), reserve(2, nthr, TQ * TK);
   reserve(3, nthr, g.D * TK), reserve(4, nthr, g.D * TK), reserve(5, nthr, TK * g.D);
   reserve(6, nthr, 2 * TK * g.D + TQ * TK), reserve(7, nthr, g.L * g.D + g.L);
   const float* x = qkv.f32();

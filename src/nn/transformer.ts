@@ -265,14 +265,12 @@ export class LearnedPositionEmbedding extends Module {
 
   /** x [N, L, C] + the first L positions' vectors. */
   forward(x: Tensor): Tensor {
-    const l = checkPositions('LearnedPositionEmbedding', x, this.length, this.dim);
-    return add(x, l === this.length ? this.weight : slice(this.weight, [0, 0], [l, this.dim]));
+    return addPositions('LearnedPositionEmbedding', x, this.weight);
   }
 
   /** The vector of one position, [C] (for cached sampling). */
   at(position: number): Tensor {
-    if (!Number.isInteger(position) || position < 0 || position >= this.length) throw new ArgumentError('LearnedPositionEmbedding.at', 'position', `must be an integer in 0..${this.length - 1}, got ${position}`);
-    return reshape(slice(this.weight, [position, 0], [1, this.dim]), [this.dim]);
+    return positionRow('LearnedPositionEmbedding.at', this.weight, position);
   }
 
   override extraRepr(): string {
@@ -280,11 +278,21 @@ export class LearnedPositionEmbedding extends Module {
   }
 }
 
-function checkPositions(op: string, x: Tensor, length: number, dim: number): number {
+/** x [N, L, C] + the first L rows of a [length, C] table of position vectors. */
+function addPositions(op: string, x: Tensor, table: Tensor): Tensor {
+  const [length, dim] = table.shape as [number, number];
   if (x.rank !== 3 || x.shape[2] !== dim || x.shape[1]! > length) {
     throw new ShapeError(op, 'x', `must be [N, L ≤ ${length}, ${dim}], got ${fmtShape(x.shape)}`, [x.shape]);
   }
-  return x.shape[1]!;
+  const l = x.shape[1]!;
+  return add(x, l === length ? table : slice(table, [0, 0], [l, dim]));
+}
+
+/** Row `position` of a [length, C] table, as [C]. */
+function positionRow(op: string, table: Tensor, position: number): Tensor {
+  const [length, dim] = table.shape as [number, number];
+  if (!Number.isInteger(position) || position < 0 || position >= length) throw new ArgumentError(op, 'position', `must be an integer in 0..${length - 1}, got ${position}`);
+  return reshape(slice(table, [position, 0], [1, dim]), [dim]);
 }
 
 /**
@@ -326,14 +334,12 @@ export class SinusoidalPositionEncoding extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const l = checkPositions('SinusoidalPositionEncoding', x, this.length, this.dim);
-    return add(x, l === this.length ? this.table : slice(this.table, [0, 0], [l, this.dim]));
+    return addPositions('SinusoidalPositionEncoding', x, this.table);
   }
 
   /** The encoding of one position, [C]. */
   at(position: number): Tensor {
-    if (!Number.isInteger(position) || position < 0 || position >= this.length) throw new ArgumentError('SinusoidalPositionEncoding.at', 'position', `must be an integer in 0..${this.length - 1}, got ${position}`);
-    return reshape(slice(this.table, [position, 0], [1, this.dim]), [this.dim]);
+    return positionRow('SinusoidalPositionEncoding.at', this.table, position);
   }
 
   override extraRepr(): string {

@@ -25,11 +25,11 @@ export function checkCausality(attentionFn: (qkv: Tensor, pattern: AttentionPatt
     if (pattern.kind === 'full') continue;
     const base = ax.randn([2, l, 24], { dtype });
     // Forward: changing every input after position i leaves outputs 0 … i bit for bit the same.
-    const before = ax.noGrad(() => attentionFn(base, pattern)).toArray();
+    const before: number[] = ax.noGrad((): Tensor => attentionFn(base, pattern)).toArray();
     for (const i of [0, Math.floor(l / 2), l - 2]) {
       const changed = new Tensor(base.data.slice(), base.shape);
       for (let n = 0; n < 2; n++) for (let k = (n * l + i + 1) * 24; k < (n + 1) * l * 24; k++) changed.data[k] = 5 * Math.sin(k);
-      const after = ax.noGrad(() => attentionFn(changed, pattern)).toArray();
+      const after: number[] = ax.noGrad((): Tensor => attentionFn(changed, pattern)).toArray();
       for (let n = 0; n < 2; n++) {
         for (let k = n * l * 8; k < (n * l + i + 1) * 8; k++) assert.equal(after[k], before[k], `${label} ${name}: output ${Math.floor(k / 8) % l} changed with inputs after ${i}`);
       }

@@ -34,7 +34,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
 from arpix_torch import build_model  # noqa: E402
-from arpix_torch.train_lib import EMA, load_checkpoint, make_optimizer, save_checkpoint, set_lr, transform  # noqa: E402
+from arpix_torch.train_lib import EMA, load_checkpoint, lr_factor, make_optimizer, save_checkpoint, set_lr, transform  # noqa: E402
 
 
 def parse_args():
@@ -183,7 +183,7 @@ def main():
         rate = batch / dt if rate is None else 0.9 * rate + 0.1 * batch / dt
         window.append((global_loss.item(), norm.item()))
         if step % t["logEvery"] == 0:
-            log({"type": "train", "step": step, "epoch": epoch, "loss": sum(a for a, _ in window) / len(window), "lr": opt.param_groups[0]["lr"],
+            log({"type": "train", "step": step, "epoch": epoch, "loss": sum(a for a, _ in window) / len(window), "lr": t["lr"] * lr_factor(t, step),  # the next step's, as arpix logs it
                  "gradNorm": sum(b for _, b in window) / len(window), "imagesPerSec": rate, "seconds": train_seconds, "ranks": world})
             window = []
         if t["checkpointEvery"] > 0 and step % t["checkpointEvery"] == 0 and not done():

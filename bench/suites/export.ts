@@ -8,25 +8,14 @@
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { threads, time, type Suite } from '../harness.js';
-import { exportForTorch, findTorchPython, importCheckpoint, initialCheckpoint, writeImportedRun } from '../../src/export/index.js';
+import { exportForTorch, findTorchPython, freePort, importCheckpoint, initialCheckpoint, writeImportedRun } from '../../src/export/index.js';
 import type { Checkpoint } from '../../src/io/checkpoint.js';
 import { locateDataset } from '../../src/data/index.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { applyOverrides, presetRaw, resolveRunConfig } from '../../src/train/index.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Runs train.py as `world` ranks of `perRank` threads; returns images/s after the first `skip` logged steps. */
 async function ddpRate(python: string, dir: string, world: number, perRank: number, batch: number, skip: number): Promise<number> {

@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -16,7 +15,7 @@ import { loadCheckpoint } from '../io/checkpoint.js';
 import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { modelFromCheckpoint } from '../train/train.js';
-import { findTorchPython } from './python.js';
+import { findTorchPython, freePort } from './python.js';
 
 const python = findTorchPython();
 const haveFashion = locateDataset('fashion-mnist') !== null;
@@ -31,22 +30,12 @@ function arpix(args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Runs train.py as `world` ranks started by hand (MASTER_ADDR/RANK, as torchrun would set them). */
-async function trainRanks(dir: string, out: string, world: number): Promise<Record<string, unknown>> {
+async function trainRanks(dir: string, out: string, world: number, extra: string[] = []): Promise<Record<string, unknown>> {
   const port = await freePort();
   const runs = Array.from({ length: world }, (_, rank) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const env = { ...ENV, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) };
-    const child = spawn(python!, [join(dir, 'train.py'), '--out', out, '--device', 'cpu', '--threads', '1'], { env });
+    const child = spawn(python!, [join(dir, 'train.py'), '--out', out, '--device', 'cpu', '--threads', '1', ...extra], { env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
@@ -77,6 +66,11 @@ describe('train.py under DDP (gloo, 2 ranks on 127.0.0.1), back into arpix', { s
     // The same global batch on one rank is the same optimisation, up to the order of float sums.
     const single = await trainRanks(exp, join(exp, 'run1'), 1) as unknown as Done;
     assert.ok(Math.abs(single.check.loss - done.check.loss) < 1e-4 * done.check.loss, `1 rank ${single.check.loss} vs 2 ranks ${done.check.loss}`);
+    // train.py continues from its own checkpoint.
+    const more = await trainRanks(exp, join(exp, 'run1'), 1, ['--resume', '--steps', '6']) as unknown as Done;
+    assert.equal(more.step, 6);
+    const steps1 = readFileSync(join(exp, 'run1', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number }).filter((r) => r.type === 'train').map((r) => r.step);
+    assert.deepEqual(steps1, [1, 2, 3, 4, 5, 6]);
 
     const run = join(tmp, 'run');
     const i = arpix(['import', join(exp, 'run2', 'checkpoint.safetensors'), '--out', run]);

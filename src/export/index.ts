@@ -9,4 +9,4 @@ export { checkpointToPyTorch, checkpointFromPyTorch, layoutsOf } from './convert
 export type { PyValue } from './pickle.js';
 export { unpickle, readTorchSave, UnsafePickleError } from './pickle.js';
 export { MASKED_FORMULATIONS, MaskedTapError } from './masked.js';
-export { findTorchPython } from './python.js';
+export { findTorchPython, freePort } from './python.js';

@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { ConfigError, resolveConfig } from '../config.js';
+import { MAX_CONFIG_FILE, readRegularFile } from '../io/files.js';
 import { loadPreset, resolveModelConfig, type ModelConfig } from '../models/index.js';
 
 export interface ScheduleConfig {
@@ -172,9 +173,9 @@ export function presetRaw(name: string): Raw {
 export function configFileRaw(file: string): Raw {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFile(file, MAX_CONFIG_FILE, 'a JSON config').toString('utf8');
   } catch (e) {
-    throw new ConfigError('--config', `cannot read '${file}': ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new ConfigError('--config', (e as Error).message);
   }
   try {
     return JSON.parse(text) as Raw;

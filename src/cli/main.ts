@@ -69,10 +69,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--resume <run-dir>', 'continue the run in this folder from its checkpoint, exactly')
     .option('--out <dir>', 'the run folder (default runs/<time>-<preset>)')
     .option('--no-bar', 'plain log lines even on a terminal')
+    .option('--force', 'start over in an --out folder holding the config.json and metrics.jsonl of a run that wrote no checkpoint', false)
     .addHelpText('after', '\nOverrides: --train.lr=3e-4 --train.steps=2000 --model.hiddenChannels=32 --dataset.bits=5 …\n(each checked against the config\'s keys and types; on --resume only train.steps, epochs, minutes and the reporting intervals may change)')
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (opts: { preset?: string; config?: string; resume?: string; out?: string; bar: boolean }, cmd: Command) => {
+    .action(async (opts: { preset?: string; config?: string; resume?: string; out?: string; bar: boolean; force: boolean }, cmd: Command) => {
       const overrides = collectOverrides(cmd, cmd.args);
       setExit(await trainCommand({ ...opts, overrides }));
     });
@@ -127,6 +128,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--json', 'print one JSON object', false)
     .allowUnknownOption()
     .action(async (checkpoint: string | undefined, o: { preset?: string; config?: string; json: boolean }, cmd: Command) => {
+      // With --preset or --config, commander takes the first override for the optional CHECKPOINT.
+      if (checkpoint !== undefined && SECTION_FLAG.test(checkpoint)) checkpoint = undefined;
       const rest = cmd.args.slice(checkpoint === undefined ? 0 : 1);
       setExit(await infoCommand({ checkpoint, ...o, overrides: collectOverrides(cmd, rest) }));
     });
@@ -181,6 +184,7 @@ export function describeError(e: unknown): { message: string; code: number } {
       EROFS: 'the file system is read-only; choose another folder with --out',
       ENOTDIR: 'a part of the path is a file, not a folder; choose another --out',
       EISDIR: 'is a folder where a file was expected',
+      EEXIST: 'already exists; pass --force to replace it, or choose another --out',
       ENOENT: 'does not exist',
     };
     return { message: `cannot ${err.syscall} ${where}: ${what[err.code] ?? err.message}`, code: EXIT.error };
@@ -190,6 +194,10 @@ export function describeError(e: unknown): { message: string; code: number } {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // Output piped into a reader that stops early (`arpix info … | head`) is not an error of ours.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
+  });
   let code: number = EXIT.ok;
   const program = buildProgram((c) => {
     code = c;

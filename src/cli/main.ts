@@ -19,7 +19,7 @@ const SECTION_FLAG = /^--(model|dataset|train)\./;
 
 function int(name: string, min = 0) {
   return (v: string): number => {
-    const n = Number(v);
+    const n = v.trim() === '' ? NaN : Number(v);
     if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
     return n;
   };
@@ -27,7 +27,7 @@ function int(name: string, min = 0) {
 
 function positive(name: string) {
   return (v: string): number => {
-    const n = Number(v);
+    const n = v.trim() === '' ? NaN : Number(v);
     if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a positive number`);
     return n;
   };
@@ -193,11 +193,13 @@ export function describeError(e: unknown): { message: string; code: number } {
   return { message: `internal error: ${msg} (set ARPIX_DEBUG=1 for the stack trace)`, code: EXIT.error };
 }
 
+function exitOnEpipe(e: NodeJS.ErrnoException): void {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   // Output piped into a reader that stops early (`arpix info … | head`) is not an error of ours.
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
-  });
+  if (!process.stdout.listeners('error').includes(exitOnEpipe)) process.stdout.on('error', exitOnEpipe);
   let code: number = EXIT.ok;
   const program = buildProgram((c) => {
     code = c;

@@ -233,6 +233,26 @@ test('a resume that fails changes nothing; a resume of a finished run changes no
   }
 });
 
+test('a run interrupted before its first step resumes from its step-0 checkpoint and finishes', async () => {
+  const root = tmp();
+  try {
+    const runDir = join(root, 'run');
+    const config = tinyConfig(root);
+    const stop = new AbortController();
+    stop.abort();
+    const r = await train(config, { runDir, signal: stop.signal });
+    assert.equal(r.status, 'interrupted');
+    assert.equal((await loadCheckpoint(join(runDir, 'checkpoint.safetensors'))).meta.step, 0);
+    const started = performance.now();
+    const resumed = await train(config, { runDir, resume: true });
+    assert.equal(resumed.status, 'done');
+    assert.equal(resumed.step, 6);
+    assert.ok(performance.now() - started < 30_000);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 // ---- concurrent use ---------------------------------------------------------------------------
 
 test('a folder lock: refused while its owner lives, taken over once it is gone', () => {

@@ -1,4 +1,4 @@
-// `npm run bench -- signals [--preset NAME] [--runs N]`: seconds from Ctrl-C (SIGINT) to the exit
+// `npm run bench -- signals [--preset NAME] [--runs N] [--model.K=V …]`: seconds from Ctrl-C (SIGINT) to the exit
 // of `arpix train --preset gated-pixelcnn-fmnist` at its default settings, signalled a few
 // seconds into training, next to the time of one training step (the goal: under one step). Also a
 // double Ctrl-C, and SIGINT with checkpointEvery=0.
@@ -17,6 +17,8 @@ function option(args: readonly string[], name: string, fallback: string): string
 const suite: Suite = async ({ reporter, args }) => {
   const preset = option(args, '--preset', 'gated-pixelcnn-fmnist');
   const runs = Number(option(args, '--runs', '3'));
+  // Overrides pass through to every run (a smoke test at a tiny size); the figures take none.
+  const overrides = args.filter((a) => /^--(model|train|dataset)\./.test(a));
   const cases: { name: string; extra: string[]; twice?: boolean }[] = [
     { name: 'SIGINT, default settings', extra: [] },
     { name: 'SIGINT twice, default settings', extra: [], twice: true },
@@ -30,7 +32,7 @@ const suite: Suite = async ({ reporter, args }) => {
       const runDir = join(root, 'run');
       try {
         // Signalled 3 s after the first logged step (step 10 at the default logEvery).
-        const r = await interruptTraining({ args: ['--preset', preset, '--out', runDir, ...c.extra], runDir, delayMs: 3000, twiceAfterMs: c.twice ? 100 : undefined, timeoutMs: 600_000 });
+        const r = await interruptTraining({ args: ['--preset', preset, '--out', runDir, ...overrides, ...c.extra], runDir, delayMs: 3000, twiceAfterMs: c.twice ? 100 : undefined, timeoutMs: 600_000 });
         if (r.code !== 130) throw new Error(`${c.name}: exit code ${r.code}, expected 130; stderr:\n${r.stderr}`);
         exits.push(r.seconds);
         if (r.stepSeconds !== null) steps.push(r.stepSeconds);

@@ -68,7 +68,13 @@ export function lockFolder(dir: string, command: string): FolderLock {
         linkSync(tmp, path);
         break;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        // The holder, tidying the folder's temporary files, may have removed ours: write it again.
+        if (code === 'ENOENT' && attempt < 3) {
+          writeFileSync(tmp, JSON.stringify(me) + '\n', { mode: 0o644 });
+          continue;
+        }
+        if (code !== 'EEXIST' || attempt >= 3) throw e;
       }
       const owner = readOwner(path);
       if (owner && ownerAlive(owner)) throw new LockedError(dir, owner);

@@ -32,7 +32,7 @@ const suite: Suite = async ({ reporter, args }) => {
       const runDir = join(root, 'run');
       try {
         // Signalled 3 s after the first logged step (step 10 at the default logEvery).
-        const r = await interruptTraining({ args: ['--preset', preset, '--out', runDir, ...overrides, ...c.extra], runDir, delayMs: 3000, twiceAfterMs: c.twice ? 100 : undefined, timeoutMs: 600_000 });
+        const r = await interruptTraining({ args: ['--preset', preset, '--out', runDir, ...overrides, ...c.extra], runDir, delayMs: 3000, twiceAfterMs: c.twice ? 300 : undefined, timeoutMs: 600_000 });
         if (r.code !== 130) throw new Error(`${c.name}: exit code ${r.code}, expected 130; stderr:\n${r.stderr}`);
         exits.push(r.seconds);
         if (r.stepSeconds !== null) steps.push(r.stepSeconds);

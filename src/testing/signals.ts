@@ -20,6 +20,14 @@ export interface InterruptOptions {
   signal?: 'SIGINT' | 'SIGTERM';
   /** Send the signal twice, this many ms apart (a double Ctrl-C). */
   twiceAfterMs?: number;
+  /**
+   * Deliver SIGINT and then SIGTERM together: both are sent while the process is stopped
+   * (SIGSTOP) and arrive when it continues, so neither can be lost to a busy scheduler merging two
+   * SIGINTs into one.
+   */
+  twoTogether?: boolean;
+  /** Also wait for this file of the run folder to exist before the delay (e.g. the first checkpoint). */
+  waitFor?: string;
   /** Give up (kill the process) after this long; default 120 s. */
   timeoutMs?: number;
   env?: Record<string, string>;
@@ -78,9 +86,17 @@ export function interruptTraining(o: InterruptOptions): Promise<InterruptResult>
     const poll = setInterval(() => {
       const metrics = join(o.runDir, 'metrics.jsonl');
       if (sentAt > 0 || !existsSync(metrics) || !readFileSync(metrics, 'utf8').includes('"type":"train"')) return;
+      if (o.waitFor !== undefined && !existsSync(join(o.runDir, o.waitFor))) return;
       clearInterval(poll);
       setTimeout(() => {
         sentAt = performance.now();
+        if (o.twoTogether) {
+          child.kill('SIGSTOP');
+          child.kill('SIGINT');
+          child.kill('SIGTERM');
+          child.kill('SIGCONT');
+          return;
+        }
         child.kill(o.signal ?? 'SIGINT');
         if (o.twiceAfterMs !== undefined) setTimeout(() => child.kill(o.signal ?? 'SIGINT'), o.twiceAfterMs);
       }, o.delayMs ?? 0);

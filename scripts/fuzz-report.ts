@@ -4,7 +4,7 @@
 // (all of the last five must be 0), with the first failures of each family.
 
 import { formatTallies, failureCount } from '../src/testing/fuzz.js';
-import { fuzzAll, type ConfigTally } from '../src/testing/families.js';
+import { fuzzAll, type ConfigTally } from '../src/testing/input-fuzz.js';
 
 const argv = process.argv.slice(2);
 const option = (name: string, fallback: number) => {

@@ -4,7 +4,7 @@
 // silently accepted damage and files changed by a failed command are all zero.
 //
 // Every case is a pure function of (seed, index), so a failure is reproduced by its index alone.
-// Used by the fuzz test suites (src/testing/*.fuzz.test.ts) and printed by scripts/fuzz-report.ts.
+// Used by the fuzz test suites (src/testing/input-fuzz.test.ts) and printed by scripts/fuzz-report.ts.
 
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';

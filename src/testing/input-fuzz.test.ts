@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { failureCount, formatTallies, type FuzzTally } from './fuzz.js';
-import { fuzzCli, fuzzConfigs, fuzzIdx, fuzzIdxGz, fuzzJpeg, fuzzNpy, fuzzPng } from './families.js';
+import { fuzzCli, fuzzConfigs, fuzzIdx, fuzzIdxGz, fuzzJpeg, fuzzNpy, fuzzPng } from './input-fuzz.js';
 
 function assertClean(t: FuzzTally, minCleanErrors: number): void {
   assert.equal(failureCount(t), 0, formatTallies([t]));

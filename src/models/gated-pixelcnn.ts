@@ -17,6 +17,10 @@ import type { Tensor } from '../tensor/tensor.js';
 import { blockGroups, causalMask, cyclicGroups } from './masks.js';
 import { ConditionProjection, addCondition } from './condition.js';
 import { AutoregressiveModel, type BaseModelConfig, type Condition } from './model.js';
+import type { ModelFamily } from './family.js';
+import { gatedCachedStepper } from '../sample/cached-gated.js';
+import type { Stepper } from '../sample/driver.js';
+import type { SampleSetup } from '../sample/options.js';
 
 export interface GatedPixelCNNConfig extends BaseModelConfig {
   kind: 'gated-pixelcnn';
@@ -124,5 +128,32 @@ export class GatedPixelCNN extends AutoregressiveModel<GatedPixelCNNConfig> {
     });
     return this.out.forward(elu(h)); // [N, H, W, P]
   }
+
+  override cachedStepper(s: SampleSetup): Stepper {
+    return gatedCachedStepper(this, s);
+  }
 }
+
+export const gatedPixelCNNFamily: ModelFamily<GatedPixelCNNConfig> = {
+  kind: 'gated-pixelcnn',
+  paper: 'van den Oord et al. 2016, "Conditional Image Generation with PixelCNN Decoders"',
+  defaults: gatedPixelCNNDefaults,
+  build: (config, generator) => new GatedPixelCNN(config, generator),
+  differentiableInput: true,
+  supports: () => true,
+  tiny: () => ({ hiddenChannels: 6, kernelSize: 3, firstKernelSize: 5, dilations: [1, 2, 1] }),
+  // The masked k×k formulation computes every tap of the full kernels this network skips.
+  maskedFormulationFlops: (config, convs) => {
+    const k = config.kernelSize;
+    const k0 = config.firstKernelSize;
+    let total = 0;
+    for (const c of convs) {
+      const taps = c.kernel[0] * c.kernel[1];
+      const full = /(^|\.)vFirst$/.test(c.name) ? k0 * k0 : /(^|\.)hFirst$/.test(c.name) ? k0
+        : /\.vConv$/.test(c.name) ? k * k : /\.hConv$/.test(c.name) ? k : taps;
+      total += (c.flops * full) / taps;
+    }
+    return total;
+  },
+};
 

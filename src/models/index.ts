@@ -5,26 +5,23 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, resolveConfig } from '../config.js';
 import type { LikelihoodConfig } from '../likelihoods/index.js';
 import { Generator } from '../tensor/random.js';
-import { GatedPixelCNN, gatedPixelCNNDefaults, type GatedPixelCNNConfig } from './gated-pixelcnn.js';
+import { FAMILIES, familyOf } from './families.js';
+import { GatedPixelCNN, type GatedPixelCNNConfig } from './gated-pixelcnn.js';
 import type { AutoregressiveModel, BaseModelConfig } from './model.js';
-import { PixelCNN, pixelCNNDefaults, type PixelCNNConfig } from './pixelcnn.js';
-import { PixelCNNPP, pixelCNNPPDefaults, type PixelCNNPPConfig } from './pixelcnnpp.js';
+import { PixelCNN, type PixelCNNConfig } from './pixelcnn.js';
+import { PixelCNNPP, type PixelCNNPPConfig } from './pixelcnnpp.js';
 
 export { AutoregressiveModel } from './model.js';
 export type { BaseModelConfig, Condition } from './model.js';
+export { FAMILIES, familyOf } from './families.js';
+export type { FamilyCase, ModelFamily } from './family.js';
 export { GatedPixelCNN, PixelCNN, PixelCNNPP };
 export type { GatedPixelCNNConfig, PixelCNNConfig, PixelCNNPPConfig };
 
 export type ModelConfig = GatedPixelCNNConfig | PixelCNNConfig | PixelCNNPPConfig;
 export type ModelKind = ModelConfig['kind'];
 
-const KINDS = {
-  'pixelcnn': { defaults: pixelCNNDefaults, build: (c: ModelConfig, g: Generator) => new PixelCNN(c as PixelCNNConfig, g) },
-  'gated-pixelcnn': { defaults: gatedPixelCNNDefaults, build: (c: ModelConfig, g: Generator) => new GatedPixelCNN(c as GatedPixelCNNConfig, g) },
-  'pixelcnn++': { defaults: pixelCNNPPDefaults, build: (c: ModelConfig, g: Generator) => new PixelCNNPP(c as PixelCNNPPConfig, g) },
-} as const;
-
-export const MODEL_KINDS = Object.keys(KINDS) as ModelKind[];
+export const MODEL_KINDS = FAMILIES.map((f) => f.kind) as ModelKind[];
 
 const LIKELIHOOD_DEFAULTS: Record<LikelihoodConfig['kind'], Record<string, unknown>> = {
   'bernoulli': { kind: 'bernoulli' },
@@ -43,13 +40,14 @@ function resolveLikelihood(given: unknown): LikelihoodConfig {
 /** Fills a partial config with its kind's defaults, refusing unknown keys and wrong types. */
 export function resolveModelConfig(given: Record<string, unknown>): ModelConfig {
   const kind = given.kind;
-  if (typeof kind !== 'string' || !(kind in KINDS)) {
+  const family = typeof kind === 'string' ? familyOf(kind) : undefined;
+  if (family === undefined) {
     throw new ConfigError('kind', `must be one of ${MODEL_KINDS.join(', ')}, got ${kind === undefined ? 'none (the key is missing)' : JSON.stringify(kind)}`);
   }
   for (const key of ['height', 'width', 'channels', 'likelihood'] as const) {
     if (!(key in given)) throw new ConfigError(key, `is required (kind ${kind})`);
   }
-  const defaults = { ...KINDS[kind as ModelKind].defaults, height: 0, width: 0, channels: 0, likelihood: {} } as Record<string, unknown>;
+  const defaults = { ...family.defaults, height: 0, width: 0, channels: 0, likelihood: {} } as Record<string, unknown>;
   const resolved = resolveConfig(defaults, given, '', ['likelihood']) as unknown as ModelConfig;
   resolved.likelihood = resolveLikelihood(given.likelihood);
   return resolved;
@@ -59,7 +57,7 @@ export function resolveModelConfig(given: Record<string, unknown>): ModelConfig 
 export function createModel(config: Record<string, unknown> | ModelConfig, opts: { seed?: number } = {}): AutoregressiveModel<BaseModelConfig> & { config: ModelConfig } {
   const resolved = resolveModelConfig(config as Record<string, unknown>);
   const generator = new Generator(opts.seed ?? 0);
-  return KINDS[resolved.kind].build(resolved, generator) as AutoregressiveModel<BaseModelConfig> & { config: ModelConfig };
+  return familyOf(resolved.kind)!.build(resolved, generator) as AutoregressiveModel<BaseModelConfig> & { config: ModelConfig };
 }
 
 // ---- presets -------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import { Module } from '../nn/index.js';
 import { cast, mean, mul, sub } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { sample } from '../sample/cached.js';
-import type { SampleOptions } from '../sample/options.js';
+import type { Stepper } from '../sample/driver.js';
+import type { SampleOptions, SampleSetup } from '../sample/options.js';
 
 export interface BaseModelConfig {
   kind: string;
@@ -122,5 +123,13 @@ export abstract class AutoregressiveModel<C extends BaseModelConfig = BaseModelC
    */
   sample(opts: SampleOptions): Tensor {
     return sample(this, opts);
+  }
+
+  /**
+   * The family's cached stepper (each layer keeps what it computed and does only what the next
+   * element changes), or null when the family has none and sampling falls back to the naive one.
+   */
+  cachedStepper(_setup: SampleSetup): Stepper | null {
+    return null;
   }
 }

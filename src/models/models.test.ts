@@ -7,21 +7,17 @@ import { describe, test } from 'node:test';
 import * as ax from '../ops/index.js';
 import { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
-import { createModel, loadPreset, presetNames, type ModelConfig } from './index.js';
+import { createModel, familyOf, loadPreset, presetNames, type ModelConfig } from './index.js';
+import { familyCases, tinyConfig, type CaseTemplate, type TinyConfig } from '../testing/families.js';
 import type { Condition } from './model.js';
 import { backendName } from '../backends/registry.js';
 import { loadNativeBackend } from '../backends/native/index.js';
 
-type Tiny = Record<string, unknown> & { kind: string };
+type Tiny = TinyConfig;
 
-const tinyArch: Record<string, Record<string, unknown>> = {
-  'pixelcnn': { hiddenChannels: 6, residualBlocks: 2, firstKernelSize: 3, kernelSize: 3, outputHidden: 8 },
-  'gated-pixelcnn': { hiddenChannels: 6, kernelSize: 3, firstKernelSize: 3, dilations: [1, 2] },
-  'pixelcnn++': { filters: 4, resnetBlocks: 1, resolutions: 2, dropout: 0 },
-};
-
-function tinyConfig(kind: string, h: number, w: number, c: number, likelihood: Record<string, unknown>, extra: Record<string, unknown> = {}): Tiny {
-  return { kind, height: h, width: w, channels: c, likelihood, ...tinyArch[kind], ...extra };
+/** A tiny config of a family by kind, for the few tests about one family's own behaviour. */
+function tinyOf(kind: string, h: number, w: number, c: number, likelihood: CaseTemplate['likelihood'], extra: Record<string, unknown> = {}): Tiny {
+  return tinyConfig(familyOf(kind)!, { name: '', height: h, width: w, channels: c, likelihood }, extra);
 }
 
 /** Every image of shape [H, W, C] with `levels` values, as one int32 batch. */
@@ -47,17 +43,31 @@ function conditionFor(cfg: Tiny, n: number): Condition {
   return cond;
 }
 
-const normalisationCases: [string, Tiny][] = [];
-for (const kind of ['pixelcnn', 'gated-pixelcnn']) {
-  normalisationCases.push([`${kind} bernoulli 3×3 grey`, tinyConfig(kind, 3, 3, 1, { kind: 'bernoulli' })]);
-  normalisationCases.push([`${kind} categorical(2) 2×2 RGB`, tinyConfig(kind, 2, 2, 3, { kind: 'categorical', levels: 2 })]);
-  normalisationCases.push([`${kind} categorical(4) 1×2 RGB with a label`, tinyConfig(kind, 1, 2, 3, { kind: 'categorical', levels: 4 }, { numClasses: 3 })]);
-  normalisationCases.push([`${kind} mixture(4 levels) 1×2 RGB`, tinyConfig(kind, 1, 2, 3, { kind: 'logistic-mixture', nrMix: 2, levels: 4 })]);
-  normalisationCases.push([`${kind} mixture(4 levels) 2×2 grey with label and vector h`, tinyConfig(kind, 2, 2, 1, { kind: 'logistic-mixture', nrMix: 3, levels: 4 }, { numClasses: 2, conditionDim: 3 })]);
-}
-normalisationCases.push(['pixelcnn++ mixture(2 levels) 2×2 RGB', tinyConfig('pixelcnn++', 2, 2, 3, { kind: 'logistic-mixture', nrMix: 2, levels: 2 }, { resolutions: 2 })]);
-normalisationCases.push(['pixelcnn++ bernoulli 3×3 grey with a label', tinyConfig('pixelcnn++', 3, 3, 1, { kind: 'bernoulli' }, { resolutions: 1, numClasses: 2 })]);
-normalisationCases.push(['pixelcnn++ categorical(4) 2×2 grey with vector h', tinyConfig('pixelcnn++', 2, 2, 1, { kind: 'categorical', levels: 4 }, { conditionDim: 2 })]);
+// Every image of each template must fit in one batch (levels^(H·W·C) ≤ 5000).
+const normalisationTemplates: CaseTemplate[] = [
+  { name: 'bernoulli 3×3 grey', height: 3, width: 3, channels: 1, likelihood: { kind: 'bernoulli' } },
+  { name: 'bernoulli 3×3 grey with a label', height: 3, width: 3, channels: 1, likelihood: { kind: 'bernoulli' }, numClasses: 2 },
+  { name: 'categorical(2) 2×2 RGB', height: 2, width: 2, channels: 3, likelihood: { kind: 'categorical', levels: 2 } },
+  { name: 'categorical(4) 1×2 RGB with a label', height: 1, width: 2, channels: 3, likelihood: { kind: 'categorical', levels: 4 }, numClasses: 3 },
+  { name: 'categorical(4) 2×2 grey with vector h', height: 2, width: 2, channels: 1, likelihood: { kind: 'categorical', levels: 4 }, conditionDim: 2 },
+  { name: 'mixture(4 levels) 1×2 RGB', height: 1, width: 2, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 2, levels: 4 } },
+  { name: 'mixture(2 levels) 2×2 RGB', height: 2, width: 2, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 2, levels: 2 } },
+  { name: 'mixture(4 levels) 2×2 grey with label and vector h', height: 2, width: 2, channels: 1, likelihood: { kind: 'logistic-mixture', nrMix: 3, levels: 4 }, numClasses: 2, conditionDim: 3 },
+];
+const normalisationCases = familyCases(normalisationTemplates);
+
+const causalityTemplates: CaseTemplate[] = [
+  { name: 'categorical RGB', height: 4, width: 4, channels: 3, likelihood: { kind: 'categorical', levels: 4 } },
+  { name: 'categorical RGB with label', height: 5, width: 5, channels: 3, likelihood: { kind: 'categorical', levels: 4 }, numClasses: 2 },
+  { name: 'mixture RGB', height: 4, width: 4, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 2 } },
+  { name: 'bernoulli grey with vector h', height: 5, width: 5, channels: 1, likelihood: { kind: 'bernoulli' }, conditionDim: 2 },
+  { name: 'categorical grey 8×8', height: 8, width: 8, channels: 1, likelihood: { kind: 'categorical', levels: 4 } },
+];
+
+test('every family of the table is tested: each has normalisation and causality cases', () => {
+  for (const kind of new Set(familyCases(causalityTemplates).map(([, cfg]) => cfg.kind))) assert.ok(normalisationCases.some(([, cfg]) => cfg.kind === kind), kind);
+  assert.ok(familyCases(causalityTemplates).length >= 3 * 3);
+});
 
 describe('normalisation: probabilities of all tiny images sum to 1', () => {
   for (const [name, cfg] of normalisationCases) {
@@ -98,15 +108,7 @@ function sensitivity(model: ReturnType<typeof createModel>, x: Tensor, pixel: nu
 }
 
 describe('causality: exactly zero gradient to every later element', () => {
-  const cases: [string, Tiny][] = [
-    ['pixelcnn categorical RGB', tinyConfig('pixelcnn', 4, 4, 3, { kind: 'categorical', levels: 4 })],
-    ['pixelcnn mixture RGB', tinyConfig('pixelcnn', 4, 4, 3, { kind: 'logistic-mixture', nrMix: 2 })],
-    ['gated-pixelcnn categorical RGB with label', tinyConfig('gated-pixelcnn', 5, 5, 3, { kind: 'categorical', levels: 4 }, { numClasses: 2 })],
-    ['gated-pixelcnn bernoulli grey', tinyConfig('gated-pixelcnn', 5, 5, 1, { kind: 'bernoulli' })],
-    ['gated-pixelcnn mixture RGB', tinyConfig('gated-pixelcnn', 4, 4, 3, { kind: 'logistic-mixture', nrMix: 2 })],
-    ['pixelcnn++ mixture RGB', tinyConfig('pixelcnn++', 4, 4, 3, { kind: 'logistic-mixture', nrMix: 2 }, { resolutions: 2 })],
-    ['pixelcnn++ categorical grey, 3 resolutions', tinyConfig('pixelcnn++', 8, 8, 1, { kind: 'categorical', levels: 4 }, { resolutions: 3 })],
-  ];
+  const cases = familyCases(causalityTemplates, (f) => f.differentiableInput);
   for (const [name, cfg] of cases) {
     test(name, () => {
       const model = createModel(cfg, { seed: 1 });
@@ -133,7 +135,7 @@ describe('causality: exactly zero gradient to every later element', () => {
 
   test('gated-pixelcnn has no blind spot: every earlier pixel in the receptive field matters', () => {
     // Receptive field of a first layer (k = 3) and 3 blocks (k = 3) covers 4 rows up and 4 columns left and right.
-    const cfg = tinyConfig('gated-pixelcnn', 5, 5, 1, { kind: 'categorical', levels: 4 }, { dilations: [1, 1, 1] });
+    const cfg = tinyOf('gated-pixelcnn', 5, 5, 1, { kind: 'categorical', levels: 4 }, { firstKernelSize: 3, dilations: [1, 1, 1] });
     const model = createModel(cfg, { seed: 4 });
     const x = ax.mul(ax.randn([1, 5, 5, 1], { generator: new Generator(3) }), 0.5);
     for (const p of [12, 24]) {
@@ -141,6 +143,50 @@ describe('causality: exactly zero gradient to every later element', () => {
       for (let q = 0; q < p; q++) assert.ok(g[q]! > 0, `pixel ${p} does not see earlier pixel ${q}`);
     }
   });
+});
+
+describe('causality by intervention: changing every element from i on leaves the parameters of elements ≤ i exactly as they were', () => {
+  // Gradients cannot see through a discrete input (an embedding): this test changes the integer
+  // image instead, so it holds every family to the same definition.
+  for (const [name, cfg] of familyCases(causalityTemplates)) {
+    test(name, () => {
+      const model = createModel(cfg, { seed: 1 });
+      model.eval();
+      const { height: h, width: w, channels: c } = model.config;
+      const levels = model.likelihood.levels;
+      const perChannel = model.likelihood.perChannel;
+      const d = h * w * c;
+      const rng = new Generator(8);
+      const base = ax.randint(0, levels, [1, h, w, c], { generator: rng }).data as Int32Array;
+      // Element e = (pixel, channel) in raster order, channels innermost; a whole-pixel head's
+      // element is a pixel, so its interventions start at a pixel's first channel.
+      const starts = perChannel ? [...Array(d).keys()] : [...Array(h * w).keys()].map((p) => p * c);
+      const batch = new Int32Array((starts.length + 1) * d);
+      batch.set(base);
+      const shifts = ax.randint(1, Math.max(2, levels), [starts.length, d], { generator: rng }).data as Int32Array;
+      starts.forEach((e, k) => {
+        const img = batch.subarray((k + 1) * d, (k + 2) * d);
+        img.set(base);
+        for (let j = e; j < d; j++) img[j] = (base[j]! + shifts[k * d + j]!) % levels;
+      });
+      const n = starts.length + 1;
+      const cond = conditionFor(cfg, n);
+      const params = ax.noGrad(() => model.params(new Tensor(batch, [n, h, w, c]), cond)).data;
+      const pp = model.paramsPerPixel;
+      const per = perChannel ? pp / c : pp;
+      starts.forEach((e, k) => {
+        const pixel = Math.floor(e / c);
+        // Parameters of every element up to and including e: pixels before, and at the pixel the
+        // channels up to e's own (all of it for a whole-pixel head).
+        const upto = pixel * pp + (perChannel ? ((e % c) + 1) * per : pp);
+        for (let i = 0; i < upto; i++) {
+          const a = params[i]!;
+          const b = params[(k + 1) * h * w * pp + i]!;
+          if (a !== b) assert.fail(`${name}: changing elements from ${e} on moved parameter ${i % pp} of pixel ${Math.floor(i / pp)}: ${a} → ${b}`);
+        }
+      });
+    });
+  }
 });
 
 describe('models', () => {
@@ -151,12 +197,12 @@ describe('models', () => {
     assert.equal(m.numParameters(), 622272);
   });
   test('bad configs and inputs are clear errors', () => {
-    const ok = tinyConfig('gated-pixelcnn', 4, 4, 1, { kind: 'bernoulli' });
+    const ok = tinyOf('gated-pixelcnn', 4, 4, 1, { kind: 'bernoulli' });
     assert.throws(() => createModel({ ...ok, hiddenChanels: 4 }), /hiddenChanels is not a known key/);
     assert.throws(() => createModel({ ...ok, hiddenChannels: '4' }), /hiddenChannels must be a number/);
     assert.throws(() => createModel({ ...ok, kind: 'pixelrnn' }), /kind must be one of/);
     assert.throws(() => createModel({ ...ok, likelihood: { kind: 'categorical', levls: 4 } }), /likelihood.levls is not a known key/);
-    assert.throws(() => createModel(tinyConfig('pixelcnn++', 6, 6, 3, { kind: 'categorical', levels: 4 })), /use 'logistic-mixture'/);
+    assert.throws(() => createModel(tinyOf('pixelcnn++', 6, 6, 3, { kind: 'categorical', levels: 4 })), /use 'logistic-mixture'/);
     const model = createModel(ok);
     assert.throws(() => model.logProb(ax.zeros([1, 4, 4, 1], 'int32').cast('float32')), /images must be int32 \[N, 4, 4, 1\]/);
     assert.throws(() => model.logProb(ax.full([1, 4, 4, 1], 2, 'int32')), /contain the value 2 but this model has 2 levels/);

@@ -11,6 +11,10 @@ import type { Tensor } from '../tensor/tensor.js';
 import { blockGroups, causalMask, cyclicGroups } from './masks.js';
 import { AutoregressiveModel, type BaseModelConfig, type Condition } from './model.js';
 import { ConditionProjection, addCondition } from './condition.js';
+import type { ModelFamily } from './family.js';
+import { pixelCNNCachedStepper } from '../sample/cached-pixelcnn.js';
+import type { Stepper } from '../sample/driver.js';
+import type { SampleSetup } from '../sample/options.js';
 
 export interface PixelCNNConfig extends BaseModelConfig {
   kind: 'pixelcnn';
@@ -91,4 +95,18 @@ export class PixelCNN extends AutoregressiveModel<PixelCNNConfig> {
     for (const block of this.blocks) h = block.forward(h, cond);
     return this.out.forward(relu(this.outHidden.forward(relu(h)))); // [N, H, W, P]
   }
+
+  override cachedStepper(s: SampleSetup): Stepper {
+    return pixelCNNCachedStepper(this, s);
+  }
 }
+
+export const pixelCNNFamily: ModelFamily<PixelCNNConfig> = {
+  kind: 'pixelcnn',
+  paper: 'van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.5',
+  defaults: pixelCNNDefaults,
+  build: (config, generator) => new PixelCNN(config, generator),
+  differentiableInput: true,
+  supports: () => true,
+  tiny: () => ({ hiddenChannels: 6, residualBlocks: 2, firstKernelSize: 5, kernelSize: 3, outputHidden: 8 }),
+};

@@ -13,6 +13,10 @@ import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConditionProjection, addCondition } from './condition.js';
 import { AutoregressiveModel, type BaseModelConfig, type Condition } from './model.js';
+import type { ModelFamily } from './family.js';
+import { pixelCNNPPCachedStepper } from '../sample/cached-pixelcnnpp.js';
+import type { Stepper } from '../sample/driver.js';
+import type { SampleSetup } from '../sample/options.js';
 
 export interface PixelCNNPPConfig extends BaseModelConfig {
   kind: 'pixelcnn++';
@@ -190,4 +194,23 @@ export class PixelCNNPP extends AutoregressiveModel<PixelCNNPPConfig> {
     }
     return this.out.forward(elu(ul)); // [N, H, W, P]
   }
+
+  override cachedStepper(s: SampleSetup): Stepper {
+    return pixelCNNPPCachedStepper(this, s);
+  }
 }
+
+export const pixelCNNPPFamily: ModelFamily<PixelCNNPPConfig> = {
+  kind: 'pixelcnn++',
+  paper: 'Salimans et al. 2017, "PixelCNN++: Improving the PixelCNN with Discretized Logistic Mixture Likelihood and Other Modifications"',
+  defaults: pixelCNNPPDefaults,
+  build: (config, generator) => new PixelCNNPP(config, generator),
+  differentiableInput: true,
+  // Its unmasked streams cannot order the channels inside a pixel.
+  supports: (c) => c.channels === 1 || c.likelihood === 'logistic-mixture',
+  tiny: (height, width) => {
+    let resolutions = 1;
+    while (resolutions < 3 && height % 2 ** resolutions === 0 && width % 2 ** resolutions === 0) resolutions++;
+    return { filters: 5, resnetBlocks: 2, resolutions, dropout: 0.5 };
+  },
+};

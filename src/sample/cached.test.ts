@@ -11,20 +11,16 @@ import { cachedStepper } from './cached.js';
 import { runSampler } from './driver.js';
 import { sampleNaive, pixelParams } from './naive.js';
 import { prepareSampling, type SampleOptions } from './options.js';
+import { familyCases, tinyConfig, type CaseTemplate } from '../testing/families.js';
+import { familyOf } from '../models/index.js';
 
-const arch: Record<string, Record<string, unknown>> = {
-  'pixelcnn': { hiddenChannels: 6, residualBlocks: 2, firstKernelSize: 5, kernelSize: 3, outputHidden: 8 },
-  'gated-pixelcnn': { hiddenChannels: 6, kernelSize: 3, firstKernelSize: 5, dilations: [1, 2, 1] },
-  'pixelcnn++': { filters: 5, resnetBlocks: 2, resolutions: 3, dropout: 0.5 },
-};
-
-const cases: [string, Record<string, unknown>][] = [];
-for (const kind of Object.keys(arch)) {
-  cases.push([`${kind} categorical grey`, { kind, height: 8, width: 4, channels: 1, likelihood: { kind: 'categorical', levels: 16 } }]);
-  if (kind !== 'pixelcnn++') cases.push([`${kind} categorical RGB with labels`, { kind, height: 5, width: 4, channels: 3, likelihood: { kind: 'categorical', levels: 8 }, numClasses: 3 }]);
-  cases.push([`${kind} mixture RGB with labels`, { kind, height: 4, width: 8, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 3 }, numClasses: 3 }]);
-  cases.push([`${kind} bernoulli grey with vector h`, { kind, height: 8, width: 8, channels: 1, likelihood: { kind: 'bernoulli' }, conditionDim: 2 }]);
-}
+const templates: CaseTemplate[] = [
+  { name: 'categorical grey', height: 8, width: 4, channels: 1, likelihood: { kind: 'categorical', levels: 16 } },
+  { name: 'categorical RGB with labels', height: 5, width: 4, channels: 3, likelihood: { kind: 'categorical', levels: 8 }, numClasses: 3 },
+  { name: 'mixture RGB with labels', height: 4, width: 8, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 3 }, numClasses: 3 },
+  { name: 'bernoulli grey with vector h', height: 8, width: 8, channels: 1, likelihood: { kind: 'bernoulli' }, conditionDim: 2 },
+];
+const cases = familyCases(templates);
 
 function optionsFor(model: ReturnType<typeof createModel>, extra: Partial<SampleOptions> = {}): SampleOptions {
   const n = 3;
@@ -35,10 +31,16 @@ function optionsFor(model: ReturnType<typeof createModel>, extra: Partial<Sample
 }
 
 describe('cached sampler = naive sampler', () => {
+  test('every family has a cached sampler', () => {
+    for (const [name, cfg] of cases) {
+      const model = createModel(cfg);
+      assert.notEqual(model.cachedStepper(prepareSampling(model, optionsFor(model))), null, `${name} samples naively only`);
+    }
+  });
   for (const [name, base] of cases) {
     for (const completion of [false, true]) {
       test(`${name}${completion ? ', completion of 2 kept rows' : ''}`, () => {
-        const model = createModel({ ...base, ...arch[base.kind as string] }, { seed: 5 });
+        const model = createModel(base, { seed: 5 });
         for (const p of model.parameters()) p.data.set(ax.mul(p, 2).data); // sharper distributions
         const { height: h, width: w, channels: c } = model.config;
         const levels = model.likelihood.levels;
@@ -75,7 +77,7 @@ describe('cached sampler = naive sampler', () => {
 
 describe('model.sample', () => {
   test('uses the cached sampler by default and gives the naive sampler\'s images; a bad method is an error', () => {
-    const model = createModel({ kind: 'gated-pixelcnn', height: 4, width: 4, channels: 1, likelihood: { kind: 'categorical', levels: 4 }, ...arch['gated-pixelcnn'] }, { seed: 2 });
+    const model = createModel(tinyConfig(familyOf('gated-pixelcnn')!, { name: '', height: 4, width: 4, channels: 1, likelihood: { kind: 'categorical', levels: 4 } }), { seed: 2 });
     let rows = 0;
     const a = model.sample({ n: 2, seed: 3, onRow: () => rows++ });
     assert.equal(rows, 4);

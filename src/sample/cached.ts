@@ -1,13 +1,7 @@
 // The cached sampler: dispatches to the model family's stepper.
 
-import type { GatedPixelCNN } from '../models/gated-pixelcnn.js';
 import type { AutoregressiveModel } from '../models/model.js';
-import type { PixelCNN } from '../models/pixelcnn.js';
-import type { PixelCNNPP } from '../models/pixelcnnpp.js';
-import { pixelCNNPPCachedStepper } from './cached-pixelcnnpp.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { gatedCachedStepper } from './cached-gated.js';
-import { pixelCNNCachedStepper } from './cached-pixelcnn.js';
 import { runSampler, type Stepper } from './driver.js';
 import { naiveStepper } from './naive.js';
 import { ArgumentError } from '../errors.js';
@@ -15,13 +9,7 @@ import { prepareSampling, type SampleOptions, type SampleSetup } from './options
 
 /** The cached stepper for a model, or null when its family has none. */
 export function cachedStepper(model: AutoregressiveModel, s: SampleSetup): Stepper | null {
-  // By kind, not instanceof: the samplers sit above the models and import only their types.
-  switch (model.config.kind) {
-    case 'gated-pixelcnn': return gatedCachedStepper(model as unknown as GatedPixelCNN, s);
-    case 'pixelcnn': return pixelCNNCachedStepper(model as unknown as PixelCNN, s);
-    case 'pixelcnn++': return pixelCNNPPCachedStepper(model as unknown as PixelCNNPP, s);
-    default: return null;
-  }
+  return model.cachedStepper(s);
 }
 
 export function sampleCached(model: AutoregressiveModel, opts: SampleOptions): Tensor {

@@ -2,6 +2,7 @@
 // and the receptive field of the last pixel, measured from gradients rather than derived, so it
 // also checks that the network is causal.
 
+import { familyOf } from '../models/families.js';
 import type { AutoregressiveModel } from '../models/model.js';
 import { Conv2d, ConvTranspose2d } from '../nn/index.js';
 import { noGrad, slice, sum } from '../ops/index.js';
@@ -88,22 +89,6 @@ export function convCosts(model: AutoregressiveModel): ConvCost[] {
   return costs;
 }
 
-/** FLOPs of the masked k×k formulation of a Gated PixelCNN (its skipped taps counted back in). */
-function gatedMaskedFormulation(model: AutoregressiveModel, costs: readonly ConvCost[]): number | null {
-  if (model.config.kind !== 'gated-pixelcnn') return null;
-  const cfg = model.config as unknown as { kernelSize: number; firstKernelSize: number };
-  const k = cfg.kernelSize;
-  const k0 = cfg.firstKernelSize;
-  let total = 0;
-  for (const c of costs) {
-    const taps = c.kernel[0] * c.kernel[1];
-    const full = /(^|\.)vFirst$/.test(c.name) ? k0 * k0 : /(^|\.)hFirst$/.test(c.name) ? k0
-      : /\.vConv$/.test(c.name) ? k * k : /\.hConv$/.test(c.name) ? k : taps;
-    total += (c.flops * full) / taps;
-  }
-  return total;
-}
-
 /**
  * Pixels of the input that the output at the last pixel depends on: the gradient of the sum of
  * its parameters with respect to a random input, counted where non-zero.
@@ -141,7 +126,7 @@ export function modelInfo(model: AutoregressiveModel): ModelInfo {
     parameters: model.numParameters(),
     flops: convs.reduce((a, c) => a + c.flops, 0),
     maskedFlops: convs.reduce((a, c) => a + c.maskedFlops, 0),
-    maskedFormulationFlops: gatedMaskedFormulation(model, convs),
+    maskedFormulationFlops: familyOf(model.config.kind)?.maskedFormulationFlops?.(model.config, convs) ?? null,
     convs,
     receptiveField: receptiveField(model),
   };

@@ -1,0 +1,22 @@
+// The family table: one entry per model family. The factory, `arpix info`, the invariant and
+// sampler tests and the export read it; adding a family is its own files plus one line here (and
+// its config in the ModelConfig union of index.ts).
+
+import type { ModelFamily } from './family.js';
+import { gatedPixelCNNFamily } from './gated-pixelcnn.js';
+import type { BaseModelConfig } from './model.js';
+import { pixelCNNFamily } from './pixelcnn.js';
+import { pixelCNNPPFamily } from './pixelcnnpp.js';
+
+export const FAMILIES: readonly ModelFamily[] = [
+  pixelCNNFamily,
+  gatedPixelCNNFamily,
+  pixelCNNPPFamily,
+] as unknown as readonly ModelFamily[];
+
+const byKind = new Map(FAMILIES.map((f) => [f.kind, f]));
+
+/** The family of a kind, or undefined for an unknown one. */
+export function familyOf(kind: string): ModelFamily<BaseModelConfig> | undefined {
+  return byKind.get(kind);
+}

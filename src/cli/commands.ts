@@ -1,11 +1,12 @@
 // What each `arpix` sub-command does, apart from parsing its flags (main.ts).
 
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../config.js';
 import { loadDataset } from '../data/index.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
+import { checkOutputFolder, makeFolder } from '../io/files.js';
 import { loadCheckpoint, type Checkpoint } from '../io/checkpoint.js';
 import { createModel, loadPreset } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/model.js';
@@ -17,7 +18,7 @@ import {
 } from '../train/index.js';
 import { readImages } from './inputs.js';
 import { plotMetrics } from './plot.js';
-import { createReporter, formatDuration } from './progress.js';
+import { createReporter, formatDuration, rowReporter } from './progress.js';
 
 /** An error whose message is meant for the user as is, with the exit code to leave with. */
 export class CliError extends Error {
@@ -32,15 +33,37 @@ const out = (line = '') => process.stdout.write(line + '\n');
 
 /** Creates `dir` (and parents); fails with a one-line reason when it cannot be written. */
 async function ensureDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
+  checkOutputFolder(dir);
+  await makeFolder(dir);
 }
 
-/** Writes an output file atomically; an error names the file. */
-async function writeOut(path: string, data: Uint8Array | string): Promise<void> {
+/**
+ * Writes an output file atomically; an error names the file. Without `force` the file must not
+ * exist, checked in the same step as the write (another command writing it meanwhile is refused,
+ * not overwritten).
+ */
+async function writeOut(path: string, data: Uint8Array | string, force = true): Promise<void> {
   try {
-    await writeFileAtomic(path, data);
+    if (force) await writeFileAtomic(path, data);
+    else await writeFileExclusive(path, data);
   } catch (e) {
     if (e && typeof e === 'object' && !('path' in e)) Object.assign(e, { path });
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new CliError(`${path} already exists (another command wrote it meanwhile?); pass --force to replace it, or choose another --out`, EXIT.usage);
+    throw e;
+  }
+}
+
+/** Writes a command's output files, each refused if it exists without `force`; all or none stay. */
+async function writeOutputs(files: readonly [string, Uint8Array | string][], force: boolean): Promise<void> {
+  const written: string[] = [];
+  try {
+    for (const [path, data] of files) {
+      await writeOut(path, data, force);
+      written.push(path);
+    }
+  } catch (e) {
+    // Files this call created exclusively are its own; without them nothing has changed.
+    if (!force) for (const p of written) rmSync(p, { force: true });
     throw e;
   }
 }
@@ -72,6 +95,8 @@ export interface TrainArgs {
   out?: string;
   overrides: string[];
   bar: boolean;
+  /** Replace the config.json and metrics.jsonl of a run that wrote no checkpoint. */
+  force?: boolean;
 }
 
 function timestamp(): string {
@@ -84,6 +109,7 @@ export async function planRun(a: TrainArgs): Promise<{ config: RunConfig; runDir
   if (given !== 1) throw new CliError('give exactly one of --preset NAME, --config FILE or --resume RUN_DIR', EXIT.usage);
   if (a.resume !== undefined) {
     if (a.out !== undefined) throw new CliError('--out cannot be combined with --resume: the run continues in its own folder', EXIT.usage);
+    if (a.force) throw new CliError('--force cannot be combined with --resume: a resume replaces nothing', EXIT.usage);
     const ckpt = await readCheckpoint(a.resume);
     const raw = ckpt.meta.config as Record<string, unknown>;
     return { config: resolveRunConfig(applyOverrides(raw, a.overrides)), runDir: resolve(a.resume), resume: true };
@@ -91,11 +117,13 @@ export async function planRun(a: TrainArgs): Promise<{ config: RunConfig; runDir
   const raw = a.preset !== undefined ? presetRaw(a.preset) : configFileRaw(a.config!);
   const config = resolveRunConfig(applyOverrides(raw, a.overrides), a.preset ?? '');
   const name = a.preset ?? basename(a.config!).replace(/\.json$/, '');
-  return { config, runDir: resolve(a.out ?? join('runs', `${timestamp()}-${name}`)), resume: false };
+  const runDir = resolve(a.out ?? join('runs', `${timestamp()}-${name}`));
+  checkOutputFolder(runDir);
+  return { config, runDir, resume: false };
 }
 
 /** Runs training with a progress display and SIGINT/SIGTERM handling; returns the result. */
-export async function runTraining(config: RunConfig, runDir: string, resume: boolean, bar: boolean): Promise<TrainResult> {
+export async function runTraining(config: RunConfig, runDir: string, resume: boolean, bar: boolean, force = false): Promise<TrainResult> {
   const reporter = createReporter(process.stderr, { bar });
   const controller = new AbortController();
   let interrupts = 0;
@@ -113,7 +141,7 @@ export async function runTraining(config: RunConfig, runDir: string, resume: boo
   process.on('SIGTERM', onSignal);
   try {
     return await train(config, {
-      runDir, resume, signal: controller.signal,
+      runDir, resume, force, signal: controller.signal,
       onProgress: (p) => reporter.progress(p),
       onEvent: (e) => reporter.event(e),
     });
@@ -131,7 +159,7 @@ export async function trainCommand(a: TrainArgs): Promise<number> {
   out(`run folder: ${runDir}`);
   out(`data: ${describeData(config.dataset).text}`);
   // train() creates the folder (and its parents) once the model and data have been checked.
-  const r = await runTraining(config, runDir, resume, a.bar);
+  const r = await runTraining(config, runDir, resume, a.bar, a.force);
   return reportTraining(r, runDir);
 }
 
@@ -146,6 +174,10 @@ function reportTraining(r: TrainResult, runDir: string): number {
     out(`interrupted at step ${r.step}${v}; checkpoint ${r.checkpoint}`);
     out(`continue with: arpix train --resume ${runDir}`);
     return EXIT.interrupted;
+  }
+  if (r.message !== undefined) {
+    out(`${runDir}: ${r.message}`);
+    return EXIT.ok;
   }
   out(`done: ${r.step} steps, ${r.imagesSeen} images in ${formatDuration(r.seconds)}${v}`);
   out(`checkpoint: ${r.checkpoint}`);
@@ -205,12 +237,8 @@ function outDirFor(checkpointArg: string, outArg: string | undefined): string {
   return resolve(base, 'samples');
 }
 
-function rowProgress(total: number, what: string): ((row: number) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
-  return (row) => {
-    process.stderr.write(`\r${what}: row ${row + 1}/${total}`);
-    if (row + 1 === total) process.stderr.write('\n');
-  };
+function rowProgress(total: number, what: string): (row: number) => void {
+  return rowReporter(process.stderr, total, what);
 }
 
 export async function sampleCommand(a: SampleArgs): Promise<number> {
@@ -222,8 +250,7 @@ export async function sampleCommand(a: SampleArgs): Promise<number> {
   await ensureDir(dir);
   const started = performance.now();
   const images = model.sample({ n: a.n, seed: a.seed, temperature: a.temperature, labels: a.label ?? null, onRow: rowProgress(model.config.height, 'sampling') });
-  await writeOut(`${stem}.png`, imageGridPng(images, { levels: model.likelihood.levels }));
-  await writeOut(`${stem}.npy`, encodeNpyUint8(images));
+  await writeOutputs([[`${stem}.png`, imageGridPng(images, { levels: model.likelihood.levels })], [`${stem}.npy`, encodeNpyUint8(images)]], a.force);
   out(`${a.n} samples in ${formatDuration((performance.now() - started) / 1000)}: ${stem}.png, ${stem}.npy`);
   return EXIT.ok;
 }
@@ -284,8 +311,7 @@ export async function completeCommand(a: CompleteArgs): Promise<number> {
   await ensureDir(dir);
   const started = performance.now();
   const { completions, grid } = completeImages(model, images, a.keepRows, a.samples, a.seed, a.temperature);
-  await writeOut(`${stem}.png`, completionGridPng(model, grid, a.samples, a.keepRows));
-  await writeOut(`${stem}.npy`, encodeNpyUint8(completions));
+  await writeOutputs([[`${stem}.png`, completionGridPng(model, grid, a.samples, a.keepRows)], [`${stem}.npy`, encodeNpyUint8(completions)]], a.force);
   out(`${images.shape[0]} images × ${a.samples} completions in ${formatDuration((performance.now() - started) / 1000)}: ${stem}.png (original | occluded | completions), ${stem}.npy`);
   return EXIT.ok;
 }
@@ -351,7 +377,7 @@ export async function plotCommand(runDir: string, outFile: string | undefined, f
     throw new CliError(`${metrics}: ${(e as Error).message}; plot again once training has logged a few steps`);
   }
   await ensureDir(dirname(target));
-  await writeOut(target, png);
+  await writeOut(target, png, outFile === undefined || force);
   out(`curves: ${target}`);
   return EXIT.ok;
 }

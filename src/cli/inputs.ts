@@ -2,12 +2,13 @@
 // folder of PNG / JPEG files (sorted by name). Nothing is resized or converted behind the user's
 // back: an image of the wrong size or colour is an error that says what the model takes.
 
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeImage } from '../data/decode.js';
 import { parseNpy } from '../data/npy.js';
 import { lookupTable, type PixelTransform } from '../data/transforms.js';
 import { FormatError } from '../errors.js';
+import { MAX_DATA_FILE, MAX_IMAGE_FILE, readRegularFile } from '../io/files.js';
 import { Tensor } from '../tensor/tensor.js';
 
 export interface ImageSpec {
@@ -20,18 +21,11 @@ function describe(s: ImageSpec): string {
   return `${s.height}×${s.width} ${s.channels === 1 ? 'grey' : 'RGB'} images`;
 }
 
-function readBytes(file: string): Uint8Array {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    throw new FormatError(file, `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-}
 
 function fromImageFile(file: string, spec: ImageSpec): Uint8Array {
   let img;
   try {
-    img = decodeImage(readBytes(file));
+    img = decodeImage(readRegularFile(file, MAX_IMAGE_FILE, 'a PNG or JPEG image'));
   } catch (e) {
     if (e instanceof FormatError) throw e;
     throw new FormatError(file, `${(e as Error).message}; give a PNG, a JPEG or a .npy file`);
@@ -46,7 +40,7 @@ function fromImageFile(file: string, spec: ImageSpec): Uint8Array {
 }
 
 function fromNpy(file: string, spec: ImageSpec): { data: Uint8Array; n: number } {
-  const a = parseNpy(readBytes(file), file);
+  const a = parseNpy(readRegularFile(file, MAX_DATA_FILE, 'a .npy file'), file);
   if (a.descr !== '|u1' && a.descr !== '<u1') throw new FormatError(file, `holds dtype ${a.descr}; images must be uint8`);
   const s = a.shape;
   const [n, h, w, c] = s.length === 3 ? [s[0]!, s[1]!, s[2]!, 1] : s.length === 4 ? [s[0]!, s[1]!, s[2]!, s[3]!] : [0, 0, 0, 0];

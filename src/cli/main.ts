@@ -21,7 +21,7 @@ const SECTION_FLAG = /^--(model|dataset|train)\./;
 
 function int(name: string, min = 0) {
   return (v: string): number => {
-    const n = Number(v);
+    const n = v.trim() === '' ? NaN : Number(v);
     if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
     return n;
   };
@@ -29,7 +29,7 @@ function int(name: string, min = 0) {
 
 function positive(name: string) {
   return (v: string): number => {
-    const n = Number(v);
+    const n = v.trim() === '' ? NaN : Number(v);
     if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a positive number`);
     return n;
   };
@@ -71,10 +71,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--resume <run-dir>', 'continue the run in this folder from its checkpoint, exactly')
     .option('--out <dir>', 'the run folder (default runs/<time>-<preset>)')
     .option('--no-bar', 'plain log lines even on a terminal')
+    .option('--force', 'start over in an --out folder holding the config.json and metrics.jsonl of a run that wrote no checkpoint', false)
     .addHelpText('after', '\nOverrides: --train.lr=3e-4 --train.steps=2000 --model.hiddenChannels=32 --dataset.bits=5 …\n(each checked against the config\'s keys and types; on --resume only train.steps, epochs, minutes and the reporting intervals may change)')
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (opts: { preset?: string; config?: string; resume?: string; out?: string; bar: boolean }, cmd: Command) => {
+    .action(async (opts: { preset?: string; config?: string; resume?: string; out?: string; bar: boolean; force: boolean }, cmd: Command) => {
       const overrides = collectOverrides(cmd, cmd.args);
       setExit(await trainCommand({ ...opts, overrides }));
     });
@@ -129,6 +130,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--json', 'print one JSON object', false)
     .allowUnknownOption()
     .action(async (checkpoint: string | undefined, o: { preset?: string; config?: string; json: boolean }, cmd: Command) => {
+      // With --preset or --config, commander takes the first override for the optional CHECKPOINT.
+      if (checkpoint !== undefined && SECTION_FLAG.test(checkpoint)) checkpoint = undefined;
       const rest = cmd.args.slice(checkpoint === undefined ? 0 : 1);
       setExit(await infoCommand({ checkpoint, ...o, overrides: collectOverrides(cmd, rest) }));
     });
@@ -185,6 +188,7 @@ export function describeError(e: unknown): { message: string; code: number } {
       EROFS: 'the file system is read-only; choose another folder with --out',
       ENOTDIR: 'a part of the path is a file, not a folder; choose another --out',
       EISDIR: 'is a folder where a file was expected',
+      EEXIST: 'already exists; pass --force to replace it, or choose another --out',
       ENOENT: 'does not exist',
     };
     return { message: `cannot ${err.syscall} ${where}: ${what[err.code] ?? err.message}`, code: EXIT.error };
@@ -193,7 +197,13 @@ export function describeError(e: unknown): { message: string; code: number } {
   return { message: `internal error: ${msg} (set ARPIX_DEBUG=1 for the stack trace)`, code: EXIT.error };
 }
 
+function exitOnEpipe(e: NodeJS.ErrnoException): void {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
+  // Output piped into a reader that stops early (`arpix info … | head`) is not an error of ours.
+  if (!process.stdout.listeners('error').includes(exitOnEpipe)) process.stdout.on('error', exitOnEpipe);
   let code: number = EXIT.ok;
   const program = buildProgram((c) => {
     code = c;

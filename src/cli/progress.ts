@@ -88,3 +88,25 @@ export function createReporter(stream: NodeJS.WriteStream, opts: { bar?: boolean
     },
   };
 }
+
+/**
+ * Progress of a sampling pass that fills `total` rows: on a terminal one line rewritten in place,
+ * elsewhere a plain line every `everySeconds` (and at the last row), each with the time left.
+ */
+export function rowReporter(stream: NodeJS.WriteStream, total: number, what: string, opts: { everySeconds?: number } = {}): (row: number) => void {
+  const started = Date.now();
+  const every = (opts.everySeconds ?? 5) * 1000;
+  let last = started;
+  return (row) => {
+    const done = row + 1;
+    const now = Date.now();
+    const left = done < total ? formatDuration(((now - started) / 1000 / done) * (total - done)) : null;
+    const text = `${what}: row ${done}/${total}${left === null ? ` in ${formatDuration((now - started) / 1000)}` : `, about ${left} left`}`;
+    if (stream.isTTY) {
+      stream.write(`\r${text}\x1b[K${done === total ? '\n' : ''}`);
+    } else if (now - last >= every || done === total) {
+      last = now;
+      stream.write(text + '\n');
+    }
+  };
+}

@@ -27,18 +27,84 @@ export function sniffImage(bytes: Uint8Array): ImageKind | null {
  */
 export function decodeImage(bytes: Uint8Array): RawImage {
   const kind = sniffImage(bytes);
-  if (kind === 'png') return fromPng(bytes);
-  if (kind === 'jpeg') {
-    // The limits keep a hostile or huge file from exhausting memory inside a worker.
-    const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: 100, maxMemoryUsageInMB: 1024 });
-    return { width: img.width, height: img.height, channels: 3, data: img.data };
+  try {
+    if (kind === 'png') return fromPng(bytes);
+    if (kind === 'jpeg') return fromJpeg(bytes);
+  } catch (e) {
+    // The decoders' own slips on damaged data (reading past a table, a missing segment) mean the
+    // file is damaged, not that arpix failed; their wording is not for users.
+    if (e instanceof TypeError || e instanceof RangeError) throw new Error(`is a damaged ${kind === 'png' ? 'PNG' : 'JPEG'} (its data do not decode)`, { cause: e });
+    throw e;
   }
   throw new Error('is neither a PNG nor a JPEG (unknown signature)');
 }
 
+/**
+ * The number of colour components a JPEG's frame header (SOF0..SOF15, except DHT, JPG and DAC)
+ * declares, walking the marker segments from the start; null when no frame header is found.
+ */
+function jpegComponents(bytes: Uint8Array): number | null {
+  let i = 2;
+  while (i + 4 <= bytes.length) {
+    if (bytes[i] !== 0xff) return null;
+    const marker = bytes[i + 1]!;
+    if (marker === 0xff) {
+      i++; // fill byte
+      continue;
+    }
+    const len = (bytes[i + 2]! << 8) | bytes[i + 3]!;
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) return i + 9 < bytes.length ? bytes[i + 9]! : null;
+    if (marker === 0xda) return null; // the scan started before any frame header
+    i += 2 + len;
+  }
+  return null;
+}
+
+function fromJpeg(bytes: Uint8Array): RawImage {
+  // jpeg-js pads a cut-off file with grey; a whole JPEG ends with its EOI marker.
+  if (bytes.length < 4 || bytes[bytes.length - 2] !== 0xff || bytes[bytes.length - 1] !== 0xd9) throw new Error('is a truncated JPEG (no end-of-image marker)');
+  const components = jpegComponents(bytes);
+  if (components !== 1 && components !== 3) throw new Error(`is a JPEG with ${components ?? 'no readable'} colour components; grey (1) or YCbCr (3) are read`);
+  // The limits keep a hostile or huge file from exhausting memory inside a worker; tolerant decoding
+  // off, so a damaged marker is an error rather than a guess.
+  const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxResolutionInMP: 100, maxMemoryUsageInMB: 1024 });
+  if (components === 3) return { width: img.width, height: img.height, channels: 3, data: img.data };
+  // jpeg-js repeats a grey JPEG's one component three times.
+  const grey = new Uint8Array(img.width * img.height);
+  for (let p = 0; p < grey.length; p++) grey[p] = img.data[3 * p]!;
+  return { width: img.width, height: img.height, channels: 1, data: grey };
+}
+
+/**
+ * Walks a PNG's chunks: each must fit in the file, the first must be IHDR, and the file must end
+ * exactly with IEND — a cut-off file, or bytes after its end, are refused. (The decoder checks
+ * each chunk's CRC.)
+ */
+function checkPngChunks(bytes: Uint8Array): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let i = 8;
+  let first = true;
+  for (;;) {
+    if (i + 12 > bytes.length) throw new Error(`is a truncated PNG (it ends inside a chunk at byte ${i}, before IEND)`);
+    const len = view.getUint32(i, false);
+    // Printable or not: a damaged type must not break the one-line message.
+    const type = String.fromCharCode(...Array.from(bytes.subarray(i + 4, i + 8), (b) => (b >= 0x20 && b < 0x7f ? b : 0x3f)));
+    if (first && type !== 'IHDR') throw new Error(`is a damaged PNG (its first chunk is '${type}', not IHDR)`);
+    first = false;
+    if (len > 0x7fffffff || i + 12 + len > bytes.length) throw new Error(`is a truncated PNG (chunk '${type}' at byte ${i} needs ${len} bytes)`);
+    i += 12 + len;
+    if (type === 'IEND') break;
+  }
+  if (i !== bytes.length) throw new Error(`is a damaged PNG (${bytes.length - i} bytes after its IEND chunk)`);
+}
+
 function fromPng(bytes: Uint8Array): RawImage {
-  const png = decodePng(bytes);
+  checkPngChunks(bytes);
+  const png = decodePng(bytes, { checkCrc: true });
   const { width, height } = png;
+  // A zlib stream that ends early leaves the image short; the decoder would pad it silently.
+  const need = png.depth < 8 ? height * Math.ceil((width * png.channels * png.depth) / 8) : width * height * png.channels;
+  if (png.data.length < need) throw new Error(`is a damaged PNG (its image data hold ${png.data.length} of ${need} values)`);
   if (png.palette) {
     const rgb = convertIndexedToRgb(png);
     const per = png.palette[0]?.length ?? 3;

@@ -1,8 +1,8 @@
 // Worker thread of the image-folder loader: reads and decodes chunks of files so that the thread
 // that trains never spends its time inside a PNG or JPEG decoder.
 
-import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import { MAX_IMAGE_FILE, readRegularFile } from '../io/files.js';
 import { prepareImage, type PrepareOptions } from './decode.js';
 
 export interface ChunkRequest {
@@ -26,12 +26,13 @@ export function decodeChunk(req: ChunkRequest): ChunkReply {
   const parts: Uint8Array[] = [];
   for (const file of req.files) {
     try {
-      const img = prepareImage(fs.readFileSync(file), req.opts);
+      const img = prepareImage(readRegularFile(file, MAX_IMAGE_FILE, 'a PNG or JPEG image'), req.opts);
       items.push({ ok: true, width: img.width, height: img.height, channels: img.channels });
       parts.push(img.data);
     } catch (e) {
-      const msg = (e as Error).message || String(e);
-      items.push({ ok: false, reason: (e as NodeJS.ErrnoException).code === 'EACCES' ? 'not readable (permission denied)' : msg });
+      const full = (e as Error).message || String(e);
+      const msg = full.startsWith(`${file}: `) ? full.slice(file.length + 2) : full;
+      items.push({ ok: false, reason: msg });
     }
   }
   const total = parts.reduce((a, p) => a + p.length, 0);

@@ -20,7 +20,7 @@ export interface NpyArray {
 export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw new FormatError(file, 'wrong magic number: not a .npy file (expected \\x93NUMPY)');
   const major = bytes[6];
-  if (major < 1 || major > 3) throw new FormatError(file, `has .npy version ${major}.${bytes[7]}; versions 1 to 3 are known`);
+  if (major < 1 || major > 3 || bytes[7] !== 0) throw new FormatError(file, `has .npy version ${major}.${bytes[7]}; versions 1.0, 2.0 and 3.0 are known`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const lenBytes = major === 1 ? 2 : 4;
   if (bytes.length < 8 + lenBytes) throw new FormatError(file, 'is truncated inside its header');
@@ -28,21 +28,87 @@ export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
   const start = 8 + lenBytes;
   if (bytes.length < start + headerLen) throw new FormatError(file, `is truncated inside its header (${bytes.length} of ${start + headerLen} bytes)`);
   const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(start, start + headerLen));
-  const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
-  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
-  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) throw new FormatError(file, `has a header that is not a .npy dict: ${header.trim()}`);
-  if (fortran === 'True') throw new FormatError(file, 'is stored in Fortran order; save it with numpy.ascontiguousarray first');
-  const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
-  if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new FormatError(file, `has a bad shape (${shapeText})`);
+  const parsed = parseHeader(header);
+  if (typeof parsed === 'string') throw new FormatError(file, `has a damaged header (${parsed}): ${JSON.stringify(header.trim().slice(0, 120))}`);
+  const { descr, fortran, shape } = parsed;
+  if (fortran) throw new FormatError(file, 'is stored in Fortran order; save it with numpy.ascontiguousarray first');
+  if (shape.some((d) => !Number.isSafeInteger(d))) throw new FormatError(file, `has a bad shape (${shape.join(', ')})`);
   const itemSize = Number(/(\d+)$/.exec(descr)?.[1] ?? NaN);
   if (!Number.isInteger(itemSize)) throw new FormatError(file, `has dtype '${descr}', which arpix cannot read`);
   const count = shape.reduce((a, b) => a * b, 1);
   const dataStart = start + headerLen;
   const expected = dataStart + count * itemSize;
+  if (!Number.isSafeInteger(expected)) throw new FormatError(file, `has a shape (${shape.join(', ')}) too large for any file`);
   if (bytes.length < expected) throw new FormatError(file, `is truncated: shape (${shape.join(', ')}) of '${descr}' needs ${expected} bytes, the file has ${bytes.length}`);
   if (bytes.length > expected) throw new FormatError(file, `has ${bytes.length - expected} bytes after the array its header announces`);
   return { descr, shape, data: bytes.subarray(dataStart, expected) };
+}
+
+/**
+ * The header dict, read strictly as NumPy writes it: a Python literal
+ * `{'descr': '<u1', 'fortran_order': False, 'shape': (2, 3), }` (keys in any order, each once),
+ * padded with spaces and ending in a newline. Returns what is wrong as a string otherwise.
+ */
+function parseHeader(text: string): { descr: string; fortran: boolean; shape: number[] } | string {
+  let i = 0;
+  const ws = () => {
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t')) i++;
+  };
+  const eat = (s: string): boolean => {
+    ws();
+    if (!text.startsWith(s, i)) return false;
+    i += s.length;
+    return true;
+  };
+  const str = (): string | null => {
+    ws();
+    const m = /^'([^'\\\n]*)'/.exec(text.slice(i));
+    if (!m) return null;
+    i += m[0].length;
+    return m[1]!;
+  };
+  if (!eat('{')) return "no '{'";
+  const found = new Map<string, unknown>();
+  while (!eat('}')) {
+    const key = str();
+    if (key === null) return 'a key is not a quoted string';
+    if (found.has(key)) return `'${key}' appears twice`;
+    if (!eat(':')) return `no ':' after '${key}'`;
+    if (key === 'descr') {
+      const v = str();
+      if (v === null) return "'descr' is not a string";
+      found.set(key, v);
+    } else if (key === 'fortran_order') {
+      if (eat('True')) found.set(key, true);
+      else if (eat('False')) found.set(key, false);
+      else return "'fortran_order' is not True or False";
+    } else if (key === 'shape') {
+      if (!eat('(')) return "'shape' is not a tuple";
+      const dims: number[] = [];
+      let comma = false;
+      for (;;) {
+        if (eat(')')) break;
+        ws();
+        const m = /^[0-9]+/.exec(text.slice(i));
+        if (!m || (dims.length > 0 && !comma)) return "'shape' is not a tuple of integers";
+        i += m[0].length;
+        dims.push(Number(m[0]));
+        comma = eat(',');
+      }
+      if (dims.length === 1 && !comma) return "'shape' of one dimension needs a trailing comma: (n,)";
+      found.set(key, dims);
+    } else {
+      return `unknown key '${key}'`;
+    }
+    if (!eat(',')) {
+      if (eat('}')) break;
+      return "no ',' between entries";
+    }
+  }
+  ws();
+  if (text.slice(i) !== '\n') return 'bytes after the dict, or no final newline';
+  for (const k of ['descr', 'fortran_order', 'shape']) if (!found.has(k)) return `'${k}' is missing`;
+  return { descr: found.get('descr') as string, fortran: found.get('fortran_order') as boolean, shape: found.get('shape') as number[] };
 }
 
 function isUint8(descr: string): boolean {

@@ -7,12 +7,14 @@
 //   - for the convolutional families, the masked formulation (see masked.ts).
 // Every mismatch is one line naming the first key that does not fit.
 
+import { constants as bufferConstants } from 'node:buffer';
 import { existsSync, statSync } from 'node:fs';
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ArpixError, FormatError, fmtShape } from '../errors.js';
 import { decodeCheckpoint, saveCheckpoint, configDifferences, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { readRegularFile } from '../io/files.js';
 import { decodeSafetensors } from '../io/safetensors.js';
 import { createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/model.js';
@@ -130,12 +132,8 @@ function freshMeta(config: RunConfig, extra: Record<string, unknown>): Checkpoin
  */
 export async function importCheckpoint(path: string, opts: { config?: RunConfig } = {}): Promise<Imported> {
   const file = existsSync(path) && statSync(path).isDirectory() ? join(path, CHECKPOINT_FILE) : path;
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch (e) {
-    throw new FormatError(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(e as Error).message})`);
-  }
+  // A regular file only: a FIFO or /dev/zero is refused at once, not read forever.
+  const bytes: Uint8Array = readRegularFile(file, bufferConstants.MAX_LENGTH, 'a checkpoint');
   let sd: StateMap;
   let format: ImportFormat;
   if (isSafetensors(bytes)) {

@@ -3,7 +3,7 @@
 // a crash) sees the old file or the new one, never half of one — what checkpoints need.
 
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { link, open, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 
@@ -65,6 +65,22 @@ export function writeFileAtomicSync(path: string, data: Uint8Array | string): vo
 
 /** Writes `data` to `path` atomically (temporary file, fsync, rename). */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  await writeViaTemp(path, data, (tmp) => rename(tmp, path));
+}
+
+/**
+ * Writes `data` to `path` atomically, but only if `path` does not exist: the finished temporary
+ * file is hard-linked to its name, which fails with EEXIST (and changes nothing) when a file is
+ * already there — so the check and the write are one step, with no race between them.
+ */
+export async function writeFileExclusive(path: string, data: Uint8Array | string): Promise<void> {
+  await writeViaTemp(path, data, async (tmp) => {
+    await link(tmp, path);
+    await rm(tmp, { force: true });
+  });
+}
+
+async function writeViaTemp(path: string, data: Uint8Array | string, place: (tmp: string) => Promise<void>): Promise<void> {
   const tmp = tempPathFor(path);
   const bytes = bytesOf(data);
   try {
@@ -75,7 +91,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     } finally {
       await h.close();
     }
-    await rename(tmp, path);
+    await place(tmp);
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;

@@ -6,12 +6,13 @@
 // version and model kind. Written to a temporary file and renamed, so a crash or a kill leaves the
 // previous checkpoint or the new one, never half of one.
 
-import { readFile } from 'node:fs/promises';
+import { constants as bufferConstants } from 'node:buffer';
 import { ArpixError, FormatError } from '../errors.js';
 import type { GeneratorState } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { decodeSafetensors, encodeSafetensors } from './safetensors.js';
 import { writeFileAtomic } from './atomic.js';
+import { readRegularFile } from './files.js';
 
 export const CHECKPOINT_FORMAT = 'arpix-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -125,16 +126,8 @@ export function decodeCheckpoint(bytes: Uint8Array, file: string, opts: DecodeOp
 
 /** Reads and parses a checkpoint file. */
 export async function loadCheckpoint(file: string, opts: DecodeOptions = {}): Promise<Checkpoint> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new FormatError(file, 'does not exist');
-    if (code === 'EISDIR') throw new FormatError(file, 'is a folder, not a checkpoint file');
-    throw new FormatError(file, `cannot be read (${code ?? String(e)})`, { cause: e });
-  }
-  return decodeCheckpoint(bytes, file, opts);
+  // A regular file only (a FIFO or /dev/zero is refused, not read forever), up to what one read can hold.
+  return decodeCheckpoint(readRegularFile(file, bufferConstants.MAX_LENGTH, 'a checkpoint'), file, opts);
 }
 
 /**

@@ -141,7 +141,7 @@ describe('validation: each problem is a FormatError naming the file', () => {
     });
   }
   test('a missing file is a FormatError naming it', async () => {
-    await assert.rejects(loadSafetensors(join(dir, 'nope.safetensors')), (e: unknown) => e instanceof FormatError && /nope.safetensors: cannot be read/.test(e.message));
+    await assert.rejects(loadSafetensors(join(dir, 'nope.safetensors')), (e: unknown) => e instanceof FormatError && /nope.safetensors: does not exist/.test(e.message));
   });
 });
 

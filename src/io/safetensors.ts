@@ -9,13 +9,13 @@
 // Everything in a file is checked before a tensor is made: a FormatError names the file and what
 // is wrong with it.
 
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { constants as bufferConstants } from 'node:buffer';
 import { endianness } from 'node:os';
 import { ArgumentError, FormatError, fmtShape } from '../errors.js';
 import type { DType, TypedArray } from '../kernels/contracts.js';
 import { Tensor } from '../tensor/tensor.js';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
+import { readRegularFile } from './files.js';
 
 /** Element sizes of the dtypes arpix reads, by their safetensors names. */
 const ITEM_SIZE = {
@@ -257,25 +257,12 @@ export function inspectSafetensors(bytes: Uint8Array, file = '<safetensors bytes
   return { tensors, metadata };
 }
 
-function readOrThrow<T>(path: string, read: () => T): T {
-  try {
-    return read();
-  } catch (e) {
-    throw new FormatError(path, `cannot be read (${e instanceof Error ? e.message : String(e)})`, { cause: e });
-  }
-}
-
 /** Reads a safetensors file: its tensors (in header order) and metadata. */
 export async function loadSafetensors(path: string): Promise<SafetensorsContents> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new FormatError(path, `cannot be read (${e instanceof Error ? e.message : String(e)})`, { cause: e });
-  }
-  return decodeSafetensors(bytes, path);
+  return loadSafetensorsSync(path);
 }
 
+/** Reads a safetensors file; a FIFO, a device or a folder is refused at once, not read forever. */
 export function loadSafetensorsSync(path: string): SafetensorsContents {
-  return decodeSafetensors(readOrThrow(path, () => readFileSync(path)), path);
+  return decodeSafetensors(readRegularFile(path, bufferConstants.MAX_LENGTH, 'a safetensors file'), path);
 }

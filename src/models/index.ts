@@ -32,7 +32,7 @@ const LIKELIHOOD_DEFAULTS: Record<LikelihoodConfig['kind'], Record<string, unkno
 function resolveLikelihood(given: unknown): LikelihoodConfig {
   const kind = (given as { kind?: unknown } | null)?.kind;
   if (typeof kind !== 'string' || !(kind in LIKELIHOOD_DEFAULTS)) {
-    throw new ConfigError('likelihood.kind', `must be one of ${Object.keys(LIKELIHOOD_DEFAULTS).join(', ')}, got ${JSON.stringify(kind)}`);
+    throw new ConfigError('likelihood.kind', `must be one of ${Object.keys(LIKELIHOOD_DEFAULTS).join(', ')}, got ${kind === undefined ? 'none (the key is missing)' : JSON.stringify(kind)}`);
   }
   return resolveConfig(LIKELIHOOD_DEFAULTS[kind as LikelihoodConfig['kind']], given as Record<string, unknown>, 'likelihood') as unknown as LikelihoodConfig;
 }
@@ -42,7 +42,7 @@ export function resolveModelConfig(given: Record<string, unknown>): ModelConfig 
   const kind = given.kind;
   const family = typeof kind === 'string' ? familyOf(kind) : undefined;
   if (family === undefined) {
-    throw new ConfigError('kind', `must be one of ${MODEL_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+    throw new ConfigError('kind', `must be one of ${MODEL_KINDS.join(', ')}, got ${kind === undefined ? 'none (the key is missing)' : JSON.stringify(kind)}`);
   }
   for (const key of ['height', 'width', 'channels', 'likelihood'] as const) {
     if (!(key in given)) throw new ConfigError(key, `is required (kind ${kind})`);

@@ -40,6 +40,9 @@ export abstract class AutoregressiveModel<C extends BaseModelConfig = BaseModelC
     for (const [k, v] of [['height', height], ['width', width], ['channels', channels]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new ArgumentError(config.kind, k, `must be a positive integer, got ${v}`);
     }
+    for (const [k, v] of [['numClasses', config.numClasses], ['conditionDim', config.conditionDim]] as const) {
+      if (!Number.isInteger(v) || v < 0) throw new ArgumentError(config.kind, k, `must be an integer ≥ 0 (0: none), got ${v}`);
+    }
     this.likelihood = createLikelihood(config.likelihood, channels);
   }
 

@@ -78,6 +78,9 @@ export class PixelCNN extends AutoregressiveModel<PixelCNNConfig> {
     for (const [name, v] of [['kernelSize', k], ['firstKernelSize', k0]] as const) {
       if (!Number.isInteger(v) || v < 1 || v % 2 === 0) throw new ArgumentError('pixelcnn', name, `must be an odd positive integer, got ${v}`);
     }
+    if (!Number.isInteger(config.residualBlocks) || config.residualBlocks < 0) {
+      throw new ArgumentError('pixelcnn', 'residualBlocks', `must be an integer ≥ 0, got ${config.residualBlocks}`);
+    }
     this.groups = this.likelihood.perChannel ? c : 1;
     const g = (n: number) => cyclicGroups(n, this.groups);
     this.first = this.registerModule('first', new Conv2d(c, 2 * h, k0, { padding: Math.floor(k0 / 2), mask: causalMask(k0, k0, g(c), g(2 * h), 'A'), generator }));

@@ -126,6 +126,9 @@ export class PixelCNNPP extends AutoregressiveModel<PixelCNNPPConfig> {
   constructor(config: PixelCNNPPConfig, generator?: Generator) {
     super(config);
     const { channels: c, filters: f, resnetBlocks: nr, resolutions: levels } = config;
+    for (const [name, v, min] of [['filters', f, 1], ['resnetBlocks', nr, 0], ['resolutions', levels, 1]] as const) {
+      if (!Number.isInteger(v) || v < min) throw new ArgumentError('pixelcnn++', name, `must be an integer ≥ ${min}, got ${v}`);
+    }
     if (this.likelihood.perChannel && c > 1) {
       throw new ArgumentError('pixelcnn++', 'likelihood', `'${config.likelihood.kind}' conditions channels inside a pixel, which PixelCNN++'s unmasked streams cannot do in colour; use 'logistic-mixture'`);
     }

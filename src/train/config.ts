@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { ConfigError, resolveConfig } from '../config.js';
+import { MAX_CONFIG_FILE, readRegularFile } from '../io/files.js';
 import { loadPreset, resolveModelConfig, type ModelConfig } from '../models/index.js';
 
 export interface ScheduleConfig {
@@ -172,15 +173,36 @@ export function presetRaw(name: string): Raw {
 export function configFileRaw(file: string): Raw {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFile(file, MAX_CONFIG_FILE, 'a JSON config').toString('utf8');
   } catch (e) {
-    throw new ConfigError('--config', `cannot read '${file}': ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new ConfigError('--config', (e as Error).message);
   }
+  let raw: Raw;
   try {
-    return JSON.parse(text) as Raw;
+    raw = JSON.parse(text) as Raw;
   } catch (e) {
-    throw new ConfigError('--config', `'${file}' is not valid JSON: ${(e as Error).message}`);
+    throw new ConfigError('--config', `'${file}' is not valid JSON: ${(e as Error).message.replace(/\s+/g, ' ')}`);
   }
+  const depth = nestingDepth(raw, MAX_CONFIG_DEPTH);
+  if (depth > MAX_CONFIG_DEPTH) throw new ConfigError('--config', `'${file}' nests objects and lists more than ${MAX_CONFIG_DEPTH} levels deep; a config needs 4`);
+  return raw;
+}
+
+/** A config is a few levels deep; far deeper is damage (and would exhaust the checks' stack). */
+const MAX_CONFIG_DEPTH = 32;
+
+/** How deep `v` nests objects and lists, counted up to just past `limit` (iteratively: no recursion to overflow). */
+function nestingDepth(v: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, d] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    deepest = Math.max(deepest, d + 1);
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(x as Record<string, unknown>)) stack.push([child, d + 1]);
+  }
+  return deepest;
 }
 
 /** The value at a dotted path of a resolved config, or undefined. */

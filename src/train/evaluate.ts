@@ -12,7 +12,12 @@ export interface EvaluateOptions {
   transform?: PixelTransform;
   /** Called after each batch with the images done so far. */
   onBatch?: (done: number, total: number) => void;
+  /** Aborting stops the evaluation after the batch in progress, with EvaluationAborted. */
+  signal?: AbortSignal;
 }
+
+/** An evaluation stopped by its abort signal (an interrupted training run's validation). */
+export class EvaluationAborted extends Error {}
 
 export interface Evaluation {
   /** Mean negative log-likelihood in bits per dimension, and its standard error. */
@@ -55,6 +60,7 @@ export async function evaluate(model: AutoregressiveModel, dataset: Dataset, opt
       done += lp.length;
       opts.onBatch?.(done, total);
       await new Promise<void>((r) => setImmediate(r)); // lets a progress bar and signals through
+      if (opts.signal?.aborted && done < total) throw new EvaluationAborted(`evaluation stopped after ${done} of ${total} images`);
     }
   } finally {
     if (wasTraining) model.train();

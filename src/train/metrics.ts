@@ -34,16 +34,19 @@ export class MetricsLog {
   private pending: Promise<void> = Promise.resolve();
   private error: unknown = null;
 
-  private constructor(private readonly handle: FileHandle) {}
+  private constructor(private readonly handle: FileHandle, private readonly path: string) {}
 
-  static async open(path: string): Promise<MetricsLog> {
-    return new MetricsLog(await open(path, 'a'));
+  /** Opens `path` to append to (or, with `truncate`, to start empty). */
+  static async open(path: string, opts: { truncate?: boolean } = {}): Promise<MetricsLog> {
+    return new MetricsLog(await open(path, opts.truncate ? 'w' : 'a'), path);
   }
 
   /** Queues one record; a write error surfaces at the next flush. */
   append(record: MetricRecord): void {
     const line = JSON.stringify(record) + '\n';
     this.pending = this.pending.then(() => this.handle.write(line)).then(() => undefined, (e: unknown) => {
+      // A failed write() names no file; say which one (a full disk while logging, …).
+      if (e && typeof e === 'object' && !('path' in e)) Object.assign(e, { path: this.path });
       this.error ??= e;
     });
   }

@@ -8,18 +8,22 @@
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ArpixError } from '../errors.js';
 import { BatchLoader } from '../data/index.js';
 import { checkModelConfig, configDifferences, loadCheckpoint, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
+import { checkOutputFolder, formatBytes, makeFolder } from '../io/files.js';
+import { lockFolder, type FolderLock } from '../io/lock.js';
 import { createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/model.js';
 import { Adam, AdamW, EMA, LRScheduler, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
+import { Conv2d, ConvTranspose2d } from '../nn/index.js';
 import { getDefaultGenerator, manualSeed } from '../tensor/random.js';
 import type { RunConfig, TrainConfig } from './config.js';
 import { checkDataFits, loadTrainData, type RunData } from './data.js';
-import { evaluate, type Evaluation } from './evaluate.js';
+import { EvaluationAborted, evaluate, type Evaluation } from './evaluate.js';
 import { imageGridPng } from './images.js';
 import { MetricsLog, truncateMetrics } from './metrics.js';
 
@@ -68,6 +72,8 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Data to train on instead of loading the config's dataset (tests, benchmarks). */
   data?: RunData;
+  /** Start a new run over the config.json and metrics.jsonl an earlier run without a checkpoint left. */
+  force?: boolean;
 }
 
 export interface TrainResult {
@@ -79,7 +85,7 @@ export interface TrainResult {
   validation: Evaluation | null;
   imagesSeen: number;
   seconds: number;
-  /** Why a diverged run stopped. */
+  /** Why a diverged run stopped, or that a resumed run had already finished (nothing was written). */
   message?: string;
   model: AutoregressiveModel;
   ema: EMA | null;
@@ -101,6 +107,25 @@ function makeSchedule(t: TrainConfig): Schedule {
     : s.decay === 'cosine' ? cosineDecay(t.steps - s.warmup, s.minFactor)
       : constant();
   return s.warmup > 0 ? withWarmup(s.warmup, after) : after;
+}
+
+/**
+ * Refuses a batch whose activations alone cannot fit in this machine's memory, before the first
+ * step tries (and the kernel's OOM killer ends the process without a word). The estimate is a
+ * lower bound — every convolution's output at full resolution, kept for backward, plus its
+ * gradient, in float32 — so a batch that fits is never refused.
+ */
+function checkBatchFits(model: AutoregressiveModel, batchSize: number): void {
+  const { height, width } = model.config;
+  let channels = 0;
+  for (const [, m] of model.namedModules()) if (m instanceof Conv2d || m instanceof ConvTranspose2d) channels += m.outChannels;
+  const perImage = height * width * channels * 4 * 2;
+  const need = batchSize * perImage;
+  const have = Math.min(totalmem(), process.constrainedMemory?.() || Infinity);
+  if (need > have) {
+    const fits = Math.max(1, Math.floor(have / perImage / 2));
+    throw new TrainError(`train.batchSize ${batchSize} needs at least ${formatBytes(need)} for the activations of one step, more than this machine's ${formatBytes(have)}; use a batch of at most about ${fits}`);
+  }
 }
 
 /** Removes temporary files a killed write may have left (`.name.pid.rand.tmp`). */
@@ -125,21 +150,48 @@ function checkResumeConfig(file: string, c: Checkpoint, config: RunConfig): void
   }
 }
 
-/** The training loop. See the file header for what the run folder holds. */
+/**
+ * The training loop. See the file header for what the run folder holds. The folder is locked
+ * while the loop writes it (a second train or resume on it fails at once, naming this process),
+ * and nothing in it is written until the config, the checkpoint, the model and the data have all
+ * been checked: a run that cannot start leaves the folder as it found it.
+ */
 export async function train(config: RunConfig, opts: TrainOptions): Promise<TrainResult> {
+  const held: { lock: FolderLock | null } = { lock: null };
+  try {
+    return await trainLocked(config, opts, held);
+  } finally {
+    held.lock?.release();
+  }
+}
+
+/** Files a new run writes that an earlier one (killed before its first checkpoint) may have left. */
+const RUN_FILES = [CONFIG_FILE, METRICS_FILE];
+
+async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: FolderLock | null }): Promise<TrainResult> {
   const t = config.train;
   const dir = opts.runDir;
   const ckptPath = join(dir, CHECKPOINT_FILE);
   const metricsPath = join(dir, METRICS_FILE);
+  const newRunChecks = () => {
+    if (existsSync(ckptPath)) throw new TrainError(`${dir} already holds a run (${CHECKPOINT_FILE}); continue it with --resume ${dir}, or choose another --out`);
+    const left = RUN_FILES.filter((f) => existsSync(join(dir, f)));
+    if (left.length > 0 && !opts.force) {
+      throw new TrainError(`${dir} already holds ${left.join(' and ')} (a run that wrote no checkpoint, or files of your own); pass --force to replace them, or choose another --out`);
+    }
+  };
 
   // ---- the run folder ----------------------------------------------------------------------
   let resumed: Checkpoint | null = null;
   if (opts.resume) {
     if (!existsSync(ckptPath)) throw new TrainError(`${dir} holds no ${CHECKPOINT_FILE} to resume from; start a new run without --resume`);
+    // Locked before the checkpoint is read, so a run still writing it cannot change it meanwhile.
+    held.lock = lockFolder(dir, 'arpix train --resume');
     resumed = await loadCheckpoint(ckptPath);
     checkResumeConfig(ckptPath, resumed, config);
-  } else if (existsSync(ckptPath)) {
-    throw new TrainError(`${dir} already holds a run (${CHECKPOINT_FILE}); continue it with --resume ${dir}, or choose another --out`);
+  } else {
+    checkOutputFolder(dir);
+    newRunChecks();
   }
 
   // ---- model and data, checked before anything is written ----------------------------------
@@ -147,12 +199,9 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   // leaving no run folder behind.
   const model = createModel(config.model, { seed: t.seed });
   checkDataFits(model, config.dataset);
+  checkBatchFits(model, t.batchSize);
   const data = opts.data ?? await loadTrainData(config.dataset, t.validationSize);
   checkDataFits(model, config.dataset, data.train);
-
-  await mkdir(dir, { recursive: true });
-  await removeStaleTemps(dir);
-  await writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
 
   // ---- optimiser, schedule, averaging --------------------------------------------------------
   const optimizer = makeOptimizer(model, t);
@@ -166,6 +215,7 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   let imagesSeen = 0;
   let loaderState = { epoch: 0, step: 0 };
   let lastValidation: Evaluation | null = null;
+  // Everything of a resumed run's state is loaded (and so checked) before the folder is touched.
   if (resumed) {
     const m = resumed.meta;
     model.loadStateDict(resumed.model);
@@ -183,7 +233,6 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
     imagesSeen = m.imagesSeen;
     if (m.loader) loaderState = m.loader;
     lastValidation = (m.extra.validation as Evaluation | undefined) ?? null;
-    await truncateMetrics(metricsPath, step);
   }
   const loader = new BatchLoader(data.train, { batchSize: t.batchSize, seed: t.seed, transform: data.transform, state: loaderState });
   const conditional = model.config.numClasses > 0;
@@ -196,8 +245,33 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
     return bounds.length > 0 ? Math.min(...bounds) : null;
   })();
   const budget = t.minutes > 0 ? t.minutes * 60 : Infinity;
+  const done = () => (totalSteps !== null && step >= totalSteps) || trainSeconds >= budget;
 
-  const metrics = await MetricsLog.open(metricsPath);
+  // ---- now the folder is written -----------------------------------------------------------
+  if (resumed && done()) {
+    // A finished run resumed with the same bounds: nothing to do, and nothing is rewritten.
+    const bound = totalSteps !== null && step >= totalSteps ? `train.steps ${t.steps}${t.epochs > 0 ? ` / train.epochs ${t.epochs}` : ''}` : `train.minutes ${t.minutes}`;
+    return {
+      status: 'done', step, epoch: loader.state().epoch, checkpoint: ckptPath, validation: lastValidation, imagesSeen, seconds: trainSeconds, model, ema,
+      message: `the run already finished at step ${step} (${bound}); nothing was changed — raise that bound to train further`,
+    };
+  }
+  if (resumed) {
+    await removeStaleTemps(dir);
+    await writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
+    // The records after the checkpoint's step are about to be written again.
+    await truncateMetrics(metricsPath, step);
+  } else {
+    await makeFolder(dir);
+    held.lock = lockFolder(dir, 'arpix train');
+    newRunChecks(); // again, now that no other arpix can write here
+    await removeStaleTemps(dir);
+    const configText = JSON.stringify(config, null, 2) + '\n';
+    if (opts.force) await writeFileAtomic(join(dir, CONFIG_FILE), configText);
+    else await writeFileExclusive(join(dir, CONFIG_FILE), configText);
+  }
+
+  const metrics = await MetricsLog.open(metricsPath, { truncate: !resumed });
   let lastCheckpoint: string | null = resumed ? ckptPath : null;
   let checkpointStep = resumed ? step : -1;
 
@@ -222,13 +296,24 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
     opts.onEvent?.({ kind: 'checkpoint', step, path: ckptPath });
   };
 
-  const validate = async (): Promise<void> => {
+  /** Validates and logs the result; false when an interrupt stopped it first. */
+  const validate = async (): Promise<boolean> => {
     const started = performance.now();
-    const run = () => evaluate(model, data.validation, { batchSize: Math.max(t.batchSize, 64), transform: data.transform });
-    lastValidation = ema ? await withAveraged(ema, model, run) : await run();
+    const run = () => evaluate(model, data.validation, { batchSize: Math.max(t.batchSize, 64), transform: data.transform, signal: opts.signal });
+    let result: Evaluation | null;
+    try {
+      result = ema ? await withAveraged(ema, model, run) : await run();
+    } catch (e) {
+      // An interrupt stops a validation between batches; the run then ends as after a step.
+      if (!(e instanceof EvaluationAborted)) throw e;
+      result = null;
+    }
     trainSeconds += (performance.now() - started) / 1000;
+    if (result === null) return false;
+    lastValidation = result;
     metrics.append({ type: 'validation', step, epoch: loader.state().epoch, bitsPerDim: lastValidation.bitsPerDim, stderr: lastValidation.stderr, ema: ema !== null, seconds: trainSeconds });
     opts.onEvent?.({ kind: 'validation', step, evaluation: lastValidation, ema: ema !== null });
+    return true;
   };
 
   const writeSamples = async (): Promise<void> => {
@@ -246,7 +331,6 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
 
   opts.onEvent?.({ kind: 'start', step, resumed: resumed !== null, parameters: model.numParameters(), trainImages: data.train.shape[0], validationImages: data.validation.shape[0] });
 
-  const done = () => (totalSteps !== null && step >= totalSteps) || trainSeconds >= budget;
   let status: TrainResult['status'] = 'done';
   let message: string | undefined;
   let smoothLoss = NaN;
@@ -258,6 +342,9 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   try {
     model.train();
     while (!done()) {
+      // One turn of the event loop per step: a signal's handler runs here, so Ctrl-C takes effect
+      // after the step in progress whatever the checkpoint and validation intervals are.
+      await new Promise<void>((r) => setImmediate(r));
       if (opts.signal?.aborted) {
         status = 'interrupted';
         break;
@@ -308,7 +395,7 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
       if (t.checkpointEvery > 0 && step % t.checkpointEvery === 0 && !last) await writeCheckpoint();
     }
     if (status === 'done') {
-      await validate();
+      if (!(await validate())) status = 'interrupted';
       await writeCheckpoint();
     } else if (status === 'interrupted') {
       if (checkpointStep !== step) await writeCheckpoint();

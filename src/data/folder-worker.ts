@@ -2,7 +2,7 @@
 // that trains never spends its time inside a PNG or JPEG decoder.
 
 import fs from 'node:fs';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { prepareImage, type PrepareOptions } from './decode.js';
 
 export interface ChunkRequest {
@@ -44,7 +44,7 @@ export function decodeChunk(req: ChunkRequest): ChunkReply {
   return { id: req.id, items, data };
 }
 
-if (parentPort) {
+if (parentPort && (workerData as { role?: string } | null)?.role === 'folder-worker') {
   const port = parentPort;
   port.on('message', (req: ChunkRequest) => {
     const reply = decodeChunk(req);

@@ -131,6 +131,7 @@ export class WorkerPool {
       this.slots.splice(this.slots.indexOf(slot), 1);
       slot.job = null;
       void slot.worker.terminate();
+      if (!this.closed && this.slots.length < this.size) this.add(); // keep the pool warm
       this.dispatch();
     }
     this.cancelled++;

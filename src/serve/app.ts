@@ -143,6 +143,19 @@ function parseRecords(text: string): MetricRecord[] {
   return out;
 }
 
+/** Waits `ms`, or less when `signal` aborts; leaves no listener behind. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 export function createServeApp(opts: ServeOptions): ServeApp {
   const runs = new RunFolders(opts.runDirs);
   const pool = new WorkerPool(opts.workers ?? 2, opts.maxQueue ?? 64);
@@ -218,10 +231,7 @@ export function createServeApp(opts: ServeOptions): ServeApp {
               await fh.close();
             }
           }
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, pollMs);
-            ctl.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-          });
+          await sleep(pollMs, ctl.signal);
         }
       } finally {
         streams.delete(ctl);

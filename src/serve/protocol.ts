@@ -24,7 +24,9 @@ export type WorkerMessage =
   | { type: 'row'; y: number; values: Int32Array }
   | { type: 'pixel'; y: number; x: number; values: Int32Array }
   | { type: 'done'; result: unknown; seconds: number }
-  | { type: 'error'; status: 400 | 404 | 422 | 500; message: string };
+  | { type: 'error'; status: 400 | 404 | 422 | 500; message: string }
+  /** The job stopped early because the server asked (its client went away). */
+  | { type: 'cancelled' };
 
 export interface BitsResult {
   /** −log2 p(x_i | x_<i) for every element, [H·W·C]. */

@@ -75,7 +75,10 @@ function pngBytes(m: AutoregressiveModel, values: readonly number[]): number {
   return encodePng({ width, height, data, channels, depth: 8 }).length;
 }
 
-async function run(job: Job, post: (m: WorkerMessage, transfer?: ArrayBuffer[]) => void): Promise<void> {
+/** Thrown from the sampler's callbacks when the server cancels the job. */
+class Cancelled extends Error {}
+
+async function run(job: Job, post: (m: WorkerMessage, transfer?: ArrayBuffer[]) => void, cancelled: () => boolean): Promise<void> {
   const { entry, seconds } = await model(job.checkpoint);
   const m = entry.model;
   post({ type: 'start', model: facts(m), loadSeconds: seconds });
@@ -88,8 +91,14 @@ async function run(job: Job, post: (m: WorkerMessage, transfer?: ArrayBuffer[]) 
       const send = (msg: WorkerMessage & { values: Int32Array }) => post(msg, [msg.values.buffer as ArrayBuffer]);
       m.sample({
         n: job.n, seed: job.seed, temperature: job.temperature, labels, complete,
-        onRow: job.granularity === 'row' ? (y, values) => send({ type: 'row', y, values }) : undefined,
-        onPixel: job.granularity === 'pixel' ? (y, x, values) => send({ type: 'pixel', y, x, values }) : undefined,
+        onRow: (y, values) => {
+          if (cancelled()) throw new Cancelled();
+          if (job.granularity === 'row') send({ type: 'row', y, values });
+        },
+        onPixel: job.granularity === 'pixel' ? (y, x, values) => {
+          if (cancelled()) throw new Cancelled();
+          send({ type: 'pixel', y, x, values });
+        } : undefined,
       });
       break;
     }
@@ -138,9 +147,11 @@ async function run(job: Job, post: (m: WorkerMessage, transfer?: ArrayBuffer[]) 
 
 if (parentPort && (workerData as { role?: string } | null)?.role === 'worker') {
   const port = parentPort;
-  port.on('message', (job: Job) => {
+  const cancel = (workerData as { cancel: Int32Array }).cancel;
+  port.on('message', ({ id, job }: { id: number; job: Job }) => {
     const post = (msg: WorkerMessage, transfer?: ArrayBuffer[]) => port.postMessage(msg, transfer);
-    run(job, post).catch((e: unknown) => {
+    run(job, post, () => Atomics.load(cancel, 0) === id).catch((e: unknown) => {
+      if (e instanceof Cancelled) return post({ type: 'cancelled' });
       const known = e instanceof ArpixError;
       const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
       post({ type: 'error', status: known ? 422 : missing ? 404 : 500, message: e instanceof Error ? e.message : String(e) });

@@ -3,11 +3,13 @@
 // against `arpix serve` on tiny trained runs. Asserts what a person sees — the runs table, a curve
 // that gains points as training appends metrics, sample canvases whose pixels are model.sample's
 // images for the seed, completions that keep the kept rows, a heat map whose colours and total are
-// the model's bits — and writes a screenshot of each panel (into ARPIX_SCREENSHOTS when set, as
-// docs/screenshots is made: ARPIX_SCREENSHOTS=docs/screenshots).
+// the model's bits — and takes a screenshot of each panel. The README's screenshots come from
+// trained runs: ARPIX_SCREENSHOT_RUNS=<folder of runs> ARPIX_SCREENSHOTS=docs/screenshots, with a
+// run whose folder name starts with ARPIX_SCREENSHOT_RUN (default pixelcnn-binary) shown in the
+// panels.
 
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -34,11 +36,11 @@ let page: Page;
 let profile: string;
 let model: AutoregressiveModel;
 let config: RunConfig;
-const shots = process.env.ARPIX_SCREENSHOTS ? resolve(process.env.ARPIX_SCREENSHOTS) : null;
+const shotRuns = process.env.ARPIX_SCREENSHOT_RUNS ? resolve(process.env.ARPIX_SCREENSHOT_RUNS) : null;
+const shots = shotRuns && process.env.ARPIX_SCREENSHOTS ? resolve(process.env.ARPIX_SCREENSHOTS) : null;
 const GATED = 'runs/gated-pixelcnn-fmnist';
 
-async function screenshot(name: string): Promise<void> {
-  const dir = shots ?? join(profile, 'shots');
+async function screenshot(name: string, dir = join(profile, 'shots')): Promise<void> {
   mkdirSync(dir, { recursive: true });
   await page.waitForTimeout(150); // let the last paint and the chart settle
   await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
@@ -144,7 +146,7 @@ describe('arpix serve in chromium', { skip }, () => {
     await page.dispatchEvent('#c-index', 'change');
     await page.$eval('#c-rows', (el) => { (el as HTMLInputElement).value = '14'; el.dispatchEvent(new Event('input')); });
     await page.fill('#c-samples', '5');
-    await page.waitForFunction(() => (document.getElementById('c-source') as HTMLCanvasElement).width === 28);
+    await page.waitForSelector('#c-source[data-index="1"]');
     await page.click('#c-go');
     await page.waitForSelector('#c-canvas[data-state="done"]', { timeout: 60_000 });
     const original = await testImage(1);
@@ -203,5 +205,43 @@ describe('arpix serve in chromium', { skip }, () => {
     await page.waitForSelector('#m-canvas[data-pixels]');
     assert.match(await page.textContent('#m-stats') ?? '', /pixel \(18, 20\)/);
     await screenshot('models');
+  });
+
+  test('screenshots of every panel on trained runs, for the README', { skip: shots === null ? 'set ARPIX_SCREENSHOT_RUNS and ARPIX_SCREENSHOTS to write them' : false }, async () => {
+    const copy = join(profile, 'shot-runs', 'runs');
+    cpSync(shotRuns!, copy, { recursive: true });
+    const other = await startServer({ runDirs: [copy], port: 0 });
+    page = await context.newPage();
+    try {
+      await page.goto(other.url);
+      await page.waitForSelector('#runs-table tbody tr');
+      await page.waitForFunction(() => Number(document.getElementById('chart-loss')!.dataset.points) > 0);
+      await screenshot('runs', shots!);
+      const prefix = `runs/${process.env.ARPIX_SCREENSHOT_RUN ?? 'pixelcnn-binary'}`;
+      const id = (await page.$$eval('#run option', (os) => os.map((o) => (o as HTMLOptionElement).value))).find((v) => v.startsWith(prefix))!;
+      await page.selectOption('#run', id);
+      await page.click('#tabs button[data-tab="sample"]');
+      await page.fill('#s-n', '32');
+      await page.fill('#s-seed', '1');
+      await page.click('#s-go');
+      await page.waitForSelector('#s-canvas[data-state="done"]', { timeout: 120_000 });
+      await screenshot('sample', shots!);
+      await page.click('#tabs button[data-tab="complete"]');
+      await page.fill('#c-index', '3');
+      await page.dispatchEvent('#c-index', 'change');
+      await page.$eval('#c-rows', (el) => { (el as HTMLInputElement).value = '12'; el.dispatchEvent(new Event('input')); });
+      await page.waitForSelector('#c-source[data-index="3"]');
+      await page.click('#c-go');
+      await page.waitForSelector('#c-canvas[data-state="done"]', { timeout: 120_000 });
+      await screenshot('complete', shots!);
+      await page.click('#tabs button[data-tab="bits"]');
+      await page.waitForSelector('#b-kpis[data-state="done"]', { timeout: 60_000 });
+      await screenshot('bits', shots!);
+      await page.click('#tabs button[data-tab="models"]');
+      await page.waitForSelector('#m-canvas[data-pixels]', { timeout: 60_000 });
+      await screenshot('models', shots!);
+    } finally {
+      await other.close();
+    }
   });
 });

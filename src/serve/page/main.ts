@@ -5,7 +5,7 @@
 import uPlot from 'uplot';
 import type { BitsResult, FieldResult, InfoResult, RunSummary, TestImageResult } from '../protocol.js';
 import { ApiError, getJson, postBytes, postJson, streamEvents } from './api.js';
-import { colormap, gridLayout, levelToByte, paintPixel, paintRows, type Grid } from './draw.js';
+import { colormap, gridLayout, paintPixel, paintRows, type Grid } from './draw.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const PALETTE = ['#6ea8fe', '#f5a524', '#4cc38a', '#f2555a', '#9b7bff', '#2dd4bf', '#f472b6', '#a3e635'];
@@ -303,11 +303,17 @@ function drawEditor(): void {
   $('c-rows-v').textContent = editor.usedMask ? 'mask' : String(keepRows());
 }
 
+let editorLoads = 0;
+
 async function loadEditorImage(): Promise<void> {
   if (!current) return;
   const { h, w } = dims(current);
-  const t = await testImage(Number($<HTMLInputElement>('c-index').value));
+  const load = ++editorLoads;
+  const index = Number($<HTMLInputElement>('c-index').value);
+  const t = await testImage(index);
+  if (load !== editorLoads) return; // a later choice is on its way
   editor.values = t.values.slice();
+  $('c-source').dataset.index = String(index);
   if (editor.hidden.length !== h * w) editor.hidden = new Uint8Array(h * w);
   const rows = $<HTMLInputElement>('c-rows');
   rows.max = String(h);
@@ -397,13 +403,17 @@ async function runComplete(): Promise<void> {
 
 // ---- Where the bits go ----------------------------------------------------------------------------
 
+let bitsLoads = 0;
+
 async function runBits(): Promise<void> {
   if (!current) return;
   const run = current;
   const { h, w, c } = dims(run);
+  const load = ++bitsLoads;
   const t = await testImage(Number($<HTMLInputElement>('b-index').value));
   const label = run.numClasses > 0 ? t.label ?? 0 : null;
   const r = await postJson<BitsResult>('/api/bits', { run: run.id, image: t.values, label });
+  if (load !== bitsLoads) return; // a later image is on its way
   drawValues($<HTMLCanvasElement>('b-image'), t.values, run, 280);
   const max = Math.max(...r.bits);
   const wrap = $('b-heat-wrap');
@@ -478,7 +488,7 @@ async function drawField(): Promise<void> {
   if (!current || !fieldPixel) return;
   const run = current;
   const [y, x] = fieldPixel;
-  const { h, w } = dims(run);
+  const { w } = dims(run);
   const [t, f] = await Promise.all([testImage(0), postJson<FieldResult>('/api/field', { run: run.id, y, x })]);
   const max = Math.max(...f.influence);
   const canvas = $<HTMLCanvasElement>('m-canvas');
@@ -491,7 +501,6 @@ async function drawField(): Promise<void> {
   });
   canvas.dataset.pixels = String(f.pixels);
   $('m-stats').innerHTML = `<span>pixel <b>(${y}, ${x})</b></span><span>sees <b>${f.pixels}</b> of the <b>${f.of}</b> pixels before it (${f.of ? ((100 * f.pixels) / f.of).toFixed(1) : '100'}%)</span>${f.pixels < f.of ? `<span>blind or out of reach: <b>${f.of - f.pixels}</b></span>` : ''}`;
-  void h;
 }
 
 // ---- wiring ---------------------------------------------------------------------------------------

@@ -19,29 +19,16 @@ import { option } from '../torch.js';
 const same = (v: number) => ({ median: v, min: v, max: v });
 const spread = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
 
-/** Streams one sample request; returns seconds to the first row and in all. */
+/** Streams one sample request as the page does; returns seconds to the first row and in all. */
 async function streamed(url: string, run: string, n: number, seed: number): Promise<{ first: number; total: number; rows: number }> {
+  const { streamEvents } = await import('../../src/serve/page/api.js');
   const t0 = performance.now();
-  const res = await fetch(`${url}api/sample`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ run, n, seed }) });
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
   let first = 0;
   let rows = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-    let cut: number;
-    while ((cut = text.indexOf('\n\n')) >= 0) {
-      const block = text.slice(0, cut);
-      text = text.slice(cut + 2);
-      if (block.startsWith('event: row')) {
-        if (rows === 0) first = (performance.now() - t0) / 1000;
-        rows++;
-      } else if (block.startsWith('event: error')) throw new Error(block);
-    }
-  }
+  await streamEvents(`${url}api/sample`, { run, n, seed }, (event, data) => {
+    if (event === 'row' && rows++ === 0) first = (performance.now() - t0) / 1000;
+    if (event === 'error') throw new Error(JSON.stringify(data));
+  }, new AbortController().signal);
   return { first, total: (performance.now() - t0) / 1000, rows };
 }
 

@@ -195,22 +195,32 @@ async function loadRuns(first = false): Promise<void> {
 
 let sampling: AbortController | null = null;
 
+/** Stops the sampling stream in progress, if any, and returns the controller of a new one. */
+function newStream(): AbortController {
+  sampling?.abort();
+  sampling = new AbortController();
+  return sampling;
+}
+
+/** Lays a canvas out as a grid of n images, cleared; its dataset tells the layout (the browser tests read it). */
+function gridCanvas(id: string, grid: Grid, n: number, h: number, w: number, target: number) {
+  const canvas = $<HTMLCanvasElement>(id);
+  const ctx = sizeCanvas(canvas, grid.width, grid.height, target);
+  Object.assign(canvas.dataset, { n: String(n), cols: String(grid.cols), h: String(h), w: String(w), gap: String(grid.gap), state: 'running' });
+  ctx.fillStyle = '#0b0e14';
+  ctx.fillRect(0, 0, grid.width, grid.height);
+  return { canvas, ctx, image: ctx.getImageData(0, 0, grid.width, grid.height) };
+}
+
 async function runSample(): Promise<void> {
   if (!current) return;
-  sampling?.abort();
-  const controller = new AbortController();
-  sampling = controller;
+  const controller = newStream();
   const run = current;
   const { h, w, c, levels } = dims(run);
   const n = Number($<HTMLInputElement>('s-n').value);
   const granularity = $<HTMLSelectElement>('s-gran').value as 'row' | 'pixel';
-  const canvas = $<HTMLCanvasElement>('s-canvas');
   const grid = gridLayout(n, h, w, Math.min(n, 8));
-  const ctx = sizeCanvas(canvas, grid.width, grid.height, 720);
-  Object.assign(canvas.dataset, { n: String(n), cols: String(grid.cols), h: String(h), w: String(w), gap: String(grid.gap), state: 'running', run: run.id });
-  ctx.fillStyle = '#0b0e14';
-  ctx.fillRect(0, 0, grid.width, grid.height);
-  const image = ctx.getImageData(0, 0, grid.width, grid.height);
+  const { canvas, ctx, image } = gridCanvas('s-canvas', grid, n, h, w, 720);
   const t0 = performance.now();
   let firstPaint: number | null = null;
   let rowsDone = 0;
@@ -348,9 +358,7 @@ function editorPointer(e: PointerEvent): void {
 
 async function runComplete(): Promise<void> {
   if (!current) return;
-  sampling?.abort();
-  const controller = new AbortController();
-  sampling = controller;
+  const controller = newStream();
   const run = current;
   const { h, w, c, levels } = dims(run);
   const samples = Number($<HTMLInputElement>('c-samples').value);
@@ -358,12 +366,8 @@ async function runComplete(): Promise<void> {
   const start = editor.usedMask ? 0 : keepRows();
   const cols = samples + 2;
   const grid: Grid = gridLayout(cols, h, w, cols, 2);
-  const canvas = $<HTMLCanvasElement>('c-canvas');
-  const ctx = sizeCanvas(canvas, grid.width, grid.height, 900);
-  Object.assign(canvas.dataset, { n: String(cols), cols: String(cols), h: String(h), w: String(w), gap: String(grid.gap), state: 'running', keepRows: String(start) });
-  ctx.fillStyle = '#0b0e14';
-  ctx.fillRect(0, 0, grid.width, grid.height);
-  const image = ctx.getImageData(0, 0, grid.width, grid.height);
+  const { canvas, ctx, image } = gridCanvas('c-canvas', grid, cols, h, w, 900);
+  canvas.dataset.keepRows = String(start);
   paintRows(image.data, grid.width, grid.origin(0), editor.values, w, c, levels, 0, h);
   // What the model is given: kept pixels as they are, the others dimmed red; completions start from the kept pixels.
   for (let q = 0; q < h * w; q++) {

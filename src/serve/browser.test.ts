@@ -34,6 +34,7 @@ let server: Server;
 let context: Context;
 let page: Page;
 let profile: string;
+const pageErrors: string[] = [];
 let model: AutoregressiveModel;
 let config: RunConfig;
 const shotRuns = process.env.ARPIX_SCREENSHOT_RUNS ? resolve(process.env.ARPIX_SCREENSHOT_RUNS) : null;
@@ -77,7 +78,7 @@ describe('arpix serve in chromium', { skip }, () => {
       deviceScaleFactor: 1,
     });
     page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => { throw e; });
+    page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(server.url);
   });
 
@@ -204,6 +205,7 @@ describe('arpix serve in chromium', { skip }, () => {
     await page.mouse.click(b.x + (b.width * 20.5) / 28, b.y + (b.height * 18.5) / 28);
     await page.waitForSelector('#m-canvas[data-pixels]');
     assert.match(await page.textContent('#m-stats') ?? '', /pixel \(18, 20\)/);
+    assert.deepEqual(pageErrors, [], 'the page threw no errors');
     await screenshot('models');
   });
 

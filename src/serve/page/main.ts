@@ -69,7 +69,11 @@ function selectRun(id: string): void {
 
 // ---- Runs: the table and live curves ----------------------------------------------------------------
 
-interface Curves { trainStep: number[]; loss: number[]; valStep: number[]; bpd: number[]; source: EventSource | null }
+type TrainKey = 'loss' | 'imagesPerSec' | 'lr' | 'gradNorm';
+const TRAIN_LABELS: Record<TrainKey, string> = { loss: 'bits/dim', imagesPerSec: 'images/s', lr: 'learning rate', gradNorm: 'gradient norm' };
+interface Curves { trainStep: number[]; train: Record<TrainKey, number[]>; valStep: number[]; bpd: number[]; source: EventSource | null }
+let trainKey: TrainKey = 'loss';
+const noTrain = (): Record<TrainKey, number[]> => ({ loss: [], imagesPerSec: [], lr: [], gradNorm: [] });
 const curves = new Map<string, Curves>();
 const compared = new Set<string>();
 let lossChart: uPlot | null = null;
@@ -81,7 +85,7 @@ function chartOptions(el: HTMLElement, ids: string[], yLabel: string): uPlot.Opt
     width: Math.max(320, el.clientWidth), height: 260,
     scales: { x: { time: false } },
     axes: [{ ...axis, label: 'step' }, { ...axis, label: yLabel, size: 60 }],
-    series: [{ label: 'step' }, ...ids.map((id) => ({ label: id.split('/').pop(), stroke: PALETTE[runs.findIndex((r) => r.id === id) % PALETTE.length], width: 2, spanGaps: true, points: { show: false } }))],
+    series: [{ label: 'step' }, ...ids.map((id) => ({ label: id.split('/').pop(), stroke: PALETTE[runs.findIndex((r) => r.id === id) % PALETTE.length], width: 2, spanGaps: true }))],
     cursor: { drag: { x: true, y: false } },
   };
 }
@@ -93,7 +97,7 @@ function aligned(ids: string[], pick: (c: Curves) => [number[], number[]]): uPlo
   const ys = ids.map((id) => {
     const [xs, vs] = pick(curves.get(id)!);
     const y: (number | null)[] = new Array(steps.length).fill(null);
-    xs.forEach((s, i) => { y[at.get(s)!] = vs[i]!; });
+    xs.forEach((s, i) => { y[at.get(s)!] = Number.isFinite(vs[i]) ? vs[i]! : null; });
     return y;
   });
   return [steps, ...ys] as uPlot.AlignedData;
@@ -108,30 +112,33 @@ function redrawCharts(rebuild = false): void {
     valChart?.destroy();
     lossEl.textContent = '';
     valEl.textContent = '';
-    lossChart = new uPlot(chartOptions(lossEl, ids, 'bits/dim'), aligned(ids, (c) => [c.trainStep, c.loss]), lossEl);
+    lossChart = new uPlot(chartOptions(lossEl, ids, TRAIN_LABELS[trainKey]), aligned(ids, (c) => [c.trainStep, c.train[trainKey]]), lossEl);
     valChart = new uPlot(chartOptions(valEl, ids, 'bits/dim'), aligned(ids, (c) => [c.valStep, c.bpd]), valEl);
   } else {
-    lossChart.setData(aligned(ids, (c) => [c.trainStep, c.loss]));
+    lossChart.setData(aligned(ids, (c) => [c.trainStep, c.train[trainKey]]));
     valChart!.setData(aligned(ids, (c) => [c.valStep, c.bpd]));
   }
   const count = (f: (c: Curves) => number[]) => ids.reduce((a, id) => a + f(curves.get(id)!).length, 0);
   const last = (f: (c: Curves) => number[]) => Math.max(0, ...ids.map((id) => f(curves.get(id)!).at(-1) ?? 0));
-  $('loss-caption').textContent = `${count((c) => c.loss)} points · step ${last((c) => c.trainStep)}`;
+  $('loss-caption').textContent = `${count((c) => c.trainStep)} points · step ${last((c) => c.trainStep)}`;
   $('val-caption').textContent = `${count((c) => c.bpd)} points · step ${last((c) => c.valStep)}`;
-  lossEl.dataset.points = String(count((c) => c.loss));
+  lossEl.dataset.points = String(count((c) => c.trainStep));
   valEl.dataset.points = String(count((c) => c.bpd));
 }
 
 function follow(id: string): void {
   if (curves.has(id)) return;
-  const c: Curves = { trainStep: [], loss: [], valStep: [], bpd: [], source: null };
+  const c: Curves = { trainStep: [], train: noTrain(), valStep: [], bpd: [], source: null };
   curves.set(id, c);
   const source = new EventSource(`/api/metrics/stream?run=${encodeURIComponent(id)}`);
   c.source = source;
-  source.addEventListener('reset', () => { c.trainStep = []; c.loss = []; c.valStep = []; c.bpd = []; });
+  source.addEventListener('reset', () => { c.trainStep = []; c.train = noTrain(); c.valStep = []; c.bpd = []; });
   source.addEventListener('records', (ev) => {
-    for (const r of JSON.parse((ev as MessageEvent).data) as { type: string; step: number; loss?: number; bitsPerDim?: number }[]) {
-      if (r.type === 'train' && typeof r.loss === 'number') { c.trainStep.push(r.step); c.loss.push(r.loss); }
+    for (const r of JSON.parse((ev as MessageEvent).data) as ({ type: string; step: number; bitsPerDim?: number } & Partial<Record<TrainKey, number>>)[]) {
+      if (r.type === 'train' && typeof r.loss === 'number') {
+        c.trainStep.push(r.step);
+        for (const k of Object.keys(c.train) as TrainKey[]) c.train[k].push(typeof r[k] === 'number' ? r[k] : NaN);
+      }
       if (r.type === 'validation' && typeof r.bitsPerDim === 'number') { c.valStep.push(r.step); c.bpd.push(r.bitsPerDim); }
     }
     redrawCharts();
@@ -512,6 +519,10 @@ async function drawField(): Promise<void> {
 function wire(): void {
   for (const b of document.querySelectorAll<HTMLButtonElement>('#tabs button')) b.addEventListener('click', () => showTab(b.dataset.tab!));
   $<HTMLSelectElement>('run').addEventListener('change', (e) => selectRun((e.target as HTMLSelectElement).value));
+  $<HTMLSelectElement>('train-metric').addEventListener('change', (e) => {
+    trainKey = (e.target as HTMLSelectElement).value as TrainKey;
+    redrawCharts(true);
+  });
   $('s-go').addEventListener('click', () => void runSample());
   $('s-stop').addEventListener('click', () => sampling?.abort());
 

@@ -16,6 +16,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo apt-get update
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
 fi
+# Debian's chromium, for the browser tests of arpix serve (driven by playwright-core; no browser
+# is ever downloaded). Without it those tests are skipped and say why.
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q 'install ok installed'; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "arpix setup: installing chromium with apt-get (for the browser tests)"
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends chromium
+fi
 
 npm ci
 # npm ci builds the addon through the install script; build again loudly so a failure is visible.

@@ -438,6 +438,8 @@ export async function demoCommand(a: DemoArgs): Promise<number> {
   out(`everything is in ${runDir}:`);
   out('  config.json, metrics.jsonl, checkpoint.safetensors, test.json, curves.png,');
   out(`  samples/samples-seed0.png, samples/completions-seed0-keep${keepRows}.png (original | occluded | 2 completions)`);
+  out('');
+  out(`next: watch it in the browser: arpix serve ${dirname(runDir)}   (in a checkout: npx arpix serve ${dirname(runDir)})`);
   return EXIT.ok;
 }
 

@@ -6,7 +6,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeImage } from '../data/decode.js';
 import { parseNpy } from '../data/npy.js';
-import { lookupTable, type PixelTransform } from '../data/transforms.js';
+import { fixedLookupTable, type PixelTransform } from '../data/transforms.js';
 import { FormatError } from '../errors.js';
 import { MAX_DATA_FILE, MAX_IMAGE_FILE, readRegularFile } from '../io/files.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -79,8 +79,7 @@ export function readImages(path: string, spec: ImageSpec, transform: PixelTransf
     n = 1;
     raw = fromImageFile(path, spec);
   }
-  // Dynamic binarisation is random; a fixed threshold is its deterministic counterpart.
-  const lut = lookupTable(transform.kind === 'dynamic-binarise' ? { kind: 'binarise' } : transform)!;
+  const lut = fixedLookupTable(transform);
   const out = new Int32Array(n * size);
   for (let i = 0; i < out.length; i++) out[i] = lut[raw[i]!]!;
   return new Tensor(out, [n, spec.height, spec.width, spec.channels]);

@@ -15,6 +15,7 @@ import { presetNames } from '../models/index.js';
 import { registerDataCommands } from './data.js';
 import { registerTorchCommands } from './torch.js';
 import { MaskedTapError, UnsafePickleError } from '../export/index.js';
+import { registerServeCommand } from './serve.js';
 import { CliError, EXIT, completeCommand, demoCommand, evalCommand, infoCommand, plotCommand, sampleCommand, trainCommand } from './commands.js';
 
 const SECTION_FLAG = /^--(model|dataset|train)\./;
@@ -158,6 +159,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   registerDataCommands(program, setExit);
   registerTorchCommands(program, setExit, collectOverrides);
+  registerServeCommand(program, setExit);
   return program;
 }
 

@@ -1,7 +1,7 @@
 // Worker thread of the image-folder loader: reads and decodes chunks of files so that the thread
 // that trains never spends its time inside a PNG or JPEG decoder.
 
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { MAX_IMAGE_FILE, readRegularFile } from '../io/files.js';
 import { prepareImage, type PrepareOptions } from './decode.js';
 
@@ -45,7 +45,7 @@ export function decodeChunk(req: ChunkRequest): ChunkReply {
   return { id: req.id, items, data };
 }
 
-if (parentPort) {
+if (parentPort && (workerData as { role?: string } | null)?.role === 'folder-worker') {
   const port = parentPort;
   port.on('message', (req: ChunkRequest) => {
     const reply = decodeChunk(req);

@@ -93,20 +93,23 @@ function defaultWorkers(): number {
 }
 
 /**
- * A decoder worker running folder-worker beside this module. Built (.js), that is a plain worker.
- * Run from TypeScript through tsx, Node 20 does not hand tsx's loader hooks to worker threads, so
- * the worker registers tsx itself before importing the .ts module.
+ * A worker thread running the module `name` that sits beside the module `base` (an
+ * import.meta.url). Built (.js), that is a plain worker. Run from TypeScript through tsx, Node 20
+ * does not hand tsx's loader hooks to worker threads, so the worker registers tsx itself before
+ * importing the .ts module. The worker's workerData is `data` and `role: name`: a worker module answers
+ * messages only in its own role, since other workers may import it too (for its functions).
  */
-function spawnWorker(): Worker {
-  if (path.extname(fileURLToPath(import.meta.url)) !== '.ts') return new Worker(new URL('./folder-worker.js', import.meta.url));
-  const entry = new URL('./folder-worker.ts', import.meta.url).href;
+export function spawnModuleWorker(base: string, name: string, data: Record<string, unknown> = {}): Worker {
+  const workerData = { ...data, role: name };
+  if (path.extname(fileURLToPath(base)) !== '.ts') return new Worker(new URL(`./${name}.js`, base), { workerData });
+  const entry = new URL(`./${name}.ts`, base).href;
   let api: string;
   try {
     api = import.meta.resolve('tsx/esm/api');
   } catch {
-    return new Worker(new URL(entry)); // a runtime that runs TypeScript by itself
+    return new Worker(new URL(entry), { workerData }); // a runtime that runs TypeScript by itself
   }
-  return new Worker(`import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`, { eval: true });
+  return new Worker(`import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`, { eval: true, workerData });
 }
 
 interface Task {
@@ -135,7 +138,7 @@ class DecoderPool {
   }
 
   private add(): void {
-    const w = spawnWorker();
+    const w = spawnModuleWorker(import.meta.url, 'folder-worker');
     this.count++;
     w.on('message', (r: ChunkReply) => {
       this.busy.get(w)?.resolve(r);

@@ -50,6 +50,14 @@ export function lookupTable(t: PixelTransform): Int32Array | null {
   }
 }
 
+/**
+ * The table for images a user hands in (completion, the web app): a transform's deterministic
+ * counterpart, where dynamic binarisation (random) becomes the fixed threshold it averages to.
+ */
+export function fixedLookupTable(t: PixelTransform): Int32Array {
+  return lookupTable(t.kind === 'dynamic-binarise' ? { kind: 'binarise' } : t)!;
+}
+
 /** P(1) = v / 255 as a uint32 threshold: a draw u ∈ [0, 2^32) gives 1 when u < THRESH[v]. */
 const BERNOULLI_THRESH = Float64Array.from({ length: 256 }, (_, v) => Math.round((v / 255) * 0x100000000));
 

@@ -11,9 +11,9 @@ import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
 import { binaryCrossEntropyWithLogits, cast, crossEntropy, mul, neg, reshape, sum } from '../ops/index.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { logisticMixtureLogProb, mixtureParamsPerPixel, sampleLogisticMixture } from './mixture.js';
+import { logisticMixtureElementLogProb, logisticMixtureLogProb, mixtureParamsPerPixel, sampleLogisticMixture } from './mixture.js';
 
-export { logisticMixtureLogProb, sampleLogisticMixture, splitMixtureParams, mixtureParamsPerPixel, MIN_LOG_SCALE } from './mixture.js';
+export { logisticMixtureLogProb, logisticMixtureElementLogProb, sampleLogisticMixture, splitMixtureParams, mixtureParamsPerPixel, MIN_LOG_SCALE } from './mixture.js';
 
 export type LikelihoodConfig =
   | { kind: 'bernoulli' }
@@ -30,6 +30,11 @@ export interface Likelihood {
   readonly perChannel: boolean;
   /** log p(x) per image in nats: params [N, H, W, P], images int32 [N, H, W, C] → [N]. */
   logProb(params: Tensor, images: Tensor): Tensor;
+  /**
+   * log p(x_i | x_<i) in nats for every element (pixel and channel, in the model's order): [N, H,
+   * W, C]. Sums over H, W and C to logProb.
+   */
+  elementLogProb(params: Tensor, images: Tensor): Tensor;
   /**
    * Draws values for `rows` pixels from their parameters (P per row). For a perChannel head only
    * `channel` is drawn and written to out[r·C + channel]; otherwise all channels of the pixel.
@@ -75,6 +80,11 @@ export function createLikelihood(config: LikelihoodConfig, channels: number): Li
           const nll = binaryCrossEntropyWithLogits(params, cast(images, params.dtype), 'none');
           return neg(sum(nll, [1, 2, 3]));
         },
+        elementLogProb(params, images) {
+          checkImages('bernoulli', params, images, channels, channels);
+          checkRange('bernoulli', images, 2);
+          return neg(binaryCrossEntropyWithLogits(params, cast(images, params.dtype), 'none'));
+        },
         sample(params, rows, channel, generator, temperature, out) {
           const u = uniforms(generator)(rows);
           for (let r = 0; r < rows; r++) {
@@ -94,6 +104,12 @@ export function createLikelihood(config: LikelihoodConfig, channels: number): Li
           const [n, h, w] = images.shape as [number, number, number];
           const logits = reshape(params, [n, h, w, channels, levels]);
           return neg(sum(crossEntropy(logits, images, 'none'), [1, 2, 3]));
+        },
+        elementLogProb(params, images) {
+          checkImages('categorical', params, images, channels, channels * levels);
+          checkRange('categorical', images, levels);
+          const [n, h, w] = images.shape as [number, number, number];
+          return neg(crossEntropy(reshape(params, [n, h, w, channels, levels]), images, 'none'));
         },
         sample(params, rows, channel, generator, temperature, out) {
           const u = uniforms(generator)(rows);
@@ -124,6 +140,11 @@ export function createLikelihood(config: LikelihoodConfig, channels: number): Li
           checkImages('logistic mixture', params, images, channels, p);
           checkRange('logistic mixture', images, levels);
           return logisticMixtureLogProb(params, images, { nrMix, levels });
+        },
+        elementLogProb(params, images) {
+          checkImages('logistic mixture', params, images, channels, p);
+          checkRange('logistic mixture', images, levels);
+          return logisticMixtureElementLogProb(params, images, { nrMix, levels });
         },
         sample(params, rows, _channel, generator, temperature, out) {
           sampleLogisticMixture(params, rows, channels, nrMix, levels, uniforms(generator), temperature, out);

@@ -54,6 +54,35 @@ export function splitMixtureParams(params: Tensor, channels: number, nrMix: numb
  * Branches are chosen with `where`, so the branch not taken contributes no NaN to the gradient.
  */
 export function logisticMixtureLogProb(params: Tensor, images: Tensor, opts: { nrMix: number; levels?: number }): Tensor {
+  const { logProbs, logMix } = componentLogProbs(params, images, opts);
+  const perComponent = add(sum(logProbs, 3), logMix); // [N, H, W, M]
+  return sum(logsumexp(perComponent, -1), [1, 2]); // [N]
+}
+
+/**
+ * log p(x_c | x_<c of the pixel, earlier pixels) in nats for every element: [N, H, W, C]. The
+ * mixture is joint over a pixel's channels, so channel c's conditional is log p(x_≤c) − log
+ * p(x_<c), each a logsumexp over components of the channels' terms so far (a component's later
+ * channels integrate to 1, since their means depend on earlier channels only). The channels of
+ * a pixel sum to that pixel's term of logisticMixtureLogProb.
+ */
+export function logisticMixtureElementLogProb(params: Tensor, images: Tensor, opts: { nrMix: number; levels?: number }): Tensor {
+  const { logProbs, logMix } = componentLogProbs(params, images, opts);
+  const [n, h, w, c, m] = logProbs.shape as [number, number, number, number, number];
+  const parts: Tensor[] = [];
+  let prefix = logMix; // [N, H, W, M]
+  let before: Tensor | null = null; // log p(x_<c) [N, H, W, 1]
+  for (let ch = 0; ch < c; ch++) {
+    prefix = add(prefix, reshape(slice(logProbs, [0, 0, 0, ch, 0], [n, h, w, 1, m]), [n, h, w, m]));
+    const upTo = logsumexp(prefix, -1, true); // [N, H, W, 1]
+    parts.push(before === null ? upTo : sub(upTo, before));
+    before = upTo;
+  }
+  return parts.length === 1 ? parts[0]! : concat(parts, 3);
+}
+
+/** The per-component, per-channel log-probabilities [N, H, W, C, M] and the log mixture weights [N, H, W, M]. */
+function componentLogProbs(params: Tensor, images: Tensor, opts: { nrMix: number; levels?: number }): { logProbs: Tensor; logMix: Tensor } {
   const levels = opts.levels ?? 256;
   const channels = images.shape[3]!;
   if (images.rank !== 4 || images.dtype !== 'int32') {
@@ -90,8 +119,7 @@ export function logisticMixtureLogProb(params: Tensor, images: Tensor, opts: { n
   const interior = where(greater(cdfDelta, 1e-5), log(clamp(cdfDelta, 1e-12)), logBinApprox);
   const upper = where(greater(x, 0.999), logOneMinusCdfMin, interior);
   const logProbs = where(less(x, -0.999), logCdfPlus, upper); // [N, H, W, C, M]
-  const perComponent = add(sum(logProbs, 3), logSoftmax(logits, -1)); // [N, H, W, M]
-  return sum(logsumexp(perComponent, -1), [1, 2]); // [N]
+  return { logProbs, logMix: logSoftmax(logits, -1) };
 }
 
 /**

@@ -106,6 +106,14 @@ export abstract class AutoregressiveModel<C extends BaseModelConfig = BaseModelC
     return this.likelihood.logProb(this.params(images, cond), images);
   }
 
+  /**
+   * log p(x_i | x_<i) in nats for every element, [N, H, W, C]: where in an image the model's bits
+   * go. Sums over H, W and C to logProb.
+   */
+  elementLogProb(images: Tensor, cond: Condition = {}): Tensor {
+    return this.likelihood.elementLogProb(this.params(images, cond), images);
+  }
+
   /** Negative log-likelihood in bits per dimension for each image: [N]. */
   bitsPerDim(images: Tensor, cond: Condition = {}): Tensor {
     return mul(this.logProb(images, cond), -1 / (this.dims * Math.LN2));

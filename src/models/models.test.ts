@@ -90,6 +90,39 @@ describe('normalisation: probabilities of all tiny images sum to 1', () => {
   }
 });
 
+describe('elementLogProb: every element\'s conditional sums to 1 over its values, and the elements sum to logProb', () => {
+  for (const [name, cfg] of normalisationCases) {
+    test(name, () => {
+      const model = createModel(cfg, { seed: 4 });
+      model.eval();
+      for (const p of model.parameters()) p.data.set(ax.add(p, ax.mul(ax.randn(p.shape, { generator: new Generator(p.size + 1) }), 0.3)).data);
+      const c = model.config;
+      const levels = model.likelihood.levels;
+      const images = allImages(c.height, c.width, c.channels, levels);
+      const cond = conditionFor(cfg, images.shape[0]!);
+      const { elem, logp } = ax.noGrad(() => ({ elem: model.elementLogProb(images, cond), logp: model.logProb(images, cond) }));
+      const d = model.dims;
+      assert.deepEqual(elem.shape, [images.shape[0], c.height, c.width, c.channels]);
+      const e = elem.data;
+      for (let i = 0; i < images.shape[0]!; i++) {
+        let total = 0;
+        for (let j = 0; j < d; j++) total += e[i * d + j]!;
+        assert.ok(Math.abs(total - logp.data[i]!) < 1e-4 * Math.max(1, Math.abs(total)), `${name}: image ${i}: Σ elements ${total} vs logProb ${logp.data[i]}`);
+      }
+      // allImages enumerates in lexicographic order: changing element j to v moves by (v − x_j)·levels^(d−1−j).
+      for (let i = 0; i < images.shape[0]!; i += 3) {
+        for (let j = 0; j < d; j++) {
+          const stride = levels ** (d - 1 - j);
+          const xj = images.data[i * d + j]!;
+          let mass = 0;
+          for (let v = 0; v < levels; v++) mass += Math.exp(e[(i + (v - xj) * stride) * d + j]!);
+          assert.ok(Math.abs(mass - 1) < 1e-4, `${name}: image ${i}, element ${j}: Σ_v p(x_j = v | x_<j) = ${mass}`);
+        }
+      }
+    });
+  }
+});
+
 /**
  * d(projection of the parameters of element (pixel p, channel c)) / d(input) for every element.
  * Returns |gradient| per input element [H·W·C].

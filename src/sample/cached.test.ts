@@ -38,14 +38,20 @@ describe('cached sampler = naive sampler', () => {
     }
   });
   for (const [name, base] of cases) {
-    for (const completion of [false, true]) {
-      test(`${name}${completion ? ', completion of 2 kept rows' : ''}`, () => {
+    // Completion keeps 2 rows and then a mask's pixels: both kinds of kept element in one case.
+    for (const completion of ['none', 'mask'] as const) {
+      const label = { none: '', mask: ', completion of 2 kept rows and a mask' }[completion];
+      test(`${name}${label}`, () => {
         const model = createModel(base, { seed: 5 });
         for (const p of model.parameters()) p.data.set(ax.mul(p, 2).data); // sharper distributions
         const { height: h, width: w, channels: c } = model.config;
         const levels = model.likelihood.levels;
-        const extra: Partial<SampleOptions> = completion ? { complete: { images: ax.randint(0, levels, [3, h, w, c], { generator: new Generator(6) }), keepRows: 2 } } : {};
-        const opts = optionsFor(model, extra);
+        const images = ax.randint(0, levels, [3, h, w, c], { generator: new Generator(6) });
+        const mask = completion === 'mask' ? Array.from({ length: h * w }, (_, q) => ((q * 7) % 3 === 0 ? 1 : 0)) : null;
+        const extra: Partial<SampleOptions> = completion === 'none' ? {} : { complete: { images, keepRows: 2, mask } };
+        const pixels: string[] = [];
+        const opts = optionsFor(model, { ...extra, onPixel: (y, x, v) => { pixels.push(`${y},${x}`); assert.equal(v.length, 3 * c); } });
+        const start = completion === 'none' ? 0 : 2;
         const naive = sampleNaive(model, opts);
         // Run the cached sampler while recording the parameters it hands to the head.
         const s = prepareSampling(model, opts);
@@ -69,7 +75,18 @@ describe('cached sampler = naive sampler', () => {
             }
           }
         }
-        assert.equal(seen.filter((e) => e.y >= (completion ? 2 : 0)).length, (h - (completion ? 2 : 0)) * w * (model.likelihood.perChannel ? c : 1));
+        const passes = model.likelihood.perChannel ? c : 1;
+        let steps = 0;
+        for (let q = start * w; q < h * w; q++) steps += mask?.[q] ? 1 : passes;
+        assert.equal(seen.filter((e) => e.y >= start).length, steps);
+        assert.equal(pixels.length, 2 * (h - start) * w, 'onPixel: twice per pixel after the kept rows (two samplers)');
+        assert.deepEqual(pixels.slice(0, 3), [`${start},0`, `${start},1`, `${start},2`]);
+        for (let i = 0; i < 3; i++) {
+          for (let q = 0; q < h * w; q++) {
+            if (q >= start * w && !mask?.[q]) continue;
+            for (let ch = 0; ch < c; ch++) assert.equal(cached.data[(i * h * w + q) * c + ch], images.data[(i * h * w + q) * c + ch], `kept pixel ${q} of image ${i}`);
+          }
+        }
       });
     }
   }

@@ -22,6 +22,14 @@ export interface Stepper {
   sampled(y: number, x: number, channel: number, values: Int32Array): void;
 }
 
+/** The values of one pixel of every image, [n, C]. */
+function pixelValues(s: SampleSetup, pixel: number): Int32Array {
+  const out = new Int32Array(s.n * s.c);
+  const canvas = s.canvas.data as Int32Array;
+  for (let i = 0; i < s.n; i++) out.set(canvas.subarray((i * s.h * s.w + pixel) * s.c, (i * s.h * s.w + pixel + 1) * s.c), i * s.c);
+  return out;
+}
+
 export function runSampler(model: AutoregressiveModel, s: SampleSetup, opts: SampleOptions, stepper: (s: SampleSetup) => Stepper): Tensor {
   const head = model.likelihood;
   const generator = new Generator(opts.seed ?? 0);
@@ -41,6 +49,16 @@ export function runSampler(model: AutoregressiveModel, s: SampleSetup, opts: Sam
       step.beginRow(y);
       for (let x = 0; x < s.w; x++) {
         const pixel = y * s.w + x;
+        if (s.keep?.[pixel]) {
+          // A kept pixel: its layers still run (the caches need them), its values come from the canvas.
+          step.pixel(y, x, passes - 1);
+          for (let ch = 0; ch < s.c; ch++) {
+            for (let i = 0; i < s.n; i++) values[i] = canvas[(i * s.h * s.w + pixel) * s.c + ch]!;
+            step.sampled(y, x, ch, values);
+          }
+          if (opts.onPixel) opts.onPixel(y, x, pixelValues(s, pixel));
+          continue;
+        }
         for (let pass = 0; pass < passes; pass++) {
           head.sample(step.pixel(y, x, pass), s.n, pass, generator, s.temperature, out);
           for (let ch = head.perChannel ? pass : 0; ch < (head.perChannel ? pass + 1 : s.c); ch++) {
@@ -48,6 +66,7 @@ export function runSampler(model: AutoregressiveModel, s: SampleSetup, opts: Sam
             step.sampled(y, x, ch, values);
           }
         }
+        if (opts.onPixel) opts.onPixel(y, x, pixelValues(s, pixel));
       }
       opts.onRow?.(y, rowValues(s.canvas, y));
     }

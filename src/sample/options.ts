@@ -15,10 +15,16 @@ export interface SampleOptions {
   labels?: number | readonly number[] | Tensor | null;
   /** Condition vectors [n, conditionDim] for a model with conditionDim > 0. */
   h?: Tensor | null;
-  /** Completion: images [n, H, W, C] whose first `keepRows` rows are kept and the rest sampled. */
-  complete?: { images: Tensor; keepRows: number } | null;
+  /**
+   * Completion: images [n, H, W, C] whose first `keepRows` rows are kept and the rest sampled;
+   * with `mask` (H·W values, 1 = keep that pixel of every image), any kept pixel after those rows
+   * is taken from the images too, in raster order, so it conditions everything sampled after it.
+   */
+  complete?: { images: Tensor; keepRows?: number; mask?: ArrayLike<number> | null } | null;
   /** Called with each finished row: its index and the values [n, W, C]. */
   onRow?: (row: number, values: Int32Array) => void;
+  /** Called with each finished pixel (sampled or kept): its position and the values [n, C]. */
+  onPixel?: (y: number, x: number, values: Int32Array) => void;
   /** Sampler: 'cached' (default, fast) or 'naive' (the whole network per element; the oracle). */
   method?: 'cached' | 'naive';
 }
@@ -34,6 +40,8 @@ export interface SampleSetup {
   canvas: Tensor;
   /** First row to sample. */
   startRow: number;
+  /** H·W flags, 1 where a pixel after startRow is kept from the completed images; null for none. */
+  keep: Uint8Array | null;
 }
 
 export function prepareSampling(model: AutoregressiveModel, opts: SampleOptions): SampleSetup {
@@ -56,8 +64,10 @@ export function prepareSampling(model: AutoregressiveModel, opts: SampleOptions)
   if (opts.h) cond.h = opts.h;
   const canvas = new Tensor(new Int32Array(n * h * w * c), [n, h, w, c]);
   let startRow = 0;
+  let keep: Uint8Array | null = null;
   if (opts.complete) {
-    const { images, keepRows } = opts.complete;
+    const { images, mask } = opts.complete;
+    const keepRows = opts.complete.keepRows ?? 0;
     if (images.dtype !== 'int32' || images.rank !== 4 || images.shape[0] !== n || images.shape[1] !== h || images.shape[2] !== w || images.shape[3] !== c) {
       throw new ShapeError('complete', 'images', `must be int32 [${n}, ${h}, ${w}, ${c}], got ${images.dtype} ${fmtShape(images.shape)}`, [images.shape]);
     }
@@ -67,9 +77,19 @@ export function prepareSampling(model: AutoregressiveModel, opts: SampleOptions)
       canvas.data.set(images.data.subarray(i * h * rowSize, i * h * rowSize + keepRows * rowSize), i * h * rowSize);
     }
     startRow = keepRows;
+    if (mask) {
+      if (mask.length !== h * w) throw new ArgumentError('complete', 'mask', `must hold H·W = ${h * w} values (1 = keep the pixel), got ${mask.length}`);
+      keep = new Uint8Array(h * w);
+      for (let q = keepRows * w; q < h * w; q++) {
+        if (mask[q] !== 0 && mask[q] !== 1) throw new ArgumentError('complete', 'mask', `values must be 0 or 1, got ${mask[q]} at pixel ${q}`);
+        if (mask[q] === 0) continue;
+        keep[q] = 1;
+        for (let i = 0; i < n; i++) canvas.data.set(images.data.subarray((i * h * w + q) * c, (i * h * w + q + 1) * c), (i * h * w + q) * c);
+      }
+    }
   }
   model.checkInputs('sample', canvas, cond);
-  return { n, h, w, c, temperature, cond, canvas, startRow };
+  return { n, h, w, c, temperature, cond, canvas, startRow, keep };
 }
 
 /** The values of one row of the canvas, [n, W, C]. */

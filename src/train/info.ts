@@ -6,6 +6,7 @@ import { familyOf } from '../models/families.js';
 import type { AutoregressiveModel } from '../models/model.js';
 import { Conv2d, ConvTranspose2d } from '../nn/index.js';
 import { noGrad, slice, sum } from '../ops/index.js';
+import { ArgumentError } from '../errors.js';
 import { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -89,35 +90,58 @@ export function convCosts(model: AutoregressiveModel): ConvCost[] {
   return costs;
 }
 
+/** What the parameters of one pixel depend on, measured from gradients. */
+export interface PixelField {
+  /** Σ over channels of |d(Σ parameters of the pixel) / d(input)|, per input pixel: [H·W]. */
+  influence: Float32Array;
+  /** Input pixels with a non-zero gradient. */
+  pixels: number;
+  /** Pixels before (y, x) in raster order: what a model without blind spots would see. */
+  of: number;
+}
+
 /**
- * Pixels of the input that the output at the last pixel depends on: the gradient of the sum of
- * its parameters with respect to a random input, counted where non-zero.
+ * The receptive field of pixel (y, x): the gradient of the sum of its parameters with respect to
+ * a random input, per input pixel. Non-zero exactly where the output depends on the input, so it
+ * shows blind spots and checks causality (nothing at or after (y, x) but the pixel's own earlier
+ * channels).
  */
-export function receptiveField(model: AutoregressiveModel, seed = 0): { pixels: number; of: number } {
-  const { height: h, width: w, channels: c, numClasses } = model.config;
-  const x = new Tensor(new Float32Array(h * w * c), [1, h, w, c]);
-  new Generator(seed).uniform(x.data as Float32Array);
-  for (let i = 0; i < x.size; i++) x.data[i] = x.data[i]! * 2 - 1;
-  x.requireGrad();
+export function pixelField(model: AutoregressiveModel, y: number, x: number, seed = 0): PixelField {
+  const { height: h, width: w, channels: c, numClasses, conditionDim } = model.config;
+  if (!Number.isInteger(y) || !Number.isInteger(x) || y < 0 || y >= h || x < 0 || x >= w) {
+    throw new ArgumentError('pixelField', 'pixel', `(${y}, ${x}) is outside the ${h}×${w} image`);
+  }
+  const input = new Tensor(new Float32Array(h * w * c), [1, h, w, c]);
+  new Generator(seed).uniform(input.data as Float32Array);
+  for (let i = 0; i < input.size; i++) input.data[i] = input.data[i]! * 2 - 1;
+  input.requireGrad();
   const labels = numClasses > 0 ? new Tensor(new Int32Array(1), [1]) : null;
+  const hvec = conditionDim > 0 ? new Tensor(new Float32Array(conditionDim), [1, conditionDim]) : null;
   const was = model.training;
   model.eval();
   try {
-    const out = model.network(x, { labels });
+    const out = model.network(input, { labels, h: hvec });
     const p = out.shape[3]!;
-    sum(slice(out, [0, h - 1, w - 1, 0], [1, 1, 1, p])).backward();
+    sum(slice(out, [0, y, x, 0], [1, 1, 1, p])).backward();
   } finally {
     if (was) model.train();
   }
-  const g = x.grad!.data;
+  const g = input.grad!.data;
+  const influence = new Float32Array(h * w);
   let pixels = 0;
   for (let q = 0; q < h * w; q++) {
-    let any = false;
-    for (let ch = 0; ch < c; ch++) if (g[q * c + ch] !== 0) any = true;
-    if (any) pixels++;
+    for (let ch = 0; ch < c; ch++) influence[q] = influence[q]! + Math.abs(g[q * c + ch]!);
+    if (influence[q]! > 0) pixels++;
   }
   model.zeroGrad();
-  return { pixels, of: h * w - 1 };
+  return { influence, pixels, of: y * w + x };
+}
+
+/** Pixels of the input that the output at the last pixel depends on, of the pixels before it. */
+export function receptiveField(model: AutoregressiveModel, seed = 0): { pixels: number; of: number } {
+  const { height: h, width: w } = model.config;
+  const { pixels, of } = pixelField(model, h - 1, w - 1, seed);
+  return { pixels, of };
 }
 
 export function modelInfo(model: AutoregressiveModel): ModelInfo {

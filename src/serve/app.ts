@@ -1,0 +1,381 @@
+// arpix serve's HTTP routes (hono): the page and its assets, the runs and their metrics (live, as
+// Server-Sent Events), and the model jobs — sampling and completion streamed row by row or pixel
+// by pixel, per-element bits, receptive fields, model facts, test images — run by the worker
+// pool. Every input is checked here or by the worker; anything wrong is a 4xx with one line that
+// says what to do, never a crash.
+
+import { open, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Hono, type Context } from 'hono';
+import { decodeImage, sniffImage } from '../data/decode.js';
+import { fixedLookupTable } from '../data/transforms.js';
+import type { MetricRecord } from '../train/metrics.js';
+import { METRICS_FILE, transformFor, type RunConfig } from '../train/index.js';
+import { pageAssets, type PageAssets } from './assets.js';
+import { HttpError } from './errors.js';
+import { WorkerPool } from './jobs.js';
+import type { Job, WorkerMessage } from './protocol.js';
+import { RunFolders, summarise } from './runs.js';
+import { sseResponse, type Send } from './sse.js';
+
+export const LIMITS = {
+  /** Bytes of a JSON request body. */
+  jsonBytes: 1 << 20,
+  /** Bytes of an uploaded image. */
+  uploadBytes: 2 << 20,
+  /** Images one sample request may draw. */
+  samples: 64,
+  /** Completions of one image per request. */
+  completions: 16,
+  /** Elements (n · H · W · C) one request may sample. */
+  sampleElements: 1 << 20,
+  /** Pixel-by-pixel streaming up to this many pixels per image (rows above it). */
+  pixelStreamPixels: 64 * 64,
+  temperature: [0.05, 5] as const,
+  seed: 2 ** 31 - 1,
+};
+
+export interface ServeOptions {
+  /** Folders of runs, or run folders. */
+  runDirs: string[];
+  /** Model workers (default 2): jobs beyond them wait in a queue. */
+  workers?: number;
+  /** Jobs that may wait for a worker before requests are refused with 503 (default 64). */
+  maxQueue?: number;
+  /** How often a metrics stream looks for new lines (ms, default 500). */
+  pollMs?: number;
+}
+
+export interface ServeApp {
+  app: Hono;
+  pool: WorkerPool;
+  runs: RunFolders;
+  assets: PageAssets;
+  close(): Promise<void>;
+}
+
+function intParam(v: unknown, name: string, min: number, max: number, fallback?: number): number {
+  if (v === undefined || v === null || v === '') {
+    if (fallback !== undefined) return fallback;
+    throw new HttpError(400, `${name} is missing: give an integer in ${min}..${max}`);
+  }
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw new HttpError(400, `${name} must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function numberParam(v: unknown, name: string, [min, max]: readonly [number, number], fallback: number): number {
+  if (v === undefined || v === null || v === '') return fallback;
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) throw new HttpError(400, `${name} must be a number in ${min}..${max}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function labelParam(v: unknown): number | null {
+  return v === undefined || v === null || v === '' ? null : intParam(v, 'label', 0, 1 << 20);
+}
+
+function intArray(v: unknown, name: string, maxLength: number, max: number): number[] {
+  if (!Array.isArray(v)) throw new HttpError(400, `${name} must be an array of integers`);
+  if (v.length === 0 || v.length > maxLength) throw new HttpError(400, `${name} must hold 1..${maxLength} values, got ${v.length}`);
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > max) throw new HttpError(400, `${name}[${i}] must be an integer in 0..${max}, got ${JSON.stringify(x)}`);
+  }
+  return v as number[];
+}
+
+/** Reads a request body of at most `limit` bytes, refusing larger ones before reading them all. */
+async function readBody(c: Context, limit: number, what: string): Promise<Uint8Array> {
+  const declared = Number(c.req.header('content-length') ?? NaN);
+  if (declared > limit) throw new HttpError(413, `${what} is ${declared} bytes; the limit is ${limit}`);
+  const body = c.req.raw.body;
+  if (!body) return new Uint8Array(0);
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      await reader.cancel();
+      throw new HttpError(413, `${what} is over ${limit} bytes, the limit`);
+    }
+    parts.push(value);
+  }
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+async function jsonBody(c: Context): Promise<Record<string, unknown>> {
+  const bytes = await readBody(c, LIMITS.jsonBytes, 'the request body');
+  let v: unknown;
+  try {
+    v = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new HttpError(400, `the request body is not valid JSON (${(e as Error).message}); send a JSON object`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new HttpError(400, 'the request body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+function errorBody(e: HttpError): { error: string; status: number } {
+  return { error: e.message, status: e.status };
+}
+
+/** Parses the complete lines of metrics.jsonl text, skipping a half-written or broken line. */
+function parseRecords(text: string): MetricRecord[] {
+  const out: MetricRecord[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      out.push(JSON.parse(line) as MetricRecord);
+    } catch {
+      // a line being written or damaged
+    }
+  }
+  return out;
+}
+
+/** Waits `ms`, or less when `signal` aborts; leaves no listener behind. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+export function createServeApp(opts: ServeOptions): ServeApp {
+  const runs = new RunFolders(opts.runDirs);
+  const pool = new WorkerPool(opts.workers ?? 2, opts.maxQueue ?? 64);
+  const assets = pageAssets();
+  const pollMs = opts.pollMs ?? 500;
+  const app = new Hono();
+  const streams = new Set<AbortController>();
+
+  app.onError((e, c) => {
+    if (e instanceof HttpError) return c.json(errorBody(e), e.status);
+    return c.json({ error: `internal error: ${e.message}`, status: 500 }, 500);
+  });
+  app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}; the page is at /, the API under /api/`, status: 404 }, 404));
+
+  // ---- the page -----------------------------------------------------------------------------
+  app.get('/', (c) => c.html(assets.html));
+  app.get('/app.js', async (c) => c.body(await assets.script(), 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' }));
+  app.get('/app.css', (c) => c.body(assets.css, 200, { 'content-type': 'text/css; charset=utf-8' }));
+  app.get('/vendor/uPlot.min.css', (c) => c.body(assets.uplotCss, 200, { 'content-type': 'text/css; charset=utf-8' }));
+
+  // ---- runs and metrics -----------------------------------------------------------------------
+  app.get('/api/health', (c) => c.json({ ok: true, pool: pool.stats(), streams: streams.size, rss: process.memoryUsage().rss }));
+  app.get('/api/runs', (c) => c.json({ roots: runs.roots.map((r) => r.name), runs: runs.list().map(summarise) }));
+
+  app.get('/api/metrics', async (c) => {
+    const run = runs.resolve(c.req.query('run'));
+    let text = '';
+    try {
+      text = await readFile(join(run.dir, METRICS_FILE), 'utf8');
+    } catch {
+      // no metrics yet: an empty list
+    }
+    return c.json({ run: run.id, records: parseRecords(text) });
+  });
+
+  // Every record so far, then each new one as training appends it (the file is polled).
+  app.get('/api/metrics/stream', (c) => {
+    const run = runs.resolve(c.req.query('run'));
+    const file = join(run.dir, METRICS_FILE);
+    return sseResponse(c.req.raw, async (send, signal) => {
+      const ctl = new AbortController();
+      streams.add(ctl);
+      const stop = () => ctl.abort();
+      signal.addEventListener('abort', stop, { once: true });
+      let offset = 0;
+      let carry = '';
+      try {
+        send('hello', { run: run.id });
+        while (!ctl.signal.aborted) {
+          let size = 0;
+          try {
+            size = (await stat(file)).size;
+          } catch {
+            size = 0;
+          }
+          if (size < offset) {
+            offset = 0; // truncated (a resumed run rewound its log): start again
+            carry = '';
+            send('reset', {});
+          }
+          if (size > offset) {
+            const fh = await open(file, 'r');
+            try {
+              const buf = Buffer.alloc(size - offset);
+              await fh.read(buf, 0, buf.length, offset);
+              offset = size;
+              const text = carry + buf.toString('utf8');
+              const cut = text.lastIndexOf('\n');
+              carry = text.slice(cut + 1);
+              const records = parseRecords(text.slice(0, cut + 1));
+              if (records.length > 0) send('records', records);
+            } finally {
+              await fh.close();
+            }
+          }
+          await sleep(pollMs, ctl.signal);
+        }
+      } finally {
+        streams.delete(ctl);
+      }
+    }, { heartbeatMs: 15_000 });
+  });
+
+  // ---- model jobs -----------------------------------------------------------------------------
+
+  /** Runs a job and answers with its result as JSON. */
+  async function jobJson(c: Context, job: Job): Promise<Response> {
+    let result: unknown = null;
+    const outcome = await pool.run(job, (m) => { if (m.type === 'done') result = m.result; }, c.req.raw.signal);
+    if (outcome === 'cancelled') return c.json({ error: 'cancelled', status: 499 }, 400);
+    return c.json(result as object);
+  }
+
+  /** Streams a sampling job: 'start', then 'row' or 'pixel' events, then 'done' (or 'error'). */
+  function jobStream(c: Context, job: Job & { op: 'sample' }): Response {
+    return sseResponse(c.req.raw, async (send: Send, signal) => {
+      const t0 = performance.now();
+      let first: number | null = null;
+      let rows = 0;
+      const outcome = await pool.run(job, (m: WorkerMessage) => {
+        if (m.type === 'start') send('start', { model: m.model, loadSeconds: m.loadSeconds, n: job.n, seed: job.seed });
+        else if (m.type === 'row' || m.type === 'pixel') {
+          first ??= (performance.now() - t0) / 1000;
+          if (m.type === 'row') rows++;
+          send(m.type, m.type === 'row' ? { y: m.y, values: Array.from(m.values) } : { y: m.y, x: m.x, values: Array.from(m.values) });
+        } else if (m.type === 'done') {
+          send('done', { seconds: m.seconds, firstSeconds: first, totalSeconds: (performance.now() - t0) / 1000, rows });
+        }
+      }, signal);
+      if (outcome === 'cancelled') return;
+    });
+  }
+
+  function sampleSettings(b: Record<string, unknown>, n: number) {
+    const granularity = b.granularity === undefined ? 'row' : b.granularity;
+    if (granularity !== 'row' && granularity !== 'pixel') throw new HttpError(400, `granularity must be 'row' or 'pixel', got ${JSON.stringify(granularity)}`);
+    const summary = summarise(runs.resolve(b.run));
+    const pixels = (summary.height ?? 0) * (summary.width ?? 0);
+    if (granularity === 'pixel' && pixels > LIMITS.pixelStreamPixels) throw new HttpError(400, `pixel-by-pixel streaming is for images up to ${LIMITS.pixelStreamPixels} pixels; this model's have ${pixels}: use granularity 'row'`);
+    const elements = n * pixels * (summary.channels ?? 1);
+    if (elements > LIMITS.sampleElements) throw new HttpError(400, `${n} images of ${summary.height}×${summary.width}×${summary.channels} are ${elements} values; the limit per request is ${LIMITS.sampleElements}: ask for fewer`);
+    return {
+      checkpoint: runs.checkpoint(b.run).file,
+      seed: intParam(b.seed, 'seed', 0, LIMITS.seed, 0),
+      temperature: numberParam(b.temperature, 'temperature', LIMITS.temperature, 1),
+      label: labelParam(b.label),
+      granularity: granularity as 'row' | 'pixel',
+      summary,
+    };
+  }
+
+  app.post('/api/sample', async (c) => {
+    const b = await jsonBody(c);
+    const n = intParam(b.n, 'n', 1, LIMITS.samples, 8);
+    const { summary: _summary, ...s } = sampleSettings(b, n);
+    return jobStream(c, { op: 'sample', n, ...s, complete: null });
+  });
+
+  app.post('/api/complete', async (c) => {
+    const b = await jsonBody(c);
+    const n = intParam(b.samples, 'samples', 1, LIMITS.completions, 4);
+    const { summary, ...s } = sampleSettings(b, n);
+    const h = summary.height ?? 0;
+    const w = summary.width ?? 0;
+    const d = h * w * (summary.channels ?? 1);
+    const values = intArray(b.image, 'image', d, (summary.levels ?? 256) - 1);
+    if (values.length !== d) throw new HttpError(400, `image must hold ${h}×${w}×${summary.channels} = ${d} values in the model's levels, got ${values.length}`);
+    const keepRows = intParam(b.keepRows, 'keepRows', 0, h, 0);
+    let mask: number[] | null = null;
+    if (b.mask !== undefined && b.mask !== null) {
+      mask = intArray(b.mask, 'mask', h * w, 1);
+      if (mask.length !== h * w) throw new HttpError(400, `mask must hold H·W = ${h * w} values (1 = keep the pixel), got ${mask.length}`);
+    }
+    return jobStream(c, { op: 'sample', n, ...s, complete: { values, keepRows, mask } });
+  });
+
+  app.get('/api/test-image', (c) => {
+    const { file } = runs.checkpoint(c.req.query('run'));
+    return jobJson(c, { op: 'testImage', checkpoint: file, index: intParam(c.req.query('index'), 'index', 0, 10_000_000, 0) });
+  });
+
+  app.post('/api/bits', async (c) => {
+    const b = await jsonBody(c);
+    const { run, file } = runs.checkpoint(b.run);
+    const summary = summarise(run);
+    const d = (summary.height ?? 0) * (summary.width ?? 0) * (summary.channels ?? 1);
+    const values = intArray(b.image, 'image', d, (summary.levels ?? 256) - 1);
+    if (values.length !== d) throw new HttpError(400, `image must hold ${d} values in the model's levels, got ${values.length}`);
+    return jobJson(c, { op: 'bits', checkpoint: file, values, label: labelParam(b.label) });
+  });
+
+  app.post('/api/field', async (c) => {
+    const b = await jsonBody(c);
+    const { run, file } = runs.checkpoint(b.run);
+    const summary = summarise(run);
+    const y = intParam(b.y, 'y', 0, (summary.height ?? 1) - 1);
+    const x = intParam(b.x, 'x', 0, (summary.width ?? 1) - 1);
+    return jobJson(c, { op: 'field', checkpoint: file, y, x });
+  });
+
+  app.get('/api/info', (c) => {
+    const { file } = runs.checkpoint(c.req.query('run'));
+    return jobJson(c, { op: 'info', checkpoint: file });
+  });
+
+  // An image file → values in the model's levels, after checking its format, size and colour.
+  app.post('/api/upload', async (c) => {
+    const { run } = runs.checkpoint(c.req.query('run'));
+    const bytes = await readBody(c, LIMITS.uploadBytes, 'the upload');
+    if (bytes.length === 0) throw new HttpError(400, 'the upload is empty: send the bytes of a PNG or JPEG image');
+    if (sniffImage(bytes) === null) throw new HttpError(415, 'the upload is not a PNG or JPEG image (its first bytes say otherwise)');
+    const summary = summarise(run);
+    let img;
+    try {
+      img = decodeImage(bytes);
+    } catch (e) {
+      throw new HttpError(422, `the image cannot be decoded: ${(e as Error).message}`);
+    }
+    const { height: h, width: w, channels: ch } = summary;
+    if (img.height !== h || img.width !== w) throw new HttpError(422, `the image is ${img.width}×${img.height} but this model takes ${w}×${h}; resize or crop it first`);
+    if (img.channels !== ch) throw new HttpError(422, `the image is ${img.channels === 1 ? 'grey' : 'RGB'} but this model takes ${ch === 1 ? 'grey' : 'RGB'} images; convert it first`);
+    const config = await runConfig(run.dir);
+    const lut = fixedLookupTable(transformFor(config.dataset));
+    return c.json({ values: Array.from(img.data, (v) => lut[v]!) });
+  });
+
+  async function runConfig(dir: string): Promise<RunConfig> {
+    try {
+      return JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as RunConfig;
+    } catch {
+      throw new HttpError(404, 'the run has no readable config.json');
+    }
+  }
+
+  pool.warm();
+  return {
+    app, pool, runs, assets,
+    async close() {
+      for (const s of streams) s.abort();
+      await pool.close();
+    },
+  };
+}

@@ -13,7 +13,7 @@ import { StateDictError } from '../nn/module.js';
 import { ARPIX_VERSION, TrainError } from '../train/index.js';
 import { presetNames } from '../models/index.js';
 import { registerDataCommands } from './data.js';
-import { CliError, EXIT, completeCommand, demoCommand, evalCommand, infoCommand, plotCommand, sampleCommand, trainCommand } from './commands.js';
+import { CliError, EXIT, completeCommand, demoCommand, evalCommand, infoCommand, plotCommand, sampleCommand, trainCommand, verifyCommand } from './commands.js';
 
 const SECTION_FLAG = /^--(model|dataset|train)\./;
 
@@ -129,6 +129,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (checkpoint: string | undefined, o: { preset?: string; config?: string; json: boolean }, cmd: Command) => {
       const rest = cmd.args.slice(checkpoint === undefined ? 0 : 1);
       setExit(await infoCommand({ checkpoint, ...o, overrides: collectOverrides(cmd, rest) }));
+    });
+
+  program.command('verify')
+    .description('check a checkpoint without loading its model: checksums, metadata, config and finite values')
+    .argument('<checkpoint>', 'a checkpoint file or a run folder')
+    .option('--json', 'print one JSON object', false)
+    .action(async (checkpoint: string, o: { json: boolean }) => {
+      setExit(await verifyCommand(checkpoint, o.json));
     });
 
   program.command('plot')

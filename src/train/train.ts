@@ -9,15 +9,16 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ArpixError } from '../errors.js';
+import { ArpixError, FormatError } from '../errors.js';
 import { BatchLoader } from '../data/index.js';
-import { checkModelConfig, configDifferences, loadCheckpoint, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
+import { checkModelConfig, configDifferences, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/model.js';
 import { Adam, AdamW, EMA, LRScheduler, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
 import { getDefaultGenerator, manualSeed } from '../tensor/random.js';
 import type { RunConfig, TrainConfig } from './config.js';
+import { checkCheckpointTensors, loadRunCheckpoint, loadingFrom } from './checkpoint.js';
 import { checkDataFits, loadTrainData, type RunData } from './data.js';
 import { evaluate, type Evaluation } from './evaluate.js';
 import { imageGridPng } from './images.js';
@@ -136,8 +137,12 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   let resumed: Checkpoint | null = null;
   if (opts.resume) {
     if (!existsSync(ckptPath)) throw new TrainError(`${dir} holds no ${CHECKPOINT_FILE} to resume from; start a new run without --resume`);
-    resumed = await loadCheckpoint(ckptPath);
+    resumed = await loadRunCheckpoint(ckptPath);
     checkResumeConfig(ckptPath, resumed, config);
+    const m = resumed.meta;
+    const lacking = m.optimizer === null ? 'optimizer state' : m.scheduler === null ? 'scheduler state' : m.generators.default === undefined ? "the default generator's state"
+      : m.loader === null ? "the data loader's position" : t.ema > 0 && m.ema === null ? 'EMA state (train.ema is set)' : null;
+    if (lacking !== null) throw new FormatError(ckptPath, `has no ${lacking} to resume from; the file is damaged or was not written by train`);
   } else if (existsSync(ckptPath)) {
     throw new TrainError(`${dir} already holds a run (${CHECKPOINT_FILE}); continue it with --resume ${dir}, or choose another --out`);
   }
@@ -146,6 +151,7 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   // A config that cannot train (data missing, levels that do not fit the likelihood) fails here,
   // leaving no run folder behind.
   const model = createModel(config.model, { seed: t.seed });
+  if (resumed) checkCheckpointTensors(resumed, model);
   checkDataFits(model, config.dataset);
   const data = opts.data ?? await loadTrainData(config.dataset, t.validationSize);
   checkDataFits(model, config.dataset, data.train);
@@ -168,10 +174,11 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   let lastValidation: Evaluation | null = null;
   if (resumed) {
     const m = resumed.meta;
-    model.loadStateDict(resumed.model);
-    optimizer.loadStateDict({ tensors: resumed.optimizer, state: m.optimizer as unknown as OptimizerJSONState });
-    if (m.scheduler) scheduler.loadStateDict(m.scheduler);
-    if (ema && m.ema) ema.loadStateDict({ tensors: resumed.ema, state: m.ema });
+    const c = resumed;
+    model.loadStateDict(c.model);
+    loadingFrom(c, 'optimizer state', () => optimizer.loadStateDict({ tensors: c.optimizer, state: m.optimizer as unknown as OptimizerJSONState }));
+    if (m.scheduler) loadingFrom(c, 'scheduler state', () => scheduler.loadStateDict(m.scheduler!));
+    if (ema && m.ema) loadingFrom(c, 'EMA state', () => ema.loadStateDict({ tensors: c.ema, state: m.ema! }));
     const g = m.generators.default;
     if (g) {
       manualSeed(g.seed);
@@ -331,16 +338,10 @@ async function withAveraged<T>(ema: EMA, model: AutoregressiveModel, fn: () => P
 /** The model in a checkpoint, with the averaged weights when there are any and `useEma` is set. */
 export function modelFromCheckpoint(c: Checkpoint, opts: { useEma?: boolean } = {}): AutoregressiveModel {
   const model = createModel(c.meta.config.model);
+  // Names, shapes and dtypes of the weights, the averaged weights and the moments, exactly.
+  checkCheckpointTensors(c, model);
   model.loadStateDict(c.model);
-  if ((opts.useEma ?? true) && Object.keys(c.ema).length > 0) {
-    const named = new Map(model.namedParameters());
-    for (const [name, t] of Object.entries(c.ema)) {
-      const p = named.get(name);
-      if (!p) throw new TrainError(`the checkpoint's averaged weights name '${name}', which the model lacks`);
-      p.data.set(t.data);
-      p.bumpVersion();
-    }
-  }
+  if ((opts.useEma ?? true) && Object.keys(c.ema).length > 0) model.loadStateDict(c.ema, { strict: false });
   model.eval();
   return model;
 }

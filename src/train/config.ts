@@ -152,7 +152,7 @@ export function resolveRunConfig(raw: Raw, preset = ''): RunConfig {
   }
   if (!isObject(raw.model)) throw new ConfigError('model', 'section is required (an object with kind, height, width, channels, likelihood, …)');
   if (!isObject(raw.dataset)) throw new ConfigError('dataset', 'section is required (an object with name, bits, binarize)');
-  const model = resolveModelConfig(raw.model);
+  const model = resolveModelConfig(raw.model, 'model.');
   const dataset = resolveConfig(datasetDefaults as unknown as Raw, raw.dataset, 'dataset') as unknown as DatasetConfig;
   checkDataset(dataset);
   const train = resolveConfig(trainDefaults as unknown as Raw, (raw.train ?? {}) as Raw, 'train') as unknown as TrainConfig;

@@ -35,6 +35,12 @@ export interface ModelInfo {
   receptiveField: { pixels: number; of: number };
 }
 
+/** A zero condition vector for one image, for models that take one (else null). */
+function conditionOf(model: AutoregressiveModel): Tensor | null {
+  const d = model.config.conditionDim;
+  return d > 0 ? new Tensor(new Float32Array(d), [1, d]) : null;
+}
+
 /** Runs one forward pass on a one-image batch, recording every convolution's output shape. */
 export function convCosts(model: AutoregressiveModel): ConvCost[] {
   const { height: h, width: w, channels: c, numClasses } = model.config;
@@ -78,7 +84,7 @@ export function convCosts(model: AutoregressiveModel): ConvCost[] {
     const labels = numClasses > 0 ? new Tensor(new Int32Array(1), [1]) : null;
     const was = model.training;
     model.eval();
-    noGrad(() => model.params(images, { labels }));
+    noGrad(() => model.params(images, { labels, h: conditionOf(model) }));
     if (was) model.train();
   } finally {
     for (const conv of patched) {
@@ -103,7 +109,7 @@ export function receptiveField(model: AutoregressiveModel, seed = 0): { pixels: 
   const was = model.training;
   model.eval();
   try {
-    const out = model.network(x, { labels });
+    const out = model.network(x, { labels, h: conditionOf(model) });
     const p = out.shape[3]!;
     sum(slice(out, [0, h - 1, w - 1, 0], [1, 1, 1, p])).backward();
   } finally {

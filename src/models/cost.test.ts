@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { convCosts, modelInfo } from '../train/info.js';
 import { FAMILIES } from './families.js';
 import { createModel, resolveModelConfig } from './index.js';
+import { MemoryLimitError, checkMemory, costOfConfig, memoryLimit, memoryNeeded } from './memory.js';
 
 const grey256 = { channels: 1, likelihood: { kind: 'categorical', levels: 256 } };
 const CASES: Record<string, Record<string, unknown>[]> = {
@@ -63,5 +64,30 @@ test('configs outside their ranges are refused before a model is built, naming t
   ];
   for (const [given, re] of bad) {
     assert.throws(() => resolveModelConfig({ height: 8, width: 8, channels: 1, likelihood: { kind: 'logistic-mixture', nrMix: 2 }, ...given }, 'model.'), (e: unknown) => e instanceof Error && /^config: model\./.test(e.message) && re.test(e.message), JSON.stringify(given));
+  }
+});
+
+test('memory is checked before allocation: a model, a training batch and a sample request past the limit are refused with what they would need', () => {
+  const limit = memoryLimit('1G');
+  assert.equal(limit.bytes, 2 ** 30);
+  assert.equal(memoryLimit('off').bytes, Infinity);
+  assert.throws(() => memoryLimit('lots'), /ARPIX_MEMORY_LIMIT must be a size such as 8G/);
+  const config = resolveModelConfig({ kind: 'gated-pixelcnn', height: 28, width: 28, channels: 1, likelihood: { kind: 'categorical', levels: 256 } });
+  const cost = costOfConfig(config)!;
+  // 622k parameters: weights fit, a batch of 32 fits, a batch of 20,000 does not.
+  assert.ok(memoryNeeded(cost, 'train', 32) < 2 ** 30);
+  assert.ok(memoryNeeded(cost, 'train', 20_000) > 2 ** 30);
+  assert.ok(memoryNeeded(cost, 'sample', 1000) > memoryNeeded(cost, 'sample', 10));
+  assert.throws(() => checkMemory('training with train.batchSize=20000', memoryNeeded(cost, 'train', 20_000), limit),
+    (e: unknown) => e instanceof MemoryLimitError && /^training with train\.batchSize=20000 would need about [\d.]+ GiB, more than the memory limit of 1\.0 GiB \(ARPIX_MEMORY_LIMIT=1G\)/.test(e.message));
+  const saved = process.env.ARPIX_MEMORY_LIMIT;
+  process.env.ARPIX_MEMORY_LIMIT = '64M';
+  try {
+    // 8192 channels (and the default first kernel of 7): 9.9 billion parameters, refused before a single weight is allocated.
+    assert.throws(() => createModel({ ...config, hiddenChannels: 8192 }), (e: unknown) => e instanceof MemoryLimitError && /a gated-pixelcnn model of 9,867,714,816 parameters .* would need about 36\.8 GiB/.test(e.message));
+    assert.equal(createModel({ ...config, hiddenChannels: 8 }).numParameters(), costOfConfig({ ...config, hiddenChannels: 8 } as typeof config)!.parameters);
+  } finally {
+    if (saved === undefined) delete process.env.ARPIX_MEMORY_LIMIT;
+    else process.env.ARPIX_MEMORY_LIMIT = saved;
   }
 });

@@ -7,6 +7,7 @@ import type { LikelihoodConfig } from '../likelihoods/index.js';
 import { Generator } from '../tensor/random.js';
 import { FAMILIES, familyOf } from './families.js';
 import type { FieldRange } from './family.js';
+import { checkModelMemory } from './memory.js';
 import { GatedPixelCNN, type GatedPixelCNNConfig } from './gated-pixelcnn.js';
 import type { AutoregressiveModel, BaseModelConfig } from './model.js';
 import { PixelCNN, type PixelCNNConfig } from './pixelcnn.js';
@@ -16,6 +17,7 @@ export { AutoregressiveModel } from './model.js';
 export type { BaseModelConfig, Condition } from './model.js';
 export { FAMILIES, familyOf } from './families.js';
 export type { FamilyCase, FieldRange, ModelCost, ModelFamily } from './family.js';
+export { MemoryLimitError, checkMemory, checkModelMemory, costOfConfig, memoryLimit, memoryNeeded } from './memory.js';
 export { GatedPixelCNN, PixelCNN, PixelCNNPP };
 export type { GatedPixelCNNConfig, PixelCNNConfig, PixelCNNPPConfig };
 
@@ -92,6 +94,7 @@ export function resolveModelConfig(given: Record<string, unknown>, prefix = ''):
 /** Builds any model from a plain JSON config; `seed` fixes its initial weights. */
 export function createModel(config: Record<string, unknown> | ModelConfig, opts: { seed?: number } = {}): AutoregressiveModel<BaseModelConfig> & { config: ModelConfig } {
   const resolved = resolveModelConfig(config as Record<string, unknown>);
+  checkModelMemory(resolved, 'model');
   const generator = new Generator(opts.seed ?? 0);
   return familyOf(resolved.kind)!.build(resolved, generator) as AutoregressiveModel<BaseModelConfig> & { config: ModelConfig };
 }

@@ -132,3 +132,18 @@ test('a checkpoint from before the checksums loads, marked unverified', async ()
   const legacy = encodeSafetensors(tensors, { arpix: JSON.stringify(c.meta) });
   assert.equal(use(legacy).integrity, 'unverified');
 });
+
+test('the training guard refuses to save non-finite weights: the run stops as diverged and writes no checkpoint', async () => {
+  const { tinyRunConfig, syntheticRunData } = await import('../testing/checkpoints.js');
+  const { existsSync } = await import('node:fs');
+  const config = tinyRunConfig('gated-pixelcnn', 3);
+  // An Adam step of ~1e39 turns finite weights into ±Infinity; the loss and gradient of that step were finite.
+  config.train.lr = 1e39;
+  config.train.checkpointEvery = 1;
+  const dir = join(root, 'overflow');
+  const r = await train(config, { runDir: dir, data: syntheticRunData() });
+  assert.equal(r.status, 'diverged');
+  assert.match(r.message!, /^training diverged by step 1: weight '.+' holds -?Infinity at flat index \d+, so no checkpoint was written$/);
+  assert.equal(r.checkpoint, null);
+  assert.ok(!existsSync(join(dir, 'checkpoint.safetensors')));
+});

@@ -13,10 +13,11 @@ import { ArpixError, FormatError } from '../errors.js';
 import { BatchLoader } from '../data/index.js';
 import { checkModelConfig, configDifferences, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { createModel } from '../models/index.js';
+import { checkModelMemory, createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/model.js';
 import { Adam, AdamW, EMA, LRScheduler, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
 import { getDefaultGenerator, manualSeed } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
 import type { RunConfig, TrainConfig } from './config.js';
 import { checkCheckpointTensors, loadRunCheckpoint, loadingFrom } from './checkpoint.js';
 import { checkDataFits, loadTrainData, type RunData } from './data.js';
@@ -150,6 +151,7 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   // ---- model and data, checked before anything is written ----------------------------------
   // A config that cannot train (data missing, levels that do not fit the likelihood) fails here,
   // leaving no run folder behind.
+  checkModelMemory(config.model, 'train', t.batchSize, `training with train.batchSize=${t.batchSize}`);
   const model = createModel(config.model, { seed: t.seed });
   if (resumed) checkCheckpointTensors(resumed, model);
   checkDataFits(model, config.dataset);
@@ -203,14 +205,23 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   })();
   const budget = t.minutes > 0 ? t.minutes * 60 : Infinity;
 
+  let status: TrainResult['status'] = 'done';
+  let message: string | undefined;
   const metrics = await MetricsLog.open(metricsPath);
   let lastCheckpoint: string | null = resumed ? ckptPath : null;
   let checkpointStep = resumed ? step : -1;
 
-  const writeCheckpoint = async (): Promise<void> => {
+  /** Writes a checkpoint, unless a weight, moment or average has gone non-finite: then the run has diverged, and false. */
+  const writeCheckpoint = async (): Promise<boolean> => {
     const opt = optimizer.stateDict();
     const e = ema?.stateDict() ?? null;
     const sd = model.stateDict();
+    const bad = firstNonFinite({ weight: sd, 'optimizer moment': opt.tensors, 'averaged weight': e?.tensors ?? {} });
+    if (bad !== null) {
+      status = 'diverged';
+      message = `training diverged by step ${step}: ${bad}, so no checkpoint was written`;
+      return false;
+    }
     await metrics.flush();
     await saveCheckpoint(ckptPath, {
       meta: {
@@ -226,6 +237,7 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
     lastCheckpoint = ckptPath;
     checkpointStep = step;
     opts.onEvent?.({ kind: 'checkpoint', step, path: ckptPath });
+    return true;
   };
 
   const validate = async (): Promise<void> => {
@@ -253,8 +265,6 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   opts.onEvent?.({ kind: 'start', step, resumed: resumed !== null, parameters: model.numParameters(), trainImages: data.train.shape[0], validationImages: data.validation.shape[0] });
 
   const done = () => (totalSteps !== null && step >= totalSteps) || trainSeconds >= budget;
-  let status: TrainResult['status'] = 'done';
-  let message: string | undefined;
   let smoothLoss = NaN;
   let windowLoss = 0;
   let windowNorm = 0;
@@ -311,7 +321,7 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
       const last = done();
       if (t.validateEvery > 0 && step % t.validateEvery === 0 && !last) await validate();
       if (t.sampleEvery > 0 && step % t.sampleEvery === 0) await writeSamples();
-      if (t.checkpointEvery > 0 && step % t.checkpointEvery === 0 && !last) await writeCheckpoint();
+      if (t.checkpointEvery > 0 && step % t.checkpointEvery === 0 && !last && !(await writeCheckpoint())) break;
     }
     if (status === 'done') {
       await validate();
@@ -323,6 +333,18 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
     await metrics.close();
   }
   return { status, step, epoch: loader.state().epoch, checkpoint: lastCheckpoint, validation: lastValidation, imagesSeen, seconds: trainSeconds, message, model, ema };
+}
+
+/** The first non-finite value among groups of tensors, as `weight 'name' holds NaN at flat index i`, or null. */
+function firstNonFinite(groups: Record<string, Record<string, Tensor>>): string | null {
+  for (const [what, tensors] of Object.entries(groups)) {
+    for (const [name, t] of Object.entries(tensors)) {
+      if (!t.isFloat) continue;
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) return `${what} '${name}' holds ${d[i]} at flat index ${i}`;
+    }
+  }
+  return null;
 }
 
 /** Runs an async fn with the model holding the averaged weights, then swaps them back. */

@@ -186,9 +186,10 @@ function parseHeader(file: string, bytes: Uint8Array): { entries: Entry[]; metad
       throw bad(`${where} has unknown dtype '${dtype}'`);
     }
     const isIndex = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-    if (!Array.isArray(shape) || !shape.every(isIndex)) throw bad(`${where} has shape ${JSON.stringify(shape)}; expected an array of non-negative integers`);
+    const shown = (x: unknown) => (x === undefined ? 'missing' : JSON.stringify(x));
+    if (!Array.isArray(shape) || !shape.every(isIndex)) throw bad(`${where} has shape ${shown(shape)}; expected an array of non-negative integers`);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex) || offsets[0] > offsets[1]) {
-      throw bad(`${where} has data_offsets ${JSON.stringify(offsets)}; expected [begin, end] with 0 ≤ begin ≤ end`);
+      throw bad(`${where} has data_offsets ${shown(offsets)}; expected [begin, end] with 0 ≤ begin ≤ end`);
     }
     const [begin, end] = offsets as [number, number];
     const d = dtype as FileDType;

@@ -63,7 +63,7 @@ export function checkRanges(obj: Record<string, unknown>, ranges: Readonly<Recor
 function resolveLikelihood(given: unknown, prefix: string): LikelihoodConfig {
   const kind = (given as { kind?: unknown } | null)?.kind;
   if (typeof kind !== 'string' || !(kind in LIKELIHOOD_DEFAULTS)) {
-    throw new ConfigError(`${prefix}likelihood.kind`, `must be one of ${Object.keys(LIKELIHOOD_DEFAULTS).join(', ')}, got ${JSON.stringify(kind)}`);
+    throw new ConfigError(`${prefix}likelihood.kind`, `must be one of ${Object.keys(LIKELIHOOD_DEFAULTS).join(', ')}, got ${kind === undefined ? 'none (the key is missing)' : JSON.stringify(kind)}`);
   }
   const resolved = resolveConfig(LIKELIHOOD_DEFAULTS[kind as LikelihoodConfig['kind']], given as Record<string, unknown>, `${prefix}likelihood`);
   checkRanges(resolved, LIKELIHOOD_RANGES, `${prefix}likelihood.`);
@@ -78,7 +78,7 @@ export function resolveModelConfig(given: Record<string, unknown>, prefix = ''):
   const kind = given.kind;
   const family = typeof kind === 'string' ? familyOf(kind) : undefined;
   if (family === undefined) {
-    throw new ConfigError(`${prefix}kind`, `must be one of ${MODEL_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+    throw new ConfigError(`${prefix}kind`, `must be one of ${MODEL_KINDS.join(', ')}, got ${kind === undefined ? 'none (the key is missing)' : JSON.stringify(kind)}`);
   }
   for (const key of ['height', 'width', 'channels', 'likelihood'] as const) {
     if (!(key in given)) throw new ConfigError(`${prefix}${key}`, `is required (kind ${kind})`);

@@ -175,7 +175,7 @@ export function mutateJson(base: Json, rng: FuzzRng, maxOps = 3): { value: Json;
       case 'negate': if (typeof here === 'number') parent[key] = -here; break;
       case 'nest': {
         let v: Json = here;
-        const depth = rng.pick([2, 50, 5000]);
+        const depth = rng.pick([2, 40, 1000]);
         for (let i = 0; i < depth; i++) v = rng.next() < 0.5 ? [v] : { a: v };
         parent[key] = v;
         break;
@@ -284,10 +284,16 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzTally> {
   return { family: o.family, tried: o.count, counts, failures, seconds: (performance.now() - started) / 1000 };
 }
 
-/** The verdict of a thrown error: a one-line user error is clean; anything else is internal. */
+/** Phrases of engine internals that a message meant for a user must never carry. */
+export const INTERNAL_PHRASES = /internal error|undefined|is not a function|Cannot read prop|Maximum call stack|Invalid typed array|Invalid array length|out of bounds|outside the bounds/i;
+
+/**
+ * The verdict of a thrown error: a one-line user error free of engine internals is clean;
+ * anything else is internal.
+ */
 export function errorVerdict(e: unknown, isUserError: (e: unknown) => boolean): { verdict: Verdict; detail: string } {
   const message = e instanceof Error ? e.message : String(e);
-  const clean = isUserError(e) && message.length > 0 && !message.includes('\n') && !/internal error/i.test(message);
+  const clean = isUserError(e) && message.length > 0 && !message.includes('\n') && !INTERNAL_PHRASES.test(message);
   return { verdict: clean ? 'clean-error' : 'internal-error', detail: `${e instanceof Error ? e.name : typeof e}: ${message.slice(0, 300)}` };
 }
 

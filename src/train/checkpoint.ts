@@ -73,7 +73,14 @@ export function checkCheckpointTensors(c: Checkpoint, model: Module): void {
   checkGroup(file, 'model.', c.model, new Map(Object.entries(model.stateDict())), 'weight(s)');
   const params = model.namedParameters();
   if (Object.keys(c.ema).length > 0) checkGroup(file, 'ema.', c.ema, new Map(params), 'averaged weight(s)');
+  // Every parameter the optimiser has stepped has every buffer its optimiser keeps, and no other has any.
+  const stepped = new Set(Object.keys(c.meta.optimizer?.steps ?? {}));
+  const buffers = new Set(Object.keys(c.optimizer).map((k) => k.slice(k.indexOf('.') + 1)));
+  for (const index of stepped) {
+    for (const b of buffers) if (!(`${index}.${b}` in c.optimizer)) throw new FormatError(file, `lacks optimizer tensor 'optimizer.${index}.${b}' for a parameter its optimizer state says was stepped`);
+  }
   for (const [name, t] of Object.entries(c.optimizer)) {
+    if (!stepped.has(name.slice(0, name.indexOf('.')))) throw new FormatError(file, `holds optimizer tensor 'optimizer.${name}' for a parameter its optimizer state never stepped`);
     const m = /^(\d+)\.[A-Za-z_]+$/.exec(name);
     const p = m ? params[Number(m[1])] : undefined;
     if (p === undefined) throw new FormatError(file, `holds optimizer tensor 'optimizer.${name}', which names no parameter of its model (${params.length} parameters)`);

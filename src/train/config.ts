@@ -119,6 +119,7 @@ function checkTrain(t: TrainConfig): void {
   positiveInt('train.batchSize', t.batchSize);
   for (const k of ['steps', 'epochs', 'validateEvery', 'checkpointEvery', 'seed', 'sampleEvery'] as const) positiveInt(`train.${k}`, t[k], 0);
   positiveInt('train.logEvery', t.logEvery);
+  if (!Number.isSafeInteger(t.seed)) throw new ConfigError('train.seed', `must be an integer in 0..${Number.MAX_SAFE_INTEGER}, got ${t.seed}`);
   positiveInt('train.validationSize', t.validationSize);
   positiveInt('train.schedule.warmup', t.schedule.warmup, 0);
   if (!(t.lr > 0)) throw new ConfigError('train.lr', `must be positive, got ${t.lr}`);

@@ -7,13 +7,14 @@ import { ConfigError } from '../config.js';
 import { loadDataset } from '../data/index.js';
 import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
 import { checkOutputFolder, makeFolder } from '../io/files.js';
-import { loadCheckpoint, type Checkpoint } from '../io/checkpoint.js';
-import { createModel, loadPreset } from '../models/index.js';
+import type { Checkpoint } from '../io/checkpoint.js';
+import { checkModelMemory, costOfConfig, createModel, familyOf, loadPreset, memoryNeeded } from '../models/index.js';
+import { formatBytes } from '../models/memory.js';
 import type { AutoregressiveModel } from '../models/model.js';
 import { Tensor } from '../tensor/tensor.js';
 import {
   applyOverrides, configFileRaw, describeData, encodeNpyUint8, evaluate, imageGridPng, loadEvalData, modelInfo, modelFromCheckpoint,
-  presetRaw, readMetrics, resolveRunConfig, train, transformFor, CHECKPOINT_FILE, METRICS_FILE,
+  loadRunCheckpoint, presetRaw, readMetrics, resolveRunConfig, train, transformFor, METRICS_FILE,
   type Evaluation, type RunConfig, type TrainResult,
 } from '../train/index.js';
 import { readImages } from './inputs.js';
@@ -75,9 +76,11 @@ function refuseExisting(paths: readonly string[], force: boolean): void {
   if (existing.length > 0) throw new CliError(`${existing.join(', ')} already exists; pass --force to replace it, or choose another --out`, EXIT.usage);
 }
 
+/** A run's checkpoint, verified and checked (see src/train/checkpoint.ts); one line when it predates checksums. */
 async function readCheckpoint(path: string): Promise<Checkpoint> {
-  const file = existsSync(path) && statSync(path).isDirectory() ? join(path, CHECKPOINT_FILE) : path;
-  return loadCheckpoint(file);
+  const c = await loadRunCheckpoint(path);
+  if (c.integrity === 'unverified') process.stderr.write(`arpix: warning: ${c.file} was written before checkpoints carried checksums; its integrity cannot be verified\n`);
+  return c;
 }
 
 function describeModel(config: RunConfig['model']): string {
@@ -199,6 +202,7 @@ export interface EvalArgs {
 export async function evalCommand(a: EvalArgs): Promise<number> {
   const ckpt = await readCheckpoint(a.checkpoint);
   const config = ckpt.meta.config as unknown as RunConfig;
+  checkModelMemory(config.model, 'eval', a.batchSize, `evaluating with --batch-size ${a.batchSize}`);
   const model = modelFromCheckpoint(ckpt, { useEma: !a.raw });
   let ds = await loadEvalData(config.dataset, a.split, config.train.validationSize);
   if (a.limit !== undefined && a.limit < ds.shape[0]) {
@@ -207,6 +211,9 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
   }
   const weights = a.raw || Object.keys(ckpt.ema).length === 0 ? 'trained weights' : 'EMA weights';
   const e = await evaluate(model, ds, { batchSize: a.batchSize, transform: transformFor(config.dataset) });
+  if (!Number.isFinite(e.bitsPerDim) || !Number.isFinite(e.stderr)) {
+    throw new CliError(`${ckpt.file}: the model gives ${e.bitsPerDim} bits/dim on the ${a.split} images (${weights}); its weights overflow — use an earlier checkpoint${a.raw ? '' : ', or try --raw'}`);
+  }
   const data = describeData(config.dataset);
   if (a.json) {
     out(JSON.stringify({ split: a.split, weights, step: ckpt.meta.step, data: { name: data.name, levels: data.levels, binarisation: data.binarisation }, ...e }));
@@ -243,6 +250,7 @@ function rowProgress(total: number, what: string): (row: number) => void {
 
 export async function sampleCommand(a: SampleArgs): Promise<number> {
   const ckpt = await readCheckpoint(a.checkpoint);
+  checkModelMemory((ckpt.meta.config as unknown as RunConfig).model, 'sample', a.n, `sampling --n ${a.n}`);
   const model = modelFromCheckpoint(ckpt, { useEma: !a.raw });
   const dir = outDirFor(a.checkpoint, a.out);
   const stem = join(dir, `samples-seed${a.seed}${a.temperature !== 1 ? `-t${a.temperature}` : ''}${a.label !== undefined ? `-label${a.label}` : ''}`);
@@ -298,6 +306,7 @@ export function completionGridPng(model: AutoregressiveModel, grid: Tensor, samp
 export async function completeCommand(a: CompleteArgs): Promise<number> {
   const ckpt = await readCheckpoint(a.checkpoint);
   const config = ckpt.meta.config as unknown as RunConfig;
+  checkModelMemory(config.model, 'sample', a.limit * a.samples, `completing up to --limit ${a.limit} images × --samples ${a.samples}`);
   const model = modelFromCheckpoint(ckpt, { useEma: !a.raw });
   const { height, width, channels } = model.config;
   if (!Number.isInteger(a.keepRows) || a.keepRows < 0 || a.keepRows > height) {
@@ -326,37 +335,87 @@ export interface InfoArgs {
   json: boolean;
 }
 
+/** Building a model to measure its receptive field is allowed up to this much memory. */
+const MEASURE_LIMIT = 512 * 2 ** 20;
+
+/**
+ * Parameters and FLOPs from the family's analytic cost, without allocating weights; the receptive
+ * field (and the FLOPs spent on masked taps) measured on a built model when that is small. A
+ * family without a cost is measured, when a generic bound says the model is small.
+ */
 export async function infoCommand(a: InfoArgs): Promise<number> {
   const given = [a.checkpoint, a.preset, a.config].filter((x) => x !== undefined).length;
   if (given !== 1) throw new CliError('give a CHECKPOINT, or --preset NAME, or --config FILE', EXIT.usage);
-  let model: AutoregressiveModel;
+  let config: RunConfig['model'];
+  let ckpt: Checkpoint | null = null;
   let source: string;
   if (a.checkpoint !== undefined) {
-    const ckpt = await readCheckpoint(a.checkpoint);
-    model = modelFromCheckpoint(ckpt);
+    ckpt = await readCheckpoint(a.checkpoint);
+    config = (ckpt.meta.config as unknown as RunConfig).model;
     source = `checkpoint ${a.checkpoint} (step ${ckpt.meta.step})`;
   } else {
     const raw = a.preset !== undefined ? presetRaw(a.preset) : configFileRaw(a.config!);
-    const config = resolveRunConfig(applyOverrides(raw, a.overrides));
-    model = createModel(config.model);
+    config = resolveRunConfig(applyOverrides(raw, a.overrides)).model;
     source = a.preset !== undefined ? `preset ${a.preset}: ${loadPreset(a.preset).description}` : `config ${a.config}`;
   }
-  const info = modelInfo(model);
+  const family = familyOf(config.kind)!;
+  const cost = costOfConfig(config);
+  const small = cost !== null ? memoryNeeded(cost, 'eval', 1) <= MEASURE_LIMIT : genericSize(config) <= MEASURE_LIMIT;
+  const measured = small ? modelInfo(ckpt ? modelFromCheckpoint(ckpt) : createModel(config)) : null;
+  const info = {
+    parameters: cost?.parameters ?? measured!.parameters,
+    flops: cost?.flops ?? measured!.flops,
+    maskedFlops: measured?.maskedFlops ?? null,
+    maskedFormulationFlops: cost && family.maskedFormulationFlops ? family.maskedFormulationFlops(config as never, cost.convs) : measured?.maskedFormulationFlops ?? null,
+    convolutions: cost?.convs.length ?? measured!.convs.length,
+    receptiveField: measured?.receptiveField ?? null,
+  };
+  if (cost === null && measured === null) {
+    throw new CliError(`${source}: ${config.kind} has no analytic cost and the model is too large to build for counting; make it smaller`);
+  }
   if (a.json) {
-    out(JSON.stringify({ ...info, convs: undefined, convolutions: info.convs.length }));
+    out(JSON.stringify(info));
     return EXIT.ok;
   }
   const g = (f: number) => `${(f / 1e9).toFixed(3)} GFLOP`;
   const rf = info.receptiveField;
   out(source);
-  out(`model: ${describeModel(model.config as RunConfig['model'])}`);
-  out(`parameters: ${info.parameters.toLocaleString('en')}`);
-  out(`receptive field of the last pixel: ${rf.pixels} of the ${rf.of} pixels before it (${((100 * rf.pixels) / rf.of).toFixed(1)}%), measured from gradients`);
-  out(`FLOPs per image: ${g(info.flops)} computed (2 × multiply-adds of ${info.convs.length} convolutions)`);
-  if (info.maskedFlops > 0) out(`  of which ${g(info.maskedFlops)} (${((100 * info.maskedFlops) / info.flops).toFixed(1)}%) multiply weights a mask always zeroes`);
+  out(`model: ${describeModel(config)}`);
+  out(`parameters: ${info.parameters.toLocaleString('en')}${cost ? ` (${formatBytes(4 * info.parameters)} of float32 weights)` : ''}`);
+  if (rf) out(`receptive field of the last pixel: ${rf.pixels} of the ${rf.of} pixels before it (${((100 * rf.pixels) / rf.of).toFixed(1)}%), measured from gradients`);
+  else out(`receptive field of the last pixel: not measured (building this model for it would need about ${formatBytes(memoryNeeded(cost!, 'eval', 1))})`);
+  out(`FLOPs per image: ${g(info.flops)} computed (2 × multiply-adds of ${info.convolutions} convolutions)`);
+  if (info.maskedFlops !== null && info.maskedFlops > 0) out(`  of which ${g(info.maskedFlops)} (${((100 * info.maskedFlops) / info.flops).toFixed(1)}%) multiply weights a mask always zeroes`);
   if (info.maskedFormulationFlops !== null) {
     const m = info.maskedFormulationFlops;
-    out(`  the masked ${(model.config as unknown as { kernelSize: number }).kernelSize}×${(model.config as unknown as { kernelSize: number }).kernelSize} formulation of this network would compute ${g(m)}: the ${((100 * (m - info.flops)) / m).toFixed(1)}% of its taps that masks zero are skipped here by construction`);
+    const k = (config as unknown as { kernelSize: number }).kernelSize;
+    out(`  the masked ${k}×${k} formulation of this network would compute ${g(m)}: the ${((100 * (m - info.flops)) / m).toFixed(1)}% of its taps that masks zero are skipped here by construction`);
+  }
+  return EXIT.ok;
+}
+
+/** A generic estimate of a model's bytes without a family cost: image pixels × its widest numeric field × 64 layers' worth of floats. */
+function genericSize(config: RunConfig['model']): number {
+  const numbers = Object.values(config).flatMap((v) => (Array.isArray(v) ? v : [v])).filter((v): v is number => typeof v === 'number');
+  const widest = Math.max(1, ...numbers.filter((v) => v !== config.height && v !== config.width));
+  return config.height * config.width * widest * 64 * 4;
+}
+
+// ---- verify --------------------------------------------------------------------------------
+
+/**
+ * Checks a checkpoint without building its model: checksums, metadata schema, run config and
+ * finite values. Exit 0 when it can be used; a damaged file fails with the line saying why.
+ */
+export async function verifyCommand(path: string, json: boolean): Promise<number> {
+  const c = await readCheckpoint(path);
+  const tensors = [c.model, c.optimizer, c.ema].reduce((n, g) => n + Object.keys(g).length, 0);
+  const bytes = [c.model, c.optimizer, c.ema].reduce((n, g) => n + Object.values(g).reduce((a, t) => a + t.data.byteLength, 0), 0);
+  if (json) {
+    out(JSON.stringify({ file: c.file, integrity: c.integrity, step: c.meta.step, kind: c.meta.modelKind, tensors, bytes }));
+  } else {
+    const how = c.integrity === 'verified' ? 'SHA-256 of tensors and metadata verified' : 'no checksums to verify (older checkpoint); metadata and values checked';
+    out(`${c.file}: ok — ${how}; ${c.meta.modelKind} at step ${c.meta.step}, ${tensors} tensors, ${(bytes / 2 ** 20).toFixed(1)} MiB`);
   }
   return EXIT.ok;
 }

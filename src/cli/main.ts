@@ -16,7 +16,7 @@ import { registerDataCommands } from './data.js';
 import { registerTorchCommands } from './torch.js';
 import { MaskedTapError, UnsafePickleError } from '../export/index.js';
 import { registerServeCommand } from './serve.js';
-import { CliError, EXIT, completeCommand, demoCommand, evalCommand, infoCommand, plotCommand, sampleCommand, trainCommand } from './commands.js';
+import { CliError, EXIT, completeCommand, demoCommand, evalCommand, infoCommand, plotCommand, sampleCommand, trainCommand, verifyCommand } from './commands.js';
 
 const SECTION_FLAG = /^--(model|dataset|train)\./;
 
@@ -135,6 +135,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
       if (checkpoint !== undefined && SECTION_FLAG.test(checkpoint)) checkpoint = undefined;
       const rest = cmd.args.slice(checkpoint === undefined ? 0 : 1);
       setExit(await infoCommand({ checkpoint, ...o, overrides: collectOverrides(cmd, rest) }));
+    });
+
+  program.command('verify')
+    .description('check a checkpoint without loading its model: checksums, metadata, config and finite values')
+    .argument('<checkpoint>', 'a checkpoint file or a run folder')
+    .option('--json', 'print one JSON object', false)
+    .action(async (checkpoint: string, o: { json: boolean }) => {
+      setExit(await verifyCommand(checkpoint, o.json));
     });
 
   program.command('plot')

@@ -5,18 +5,28 @@
 // random generators' states, the optimiser's, scheduler's and average's JSON state, and the arpix
 // version and model kind. Written to a temporary file and renamed, so a crash or a kill leaves the
 // previous checkpoint or the new one, never half of one.
+//
+// Integrity: the header's metadata also holds, under `arpix.sha256`, the SHA-256 of the tensor
+// table and data section and the SHA-256 of the `arpix` JSON. Every reader checks both before it
+// parses anything further, then checks the metadata against one schema (types and ranges) and
+// refuses non-finite floats, so a damaged file is refused with a line saying what is wrong rather
+// than evaluated, sampled from or trained on. A checkpoint written before the sums existed loads
+// as 'unverified' (the CLI says so in one line).
 
 import { constants as bufferConstants } from 'node:buffer';
+import { createHash } from 'node:crypto';
+import * as v from 'valibot';
 import { ArpixError, FormatError } from '../errors.js';
 import type { GeneratorState } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { decodeSafetensors, encodeSafetensors } from './safetensors.js';
+import { decodeSafetensors, encodeSafetensors, fileBytesOf, inspectSafetensors, safetensorsLayout, type TensorPlacement } from './safetensors.js';
 import { writeFileAtomic } from './atomic.js';
 import { readRegularFile } from './files.js';
 
 export const CHECKPOINT_FORMAT = 'arpix-checkpoint';
 export const CHECKPOINT_VERSION = 1;
 const META_KEY = 'arpix';
+const SUM_KEY = 'arpix.sha256';
 const PREFIXES = { model: 'model.', optimizer: 'optimizer.', ema: 'ema.' } as const;
 
 /** Everything in a checkpoint that is not a tensor. */
@@ -26,6 +36,8 @@ export interface CheckpointMeta {
   arpixVersion: string;
   /** The model's kind ('gated-pixelcnn', …), also inside config.model. */
   modelKind: string;
+  /** 'pytorch' for weights in PyTorch's layout (arpix export, an exported train.py); absent for arpix's. */
+  layout?: 'arpix' | 'pytorch';
   /** The run's resolved config: {preset, model, dataset, train}. */
   config: Record<string, unknown> & { model: Record<string, unknown> };
   /** Optimiser steps taken, and the epoch the next batch belongs to. */
@@ -50,6 +62,148 @@ export interface Checkpoint {
   model: Record<string, Tensor>;
   optimizer: Record<string, Tensor>;
   ema: Record<string, Tensor>;
+  /** Set by the reader: 'verified' when the file's SHA-256 sums matched, 'unverified' for a file from before them. */
+  integrity?: 'verified' | 'unverified';
+  /** Set by the reader: the file it came from, for errors found later. */
+  file?: string;
+}
+
+// ---- the metadata schema: every field, its type and its range --------------------------------
+
+/** Upper bound of steps, epochs and counters: far beyond any run, far below where doubles stop being integers. */
+const MAX_COUNT = 1e12;
+const count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_COUNT));
+const seconds = v.pipe(v.number(), v.finite(), v.minValue(0), v.maxValue(1e10));
+const plainObject = v.record(v.string(), v.unknown());
+
+const evaluationSchema = v.looseObject({
+  bitsPerDim: v.pipe(v.number(), v.finite()),
+  stderr: v.pipe(v.number(), v.finite(), v.minValue(0)),
+  n: count,
+});
+
+/** The schema of the `arpix` metadata; the run config inside is checked by its own resolver. */
+export const checkpointMetaSchema = v.strictObject({
+  format: v.literal(CHECKPOINT_FORMAT),
+  version: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(CHECKPOINT_VERSION)),
+  arpixVersion: v.pipe(v.string(), v.maxLength(100)),
+  modelKind: v.pipe(v.string(), v.minLength(1), v.maxLength(100)),
+  config: v.looseObject({ model: plainObject }),
+  layout: v.optional(v.picklist(['arpix', 'pytorch'])),
+  step: count,
+  epoch: count,
+  loader: v.nullable(v.strictObject({ epoch: count, step: count })),
+  generators: v.record(v.string(), v.strictObject({ seed: v.pipe(v.number(), v.safeInteger(), v.minValue(0)), offset: v.pipe(v.number(), v.safeInteger(), v.minValue(0)) })),
+  optimizer: v.nullable(v.strictObject({
+    kind: v.string(),
+    groups: v.pipe(v.array(v.looseObject({ params: v.array(count) })), v.minLength(1)),
+    steps: v.record(v.pipe(v.string(), v.regex(/^\d+$/)), count),
+  })),
+  scheduler: v.nullable(v.strictObject({ stepCount: count })),
+  ema: v.nullable(v.strictObject({ decay: v.pipe(v.number(), v.minValue(0), v.maxValue(1)), warmup: v.boolean(), updates: count })),
+  trainSeconds: seconds,
+  imagesSeen: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1e15)),
+  extra: v.looseObject({ validation: v.optional(v.nullable(evaluationSchema)) }),
+});
+
+/** Nesting deeper than this in a checkpoint's or a config's JSON is refused (no real one comes close). */
+export const MAX_JSON_DEPTH = 32;
+
+/** The depth of a JSON value, counted without recursion (so a hostile one cannot overflow the stack). */
+export function jsonDepth(value: unknown, stopAt = Infinity): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [x, d] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    const depth = d + 1;
+    deepest = Math.max(deepest, depth);
+    if (deepest > stopAt) return deepest;
+    for (const y of Object.values(x)) stack.push([y, depth]);
+  }
+  return deepest;
+}
+
+/** The first problem valibot found, as `field: what` with a dotted field path. */
+function firstIssue(issues: readonly v.BaseIssue<unknown>[]): string {
+  const i = issues[0]!;
+  const path = v.getDotPath(i) ?? '(top level)';
+  if (i.received === 'undefined') return `field '${path}' is missing`;
+  return `field '${path}' ${i.expected !== null ? `must be ${i.expected}` : 'is invalid'}, got ${i.received}`;
+}
+
+/** Checks parsed `arpix` metadata against the schema; a FormatError names the file and the field. */
+export function checkCheckpointMeta(file: string, meta: unknown): CheckpointMeta {
+  if (jsonDepth(meta, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) throw new FormatError(file, `has checkpoint metadata nested deeper than ${MAX_JSON_DEPTH} levels; the file is damaged`);
+  const isObj = typeof meta === 'object' && meta !== null;
+  if (!isObj || (meta as { format?: unknown }).format !== CHECKPOINT_FORMAT) throw new FormatError(file, 'is not an arpix checkpoint (wrong format tag)');
+  const version = (meta as { version?: unknown }).version;
+  if (typeof version === 'number' && version > CHECKPOINT_VERSION) {
+    throw new FormatError(file, `is checkpoint format version ${String(version)}; this arpix reads version ${CHECKPOINT_VERSION} and older (upgrade arpix)`);
+  }
+  const r = v.safeParse(checkpointMetaSchema, meta);
+  if (!r.success) throw new FormatError(file, `has bad checkpoint metadata: ${firstIssue(r.issues)}`);
+  const m = r.output as unknown as CheckpointMeta;
+  if (m.config.model.kind !== m.modelKind) {
+    throw new FormatError(file, `has bad checkpoint metadata: modelKind '${m.modelKind}' differs from config.model.kind ${JSON.stringify(m.config.model.kind)}`);
+  }
+  return m;
+}
+
+// ---- integrity ----------------------------------------------------------------------------
+
+interface Sums {
+  tensors: string;
+  meta: string;
+}
+
+/** SHA-256 of the tensor table (names, dtypes, shapes, offsets) and then the data section's bytes. */
+function tensorSum(placements: readonly TensorPlacement[], data: Iterable<Uint8Array>): string {
+  const h = createHash('sha256');
+  const table = [...placements].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of table) h.update(`${e.name}\t${e.dtype}\t${e.shape.join(',')}\t${e.begin}\t${e.end}\n`);
+  for (const chunk of data) h.update(chunk);
+  return h.digest('hex');
+}
+
+const metaSum = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
+
+/** Verifies the sums recorded in a checkpoint's header against its bytes; false when it has none. */
+function verifySums(file: string, bytes: Uint8Array, info: ReturnType<typeof inspectSafetensors>): boolean {
+  const recorded = info.metadata[SUM_KEY];
+  if (recorded === undefined) return false;
+  let sums: Sums;
+  try {
+    sums = JSON.parse(recorded) as Sums;
+  } catch {
+    throw new FormatError(file, `is damaged: its recorded checksums ('${SUM_KEY}') are not valid JSON`);
+  }
+  const hex = /^[0-9a-f]{64}$/;
+  if (typeof sums !== 'object' || sums === null || !hex.test(String(sums.tensors)) || !hex.test(String(sums.meta))) {
+    throw new FormatError(file, `is damaged: its recorded checksums ('${SUM_KEY}') are malformed`);
+  }
+  if (metaSum(info.metadata[META_KEY]!) !== sums.meta) {
+    throw new FormatError(file, 'is damaged: its metadata does not match the SHA-256 recorded when it was written; use an earlier checkpoint');
+  }
+  const sorted = [...info.placements].sort((a, b) => a.begin - b.begin);
+  const chunks = sorted.map((e) => bytes.subarray(info.dataStart + e.begin, info.dataStart + e.end));
+  if (tensorSum(info.placements, chunks) !== sums.tensors) {
+    throw new FormatError(file, 'is damaged: its tensors do not match the SHA-256 recorded when it was written; use an earlier checkpoint');
+  }
+  return true;
+}
+
+/** The first non-finite value of every float tensor, as a FormatError naming the tensor. */
+function checkFinite(file: string, c: Checkpoint): void {
+  for (const part of ['model', 'optimizer', 'ema'] as const) {
+    for (const [name, t] of Object.entries(c[part])) {
+      if (!t.isFloat) continue;
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) {
+        if (!Number.isFinite(d[i]!)) throw new FormatError(file, `tensor '${PREFIXES[part]}${name}' holds ${d[i]} at flat index ${i}; a checkpoint with non-finite values cannot be used`);
+      }
+    }
+  }
 }
 
 /** A checkpoint that does not fit what it is loaded into; names what differs. */
@@ -65,7 +219,10 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
   for (const part of ['model', 'optimizer', 'ema'] as const) {
     for (const [name, t] of Object.entries(c[part])) tensors[PREFIXES[part] + name] = t;
   }
-  return encodeSafetensors(tensors, { [META_KEY]: JSON.stringify(c.meta) });
+  const text = JSON.stringify(c.meta);
+  const placements = safetensorsLayout(tensors);
+  const sums: Sums = { tensors: tensorSum(placements, placements.map((e) => fileBytesOf(tensors[e.name]!))), meta: metaSum(text) };
+  return encodeSafetensors(tensors, { [META_KEY]: text, [SUM_KEY]: JSON.stringify(sums) });
 }
 
 /** Writes a checkpoint atomically (temporary file in the same folder, fsync, rename). */
@@ -92,35 +249,37 @@ export interface DecodeOptions {
   pytorchLayout?: boolean;
 }
 
-/** Parses checkpoint bytes; every structural problem is a FormatError naming `file`. */
+/**
+ * Parses checkpoint bytes; every problem — structure, checksums, metadata fields, non-finite
+ * values — is a FormatError naming `file`. Nothing is decoded before the sums are checked.
+ */
 export function decodeCheckpoint(bytes: Uint8Array, file: string, opts: DecodeOptions = {}): Checkpoint {
-  const { tensors, metadata } = decodeSafetensors(bytes, file);
-  const text = metadata[META_KEY];
+  const info = inspectSafetensors(bytes, file);
+  const text = info.metadata[META_KEY];
   if (text === undefined) throw new FormatError(file, 'is a safetensors file but not an arpix checkpoint (no arpix metadata)');
-  let meta: CheckpointMeta;
+  const verified = verifySums(file, bytes, info);
+  let parsed: unknown;
   try {
-    meta = JSON.parse(text) as CheckpointMeta;
+    parsed = JSON.parse(text);
   } catch (e) {
     throw new FormatError(file, `has corrupt checkpoint metadata: ${(e as Error).message}`, { cause: e });
   }
-  if (!isObject(meta) || meta.format !== CHECKPOINT_FORMAT) throw new FormatError(file, 'is not an arpix checkpoint (wrong format tag)');
-  if (typeof meta.version !== 'number' || meta.version > CHECKPOINT_VERSION) {
-    throw new FormatError(file, `is checkpoint format version ${String(meta.version)}; this arpix reads version ${CHECKPOINT_VERSION} and older (upgrade arpix)`);
-  }
-  if (!isObject(meta.config) || !isObject(meta.config.model) || typeof meta.modelKind !== 'string') {
-    throw new FormatError(file, 'has checkpoint metadata without a model config');
-  }
-  if (!Number.isInteger(meta.step) || meta.step < 0) throw new FormatError(file, `has a bad step (${String(meta.step)})`);
-  if ((meta as { layout?: string }).layout === 'pytorch' && !opts.pytorchLayout) {
+  const meta = checkCheckpointMeta(file, parsed);
+  if (meta.layout === 'pytorch' && !opts.pytorchLayout) {
     throw new FormatError(file, `is a checkpoint in PyTorch's weight layout (from an exported train.py or arpix export); make it an arpix run first: arpix import ${file} --out RUN_DIR`);
   }
-  const out: Checkpoint = { meta, model: {}, optimizer: {}, ema: {} };
+  const { tensors } = decodeSafetensors(bytes, file);
+  const out: Checkpoint = { meta, model: {}, optimizer: {}, ema: {}, integrity: verified ? 'verified' : 'unverified', file };
   for (const [name, t] of Object.entries(tensors)) {
     const part = (Object.keys(PREFIXES) as (keyof typeof PREFIXES)[]).find((p) => name.startsWith(PREFIXES[p]));
     if (!part) throw new FormatError(file, `holds tensor '${name}' outside the model., optimizer. and ema. groups`);
     out[part][name.slice(PREFIXES[part].length)] = t;
   }
   if (Object.keys(out.model).length === 0) throw new FormatError(file, 'holds no model weights');
+  if (meta.optimizer === null && Object.keys(out.optimizer).length > 0) throw new FormatError(file, 'holds optimizer tensors but its metadata has no optimizer state');
+  if (meta.ema === null && Object.keys(out.ema).length > 0) throw new FormatError(file, 'holds averaged (ema.) weights but its metadata has no EMA state');
+  if (meta.ema !== null && Object.keys(out.ema).length === 0) throw new FormatError(file, 'has EMA state in its metadata but no averaged (ema.) weights');
+  checkFinite(file, out);
   return out;
 }
 

@@ -58,6 +58,39 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 // ---- writing -----------------------------------------------------------------------------
 
+/** Where a tensor's bytes lie in the data section, as the header's table says. */
+export interface TensorPlacement {
+  name: string;
+  /** The file's dtype name (F32, I32, …). */
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** The placement encodeSafetensors gives `tensors`, in the order of the data section. */
+export function safetensorsLayout(tensors: Record<string, Tensor>): TensorPlacement[] {
+  // Wider elements first, so that every tensor starts at a multiple of its element size.
+  const order = Object.keys(tensors).sort((a, b) => tensors[b]!.data.BYTES_PER_ELEMENT - tensors[a]!.data.BYTES_PER_ELEMENT);
+  let offset = 0;
+  return order.map((name) => {
+    const t = tensors[name]!;
+    const begin = offset;
+    offset += t.data.byteLength;
+    return { name, dtype: WRITE_DTYPE[t.dtype], shape: [...t.shape], begin, end: offset };
+  });
+}
+
+/** A tensor's bytes as the file holds them (little-endian), without a copy on little-endian machines. */
+export function fileBytesOf(t: Tensor): Uint8Array {
+  const d = t.data;
+  const view = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  if (LITTLE_ENDIAN) return view;
+  const copy = Uint8Array.from(view);
+  swapBytes(copy, d.BYTES_PER_ELEMENT);
+  return copy;
+}
+
 /** The bytes of a safetensors file holding `tensors` (in this order) and `metadata`. */
 export function encodeSafetensors(tensors: Record<string, Tensor>, metadata: Record<string, string> = {}): Uint8Array {
   const op = 'saveSafetensors';
@@ -71,16 +104,11 @@ export function encodeSafetensors(tensors: Record<string, Tensor>, metadata: Rec
     if (name === '') throw new ArgumentError(op, 'tensors', 'cannot have an empty name');
     if (!(tensors[name] instanceof Tensor)) throw new ArgumentError(op, `tensors['${name}']`, 'is not a Tensor');
   }
-  // Wider elements first, so that every tensor starts at a multiple of its element size.
-  const order = [...names].sort((a, b) => tensors[b]!.data.BYTES_PER_ELEMENT - tensors[a]!.data.BYTES_PER_ELEMENT);
+  const order = safetensorsLayout(tensors);
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header[METADATA] = metadata;
-  let offset = 0;
-  const offsets = new Map<string, number>();
-  for (const name of order) {
-    offsets.set(name, offset);
-    offset += tensors[name]!.data.byteLength;
-  }
+  const offset = order.at(-1)?.end ?? 0;
+  const offsets = new Map(order.map((e) => [e.name, e.begin]));
   for (const name of names) {
     const t = tensors[name]!;
     const begin = offsets.get(name)!;
@@ -93,9 +121,9 @@ export function encodeSafetensors(tensors: Record<string, Tensor>, metadata: Rec
   new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
   out.set(json, 8);
   const dataStart = 8 + json.length;
-  for (const name of order) {
+  for (const { name, begin } of order) {
     const d = tensors[name]!.data;
-    const at = dataStart + offsets.get(name)!;
+    const at = dataStart + begin;
     out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), at);
     if (!LITTLE_ENDIAN) swapBytes(out.subarray(at, at + d.byteLength), d.BYTES_PER_ELEMENT);
   }
@@ -158,9 +186,10 @@ function parseHeader(file: string, bytes: Uint8Array): { entries: Entry[]; metad
       throw bad(`${where} has unknown dtype '${dtype}'`);
     }
     const isIndex = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-    if (!Array.isArray(shape) || !shape.every(isIndex)) throw bad(`${where} has shape ${JSON.stringify(shape)}; expected an array of non-negative integers`);
+    const shown = (x: unknown) => (x === undefined ? 'missing' : JSON.stringify(x));
+    if (!Array.isArray(shape) || !shape.every(isIndex)) throw bad(`${where} has shape ${shown(shape)}; expected an array of non-negative integers`);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex) || offsets[0] > offsets[1]) {
-      throw bad(`${where} has data_offsets ${JSON.stringify(offsets)}; expected [begin, end] with 0 ≤ begin ≤ end`);
+      throw bad(`${where} has data_offsets ${shown(offsets)}; expected [begin, end] with 0 ≤ begin ≤ end`);
     }
     const [begin, end] = offsets as [number, number];
     const d = dtype as FileDType;
@@ -249,12 +278,17 @@ export function decodeSafetensors(bytes: Uint8Array, file = '<safetensors bytes>
   return { tensors, metadata };
 }
 
-/** The tensor names, dtypes and shapes and the metadata, without decoding any data. */
-export function inspectSafetensors(bytes: Uint8Array, file = '<safetensors bytes>'): { tensors: Record<string, { dtype: string; shape: number[] }>; metadata: Record<string, string> } {
-  const { entries, metadata } = parseHeader(file, bytes);
+/**
+ * The tensor names, dtypes and shapes and the metadata, without decoding any data; with the
+ * header's table (`placements`) and where the data section starts, for checks over raw bytes.
+ */
+export function inspectSafetensors(bytes: Uint8Array, file = '<safetensors bytes>'): {
+  tensors: Record<string, { dtype: string; shape: number[] }>; metadata: Record<string, string>; placements: TensorPlacement[]; dataStart: number;
+} {
+  const { entries, metadata, dataStart } = parseHeader(file, bytes);
   const tensors: Record<string, { dtype: string; shape: number[] }> = {};
   for (const e of entries) tensors[e.name] = { dtype: e.dtype, shape: e.shape };
-  return { tensors, metadata };
+  return { tensors, metadata, placements: entries.map((e) => ({ ...e })), dataStart };
 }
 
 /** Reads a safetensors file: its tensors (in header order) and metadata. */

@@ -19,6 +19,40 @@ export interface FamilyCase {
   conditionDim: number;
 }
 
+/**
+ * The values a numeric config field may take: integers (unless `integer: false`) in [min, max],
+ * odd ones when `odd`. For a list of numbers, every element, and at most `maxLength` of them.
+ * Checked by resolveModelConfig for configs from files, flags and checkpoints alike, before any
+ * model is built.
+ */
+export interface FieldRange {
+  min: number;
+  max: number;
+  integer?: boolean;
+  odd?: boolean;
+  maxLength?: number;
+}
+
+/**
+ * What a model costs, computed from its config alone — no weights allocated — so `arpix info`
+ * answers for any size and every command can say how much memory a request would need before
+ * it allocates. Each family's tests compare it with the counts of a model actually built.
+ */
+export interface ModelCost {
+  /** Trained scalars: what model.numParameters() gives. */
+  parameters: number;
+  /** FLOPs per image of one forward pass: 2 × multiply-adds of every convolution, as direct convolution. */
+  flops: number;
+  /**
+   * Floats per image the forward pass writes as layer outputs (the convolutions' outputs): a
+   * forward pass kept for backward needs a small multiple of this per image of a batch, and a
+   * cached sampler about this per image it draws.
+   */
+  activations: number;
+  /** The convolutions behind the counts: name, kernel and FLOPs, as convCosts measures them. */
+  convs: { name: string; kernel: readonly [number, number]; flops: number }[];
+}
+
 export interface ModelFamily<C extends BaseModelConfig = BaseModelConfig> {
   /** The config's `kind`. */
   readonly kind: C['kind'];
@@ -26,6 +60,15 @@ export interface ModelFamily<C extends BaseModelConfig = BaseModelConfig> {
   readonly paper: string;
   /** Defaults of every field but height, width, channels and likelihood. */
   readonly defaults: FamilyDefaults<C>;
+  /** Ranges of the family's numeric fields (see FieldRange); fields left out are not range-checked. */
+  readonly ranges?: Readonly<Record<string, FieldRange>>;
+  /**
+   * Optional: parameters, FLOPs and activations from the config alone (see ModelCost). A family
+   * that has it gets `arpix info` at any size and memory checks before anything is allocated; one
+   * without it is measured by building the model, which info and the memory checks allow only
+   * while a generic size bound (image pixels × widest field) stays small.
+   */
+  cost?(config: C): ModelCost;
   /** Builds the network; the config is resolved (every field present and typed). */
   build(config: C, generator: Generator): AutoregressiveModel<C>;
   /**
@@ -43,4 +86,38 @@ export interface ModelFamily<C extends BaseModelConfig = BaseModelConfig> {
    * formulation, from the convolutions' actual costs. Omitted otherwise.
    */
   maskedFormulationFlops?(config: C, convs: readonly { name: string; kernel: readonly [number, number]; flops: number }[]): number;
+}
+
+/** One convolution as a cost needs it. `pixels`: where its multiply-adds happen — the output's pixels, or the input's for a transposed convolution. */
+export interface ConvShape {
+  name: string;
+  kernel: readonly [number, number];
+  cin: number;
+  cout: number;
+  pixels: number;
+  /** Pixels of its output, when not `pixels` (a transposed convolution's). */
+  outPixels?: number;
+  bias?: boolean;
+}
+
+/** The cost of a list of convolutions plus `extraParameters` (embeddings, projections). */
+export function costOf(convs: readonly ConvShape[], extraParameters = 0): ModelCost {
+  let parameters = extraParameters;
+  let flops = 0;
+  let activations = 0;
+  const list: ModelCost['convs'] = [];
+  for (const c of convs) {
+    const [kh, kw] = c.kernel;
+    const f = 2 * c.pixels * kh * kw * c.cin * c.cout;
+    parameters += kh * kw * c.cin * c.cout + (c.bias === false ? 0 : c.cout);
+    flops += f;
+    activations += (c.outPixels ?? c.pixels) * c.cout;
+    list.push({ name: c.name, kernel: c.kernel, flops: f });
+  }
+  return { parameters, flops, activations, convs: list };
+}
+
+/** Parameters of one ConditionProjection onto `dim` channels (a label embedding, a bias-free projection of h). */
+export function conditionParameters(c: BaseModelConfig, dim: number): number {
+  return c.numClasses * dim + c.conditionDim * dim;
 }

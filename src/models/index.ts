@@ -6,6 +6,8 @@ import { ConfigError, resolveConfig } from '../config.js';
 import type { LikelihoodConfig } from '../likelihoods/index.js';
 import { Generator } from '../tensor/random.js';
 import { FAMILIES, familyOf } from './families.js';
+import type { FieldRange } from './family.js';
+import { checkModelMemory } from './memory.js';
 import { GatedPixelCNN, type GatedPixelCNNConfig } from './gated-pixelcnn.js';
 import type { AutoregressiveModel, BaseModelConfig } from './model.js';
 import { PixelCNN, type PixelCNNConfig } from './pixelcnn.js';
@@ -14,7 +16,8 @@ import { PixelCNNPP, type PixelCNNPPConfig } from './pixelcnnpp.js';
 export { AutoregressiveModel } from './model.js';
 export type { BaseModelConfig, Condition } from './model.js';
 export { FAMILIES, familyOf } from './families.js';
-export type { FamilyCase, ModelFamily } from './family.js';
+export type { FamilyCase, FieldRange, ModelCost, ModelFamily } from './family.js';
+export { MemoryLimitError, checkMemory, checkModelMemory, costOfConfig, memoryLimit, memoryNeeded } from './memory.js';
 export { GatedPixelCNN, PixelCNN, PixelCNNPP };
 export type { GatedPixelCNNConfig, PixelCNNConfig, PixelCNNPPConfig };
 
@@ -29,33 +32,69 @@ const LIKELIHOOD_DEFAULTS: Record<LikelihoodConfig['kind'], Record<string, unkno
   'logistic-mixture': { kind: 'logistic-mixture', nrMix: 5, levels: 256 },
 };
 
-function resolveLikelihood(given: unknown): LikelihoodConfig {
-  const kind = (given as { kind?: unknown } | null)?.kind;
-  if (typeof kind !== 'string' || !(kind in LIKELIHOOD_DEFAULTS)) {
-    throw new ConfigError('likelihood.kind', `must be one of ${Object.keys(LIKELIHOOD_DEFAULTS).join(', ')}, got ${kind === undefined ? 'none (the key is missing)' : JSON.stringify(kind)}`);
+/** Ranges every family shares: the image, the head and the conditioning. */
+const BASE_RANGES: Record<string, FieldRange> = {
+  height: { min: 1, max: 4096 },
+  width: { min: 1, max: 4096 },
+  channels: { min: 1, max: 4 },
+  numClasses: { min: 0, max: 100_000 },
+  conditionDim: { min: 0, max: 65_536 },
+};
+const LIKELIHOOD_RANGES: Record<string, FieldRange> = { levels: { min: 2, max: 65_536 }, nrMix: { min: 1, max: 256 } };
+
+/** Refuses a value outside its range, naming the field as `prefix + key`. */
+export function checkRanges(obj: Record<string, unknown>, ranges: Readonly<Record<string, FieldRange>>, prefix: string): void {
+  for (const [key, r] of Object.entries(ranges)) {
+    const value = obj[key];
+    if (value === undefined) continue;
+    const list = Array.isArray(value);
+    const values = list ? value : [value];
+    const what = `${r.integer === false ? 'a number' : r.odd ? 'an odd integer' : 'an integer'} in ${r.min}..${r.max}`;
+    if (list && r.maxLength !== undefined && values.length > r.maxLength) {
+      throw new ConfigError(prefix + key, `may hold at most ${r.maxLength} values, got ${values.length}`);
+    }
+    for (const v of values) {
+      const ok = typeof v === 'number' && v >= r.min && v <= r.max && (r.integer === false ? Number.isFinite(v) : Number.isInteger(v)) && (!r.odd || v % 2 === 1);
+      if (!ok) throw new ConfigError(prefix + key, `must be ${list ? `a list, each ${what}` : what}, got ${JSON.stringify(list ? value : v)}`);
+    }
   }
-  return resolveConfig(LIKELIHOOD_DEFAULTS[kind as LikelihoodConfig['kind']], given as Record<string, unknown>, 'likelihood') as unknown as LikelihoodConfig;
 }
 
-/** Fills a partial config with its kind's defaults, refusing unknown keys and wrong types. */
-export function resolveModelConfig(given: Record<string, unknown>): ModelConfig {
+function resolveLikelihood(given: unknown, prefix: string): LikelihoodConfig {
+  const kind = (given as { kind?: unknown } | null)?.kind;
+  if (typeof kind !== 'string' || !(kind in LIKELIHOOD_DEFAULTS)) {
+    throw new ConfigError(`${prefix}likelihood.kind`, `must be one of ${Object.keys(LIKELIHOOD_DEFAULTS).join(', ')}, got ${kind === undefined ? 'none (the key is missing)' : JSON.stringify(kind)}`);
+  }
+  const resolved = resolveConfig(LIKELIHOOD_DEFAULTS[kind as LikelihoodConfig['kind']], given as Record<string, unknown>, `${prefix}likelihood`);
+  checkRanges(resolved, LIKELIHOOD_RANGES, `${prefix}likelihood.`);
+  return resolved as unknown as LikelihoodConfig;
+}
+
+/**
+ * Fills a partial config with its kind's defaults, refusing unknown keys, wrong types and values
+ * outside their ranges (the family's and the shared ones). `prefix` names the section in errors.
+ */
+export function resolveModelConfig(given: Record<string, unknown>, prefix = ''): ModelConfig {
   const kind = given.kind;
   const family = typeof kind === 'string' ? familyOf(kind) : undefined;
   if (family === undefined) {
-    throw new ConfigError('kind', `must be one of ${MODEL_KINDS.join(', ')}, got ${kind === undefined ? 'none (the key is missing)' : JSON.stringify(kind)}`);
+    throw new ConfigError(`${prefix}kind`, `must be one of ${MODEL_KINDS.join(', ')}, got ${kind === undefined ? 'none (the key is missing)' : JSON.stringify(kind)}`);
   }
   for (const key of ['height', 'width', 'channels', 'likelihood'] as const) {
-    if (!(key in given)) throw new ConfigError(key, `is required (kind ${kind})`);
+    if (!(key in given)) throw new ConfigError(`${prefix}${key}`, `is required (kind ${kind})`);
   }
   const defaults = { ...family.defaults, height: 0, width: 0, channels: 0, likelihood: {} } as Record<string, unknown>;
-  const resolved = resolveConfig(defaults, given, '', ['likelihood']) as unknown as ModelConfig;
-  resolved.likelihood = resolveLikelihood(given.likelihood);
+  const section = prefix.replace(/\.$/, '');
+  const resolved = resolveConfig(defaults, given, section, [`${prefix}likelihood`]) as unknown as ModelConfig;
+  checkRanges(resolved as unknown as Record<string, unknown>, { ...BASE_RANGES, ...family.ranges }, prefix);
+  resolved.likelihood = resolveLikelihood(given.likelihood, prefix);
   return resolved;
 }
 
 /** Builds any model from a plain JSON config; `seed` fixes its initial weights. */
 export function createModel(config: Record<string, unknown> | ModelConfig, opts: { seed?: number } = {}): AutoregressiveModel<BaseModelConfig> & { config: ModelConfig } {
   const resolved = resolveModelConfig(config as Record<string, unknown>);
+  checkModelMemory(resolved, 'model');
   const generator = new Generator(opts.seed ?? 0);
   return familyOf(resolved.kind)!.build(resolved, generator) as AutoregressiveModel<BaseModelConfig> & { config: ModelConfig };
 }

@@ -120,6 +120,7 @@ function checkTrain(t: TrainConfig): void {
   positiveInt('train.batchSize', t.batchSize);
   for (const k of ['steps', 'epochs', 'validateEvery', 'checkpointEvery', 'seed', 'sampleEvery'] as const) positiveInt(`train.${k}`, t[k], 0);
   positiveInt('train.logEvery', t.logEvery);
+  if (!Number.isSafeInteger(t.seed)) throw new ConfigError('train.seed', `must be an integer in 0..${Number.MAX_SAFE_INTEGER}, got ${t.seed}`);
   positiveInt('train.validationSize', t.validationSize);
   positiveInt('train.schedule.warmup', t.schedule.warmup, 0);
   if (!(t.lr > 0)) throw new ConfigError('train.lr', `must be positive, got ${t.lr}`);
@@ -153,7 +154,7 @@ export function resolveRunConfig(raw: Raw, preset = ''): RunConfig {
   }
   if (!isObject(raw.model)) throw new ConfigError('model', 'section is required (an object with kind, height, width, channels, likelihood, …)');
   if (!isObject(raw.dataset)) throw new ConfigError('dataset', 'section is required (an object with name, bits, binarize)');
-  const model = resolveModelConfig(raw.model);
+  const model = resolveModelConfig(raw.model, 'model.');
   const dataset = resolveConfig(datasetDefaults as unknown as Raw, raw.dataset, 'dataset') as unknown as DatasetConfig;
   checkDataset(dataset);
   const train = resolveConfig(trainDefaults as unknown as Raw, (raw.train ?? {}) as Raw, 'train') as unknown as TrainConfig;

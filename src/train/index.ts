@@ -9,6 +9,7 @@ export type { Evaluation, EvaluateOptions } from './evaluate.js';
 export { evaluate } from './evaluate.js';
 export type { Progress, TrainEvent, TrainOptions, TrainResult } from './train.js';
 export { train, modelFromCheckpoint, TrainError, RESUMABLE_KEYS, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, ARPIX_VERSION } from './train.js';
+export { checkCheckpointTensors, checkpointPathOf, checkpointRunConfig, loadRunCheckpoint } from './checkpoint.js';
 export type { ModelInfo, ConvCost } from './info.js';
 export { modelInfo, convCosts, receptiveField, pixelField } from './info.js';
 export type { PixelField } from './info.js';

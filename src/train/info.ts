@@ -77,9 +77,11 @@ export function convCosts(model: AutoregressiveModel): ConvCost[] {
   try {
     const images = new Tensor(new Int32Array(h * w * c), [1, h, w, c]);
     const labels = numClasses > 0 ? new Tensor(new Int32Array(1), [1]) : null;
+    const d = model.config.conditionDim;
+    const hvec = d > 0 ? new Tensor(new Float32Array(d), [1, d]) : null;
     const was = model.training;
     model.eval();
-    noGrad(() => model.params(images, { labels }));
+    noGrad(() => model.params(images, { labels, h: hvec }));
     if (was) model.train();
   } finally {
     for (const conv of patched) {

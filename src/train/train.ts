@@ -10,18 +10,20 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
-import { ArpixError } from '../errors.js';
+import { ArpixError, FormatError } from '../errors.js';
 import { BatchLoader } from '../data/index.js';
-import { checkModelConfig, configDifferences, loadCheckpoint, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
+import { checkModelConfig, configDifferences, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
 import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
 import { checkOutputFolder, formatBytes, makeFolder } from '../io/files.js';
 import { lockFolder, type FolderLock } from '../io/lock.js';
-import { createModel } from '../models/index.js';
+import { checkModelMemory, createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/model.js';
 import { Adam, AdamW, EMA, LRScheduler, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
 import { Conv2d, ConvTranspose2d } from '../nn/index.js';
 import { getDefaultGenerator, manualSeed } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
 import type { RunConfig, TrainConfig } from './config.js';
+import { checkCheckpointTensors, loadRunCheckpoint, loadingFrom } from './checkpoint.js';
 import { checkDataFits, loadTrainData, type RunData } from './data.js';
 import { EvaluationAborted, evaluate, type Evaluation } from './evaluate.js';
 import { imageGridPng } from './images.js';
@@ -187,8 +189,14 @@ async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: 
     if (!existsSync(ckptPath)) throw new TrainError(`${dir} holds no ${CHECKPOINT_FILE} to resume from; start a new run without --resume`);
     // Locked before the checkpoint is read, so a run still writing it cannot change it meanwhile.
     held.lock = lockFolder(dir, 'arpix train --resume');
-    resumed = await loadCheckpoint(ckptPath);
+    resumed = await loadRunCheckpoint(ckptPath);
     checkResumeConfig(ckptPath, resumed, config);
+    const m = resumed.meta;
+    // An imported state dict (arpix import) starts its optimiser, schedule and data afresh.
+    const imported = typeof m.extra.importedFrom === 'string';
+    const lacking = imported ? null : m.optimizer === null ? 'optimizer state' : m.scheduler === null ? 'scheduler state' : m.generators.default === undefined ? "the default generator's state"
+      : m.loader === null ? "the data loader's position" : t.ema > 0 && m.ema === null ? 'EMA state (train.ema is set)' : null;
+    if (lacking !== null) throw new FormatError(ckptPath, `has no ${lacking} to resume from; the file is damaged or was not written by train`);
   } else {
     checkOutputFolder(dir);
     newRunChecks();
@@ -197,7 +205,9 @@ async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: 
   // ---- model and data, checked before anything is written ----------------------------------
   // A config that cannot train (data missing, levels that do not fit the likelihood) fails here,
   // leaving no run folder behind.
+  checkModelMemory(config.model, 'train', t.batchSize, `training with train.batchSize=${t.batchSize}`);
   const model = createModel(config.model, { seed: t.seed });
+  if (resumed) checkCheckpointTensors(resumed, model);
   checkDataFits(model, config.dataset);
   checkBatchFits(model, t.batchSize);
   const data = opts.data ?? await loadTrainData(config.dataset, t.validationSize);
@@ -218,11 +228,12 @@ async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: 
   // Everything of a resumed run's state is loaded (and so checked) before the folder is touched.
   if (resumed) {
     const m = resumed.meta;
-    model.loadStateDict(resumed.model);
+    const c = resumed;
+    model.loadStateDict(c.model);
     // An imported state dict has no optimiser state: the moments then start at zero.
-    if (m.optimizer) optimizer.loadStateDict({ tensors: resumed.optimizer, state: m.optimizer as unknown as OptimizerJSONState });
-    if (m.scheduler) scheduler.loadStateDict(m.scheduler);
-    if (ema && m.ema) ema.loadStateDict({ tensors: resumed.ema, state: m.ema });
+    if (m.optimizer) loadingFrom(c, 'optimizer state', () => optimizer.loadStateDict({ tensors: c.optimizer, state: m.optimizer as unknown as OptimizerJSONState }));
+    if (m.scheduler) loadingFrom(c, 'scheduler state', () => scheduler.loadStateDict(m.scheduler!));
+    if (ema && m.ema) loadingFrom(c, 'EMA state', () => ema.loadStateDict({ tensors: c.ema, state: m.ema! }));
     const g = m.generators.default;
     if (g) {
       manualSeed(g.seed);
@@ -271,14 +282,23 @@ async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: 
     else await writeFileExclusive(join(dir, CONFIG_FILE), configText);
   }
 
+  let status: TrainResult['status'] = 'done';
+  let message: string | undefined;
   const metrics = await MetricsLog.open(metricsPath, { truncate: !resumed });
   let lastCheckpoint: string | null = resumed ? ckptPath : null;
   let checkpointStep = resumed ? step : -1;
 
-  const writeCheckpoint = async (): Promise<void> => {
+  /** Writes a checkpoint, unless a weight, moment or average has gone non-finite: then the run has diverged, and false. */
+  const writeCheckpoint = async (): Promise<boolean> => {
     const opt = optimizer.stateDict();
     const e = ema?.stateDict() ?? null;
     const sd = model.stateDict();
+    const bad = firstNonFinite({ weight: sd, 'optimizer moment': opt.tensors, 'averaged weight': e?.tensors ?? {} });
+    if (bad !== null) {
+      status = 'diverged';
+      message = `training diverged by step ${step}: ${bad}, so no checkpoint was written`;
+      return false;
+    }
     await metrics.flush();
     await saveCheckpoint(ckptPath, {
       meta: {
@@ -294,6 +314,7 @@ async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: 
     lastCheckpoint = ckptPath;
     checkpointStep = step;
     opts.onEvent?.({ kind: 'checkpoint', step, path: ckptPath });
+    return true;
   };
 
   /** Validates and logs the result; false when an interrupt stopped it first. */
@@ -331,8 +352,6 @@ async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: 
 
   opts.onEvent?.({ kind: 'start', step, resumed: resumed !== null, parameters: model.numParameters(), trainImages: data.train.shape[0], validationImages: data.validation.shape[0] });
 
-  let status: TrainResult['status'] = 'done';
-  let message: string | undefined;
   let smoothLoss = NaN;
   let windowLoss = 0;
   let windowNorm = 0;
@@ -392,7 +411,7 @@ async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: 
       const last = done();
       if (t.validateEvery > 0 && step % t.validateEvery === 0 && !last) await validate();
       if (t.sampleEvery > 0 && step % t.sampleEvery === 0) await writeSamples();
-      if (t.checkpointEvery > 0 && step % t.checkpointEvery === 0 && !last) await writeCheckpoint();
+      if (t.checkpointEvery > 0 && step % t.checkpointEvery === 0 && !last && !(await writeCheckpoint())) break;
     }
     if (status === 'done') {
       if (!(await validate())) status = 'interrupted';
@@ -404,6 +423,18 @@ async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: 
     await metrics.close();
   }
   return { status, step, epoch: loader.state().epoch, checkpoint: lastCheckpoint, validation: lastValidation, imagesSeen, seconds: trainSeconds, message, model, ema };
+}
+
+/** The first non-finite value among groups of tensors, as `weight 'name' holds NaN at flat index i`, or null. */
+function firstNonFinite(groups: Record<string, Record<string, Tensor>>): string | null {
+  for (const [what, tensors] of Object.entries(groups)) {
+    for (const [name, t] of Object.entries(tensors)) {
+      if (!t.isFloat) continue;
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) return `${what} '${name}' holds ${d[i]} at flat index ${i}`;
+    }
+  }
+  return null;
 }
 
 /** Runs an async fn with the model holding the averaged weights, then swaps them back. */
@@ -419,16 +450,10 @@ async function withAveraged<T>(ema: EMA, model: AutoregressiveModel, fn: () => P
 /** The model in a checkpoint, with the averaged weights when there are any and `useEma` is set. */
 export function modelFromCheckpoint(c: Checkpoint, opts: { useEma?: boolean } = {}): AutoregressiveModel {
   const model = createModel(c.meta.config.model);
+  // Names, shapes and dtypes of the weights, the averaged weights and the moments, exactly.
+  checkCheckpointTensors(c, model);
   model.loadStateDict(c.model);
-  if ((opts.useEma ?? true) && Object.keys(c.ema).length > 0) {
-    const named = new Map(model.namedParameters());
-    for (const [name, t] of Object.entries(c.ema)) {
-      const p = named.get(name);
-      if (!p) throw new TrainError(`the checkpoint's averaged weights name '${name}', which the model lacks`);
-      p.data.set(t.data);
-      p.bumpVersion();
-    }
-  }
+  if ((opts.useEma ?? true) && Object.keys(c.ema).length > 0) model.loadStateDict(c.ema, { strict: false });
   model.eval();
   return model;
 }

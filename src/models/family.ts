@@ -39,6 +39,11 @@ export interface ModelFamily<C extends BaseModelConfig = BaseModelConfig> {
   /** The smallest sensible architecture for an image of this size, for tests (fields of C only). */
   tiny(height: number, width: number): Partial<FamilyDefaults<C>>;
   /**
+   * Further tiny architectures, by name, that the invariant and sampler tests run besides `tiny`
+   * (e.g. each attention pattern of a transformer). Omitted when `tiny` covers the family.
+   */
+  variants?(height: number, width: number): Record<string, Partial<FamilyDefaults<C>>>;
+  /**
    * For families that skip taps a mask would zero: FLOPs per image of the common masked
    * formulation, from the convolutions' actual costs. Omitted otherwise.
    */

@@ -7,6 +7,7 @@ import type { LikelihoodConfig } from '../likelihoods/index.js';
 import { Generator } from '../tensor/random.js';
 import { FAMILIES, familyOf } from './families.js';
 import { GatedPixelCNN, type GatedPixelCNNConfig } from './gated-pixelcnn.js';
+import { ImageTransformer, type ImageTransformerConfig } from './image-transformer.js';
 import type { AutoregressiveModel, BaseModelConfig } from './model.js';
 import { PixelCNN, type PixelCNNConfig } from './pixelcnn.js';
 import { PixelCNNPP, type PixelCNNPPConfig } from './pixelcnnpp.js';
@@ -15,10 +16,10 @@ export { AutoregressiveModel } from './model.js';
 export type { BaseModelConfig, Condition } from './model.js';
 export { FAMILIES, familyOf } from './families.js';
 export type { FamilyCase, ModelFamily } from './family.js';
-export { GatedPixelCNN, PixelCNN, PixelCNNPP };
-export type { GatedPixelCNNConfig, PixelCNNConfig, PixelCNNPPConfig };
+export { GatedPixelCNN, ImageTransformer, PixelCNN, PixelCNNPP };
+export type { GatedPixelCNNConfig, ImageTransformerConfig, PixelCNNConfig, PixelCNNPPConfig };
 
-export type ModelConfig = GatedPixelCNNConfig | PixelCNNConfig | PixelCNNPPConfig;
+export type ModelConfig = GatedPixelCNNConfig | ImageTransformerConfig | PixelCNNConfig | PixelCNNPPConfig;
 export type ModelKind = ModelConfig['kind'];
 
 export const MODEL_KINDS = FAMILIES.map((f) => f.kind) as ModelKind[];

@@ -15,7 +15,7 @@ import { checkModelConfig, configDifferences, loadCheckpoint, saveCheckpoint, CH
 import { writeFileAtomic } from '../io/atomic.js';
 import { createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/model.js';
-import { Adam, AdamW, EMA, LRScheduler, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
+import { Adam, AdamW, EMA, LRScheduler, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, noam, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
 import { getDefaultGenerator, manualSeed } from '../tensor/random.js';
 import type { RunConfig, TrainConfig } from './config.js';
 import { checkDataFits, loadTrainData, type RunData } from './data.js';
@@ -97,6 +97,7 @@ function makeOptimizer(model: AutoregressiveModel, t: TrainConfig): Optimizer<Ba
 
 function makeSchedule(t: TrainConfig): Schedule {
   const s = t.schedule;
+  if (s.decay === 'noam') return noam(s.warmup);
   const after = s.decay === 'exponential' ? exponentialDecay(s.gamma)
     : s.decay === 'cosine' ? cosineDecay(t.steps - s.warmup, s.minFactor)
       : constant();

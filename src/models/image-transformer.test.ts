@@ -64,7 +64,7 @@ describe('image-transformer', () => {
     assert.equal((p.train.schedule as { decay: string }).decay, 'noam');
     const model = createModel(p.model);
     const d = 512, f = 2048;
-    const perBlock = 3 * d * d + d * d + (d * f + f) + (f * d + d) + 4 * d; // qkv, out, ff1, ff2, two norms
+    const perBlock = (3 * d * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d) + 4 * d; // qkv, out, ff1, ff2, two norms
     assert.equal(model.numParameters(), 12 * perBlock + 3 * 256 * d + (d * 256 + 256));
     assert.equal((model as unknown as { length: number }).length, 3072);
   });

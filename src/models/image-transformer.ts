@@ -13,10 +13,11 @@
 //   of s − 1 and the position encoding of s: it sees only earlier elements.
 // - 2-D sinusoidal positions (tensor2tensor's timing signal over two axes): half the channels
 //   encode the row, half the column (column·C + channel for sub-pixels).
-// - Post-norm blocks: x = LN(x + drop(attn(x))), x = LN(x + drop(W₂ relu(W₁ x))).
+// - Post-norm blocks (arpix/nn's TransformerBlock): x = LN(x + drop(attn(x))),
+//   x = LN(x + drop(W₂ relu(W₁ x))).
 // - A class embedding (and a linear map of a condition vector h) is added at every position.
 //
-// Attention (txcore's fused op, ops/transformer.ts): 'local1d' — query blocks of blockLength
+// Attention (the fused attention op): 'local1d' — query blocks of blockLength
 // positions reading their own block causally and the memoryLength positions before it; 'local2d'
 // — the sequence as a grid of H rows × W·C columns, query blocks one row high and blockWidth wide
 // with a top flange of memoryHeight rows (left, above and right) and a left flange of memoryWidth
@@ -25,8 +26,8 @@
 // 'causal' — full causal attention; local1d falls back to it when the sequence fits in one block.
 
 import { ArgumentError } from '../errors.js';
-import { Dropout, Embedding, LayerNorm, Linear, Module, ModuleList } from '../nn/index.js';
-import { add, attention, embedding, relu, reshape, rightShift, type AttentionPatternInput } from '../ops/index.js';
+import { Dropout, Embedding, Linear, ModuleList, TransformerBlock, sinusoidalPositionEncoding } from '../nn/index.js';
+import { add, embedding, reshape, rightShift, type AttentionPatternInput } from '../ops/index.js';
 import type { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { ConditionProjection } from './condition.js';
@@ -82,72 +83,22 @@ export const imageTransformerDefaults: Omit<ImageTransformerConfig, 'height' | '
 };
 
 /**
- * tensor2tensor's 2-D timing signal: [rows · cols, d] with channels [0, 2k) the sines and cosines
- * of the row at k geometric frequencies from 1 to 1/10⁴, [2k, 4k) those of the column, the rest 0.
+ * tensor2tensor's 2-D timing signal: [rows · cols, d] with channels [0, 2k) the 1-D sinusoidal
+ * encoding (sines then cosines at k geometric timescales from 1 to 10⁴) of the row, [2k, 4k)
+ * that of the column, the rest 0 (k = ⌊d/4⌋).
  */
 export function positionEncoding2d(rows: number, cols: number, d: number): Float32Array {
   const k = Math.floor(d / 4);
+  const byRow = sinusoidalPositionEncoding(rows, 2 * k).data;
+  const byCol = sinusoidalPositionEncoding(cols, 2 * k).data;
   const out = new Float32Array(rows * cols * d);
-  const inc = Math.log(1e4) / Math.max(k - 1, 1);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
-      const at = (r * cols + c) * d;
-      for (let i = 0; i < k; i++) {
-        const inv = Math.exp(-i * inc);
-        out[at + i] = Math.sin(r * inv);
-        out[at + k + i] = Math.cos(r * inv);
-        out[at + 2 * k + i] = Math.sin(c * inv);
-        out[at + 3 * k + i] = Math.cos(c * inv);
-      }
+      out.set(byRow.subarray(r * 2 * k, (r + 1) * 2 * k), (r * cols + c) * d);
+      out.set(byCol.subarray(c * 2 * k, (c + 1) * 2 * k), (r * cols + c) * d + 2 * k);
     }
   }
   return out;
-}
-
-/** Multi-head self-attention on one fused q|k|v projection (no biases, as tensor2tensor). */
-export class SelfAttention extends Module {
-  readonly qkv: Linear;
-  readonly out: Linear;
-
-  constructor(width: number, readonly heads: number, generator?: Generator) {
-    super();
-    this.qkv = this.registerModule('qkv', new Linear(width, 3 * width, { bias: false, generator }));
-    this.out = this.registerModule('out', new Linear(width, width, { bias: false, generator }));
-  }
-
-  forward(x: Tensor, pattern: AttentionPatternInput): Tensor {
-    return this.out.forward(attention(this.qkv.forward(x), { heads: this.heads, pattern })); // [N, L, D]
-  }
-}
-
-/** One post-norm block: attention and a ReLU feed-forward, each dropped out, added, normalised. */
-export class TransformerLayer extends Module {
-  readonly attn: SelfAttention;
-  readonly norm1: LayerNorm;
-  readonly ff1: Linear;
-  readonly ff2: Linear;
-  readonly norm2: LayerNorm;
-  readonly drop: Dropout;
-
-  constructor(cfg: ImageTransformerConfig, generator?: Generator) {
-    super();
-    this.attn = this.registerModule('attn', new SelfAttention(cfg.hiddenSize, cfg.heads, generator));
-    this.norm1 = this.registerModule('norm1', new LayerNorm(cfg.hiddenSize));
-    this.ff1 = this.registerModule('ff1', new Linear(cfg.hiddenSize, cfg.ffSize, { generator }));
-    this.ff2 = this.registerModule('ff2', new Linear(cfg.ffSize, cfg.hiddenSize, { generator }));
-    this.norm2 = this.registerModule('norm2', new LayerNorm(cfg.hiddenSize));
-    this.drop = this.registerModule('drop', new Dropout(cfg.dropout));
-  }
-
-  /** The feed-forward half: LN(x + drop(W₂ relu(W₁ x))). */
-  feedForward(x: Tensor): Tensor {
-    return this.norm2.forward(add(x, this.drop.forward(this.ff2.forward(relu(this.ff1.forward(x))))));
-  }
-
-  forward(x: Tensor, pattern: AttentionPatternInput): Tensor {
-    const h = this.norm1.forward(add(x, this.drop.forward(this.attn.forward(x, pattern)))); // [N, L, D]
-    return this.feedForward(h);
-  }
 }
 
 function positiveInt(name: string, v: number): void {
@@ -165,7 +116,7 @@ export class ImageTransformer extends AutoregressiveModel<ImageTransformerConfig
   readonly inputProj: Linear | null;
   readonly cond: ConditionProjection;
   readonly inputDrop: Dropout;
-  readonly blocks: ModuleList<TransformerLayer>;
+  readonly blocks: ModuleList<TransformerBlock>;
   /** D → a position's parameters (levels logits, one Bernoulli logit, or a pixel's mixture). */
   readonly head: Linear;
   /** The 2-D position encodings [L, D] (constant, not state). */
@@ -188,7 +139,8 @@ export class ImageTransformer extends AutoregressiveModel<ImageTransformerConfig
     this.inputProj = this.registerModule('inputProj', perChannel ? null : new Linear(c, d, { generator }));
     this.cond = this.registerModule('cond', new ConditionProjection(config.numClasses, config.conditionDim, d, generator));
     this.inputDrop = this.registerModule('inputDrop', new Dropout(config.dropout));
-    this.blocks = this.registerModule('blocks', new ModuleList(Array.from({ length: layers }, () => new TransformerLayer(config, generator))));
+    const block = { heads, ffDim: ffSize, pattern: this.pattern, norm: 'post', activation: 'relu', dropout: config.dropout, generator } as const;
+    this.blocks = this.registerModule('blocks', new ModuleList(Array.from({ length: layers }, () => new TransformerBlock(d, block))));
     this.head = this.registerModule('head', new Linear(d, this.paramsPerPixel / this.subPositions, { generator }));
     this.positions = new Tensor(positionEncoding2d(h, w * this.subPositions, d), [this.length, d]);
   }
@@ -231,7 +183,7 @@ export class ImageTransformer extends AutoregressiveModel<ImageTransformerConfig
   private run(images: Tensor | null, x: Tensor, cond: Condition): Tensor {
     const { height: h, width: w } = this.config;
     let seq = this.inputs(images, x, cond);
-    for (const block of this.blocks) seq = block.forward(seq, this.pattern); // [N, L, D]
+    for (const block of this.blocks) seq = block.forward(seq); // [N, L, D]
     return reshape(this.head.forward(seq), [x.shape[0]!, h, w, this.paramsPerPixel]); // [N, H, W, P]
   }
 

@@ -34,6 +34,7 @@ FAMILIES = {
     "pixelcnn": "pixelcnn",
     "gated-pixelcnn": "gated_pixelcnn",
     "pixelcnn++": "pixelcnnpp",
+    "image-transformer": "image_transformer",
 }
 
 

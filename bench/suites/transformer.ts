@@ -14,20 +14,13 @@
 //   of each (EMA weights where the preset keeps an average). The likelihood at equal wall-clock
 //   against the mirror is `npm run bench -- quality --preset image-transformer-fmnist-small`.
 
-import { median, threads as defaultThreads, type Suite } from '../harness.js';
+import { median, same, seconds, threads as defaultThreads, type Suite } from '../harness.js';
 import { findTorchPython, mirrorScript, option, runPython, startServe } from '../torch.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const summary = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
-const same = (v: number) => ({ median: v, min: v, max: v });
-
-function seconds(fn: () => void): number {
-  const t0 = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-}
 
 const suite: Suite = async ({ reporter, args }) => {
   const threads = Number(option(args, '--threads', String(defaultThreads())));

@@ -325,8 +325,8 @@ export async function infoCommand(a: InfoArgs): Promise<number> {
   out(source);
   out(`model: ${describeModel(model.config as RunConfig['model'])}`);
   out(`parameters: ${info.parameters.toLocaleString('en')}`);
-  out(`receptive field of the last pixel: ${rf.pixels} of the ${rf.of} pixels before it (${((100 * rf.pixels) / rf.of).toFixed(1)}%), measured from gradients`);
-  out(`FLOPs per image: ${g(info.flops)} computed (2 × multiply-adds of ${info.convs.length} convolutions)`);
+  out(`receptive field of the last pixel: ${rf.pixels} of the ${rf.of} pixels before it (${((100 * rf.pixels) / rf.of).toFixed(1)}%), ${info.convs.length > 0 ? 'measured from gradients' : 'followed through the attention pattern'}`);
+  out(`FLOPs per image: ${g(info.flops)} computed (2 × multiply-adds of ${info.convs.length > 0 ? `${info.convs.length} convolutions` : 'the projections, attention, feed-forwards and head'})`);
   if (info.maskedFlops > 0) out(`  of which ${g(info.maskedFlops)} (${((100 * info.maskedFlops) / info.flops).toFixed(1)}%) multiply weights a mask always zeroes`);
   if (info.maskedFormulationFlops !== null) {
     const m = info.maskedFormulationFlops;

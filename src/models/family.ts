@@ -47,5 +47,11 @@ export interface ModelFamily<C extends BaseModelConfig = BaseModelConfig> {
    * For families that skip taps a mask would zero: FLOPs per image of the common masked
    * formulation, from the convolutions' actual costs. Omitted otherwise.
    */
+  /**
+   * For families whose cost is not in convolutions (the transformers): FLOPs per image of one
+   * forward pass, and the earlier pixels the last pixel's output depends on (from the network's
+   * structure, where gradients cannot see through an embedded input). Omitted otherwise.
+   */
+  cost?(model: AutoregressiveModel<C>): { flops: number; receptiveField: { pixels: number; of: number } };
   maskedFormulationFlops?(config: C, convs: readonly { name: string; kernel: readonly [number, number]; flops: number }[]): number;
 }

@@ -94,3 +94,19 @@ describe('image-transformer', () => {
     assert.throws(() => createModel({ ...base, dropout: 1 }), /dropout must be in \[0, 1\)/);
   });
 });
+
+describe('image-transformer info', () => {
+  test('receptive field through the pattern: local 1-D grows by one memory per layer; FLOPs count projections, attention and head', async () => {
+    const { modelInfo } = await import('../train/info.js');
+    // 16 positions, blocks of 4 with 4 of memory, 2 layers: the last position (15, block 12…15)
+    // reads 8…15, which read 4…15: values 3…14, i.e. pixels 3…14 of the 15 before the last.
+    const m = createModel({ ...base, layers: 2, attention: 'local1d', blockLength: 4, memoryLength: 4 });
+    const info = modelInfo(m);
+    assert.deepEqual(info.receptiveField, { pixels: 12, of: 15 });
+    // Keys per query: block 0 reads 1…4 (10 in all), later blocks 4 + 1…4 (26 each).
+    const keys = 10 + 3 * 26;
+    assert.equal(info.flops, 2 * (16 * 2 * (4 * 64 + 2 * 8 * 12) + 4 * keys * 8) + 16 * 2 * 8 * 4);
+    const causal = modelInfo(createModel({ ...base, layers: 1, attention: 'causal' }));
+    assert.deepEqual(causal.receptiveField, { pixels: 15, of: 15 });
+  });
+});

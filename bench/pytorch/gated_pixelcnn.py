@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import struct
 import sys
 import time
 
@@ -52,42 +51,9 @@ import torch.nn.functional as F  # noqa: E402
 
 torch.set_num_threads(ARGS.threads)
 
-# ---- safetensors, the few lines this script needs ---------------------------------------------
-
-DTYPES = {"F32": (np.float32, 4), "F64": (np.float64, 8), "I32": (np.int32, 4)}
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    base = 8 + n
-    tensors = {}
-    for name, info in header.items():
-        dt, _ = DTYPES[info["dtype"]]
-        b, e = info["data_offsets"]
-        arr = np.frombuffer(raw[base + b:base + e], dtype=dt).reshape(info["shape"])
-        tensors[name] = torch.from_numpy(arr.copy())
-    return tensors, meta
-
-
-def write_safetensors(path, tensors, meta=None):
-    header, chunks, off = {}, [], 0
-    if meta:
-        header["__metadata__"] = meta
-    names = {np.dtype(np.float64): "F64", np.dtype(np.float32): "F32", np.dtype(np.int32): "I32"}
-    for name, t in tensors.items():
-        a = np.ascontiguousarray(t.detach().cpu().numpy())
-        data = a.tobytes()
-        header[name] = {"dtype": names[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(data)]}
-        chunks.append(data)
-        off += len(data)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - (len(h) + 8) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(chunks))
+# safetensors without the safetensors package: arpix's PyTorch package has the reader and writer.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+from arpix_torch.io import read_safetensors, write_safetensors  # noqa: E402
 
 
 # ---- the model ----------------------------------------------------------------------------------

@@ -1,0 +1,33 @@
+// Running PyTorch from arpix's tests and benchmarks: a Python that can import torch (the one on PATH
+// may not be the system's — pyenv, venvs — and Debian's python3-torch lives in /usr/bin/python3's
+// packages; ARPIX_PYTHON overrides), and a free port for the ranks of a process group.
+
+import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+
+let cached: string | null | undefined;
+
+/** The first of ARPIX_PYTHON, python3, /usr/bin/python3 that imports torch; null when none does. */
+export function findTorchPython(): string | null {
+  if (cached !== undefined) return cached;
+  cached = null;
+  for (const py of [process.env.ARPIX_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p)) {
+    if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) {
+      cached = py;
+      break;
+    }
+  }
+  return cached;
+}
+
+/** A TCP port free on 127.0.0.1 now, for MASTER_PORT. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}

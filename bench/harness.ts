@@ -33,6 +33,16 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** Seconds one synchronous call of fn takes. */
+export function seconds(fn: () => void): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/** A ratio of two medians has no spread of its own. */
+export const same = (v: number) => ({ median: v, min: v, max: v });
+
 /** Times fn: `warmup` discarded runs, then `runs` timed ones (at least 5). */
 export async function time(fn: () => unknown, opts: { warmup?: number; runs?: number } = {}): Promise<Timing> {
   const warmup = opts.warmup ?? 2;

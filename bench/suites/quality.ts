@@ -1,10 +1,11 @@
-// Likelihood at equal compute: gated-pixelcnn-fmnist trained for the same wall-clock budget, from
+// Likelihood at equal compute: gated-pixelcnn-fmnist (or, with --preset, image-transformer-fmnist-small
+// against bench/pytorch/transformer_bench.py) trained for the same wall-clock budget, from
 // the same initial weights, with the same hyper-parameters (batch, Adam, schedule, clipping, EMA),
 // by arpix and by the PyTorch mirror in bench/pytorch/gated_pixelcnn.py (same thread count), one
 // after the other; then the test bits/dim of each (EMA weights, all 10,000 test images) and the
 // number of images each saw. A budget-bound figure: run it on an otherwise idle machine.
 //
-//   npm run bench -- quality [--minutes M (10)] [--threads N] [--test-images N (10000)] [--python PATH] [--skip-pytorch] [--json]
+//   npm run bench -- quality [--preset gated-pixelcnn-fmnist|image-transformer-fmnist-small] [--minutes M (10)] [--threads N] [--test-images N (10000)] [--python PATH] [--skip-pytorch] [--json]
 //   npm run bench -- quality --make-fixture     rewrites src/train/fixtures/gated-mirror-*.safetensors
 
 import { spawnSync } from 'node:child_process';
@@ -21,24 +22,30 @@ import { Generator } from '../../src/tensor/random.js';
 import { applyOverrides, evaluate, presetRaw, resolveRunConfig, train } from '../../src/train/index.js';
 import { threads as defaultThreads, type Reporter, type Suite } from '../harness.js';
 
-const PRESET = 'gated-pixelcnn-fmnist';
-const SCRIPT = fileURLToPath(new URL('../pytorch/gated_pixelcnn.py', import.meta.url));
+// Each preset's PyTorch mirror, all with the same `train --data DIR --threads N --json` interface.
+const MIRRORS: Record<string, string> = {
+  'gated-pixelcnn-fmnist': fileURLToPath(new URL('../pytorch/gated_pixelcnn.py', import.meta.url)),
+  'image-transformer-fmnist-small': fileURLToPath(new URL('../pytorch/transformer_bench.py', import.meta.url)),
+};
+const SCRIPT = MIRRORS['gated-pixelcnn-fmnist']!;
 
-interface Options { testImages: number; minutes: number; threads: number; python?: string; skipPytorch: boolean; makeFixture: boolean }
+interface Options { preset: string; testImages: number; minutes: number; threads: number; python?: string; skipPytorch: boolean; makeFixture: boolean }
 
 function parse(args: string[]): Options {
-  const o: Options = { testImages: 10000, minutes: 10, threads: defaultThreads(), skipPytorch: false, makeFixture: false };
+  const o: Options = { preset: 'gated-pixelcnn-fmnist', testImages: 10000, minutes: 10, threads: defaultThreads(), skipPytorch: false, makeFixture: false };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i]!.split('=', 2) as [string, string | undefined];
     const value = () => inline ?? args[++i]!;
     if (flag === '--minutes') o.minutes = Number(value());
+    else if (flag === '--preset') o.preset = value();
     else if (flag === '--threads') o.threads = Number(value());
     else if (flag === '--python') o.python = value();
     else if (flag === '--test-images') o.testImages = Number(value());
     else if (flag === '--skip-pytorch') o.skipPytorch = true;
     else if (flag === '--make-fixture') o.makeFixture = true;
-    else throw new Error(`quality: unknown option ${flag} (--minutes, --threads, --test-images, --python, --skip-pytorch, --make-fixture)`);
+    else throw new Error(`quality: unknown option ${flag} (--preset, --minutes, --threads, --test-images, --python, --skip-pytorch, --make-fixture)`);
   }
+  if (!(o.preset in MIRRORS)) throw new Error(`quality: --preset must be one of ${Object.keys(MIRRORS).join(', ')}, got ${o.preset}`);
   if (!(o.minutes > 0)) throw new Error('quality: --minutes must be positive');
   return o;
 }
@@ -85,6 +92,7 @@ const suite: Suite = async ({ reporter, args }) => {
   process.env.OMP_NUM_THREADS = String(o.threads);
   (nativeBackend() as { setNumThreads?: (n: number) => void } | null)?.setNumThreads?.(o.threads);
 
+  const PRESET = o.preset;
   const raw = presetRaw(PRESET);
   const config = resolveRunConfig(applyOverrides(raw, [
     `train.minutes=${o.minutes}`, 'train.steps=0', 'train.validateEvery=0', 'train.checkpointEvery=0', 'train.validationSize=1000',
@@ -118,7 +126,7 @@ const suite: Suite = async ({ reporter, args }) => {
     if (!o.skipPytorch && !py) reporter.note('PyTorch is not installed (apt-get install python3-torch): the PyTorch row is skipped');
     if (py) {
       const env = { ...process.env, OMP_NUM_THREADS: String(o.threads) };
-      const p = spawnSync(py, [SCRIPT, 'train', '--data', work, '--threads', String(o.threads), '--json'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+      const p = spawnSync(py, [MIRRORS[PRESET]!, 'train', '--data', work, '--threads', String(o.threads), '--json'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
       if (p.status !== 0) reporter.note(`PyTorch run failed (exit ${p.status}): ${p.stderr.trim().split('\n').slice(-3).join(' | ')}`);
       else {
         const j = JSON.parse(p.stdout.trim().split('\n').at(-1)!) as { bitsPerDim: number; stderr: number; images: number; steps: number; seconds: number; torch: string; memoryFormat: string };

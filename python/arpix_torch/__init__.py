@@ -39,6 +39,7 @@ FAMILIES = {
     "pixelcnn": "pixelcnn",
     "gated-pixelcnn": "gated_pixelcnn",
     "pixelcnn++": "pixelcnnpp",
+    "image-transformer": "image_transformer",
 }
 
 

@@ -33,9 +33,11 @@ def make_optimizer(model, t):
 
 def lr_factor(t, step):
     """arpix's schedule (src/train/train.ts makeSchedule): linear warm-up, then constant,
-    exponential (gamma per step) or cosine (to minFactor at train.steps)."""
+    exponential (gamma per step) or cosine (to minFactor at train.steps); or noam."""
     s = t["schedule"]
     w = s["warmup"]
+    if s["decay"] == "noam":  # the Transformer's, peak 1 at the warm-up (src/optim/schedules.ts noam)
+        return min((step + 1) / w, math.sqrt(w / (step + 1)))
     if w > 0 and step < w:
         return (step + 1) / w
     k = step - w if w > 0 else step

@@ -382,9 +382,9 @@ export async function infoCommand(a: InfoArgs): Promise<number> {
   out(source);
   out(`model: ${describeModel(config)}`);
   out(`parameters: ${info.parameters.toLocaleString('en')}${cost ? ` (${formatBytes(4 * info.parameters)} of float32 weights)` : ''}`);
-  if (rf) out(`receptive field of the last pixel: ${rf.pixels} of the ${rf.of} pixels before it (${((100 * rf.pixels) / rf.of).toFixed(1)}%), measured from gradients`);
+  if (rf) out(`receptive field of the last pixel: ${rf.pixels} of the ${rf.of} pixels before it (${((100 * rf.pixels) / rf.of).toFixed(1)}%), ${info.convolutions > 0 ? 'measured from gradients' : 'followed through the attention pattern'}`);
   else out(`receptive field of the last pixel: not measured (building this model for it would need about ${formatBytes(memoryNeeded(cost!, 'eval', 1))})`);
-  out(`FLOPs per image: ${g(info.flops)} computed (2 × multiply-adds of ${info.convolutions} convolutions)`);
+  out(`FLOPs per image: ${g(info.flops)} computed (2 × multiply-adds of ${info.convolutions > 0 ? `${info.convolutions} convolutions` : 'the projections, attention, feed-forwards and head'})`);
   if (info.maskedFlops !== null && info.maskedFlops > 0) out(`  of which ${g(info.maskedFlops)} (${((100 * info.maskedFlops) / info.flops).toFixed(1)}%) multiply weights a mask always zeroes`);
   if (info.maskedFormulationFlops !== null) {
     const m = info.maskedFormulationFlops;

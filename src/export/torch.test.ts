@@ -42,6 +42,13 @@ const CASES: Record<string, Record<string, unknown>[]> = {
     { channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 2 }, numClasses: 3 },
     { channels: 1, likelihood: { kind: 'logistic-mixture', nrMix: 3, levels: 16 }, numClasses: 0 },
   ].map((c) => ({ kind: 'pixelcnn++', height: 8, width: 8, filters: 4, resnetBlocks: 1, resolutions: 2, dropout: 0, ...c })),
+  // Every attention pattern, across blocks and flanges, and every head.
+  'image-transformer': [
+    { height: 4, width: 4, channels: 3, likelihood: { kind: 'categorical', levels: 256 }, numClasses: 3, attention: 'local1d', blockLength: 8, memoryLength: 8 },
+    { height: 6, width: 6, channels: 1, likelihood: { kind: 'categorical', levels: 16 }, numClasses: 0, attention: 'local2d', blockWidth: 2, memoryHeight: 2, memoryWidth: 1 },
+    { height: 5, width: 5, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 3 }, numClasses: 2, attention: 'local1d', blockLength: 6, memoryLength: 3 },
+    { height: 4, width: 4, channels: 1, likelihood: { kind: 'bernoulli' }, numClasses: 2, attention: 'causal' },
+  ].map((c) => ({ kind: 'image-transformer', layers: 2, hiddenSize: 16, heads: 2, ffSize: 24, dropout: 0, ...c })),
 };
 
 function randomBatch(model: AutoregressiveModel, n: number, seed: number): { images: Tensor; labels: Tensor | null } {

@@ -82,6 +82,17 @@ export interface ModelFamily<C extends BaseModelConfig = BaseModelConfig> {
   /** The smallest sensible architecture for an image of this size, for tests (fields of C only). */
   tiny(height: number, width: number): Partial<FamilyDefaults<C>>;
   /**
+   * Further tiny architectures, by name, that the invariant and sampler tests run besides `tiny`
+   * (e.g. each attention pattern of a transformer). Omitted when `tiny` covers the family.
+   */
+  variants?(height: number, width: number): Record<string, Partial<FamilyDefaults<C>>>;
+  /**
+   * For families whose cost is not in convolutions (the transformers): FLOPs per image of one
+   * forward pass, and the earlier pixels the last pixel's output depends on (from the network's
+   * structure, where gradients cannot see through an embedded input). Omitted otherwise.
+   */
+  structuralCost?(model: AutoregressiveModel<C>): { flops: number; receptiveField: { pixels: number; of: number } };
+  /**
    * For families that skip taps a mask would zero: FLOPs per image of the common masked
    * formulation, from the convolutions' actual costs. Omitted otherwise.
    */

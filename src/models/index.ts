@@ -9,6 +9,7 @@ import { FAMILIES, familyOf } from './families.js';
 import type { FieldRange } from './family.js';
 import { checkModelMemory } from './memory.js';
 import { GatedPixelCNN, type GatedPixelCNNConfig } from './gated-pixelcnn.js';
+import { ImageTransformer, type ImageTransformerConfig } from './image-transformer.js';
 import type { AutoregressiveModel, BaseModelConfig } from './model.js';
 import { PixelCNN, type PixelCNNConfig } from './pixelcnn.js';
 import { PixelCNNPP, type PixelCNNPPConfig } from './pixelcnnpp.js';
@@ -18,10 +19,10 @@ export type { BaseModelConfig, Condition } from './model.js';
 export { FAMILIES, familyOf } from './families.js';
 export type { FamilyCase, FieldRange, ModelCost, ModelFamily } from './family.js';
 export { MemoryLimitError, checkMemory, checkModelMemory, costOfConfig, memoryLimit, memoryNeeded } from './memory.js';
-export { GatedPixelCNN, PixelCNN, PixelCNNPP };
-export type { GatedPixelCNNConfig, PixelCNNConfig, PixelCNNPPConfig };
+export { GatedPixelCNN, ImageTransformer, PixelCNN, PixelCNNPP };
+export type { GatedPixelCNNConfig, ImageTransformerConfig, PixelCNNConfig, PixelCNNPPConfig };
 
-export type ModelConfig = GatedPixelCNNConfig | PixelCNNConfig | PixelCNNPPConfig;
+export type ModelConfig = GatedPixelCNNConfig | ImageTransformerConfig | PixelCNNConfig | PixelCNNPPConfig;
 export type ModelKind = ModelConfig['kind'];
 
 export const MODEL_KINDS = FAMILIES.map((f) => f.kind) as ModelKind[];

@@ -8,7 +8,7 @@ export { Adam, AdamW } from './adam.js';
 export type { AdamOptions } from './adam.js';
 export { clipGradNorm, clipGradValue } from './clip.js';
 export type { ClipGradNormOptions } from './clip.js';
-export { LRScheduler, constant, linearWarmup, exponentialDecay, cosineDecay, withWarmup, cosineWithWarmup, product } from './schedules.js';
+export { LRScheduler, constant, linearWarmup, exponentialDecay, cosineDecay, withWarmup, cosineWithWarmup, noam, product } from './schedules.js';
 export type { Schedule } from './schedules.js';
 export { EMA } from './ema.js';
 export type { EMAOptions, EMAStateDict } from './ema.js';

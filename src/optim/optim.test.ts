@@ -11,7 +11,7 @@ import { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import {
   Adam, AdamW, EMA, LRScheduler, SGD, clipGradNorm, clipGradValue, constant, cosineDecay, cosineWithWarmup,
-  exponentialDecay, linearWarmup, product, withWarmup, type Optimizer, type BaseOptions,
+  exponentialDecay, linearWarmup, noam, product, withWarmup, type Optimizer, type BaseOptions,
 } from './index.js';
 
 const param = (v: number[], dtype: 'float32' | 'float64' = 'float64') => new Parameter(tensor(v, undefined, dtype));
@@ -278,6 +278,13 @@ describe('schedules', () => {
     assert.equal(product(linearWarmup(2), exponentialDecay(0.5))(0), 0.5);
     assert.throws(() => cosineWithWarmup(10, 10), /cosineWithWarmup: warmupSteps/);
     assert.throws(() => exponentialDecay(1.5), /exponentialDecay: gamma/);
+  });
+  test('noam: linear warm-up to 1 at the warm-up step, then 1/√step; a bad warm-up is an error', () => {
+    const s = noam(4);
+    assert.deepEqual([0, 1, 2, 3].map(s), [0.25, 0.5, 0.75, 1]);
+    assert.ok(Math.abs(s(15) - 0.5) < 1e-12); // n = 16 = 4·4 steps: √(4/16)
+    assert.ok(Math.abs(s(399) / s(99) - 0.5) < 1e-12); // four times the steps, half the rate
+    assert.throws(() => noam(0), /noam: warmupSteps must be an integer ≥ 1/);
   });
   test('LRScheduler sets every group\'s lr from its initial lr, and resumes', () => {
     const opt = new SGD([{ params: [param([1])] }, { params: [param([1])], lr: 1 }], { lr: 0.1 });

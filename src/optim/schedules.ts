@@ -40,6 +40,19 @@ export function cosineDecay(steps: number, minFactor = 0): Schedule {
   };
 }
 
+/**
+ * The Transformer's "noam" schedule (Vaswani et al. 2017, eq. 3): d^−0.5 · min(n^−0.5, n · w^−1.5)
+ * at step n = step + 1, scaled so the peak, at n = w, is 1 — a linear warm-up over `warmupSteps`,
+ * then decay as 1/√n. The initial learning rate is then the peak one.
+ */
+export function noam(warmupSteps: number): Schedule {
+  checkSteps('noam', 'warmupSteps', warmupSteps);
+  return (step) => {
+    const n = step + 1;
+    return Math.min(n / warmupSteps, Math.sqrt(warmupSteps / n));
+  };
+}
+
 /** Linear warm-up for `warmupSteps`, then `after` counted from the end of the warm-up. */
 export function withWarmup(warmupSteps: number, after: Schedule): Schedule {
   const warm = linearWarmup(warmupSteps);

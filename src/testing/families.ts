@@ -35,12 +35,18 @@ function supported(family: ModelFamily, t: CaseTemplate): boolean {
   return family.supports({ height: t.height, width: t.width, channels: t.channels, likelihood: t.likelihood.kind, numClasses: t.numClasses ?? 0, conditionDim: t.conditionDim ?? 0 });
 }
 
-/** [test name, config] for every family × template the family supports. */
+/** [test name, config] for every family × template the family supports, and each of its variants. */
 export function familyCases(templates: readonly CaseTemplate[], filter: (f: ModelFamily) => boolean = () => true): [string, TinyConfig, ModelFamily][] {
   const out: [string, TinyConfig, ModelFamily][] = [];
   for (const family of FAMILIES) {
     if (!filter(family)) continue;
-    for (const t of templates) if (supported(family, t)) out.push([`${family.kind} ${t.name}`, tinyConfig(family, t), family]);
+    for (const t of templates) {
+      if (!supported(family, t)) continue;
+      out.push([`${family.kind} ${t.name}`, tinyConfig(family, t), family]);
+      for (const [variant, arch] of Object.entries(family.variants?.(t.height, t.width) ?? {})) {
+        out.push([`${family.kind} (${variant}) ${t.name}`, tinyConfig(family, t, arch as Record<string, unknown>), family]);
+      }
+    }
   }
   return out;
 }

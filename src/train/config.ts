@@ -11,8 +11,11 @@ import { loadPreset, resolveModelConfig, type ModelConfig } from '../models/inde
 export interface ScheduleConfig {
   /** Steps of linear warm-up from lr/warmup to lr. */
   warmup: number;
-  /** After the warm-up: constant, exponential (gamma per step) or cosine (to minFactor·lr at train.steps). */
-  decay: 'constant' | 'exponential' | 'cosine';
+  /**
+   * After the warm-up: constant, exponential (gamma per step), cosine (to minFactor·lr at
+   * train.steps) or noam (the Transformer's: lr·√(warmup/step), with the warm-up built in).
+   */
+  decay: 'constant' | 'exponential' | 'cosine' | 'noam';
   /** Exponential decay: factor per step. */
   gamma: number;
   /** Cosine decay: the final factor. */
@@ -116,7 +119,7 @@ function positiveInt(key: string, v: number, min = 1): void {
 /** Range checks the types alone cannot express. */
 function checkTrain(t: TrainConfig): void {
   oneOf('train.optimizer', t.optimizer, ['adam', 'adamw', 'sgd']);
-  oneOf('train.schedule.decay', t.schedule.decay, ['constant', 'exponential', 'cosine']);
+  oneOf('train.schedule.decay', t.schedule.decay, ['constant', 'exponential', 'cosine', 'noam']);
   positiveInt('train.batchSize', t.batchSize);
   for (const k of ['steps', 'epochs', 'validateEvery', 'checkpointEvery', 'seed', 'sampleEvery'] as const) positiveInt(`train.${k}`, t[k], 0);
   positiveInt('train.logEvery', t.logEvery);
@@ -131,6 +134,9 @@ function checkTrain(t: TrainConfig): void {
   if (!(t.schedule.gamma > 0 && t.schedule.gamma <= 1)) throw new ConfigError('train.schedule.gamma', `must be in (0, 1], got ${t.schedule.gamma}`);
   if (t.steps === 0 && t.epochs === 0 && t.minutes === 0) {
     throw new ConfigError('train', 'has no stopping point: set train.steps, train.epochs or train.minutes');
+  }
+  if (t.schedule.decay === 'noam' && t.schedule.warmup < 1) {
+    throw new ConfigError('train.schedule.warmup', `must be ≥ 1 with decay 'noam' (its warm-up is part of the schedule), got ${t.schedule.warmup}`);
   }
   if (t.schedule.decay === 'cosine' && t.steps <= t.schedule.warmup) {
     throw new ConfigError('train.schedule.decay', `'cosine' decays to train.steps, which must then exceed the warm-up (${t.schedule.warmup}); got ${t.steps}`);

@@ -22,7 +22,7 @@ export interface ConvCost {
 
 export interface ModelInfo {
   parameters: number;
-  /** FLOPs per image the network computes (2 × multiply-adds of its convolutions). */
+  /** FLOPs per image the network computes (2 × multiply-adds of its convolutions, or the family's own count). */
   flops: number;
   /** Of `flops`, the ones spent on masked-out (always zero) weights. */
   maskedFlops: number;
@@ -147,6 +147,11 @@ export function receptiveField(model: AutoregressiveModel, seed = 0): { pixels: 
 }
 
 export function modelInfo(model: AutoregressiveModel): ModelInfo {
+  const family = familyOf(model.config.kind);
+  const structural = family?.structuralCost?.(model);
+  if (structural) {
+    return { parameters: model.numParameters(), flops: structural.flops, maskedFlops: 0, maskedFormulationFlops: null, convs: [], receptiveField: structural.receptiveField };
+  }
   const convs = convCosts(model);
   return {
     parameters: model.numParameters(),

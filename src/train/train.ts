@@ -18,7 +18,7 @@ import { checkOutputFolder, formatBytes, makeFolder } from '../io/files.js';
 import { lockFolder, type FolderLock } from '../io/lock.js';
 import { checkModelMemory, createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/model.js';
-import { Adam, AdamW, EMA, LRScheduler, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
+import { Adam, AdamW, EMA, LRScheduler, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, noam, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
 import { Conv2d, ConvTranspose2d } from '../nn/index.js';
 import { getDefaultGenerator, manualSeed } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -105,6 +105,7 @@ function makeOptimizer(model: AutoregressiveModel, t: TrainConfig): Optimizer<Ba
 
 function makeSchedule(t: TrainConfig): Schedule {
   const s = t.schedule;
+  if (s.decay === 'noam') return noam(s.warmup);
   const after = s.decay === 'exponential' ? exponentialDecay(s.gamma)
     : s.decay === 'cosine' ? cosineDecay(t.steps - s.warmup, s.minFactor)
       : constant();

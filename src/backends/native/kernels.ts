@@ -1,14 +1,14 @@
 // The Kernels contract on top of the addon: each adapter hands the views' typed arrays to C++
 // as they are (no copies) and translates attributes; checks live in the op layer.
 
-import type { ConvParams, Kernels, View } from '../../kernels/contracts.js';
+import type { ConvParams, Kernels, TransformerKernelName, View } from '../../kernels/contracts.js';
 import type { ConvParamArray, NativeAddon, RowTermArgs } from './addon.js';
 
 function convParams(p: ConvParams): ConvParamArray {
   return [p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW, p.rowWinograd ? 1 : 0];
 }
 
-export function nativeKernels(addon: NativeAddon): Kernels {
+export function nativeKernels(addon: NativeAddon): Omit<Kernels, TransformerKernelName> {
   return {
     unary: (x, out, op) => addon.unary(x.data, out.data, op),
     unaryBackward: (x, y, g, dx, op) => addon.unaryBackward(x.data, y.data, g.data, dx.data, op),

@@ -59,8 +59,10 @@ async function readCheckpoint(path: string): Promise<Checkpoint> {
 
 function describeModel(config: RunConfig['model']): string {
   const lik = config.likelihood;
-  const levels = lik.kind === 'bernoulli' ? 2 : lik.levels ?? 256;
-  return `${config.kind}, ${config.height}×${config.width}×${config.channels}, ${lik.kind} likelihood over ${levels} levels${config.numClasses > 0 ? `, ${config.numClasses} classes` : ''}`;
+  const over = lik.kind === 'palette'
+    ? `a palette of ${lik.k} colours (log-likelihood of the token sequence, one token per pixel)`
+    : `${lik.kind === 'bernoulli' ? 2 : lik.levels ?? 256} levels`;
+  return `${config.kind}, ${config.height}×${config.width}×${config.channels}, ${lik.kind} likelihood over ${over}${config.numClasses > 0 ? `, ${config.numClasses} classes` : ''}`;
 }
 
 // ---- train ---------------------------------------------------------------------------------
@@ -325,8 +327,10 @@ export async function infoCommand(a: InfoArgs): Promise<number> {
   out(source);
   out(`model: ${describeModel(model.config as RunConfig['model'])}`);
   out(`parameters: ${info.parameters.toLocaleString('en')}`);
-  out(`receptive field of the last pixel: ${rf.pixels} of the ${rf.of} pixels before it (${((100 * rf.pixels) / rf.of).toFixed(1)}%), measured from gradients`);
-  out(`FLOPs per image: ${g(info.flops)} computed (2 × multiply-adds of ${info.convs.length} convolutions)`);
+  if (rf) out(`receptive field of the last pixel: ${rf.pixels} of the ${rf.of} pixels before it (${((100 * rf.pixels) / rf.of).toFixed(1)}%), measured from ${rf.measuredBy}`);
+  else out('receptive field of the last pixel: not measured (a discrete-input network on more than 256 pixels)');
+  out(`FLOPs per image: ${g(info.flops)} computed (2 × multiply-adds of ${info.convs.length > 0 ? `${info.convs.length} convolutions` : 'the linear layers and attention products'})`);
+  out(`likelihood: ${model.likelihood.measures === 'tokens' ? `of the palette's token sequence (nats per token; not bits/dim of the 8-bit image)` : 'of the 8-bit image (bits/dim comparable across arpix models)'}`);
   if (info.maskedFlops > 0) out(`  of which ${g(info.maskedFlops)} (${((100 * info.maskedFlops) / info.flops).toFixed(1)}%) multiply weights a mask always zeroes`);
   if (info.maskedFormulationFlops !== null) {
     const m = info.maskedFormulationFlops;

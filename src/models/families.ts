@@ -4,6 +4,7 @@
 
 import type { ModelFamily } from './family.js';
 import { gatedPixelCNNFamily } from './gated-pixelcnn.js';
+import { imageGPTFamily } from './image-gpt.js';
 import type { BaseModelConfig } from './model.js';
 import { pixelCNNFamily } from './pixelcnn.js';
 import { pixelCNNPPFamily } from './pixelcnnpp.js';
@@ -12,6 +13,7 @@ export const FAMILIES: readonly ModelFamily[] = [
   pixelCNNFamily,
   gatedPixelCNNFamily,
   pixelCNNPPFamily,
+  imageGPTFamily,
 ] as unknown as readonly ModelFamily[];
 
 const byKind = new Map(FAMILIES.map((f) => [f.kind, f]));

@@ -7,6 +7,7 @@ import type { LikelihoodConfig } from '../likelihoods/index.js';
 import { Generator } from '../tensor/random.js';
 import { FAMILIES, familyOf } from './families.js';
 import { GatedPixelCNN, type GatedPixelCNNConfig } from './gated-pixelcnn.js';
+import { ImageGPT, type ImageGPTConfig } from './image-gpt.js';
 import type { AutoregressiveModel, BaseModelConfig } from './model.js';
 import { PixelCNN, type PixelCNNConfig } from './pixelcnn.js';
 import { PixelCNNPP, type PixelCNNPPConfig } from './pixelcnnpp.js';
@@ -15,10 +16,10 @@ export { AutoregressiveModel } from './model.js';
 export type { BaseModelConfig, Condition } from './model.js';
 export { FAMILIES, familyOf } from './families.js';
 export type { FamilyCase, ModelFamily } from './family.js';
-export { GatedPixelCNN, PixelCNN, PixelCNNPP };
-export type { GatedPixelCNNConfig, PixelCNNConfig, PixelCNNPPConfig };
+export { GatedPixelCNN, ImageGPT, PixelCNN, PixelCNNPP };
+export type { GatedPixelCNNConfig, ImageGPTConfig, PixelCNNConfig, PixelCNNPPConfig };
 
-export type ModelConfig = GatedPixelCNNConfig | PixelCNNConfig | PixelCNNPPConfig;
+export type ModelConfig = GatedPixelCNNConfig | PixelCNNConfig | PixelCNNPPConfig | ImageGPTConfig;
 export type ModelKind = ModelConfig['kind'];
 
 export const MODEL_KINDS = FAMILIES.map((f) => f.kind) as ModelKind[];
@@ -27,6 +28,7 @@ const LIKELIHOOD_DEFAULTS: Record<LikelihoodConfig['kind'], Record<string, unkno
   'bernoulli': { kind: 'bernoulli' },
   'categorical': { kind: 'categorical', levels: 256 },
   'logistic-mixture': { kind: 'logistic-mixture', nrMix: 5, levels: 256 },
+  'palette': { kind: 'palette', k: 512, colours: [] },
 };
 
 function resolveLikelihood(given: unknown): LikelihoodConfig {

@@ -28,6 +28,7 @@ export interface Palette {
 /** Checks a flat colour list against k and C and returns it as a palette. */
 export function makePalette(colours: ArrayLike<number>, channels: number, k = colours.length / channels): Palette {
   if (!Number.isInteger(channels) || channels < 1) throw new ArgumentError('palette', 'channels', `must be a positive integer, got ${channels}`);
+  if (colours.length % channels !== 0) throw new ArgumentError('palette', 'colours', `must hold k·C values, a multiple of C = ${channels}; got ${colours.length}`);
   if (!Number.isInteger(k) || k < 2) throw new ArgumentError('palette', 'k', `must be an integer ≥ 2, got ${k}`);
   if (colours.length !== k * channels) throw new ArgumentError('palette', 'colours', `must hold k·C = ${k}·${channels} = ${k * channels} values, got ${colours.length}`);
   const out = new Int32Array(colours.length);

@@ -19,6 +19,7 @@ import { Adam, AdamW, EMA, LRScheduler, SGD, clipGradNorm, constant, cosineDecay
 import { getDefaultGenerator, manualSeed } from '../tensor/random.js';
 import type { RunConfig, TrainConfig } from './config.js';
 import { checkDataFits, loadTrainData, type RunData } from './data.js';
+import { adoptPalette, fitConfigPalette, needsPalette } from './palette.js';
 import { evaluate, type Evaluation } from './evaluate.js';
 import { imageGridPng } from './images.js';
 import { MetricsLog, truncateMetrics } from './metrics.js';
@@ -56,7 +57,8 @@ export type TrainEvent =
   | { kind: 'start'; step: number; resumed: boolean; parameters: number; trainImages: number; validationImages: number }
   | { kind: 'validation'; step: number; evaluation: Evaluation; ema: boolean }
   | { kind: 'checkpoint'; step: number; path: string }
-  | { kind: 'samples'; step: number; path: string };
+  | { kind: 'samples'; step: number; path: string }
+  | { kind: 'palette'; k: number; inertia: number; seconds: number };
 
 export interface TrainOptions {
   runDir: string;
@@ -137,6 +139,7 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   if (opts.resume) {
     if (!existsSync(ckptPath)) throw new TrainError(`${dir} holds no ${CHECKPOINT_FILE} to resume from; start a new run without --resume`);
     resumed = await loadCheckpoint(ckptPath);
+    adoptPalette(config.model, (resumed.meta.config as unknown as RunConfig).model);
     checkResumeConfig(ckptPath, resumed, config);
   } else if (existsSync(ckptPath)) {
     throw new TrainError(`${dir} already holds a run (${CHECKPOINT_FILE}); continue it with --resume ${dir}, or choose another --out`);
@@ -145,10 +148,16 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   // ---- model and data, checked before anything is written ----------------------------------
   // A config that cannot train (data missing, levels that do not fit the likelihood) fails here,
   // leaving no run folder behind.
-  const model = createModel(config.model, { seed: t.seed });
+  let model = createModel(config.model, { seed: t.seed });
   checkDataFits(model, config.dataset);
   const data = opts.data ?? await loadTrainData(config.dataset, t.validationSize);
   checkDataFits(model, config.dataset, data.train);
+  if (needsPalette(config.model)) {
+    const started = performance.now();
+    const fit = fitConfigPalette(config.model, data.train, { seed: t.seed });
+    opts.onEvent?.({ kind: 'palette', k: fit.palette.k, inertia: fit.inertia, seconds: (performance.now() - started) / 1000 });
+    model = createModel(config.model, { seed: t.seed }); // the same weights, now with its palette
+  }
 
   await mkdir(dir, { recursive: true });
   await removeStaleTemps(dir);

@@ -28,7 +28,7 @@ export class CliError extends Error {
 
 export const EXIT = { ok: 0, error: 1, usage: 2, diverged: 3, interrupted: 130 } as const;
 
-const out = (line = '') => process.stdout.write(line + '\n');
+export const out = (line = '') => process.stdout.write(line + '\n');
 
 /** Creates `dir` (and parents); fails with a one-line reason when it cannot be written. */
 async function ensureDir(dir: string): Promise<void> {
@@ -36,7 +36,7 @@ async function ensureDir(dir: string): Promise<void> {
 }
 
 /** Writes an output file atomically; an error names the file. */
-async function writeOut(path: string, data: Uint8Array | string): Promise<void> {
+export async function writeOut(path: string, data: Uint8Array | string): Promise<void> {
   try {
     await writeFileAtomic(path, data);
   } catch (e) {
@@ -46,13 +46,13 @@ async function writeOut(path: string, data: Uint8Array | string): Promise<void> 
 }
 
 /** Refuses to replace existing files unless --force. */
-function refuseExisting(paths: readonly string[], force: boolean): void {
+export function refuseExisting(paths: readonly string[], force: boolean): void {
   if (force) return;
   const existing = paths.filter((p) => existsSync(p));
   if (existing.length > 0) throw new CliError(`${existing.join(', ')} already exists; pass --force to replace it, or choose another --out`, EXIT.usage);
 }
 
-async function readCheckpoint(path: string): Promise<Checkpoint> {
+export async function readCheckpoint(path: string): Promise<Checkpoint> {
   const file = existsSync(path) && statSync(path).isDirectory() ? join(path, CHECKPOINT_FILE) : path;
   return loadCheckpoint(file);
 }
@@ -179,9 +179,15 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
   const e = await evaluate(model, ds, { batchSize: a.batchSize, transform: transformFor(config.dataset) });
   const data = describeData(config.dataset);
   if (a.json) {
-    out(JSON.stringify({ split: a.split, weights, step: ckpt.meta.step, data: { name: data.name, levels: data.levels, binarisation: data.binarisation }, ...e }));
+    out(JSON.stringify({ split: a.split, weights, step: ckpt.meta.step, data: { name: data.name, levels: data.levels, binarisation: data.binarisation }, measures: model.likelihood.measures, ...e }));
   } else {
     out(`data: ${data.text}`);
+    if (model.likelihood.measures === 'tokens') {
+      // A palette head's likelihood is of its token sequence: per token, not per 8-bit dimension.
+      const perToken = e.bitsPerDim * Math.LN2;
+      out(`${a.split}: ${perToken.toFixed(4)} ± ${(e.stderr * Math.LN2).toFixed(4)} nats/token (${e.bitsPerDim.toFixed(4)} bits/token) over ${e.n} images (${weights}, step ${ckpt.meta.step}) — the likelihood of the palette's token sequence, not bits/dim of the 8-bit image`);
+      return EXIT.ok;
+    }
     out(`${a.split}: ${e.bitsPerDim.toFixed(4)} ± ${e.stderr.toFixed(4)} bits/dim over ${e.n} images (${weights}, step ${ckpt.meta.step})`);
     if (model.likelihood.levels === 2) out(`${a.split}: ${e.natsPerImage.toFixed(2)} ± ${e.natsStderr.toFixed(2)} nats/image (negative log-likelihood)`);
   }

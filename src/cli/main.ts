@@ -13,6 +13,7 @@ import { StateDictError } from '../nn/module.js';
 import { ARPIX_VERSION, TrainError } from '../train/index.js';
 import { presetNames } from '../models/index.js';
 import { registerDataCommands } from './data.js';
+import { registerImageGPTCommands } from './image-gpt.js';
 import { CliError, EXIT, completeCommand, demoCommand, evalCommand, infoCommand, plotCommand, sampleCommand, trainCommand } from './commands.js';
 
 const SECTION_FLAG = /^--(model|dataset|train)\./;
@@ -152,6 +153,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     });
 
   registerDataCommands(program, setExit);
+  registerImageGPTCommands(program, setExit);
   return program;
 }
 

@@ -73,37 +73,61 @@ export async function startGatedMirror(
 ): Promise<MirrorServer | null> {
   const m = gatedMirror(reporter, config);
   if (m === null) return null;
+  const server = await startServe(m.python, m.script, ['serve', '--config', m.cfgFile, '--threads', String(threads), ...args], threads, m.dispose);
+  return { run: async (format) => seconds(await server.request(format)), close: server.close };
+}
+
+/** A mirror script's serve mode: one request line in, one JSON line out. */
+export interface ServeProcess {
+  /** Its first JSON line (printed after its warm-up). */
+  readonly ready: Record<string, unknown>;
+  request(line: string): Promise<Record<string, unknown>>;
+  close(): void;
+}
+
+function seconds(r: Record<string, unknown>): number {
+  if (typeof r.seconds !== 'number') throw new Error(`mirror: ${JSON.stringify(r)}`);
+  return r.seconds;
+}
+
+/** Runs `script argv…` (under bench/pytorch) in serve mode and waits for its first JSON line. */
+export async function startServe(python: string, script: string, argv: string[], threads: number, dispose: () => void = () => {}): Promise<ServeProcess> {
   const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
-  const child = spawn(m.python, [m.script, 'serve', '--config', m.cfgFile, '--threads', String(threads), ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(python, [script, ...argv], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async (): Promise<Record<string, unknown>> => {
     for (;;) {
       const { value, done } = await lines.next();
-      if (done) throw new Error(`gated_bench.py serve ended: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+      if (done) throw new Error(`${script} serve ended: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
       if (value.startsWith('{')) return JSON.parse(value) as Record<string, unknown>;
     }
   };
   const close = () => {
     child.stdin.end();
-    m.dispose();
+    dispose();
   };
+  let ready: Record<string, unknown>;
   try {
-    await next(); // {"ready": true} after its warm-up
+    ready = await next();
   } catch (e) {
     close();
     throw e;
   }
   return {
-    async run(format) {
-      child.stdin.write(`${format}\n`);
-      const r = await next();
-      if (typeof r.seconds !== 'number') throw new Error(`gated_bench.py serve: ${JSON.stringify(r)}`);
-      return r.seconds;
+    ready,
+    async request(line) {
+      child.stdin.write(`${line}\n`);
+      return next();
     },
     close,
   };
+}
+
+/** The path of a mirror script under bench/pytorch/. */
+export function mirrorScript(name: string): string {
+  return fileURLToPath(new URL(`./pytorch/${name}`, import.meta.url));
 }
 
 /** `--name value` or `--name=value` from a suite's arguments. */

@@ -248,7 +248,4 @@ export interface Kernels {
 }
 
 export type KernelName = keyof Kernels;
-
-/** The transformer core's kernels, which the native backend does not implement yet (they run on ts). */
-export type TransformerKernelName = 'layerNorm' | 'layerNormBackward' | 'gelu' | 'geluBackward' | 'attention' | 'attentionBackward' | 'attentionStep';
 export type Backend = { readonly name: string } & Partial<Kernels>;

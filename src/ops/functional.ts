@@ -7,7 +7,7 @@ import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
 import { Generator, getDefaultGenerator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { K, checkFloat, checkInt, checkSameDType, empty, record } from './core.js';
-import { add, elu, mul, neg, rsqrt, sigmoid, softplus, square, sub, tanh } from './elementwise.js';
+import { add, elu, mul, neg, sigmoid, softplus, sub, tanh } from './elementwise.js';
 import { chunk, concat } from './shape.js';
 import { logSoftmax, mean, sum } from './reduce.js';
 

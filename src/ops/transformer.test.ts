@@ -11,6 +11,7 @@ import { assertClose, gradcheck, rnd64 } from '../testing/gradcheck.js';
 import { erf } from '../backends/ts/transformer.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { AttentionPatternInput } from './transformer.js';
+import { PATTERNS, checkCausality } from '../testing/attention.js';
 
 /** Values and input gradients of two functions of the same inputs, for a fixed random output weighting. */
 function sameFunction(f: (...xs: Tensor[]) => Tensor, g: (...xs: Tensor[]) => Tensor, inputs: readonly Tensor[], tol = { atol: 1e-10, rtol: 1e-9 }, label = ''): void {
@@ -98,15 +99,6 @@ function local2dRule(height: number, width: number, bh: number, bw: number, mh: 
   };
 }
 
-const PATTERNS: [string, number, AttentionPatternInput][] = [
-  ['causal', 7, { kind: 'causal' }],
-  ['full', 5, { kind: 'full' }],
-  ['local1d block 3, memory 3', 10, { kind: 'local1d', block: 3 }],
-  ['local1d block 4, memory 2', 11, { kind: 'local1d', block: 4, memory: 2 }],
-  ['local2d 4×6 grid, 2×2 blocks, flanges 1×2', 24, { kind: 'local2d', height: 4, width: 6, blockHeight: 2, blockWidth: 2, memoryHeight: 1, memoryWidth: 2 }],
-  ['local2d 4×4 grid, 2×2 blocks', 16, { kind: 'local2d', height: 4, width: 4, blockHeight: 2, blockWidth: 2 }],
-];
-
 describe('attention patterns', () => {
   test('block-raster order of a 4×4 grid in 2×2 blocks', () => {
     assert.deepEqual(Array.from(ax.blockRasterOrder(4, 4, 2, 2)), [0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]);
@@ -164,32 +156,6 @@ describe('fused attention on the reference backend', () => {
     assert.throws(() => ax.attentionStep(ax.zeros([2, 4]), ax.zeros([2, 3, 5]), ax.zeros([2, 3, 4]), 0, { heads: 2 }), /attentionStep: kCache must be \[2, T, 4\]/);
   });
 });
-
-/**
- * Causality: the gradient of output row i with respect to every input row j > i is exactly zero,
- * for every head and every autoregressive pattern, on whatever backend is active.
- */
-export function checkCausality(attentionFn: (qkv: Tensor, pattern: AttentionPatternInput) => Tensor, dtype: 'float32' | 'float64', label: string): void {
-  for (const [name, l, pattern] of PATTERNS) {
-    if (pattern.kind === 'full') continue;
-    const base = ax.randn([2, l, 24], { dtype });
-    for (let i = 0; i < l; i++) {
-      const qkv = new Tensor(base.data.slice(), base.shape).requireGrad();
-      const y = attentionFn(qkv, pattern);
-      ax.sum(ax.slice(y, [0, i, 0], [2, 1, 8])).backward();
-      const g = qkv.grad!.data;
-      for (let n = 0; n < 2; n++) {
-        for (let j = i + 1; j < l; j++) {
-          for (let c = 0; c < 24; c++) assert.equal(g[(n * l + j) * 24 + c], 0, `${label} ${name}: output ${i} depends on input ${j} (channel ${c})`);
-        }
-      }
-      // …and it does depend on itself (the test could fail).
-      let own = 0;
-      for (let c = 0; c < 24; c++) own += Math.abs(g[i * 24 + c]!);
-      assert.ok(own > 0, `${label} ${name}: output ${i} has no gradient to its own input`);
-    }
-  }
-}
 
 describe('causality of attention', () => {
   test('fused, float64 reference: no gradient from output i to any input j > i', () => {

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
-import type { Backend, Kernels, TransformerKernelName } from '../../kernels/contracts.js';
+import type { Backend, Kernels } from '../../kernels/contracts.js';
 import type { ConvBenchBest, NativeAddon } from './addon.js';
 import { nativeKernels } from './kernels.js';
 import { alignBuffersWith } from '../../tensor/tensor.js';
@@ -17,7 +17,7 @@ export type { ConvBenchBest, ConvBenchFigure } from './addon.js';
 export type ConvAlgorithm = 'auto' | 'direct' | 'winograd';
 
 /** The native backend: every kernel of the contract, plus thread control and the conv probe. */
-export type NativeBackend = { readonly name: 'native' } & Omit<Kernels, TransformerKernelName> & {
+export type NativeBackend = { readonly name: 'native' } & Kernels & {
   /** OpenMP threads used by kernels and oneDNN. */
   threads(): number;
   setThreads(n: number): void;

@@ -14,7 +14,7 @@ import { loadNativeBackend, nativeLoadError } from './index.js';
 const native = loadNativeBackend();
 const skip = native ? false : `native backend not built (${nativeLoadError})`;
 const ref: Kernels = tsBackend;
-const nat = native as unknown as Kernels;
+const nat = native as Kernels;
 
 // ---- inputs ----
 

@@ -6,14 +6,14 @@
 // The sequence is shifted right by one: position 0 holds a learned start-of-sequence vector, and
 // position i > 0 the embedding of token i−1, plus a learned position embedding; so the logits at
 // position i see tokens < i only, through causal full attention. Pre-norm blocks
-// (x += attn(norm(x)); x += mlp(norm(x))), with openai/image-gpt's norm — RMS, a scale and no bias —
-// or layer norm by config; GELU in the MLP; a final norm and an untied output head over the palette.
+// (x += attn(norm(x)); x += mlp(norm(x)): the transformer core's TransformerBlock), with
+// openai/image-gpt's norm — RMS, a scale and no bias — or layer norm by config; GELU in the MLP; a final norm and an untied output head over the palette.
 // A class label (or vector h) is added to every position's input.
 
 import { ArgumentError } from '../errors.js';
 import { isPaletteHead } from '../likelihoods/index.js';
-import { Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, normal_ } from '../nn/index.js';
-import { add, attention, cast, concat, gelu, mul, reshape, rmsNorm, sigmoid, slice, zeros } from '../ops/index.js';
+import { Embedding, LayerNorm, LearnedPositionEmbedding, Linear, ModuleList, Parameter, RMSNorm, TransformerBlock, normal_ } from '../nn/index.js';
+import { add, cast, concat, mul, reshape, slice, zeros } from '../ops/index.js';
 import { getDefaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConditionProjection } from './condition.js';
@@ -35,8 +35,11 @@ export interface ImageGPTConfig extends BaseModelConfig {
   mlpRatio: number;
   /** 'rms': openai/image-gpt's norm (x/√(mean x² + ε)·g, no centring, no bias); 'layer': layer norm with bias. */
   norm: 'rms' | 'layer';
-  /** GELU form: 'sigmoid' x·σ(1.702x) (openai/image-gpt's gelu2), 'tanh' (GPT-2's) or 'exact' (erf). */
-  gelu: 'sigmoid' | 'tanh' | 'exact';
+  /**
+   * GELU form: 'tanh' (GPT-2's approximation) or 'exact' (erf). openai/image-gpt's own gelu2,
+   * x·σ(1.702x), is a third approximation of the same function, not offered.
+   */
+  gelu: 'tanh' | 'exact';
 }
 
 export const imageGPTDefaults: Omit<ImageGPTConfig, 'height' | 'width' | 'channels' | 'likelihood'> = {
@@ -48,75 +51,21 @@ export const imageGPTDefaults: Omit<ImageGPTConfig, 'height' | 'width' | 'channe
   heads: 4,
   mlpRatio: 4,
   norm: 'rms',
-  gelu: 'sigmoid',
+  gelu: 'tanh',
 };
 
-/** openai/image-gpt initialises every weight matrix and embedding from N(0, 0.02²). */
+/** openai/image-gpt initialises every weight matrix and embedding from N(0, 0.02²), biases at 0. */
 const INIT_STD = 0.02;
 
-/** RMS norm with a learned scale and no bias (openai/image-gpt's `norm`), or layer norm. */
-class Norm extends Module {
-  readonly weight: Parameter | null;
-  readonly ln: LayerNorm | null;
-
-  constructor(d: number, kind: 'rms' | 'layer') {
-    super();
-    if (kind !== 'rms' && kind !== 'layer') throw new ArgumentError('image-gpt', 'norm', `must be 'rms' or 'layer', got '${String(kind)}'`);
-    this.weight = this.registerParameter('weight', kind === 'rms' ? new Parameter(add(zeros([d]), 1)) : null);
-    this.ln = this.registerModule('ln', kind === 'layer' ? new LayerNorm(d) : null);
-  }
-
-  forward(x: Tensor): Tensor {
-    return this.ln ? this.ln.forward(x) : rmsNorm(x, this.weight, 1e-5);
-  }
-}
-
-function activation(x: Tensor, form: ImageGPTConfig['gelu']): Tensor {
-  switch (form) {
-    case 'sigmoid': return mul(x, sigmoid(mul(x, 1.702)));
-    case 'tanh': return gelu(x, 'tanh');
-    case 'exact': return gelu(x, 'none');
-    default: throw new ArgumentError('image-gpt', 'gelu', `must be 'sigmoid', 'tanh' or 'exact', got '${String(form)}'`);
-  }
-}
-
-function linear(inF: number, outF: number, generator: Generator, bias = true): Linear {
-  const l = new Linear(inF, outF, { bias, generator });
+function initLinear(l: Linear, generator: Generator): Linear {
   normal_(l.weight, 0, INIT_STD, generator);
   if (l.bias) l.bias.data.fill(0);
   return l;
 }
 
-/** One pre-norm GPT-2 block: x + attn(norm(x)), then + mlp(norm(x)). */
-export class GPTBlock extends Module {
-  readonly norm1: Norm;
-  readonly qkv: Linear;
-  readonly proj: Linear;
-  readonly norm2: Norm;
-  readonly fc: Linear;
-  readonly fcOut: Linear;
-
-  constructor(readonly cfg: ImageGPTConfig, generator: Generator) {
-    super();
-    const d = cfg.embedDim;
-    this.norm1 = this.registerModule('norm1', new Norm(d, cfg.norm));
-    this.qkv = this.registerModule('qkv', linear(d, 3 * d, generator));
-    this.proj = this.registerModule('proj', linear(d, d, generator));
-    this.norm2 = this.registerModule('norm2', new Norm(d, cfg.norm));
-    this.fc = this.registerModule('fc', linear(d, cfg.mlpRatio * d, generator));
-    this.fcOut = this.registerModule('fcOut', linear(cfg.mlpRatio * d, d, generator));
-  }
-
-  /** The MLP half on its own (the cached stepper runs it on one position). */
-  mlp(x: Tensor): Tensor {
-    return this.fcOut.forward(activation(this.fc.forward(this.norm2.forward(x)), this.cfg.gelu));
-  }
-
-  forward(x: Tensor): Tensor { // [N, L, d]
-    const a = attention(this.qkv.forward(this.norm1.forward(x)), { heads: this.cfg.heads, pattern: { kind: 'causal' } });
-    const h = add(x, this.proj.forward(a));
-    return add(h, this.mlp(h));
-  }
+function makeNorm(d: number, kind: ImageGPTConfig['norm']): RMSNorm | LayerNorm {
+  if (kind !== 'rms' && kind !== 'layer') throw new ArgumentError('image-gpt', 'norm', `must be 'rms' or 'layer', got '${String(kind)}'`);
+  return kind === 'rms' ? new RMSNorm(d) : new LayerNorm(d);
 }
 
 export class ImageGPT extends AutoregressiveModel<ImageGPTConfig> {
@@ -125,10 +74,10 @@ export class ImageGPT extends AutoregressiveModel<ImageGPTConfig> {
   readonly tokenEmbed: Embedding;
   /** The start-of-sequence vector at position 0: [d]. */
   readonly sos: Parameter;
-  readonly posEmbed: Embedding;
+  readonly posEmbed: LearnedPositionEmbedding;
   readonly cond: ConditionProjection;
-  readonly blocks: ModuleList<GPTBlock>;
-  readonly normOut: Norm;
+  readonly blocks: ModuleList<TransformerBlock>;
+  readonly normOut: RMSNorm | LayerNorm;
   readonly head: Linear;
 
   constructor(config: ImageGPTConfig, generator: Generator = getDefaultGenerator()) {
@@ -149,12 +98,18 @@ export class ImageGPT extends AutoregressiveModel<ImageGPTConfig> {
     normal_(this.tokenEmbed.weight, 0, INIT_STD, generator);
     this.sos = this.registerParameter('sos', new Parameter(zeros([d])));
     normal_(this.sos, 0, INIT_STD, generator);
-    this.posEmbed = this.registerModule('posEmbed', new Embedding(config.height * config.width, d, { generator }));
-    normal_(this.posEmbed.weight, 0, INIT_STD / 2, generator);
+    this.posEmbed = this.registerModule('posEmbed', new LearnedPositionEmbedding(this.length, d, { std: INIT_STD / 2, generator }));
     this.cond = this.registerModule('cond', new ConditionProjection(config.numClasses, config.conditionDim, d, generator));
-    this.blocks = this.registerModule('blocks', new ModuleList(Array.from({ length: layers }, () => new GPTBlock(config, generator))));
-    this.normOut = this.registerModule('normOut', new Norm(d, config.norm));
-    this.head = this.registerModule('head', linear(d, this.vocab, generator, false));
+    if (config.gelu !== 'tanh' && config.gelu !== 'exact') throw new ArgumentError('image-gpt', 'gelu', `must be 'tanh' or 'exact', got '${String(config.gelu)}'`);
+    makeNorm(d, config.norm); // checks the kind before the blocks do
+    const block = () => {
+      const b = new TransformerBlock(d, { heads, ffDim: mlpRatio * d, norm: 'pre', normKind: config.norm, activation: config.gelu === 'tanh' ? 'gelu-tanh' : 'gelu', pattern: { kind: 'causal' }, generator });
+      for (const l of [b.attn.qkv, b.attn.out, b.ff1, b.ff2]) initLinear(l, generator);
+      return b;
+    };
+    this.blocks = this.registerModule('blocks', new ModuleList(Array.from({ length: layers }, block)));
+    this.normOut = this.registerModule('normOut', makeNorm(d, config.norm));
+    this.head = this.registerModule('head', initLinear(new Linear(d, this.vocab, { bias: false, generator }), generator));
   }
 
   /** Positions L = H·W: one token per pixel. */
@@ -175,7 +130,7 @@ export class ImageGPT extends AutoregressiveModel<ImageGPTConfig> {
     const d = this.config.embedDim;
     const sos = add(zeros([n, 1, d]), this.sos);
     let x = l > 1 ? concat([sos, this.tokenEmbed.forward(slice(tokens, [0, 0], [n, l - 1]))], 1) : sos;
-    x = add(x, this.posEmbed.weight);
+    x = this.posEmbed.forward(x);
     const c = this.cond.forward(cond);
     return c === null ? x : add(x, reshape(c, [n, 1, d]));
   }

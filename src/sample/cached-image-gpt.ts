@@ -8,20 +8,18 @@
 
 import { isPaletteHead } from '../likelihoods/index.js';
 import type { ImageGPT } from '../models/image-gpt.js';
-import { add, attentionStep, reshape, slice, zeros } from '../ops/index.js';
+import { add, reshape, zeros } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Stepper } from './driver.js';
 import type { SampleSetup } from './options.js';
 
 export function imageGPTStepper(model: ImageGPT, s: SampleSetup): Stepper {
-  const { embedDim: d, layers, heads } = model.config;
+  const { embedDim: d } = model.config;
   const { n, c } = s;
-  const length = model.length;
   const head = model.likelihood;
-  const kCache = Array.from({ length: layers }, () => zeros([n, length, d]));
-  const vCache = Array.from({ length: layers }, () => zeros([n, length, d]));
-  const condition = model.cond.forward(s.cond); // [n, d] or null
   const blocks = [...model.blocks];
+  const caches = blocks.map((b) => b.newCache(n, model.length));
+  const condition = model.cond.forward(s.cond); // [n, d] or null
   const canvas = s.canvas.data as Int32Array;
   const hw = s.h * s.w;
   let last = -1;
@@ -31,15 +29,7 @@ export function imageGPTStepper(model: ImageGPT, s: SampleSetup): Stepper {
   const tokensAt = (p: number): Tensor => {
     const values = new Int32Array(n * c);
     for (let i = 0; i < n; i++) for (let ch = 0; ch < c; ch++) values[i * c + ch] = canvas[(i * hw + p) * c + ch]!;
-    const pixels = new Tensor(values, [n, 1, 1, c]);
-    return isPaletteHead(head) ? reshape(head.tokens(pixels), [n]) : new Tensor(values, [n]);
-  };
-
-  /** Writes rows [n, d] of `part` (a [n, 3d] slice at column `at`) into position p of a cache. */
-  const store = (cache: Tensor, qkv: Tensor, at: number, p: number): void => {
-    const src = qkv.data;
-    const dst = cache.data;
-    for (let i = 0; i < n; i++) dst.set(src.subarray(i * 3 * d + at, i * 3 * d + at + d), (i * length + p) * d);
+    return isPaletteHead(head) ? reshape(head.tokens(new Tensor(values, [n, 1, 1, c])), [n]) : new Tensor(values, [n]);
   };
 
   return {
@@ -48,15 +38,10 @@ export function imageGPTStepper(model: ImageGPT, s: SampleSetup): Stepper {
       const p = y * s.w + x;
       if (p === last) return lastLogits;
       let h = p === 0 ? add(zeros([n, d]), model.sos) : model.tokenEmbed.forward(tokensAt(p - 1)); // [n, d]
-      h = add(h, slice(model.posEmbed.weight, [p, 0], [1, d]));
+      h = add(h, model.posEmbed.at(p));
       if (condition !== null) h = add(h, condition);
       blocks.forEach((block, b) => {
-        const qkv = block.qkv.forward(block.norm1.forward(h)); // [n, 3d]
-        store(kCache[b]!, qkv, d, p);
-        store(vCache[b]!, qkv, 2 * d, p);
-        const a = attentionStep(slice(qkv, [0, 0], [n, d]), kCache[b]!, vCache[b]!, p, { heads, pattern: { kind: 'causal' } });
-        h = add(h, block.proj.forward(a));
-        h = add(h, block.mlp(h));
+        h = block.step(h, caches[b]!, p);
       });
       last = p;
       lastLogits = Float32Array.from(model.head.forward(model.normOut.forward(h)).data);

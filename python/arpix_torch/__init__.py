@@ -23,8 +23,13 @@ The contract every family's mirror keeps (the export, the import and the tests r
 
 Adding a family: write ``python/arpix_torch/<family>.py`` with ``Model`` as above (the helpers in
 ``common.py`` cover convolutions with arpix's padding, masks, conditioning and the likelihood
-heads), add its kind(s) to ``FAMILIES``, and add the kind to the family-parity test list in
-``src/export/torch.test.ts`` (it runs for every kind of arpix's family table).
+heads), add its kind(s) to ``FAMILIES``, and give each kind a few small configs (grey, colour,
+with labels, each head it supports) in ``CASES`` of ``src/export/torch.test.ts``: that test runs for
+every kind of arpix's family table and fails for a kind without cases. It checks the keys, the
+log-likelihood (random and trained weights) and the loss after one optimiser step against arpix.
+``arpix export``/``import`` and ``train.py`` then work for the family unchanged; a family with
+weights PyTorch code usually stores differently (masked kernels, fused gates) may add an adapter to
+``MASKED_FORMULATIONS`` in ``src/export/masked.ts``.
 """
 
 import importlib
@@ -34,6 +39,7 @@ FAMILIES = {
     "pixelcnn": "pixelcnn",
     "gated-pixelcnn": "gated_pixelcnn",
     "pixelcnn++": "pixelcnnpp",
+    "image-gpt": "image_gpt",
 }
 
 

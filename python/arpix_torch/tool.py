@@ -1,10 +1,10 @@
 """Checks of the mirrors that arpix's tests drive (python3 -m arpix_torch.tool MODE ...).
 
-    logprob FIXTURE OUT   FIXTURE holds model.* (PyTorch layout), images [N,H,W,C] int32,
+    logprob FIXTURE...    Each FIXTURE holds model.* (PyTorch layout), images [N,H,W,C] int32,
                           optionally labels [N], and metadata `config` (the resolved model
-                          config). Writes OUT with `logprob` [N] float64 and, with --step,
-                          the loss before and after one optimiser step of the run config in
-                          metadata `train` on that batch (`loss0`, `loss1`).
+                          config). Writes FIXTURE.out with `logprob` [N] float64 and, when the
+                          metadata has `train`, the loss before and after one optimiser step of
+                          that train section on the batch (`loss0`, `loss1`).
     keys CONFIG.json      Prints the mirror's state_dict keys and shapes as JSON, in order.
 """
 
@@ -30,19 +30,20 @@ def _load(path, dtype):
     return model, cfg, meta, images, labels, tensors
 
 
-def logprob(fixture, out, step=False):
+def logprob(fixture, out):
     model, cfg, meta, images, labels, tensors = _load(fixture, torch.float64)
     model.eval()
     with torch.no_grad():
         lp = model(images, labels)
     result = {"logprob": lp.double()}
-    if step:
+    if "train" in meta:
         # One optimiser step in float32, as arpix trains (dropout off: the fixture sets it to 0).
         model32, *_ = _load(fixture, torch.float32)
         model32.train()
         t = json.loads(meta["train"])
         opt = make_optimizer(model32, t)
-        dims = images.shape[1] * images.shape[2] * images.shape[3]
+        # bits/dim counts the 8-bit values, or tokens for a palette head (the mirror says which).
+        dims = getattr(model32, "loss_dims", images.shape[1] * images.shape[2] * images.shape[3])
         loss = -model32(images, labels).mean() / (dims * math.log(2))
         loss.backward()
         if t["gradClip"] > 0:
@@ -64,7 +65,8 @@ def keys(config_file):
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "logprob":
-        logprob(sys.argv[2], sys.argv[3], step="--step" in sys.argv)
+        for fixture in sys.argv[2:]:
+            logprob(fixture, fixture + ".out")
     elif mode == "keys":
         keys(sys.argv[2])
     else:

@@ -6,7 +6,8 @@
 //   runs interleaved with the mirror's round by round; the ratio per round (target ≥ 2×).
 // - sample: arpix's KV-cached sampler at batch --sample-batch (16) against the mirror's naive
 //   sampler (the whole sequence per token, --pixels tokens timed and extrapolated); target ≥ 100×.
-// - quality: trains the preset for --minutes (10) of training time on Fashion-MNIST, then the test
+// - quality: trains the preset for --minutes (10) of training time (or its 3000 cosine-scheduled
+//   steps, whichever comes first) on Fashion-MNIST, then the test
 //   bits/dim (all 10,000 test images, or --test-images) and the linear probe's test accuracy of
 //   every layer against raw pixels (--probe-train / --probe-test images; all by default).
 // Random images for the timings; real data for quality. Run on an otherwise idle machine.
@@ -106,7 +107,7 @@ const suite: Suite = async ({ reporter, args }) => {
       const { applyOverrides, evaluate, presetRaw, resolveRunConfig, train } = await import('../../src/train/index.js');
       const { loadDataset, subset } = await import('../../src/data/index.js');
       const { probe } = await import('../../src/train/probe.js');
-      const raw = applyOverrides(presetRaw(PRESET), [`train.minutes=${minutes}`, 'train.steps=0', 'train.validateEvery=0', 'train.checkpointEvery=0',
+      const raw = applyOverrides(presetRaw(PRESET), [`train.minutes=${minutes}`, 'train.validateEvery=0', 'train.checkpointEvery=0',
         ...Object.entries(config).filter(([k]) => overrides.includes(`${k}=`)).map(([k, v]) => `model.${k}=${String(v)}`)]);
       const run = resolveRunConfig(raw, PRESET);
       const runDir = join(dir, 'run');

@@ -15,7 +15,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { median, threads as defaultThreads, type Suite } from '../harness.js';
+import { median, threads as defaultThreads, trainingSteps, type Suite } from '../harness.js';
 import { findTorchPython, mirrorScript, option, runPython, startServe } from '../torch.js';
 
 const PRESET = 'image-gpt-fmnist-small';
@@ -57,16 +57,7 @@ const suite: Suite = async ({ reporter, args }) => {
       model.train();
       const opt = new Adam(model.parameters(), { lr: 1e-3 });
       const images = ax.randint(0, model.likelihood.levels, [batch, h, w, c], { generator: new ax.Generator(1) });
-      const arpixRun = () => {
-        const t0 = process.hrtime.bigint();
-        for (let s = 0; s < steps; s++) {
-          const loss = model.loss(images);
-          opt.zeroGrad();
-          loss.backward({ releaseGraph: true });
-          opt.step();
-        }
-        return Number(process.hrtime.bigint() - t0) / 1e9;
-      };
+      const arpixRun = () => trainingSteps(model, opt, images, steps);
       arpixRun(); // warm-up
       const mirror = python ? await startServe(python, mirrorScript('image_gpt_bench.py'), ['serve', '--config', cfgFile, '--threads', String(threads), '--batch', String(batch), '--steps', String(steps)], threads) : null;
       const ours: number[] = [];

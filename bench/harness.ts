@@ -101,3 +101,18 @@ export class Reporter {
 
 /** What a suite module exports as default. */
 export type Suite = (ctx: { reporter: Reporter; args: string[] }) => Promise<void>;
+
+/**
+ * Seconds of `steps` training steps on one batch: the loss, backward releasing the graph (as the
+ * trainer does, and as PyTorch frees its graph after backward for its allocator), the optimiser step.
+ */
+export function trainingSteps<X>(model: { loss(x: X): { backward(o?: { releaseGraph?: boolean }): void } }, opt: { zeroGrad(): void; step(): void }, images: X, steps: number): number {
+  const t0 = process.hrtime.bigint();
+  for (let s = 0; s < steps; s++) {
+    const loss = model.loss(images);
+    opt.zeroGrad();
+    loss.backward({ releaseGraph: true });
+    opt.step();
+  }
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}

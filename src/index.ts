@@ -14,10 +14,12 @@ export type { BackendName } from './backends/registry.js';
 export type { DType, TypedArray, Kernels, View, ConvParams } from './kernels/contracts.js';
 export { ArpixError, ShapeError, DTypeError, AxisError, ArgumentError, FormatError } from './errors.js';
 
-export { createModel, resolveModelConfig, loadPreset, presetNames, MODEL_KINDS, AutoregressiveModel, GatedPixelCNN, PixelCNN, PixelCNNPP } from './models/index.js';
-export type { ModelConfig, ModelKind, Preset, BaseModelConfig, Condition, GatedPixelCNNConfig, PixelCNNConfig, PixelCNNPPConfig } from './models/index.js';
-export { createLikelihood, logisticMixtureLogProb, sampleLogisticMixture, bitsPerDim } from './likelihoods/index.js';
-export type { Likelihood, LikelihoodConfig } from './likelihoods/index.js';
+export { createModel, resolveModelConfig, loadPreset, presetNames, MODEL_KINDS, AutoregressiveModel, GatedPixelCNN, ImageGPT, PixelCNN, PixelCNNPP } from './models/index.js';
+export type { ModelConfig, ModelKind, Preset, BaseModelConfig, Condition, GatedPixelCNNConfig, ImageGPTConfig, PixelCNNConfig, PixelCNNPPConfig } from './models/index.js';
+export { createLikelihood, logisticMixtureLogProb, sampleLogisticMixture, bitsPerDim, fitPalette, greyPalette, makePalette, PaletteIndex, isPaletteHead } from './likelihoods/index.js';
+export type { Likelihood, LikelihoodConfig, Palette, PaletteHead, KMeansOptions, KMeansResult } from './likelihoods/index.js';
+export { probe } from './train/probe.js';
+export type { ProbeOptions, ProbeResult } from './train/probe.js';
 export { sample, sampleCached, sampleNaive } from './sample/index.js';
 export type { SampleOptions } from './sample/index.js';
 export { ConfigError } from './config.js';

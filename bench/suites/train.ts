@@ -7,7 +7,7 @@
 // levels. FLOPs per image are reported as computed — arpix skips the taps a mask always zeroes,
 // PyTorch's masked formulation computes them.
 
-import { median, rate, threads as defaultThreads, time, type Suite } from '../harness.js';
+import { median, rate, threads as defaultThreads, time, trainingSteps, type Suite } from '../harness.js';
 import { option, startGatedMirror } from '../torch.js';
 
 const SMALL = ['gated-pixelcnn-fmnist', 'pixelcnn-binary-fmnist-small', 'pixelcnnpp-fmnist-small'];
@@ -43,17 +43,7 @@ const suite: Suite = async ({ reporter, args }) => {
       const opt = new Adam(model.parameters(), { lr: 1e-3 });
       const { height: h, width: w, channels: c } = model.config;
       const images = ax.randint(0, model.likelihood.levels, [batch, h, w, c], { generator: new ax.Generator(1) });
-      const arpixRun = () => {
-        const t0 = process.hrtime.bigint();
-        for (let s = 0; s < steps; s++) {
-          const loss = model.loss(images);
-          opt.zeroGrad();
-          // As the trainer does (and as PyTorch frees its graph after backward for its allocator).
-          loss.backward({ releaseGraph: true });
-          opt.step();
-        }
-        return Number(process.hrtime.bigint() - t0) / 1e9;
-      };
+      const arpixRun = () => trainingSteps(model, opt, images, steps);
       const info = modelInfo(model);
       const extra = { 'GFLOP/img fwd': (info.flops - info.maskedFlops) / 1e9, params: model.numParameters() };
       const row = { suite: 'train', system: ax.backendName(), batch, threads, unit: 'images/s' };

@@ -40,6 +40,7 @@ FAMILIES = {
     "gated-pixelcnn": "gated_pixelcnn",
     "pixelcnn++": "pixelcnnpp",
     "image-transformer": "image_transformer",
+    "image-gpt": "image_gpt",
 }
 
 

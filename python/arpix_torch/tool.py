@@ -42,7 +42,8 @@ def logprob(fixture, out):
         model32.train()
         t = json.loads(meta["train"])
         opt = make_optimizer(model32, t)
-        dims = images.shape[1] * images.shape[2] * images.shape[3]
+        # bits/dim counts the 8-bit values, or tokens for a palette head (the mirror says which).
+        dims = getattr(model32, "loss_dims", images.shape[1] * images.shape[2] * images.shape[3])
         loss = -model32(images, labels).mean() / (dims * math.log(2))
         loss.backward()
         if t["gradClip"] > 0:

@@ -11,6 +11,7 @@ import type { Checkpoint } from '../io/checkpoint.js';
 import { checkModelMemory, costOfConfig, createModel, familyOf, loadPreset, memoryNeeded } from '../models/index.js';
 import { formatBytes } from '../models/memory.js';
 import type { AutoregressiveModel } from '../models/model.js';
+import { createLikelihood } from '../likelihoods/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import {
   applyOverrides, configFileRaw, describeData, encodeNpyUint8, evaluate, imageGridPng, loadEvalData, modelInfo, modelFromCheckpoint,
@@ -30,7 +31,7 @@ export class CliError extends Error {
 
 export const EXIT = { ok: 0, error: 1, usage: 2, diverged: 3, interrupted: 130 } as const;
 
-const out = (line = '') => process.stdout.write(line + '\n');
+export const out = (line = '') => process.stdout.write(line + '\n');
 
 /** Creates `dir` (and parents); fails with a one-line reason when it cannot be written. */
 async function ensureDir(dir: string): Promise<void> {
@@ -43,7 +44,7 @@ async function ensureDir(dir: string): Promise<void> {
  * exist, checked in the same step as the write (another command writing it meanwhile is refused,
  * not overwritten).
  */
-async function writeOut(path: string, data: Uint8Array | string, force = true): Promise<void> {
+export async function writeOut(path: string, data: Uint8Array | string, force = true): Promise<void> {
   try {
     if (force) await writeFileAtomic(path, data);
     else await writeFileExclusive(path, data);
@@ -70,14 +71,14 @@ async function writeOutputs(files: readonly [string, Uint8Array | string][], for
 }
 
 /** Refuses to replace existing files unless --force. */
-function refuseExisting(paths: readonly string[], force: boolean): void {
+export function refuseExisting(paths: readonly string[], force: boolean): void {
   if (force) return;
   const existing = paths.filter((p) => existsSync(p));
   if (existing.length > 0) throw new CliError(`${existing.join(', ')} already exists; pass --force to replace it, or choose another --out`, EXIT.usage);
 }
 
 /** A run's checkpoint, verified and checked (see src/train/checkpoint.ts); one line when it predates checksums. */
-async function readCheckpoint(path: string): Promise<Checkpoint> {
+export async function readCheckpoint(path: string): Promise<Checkpoint> {
   const c = await loadRunCheckpoint(path);
   if (c.integrity === 'unverified') process.stderr.write(`arpix: warning: ${c.file} was written before checkpoints carried checksums; its integrity cannot be verified\n`);
   return c;
@@ -85,8 +86,10 @@ async function readCheckpoint(path: string): Promise<Checkpoint> {
 
 function describeModel(config: RunConfig['model']): string {
   const lik = config.likelihood;
-  const levels = lik.kind === 'bernoulli' ? 2 : lik.levels ?? 256;
-  return `${config.kind}, ${config.height}×${config.width}×${config.channels}, ${lik.kind} likelihood over ${levels} levels${config.numClasses > 0 ? `, ${config.numClasses} classes` : ''}`;
+  const over = lik.kind === 'palette'
+    ? `a palette of ${lik.k} colours (log-likelihood of the token sequence, one token per pixel)`
+    : `${lik.kind === 'bernoulli' ? 2 : lik.levels ?? 256} levels`;
+  return `${config.kind}, ${config.height}×${config.width}×${config.channels}, ${lik.kind} likelihood over ${over}${config.numClasses > 0 ? `, ${config.numClasses} classes` : ''}`;
 }
 
 // ---- train ---------------------------------------------------------------------------------
@@ -216,9 +219,15 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
   }
   const data = describeData(config.dataset);
   if (a.json) {
-    out(JSON.stringify({ split: a.split, weights, step: ckpt.meta.step, data: { name: data.name, levels: data.levels, binarisation: data.binarisation }, ...e }));
+    out(JSON.stringify({ split: a.split, weights, step: ckpt.meta.step, data: { name: data.name, levels: data.levels, binarisation: data.binarisation }, measures: model.likelihood.measures, ...e }));
   } else {
     out(`data: ${data.text}`);
+    if (model.likelihood.measures === 'tokens') {
+      // A palette head's likelihood is of its token sequence: per token, not per 8-bit dimension.
+      const perToken = e.bitsPerDim * Math.LN2;
+      out(`${a.split}: ${perToken.toFixed(4)} ± ${(e.stderr * Math.LN2).toFixed(4)} nats/token (${e.bitsPerDim.toFixed(4)} bits/token) over ${e.n} images (${weights}, step ${ckpt.meta.step}) — the likelihood of the palette's token sequence, not bits/dim of the 8-bit image`);
+      return EXIT.ok;
+    }
     out(`${a.split}: ${e.bitsPerDim.toFixed(4)} ± ${e.stderr.toFixed(4)} bits/dim over ${e.n} images (${weights}, step ${ckpt.meta.step})`);
     if (model.likelihood.levels === 2) out(`${a.split}: ${e.natsPerImage.toFixed(2)} ± ${e.natsStderr.toFixed(2)} nats/image (negative log-likelihood)`);
   }
@@ -382,9 +391,11 @@ export async function infoCommand(a: InfoArgs): Promise<number> {
   out(source);
   out(`model: ${describeModel(config)}`);
   out(`parameters: ${info.parameters.toLocaleString('en')}${cost ? ` (${formatBytes(4 * info.parameters)} of float32 weights)` : ''}`);
-  if (rf) out(`receptive field of the last pixel: ${rf.pixels} of the ${rf.of} pixels before it (${((100 * rf.pixels) / rf.of).toFixed(1)}%), ${info.convolutions > 0 ? 'measured from gradients' : 'followed through the attention pattern'}`);
-  else out(`receptive field of the last pixel: not measured (building this model for it would need about ${formatBytes(memoryNeeded(cost!, 'eval', 1))})`);
-  out(`FLOPs per image: ${g(info.flops)} computed (2 × multiply-adds of ${info.convolutions > 0 ? `${info.convolutions} convolutions` : 'the projections, attention, feed-forwards and head'})`);
+  if (rf) out(`receptive field of the last pixel: ${rf.pixels} of the ${rf.of} pixels before it (${((100 * rf.pixels) / rf.of).toFixed(1)}%), ${rf.measuredBy === 'structure' ? 'followed through the attention pattern' : `measured from ${rf.measuredBy}`}`);
+  else if (measured === null) out(`receptive field of the last pixel: not measured (building this model for it would need about ${formatBytes(memoryNeeded(cost!, 'eval', 1))})`);
+  else out('receptive field of the last pixel: not measured (a discrete-input network on more than 256 pixels)');
+  out(`FLOPs per image: ${g(info.flops)} computed (2 × multiply-adds of ${info.convolutions > 0 ? `${info.convolutions} convolutions` : 'the linear layers and attention products'})`);
+  out(`likelihood: ${createLikelihood(config.likelihood, config.channels).measures === 'tokens' ? `of the palette's token sequence (nats per token; not bits/dim of the 8-bit image)` : 'of the 8-bit image (bits/dim comparable across arpix models)'}`);
   if (info.maskedFlops !== null && info.maskedFlops > 0) out(`  of which ${g(info.maskedFlops)} (${((100 * info.maskedFlops) / info.flops).toFixed(1)}%) multiply weights a mask always zeroes`);
   if (info.maskedFormulationFlops !== null) {
     const m = info.maskedFormulationFlops;

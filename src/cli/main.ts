@@ -13,6 +13,7 @@ import { StateDictError } from '../nn/module.js';
 import { ARPIX_VERSION, TrainError } from '../train/index.js';
 import { presetNames } from '../models/index.js';
 import { registerDataCommands } from './data.js';
+import { registerImageGPTCommands } from './image-gpt.js';
 import { registerTorchCommands } from './torch.js';
 import { MaskedTapError, UnsafePickleError } from '../export/index.js';
 import { registerServeCommand } from './serve.js';
@@ -166,6 +167,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     });
 
   registerDataCommands(program, setExit);
+  registerImageGPTCommands(program, setExit);
   registerTorchCommands(program, setExit, collectOverrides);
   registerServeCommand(program, setExit);
   return program;

@@ -5,7 +5,7 @@ import { encode as encodePng } from 'fast-png';
 import type { MetricRecord } from '../train/index.js';
 import { drawText, textWidth, GLYPH_H } from './font.js';
 
-type RGB = readonly [number, number, number];
+export type RGB = readonly [number, number, number];
 const TRAIN: RGB = [70, 110, 200];
 const VALID: RGB = [220, 90, 40];
 const AXIS: RGB = [40, 40, 40];
@@ -22,12 +22,12 @@ export function niceTicks(lo: number, hi: number, target = 6): number[] {
   return out;
 }
 
-function tickLabel(v: number): string {
+export function tickLabel(v: number): string {
   if (v !== 0 && (Math.abs(v) >= 1e6 || Math.abs(v) < 1e-3)) return v.toExponential(1);
   return String(Number(v.toPrecision(6)));
 }
 
-class Canvas {
+export class Canvas {
   readonly buf: Uint8Array;
   constructor(readonly W: number, readonly H: number) {
     this.buf = new Uint8Array(W * H * 3).fill(255);

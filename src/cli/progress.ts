@@ -24,6 +24,8 @@ export function eventLine(e: TrainEvent): string | null {
       return `step ${e.step}: checkpoint ${e.path}`;
     case 'samples':
       return `step ${e.step}: samples ${e.path}`;
+    case 'palette':
+      return `palette: ${e.k} colours fitted by k-means on the training pixels in ${e.seconds.toFixed(1)}s (mean squared distance ${e.inertia.toFixed(1)}); stored in the run's config`;
   }
 }
 

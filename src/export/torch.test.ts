@@ -49,6 +49,10 @@ const CASES: Record<string, Record<string, unknown>[]> = {
     { height: 5, width: 5, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 3 }, numClasses: 2, attention: 'local1d', blockLength: 6, memoryLength: 3 },
     { height: 4, width: 4, channels: 1, likelihood: { kind: 'bernoulli' }, numClasses: 2, attention: 'causal' },
   ].map((c) => ({ kind: 'image-transformer', layers: 2, hiddenSize: 16, heads: 2, ffSize: 24, dropout: 0, ...c })),
+  'image-gpt': [
+    { channels: 1, likelihood: { kind: 'categorical', levels: 256 }, numClasses: 0, norm: 'rms', gelu: 'tanh' },
+    { channels: 3, likelihood: { kind: 'palette', k: 5, colours: [0, 0, 0, 200, 30, 30, 30, 200, 30, 30, 30, 200, 255, 255, 255] }, numClasses: 3, norm: 'layer', gelu: 'exact' },
+  ].map((c) => ({ kind: 'image-gpt', height: 5, width: 4, embedDim: 8, layers: 2, heads: 2, mlpRatio: 2, ...c })),
 };
 
 function randomBatch(model: AutoregressiveModel, n: number, seed: number): { images: Tensor; labels: Tensor | null } {

@@ -6,19 +6,27 @@
 //                must make channel c's logits depend on the pixel's channels < c only.
 // - logistic-mixture: PixelCNN++'s discretised mixture; channel dependencies live in the head,
 //                so the network's output at a pixel sees none of that pixel's channels.
+// - palette:     Image GPT's: k logits per pixel over a palette of k colours; a pixel is one
+//                token (its nearest colour), so log p is that of the token sequence and a
+//                sample is a token decoded to its colour (see palette.ts).
 
 import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
 import { binaryCrossEntropyWithLogits, cast, crossEntropy, mul, neg, reshape, sum } from '../ops/index.js';
 import type { Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
 import { logisticMixtureElementLogProb, logisticMixtureLogProb, mixtureParamsPerPixel, sampleLogisticMixture } from './mixture.js';
+import { makePalette, PaletteIndex, type Palette } from './palette.js';
+import { Tensor } from '../tensor/tensor.js';
 
+export { fitPalette, greyPalette, makePalette, PaletteIndex } from './palette.js';
+export type { KMeansOptions, KMeansResult, Palette } from './palette.js';
 export { logisticMixtureLogProb, logisticMixtureElementLogProb, sampleLogisticMixture, splitMixtureParams, mixtureParamsPerPixel, MIN_LOG_SCALE } from './mixture.js';
 
 export type LikelihoodConfig =
   | { kind: 'bernoulli' }
   | { kind: 'categorical'; levels: number }
-  | { kind: 'logistic-mixture'; nrMix: number; levels?: number };
+  | { kind: 'logistic-mixture'; nrMix: number; levels?: number }
+  /** k colours of C channels, flat [k·C] in 0..255; [] until fitted (arpix palette fit, or train). */
+  | { kind: 'palette'; k: number; colours: number[] };
 
 export interface Likelihood {
   readonly config: LikelihoodConfig;
@@ -28,6 +36,11 @@ export interface Likelihood {
   readonly paramsPerPixel: number;
   /** True when channel c's parameters may depend on the pixel's earlier channels (sampled one channel at a time). */
   readonly perChannel: boolean;
+  /**
+   * What log p is of: 'image' — the 8-bit values, so bits/dim counts H·W·C dimensions and compares
+   * across models; 'tokens' — a palette's token sequence, one per pixel (nats per token).
+   */
+  readonly measures: 'image' | 'tokens';
   /** log p(x) per image in nats: params [N, H, W, P], images int32 [N, H, W, C] → [N]. */
   logProb(params: Tensor, images: Tensor): Tensor;
   /**
@@ -48,6 +61,18 @@ function uniforms(generator: Generator): (n: number) => Float64Array {
     generator.uniform(u);
     return u;
   };
+}
+
+/** Draws from softmax(logits[at..at+levels) / temperature) by inverting its CDF at the uniform u. */
+function drawCategorical(logits: ArrayLike<number>, at: number, levels: number, temperature: number, u: number, weights: Float64Array): number {
+  let mx = -Infinity;
+  for (let k = 0; k < levels; k++) mx = Math.max(mx, logits[at + k]! / temperature);
+  let total = 0;
+  for (let k = 0; k < levels; k++) total += weights[k] = Math.exp(logits[at + k]! / temperature - mx);
+  let pick = u * total;
+  let k = 0;
+  while (k < levels - 1 && pick >= weights[k]!) pick -= weights[k++]!;
+  return k;
 }
 
 function checkImages(op: string, params: Tensor, images: Tensor, channels: number, p: number): void {
@@ -73,7 +98,7 @@ export function createLikelihood(config: LikelihoodConfig, channels: number): Li
   switch (config.kind) {
     case 'bernoulli':
       return {
-        config, channels, levels: 2, paramsPerPixel: channels, perChannel: true,
+        config, channels, levels: 2, paramsPerPixel: channels, perChannel: true, measures: 'image',
         logProb(params, images) {
           checkImages('bernoulli', params, images, channels, channels);
           checkRange('bernoulli', images, 2);
@@ -97,7 +122,7 @@ export function createLikelihood(config: LikelihoodConfig, channels: number): Li
       const levels = config.levels;
       if (!Number.isInteger(levels) || levels < 2) throw new ArgumentError('categorical', 'levels', `must be an integer ≥ 2, got ${levels}`);
       return {
-        config, channels, levels, paramsPerPixel: channels * levels, perChannel: true,
+        config, channels, levels, paramsPerPixel: channels * levels, perChannel: true, measures: 'image',
         logProb(params, images) {
           checkImages('categorical', params, images, channels, channels * levels);
           checkRange('categorical', images, levels);
@@ -116,15 +141,7 @@ export function createLikelihood(config: LikelihoodConfig, channels: number): Li
           const p = channels * levels;
           const weights = new Float64Array(levels);
           for (let r = 0; r < rows; r++) {
-            const at = r * p + channel * levels;
-            let mx = -Infinity;
-            for (let k = 0; k < levels; k++) mx = Math.max(mx, params[at + k]! / temperature);
-            let total = 0;
-            for (let k = 0; k < levels; k++) total += weights[k] = Math.exp(params[at + k]! / temperature - mx);
-            let pick = u[r]! * total;
-            let k = 0;
-            while (k < levels - 1 && pick >= weights[k]!) pick -= weights[k++]!;
-            out[r * channels + channel] = k;
+            out[r * channels + channel] = drawCategorical(params, r * p + channel * levels, levels, temperature, u[r]!, weights);
           }
         },
       };
@@ -135,7 +152,7 @@ export function createLikelihood(config: LikelihoodConfig, channels: number): Li
       if (!Number.isInteger(nrMix) || nrMix < 1) throw new ArgumentError('logistic mixture', 'nrMix', `must be a positive integer, got ${nrMix}`);
       const p = mixtureParamsPerPixel(channels, nrMix);
       return {
-        config, channels, levels, paramsPerPixel: p, perChannel: false,
+        config, channels, levels, paramsPerPixel: p, perChannel: false, measures: 'image',
         logProb(params, images) {
           checkImages('logistic mixture', params, images, channels, p);
           checkRange('logistic mixture', images, levels);
@@ -151,12 +168,86 @@ export function createLikelihood(config: LikelihoodConfig, channels: number): Li
         },
       };
     }
+    case 'palette':
+      return createPaletteHead(config, channels);
     default:
-      throw new ArgumentError('likelihood', 'kind', `must be 'bernoulli', 'categorical' or 'logistic-mixture', got '${(config as { kind: string }).kind}'`);
+      throw new ArgumentError('likelihood', 'kind', `must be 'bernoulli', 'categorical', 'logistic-mixture' or 'palette', got '${(config as { kind: string }).kind}'`);
   }
 }
 
 /** Bits per dimension from per-image log-likelihoods in nats. */
 export function bitsPerDim(logProb: Tensor, dims: number): Tensor {
   return mul(logProb, -1 / (dims * Math.LN2));
+}
+
+/** The palette head: the likelihood of a token sequence, decoded to colours when sampling. */
+export interface PaletteHead extends Likelihood {
+  readonly measures: 'tokens';
+  /** The palette, or null until fitted. */
+  readonly palette: Palette | null;
+  /** Tokens int32 [N, H, W] (nearest colours) of images int32 [N, H, W, C]. */
+  tokens(images: Tensor): Tensor;
+  /** log p of token sequences in nats: logits [N, H, W, k], tokens int32 [N, H, W] → [N]. */
+  tokenLogProb(params: Tensor, tokens: Tensor): Tensor;
+}
+
+export function isPaletteHead(l: Likelihood): l is PaletteHead {
+  return l.config.kind === 'palette';
+}
+
+function createPaletteHead(config: Extract<LikelihoodConfig, { kind: 'palette' }>, channels: number): PaletteHead {
+  const k = config.k;
+  if (!Number.isInteger(k) || k < 2 || k > 32767) throw new ArgumentError('palette', 'k', `must be an integer in 2..32767, got ${k}`);
+  if (!Array.isArray(config.colours) || (config.colours.length !== 0 && config.colours.length !== k * channels)) {
+    throw new ArgumentError('palette', 'colours', `must be k·C = ${k * channels} values (or [] before fitting), got ${Array.isArray(config.colours) ? config.colours.length : typeof config.colours}`);
+  }
+  const palette = config.colours.length > 0 ? makePalette(config.colours, channels, k) : null;
+  let index: PaletteIndex | null = null;
+  const fitted = (op: string): Palette => {
+    if (palette === null) throw new ArgumentError(op, 'palette', `is not fitted yet (likelihood.colours is []); run \`arpix palette fit\` and pass --model.likelihood.colours=@FILE, or train, which fits it on the training pixels`);
+    return palette;
+  };
+  const tokenLogProb = (params: Tensor, tokens: Tensor): Tensor => {
+    const [n, h, w] = tokens.shape as [number, number, number];
+    if (params.rank !== 4 || params.shape[0] !== n || params.shape[1] !== h || params.shape[2] !== w || params.shape[3] !== k) {
+      throw new ShapeError('palette', 'params', `must be [${n}, ${h}, ${w}, ${k}], got ${fmtShape(params.shape)}`, [params.shape, tokens.shape]);
+    }
+    return neg(sum(crossEntropy(params, tokens, 'none'), [1, 2]));
+  };
+  return {
+    config, channels, levels: 256, paramsPerPixel: k, perChannel: false, measures: 'tokens', palette,
+    tokens(images) {
+      const p = fitted('palette');
+      if (images.dtype !== 'int32' || images.rank !== 4 || images.shape[3] !== channels) {
+        throw new ShapeError('palette', 'images', `must be int32 [N, H, W, ${channels}], got ${images.dtype} ${fmtShape(images.shape)}`, [images.shape]);
+      }
+      index ??= new PaletteIndex(p);
+      const [n, h, w] = images.shape as [number, number, number];
+      return new Tensor(index.tokens(images.data as Int32Array), [n, h, w]);
+    },
+    tokenLogProb,
+    logProb(params, images) {
+      checkImages('palette', params, images, channels, k);
+      return tokenLogProb(params, this.tokens(images));
+    },
+    // A token is a whole pixel: its log p goes to the pixel's first channel, the others hold 0,
+    // so the elements still sum to logProb.
+    elementLogProb(params, images) {
+      checkImages('palette', params, images, channels, k);
+      const perPixel = neg(crossEntropy(params, this.tokens(images), 'none')).data; // [N, H, W]
+      const [n, h, w] = images.shape as [number, number, number];
+      const out = new Float32Array(n * h * w * channels);
+      for (let i = 0; i < n * h * w; i++) out[i * channels] = perPixel[i]!;
+      return new Tensor(out, [n, h, w, channels]);
+    },
+    sample(params, rows, _channel, generator, temperature, out) {
+      const { colours } = fitted('sample');
+      const u = uniforms(generator)(rows);
+      const weights = new Float64Array(k);
+      for (let r = 0; r < rows; r++) {
+        const j = drawCategorical(params, r * k, k, temperature, u[r]!, weights);
+        for (let ch = 0; ch < channels; ch++) out[r * channels + ch] = colours[j * channels + ch]!;
+      }
+    },
+  };
 }

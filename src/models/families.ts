@@ -5,6 +5,7 @@
 import type { ModelFamily } from './family.js';
 import { gatedPixelCNNFamily } from './gated-pixelcnn.js';
 import { imageTransformerFamily } from './image-transformer.js';
+import { imageGPTFamily } from './image-gpt.js';
 import type { BaseModelConfig } from './model.js';
 import { pixelCNNFamily } from './pixelcnn.js';
 import { pixelCNNPPFamily } from './pixelcnnpp.js';
@@ -14,6 +15,7 @@ export const FAMILIES: readonly ModelFamily[] = [
   gatedPixelCNNFamily,
   pixelCNNPPFamily,
   imageTransformerFamily,
+  imageGPTFamily,
 ] as unknown as readonly ModelFamily[];
 
 const byKind = new Map(FAMILIES.map((f) => [f.kind, f]));

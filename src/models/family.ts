@@ -14,7 +14,7 @@ export interface FamilyCase {
   height: number;
   width: number;
   channels: number;
-  likelihood: 'bernoulli' | 'categorical' | 'logistic-mixture';
+  likelihood: 'bernoulli' | 'categorical' | 'logistic-mixture' | 'palette';
   numClasses: number;
   conditionDim: number;
 }
@@ -96,6 +96,8 @@ export interface ModelFamily<C extends BaseModelConfig = BaseModelConfig> {
    * For families that skip taps a mask would zero: FLOPs per image of the common masked
    * formulation, from the convolutions' actual costs. Omitted otherwise.
    */
+  /** FLOPs per image (2 × multiply-adds) for families whose work is not in convolutions. */
+  flops?(config: C, model: AutoregressiveModel<C>): number;
   maskedFormulationFlops?(config: C, convs: readonly { name: string; kernel: readonly [number, number]; flops: number }[]): number;
 }
 

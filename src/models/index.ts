@@ -10,6 +10,7 @@ import type { FieldRange } from './family.js';
 import { checkModelMemory } from './memory.js';
 import { GatedPixelCNN, type GatedPixelCNNConfig } from './gated-pixelcnn.js';
 import { ImageTransformer, type ImageTransformerConfig } from './image-transformer.js';
+import { ImageGPT, type ImageGPTConfig } from './image-gpt.js';
 import type { AutoregressiveModel, BaseModelConfig } from './model.js';
 import { PixelCNN, type PixelCNNConfig } from './pixelcnn.js';
 import { PixelCNNPP, type PixelCNNPPConfig } from './pixelcnnpp.js';
@@ -19,10 +20,10 @@ export type { BaseModelConfig, Condition } from './model.js';
 export { FAMILIES, familyOf } from './families.js';
 export type { FamilyCase, FieldRange, ModelCost, ModelFamily } from './family.js';
 export { MemoryLimitError, checkMemory, checkModelMemory, costOfConfig, memoryLimit, memoryNeeded } from './memory.js';
-export { GatedPixelCNN, ImageTransformer, PixelCNN, PixelCNNPP };
-export type { GatedPixelCNNConfig, ImageTransformerConfig, PixelCNNConfig, PixelCNNPPConfig };
+export { GatedPixelCNN, ImageGPT, ImageTransformer, PixelCNN, PixelCNNPP };
+export type { GatedPixelCNNConfig, ImageGPTConfig, ImageTransformerConfig, PixelCNNConfig, PixelCNNPPConfig };
 
-export type ModelConfig = GatedPixelCNNConfig | ImageTransformerConfig | PixelCNNConfig | PixelCNNPPConfig;
+export type ModelConfig = GatedPixelCNNConfig | ImageTransformerConfig | PixelCNNConfig | PixelCNNPPConfig | ImageGPTConfig;
 export type ModelKind = ModelConfig['kind'];
 
 export const MODEL_KINDS = FAMILIES.map((f) => f.kind) as ModelKind[];
@@ -31,6 +32,7 @@ const LIKELIHOOD_DEFAULTS: Record<LikelihoodConfig['kind'], Record<string, unkno
   'bernoulli': { kind: 'bernoulli' },
   'categorical': { kind: 'categorical', levels: 256 },
   'logistic-mixture': { kind: 'logistic-mixture', nrMix: 5, levels: 256 },
+  'palette': { kind: 'palette', k: 512, colours: [] },
 };
 
 /** Ranges every family shares: the image, the head and the conditioning. */

@@ -51,9 +51,13 @@ export abstract class AutoregressiveModel<C extends BaseModelConfig = BaseModelC
     return this.likelihood.paramsPerPixel;
   }
 
-  /** Number of dimensions of one image (H·W·C), the denominator of bits/dim. */
+  /**
+   * The denominator of bits/dim: dimensions of one image (H·W·C) when log p is of the 8-bit
+   * image, or tokens (H·W) when it is of a palette's token sequence (likelihood.measures).
+   */
   get dims(): number {
-    return this.config.height * this.config.width * this.config.channels;
+    const { height, width, channels } = this.config;
+    return height * width * (this.likelihood.measures === 'tokens' ? 1 : channels);
   }
 
   /**

@@ -63,6 +63,7 @@ const causalityTemplates: CaseTemplate[] = [
   { name: 'mixture RGB', height: 4, width: 4, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 2 } },
   { name: 'bernoulli grey with vector h', height: 5, width: 5, channels: 1, likelihood: { kind: 'bernoulli' }, conditionDim: 2 },
   { name: 'categorical grey 8×8', height: 8, width: 8, channels: 1, likelihood: { kind: 'categorical', levels: 4 } },
+  { name: 'palette RGB with label', height: 4, width: 4, channels: 3, likelihood: { kind: 'palette', k: 4, colours: [0, 0, 0, 250, 10, 10, 10, 250, 10, 255, 255, 255] }, numClasses: 2 },
 ];
 
 test('every family of the table is tested: each has normalisation and causality cases', () => {

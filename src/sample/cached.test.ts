@@ -19,6 +19,7 @@ const templates: CaseTemplate[] = [
   { name: 'categorical RGB with labels', height: 5, width: 4, channels: 3, likelihood: { kind: 'categorical', levels: 8 }, numClasses: 3 },
   { name: 'mixture RGB with labels', height: 4, width: 8, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 3 }, numClasses: 3 },
   { name: 'bernoulli grey with vector h', height: 8, width: 8, channels: 1, likelihood: { kind: 'bernoulli' }, conditionDim: 2 },
+  { name: 'palette RGB with labels', height: 5, width: 4, channels: 3, likelihood: { kind: 'palette', k: 5, colours: [0, 0, 0, 200, 30, 30, 30, 200, 30, 30, 30, 200, 255, 255, 255] }, numClasses: 3 },
 ];
 const cases = familyCases(templates);
 

@@ -53,7 +53,8 @@ export interface InfoResult {
   maskedFlops: number;
   maskedFormulationFlops: number | null;
   convolutions: number;
-  receptiveField: { pixels: number; of: number };
+  /** Null when not measured (a discrete-input network too large for one pass per pixel). */
+  receptiveField: { pixels: number; of: number; measuredBy: 'gradients' | 'interventions' | 'structure' } | null;
 }
 
 export interface TestImageResult {

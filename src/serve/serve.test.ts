@@ -138,7 +138,7 @@ describe('every route, for every model kind', () => {
       const info = (await (await req(`/api/info?run=${id}`)).json()) as InfoResult;
       assert.equal(info.parameters, model.numParameters());
       assert.equal(info.model.kind, model.config.kind);
-      assert.ok(info.flops > 0 && info.receptiveField.of === h * w - 1);
+      assert.ok(info.flops > 0 && info.receptiveField!.of === h * w - 1);
 
       const metrics = (await (await req(`/api/metrics?run=${id}`)).json()) as { records: { type: string }[] };
       assert.equal(metrics.records.filter((r) => r.type === 'train').length, 4);

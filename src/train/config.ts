@@ -234,6 +234,19 @@ function parseValue(key: string, text: string, like: unknown): unknown {
     return text === 'true';
   }
   if (typeof like === 'string') return text;
+  if (Array.isArray(like) && text.startsWith('@')) {
+    // A list from a JSON file: the file's list, or its `colours` (a palette from `arpix palette fit`).
+    const file = text.slice(1);
+    let v: unknown;
+    try {
+      v = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new ConfigError(key, `could not read the JSON list in ${file}: ${(e as Error).message}`);
+    }
+    const list = isObject(v) && Array.isArray(v.colours) ? v.colours : v;
+    if (!Array.isArray(list)) throw new ConfigError(key, `must be a JSON list, but ${file} holds neither a list nor an object with 'colours'`);
+    return list;
+  }
   try {
     return JSON.parse(text);
   } catch {

@@ -17,3 +17,8 @@ export type { GridOptions } from './images.js';
 export { imageGridPng, encodeNpyUint8 } from './images.js';
 export type { MetricRecord, TrainRecord, ValidationRecord } from './metrics.js';
 export { readMetrics } from './metrics.js';
+export type { ProbeOptions, ProbeResult, ProbeLayerResult } from './probe.js';
+export { probe, probeFeatures, poolFeatures, middleLayer } from './probe.js';
+export type { LogisticData, LogisticFit, LogisticModel, LogisticOptions } from './logistic.js';
+export { fitLogistic, predictLogistic } from './logistic.js';
+export { needsPalette, fitConfigPalette } from './palette.js';

@@ -32,8 +32,12 @@ export interface ModelInfo {
    */
   maskedFormulationFlops: number | null;
   convs: ConvCost[];
-  /** Input pixels the last pixel's output depends on, of the pixels before it. */
-  receptiveField: { pixels: number; of: number };
+  /**
+   * Input pixels the last pixel's output depends on, of the pixels before it, and how it was
+   * measured; null when not measured (a discrete-input network on more than 256 pixels, where
+   * one forward pass per pixel would cost too much).
+   */
+  receptiveField: { pixels: number; of: number; measuredBy: 'gradients' | 'interventions' | 'structure' } | null;
 }
 
 /** Runs one forward pass on a one-image batch, recording every convolution's output shape. */
@@ -146,19 +150,56 @@ export function receptiveField(model: AutoregressiveModel, seed = 0): { pixels: 
   return { pixels, of };
 }
 
+/**
+ * The same count for a family whose input is discrete (no gradient reaches it): the pixels whose
+ * change moves the last pixel's parameters, one batch of single-pixel interventions.
+ */
+function receptiveFieldByIntervention(model: AutoregressiveModel, seed = 0): ModelInfo['receptiveField'] {
+  const { height: h, width: w, channels: c, numClasses } = model.config;
+  if (h * w > 256) return null;
+  const levels = model.likelihood.levels;
+  const d = h * w * c;
+  const n = h * w; // image 0 as drawn, image q + 1 with pixel q changed (q < h·w − 1)
+  const data = new Int32Array(n * d);
+  const base = new Int32Array(d);
+  new Generator(seed).randint(base, 0, levels);
+  for (let q = 0; q < n; q++) {
+    data.set(base, q * d);
+    if (q > 0) for (let ch = 0; ch < c; ch++) data[q * d + (q - 1) * c + ch] = (base[(q - 1) * c + ch]! + Math.floor(levels / 2)) % levels;
+  }
+  const labels = numClasses > 0 ? new Tensor(new Int32Array(n), [n]) : null;
+  const was = model.training;
+  model.eval();
+  const out = noGrad(() => model.params(new Tensor(data, [n, h, w, c]), { labels }));
+  if (was) model.train();
+  const p = out.shape[3]!;
+  const at = (img: number, k: number) => out.data[(img * h * w + h * w - 1) * p + k]!;
+  let pixels = 0;
+  for (let q = 1; q < n; q++) {
+    for (let k = 0; k < p; k++) {
+      if (at(q, k) !== at(0, k)) {
+        pixels++;
+        break;
+      }
+    }
+  }
+  return { pixels, of: h * w - 1, measuredBy: 'interventions' };
+}
+
 export function modelInfo(model: AutoregressiveModel): ModelInfo {
   const family = familyOf(model.config.kind);
   const structural = family?.structuralCost?.(model);
   if (structural) {
-    return { parameters: model.numParameters(), flops: structural.flops, maskedFlops: 0, maskedFormulationFlops: null, convs: [], receptiveField: structural.receptiveField };
+    return { parameters: model.numParameters(), flops: structural.flops, maskedFlops: 0, maskedFormulationFlops: null, convs: [], receptiveField: { ...structural.receptiveField, measuredBy: 'structure' } };
   }
   const convs = convCosts(model);
+  const flops = family?.flops?.(model.config, model) ?? convs.reduce((a, c) => a + c.flops, 0);
   return {
     parameters: model.numParameters(),
-    flops: convs.reduce((a, c) => a + c.flops, 0),
+    flops,
     maskedFlops: convs.reduce((a, c) => a + c.maskedFlops, 0),
     maskedFormulationFlops: familyOf(model.config.kind)?.maskedFormulationFlops?.(model.config, convs) ?? null,
     convs,
-    receptiveField: receptiveField(model),
+    receptiveField: family?.differentiableInput === false ? receptiveFieldByIntervention(model) : { ...receptiveField(model), measuredBy: 'gradients' },
   };
 }

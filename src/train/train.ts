@@ -25,6 +25,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { RunConfig, TrainConfig } from './config.js';
 import { checkCheckpointTensors, loadRunCheckpoint, loadingFrom } from './checkpoint.js';
 import { checkDataFits, loadTrainData, type RunData } from './data.js';
+import { adoptPalette, fitConfigPalette, needsPalette } from './palette.js';
 import { EvaluationAborted, evaluate, type Evaluation } from './evaluate.js';
 import { imageGridPng } from './images.js';
 import { MetricsLog, truncateMetrics } from './metrics.js';
@@ -62,7 +63,8 @@ export type TrainEvent =
   | { kind: 'start'; step: number; resumed: boolean; parameters: number; trainImages: number; validationImages: number }
   | { kind: 'validation'; step: number; evaluation: Evaluation; ema: boolean }
   | { kind: 'checkpoint'; step: number; path: string }
-  | { kind: 'samples'; step: number; path: string };
+  | { kind: 'samples'; step: number; path: string }
+  | { kind: 'palette'; k: number; inertia: number; seconds: number };
 
 export interface TrainOptions {
   runDir: string;
@@ -191,6 +193,7 @@ async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: 
     // Locked before the checkpoint is read, so a run still writing it cannot change it meanwhile.
     held.lock = lockFolder(dir, 'arpix train --resume');
     resumed = await loadRunCheckpoint(ckptPath);
+    adoptPalette(config.model, (resumed.meta.config as unknown as RunConfig).model);
     checkResumeConfig(ckptPath, resumed, config);
     const m = resumed.meta;
     // An imported state dict (arpix import) starts its optimiser, schedule and data afresh.
@@ -207,12 +210,18 @@ async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: 
   // A config that cannot train (data missing, levels that do not fit the likelihood) fails here,
   // leaving no run folder behind.
   checkModelMemory(config.model, 'train', t.batchSize, `training with train.batchSize=${t.batchSize}`);
-  const model = createModel(config.model, { seed: t.seed });
+  let model = createModel(config.model, { seed: t.seed });
   if (resumed) checkCheckpointTensors(resumed, model);
   checkDataFits(model, config.dataset);
   checkBatchFits(model, t.batchSize);
   const data = opts.data ?? await loadTrainData(config.dataset, t.validationSize);
   checkDataFits(model, config.dataset, data.train);
+  if (needsPalette(config.model)) {
+    const started = performance.now();
+    const fit = fitConfigPalette(config.model, data.train, { seed: t.seed });
+    opts.onEvent?.({ kind: 'palette', k: fit.palette.k, inertia: fit.inertia, seconds: (performance.now() - started) / 1000 });
+    model = createModel(config.model, { seed: t.seed }); // the same weights, now with its palette
+  }
 
   // ---- optimiser, schedule, averaging --------------------------------------------------------
   const optimizer = makeOptimizer(model, t);

@@ -484,8 +484,8 @@ async function showModel(): Promise<void> {
   $('m-kpis').innerHTML = `
     <div class="kpi hero"><div class="v">${info.model.kind}</div><div class="k">${info.model.height}×${info.model.width}×${info.model.channels}, ${info.model.levels} levels${info.model.numClasses ? `, ${info.model.numClasses} classes` : ''}</div></div>
     <div class="kpi"><div class="v">${fmt.int(info.parameters)}</div><div class="k">parameters</div></div>
-    <div class="kpi"><div class="v">${fmt.si(info.flops)}FLOP</div><div class="k">per image, ${info.convolutions} convolutions</div></div>
-    <div class="kpi"><div class="v">${((100 * rf.pixels) / rf.of).toFixed(1)}%</div><div class="k">of earlier pixels seen by the last (${rf.pixels} of ${rf.of})</div></div>
+    <div class="kpi"><div class="v">${fmt.si(info.flops)}FLOP</div><div class="k">per image${info.convolutions > 0 ? `, ${info.convolutions} convolutions` : ''}</div></div>
+    ${rf ? `<div class="kpi"><div class="v">${((100 * rf.pixels) / rf.of).toFixed(1)}%</div><div class="k">of earlier pixels seen by the last (${rf.pixels} of ${rf.of})</div></div>` : ''}
     ${info.maskedFlops > 0 ? `<div class="kpi"><div class="v">${((100 * info.maskedFlops) / info.flops).toFixed(1)}%</div><div class="k">FLOPs on masked-out weights</div></div>` : ''}`;
   const rows = Object.entries(info.config).filter(([k]) => !['height', 'width', 'channels'].includes(k));
   $('m-config').innerHTML = rows.map(([k, v]) => `<tr><td>${k}</td><td>${typeof v === 'object' ? JSON.stringify(v) : String(v)}</td></tr>`).join('');

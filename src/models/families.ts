@@ -7,11 +7,15 @@ import { gatedPixelCNNFamily } from './gated-pixelcnn.js';
 import type { BaseModelConfig } from './model.js';
 import { pixelCNNFamily } from './pixelcnn.js';
 import { pixelCNNPPFamily } from './pixelcnnpp.js';
+import { rowLSTMFamily } from './row-lstm.js';
+import { diagonalBiLSTMFamily } from './diagonal-bilstm.js';
 
 export const FAMILIES: readonly ModelFamily[] = [
   pixelCNNFamily,
   gatedPixelCNNFamily,
   pixelCNNPPFamily,
+  rowLSTMFamily,
+  diagonalBiLSTMFamily,
 ] as unknown as readonly ModelFamily[];
 
 const byKind = new Map(FAMILIES.map((f) => [f.kind, f]));

@@ -10,15 +10,17 @@ import { GatedPixelCNN, type GatedPixelCNNConfig } from './gated-pixelcnn.js';
 import type { AutoregressiveModel, BaseModelConfig } from './model.js';
 import { PixelCNN, type PixelCNNConfig } from './pixelcnn.js';
 import { PixelCNNPP, type PixelCNNPPConfig } from './pixelcnnpp.js';
+import { RowLSTM, type RowLSTMConfig } from './row-lstm.js';
+import { DiagonalBiLSTM, type DiagonalBiLSTMConfig } from './diagonal-bilstm.js';
 
 export { AutoregressiveModel } from './model.js';
 export type { BaseModelConfig, Condition } from './model.js';
 export { FAMILIES, familyOf } from './families.js';
 export type { FamilyCase, ModelFamily } from './family.js';
-export { GatedPixelCNN, PixelCNN, PixelCNNPP };
-export type { GatedPixelCNNConfig, PixelCNNConfig, PixelCNNPPConfig };
+export { DiagonalBiLSTM, GatedPixelCNN, PixelCNN, PixelCNNPP, RowLSTM };
+export type { DiagonalBiLSTMConfig, GatedPixelCNNConfig, PixelCNNConfig, PixelCNNPPConfig, RowLSTMConfig };
 
-export type ModelConfig = GatedPixelCNNConfig | PixelCNNConfig | PixelCNNPPConfig;
+export type ModelConfig = GatedPixelCNNConfig | PixelCNNConfig | PixelCNNPPConfig | RowLSTMConfig | DiagonalBiLSTMConfig;
 export type ModelKind = ModelConfig['kind'];
 
 export const MODEL_KINDS = FAMILIES.map((f) => f.kind) as ModelKind[];

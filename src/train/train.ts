@@ -15,7 +15,7 @@ import { checkModelConfig, configDifferences, loadCheckpoint, saveCheckpoint, CH
 import { writeFileAtomic } from '../io/atomic.js';
 import { createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/model.js';
-import { Adam, AdamW, EMA, LRScheduler, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
+import { Adam, AdamW, EMA, LRScheduler, RMSProp, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
 import { getDefaultGenerator, manualSeed } from '../tensor/random.js';
 import type { RunConfig, TrainConfig } from './config.js';
 import { checkDataFits, loadTrainData, type RunData } from './data.js';
@@ -92,6 +92,7 @@ function makeOptimizer(model: AutoregressiveModel, t: TrainConfig): Optimizer<Ba
     case 'adam': return new Adam(params, { lr: t.lr, betas, eps: t.eps, weightDecay: t.weightDecay });
     case 'adamw': return new AdamW(params, { lr: t.lr, betas, eps: t.eps, weightDecay: t.weightDecay });
     case 'sgd': return new SGD(params, { lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay });
+    case 'rmsprop': return new RMSProp(params, { lr: t.lr, alpha: t.alpha, eps: t.eps, momentum: t.momentum, weightDecay: t.weightDecay });
   }
 }
 

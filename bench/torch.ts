@@ -7,17 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findTorchPython } from '../src/export/python.js';
 
-const candidates = () => [process.env.ARPIX_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p);
-
-/** The first Python that can import torch, or null. */
-export function findTorchPython(): string | null {
-  for (const py of candidates()) {
-    const r = spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' });
-    if (r.status === 0) return py;
-  }
-  return null;
-}
+/** The first Python that can import torch, or null (shared with arpix's export tests). */
+export { findTorchPython };
 
 /** Runs a mirror script and parses every JSON line it prints. */
 export function runPython(python: string, script: string, args: string[], threads: number): Record<string, unknown>[] {

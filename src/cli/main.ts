@@ -13,6 +13,8 @@ import { StateDictError } from '../nn/module.js';
 import { ARPIX_VERSION, TrainError } from '../train/index.js';
 import { presetNames } from '../models/index.js';
 import { registerDataCommands } from './data.js';
+import { registerTorchCommands } from './torch.js';
+import { MaskedTapError, UnsafePickleError } from '../export/index.js';
 import { CliError, EXIT, completeCommand, demoCommand, evalCommand, infoCommand, plotCommand, sampleCommand, trainCommand } from './commands.js';
 
 const SECTION_FLAG = /^--(model|dataset|train)\./;
@@ -152,6 +154,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     });
 
   registerDataCommands(program, setExit);
+  registerTorchCommands(program, setExit, collectOverrides);
   return program;
 }
 
@@ -165,8 +168,9 @@ export function describeError(e: unknown): { message: string; code: number } {
   if (e instanceof ConfigError) return { message: `${e.message} (see arpix train --help)`, code: EXIT.usage };
   if (e instanceof CheckpointMismatchError) return { message: `${e.message}; use a checkpoint of this model, or the config it was trained with`, code: EXIT.error };
   if (e instanceof StateDictError) return { message: `${e.message}; the checkpoint's weights do not fit its own config — it is damaged or from another arpix version`, code: EXIT.error };
+  if (e instanceof UnsafePickleError || e instanceof MaskedTapError) return { message: e.message, code: EXIT.error };
   if (e instanceof FormatError) {
-    const hint = /safetensors|checkpoint/.test(e.message) ? '; the file is damaged or not a checkpoint — use another checkpoint (training writes checkpoint.safetensors in the run folder)' : '';
+    const hint = /safetensors|checkpoint/.test(e.message) && !/arpix import/.test(e.message) ? '; the file is damaged or not a checkpoint — use another checkpoint (training writes checkpoint.safetensors in the run folder)' : '';
     return { message: e.message + hint, code: EXIT.error };
   }
   if (e instanceof DatasetUnavailableError || e instanceof TrainError || e instanceof ArpixError) return { message: e.message, code: EXIT.error };

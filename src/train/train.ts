@@ -170,7 +170,8 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   if (resumed) {
     const m = resumed.meta;
     model.loadStateDict(resumed.model);
-    optimizer.loadStateDict({ tensors: resumed.optimizer, state: m.optimizer as unknown as OptimizerJSONState });
+    // An imported state dict has no optimiser state: the moments then start at zero.
+    if (m.optimizer) optimizer.loadStateDict({ tensors: resumed.optimizer, state: m.optimizer as unknown as OptimizerJSONState });
     if (m.scheduler) scheduler.loadStateDict(m.scheduler);
     if (ema && m.ema) ema.loadStateDict({ tensors: resumed.ema, state: m.ema });
     const g = m.generators.default;

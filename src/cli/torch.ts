@@ -1,0 +1,77 @@
+// `arpix export … --torch OUT_DIR` and `arpix import PATH --out RUN_DIR`: the hand-off to PyTorch
+// for training on many GPUs (torchrun + DDP), and the way back.
+
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { exportForTorch, importCheckpoint, writeImportedRun } from '../export/index.js';
+import { loadCheckpoint } from '../io/checkpoint.js';
+import { applyOverrides, configFileRaw, presetRaw, resolveRunConfig, CHECKPOINT_FILE, type RunConfig } from '../train/index.js';
+import { CliError, EXIT } from './commands.js';
+
+const out = (line = '') => process.stdout.write(line + '\n');
+
+function configFrom(o: { preset?: string; config?: string }, overrides: string[] = []): RunConfig | undefined {
+  if (o.preset !== undefined && o.config !== undefined) throw new CliError('give --preset NAME or --config FILE, not both', EXIT.usage);
+  if (o.preset === undefined && o.config === undefined) return undefined;
+  const raw = o.preset !== undefined ? presetRaw(o.preset) : configFileRaw(o.config!);
+  return resolveRunConfig(applyOverrides(raw, overrides), o.preset ?? '');
+}
+
+export function registerTorchCommands(program: Command, setExit: (code: number) => void, collectOverrides: (cmd: Command, rest: readonly string[]) => string[]): void {
+  program.command('export')
+    .description('write a PyTorch folder (model module, weights, data, train.py for torchrun/DDP, README) for a run, a preset or a config')
+    .argument('[run-dir]', 'a run folder or checkpoint (weights, optimiser state and average are exported)')
+    .option('--preset <name>', 'a new run of this preset instead of a run')
+    .option('--config <file>', 'a new run of this config instead of a run')
+    .requiredOption('--torch <out-dir>', 'the folder to write')
+    .option('--no-data', 'do not write the dataset arrays (train.py then needs --data DIR)')
+    .option('--force', 'replace an existing export in --torch', false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async (first: string | undefined, o: { preset?: string; config?: string; torch: string; data: boolean; force: boolean }, cmd: Command) => {
+      // An override flag lands in the optional argument when no run folder is given.
+      const runDir = first?.startsWith('--') ? undefined : first;
+      const overrides = collectOverrides(cmd, cmd.args.slice(runDir === undefined ? 0 : 1));
+      const given = [runDir, o.preset, o.config].filter((x) => x !== undefined).length;
+      if (given !== 1) throw new CliError('give a RUN_DIR, or --preset NAME, or --config FILE', EXIT.usage);
+      let config: RunConfig;
+      let ckpt = null;
+      if (runDir !== undefined) {
+        if (overrides.length > 0) throw new CliError('overrides apply to --preset or --config, not to a run (its config is fixed)', EXIT.usage);
+        const file = existsSync(runDir) && statSync(runDir).isDirectory() ? join(runDir, CHECKPOINT_FILE) : runDir;
+        ckpt = await loadCheckpoint(file);
+        config = ckpt.meta.config as unknown as RunConfig;
+      } else {
+        config = configFrom(o, overrides)!;
+      }
+      const started = performance.now();
+      const r = await exportForTorch(config, ckpt, resolve(o.torch), { data: o.data, force: o.force });
+      const seconds = (performance.now() - started) / 1000;
+      out(`exported ${config.model.kind} (${r.parameters.toLocaleString('en')} parameters${ckpt ? `, step ${ckpt.meta.step}` : ', new run'}) to ${r.dir} in ${seconds.toFixed(2)} s`);
+      out(`  checkpoint.safetensors: ${(r.checkpointBytes / 1e6).toFixed(1)} MB (PyTorch layout)${o.data ? '; data/ with train, validation and test arrays' : '; no data (train.py --data DIR)'}`);
+      out(`next: cd ${r.dir} && python3 train.py   (README.md has the torchrun commands for 8 GPUs and several machines)`);
+      setExit(EXIT.ok);
+    });
+
+  program.command('import')
+    .description('turn a PyTorch checkpoint (exported train.py, torch.save state dict, Lightning .ckpt, safetensors) into an arpix run')
+    .argument('<path>', 'the checkpoint file (or the folder of a train.py run)')
+    .requiredOption('--out <run-dir>', 'the run folder to write')
+    .option('--preset <name>', 'the architecture, for files that do not carry it')
+    .option('--config <file>', 'the architecture (and dataset, train sections), for files that do not carry it')
+    .option('--force', 'replace an existing run in --out', false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async (path: string, o: { out: string; preset?: string; config?: string; force: boolean }, cmd: Command) => {
+      const config = configFrom(o, collectOverrides(cmd, cmd.args.slice(1)));
+      const imported = await importCheckpoint(path, { config });
+      const ckpt = await writeImportedRun(imported, path, resolve(o.out), o.force);
+      const c = imported.checkpoint;
+      const parts = [`step ${c.meta.step}`, Object.keys(c.optimizer).length > 0 ? 'optimiser state' : 'no optimiser state', Object.keys(c.ema).length > 0 ? 'averaged weights' : 'no average'];
+      out(`imported ${/^[aeiou]/i.test(imported.format) ? 'an' : 'a'} ${imported.format}${imported.masked ? ' (masked formulation: masks applied, masked taps dropped)' : ''} as ${c.meta.config.model.kind}: ${parts.join(', ')}`);
+      out(`run: ${ckpt}`);
+      out(`next: arpix eval ${resolve(o.out)} · arpix sample ${resolve(o.out)} · arpix train --resume ${resolve(o.out)}`);
+      setExit(EXIT.ok);
+    });
+}

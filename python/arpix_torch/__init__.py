@@ -39,6 +39,8 @@ FAMILIES = {
     "pixelcnn": "pixelcnn",
     "gated-pixelcnn": "gated_pixelcnn",
     "pixelcnn++": "pixelcnnpp",
+    "row-lstm": "pixelrnn",
+    "diagonal-bilstm": "pixelrnn",
 }
 
 

@@ -42,6 +42,12 @@ const CASES: Record<string, Record<string, unknown>[]> = {
     { channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 2 }, numClasses: 3 },
     { channels: 1, likelihood: { kind: 'logistic-mixture', nrMix: 3, levels: 16 }, numClasses: 0 },
   ].map((c) => ({ kind: 'pixelcnn++', height: 8, width: 8, filters: 4, resnetBlocks: 1, resolutions: 2, dropout: 0, ...c })),
+  ...Object.fromEntries((['row-lstm', 'diagonal-bilstm'] as const).map((kind) => [kind, [
+    { channels: 1, likelihood: { kind: 'categorical', levels: 256 }, numClasses: 0 },
+    { channels: 3, likelihood: { kind: 'categorical', levels: 4 }, numClasses: 3, hiddenChannels: 5 },
+    { channels: 1, likelihood: { kind: 'bernoulli' }, numClasses: 2 },
+    { channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 2, levels: 16 }, numClasses: 0 },
+  ].map((c) => ({ kind, height: 6, width: 5, hiddenChannels: 4, layers: 2, firstKernelSize: 5, outputHidden: 8, ...c }))])),
 };
 
 function randomBatch(model: AutoregressiveModel, n: number, seed: number): { images: Tensor; labels: Tensor | null } {

@@ -4,7 +4,8 @@
 // the chunk: per step it gathers the previous step's h under the k taps (zeros off the positions)
 // into X [P, k·H], adds X·W to the step's input gates in place with one product on its own oneDNN
 // stream (thread_products.h), and runs the gates and cell on the result, writing the activated
-// gates where the pre-activations were. Backward through time runs the steps in reverse: dz from
+// gates where the pre-activations were. Images are independent, so a thread runs all the steps of
+// its images in one parallel region: no fork or join per step. Backward through time runs the steps in reverse: dz from
 // the saved gates and cells, dX = dz·Wᵀ scattered back to the previous step's positions, and
 // dW += Xᵀ·dz accumulated per thread and summed at the end — no step leaves the kernel.
 #include <cstring>
@@ -80,9 +81,10 @@ void lstmScan(const Buf& xg, const Buf& w, const Buf& h0, const Buf& c0, const B
   const float *X0 = xg.f32(), *W = w.f32(), *H0 = h0.f32(), *C0 = c0.f32();
   float *HS = hs.f32(), *CS = cs.f32(), *A = acts.f32();
   const int64_t H = s.H, G = s.G;
-  for (int64_t t = 0; t < s.T; t++) {
-    forChunks(s.B, s.step, [&](int64_t b0, int64_t b1, int tid) {
-      float* X = threadBuffer(kTaps, tid, 0).data();
+  // Images are independent: each thread runs every step of its own images, with no join per step.
+  forChunks(s.B, s.step, [&](int64_t b0, int64_t b1, int tid) {
+    float* X = threadBuffer(kTaps, tid, 0).data();
+    for (int64_t t = 0; t < s.T; t++) {
       gatherTaps(s, HS, H0, t, b0, b1, X);
       const int64_t first = (t * s.B + b0) * s.L, rows = (b1 - b0) * s.L;
       float* z = A + first * G;
@@ -102,8 +104,8 @@ void lstmScan(const Buf& xg, const Buf& w, const Buf& h0, const Buf& c0, const B
           zq[j] = o, zq[H + j] = f, zq[2 * H + j] = i, zq[3 * H + j] = g;
         }
       }
-    });
-  }
+    }
+  });
 }
 
 void lstmScanBackward(const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs, const Buf& cs, const Buf& acts, const Buf& dhs, const Buf& dxg, const Buf& dw, const Buf& dh0, const Buf& dc0, int64_t pad) {
@@ -129,8 +131,10 @@ void lstmScanBackward(const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs,
   AlignedFloats dhNext(size_t(BL * H), 0.0f), dcNext(size_t(BL * H), 0.0f), dhPrev(size_t(BL * H)), dcPrev(size_t(BL * H));
   const float *H0 = h0.f32(), *C0 = c0.f32(), *HS = hs.f32(), *CS = cs.f32(), *A = acts.f32(), *DH = dhs.f32();
   float* DZ = dxg.f32();
-  for (int64_t t = s.T - 1; t >= 0; t--) {
-    forChunks(s.B, s.step, [&](int64_t b0, int64_t b1, int tid) {
+  // Each thread runs every step of its own images backwards; the rows of next / prev it touches are its own.
+  forChunks(s.B, s.step, [&](int64_t b0, int64_t b1, int tid) {
+    float *dhN0 = dhNext.data(), *dcN0 = dcNext.data(), *dhP0 = dhPrev.data(), *dcP0 = dcPrev.data();
+    for (int64_t t = s.T - 1; t >= 0; t--) {
       const int64_t rows = (b1 - b0) * s.L, first = b0 * s.L, at0 = t * BL + first;
       for (int64_t q = 0; q < rows; q++) {
         const int64_t at = at0 + q, sq = first + q;
@@ -138,10 +142,10 @@ void lstmScanBackward(const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs,
         const float* __restrict c = CS + at * H;
         const float* __restrict cp = t == 0 ? C0 : CS + (at - BL) * H;
         const float* __restrict dhIn = DH + at * H;
-        const float* __restrict dhN = dhNext.data() + sq * H;
-        const float* __restrict dcN = dcNext.data() + sq * H;
+        const float* __restrict dhN = dhN0 + sq * H;
+        const float* __restrict dcN = dcN0 + sq * H;
         float* __restrict dz = DZ + at * G;
-        float* __restrict dcP = dcPrev.data() + sq * H;
+        float* __restrict dcP = dcP0 + sq * H;
 #pragma omp simd
         for (int64_t j = 0; j < H; j++) {
           const float o = a[j], f = a[H + j], i = a[2 * H + j], g = a[3 * H + j];
@@ -162,14 +166,14 @@ void lstmScanBackward(const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs,
       runProduct(wgrad.of(b1 - b0), tid, X, DZ + at0 * G, acc);
       runProduct(xgrad.of(b1 - b0), tid, DZ + at0 * G, WT, dX);
       // dX back to the previous step's positions; every chunk writes only its own images.
-      std::memset(dhPrev.data() + first * H, 0, size_t(rows * H) * 4);
+      std::memset(dhP0 + first * H, 0, size_t(rows * H) * 4);
       for (int64_t b = b0; b < b1; b++) {
         for (int64_t l = 0; l < s.L; l++) {
           const float* src = dX + ((b - b0) * s.L + l) * KH;
           for (int64_t kk = 0; kk < s.k; kk++) {
             const int64_t p = l - s.pad + kk;
             if (p < 0 || p >= s.L) continue;
-            float* __restrict d = dhPrev.data() + (b * s.L + p) * H;
+            float* __restrict d = dhP0 + (b * s.L + p) * H;
             const float* __restrict v = src + kk * H;
 #pragma omp simd
             for (int64_t j = 0; j < H; j++) d[j] += v[j];
@@ -179,12 +183,12 @@ void lstmScanBackward(const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs,
       if (t == 0) {  // h_{−1} = h0 and c_{−1} = c0 at every position
         float *a0 = acc + KH * G, *a1 = a0 + H;
         for (int64_t q = 0; q < rows; q++)
-          for (int64_t j = 0; j < H; j++) a0[j] += dhPrev[size_t((first + q) * H + j)], a1[j] += dcPrev[size_t((first + q) * H + j)];
+          for (int64_t j = 0; j < H; j++) a0[j] += dhP0[(first + q) * H + j], a1[j] += dcP0[(first + q) * H + j];
       }
-    });
-    std::swap(dhNext, dhPrev);
-    std::swap(dcNext, dcPrev);
-  }
+      std::swap(dhN0, dhP0);
+      std::swap(dcN0, dcP0);
+    }
+  });
   const float* total = sumThreadBuffers(kAcc, s.nthr, accSize);
   std::memcpy(dw.f32(), total, size_t(KH * G) * 4);
   std::memcpy(dh0.f32(), total + KH * G, size_t(H) * 4);

@@ -33,6 +33,13 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** Seconds one call of fn takes. */
+export function seconds(fn: () => void): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
 /** Times fn: `warmup` discarded runs, then `runs` timed ones (at least 5). */
 export async function time(fn: () => unknown, opts: { warmup?: number; runs?: number } = {}): Promise<Timing> {
   const warmup = opts.warmup ?? 2;

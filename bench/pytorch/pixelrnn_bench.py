@@ -32,31 +32,18 @@ ap.add_argument("--steps", type=int, default=2)
 ap.add_argument("--pixels", type=int, default=4)
 args = ap.parse_args()
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 import torch  # noqa: E402
 from arpix_torch import build_model  # noqa: E402
 from arpix_torch.common import scale_input  # noqa: E402
+from timing import emit, timed  # noqa: E402
 
 torch.set_num_threads(args.threads)
 cfg = json.load(open(args.config))
 torch.manual_seed(0)
 h, w, c = cfg["height"], cfg["width"], cfg["channels"]
 levels = cfg["likelihood"].get("levels", 2) if cfg["likelihood"]["kind"] != "bernoulli" else 2
-
-
-def emit(**kw):
-    print(json.dumps(kw), flush=True)
-
-
-def timed(fn, runs, warmup):
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 if args.mode == "serve":

@@ -9,7 +9,7 @@
 // sampler at batch 16 (whole images) against the mirror's naive sampler (`pixels` steps of the
 // whole network, extrapolated to the image: every step does the same work).
 
-import { median, threads as defaultThreads, type Suite } from '../harness.js';
+import { median, seconds, threads as defaultThreads, type Suite } from '../harness.js';
 import { option, runGatedMirror, startGatedMirror } from '../torch.js';
 
 const PRESETS = ['row-lstm-fmnist-small', 'diagonal-bilstm-fmnist-small'];
@@ -17,12 +17,6 @@ const PIXELCNN = 'gated-pixelcnn-fmnist';
 const SCRIPT = 'pixelrnn_bench.py';
 
 const summary = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
-
-function seconds(fn: () => void): number {
-  const t0 = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-}
 
 const suite: Suite = async ({ reporter, args }) => {
   const threads = Number(option(args, '--threads', String(defaultThreads())));

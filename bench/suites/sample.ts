@@ -5,7 +5,7 @@
 // whole network once per pixel, so it is timed over `pixels` steps and extrapolated to the whole
 // image (every step does the same work); cached sampling is timed over whole images.
 
-import { median, threads as defaultThreads, type Suite } from '../harness.js';
+import { median, seconds, threads as defaultThreads, type Suite } from '../harness.js';
 import { option, runGatedMirror } from '../torch.js';
 
 const SMALL = ['gated-pixelcnn-fmnist', 'pixelcnn-binary-fmnist-small', 'pixelcnnpp-fmnist-small'];
@@ -13,12 +13,6 @@ const MIRRORED = 'gated-pixelcnn-fmnist';
 
 /** A ratio of two medians has no spread of its own. */
 const same = (v: number) => ({ median: v, min: v, max: v });
-
-function seconds(fn: () => void): number {
-  const t0 = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-}
 
 const suite: Suite = async ({ reporter, args }) => {
   const threads = Number(option(args, '--threads', String(defaultThreads())));

@@ -15,7 +15,9 @@
         "native/thread_products.cc",
         "native/row_conv.cc",
         "native/lstm_scan.cc",
-        "native/optim.cc"
+        "native/optim.cc",
+        "native/transformer.cc",
+        "native/attention.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -46,7 +46,7 @@ function gatedMirror(reporter: { note(m: string): void }, config: unknown, scrip
   const dir = mkdtempSync(join(tmpdir(), 'arpix-bench-'));
   const cfgFile = join(dir, 'config.json');
   writeFileSync(cfgFile, JSON.stringify(config));
-  const script = fileURLToPath(new URL(`./pytorch/${scriptName}`, import.meta.url));
+  const script = mirrorScript(scriptName);
   return { python, script, cfgFile, dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -66,8 +66,27 @@ export async function startGatedMirror(
 ): Promise<MirrorServer | null> {
   const m = gatedMirror(reporter, config, script);
   if (m === null) return null;
+  const server = await startServe(m.python, m.script, ['serve', '--config', m.cfgFile, '--threads', String(threads), ...args], threads, m.dispose);
+  return { run: async (format) => seconds(await server.request(format)), close: server.close };
+}
+
+/** A mirror script's serve mode: one request line in, one JSON line out. */
+export interface ServeProcess {
+  /** Its first JSON line (printed after its warm-up). */
+  readonly ready: Record<string, unknown>;
+  request(line: string): Promise<Record<string, unknown>>;
+  close(): void;
+}
+
+function seconds(r: Record<string, unknown>): number {
+  if (typeof r.seconds !== 'number') throw new Error(`mirror: ${JSON.stringify(r)}`);
+  return r.seconds;
+}
+
+/** Runs `script argv…` (under bench/pytorch) in serve mode and waits for its first JSON line. */
+export async function startServe(python: string, script: string, argv: string[], threads: number, dispose: () => void = () => {}): Promise<ServeProcess> {
   const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
-  const child = spawn(m.python, [m.script, 'serve', '--config', m.cfgFile, '--threads', String(threads), ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(python, [script, ...argv], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
@@ -80,23 +99,28 @@ export async function startGatedMirror(
   };
   const close = () => {
     child.stdin.end();
-    m.dispose();
+    dispose();
   };
+  let ready: Record<string, unknown>;
   try {
-    await next(); // {"ready": true} after its warm-up
+    ready = await next();
   } catch (e) {
     close();
     throw e;
   }
   return {
-    async run(format) {
-      child.stdin.write(`${format}\n`);
-      const r = await next();
-      if (typeof r.seconds !== 'number') throw new Error(`${script} serve: ${JSON.stringify(r)}`);
-      return r.seconds;
+    ready,
+    async request(line) {
+      child.stdin.write(`${line}\n`);
+      return next();
     },
     close,
   };
+}
+
+/** The path of a mirror script under bench/pytorch/. */
+export function mirrorScript(name: string): string {
+  return fileURLToPath(new URL(`./pytorch/${name}`, import.meta.url));
 }
 
 /** `--name value` or `--name=value` from a suite's arguments. */

@@ -667,6 +667,96 @@ ARPIX_EXPORT(concatEluBackward) {
   });
 }
 
+// layerNorm(x, xShape, weight, bias, out, mean, rstd, eps, rms)
+ARPIX_EXPORT(layerNorm) {
+  return guarded(info, "layerNorm", [&] {
+    Buf x = bufOf("layerNorm", "x", info[0], info[1]);
+    std::optional<Buf> w, b;
+    if (!info[2].IsNull()) w = bufOf("layerNorm", "weight", info[2]);
+    if (!info[3].IsNull()) b = bufOf("layerNorm", "bias", info[3]);
+    Buf out = bufOf("layerNorm", "out", info[4]), mean = bufOf("layerNorm", "mean", info[5]), rstd = bufOf("layerNorm", "rstd", info[6]);
+    requireDType("layerNorm", "x", x, DType::F32);
+    const int64_t c = x.shape.empty() ? 1 : x.shape.back(), rows = c == 0 ? 0 : x.size / c;
+    if (out.size != x.size || mean.size != rows || rstd.size != rows || (w && w->size != c) || (b && b->size != c)) {
+      throw KernelError("layerNorm", "x " + fmtShape(x.shape) + ", weight, bias, out, mean and rstd do not fit");
+    }
+    layerNorm(x, w ? &*w : nullptr, b ? &*b : nullptr, out, mean, rstd, info[7].As<Napi::Number>().DoubleValue(), info[8].As<Napi::Boolean>().Value());
+    return info.Env().Undefined();
+  });
+}
+
+// layerNormBackward(x, xShape, weight, mean, rstd, g, dx, dweight, dbias, rms)
+ARPIX_EXPORT(layerNormBackward) {
+  return guarded(info, "layerNormBackward", [&] {
+    const char* k = "layerNormBackward";
+    Buf x = bufOf(k, "x", info[0], info[1]);
+    std::optional<Buf> w, dw, db;
+    if (!info[2].IsNull()) w = bufOf(k, "weight", info[2]);
+    Buf mean = bufOf(k, "mean", info[3]), rstd = bufOf(k, "rstd", info[4]), g = bufOf(k, "g", info[5]), dx = bufOf(k, "dx", info[6]);
+    if (!info[7].IsNull()) dw = bufOf(k, "dweight", info[7]);
+    if (!info[8].IsNull()) db = bufOf(k, "dbias", info[8]);
+    const int64_t c = x.shape.empty() ? 1 : x.shape.back(), rows = c == 0 ? 0 : x.size / c;
+    if (g.size != x.size || dx.size != x.size || mean.size != rows || rstd.size != rows || (w && w->size != c) || (dw && dw->size != c) || (db && db->size != c)) {
+      throw KernelError(k, "x " + fmtShape(x.shape) + ", weight, mean, rstd, g and the gradients do not fit");
+    }
+    layerNormBackward(x, w ? &*w : nullptr, mean, rstd, g, dx, dw ? &*dw : nullptr, db ? &*db : nullptr, info[9].As<Napi::Boolean>().Value());
+    return info.Env().Undefined();
+  });
+}
+
+// gelu(x, out, tanh)
+ARPIX_EXPORT(gelu) {
+  return guarded(info, "gelu", [&] {
+    Buf x = bufOf("gelu", "x", info[0]), out = bufOf("gelu", "out", info[1]);
+    requireDType("gelu", "x", x, DType::F32);
+    sameSize("gelu", x, out);
+    gelu(x, out, info[2].As<Napi::Boolean>().Value());
+    return info.Env().Undefined();
+  });
+}
+
+// geluBackward(x, g, dx, tanh)
+ARPIX_EXPORT(geluBackward) {
+  return guarded(info, "geluBackward", [&] {
+    Buf x = bufOf("geluBackward", "x", info[0]), g = bufOf("geluBackward", "g", info[1]), dx = bufOf("geluBackward", "dx", info[2]);
+    requireDType("geluBackward", "x", x, DType::F32);
+    sameSize("geluBackward", x, g);
+    sameSize("geluBackward", x, dx);
+    geluBackward(x, g, dx, info[3].As<Napi::Boolean>().Value());
+    return info.Env().Undefined();
+  });
+}
+
+// attention(qkv, qkvShape, out, lse, heads, scale, pattern)
+ARPIX_EXPORT(attention) {
+  return guarded(info, "attention", [&] {
+    Buf qkv = bufOf("attention", "qkv", info[0], info[1]), out = bufOf("attention", "out", info[2]), lse = bufOf("attention", "lse", info[3]);
+    attention(qkv, out, lse, info[4].As<Napi::Number>().Int64Value(), info[5].As<Napi::Number>().DoubleValue(), intsOf(info[6]));
+    return info.Env().Undefined();
+  });
+}
+
+// attentionBackward(qkv, qkvShape, out, lse, g, dqkv, heads, scale, pattern)
+ARPIX_EXPORT(attentionBackward) {
+  return guarded(info, "attentionBackward", [&] {
+    const char* k = "attentionBackward";
+    Buf qkv = bufOf(k, "qkv", info[0], info[1]), out = bufOf(k, "out", info[2]), lse = bufOf(k, "lse", info[3]);
+    Buf g = bufOf(k, "g", info[4]), dqkv = bufOf(k, "dqkv", info[5]);
+    attentionBackward(qkv, out, lse, g, dqkv, info[6].As<Napi::Number>().Int64Value(), info[7].As<Napi::Number>().DoubleValue(), intsOf(info[8]));
+    return info.Env().Undefined();
+  });
+}
+
+// attentionStep(q, qShape, k, kShape, v, vShape, out, position, heads, scale, pattern, length)
+ARPIX_EXPORT(attentionStep) {
+  return guarded(info, "attentionStep", [&] {
+    const char* k = "attentionStep";
+    Buf q = bufOf(k, "q", info[0], info[1]), kc = bufOf(k, "k", info[2], info[3]), vc = bufOf(k, "v", info[4], info[5]), out = bufOf(k, "out", info[6]);
+    attentionStep(q, kc, vc, out, info[7].As<Napi::Number>().Int64Value(), info[8].As<Napi::Number>().Int64Value(), info[9].As<Napi::Number>().DoubleValue(), intsOf(info[10]), info[11].As<Napi::Number>().Int64Value());
+    return info.Env().Undefined();
+  });
+}
+
 // dropoutMask(out, seed, offset, p)
 ARPIX_EXPORT(dropoutMask) {
   return guarded(info, "dropoutMask", [&] {
@@ -794,6 +884,13 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(gatedResidual);
   ARPIX_REGISTER(gatedResidualBackward);
   ARPIX_REGISTER(concatEluBackward);
+  ARPIX_REGISTER(layerNorm);
+  ARPIX_REGISTER(layerNormBackward);
+  ARPIX_REGISTER(gelu);
+  ARPIX_REGISTER(geluBackward);
+  ARPIX_REGISTER(attention);
+  ARPIX_REGISTER(attentionBackward);
+  ARPIX_REGISTER(attentionStep);
   ARPIX_REGISTER(threads);
   ARPIX_REGISTER(setThreads);
   ARPIX_REGISTER(setConvAlgorithm);

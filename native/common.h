@@ -306,6 +306,18 @@ void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB
 void lstmScan(const Buf& xg, const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs, const Buf& cs, const Buf& acts, int64_t pad);
 /** Its backward through time: dxg, dw, dh0, dc0 (overwritten). */
 void lstmScanBackward(const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs, const Buf& cs, const Buf& acts, const Buf& dhs, const Buf& dxg, const Buf& dw, const Buf& dh0, const Buf& dc0, int64_t pad);
+// ---- the transformer core (native/transformer.cc, native/attention.cc) ----
+
+/** Layer norm (or RMS norm with rms) over the last axis; writes mean (not with rms) and rstd per row. */
+void layerNorm(const Buf& x, const Buf* weight, const Buf* bias, const Buf& out, const Buf& mean, const Buf& rstd, double eps, bool rms);
+void layerNormBackward(const Buf& x, const Buf* weight, const Buf& mean, const Buf& rstd, const Buf& g, const Buf& dx, const Buf* dweight, const Buf* dbias, bool rms);
+void gelu(const Buf& x, const Buf& out, bool tanhForm);
+void geluBackward(const Buf& x, const Buf& g, const Buf& dx, bool tanhForm);
+/** Packed multi-head attention (qkv [N, L, 3C] → out [N, L, C], lse [N, heads, L]); `pattern` is patternCode() of src/kernels/attention.ts. */
+void attention(const Buf& qkv, const Buf& out, const Buf& lse, int64_t heads, double scale, const std::vector<int64_t>& pattern);
+void attentionBackward(const Buf& qkv, const Buf& out, const Buf& lse, const Buf& dout, const Buf& dqkv, int64_t heads, double scale, const std::vector<int64_t>& pattern);
+/** One query row q [N, C] at `position` against caches k, v [N, T, C] of a sequence of `length` positions. */
+void attentionStep(const Buf& q, const Buf& k, const Buf& v, const Buf& out, int64_t position, int64_t heads, double scale, const std::vector<int64_t>& pattern, int64_t length);
 
 std::string onednnVersion();
 /** Drops every cached primitive and reordered weight (tests; memory pressure). */

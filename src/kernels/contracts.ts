@@ -12,6 +12,10 @@
 // - float64 exists for gradient checking on the `ts` backend; native kernels see float32 and int32
 //   only (the registry routes float64 to `ts`).
 
+import type { AttentionAttrs } from './attention.js';
+
+export type { AttentionAttrs, AttentionPattern } from './attention.js';
+
 export type DType = 'float32' | 'int32' | 'float64';
 export type FloatArray = Float32Array | Float64Array;
 export type TypedArray = Float32Array | Float64Array | Int32Array;
@@ -217,6 +221,44 @@ export interface Kernels {
    * uniform a Generator(seed, offset) would draw (tensor/random.ts): the same mask on every backend.
    */
   dropoutMask(out: View, seed: number, offset: number, p: number): void;
+
+  // ---- the transformer core ----
+
+  /**
+   * Layer norm over the last axis of x viewed as [J, C]: out = (x − μ)·rstd ⊙ weight + bias
+   * (weight / bias [C] or null), rstd = 1/√(var + eps) with the biased variance; writes mean [J]
+   * and rstd [J] for the backward. With `rms` (RMS norm, no centring and no bias): μ is taken as 0,
+   * rstd = 1/√(mean(x²) + eps) and mean is left untouched.
+   */
+  layerNorm(x: View, weight: View | null, bias: View | null, out: View, mean: View, rstd: View, eps: number, rms: boolean): void;
+  /**
+   * Gradients of layerNorm for the output gradient g: dx (overwritten), dweight and dbias
+   * (overwritten, [C]; each skipped when null), from x and the saved mean and rstd.
+   */
+  layerNormBackward(x: View, weight: View | null, mean: View, rstd: View, g: View, dx: View, dweight: View | null, dbias: View | null, rms: boolean): void;
+  /**
+   * GELU: out = x·Φ(x) (exact, Φ the standard normal CDF), or with `tanh`
+   * 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+   */
+  gelu(x: View, out: View, tanh: boolean): void;
+  /** dx = g · gelu'(x). */
+  geluBackward(x: View, g: View, dx: View, tanh: boolean): void;
+  /**
+   * Multi-head attention softmax(scale·Q Kᵀ + mask)·V under a pattern, packed and channels-last:
+   * qkv [N, L, 3C] holds [q | k | v] along its last axis (each head-major, C = heads·d), out is
+   * [N, L, C] (head-major), lse [N, heads, L] the log-sum-exp of each query's masked logits (the
+   * backward recomputes the probabilities from it).
+   */
+  attention(qkv: View, out: View, lse: View, a: AttentionAttrs): void;
+  /** dqkv [N, L, 3C] (overwritten) for the output gradient g [N, L, C], from qkv, out and lse. */
+  attentionBackward(qkv: View, out: View, lse: View, g: View, dqkv: View, a: AttentionAttrs): void;
+  /**
+   * One query position against cached keys and values (sampling): q [N, C] is the query at
+   * sequence position `position`; k and v [N, T, C] (T > position) hold the keys and values of
+   * positions 0 … position (later rows are ignored); out [N, C] is row `position` of what attention
+   * would give.
+   */
+  attentionStep(q: View, k: View, v: View, out: View, position: number, a: AttentionAttrs): void;
 }
 
 export type KernelName = keyof Kernels;

@@ -12,3 +12,7 @@ export type { LayerNormOptions, EmbeddingOptions, DropoutOptions } from './layer
 export { uniform_, normal_, constant_, kaimingUniformBound } from './init.js';
 export { toPyTorchLayout, fromPyTorchLayout, pytorchShape } from './layout.js';
 export type { ParamLayout, StateDictLayout } from './layout.js';
+export { RMSNorm, KVCache, MultiHeadAttention, TransformerBlock, LearnedPositionEmbedding, SinusoidalPositionEncoding, sinusoidalPositionEncoding } from './transformer.js';
+export type { RMSNormOptions, MultiHeadAttentionOptions, TransformerBlockOptions, Activation, PositionEmbeddingOptions } from './transformer.js';
+export { weightDecayGroups } from './decay.js';
+export type { WeightDecayGroup } from './decay.js';

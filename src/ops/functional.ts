@@ -1,4 +1,5 @@
-// Network-level functions composed from basic ops: layer norm, dropout, and the two losses.
+// Network-level functions: dropout, the losses and the fused activations (layer norm lives in
+// transformer.ts with the rest of the transformer core).
 // Composition gives their gradients for free; a fused kernel can replace one when a benchmark
 // shows it hot, with this version kept as its test oracle.
 
@@ -6,7 +7,7 @@ import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
 import { Generator, getDefaultGenerator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { K, checkFloat, checkInt, checkSameDType, empty, record } from './core.js';
-import { add, elu, mul, neg, rsqrt, sigmoid, softplus, square, sub, tanh } from './elementwise.js';
+import { add, elu, mul, neg, sigmoid, softplus, sub, tanh } from './elementwise.js';
 import { chunk, concat } from './shape.js';
 import { logSoftmax, mean, sum } from './reduce.js';
 
@@ -19,22 +20,6 @@ function reduceLoss(op: string, loss: Tensor, reduction: Reduction): Tensor {
     case 'mean': return mean(loss);
     default: throw new ArgumentError(op, 'reduction', `must be 'mean', 'sum' or 'none', got '${String(reduction)}'`);
   }
-}
-
-/** Normalises over the last axis: (x − mean) / sqrt(var + eps) · weight + bias. */
-export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
-  checkFloat('layerNorm', 'x', x);
-  const c = x.shape[x.rank - 1]!;
-  for (const [name, t] of [['weight', weight], ['bias', bias]] as const) {
-    if (t && (t.rank !== 1 || t.shape[0] !== c)) throw new ShapeError('layerNorm', name, `must be [${c}] for x ${fmtShape(x.shape)}, got ${fmtShape(t.shape)}`, [x.shape, t.shape]);
-  }
-  const mu = mean(x, -1, true);
-  const centred = sub(x, mu);
-  const variance = mean(square(centred), -1, true); // biased, as in the paper and PyTorch
-  let y = mul(centred, rsqrt(add(variance, eps)));
-  if (weight) y = mul(y, weight);
-  if (bias) y = add(y, bias);
-  return y;
 }
 
 /** Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1−p). */

@@ -17,6 +17,7 @@ export * from './linalg.js';
 export * from './conv.js';
 export * from './lstm.js';
 export * from './functional.js';
+export * from './transformer.js';
 export * from './creation.js';
 export * from './custom.js';
 export { noGrad, isGradEnabled } from '../tensor/autograd.js';

@@ -13,16 +13,19 @@ export interface MatmulOptions {
 }
 
 /**
- * op(a) @ op(b), op transposing the last two axes when asked. a and b are 2-D or 3-D; a 2-D
- * operand is shared by every batch of the other.
+ * op(a) @ op(b), op transposing the last two axes when asked. a and b are 2-D or batched (any
+ * number of leading batch axes, equal in both, e.g. [N, heads, L, d]); a 2-D operand is shared by
+ * every batch of the other.
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  // Several batch axes ([N, heads, L, d] in attention) are one batch axis to the kernel.
+  if (a.rank > 3 || b.rank > 3) return batchedMatmul(a, b, opts);
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
   checkFloat('matmul', 'a', a);
   checkSameDType('matmul', a, b);
   for (const [name, t] of [['a', a], ['b', b]] as const) {
-    if (t.rank !== 2 && t.rank !== 3) throw new ShapeError('matmul', name, `must be 2-D or 3-D, got ${fmtShape(t.shape)}`, [t.shape]);
+    if (t.rank !== 2 && t.rank !== 3) throw new ShapeError('matmul', name, `must be 2-D or batched, got ${fmtShape(t.shape)}`, [t.shape]);
   }
   const [ra, ca] = a.shape.slice(-2) as [number, number];
   const [rb, cb] = b.shape.slice(-2) as [number, number];
@@ -49,6 +52,18 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     // A 2-D operand shared by every batch collects the gradient of all of them.
     return [ga && ga.rank > a.rank ? sum(ga, 0) : ga, gb && gb.rank > b.rank ? sum(gb, 0) : gb];
   });
+}
+
+/** matmul over operands with more than one batch axis: equal batch axes, or one operand 2-D. */
+function batchedMatmul(a: Tensor, b: Tensor, opts: MatmulOptions): Tensor {
+  const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
+  const batch = a.rank > 2 ? batchA : batchB;
+  if (a.rank > 2 && b.rank > 2 && (batchA.length !== batchB.length || batchA.some((d, i) => d !== batchB[i]))) {
+    throw new ShapeError('matmul', 'b', `batch axes ${fmtShape(batchB)} differ from a's ${fmtShape(batchA)} (${fmtShape(a.shape)} vs ${fmtShape(b.shape)}); batch axes must be equal, or one operand 2-D`, [a.shape, b.shape]);
+  }
+  const flat = (t: Tensor) => (t.rank > 2 ? reshape(t, [-1, ...t.shape.slice(-2)]) : t);
+  const y = matmul(flat(a), flat(b), opts);
+  return reshape(y, [...batch, ...y.shape.slice(-2)]);
 }
 
 /** x [..., in] @ weightᵀ + bias, with weight [out, in] as in PyTorch. */

@@ -22,7 +22,8 @@ import { backendName, nativeAvailable, setBackend, type BackendName } from '../b
 import type { DType } from '../kernels/contracts.js';
 import { Tensor } from '../tensor/tensor.js';
 import { conv2d, convTranspose2d, type Padding } from './conv.js';
-import { crossEntropy, layerNorm } from './functional.js';
+import { crossEntropy } from './functional.js';
+import { layerNorm } from './transformer.js';
 import { logSoftmax, sum } from './reduce.js';
 import { mul } from './elementwise.js';
 import './index.js'; // installs autograd's helpers and Tensor.backward()

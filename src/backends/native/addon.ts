@@ -68,6 +68,14 @@ export interface NativeAddon {
   dropoutMask(out: TypedArray, seed: number, offset: number, p: number): void;
   lstmScan(xg: TypedArray, xgShape: Shape, w: TypedArray, wShape: Shape, h0: TypedArray, c0: TypedArray, hs: TypedArray, cs: TypedArray, acts: TypedArray, pad: number): void;
   lstmScanBackward(w: TypedArray, wShape: Shape, h0: TypedArray, c0: TypedArray, hs: TypedArray, cs: TypedArray, acts: TypedArray, actsShape: Shape, dhs: TypedArray, dxg: TypedArray, dw: TypedArray, dh0: TypedArray, dc0: TypedArray, pad: number): void;
+  layerNorm(x: TypedArray, xShape: Shape, weight: TypedArray | null, bias: TypedArray | null, out: TypedArray, mean: TypedArray, rstd: TypedArray, eps: number, rms: boolean): void;
+  layerNormBackward(x: TypedArray, xShape: Shape, weight: TypedArray | null, mean: TypedArray, rstd: TypedArray, g: TypedArray, dx: TypedArray, dweight: TypedArray | null, dbias: TypedArray | null, rms: boolean): void;
+  gelu(x: TypedArray, out: TypedArray, tanh: boolean): void;
+  geluBackward(x: TypedArray, g: TypedArray, dx: TypedArray, tanh: boolean): void;
+  /** pattern: patternCode() of src/kernels/attention.ts */
+  attention(qkv: TypedArray, qkvShape: Shape, out: TypedArray, lse: TypedArray, heads: number, scale: number, pattern: readonly number[]): void;
+  attentionBackward(qkv: TypedArray, qkvShape: Shape, out: TypedArray, lse: TypedArray, g: TypedArray, dqkv: TypedArray, heads: number, scale: number, pattern: readonly number[]): void;
+  attentionStep(q: TypedArray, qShape: Shape, k: TypedArray, kShape: Shape, v: TypedArray, vShape: Shape, out: TypedArray, position: number, heads: number, scale: number, pattern: readonly number[], length: number): void;
 
   threads(): number;
   setThreads(n: number): void;

@@ -1,11 +1,21 @@
 // The Kernels contract on top of the addon: each adapter hands the views' typed arrays to C++
 // as they are (no copies) and translates attributes; checks live in the op layer.
 
-import type { ConvParams, Kernels, View } from '../../kernels/contracts.js';
+import type { AttentionAttrs, ConvParams, Kernels, View } from '../../kernels/contracts.js';
+import { patternCode } from '../../kernels/attention.js';
+import { tsKernels } from '../ts/index.js';
 import type { ConvParamArray, NativeAddon, RowTermArgs } from './addon.js';
 
 function convParams(p: ConvParams): ConvParamArray {
   return [p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW, p.rowWinograd ? 1 : 0];
+}
+
+/** Heads wider than this run on the reference (the native tiles hold at most 128 floats per head). */
+const MAX_NATIVE_HEAD = 128;
+
+/** The length of a local2d pattern's grid, or the caches' capacity. */
+function sequenceLength(a: AttentionAttrs, cacheLength: number): number {
+  return a.pattern.kind === 'local2d' ? a.pattern.height * a.pattern.width : cacheLength;
 }
 
 export function nativeKernels(addon: NativeAddon): Kernels {
@@ -59,5 +69,21 @@ export function nativeKernels(addon: NativeAddon): Kernels {
     lstmScan: (xg, w, h0, c0, hs, cs, acts, pad) => addon.lstmScan(xg.data, xg.shape, w.data, w.shape, h0.data, c0.data, hs.data, cs.data, acts.data, pad),
     lstmScanBackward: (w, h0, c0, hs, cs, acts, dhs, dxg, dw, dh0, dc0, pad) =>
       addon.lstmScanBackward(w.data, w.shape, h0.data, c0.data, hs.data, cs.data, acts.data, acts.shape, dhs.data, dxg.data, dw.data, dh0.data, dc0.data, pad),
+    layerNorm: (x, weight, bias, out, mean, rstd, eps, rms) =>
+      addon.layerNorm(x.data, x.shape, weight?.data ?? null, bias?.data ?? null, out.data, mean.data, rstd.data, eps, rms),
+    layerNormBackward: (x, weight, mean, rstd, g, dx, dweight, dbias, rms) =>
+      addon.layerNormBackward(x.data, x.shape, weight?.data ?? null, mean.data, rstd.data, g.data, dx.data, dweight?.data ?? null, dbias?.data ?? null, rms),
+    gelu: (x, out, tanh) => addon.gelu(x.data, out.data, tanh),
+    geluBackward: (x, g, dx, tanh) => addon.geluBackward(x.data, g.data, dx.data, tanh),
+    attention: (qkv, out, lse, a) => {
+      if (qkv.shape[2]! / 3 / a.heads > MAX_NATIVE_HEAD) return tsKernels.attention(qkv, out, lse, a);
+      addon.attention(qkv.data, qkv.shape, out.data, lse.data, a.heads, a.scale, patternCode(a.pattern));
+    },
+    attentionBackward: (qkv, out, lse, g, dqkv, a) => {
+      if (qkv.shape[2]! / 3 / a.heads > MAX_NATIVE_HEAD) return tsKernels.attentionBackward(qkv, out, lse, g, dqkv, a);
+      addon.attentionBackward(qkv.data, qkv.shape, out.data, lse.data, g.data, dqkv.data, a.heads, a.scale, patternCode(a.pattern));
+    },
+    attentionStep: (q, k, v, out, position, a) =>
+      addon.attentionStep(q.data, q.shape, k.data, k.shape, v.data, v.shape, out.data, position, a.heads, a.scale, patternCode(a.pattern), sequenceLength(a, k.shape[1]!)),
   };
 }

@@ -1,0 +1,567 @@
+// Fused multi-head attention, flash-attention style (Dao et al. 2022; the backward of FlashAttention-2):
+// softmax(scale·Q Kᵀ + mask)·V over tiles of TQ queries × TK keys, with an online softmax, so the
+// L×L matrix is never formed and tiles the pattern masks entirely are never touched. The forward
+// keeps each query's log-sum-exp; the backward recomputes the probabilities of each tile from it.
+//
+// Layout (src/kernels/contracts.ts): qkv [N, L, 3C] = [q | k | v] on the last axis, C = heads·d,
+// head-major; out [N, L, C]; lse [N, heads, L]. A head's rows are strided by 3C floats; each tile
+// is copied into a small per-thread buffer (Q and V as rows, K transposed), padded with zeros to
+// a multiple of 16 floats per head so the products below run on whole 16-float vectors.
+//
+// The products are register-blocked loops over GCC/Clang vector types (16 floats: one AVX-512
+// register, two AVX2 ones): at head sizes of 16–128 a oneDNN call per 64×64 tile costs more in
+// overhead than the tile's arithmetic.
+//
+// Threads: the forward runs one task per (image, head, query tile), the backward one per
+// (image, head) — a task then owns its dQ, dK and dV rows, so no two threads write one row.
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "common.h"
+#include "thread_products.h"
+#include "vmath.h"
+
+namespace arpix {
+namespace {
+
+typedef float vf __attribute__((vector_size(64)));
+typedef float vfu __attribute__((vector_size(64), aligned(4)));
+
+inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
+inline void store(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
+
+constexpr int TQ = 64;  // queries per tile
+constexpr int TK = 64;  // keys per tile (a multiple of 16: four vectors per row of S)
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+enum TileClass : uint8_t { kEmpty = 0, kPartial = 1, kFull = 2 };
+
+/** The pattern of src/kernels/attention.ts, with the 2-D coordinates of every position precomputed. */
+struct Pattern {
+  int kind = 0;  // 0 causal, 1 full, 2 local1d, 3 local2d
+  int64_t block = 1, memory = 0;
+  int64_t height = 1, width = 1, bh = 1, bw = 1, mh = 0, mw = 0;
+  // local2d: row, column, and the top row / left column of the position's block
+  std::vector<int32_t> y, x, by, bx;
+
+  int64_t lower1d(int64_t i) const { return (i / block) * block - memory; }
+
+  bool allowed(int64_t i, int64_t j) const {
+    switch (kind) {
+      case 0: return j <= i;
+      case 1: return true;
+      case 2: return j <= i && j >= lower1d(i);
+      default:
+        return j <= i && y[j] >= by[i] - mh && y[j] < by[i] + bh && x[j] >= bx[i] - mw && x[j] < bx[i] + bw + mw;
+    }
+  }
+
+  /** The first key position query i may see (a lower bound for local2d). */
+  int64_t firstKey(int64_t i) const {
+    switch (kind) {
+      case 2: return std::max<int64_t>(0, lower1d(i));
+      case 3: {
+        const int64_t top = std::max<int64_t>(0, by[i] - mh), left = std::max<int64_t>(0, bx[i] - mw);
+        return ((top / bh) * (width / bw) + left / bw) * bh * bw;
+      }
+      default: return 0;
+    }
+  }
+};
+
+Pattern patternOf(const std::vector<int64_t>& code, int64_t L) {
+  Pattern p;
+  if (code.empty()) throw std::runtime_error("empty attention pattern");
+  p.kind = int(code[0]);
+  if (p.kind == 2) {
+    if (code.size() != 3 || code[1] < 1 || code[2] < 0) throw std::runtime_error("local1d pattern must be [2, block >= 1, memory >= 0]");
+    p.block = code[1], p.memory = code[2];
+  } else if (p.kind == 3) {
+    if (code.size() != 7) throw std::runtime_error("local2d pattern must be [3, height, width, blockHeight, blockWidth, memoryHeight, memoryWidth]");
+    p.height = code[1], p.width = code[2], p.bh = code[3], p.bw = code[4], p.mh = code[5], p.mw = code[6];
+    if (p.bh < 1 || p.bw < 1 || p.height % p.bh || p.width % p.bw || p.height * p.width != L || p.mh < 0 || p.mw < 0) {
+      throw std::runtime_error("local2d pattern does not tile a grid of the sequence's length");
+    }
+    p.y.resize(size_t(L)), p.x.resize(size_t(L)), p.by.resize(size_t(L)), p.bx.resize(size_t(L));
+    const int64_t bs = p.bh * p.bw, perRow = p.width / p.bw;
+    for (int64_t s = 0; s < L; s++) {
+      const int64_t b = s / bs, r = s % bs, byk = b / perRow, bxk = b % perRow;
+      p.by[size_t(s)] = int32_t(byk * p.bh), p.bx[size_t(s)] = int32_t(bxk * p.bw);
+      p.y[size_t(s)] = int32_t(byk * p.bh + r / p.bw), p.x[size_t(s)] = int32_t(bxk * p.bw + r % p.bw);
+    }
+  } else if (p.kind != 0 && p.kind != 1) {
+    throw std::runtime_error("unknown attention pattern kind " + std::to_string(p.kind));
+  }
+  return p;
+}
+
+/** Whether every, some or none of the (query, key) pairs of a tile are allowed. */
+TileClass classify(const Pattern& p, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  switch (p.kind) {
+    case 1: return kFull;
+    case 0: return j0 > i1 - 1 ? kEmpty : j1 - 1 <= i0 ? kFull : kPartial;
+    case 2:
+      if (j0 > i1 - 1 || j1 - 1 < p.lower1d(i0)) return kEmpty;
+      return j1 - 1 <= i0 && j0 >= p.lower1d(i1 - 1) ? kFull : kPartial;
+    default: {
+      int64_t count = 0;
+      for (int64_t i = i0; i < i1; i++)
+        for (int64_t j = j0; j < j1; j++) count += p.allowed(i, j);
+      return count == 0 ? kEmpty : count == (i1 - i0) * (j1 - j0) ? kFull : kPartial;
+    }
+  }
+}
+
+/** Tile classes [query tile][key tile]; local2d's (counted pair by pair) are cached by pattern and length. */
+const std::vector<uint8_t>& tileClasses(const Pattern& p, const std::vector<int64_t>& code, int64_t L) {
+  static std::mutex lock;
+  static std::map<std::vector<int64_t>, std::vector<uint8_t>> cache;
+  std::vector<int64_t> key = code;
+  key.push_back(L);
+  std::lock_guard<std::mutex> guard(lock);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  if (cache.size() > 64) cache.clear();
+  const int64_t nq = (L + TQ - 1) / TQ, nk = (L + TK - 1) / TK;
+  std::vector<uint8_t> c(size_t(nq * nk));
+  for (int64_t a = 0; a < nq; a++)
+    for (int64_t b = 0; b < nk; b++) c[size_t(a * nk + b)] = classify(p, a * TQ, std::min(L, (a + 1) * TQ), b * TK, std::min(L, (b + 1) * TK));
+  return cache.emplace(key, std::move(c)).first->second;
+}
+
+/**
+ * Bit c set when query i may read key j0 + c, for the c < nk keys of a tile (TK = 64 bits). Causal
+ * and local 1-D rows are one interval of columns; local 2-D partial tiles are tested key by key.
+ */
+uint64_t columnMask(const Pattern& p, uint8_t cls, int64_t i, int64_t j0, int nk) {
+  const uint64_t valid = nk >= 64 ? ~uint64_t(0) : (uint64_t(1) << nk) - 1;
+  if (cls == kFull) return valid;
+  if (p.kind == 3) {
+    uint64_t m = 0;
+    for (int c = 0; c < nk; c++) m |= uint64_t(p.allowed(i, j0 + c)) << c;
+    return m;
+  }
+  const int64_t lo = std::max<int64_t>(0, p.kind == 2 ? p.lower1d(i) - j0 : 0), hi = std::min<int64_t>(nk - 1, i - j0);
+  if (hi < lo) return 0;
+  const uint64_t upTo = hi >= 63 ? ~uint64_t(0) : (uint64_t(1) << (hi + 1)) - 1;
+  return upTo & ~((uint64_t(1) << lo) - 1) & valid;
+}
+
+/**
+ * The online-softmax update of one row of logits s (TK of them; columns outside `mask` are not
+ * visible): returns false when nothing is visible, else replaces s by exp(s − m') — exactly 0 where
+ * masked, so no future value can leak in — with m' = max(m, max s), and writes m' and the sum.
+ */
+inline bool softmaxRow(float* s, uint64_t mask, float m, float& mNew, float& sum) {
+  if (mask == 0) {
+    std::memset(s, 0, sizeof(float) * TK);
+    return false;
+  }
+#if defined(__AVX512F__)
+  __m512 v[4];
+  __m512 mx = _mm512_set1_ps(kNegInf);
+  for (int q = 0; q < 4; q++) {
+    v[q] = _mm512_mask_mov_ps(_mm512_set1_ps(kNegInf), __mmask16(mask >> (16 * q)), _mm512_loadu_ps(s + 16 * q));
+    mx = _mm512_max_ps(mx, v[q]);
+  }
+  mNew = std::max(m, _mm512_reduce_max_ps(mx));
+  __m512 acc = _mm512_setzero_ps();
+  const __m512 sub = _mm512_set1_ps(mNew);
+  for (int q = 0; q < 4; q++) {
+    const __m512 e = _mm512_maskz_mov_ps(__mmask16(mask >> (16 * q)), vexp16(_mm512_sub_ps(v[q], sub)));
+    _mm512_storeu_ps(s + 16 * q, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  sum = _mm512_reduce_add_ps(acc);
+#else
+  float mx = kNegInf;
+  for (int c = 0; c < TK; c++) if ((mask >> c) & 1) mx = std::max(mx, s[c]);
+  mNew = std::max(m, mx);
+  sum = 0.0f;
+  for (int c = 0; c < TK; c++) {
+    s[c] = (mask >> c) & 1 ? vexp(s[c] - mNew) : 0.0f;
+    sum += s[c];
+  }
+#endif
+  return true;
+}
+
+/** The backward's row: p = exp(scale·s − lse) (0 where masked) in s, and dS = p ⊙ (dP − D)·scale in dp. */
+inline void gradientRow(float* s, float* dp, uint64_t mask, float scale, float lse, float rowDot) {
+#if defined(__AVX512F__)
+  const __m512 sc = _mm512_set1_ps(scale), l = _mm512_set1_ps(lse), d = _mm512_set1_ps(rowDot);
+  for (int q = 0; q < 4; q++) {
+    const __m512 pr = _mm512_maskz_mov_ps(__mmask16(mask >> (16 * q)), vexp16(_mm512_fmsub_ps(_mm512_loadu_ps(s + 16 * q), sc, l)));
+    _mm512_storeu_ps(s + 16 * q, pr);
+    _mm512_storeu_ps(dp + 16 * q, _mm512_mul_ps(_mm512_mul_ps(pr, _mm512_sub_ps(_mm512_loadu_ps(dp + 16 * q), d)), sc));
+  }
+#else
+  for (int c = 0; c < TK; c++) {
+    s[c] = (mask >> c) & 1 ? vexp(s[c] * scale - lse) : 0.0f;
+    dp[c] = s[c] * (dp[c] - rowDot) * scale;
+  }
+#endif
+}
+
+// ---- tile products (D = 16·DV floats per row of the padded head) ----
+
+/** S[r][0..TK) = Σ_t A[r][t] · Bt[t][0..TK) for r < rows: A [rows][D] by Bt [D][TK] (a key tile transposed, rows ldb apart). */
+template <int DV>
+void productABt(const float* A, const float* Bt, int64_t ldb, float* S, int rows) {
+  constexpr int D = DV * 16;
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    vf acc[4][4] = {};
+    for (int t = 0; t < D; t++) {
+      const vf b0 = load(Bt + t * ldb), b1 = load(Bt + t * ldb + 16), b2 = load(Bt + t * ldb + 32), b3 = load(Bt + t * ldb + 48);
+      for (int q = 0; q < 4; q++) {
+        const float a = A[(r + q) * D + t];
+        acc[q][0] += a * b0, acc[q][1] += a * b1, acc[q][2] += a * b2, acc[q][3] += a * b3;
+      }
+    }
+    for (int q = 0; q < 4; q++)
+      for (int v = 0; v < 4; v++) store(S + (r + q) * TK + 16 * v, acc[q][v]);
+  }
+  for (; r < rows; r++) {
+    vf acc[4] = {};
+    for (int t = 0; t < D; t++) {
+      const float a = A[r * D + t];
+      for (int v = 0; v < 4; v++) acc[v] += a * load(Bt + t * ldb + 16 * v);
+    }
+    for (int v = 0; v < 4; v++) store(S + r * TK + 16 * v, acc[v]);
+  }
+}
+
+/**
+ * Out[r][:] += Σ_s A[r·rs + s·ss] · B[s][:] for r < rows, s < sums: B [sums][D], Out [rows][D].
+ * With (rs, ss) = (TK, 1) it is P·V (and dS·K); with (1, TK) it is Pᵀ·dO (and dSᵀ·Q).
+ */
+template <int DV>
+void accumulateProduct(const float* A, int rs, int ss, const float* B, float* Out, int rows, int sums) {
+  constexpr int D = DV * 16;
+  constexpr int R = DV <= 2 ? 6 : DV <= 4 ? 4 : 2;  // rows per block: R·DV accumulators in registers
+  int r = 0;
+  for (; r + R <= rows; r += R) {
+    vf acc[R][DV];
+    for (int q = 0; q < R; q++)
+      for (int v = 0; v < DV; v++) acc[q][v] = load(Out + (r + q) * D + 16 * v);
+    for (int s = 0; s < sums; s++) {
+      vf b[DV];
+      for (int v = 0; v < DV; v++) b[v] = load(B + s * D + 16 * v);
+      for (int q = 0; q < R; q++) {
+        const float a = A[(r + q) * rs + s * ss];
+        for (int v = 0; v < DV; v++) acc[q][v] += a * b[v];
+      }
+    }
+    for (int q = 0; q < R; q++)
+      for (int v = 0; v < DV; v++) store(Out + (r + q) * D + 16 * v, acc[q][v]);
+  }
+  for (; r < rows; r++) {
+    vf acc[DV];
+    for (int v = 0; v < DV; v++) acc[v] = load(Out + r * D + 16 * v);
+    for (int s = 0; s < sums; s++) {
+      const float a = A[r * rs + s * ss];
+      for (int v = 0; v < DV; v++) acc[v] += a * load(B + s * D + 16 * v);
+    }
+    for (int v = 0; v < DV; v++) store(Out + r * D + 16 * v, acc[v]);
+  }
+}
+
+/** Sizes and base pointers of one call. */
+struct Geometry {
+  int64_t N, L, C, H, d, D;  // D: d padded to a multiple of 16
+  float scale;
+};
+
+/** Copies rows [j0, j0 + n) of a head (at `base`, rows `stride` apart) into rows of D floats, zero-padded. */
+void copyRows(const float* base, int64_t stride, int64_t n, int64_t d, int64_t D, int rowsOut, float* out, float mul = 1.0f) {
+  for (int r = 0; r < rowsOut; r++) {
+    float* o = out + int64_t(r) * D;
+    if (r < n) {
+      const float* s = base + r * stride;
+      for (int64_t t = 0; t < d; t++) o[t] = s[t] * mul;
+      for (int64_t t = d; t < D; t++) o[t] = 0.0f;
+    } else {
+      std::memset(o, 0, size_t(D) * 4);
+    }
+  }
+}
+
+/** Copies n rows of a head transposed into [D][TK], zero-padded. */
+void copyTransposed(const float* base, int64_t stride, int64_t n, int64_t d, int64_t D, float* out) {
+  std::memset(out, 0, size_t(D * TK) * 4);
+  for (int64_t c = 0; c < n; c++) {
+    const float* s = base + c * stride;
+    for (int64_t t = 0; t < d; t++) out[t * TK + c] = s[t];
+  }
+}
+
+/**
+ * Every head's keys transposed ([D][Lp], Lp = L padded to whole key tiles) and values as padded rows
+ * ([Lp][D]), made once per call so the forward's tasks, which each visit many key tiles, copy none.
+ */
+struct Panels {
+  AlignedFloats kt, v;
+  int64_t lp = 0;
+};
+
+Panels& forwardPanels(const Geometry& g, const float* qkv, int nthr) {
+  static Panels panels;
+  const int64_t lp = (g.L + TK - 1) / TK * TK, per = g.D * lp, C3 = 3 * g.C;
+  panels.lp = lp;
+  if (int64_t(panels.kt.size()) < g.N * g.H * per) panels.kt.resize(size_t(g.N * g.H * per)), panels.v.resize(size_t(g.N * g.H * per));
+#pragma omp parallel for schedule(static) num_threads(nthr)
+  for (int64_t nh = 0; nh < g.N * g.H; nh++) {
+    const float* head = qkv + (nh / g.H) * g.L * C3 + (nh % g.H) * g.d;
+    float* kt = panels.kt.data() + nh * per;
+    std::memset(kt, 0, sizeof(float) * size_t(per));
+    for (int64_t j = 0; j < g.L; j++)
+      for (int64_t t = 0; t < g.d; t++) kt[t * lp + j] = head[g.C + j * C3 + t];
+    copyRows(head + 2 * g.C, C3, g.L, g.d, g.D, int(lp), panels.v.data() + nh * per);
+  }
+  return panels;
+}
+
+template <int DV>
+void forwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>& classes, const Panels& panels, const float* qkv, float* out, float* lse, int64_t n, int64_t h, int64_t qt, int tid) {
+  constexpr int D = DV * 16;
+  const int64_t L = g.L, C3 = 3 * g.C, nkt = (L + TK - 1) / TK, lp = panels.lp;
+  float* Q = threadBuffer(0, tid, 0).data();
+  float* O = threadBuffer(1, tid, 0).data();
+  float* S = threadBuffer(2, tid, 0).data();
+  const float* Kt = panels.kt.data() + (n * g.H + h) * D * lp;
+  const float* V = panels.v.data() + (n * g.H + h) * D * lp;
+  float m[TQ], l[TQ];
+  const int64_t i0 = qt * TQ;
+  const int nq = int(std::min<int64_t>(TQ, L - i0));
+  const float* head = qkv + n * L * C3 + h * g.d;
+  copyRows(head + i0 * C3, C3, nq, g.d, D, nq, Q, g.scale);
+  std::memset(O, 0, sizeof(float) * size_t(TQ * D));
+  for (int r = 0; r < TQ; r++) m[r] = kNegInf, l[r] = 0.0f;
+  for (int64_t kt = 0; kt < nkt; kt++) {
+    const uint8_t cls = classes[size_t(qt * nkt + kt)];
+    if (cls == kEmpty) continue;
+    const int64_t j0 = kt * TK;
+    const int nk = int(std::min<int64_t>(TK, L - j0));
+    productABt<DV>(Q, Kt + j0, lp, S, nq);
+    for (int r = 0; r < nq; r++) {
+      float mNew, sum;
+      if (!softmaxRow(S + r * TK, columnMask(p, cls, i0 + r, j0, nk), m[r], mNew, sum)) continue;
+      const float corr = vexp(m[r] - mNew);
+      if (corr != 1.0f) {
+        for (int t = 0; t < D; t++) O[r * D + t] *= corr;
+      }
+      l[r] = l[r] * corr + sum;
+      m[r] = mNew;
+    }
+    accumulateProduct<DV>(S, TK, 1, V + j0 * D, O, nq, nk);
+  }
+  for (int r = 0; r < nq; r++) {
+    const float inv = 1.0f / l[r];
+    float* o = out + (n * L + i0 + r) * g.C + h * g.d;
+    for (int64_t t = 0; t < g.d; t++) o[t] = O[r * D + t] * inv;
+    lse[(n * g.H + h) * L + i0 + r] = m[r] + std::log(l[r]);
+  }
+}
+
+template <int DV>
+void backwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>& classes, const float* qkv, const float* out, const float* lse, const float* dout, float* dqkv, int64_t n, int64_t h, int tid) {
+  constexpr int D = DV * 16;
+  const int64_t L = g.L, C3 = 3 * g.C, nqt = (L + TQ - 1) / TQ, nkt = (L + TK - 1) / TK;
+  float* Qall = threadBuffer(0, tid, 0).data();  // the head's queries and output gradients as padded rows [L][D]
+  float* Gall = threadBuffer(1, tid, 0).data();
+  float* S = threadBuffer(2, tid, 0).data();  // S, then P
+  float* Kt = threadBuffer(3, tid, 0).data();
+  float* Vt = threadBuffer(4, tid, 0).data();
+  float* Kr = threadBuffer(5, tid, 0).data();
+  float* dKV = threadBuffer(6, tid, 0).data();  // dK [TK][D], then dV [TK][D], then dP/dS [TQ][TK]
+  float* dQ = threadBuffer(7, tid, 0).data();   // [L][D], then the row dots [L]
+  float* dK = dKV;
+  float* dV = dKV + TK * D;
+  float* dS = dKV + 2 * TK * D;
+  float* rowDot = dQ + L * D;
+  const float* head = qkv + n * L * C3 + h * g.d;
+  const float* lseRow = lse + (n * g.H + h) * L;
+  // D_i = dO_i · O_i: the softmax backward's row term.
+  for (int64_t i = 0; i < L; i++) {
+    const float* a = dout + (n * L + i) * g.C + h * g.d;
+    const float* b = out + (n * L + i) * g.C + h * g.d;
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t t = 0; t < g.d; t++) s += a[t] * b[t];
+    rowDot[i] = s;
+  }
+  std::memset(dQ, 0, sizeof(float) * size_t(L * D));
+  copyRows(head, C3, L, g.d, D, int(L), Qall);
+  copyRows(dout + n * L * g.C + h * g.d, g.C, L, g.d, D, int(L), Gall);
+  for (int64_t kt = 0; kt < nkt; kt++) {
+    const int64_t j0 = kt * TK;
+    const int nk = int(std::min<int64_t>(TK, L - j0));
+    copyTransposed(head + g.C + j0 * C3, C3, nk, g.d, D, Kt);
+    copyTransposed(head + 2 * g.C + j0 * C3, C3, nk, g.d, D, Vt);
+    copyRows(head + g.C + j0 * C3, C3, nk, g.d, D, nk, Kr);
+    std::memset(dKV, 0, sizeof(float) * size_t(2 * TK * D));
+    for (int64_t qt = 0; qt < nqt; qt++) {
+      const uint8_t cls = classes[size_t(qt * nkt + kt)];
+      if (cls == kEmpty) continue;
+      const int64_t i0 = qt * TQ;
+      const int nq = int(std::min<int64_t>(TQ, L - i0));
+      const float* Q = Qall + i0 * D;
+      const float* G = Gall + i0 * D;
+      productABt<DV>(Q, Kt, TK, S, nq);
+      productABt<DV>(G, Vt, TK, dS, nq);
+      for (int r = 0; r < nq; r++) {
+        const int64_t i = i0 + r;
+        gradientRow(S + r * TK, dS + r * TK, columnMask(p, cls, i, j0, nk), g.scale, lseRow[i], rowDot[i]);
+      }
+      accumulateProduct<DV>(S, 1, TK, G, dV, nk, nq);
+      accumulateProduct<DV>(dS, 1, TK, Q, dK, nk, nq);
+      accumulateProduct<DV>(dS, TK, 1, Kr, dQ + i0 * D, nq, nk);
+    }
+    for (int c = 0; c < nk; c++) {
+      float* rowK = dqkv + (n * L + j0 + c) * C3 + g.C + h * g.d;
+      float* rowV = rowK + g.C;
+      for (int64_t t = 0; t < g.d; t++) rowK[t] = dK[c * D + t], rowV[t] = dV[c * D + t];
+    }
+  }
+  for (int64_t i = 0; i < L; i++) {
+    float* rowQ = dqkv + (n * L + i) * C3 + h * g.d;
+    for (int64_t t = 0; t < g.d; t++) rowQ[t] = dQ[i * D + t];
+  }
+}
+
+Geometry geometryOf(const char* kernel, const Buf& qkv, int64_t heads, double scale) {
+  requireDType(kernel, "qkv", qkv, DType::F32);
+  if (qkv.shape.size() != 3 || qkv.shape[2] % 3 != 0) throw KernelError(kernel, "qkv must be [N, L, 3C], got " + fmtShape(qkv.shape));
+  Geometry g;
+  g.N = qkv.shape[0], g.L = qkv.shape[1], g.C = qkv.shape[2] / 3, g.H = heads;
+  if (heads < 1 || g.C % heads != 0) throw KernelError(kernel, "heads must divide the channels");
+  g.d = g.C / heads;
+  g.D = (g.d + 15) / 16 * 16;
+  if (g.D > 128) throw KernelError(kernel, "head size " + std::to_string(g.d) + " above 128 is not supported natively");
+  g.scale = float(scale);
+  return g;
+}
+
+/** Sizes thread buffer `which` to `floats` for every thread (outside parallel regions). */
+void reserve(int which, int nthr, int64_t floats) {
+  for (int t = 0; t < nthr; t++) threadBuffer(which, t, floats);
+}
+
+template <class F>
+void dispatchDV(int64_t D, F f) {
+  switch (D / 16) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 7: f(std::integral_constant<int, 7>{}); break;
+    default: f(std::integral_constant<int, 8>{}); break;
+  }
+}
+
+}  // namespace
+
+void attention(const Buf& qkv, const Buf& out, const Buf& lse, int64_t heads, double scale, const std::vector<int64_t>& code) {
+  const Geometry g = geometryOf("attention", qkv, heads, scale);
+  if (out.size != g.N * g.L * g.C || lse.size != g.N * g.H * g.L) throw KernelError("attention", "out or lse has the wrong size");
+  if (g.N * g.L == 0) return;
+  const Pattern p = patternOf(code, g.L);
+  const std::vector<uint8_t>& classes = tileClasses(p, code, g.L);
+  const int64_t nqt = (g.L + TQ - 1) / TQ, tasks = g.N * g.H * nqt;
+  const int nthr = chunkThreads(tasks);
+  reserve(0, nthr, TQ * g.D), reserve(1, nthr, TQ * g.D), reserve(2, nthr, TQ * TK);
+  const float* x = qkv.f32();
+  float* o = out.f32();
+  float* ls = lse.f32();
+  const Panels& panels = forwardPanels(g, x, chunkThreads(g.N * g.H));
+  dispatchDV(g.D, [&](auto dv) {
+    constexpr int DV = decltype(dv)::value;
+#pragma omp parallel for schedule(dynamic) num_threads(nthr)
+    for (int64_t task = 0; task < tasks; task++) {
+      const int64_t qt = task % nqt, nh = task / nqt;
+      forwardTask<DV>(g, p, classes, panels, x, o, ls, nh / g.H, nh % g.H, qt, omp_get_thread_num());
+    }
+  });
+}
+
+void attentionBackward(const Buf& qkv, const Buf& out, const Buf& lse, const Buf& dout, const Buf& dqkv, int64_t heads, double scale, const std::vector<int64_t>& code) {
+  const Geometry g = geometryOf("attentionBackward", qkv, heads, scale);
+  if (out.size != g.N * g.L * g.C || dout.size != out.size || lse.size != g.N * g.H * g.L || dqkv.size != qkv.size) {
+    throw KernelError("attentionBackward", "out, lse, g or dqkv has the wrong size");
+  }
+  if (g.N * g.L == 0) return;
+  const Pattern p = patternOf(code, g.L);
+  const std::vector<uint8_t>& classes = tileClasses(p, code, g.L);
+  const int64_t tasks = g.N * g.H;
+  const int nthr = chunkThreads(tasks);
+  reserve(0, nthr, g.L * g.D), reserve(1, nthr, g.L * g.D), reserve(2, nthr, TQ * TK);
+  reserve(3, nthr, g.D * TK), reserve(4, nthr, g.D * TK), reserve(5, nthr, TK * g.D);
+  reserve(6, nthr, 2 * TK * g.D + TQ * TK), reserve(7, nthr, g.L * g.D + g.L);
+  const float* x = qkv.f32();
+  dispatchDV(g.D, [&](auto dv) {
+    constexpr int DV = decltype(dv)::value;
+#pragma omp parallel for schedule(dynamic) num_threads(nthr)
+    for (int64_t task = 0; task < tasks; task++) {
+      backwardTask<DV>(g, p, classes, x, out.f32(), lse.f32(), dout.f32(), dqkv.f32(), task / g.H, task % g.H, omp_get_thread_num());
+    }
+  });
+}
+
+void attentionStep(const Buf& q, const Buf& k, const Buf& v, const Buf& out, int64_t position, int64_t heads, double scale, const std::vector<int64_t>& code, int64_t length) {
+  const char* kernel = "attentionStep";
+  requireDType(kernel, "q", q, DType::F32);
+  requireDType(kernel, "k", k, DType::F32);
+  requireDType(kernel, "v", v, DType::F32);
+  if (q.shape.size() != 2 || k.shape.size() != 3 || v.shape != k.shape || k.shape[0] != q.shape[0] || k.shape[2] != q.shape[1] || out.size != q.size) {
+    throw KernelError(kernel, "q " + fmtShape(q.shape) + ", k " + fmtShape(k.shape) + ", v " + fmtShape(v.shape) + " and out do not fit");
+  }
+  const int64_t N = q.shape[0], C = q.shape[1], T = k.shape[1];
+  if (heads < 1 || C % heads != 0) throw KernelError(kernel, "heads must divide the channels");
+  if (position < 0 || position >= T || position >= length) throw KernelError(kernel, "position is outside the caches");
+  const int64_t d = C / heads;
+  const Pattern p = patternOf(code, length);
+  const int64_t first = std::min(position, p.firstKey(position));
+  const int64_t keys = position - first + 1;
+  const float sc = float(scale);
+  const bool parallel = worthParallel(N * heads * keys * d * 2);
+#pragma omp parallel for if (parallel) schedule(static)
+  for (int64_t nh = 0; nh < N * heads; nh++) {
+    const int64_t n = nh / heads, h = nh % heads;
+    std::vector<float> s(static_cast<size_t>(keys));
+    const float* qr = q.f32() + n * C + h * d;
+    float mx = kNegInf;
+    for (int64_t j = first; j <= position; j++) {
+      float& sj = s[size_t(j - first)];
+      if (!p.allowed(position, j)) {
+        sj = kNegInf;
+        continue;
+      }
+      const float* kr = k.f32() + (n * T + j) * C + h * d;
+      float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t t = 0; t < d; t++) dot += qr[t] * kr[t];
+      sj = dot * sc;
+      mx = std::max(mx, sj);
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < keys; j++) sum += s[size_t(j)] = vexp(s[size_t(j)] - mx);
+    float* o = out.f32() + n * C + h * d;
+    std::fill(o, o + d, 0.0f);
+    for (int64_t j = first; j <= position; j++) {
+      const float w = s[size_t(j - first)] / sum;
+      if (w == 0.0f) continue;
+      const float* vr = v.f32() + (n * T + j) * C + h * d;
+#pragma omp simd
+      for (int64_t t = 0; t < d; t++) o[t] += w * vr[t];
+    }
+  }
+}
+
+}  // namespace arpix

@@ -159,7 +159,8 @@ test('eval, sample, complete, info and plot on a trained checkpoint', { skip }, 
     assert.ok(e.bitsPerDim > 0 && e.bitsPerDim < 9 && e.stderr > 0);
     assert.ok(Math.abs(e.natsPerImage - e.bitsPerDim * 784 * Math.LN2) < 1e-6 * e.natsPerImage);
     const evVal = arpix(['eval', runDir, '--split', 'validation', '--raw']);
-    assert.match(evVal.stdout, /^validation: \d+\.\d+ ± \d+\.\d+ bits\/dim over 32 images \(trained weights/);
+    assert.match(evVal.stdout, /^data: fashion-mnist, 8-bit \(256 levels\), not binarised\nvalidation: \d+\.\d+ ± \d+\.\d+ bits\/dim over 32 images \(trained weights/);
+    assert.deepEqual(e.data, { name: 'fashion-mnist', levels: 256, binarisation: 'none' });
 
     // Same seed, same images.
     const s1 = arpix(['sample', ckpt, '--n', '3', '--seed', '7', '--out', join(root, 's1')]);

@@ -14,6 +14,7 @@
         "native/winograd_rows.cc",
         "native/thread_products.cc",
         "native/row_conv.cc",
+        "native/lstm_scan.cc",
         "native/optim.cc",
         "native/transformer.cc",
         "native/attention.cc"

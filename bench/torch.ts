@@ -25,9 +25,9 @@ export function runPython(python: string, script: string, args: string[], thread
  * or returns null after noting why when PyTorch is not installed.
  */
 export function runGatedMirror(
-  reporter: { note(m: string): void }, config: unknown, mode: 'sample', args: string[], threads: number,
+  reporter: { note(m: string): void }, config: unknown, mode: 'sample', args: string[], threads: number, script = 'gated_bench.py',
 ): Record<string, unknown>[] | null {
-  const m = gatedMirror(reporter, config);
+  const m = gatedMirror(reporter, config, script);
   if (m === null) return null;
   try {
     return runPython(m.python, m.script, [mode, '--config', m.cfgFile, '--threads', String(threads), ...args], threads);
@@ -36,8 +36,8 @@ export function runGatedMirror(
   }
 }
 
-/** A Python with torch, gated_bench.py, and the config in a temporary file; null (noted) without PyTorch. */
-function gatedMirror(reporter: { note(m: string): void }, config: unknown) {
+/** A Python with torch, the bench script (gated_bench.py or pixelrnn_bench.py), and the config in a temporary file; null (noted) without PyTorch. */
+function gatedMirror(reporter: { note(m: string): void }, config: unknown, scriptName: string) {
   const python = findTorchPython();
   if (python === null) {
     reporter.note('PyTorch is not installed (apt-get install python3-torch): no PyTorch comparison');
@@ -46,7 +46,7 @@ function gatedMirror(reporter: { note(m: string): void }, config: unknown) {
   const dir = mkdtempSync(join(tmpdir(), 'arpix-bench-'));
   const cfgFile = join(dir, 'config.json');
   writeFileSync(cfgFile, JSON.stringify(config));
-  const script = fileURLToPath(new URL('./pytorch/gated_bench.py', import.meta.url));
+  const script = mirrorScript(scriptName);
   return { python, script, cfgFile, dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -62,9 +62,9 @@ export interface MirrorServer {
  * noting why when PyTorch is not installed. The process idles on its input between requests.
  */
 export async function startGatedMirror(
-  reporter: { note(m: string): void }, config: unknown, args: string[], threads: number,
+  reporter: { note(m: string): void }, config: unknown, args: string[], threads: number, script = 'gated_bench.py',
 ): Promise<MirrorServer | null> {
-  const m = gatedMirror(reporter, config);
+  const m = gatedMirror(reporter, config, script);
   if (m === null) return null;
   const server = await startServe(m.python, m.script, ['serve', '--config', m.cfgFile, '--threads', String(threads), ...args], threads, m.dispose);
   return { run: async (format) => seconds(await server.request(format)), close: server.close };

@@ -589,6 +589,41 @@ ARPIX_EXPORT(adamUpdate) {
   });
 }
 
+// lstmScan(xg, xgShape, w, wShape, h0, c0, hs, cs, acts, pad)
+ARPIX_EXPORT(lstmScan) {
+  return guarded(info, "lstmScan", [&] {
+    const char* k = "lstmScan";
+    Buf xg = bufOf(k, "xg", info[0], info[1]), w = bufOf(k, "w", info[2], info[3]);
+    Buf h0 = bufOf(k, "h0", info[4]), c0 = bufOf(k, "c0", info[5]), hs = bufOf(k, "hs", info[6]), cs = bufOf(k, "cs", info[7]), acts = bufOf(k, "acts", info[8]);
+    const int64_t pad = info[9].As<Napi::Number>().Int64Value();
+    for (const Buf* b : {&xg, &w, &h0, &c0, &hs, &cs, &acts}) requireDType(k, "every argument", *b, DType::F32);
+    if (xg.shape.size() != 4 || w.shape.size() != 3 || xg.shape[3] != 4 * w.shape[1] || w.shape[2] != xg.shape[3] || h0.size != w.shape[1] || c0.size != w.shape[1] ||
+        hs.size * 4 != xg.size || cs.size != hs.size || acts.size != xg.size || pad < 0 || pad >= w.shape[0]) {
+      throw KernelError(k, "xg " + fmtShape(xg.shape) + ", w " + fmtShape(w.shape) + " and the states do not fit");
+    }
+    lstmScan(xg, w, h0, c0, hs, cs, acts, pad);
+    return info.Env().Undefined();
+  });
+}
+
+// lstmScanBackward(w, wShape, h0, c0, hs, cs, acts, actsShape, dhs, dxg, dw, dh0, dc0, pad)
+ARPIX_EXPORT(lstmScanBackward) {
+  return guarded(info, "lstmScanBackward", [&] {
+    const char* k = "lstmScanBackward";
+    Buf w = bufOf(k, "w", info[0], info[1]), h0 = bufOf(k, "h0", info[2]), c0 = bufOf(k, "c0", info[3]), hs = bufOf(k, "hs", info[4]), cs = bufOf(k, "cs", info[5]);
+    Buf acts = bufOf(k, "acts", info[6], info[7]), dhs = bufOf(k, "dhs", info[8]), dxg = bufOf(k, "dxg", info[9]), dw = bufOf(k, "dw", info[10]);
+    Buf dh0 = bufOf(k, "dh0", info[11]), dc0 = bufOf(k, "dc0", info[12]);
+    const int64_t pad = info[13].As<Napi::Number>().Int64Value();
+    for (const Buf* b : {&w, &h0, &c0, &hs, &cs, &acts, &dhs, &dxg, &dw, &dh0, &dc0}) requireDType(k, "every argument", *b, DType::F32);
+    if (acts.shape.size() != 4 || w.shape.size() != 3 || acts.shape[3] != 4 * w.shape[1] || w.shape[2] != acts.shape[3] || h0.size != w.shape[1] || c0.size != w.shape[1] ||
+        hs.size * 4 != acts.size || cs.size != hs.size || dhs.size != hs.size || dxg.size != acts.size || dw.size != w.size || dh0.size != h0.size || dc0.size != c0.size || pad < 0 || pad >= w.shape[0]) {
+      throw KernelError(k, "acts " + fmtShape(acts.shape) + ", w " + fmtShape(w.shape) + " and the gradients do not fit");
+    }
+    lstmScanBackward(w, h0, c0, hs, cs, acts, dhs, dxg, dw, dh0, dc0, pad);
+    return info.Env().Undefined();
+  });
+}
+
 // gatedResidual(x, xShape, h, hShape, out)
 ARPIX_EXPORT(gatedResidual) {
   return guarded(info, "gatedResidual", [&] {
@@ -844,6 +879,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(dropoutMask);
   ARPIX_REGISTER(concatElu);
   ARPIX_REGISTER(adamUpdate);
+  ARPIX_REGISTER(lstmScan);
+  ARPIX_REGISTER(lstmScanBackward);
   ARPIX_REGISTER(gatedResidual);
   ARPIX_REGISTER(gatedResidualBackward);
   ARPIX_REGISTER(concatEluBackward);

@@ -302,6 +302,10 @@ void softmaxCrossEntropyBackward(const Buf& probs, const Buf& targets, const Buf
 
 void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB);
 
+/** PixelRNN's LSTM recurrence over all steps (src/kernels/contracts.ts): hs, cs and the activated gates acts. */
+void lstmScan(const Buf& xg, const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs, const Buf& cs, const Buf& acts, int64_t pad);
+/** Its backward through time: dxg, dw, dh0, dc0 (overwritten). */
+void lstmScanBackward(const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs, const Buf& cs, const Buf& acts, const Buf& dhs, const Buf& dxg, const Buf& dw, const Buf& dh0, const Buf& dc0, int64_t pad);
 // ---- the transformer core (native/transformer.cc, native/attention.cc) ----
 
 /** Layer norm (or RMS norm with rms) over the last axis; writes mean (not with rms) and rstd per row. */

@@ -37,25 +37,11 @@ sys.argv = [sys.argv[0], "check", "--threads", str(args.threads)]
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import gated_pixelcnn as mirror  # noqa: E402
+from timing import emit, timed  # noqa: E402
 
 torch.set_num_threads(args.threads)
 cfg = json.load(open(args.config))
 torch.manual_seed(0)
-
-
-def emit(**kw):
-    print(json.dumps(kw), flush=True)
-
-
-def timed(fn, runs, warmup):
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def training_run(fmt):

@@ -41,6 +41,8 @@ FAMILIES = {
     "pixelcnn++": "pixelcnnpp",
     "image-transformer": "image_transformer",
     "image-gpt": "image_gpt",
+    "row-lstm": "pixelrnn",
+    "diagonal-bilstm": "pixelrnn",
 }
 
 

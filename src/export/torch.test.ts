@@ -53,6 +53,12 @@ const CASES: Record<string, Record<string, unknown>[]> = {
     { channels: 1, likelihood: { kind: 'categorical', levels: 256 }, numClasses: 0, norm: 'rms', gelu: 'tanh' },
     { channels: 3, likelihood: { kind: 'palette', k: 5, colours: [0, 0, 0, 200, 30, 30, 30, 200, 30, 30, 30, 200, 255, 255, 255] }, numClasses: 3, norm: 'layer', gelu: 'exact' },
   ].map((c) => ({ kind: 'image-gpt', height: 5, width: 4, embedDim: 8, layers: 2, heads: 2, mlpRatio: 2, ...c })),
+  ...Object.fromEntries((['row-lstm', 'diagonal-bilstm'] as const).map((kind) => [kind, [
+    { channels: 1, likelihood: { kind: 'categorical', levels: 256 }, numClasses: 0 },
+    { channels: 3, likelihood: { kind: 'categorical', levels: 4 }, numClasses: 3, hiddenChannels: 5 },
+    { channels: 1, likelihood: { kind: 'bernoulli' }, numClasses: 2 },
+    { channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 2, levels: 16 }, numClasses: 0 },
+  ].map((c) => ({ kind, height: 6, width: 5, hiddenChannels: 4, layers: 2, firstKernelSize: 5, outputHidden: 8, ...c }))])),
 };
 
 function randomBatch(model: AutoregressiveModel, n: number, seed: number): { images: Tensor; labels: Tensor | null } {

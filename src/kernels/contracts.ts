@@ -203,6 +203,20 @@ export interface Kernels {
   /** dx [..., C] = g[..., :C] · elu'(x) − g[..., C:] · elu'(−x), elu'(z) = z > 0 ? 1 : exp(z). */
   concatEluBackward(x: View, g: View, dx: View): void;
   /**
+   * A whole LSTM recurrence in one call (PixelRNN's Row LSTM and Diagonal BiLSTM), time-major:
+   * xg [T, B, L, 4H] holds the input-to-state pre-activations, w [k, H, 4H] the state-to-state
+   * weights along the L positions. Step t: z = xg[t] + Σ_kk h_{t−1}[b, l − pad + kk] · w[kk]
+   * (positions outside 0 … L−1 read zeros; h_{−1} = h0 at every position), gates [o, f, i, g] =
+   * σ, σ, σ, tanh of z's four H-blocks, c_t = f·c_{t−1} + i·g (c_{−1} = c0), h_t = o·tanh(c_t).
+   * Writes hs and cs [T, B, L, H] and the activated gates acts [T, B, L, 4H] (the backward's input).
+   */
+  lstmScan(xg: View, w: View, h0: View, c0: View, hs: View, cs: View, acts: View, pad: number): void;
+  /**
+   * Backward through time of lstmScan for the gradient dhs of hs: dxg [T, B, L, 4H] (= ∂z), dw
+   * [k, H, 4H], dh0 and dc0 [H], all overwritten.
+   */
+  lstmScanBackward(w: View, h0: View, c0: View, hs: View, cs: View, acts: View, dhs: View, dxg: View, dw: View, dh0: View, dc0: View, pad: number): void;
+  /**
    * Inverted dropout's mask: out[i] = u_i ≥ p ? 1 / (1 − p) : 0 (in out's dtype), where u_i is the i-th
    * uniform a Generator(seed, offset) would draw (tensor/random.ts): the same mask on every backend.
    */

@@ -9,6 +9,8 @@ import { imageGPTFamily } from './image-gpt.js';
 import type { BaseModelConfig } from './model.js';
 import { pixelCNNFamily } from './pixelcnn.js';
 import { pixelCNNPPFamily } from './pixelcnnpp.js';
+import { rowLSTMFamily } from './row-lstm.js';
+import { diagonalBiLSTMFamily } from './diagonal-bilstm.js';
 
 export const FAMILIES: readonly ModelFamily[] = [
   pixelCNNFamily,
@@ -16,6 +18,8 @@ export const FAMILIES: readonly ModelFamily[] = [
   pixelCNNPPFamily,
   imageTransformerFamily,
   imageGPTFamily,
+  rowLSTMFamily,
+  diagonalBiLSTMFamily,
 ] as unknown as readonly ModelFamily[];
 
 const byKind = new Map(FAMILIES.map((f) => [f.kind, f]));

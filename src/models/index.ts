@@ -14,16 +14,18 @@ import { ImageGPT, type ImageGPTConfig } from './image-gpt.js';
 import type { AutoregressiveModel, BaseModelConfig } from './model.js';
 import { PixelCNN, type PixelCNNConfig } from './pixelcnn.js';
 import { PixelCNNPP, type PixelCNNPPConfig } from './pixelcnnpp.js';
+import { RowLSTM, type RowLSTMConfig } from './row-lstm.js';
+import { DiagonalBiLSTM, type DiagonalBiLSTMConfig } from './diagonal-bilstm.js';
 
 export { AutoregressiveModel } from './model.js';
 export type { BaseModelConfig, Condition } from './model.js';
 export { FAMILIES, familyOf } from './families.js';
 export type { FamilyCase, FieldRange, ModelCost, ModelFamily } from './family.js';
 export { MemoryLimitError, checkMemory, checkModelMemory, costOfConfig, memoryLimit, memoryNeeded } from './memory.js';
-export { GatedPixelCNN, ImageGPT, ImageTransformer, PixelCNN, PixelCNNPP };
-export type { GatedPixelCNNConfig, ImageGPTConfig, ImageTransformerConfig, PixelCNNConfig, PixelCNNPPConfig };
+export { DiagonalBiLSTM, GatedPixelCNN, ImageGPT, ImageTransformer, PixelCNN, PixelCNNPP, RowLSTM };
+export type { DiagonalBiLSTMConfig, GatedPixelCNNConfig, ImageGPTConfig, ImageTransformerConfig, PixelCNNConfig, PixelCNNPPConfig, RowLSTMConfig };
 
-export type ModelConfig = GatedPixelCNNConfig | ImageTransformerConfig | PixelCNNConfig | PixelCNNPPConfig | ImageGPTConfig;
+export type ModelConfig = GatedPixelCNNConfig | PixelCNNConfig | PixelCNNPPConfig | RowLSTMConfig | DiagonalBiLSTMConfig | ImageTransformerConfig | ImageGPTConfig;
 export type ModelKind = ModelConfig['kind'];
 
 export const MODEL_KINDS = FAMILIES.map((f) => f.kind) as ModelKind[];

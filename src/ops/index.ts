@@ -15,6 +15,7 @@ export * from './reduce.js';
 export * from './shape.js';
 export * from './linalg.js';
 export * from './conv.js';
+export * from './lstm.js';
 export * from './functional.js';
 export * from './transformer.js';
 export * from './creation.js';

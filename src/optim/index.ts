@@ -5,6 +5,8 @@ export type { BaseOptions, ParamGroup, ParamGroupInput, ParamsInput, ParamState,
 export { SGD } from './sgd.js';
 export type { SGDOptions } from './sgd.js';
 export { Adam, AdamW } from './adam.js';
+export { RMSProp } from './rmsprop.js';
+export type { RMSPropOptions } from './rmsprop.js';
 export type { AdamOptions } from './adam.js';
 export { clipGradNorm, clipGradValue } from './clip.js';
 export type { ClipGradNormOptions } from './clip.js';

@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Tensor } from '../tensor/tensor.js';
-import { Adam, AdamW } from './index.js';
+import { Adam, AdamW, RMSProp } from './index.js';
 
 interface OptimCase {
   name: string;
@@ -47,6 +47,35 @@ for (const c of fixture.cases) {
           const got = p.data[i]!;
           assert.ok(Math.abs(got - w) <= tol * (Math.abs(w) + scale),
             `after step ${step + 1}, element ${i} is ${got}, PyTorch gives ${w} (tolerance ${tol} of the magnitude)`);
+        });
+      });
+    });
+  }
+}
+
+// RMSProp (PixelRNN's optimiser) against torch.optim.RMSprop (src/ops/fixtures/rmsprop.json):
+// plain, with momentum and with weight decay, α = 0.95 so a wrong smoothing shows within a step.
+interface RMSPropCase {
+  name: string;
+  attrs: { lr: number; alpha: number; eps: number; momentum: number; weightDecay: number };
+  param: number[];
+  grads: number[][];
+  after: number[][];
+}
+const rmsprop = JSON.parse(readFileSync(new URL('../ops/fixtures/rmsprop.json', import.meta.url), 'utf8')) as { cases: RMSPropCase[] };
+for (const c of rmsprop.cases) {
+  for (const [dtype, tol] of [['float32', 1e-5], ['float64', 1e-13]] as const) {
+    test(`${c.name} matches torch.optim.RMSprop over ${c.after.length} steps [${dtype}]`, () => {
+      const p = vector(c.param, dtype).requireGrad();
+      const opt = new RMSProp([p], c.attrs);
+      const scale = Math.sqrt(c.param.reduce((s, x) => s + x * x, 0) / c.param.length);
+      c.grads.forEach((g, step) => {
+        opt.zeroGrad();
+        p.grad = vector(g, dtype);
+        opt.step();
+        c.after[step]!.forEach((w, i) => {
+          const got = p.data[i]!;
+          assert.ok(Math.abs(got - w) <= tol * (Math.abs(w) + scale), `after step ${step + 1}, element ${i} is ${got}, PyTorch gives ${w}`);
         });
       });
     });

@@ -24,14 +24,16 @@ export interface ScheduleConfig {
 
 export interface TrainConfig {
   batchSize: number;
-  /** adam, adamw or sgd. */
-  optimizer: 'adam' | 'adamw' | 'sgd';
+  /** adam, adamw, sgd or rmsprop (PixelRNN's). */
+  optimizer: 'adam' | 'adamw' | 'sgd' | 'rmsprop';
   lr: number;
   betas: number[];
   eps: number;
   weightDecay: number;
-  /** SGD only. */
+  /** SGD and RMSProp. */
   momentum: number;
+  /** RMSProp only: smoothing of the squared-gradient average. */
+  alpha: number;
   schedule: ScheduleConfig;
   /** Maximum joint gradient norm; 0 turns clipping off. */
   gradClip: number;
@@ -82,6 +84,7 @@ export const trainDefaults: TrainConfig = {
   eps: 1e-8,
   weightDecay: 0,
   momentum: 0.9,
+  alpha: 0.99,
   schedule: { warmup: 0, decay: 'constant', gamma: 1, minFactor: 0 },
   gradClip: 0,
   ema: 0,
@@ -118,7 +121,8 @@ function positiveInt(key: string, v: number, min = 1): void {
 
 /** Range checks the types alone cannot express. */
 function checkTrain(t: TrainConfig): void {
-  oneOf('train.optimizer', t.optimizer, ['adam', 'adamw', 'sgd']);
+  oneOf('train.optimizer', t.optimizer, ['adam', 'adamw', 'sgd', 'rmsprop']);
+  if (!(t.alpha >= 0 && t.alpha < 1)) throw new ConfigError('train.alpha', `must be in [0, 1), got ${t.alpha}`);
   oneOf('train.schedule.decay', t.schedule.decay, ['constant', 'exponential', 'cosine', 'noam']);
   positiveInt('train.batchSize', t.batchSize);
   for (const k of ['steps', 'epochs', 'validateEvery', 'checkpointEvery', 'seed', 'sampleEvery'] as const) positiveInt(`train.${k}`, t[k], 0);

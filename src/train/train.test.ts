@@ -46,7 +46,7 @@ test('overrides are parsed as their default\'s type; unknown keys and wrong type
   assert.throws(() => tinyConfig(['train.lr=x']), /train\.lr must be a number/);
   assert.throws(() => tinyConfig(['model.hiddenChannels=[1]']), /must be a number/);
   assert.throws(() => tinyConfig(['optim.lr=1']), /overrides look like/);
-  assert.throws(() => tinyConfig(['train.optimizer=lbfgs']), /one of adam, adamw, sgd/);
+  assert.throws(() => tinyConfig(['train.optimizer=lbfgs']), /one of adam, adamw, sgd, rmsprop/);
   assert.throws(() => tinyConfig(['train.steps=0']), /no stopping point/);
   assert.equal(tinyConfig(['train.schedule.decay=noam']).train.schedule.decay, 'noam');
   assert.throws(() => tinyConfig(['train.schedule.decay=noam', 'train.schedule.warmup=0']), /warmup must be ≥ 1 with decay 'noam'/);

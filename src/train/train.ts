@@ -18,7 +18,7 @@ import { checkOutputFolder, formatBytes, makeFolder } from '../io/files.js';
 import { lockFolder, type FolderLock } from '../io/lock.js';
 import { checkModelMemory, createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/model.js';
-import { Adam, AdamW, EMA, LRScheduler, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, noam, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
+import { Adam, AdamW, EMA, LRScheduler, RMSProp, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, noam, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
 import { Conv2d, ConvTranspose2d } from '../nn/index.js';
 import { getDefaultGenerator, manualSeed } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -102,6 +102,7 @@ function makeOptimizer(model: AutoregressiveModel, t: TrainConfig): Optimizer<Ba
     case 'adam': return new Adam(params, { lr: t.lr, betas, eps: t.eps, weightDecay: t.weightDecay });
     case 'adamw': return new AdamW(params, { lr: t.lr, betas, eps: t.eps, weightDecay: t.weightDecay });
     case 'sgd': return new SGD(params, { lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay });
+    case 'rmsprop': return new RMSProp(params, { lr: t.lr, alpha: t.alpha, eps: t.eps, momentum: t.momentum, weightDecay: t.weightDecay });
   }
 }
 

@@ -66,6 +66,8 @@ export interface NativeAddon {
   concatElu(x: TypedArray, xShape: Shape, out: TypedArray, outShape: Shape): void;
   concatEluBackward(x: TypedArray, xShape: Shape, g: TypedArray, gShape: Shape, dx: TypedArray): void;
   dropoutMask(out: TypedArray, seed: number, offset: number, p: number): void;
+  lstmScan(xg: TypedArray, xgShape: Shape, w: TypedArray, wShape: Shape, h0: TypedArray, c0: TypedArray, hs: TypedArray, cs: TypedArray, acts: TypedArray, pad: number): void;
+  lstmScanBackward(w: TypedArray, wShape: Shape, h0: TypedArray, c0: TypedArray, hs: TypedArray, cs: TypedArray, acts: TypedArray, actsShape: Shape, dhs: TypedArray, dxg: TypedArray, dw: TypedArray, dh0: TypedArray, dc0: TypedArray, pad: number): void;
   layerNorm(x: TypedArray, xShape: Shape, weight: TypedArray | null, bias: TypedArray | null, out: TypedArray, mean: TypedArray, rstd: TypedArray, eps: number, rms: boolean): void;
   layerNormBackward(x: TypedArray, xShape: Shape, weight: TypedArray | null, mean: TypedArray, rstd: TypedArray, g: TypedArray, dx: TypedArray, dweight: TypedArray | null, dbias: TypedArray | null, rms: boolean): void;
   gelu(x: TypedArray, out: TypedArray, tanh: boolean): void;

@@ -66,6 +66,9 @@ export function nativeKernels(addon: NativeAddon): Kernels {
     concatElu: (x, out) => addon.concatElu(x.data, x.shape, out.data, out.shape),
     concatEluBackward: (x, g, dx) => addon.concatEluBackward(x.data, x.shape, g.data, g.shape, dx.data),
     dropoutMask: (out, seed, offset, p) => addon.dropoutMask(out.data, seed, offset, p),
+    lstmScan: (xg, w, h0, c0, hs, cs, acts, pad) => addon.lstmScan(xg.data, xg.shape, w.data, w.shape, h0.data, c0.data, hs.data, cs.data, acts.data, pad),
+    lstmScanBackward: (w, h0, c0, hs, cs, acts, dhs, dxg, dw, dh0, dc0, pad) =>
+      addon.lstmScanBackward(w.data, w.shape, h0.data, c0.data, hs.data, cs.data, acts.data, acts.shape, dhs.data, dxg.data, dw.data, dh0.data, dc0.data, pad),
     layerNorm: (x, weight, bias, out, mean, rstd, eps, rms) =>
       addon.layerNorm(x.data, x.shape, weight?.data ?? null, bias?.data ?? null, out.data, mean.data, rstd.data, eps, rms),
     layerNormBackward: (x, weight, mean, rstd, g, dx, dweight, dbias, rms) =>

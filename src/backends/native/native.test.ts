@@ -326,6 +326,21 @@ describe('native backend vs ts reference', { skip }, () => {
     }
   });
 
+  test('lstmScan / lstmScanBackward: small and odd shapes, k = 3, 2, 1, and a Row-LSTM-sized [28, 32, 28, 4·16]', () => {
+    const cases: [number, number, number, number, number, number][] = [[4, 3, 5, 3, 3, 1], [6, 5, 4, 2, 2, 1], [3, 1, 7, 5, 1, 0], [5, 7, 6, 4, 3, 0], [28, 32, 28, 16, 3, 1]];
+    for (const [t, b, l, h, k, pad] of cases) {
+      const label = `lstmScan [${t}, ${b}, ${l}, ${4 * h}] k ${k} pad ${pad}`;
+      const xg = uniform([t, b, l, 4 * h], -2, 2, 61), w = uniform([k, h, 4 * h], -0.5, 0.5, 62);
+      const h0 = uniform([h], -1, 1, 63), c0 = uniform([h], -1, 1, 64), dhs = uniform([t, b, l, h], -1, 1, 65);
+      const st: [number[], DType][] = [[[t, b, l, h], 'float32'], [[t, b, l, h], 'float32'], [[t, b, l, 4 * h], 'float32']];
+      agree((kk, [hs, cs, acts]) => kk.lstmScan(xg, w, h0, c0, hs!, cs!, acts!, pad), st, sumTol(k * h), label);
+      const [hs, cs, acts] = st.map(([shape]) => empty(shape));
+      ref.lstmScan(xg, w, h0, c0, hs!, cs!, acts!, pad);
+      const grads: [number[], DType][] = [[[t, b, l, 4 * h], 'float32'], [[k, h, 4 * h], 'float32'], [[h], 'float32'], [[h], 'float32']];
+      agree((kk, [dxg, dw, dh0, dc0]) => kk.lstmScanBackward(w, h0, c0, hs!, cs!, acts!, dhs, dxg!, dw!, dh0!, dc0!, pad), grads, sumTol(t * b * l, 4), `${label} backward`);
+    }
+  });
+
   test('concatElu / concatEluBackward: [2, 5, 7, 3] and a large [16, 28, 28, 32], inputs of both signs', () => {
     for (const shape of [[2, 5, 7, 3], [16, 28, 28, 32]] as const) {
       const x = uniform(shape, -6, 6, 55);

@@ -7,6 +7,7 @@ import { binary, cast, clamp, unary, unaryBackward, where } from './elementwise.
 import { conv2d, conv2dBackward, conv2dBackwardData, conv2dBackwardWeights, matmul, releaseConvInput, rowConvSumBackward } from './linalg.js';
 import { concat, gatherRows, oneHot, pad, permute, pickLast, pickLastBackward, scatterAddRows, slice } from './movement.js';
 import { argmaxLast, reduce, softmaxLast } from './reduce.js';
+import { lstmScan, lstmScanBackward } from './lstm.js';
 import { attention, attentionBackward, attentionStep, gelu, geluBackward, layerNorm, layerNormBackward } from './transformer.js';
 import { adamUpdate, concatElu, concatEluBackward, dropoutMask, gate, gatedResidual, gatedResidualBackward, gateBackward, softmaxCrossEntropy, softmaxCrossEntropyBackward } from './fused.js';
 
@@ -16,6 +17,7 @@ export const tsKernels: Kernels = {
   permute, pad, slice, concat, gatherRows, scatterAddRows, pickLast, pickLastBackward,
   softmaxLast, cast, oneHot,
   gate, gateBackward, softmaxCrossEntropy, softmaxCrossEntropyBackward, dropoutMask, concatElu, concatEluBackward, gatedResidual, gatedResidualBackward, adamUpdate,
+  lstmScan, lstmScanBackward,
   layerNorm, layerNormBackward, gelu, geluBackward, attention, attentionBackward, attentionStep,
 };
 

@@ -1,0 +1,100 @@
+// `npm run bench -- pixelrnn [--json] [--threads N] [--batch 32] [--steps 2] [--rounds 7]
+//   [--sample-batch 16] [--pixels 4] [--presets row-lstm-fmnist-small,diagonal-bilstm-fmnist-small]`:
+// PixelRNN's figures. Training: images/s of each small PixelRNN preset (forward, backward and an
+// Adam step at batch 32) against its PyTorch mirror (bench/pytorch/pixelrnn_bench.py: the same
+// network with Python loops over rows or diagonals, as the public implementations write it;
+// Debian's python3-torch, same threads), runs interleaved round by round (which side goes first
+// alternating) and the ratio taken per round; and gated-pixelcnn-fmnist's images/s beside them,
+// for the paper's claim that PixelCNN trains faster than PixelRNN. Sampling: arpix's cached
+// sampler at batch 16 (whole images) against the mirror's naive sampler (`pixels` steps of the
+// whole network, extrapolated to the image: every step does the same work).
+
+import { median, seconds, threads as defaultThreads, type Suite } from '../harness.js';
+import { option, runGatedMirror, startGatedMirror } from '../torch.js';
+
+const PRESETS = ['row-lstm-fmnist-small', 'diagonal-bilstm-fmnist-small'];
+const PIXELCNN = 'gated-pixelcnn-fmnist';
+const SCRIPT = 'pixelrnn_bench.py';
+
+const summary = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+
+const suite: Suite = async ({ reporter, args }) => {
+  const threads = Number(option(args, '--threads', String(defaultThreads())));
+  process.env.OMP_NUM_THREADS = String(threads);
+  const batch = Number(option(args, '--batch', '32'));
+  const steps = Number(option(args, '--steps', '2'));
+  const rounds = Number(option(args, '--rounds', '7'));
+  const sampleBatch = Number(option(args, '--sample-batch', '16'));
+  const pixels = Number(option(args, '--pixels', '4'));
+  const presets = option(args, '--presets', PRESETS.join(',')).split(',');
+
+  // Imported after OMP_NUM_THREADS is set, so the addon's OpenMP pool has that many threads.
+  const ax = await import('../../src/index.js');
+  const { createModel, loadPreset } = await import('../../src/models/index.js');
+  const { Adam } = await import('../../src/optim/index.js');
+  if (!ax.nativeAvailable()) reporter.note('the native backend is not built: arpix figures are on the slow ts backend');
+  const row = { suite: 'pixelrnn', batch, threads, unit: 'images/s' };
+
+  /** A function timing `steps` training steps of a preset's model on random images. */
+  const trainer = (name: string) => {
+    const model = createModel(loadPreset(name).model, { seed: 0 });
+    model.train();
+    const opt = new Adam(model.parameters(), { lr: 1e-3 });
+    const { height: h, width: w, channels: c } = model.config;
+    const images = ax.randint(0, model.likelihood.levels, [batch, h, w, c], { generator: new ax.Generator(1) });
+    return () => seconds(() => {
+      for (let s = 0; s < steps; s++) {
+        const loss = model.loss(images);
+        opt.zeroGrad();
+        loss.backward({ releaseGraph: true });
+        opt.step();
+      }
+    });
+  };
+
+  const pixelCNN = trainer(PIXELCNN);
+  pixelCNN();
+  const pixelCNNRates: number[] = [];
+  for (const name of presets) {
+    const config = loadPreset(name).model;
+    const run = trainer(name);
+    run(); // warm-up (the mirror warms up as it starts)
+    const mirror = await startGatedMirror(reporter, config, ['--batch', String(batch), '--steps', String(steps)], threads, SCRIPT);
+    const ours: number[] = [], theirs: number[] = [], ratios: number[] = [];
+    try {
+      for (let r = 0; r < rounds; r++) {
+        let a = 0, t = 0;
+        if (r % 2 === 0) { a = run(); t = mirror ? await mirror.run('nchw') : 0; }
+        else { t = mirror ? await mirror.run('nchw') : 0; a = run(); }
+        ours.push((batch * steps) / a);
+        pixelCNNRates.push((batch * steps) / pixelCNN());
+        if (mirror) { theirs.push((batch * steps) / t); ratios.push(t / a); }
+      }
+    } finally {
+      mirror?.close();
+    }
+    reporter.add({ ...row, case: `${name} train`, system: ax.backendName(), ...summary(ours), extra: { params: createModel(config).numParameters() } });
+    if (mirror) {
+      reporter.add({ ...row, case: `${name} train (PyTorch mirror, Python loop)`, system: 'pytorch', ...summary(theirs) });
+      reporter.add({ ...row, case: `${name} train: arpix / PyTorch per round`, system: 'ratio', unit: '×', ...summary(ratios), extra: { target: '≥ 3' } });
+    }
+  }
+  reporter.add({ ...row, case: `${PIXELCNN} train (beside the PixelRNNs, interleaved)`, system: ax.backendName(), ...summary(pixelCNNRates) });
+
+  for (const name of presets) {
+    const config = loadPreset(name).model;
+    const model = createModel(config, { seed: 0 });
+    model.sample({ n: sampleBatch, seed: 0 });
+    const cached = Array.from({ length: 3 }, (_, i) => sampleBatch / seconds(() => model.sample({ n: sampleBatch, seed: i + 1 })));
+    reporter.add({ suite: 'pixelrnn', case: `${name} cached sampling`, system: ax.backendName(), batch: sampleBatch, threads, unit: 'images/s', ...summary(cached) });
+    const torch = runGatedMirror(reporter, config, 'sample', ['--batch', String(sampleBatch), '--pixels', String(pixels)], threads, SCRIPT);
+    if (torch && typeof torch[0]?.median === 'number') {
+      const t = torch[0] as { median: number; min: number; max: number };
+      reporter.add({ suite: 'pixelrnn', case: `${name} naive sampling (PyTorch mirror, ${pixels} steps, extrapolated)`, system: 'pytorch', batch: sampleBatch, threads, unit: 'images/s', median: t.median, min: t.min, max: t.max });
+      const v = median(cached) / t.median;
+      reporter.add({ suite: 'pixelrnn', case: `${name}: arpix cached / PyTorch naive`, system: 'ratio', batch: sampleBatch, threads, unit: '×', median: v, min: v, max: v, extra: { target: '≥ 100' } });
+    }
+  }
+};
+
+export default suite;

@@ -151,10 +151,10 @@ test('a truncated PNG and bytes after its end are refused; a grey JPEG is grey',
 
 test('negative residualBlocks, numClasses and conditionDim are refused by name', () => {
   const base = { height: 8, width: 8, channels: 1, likelihood: { kind: 'categorical', levels: 4 } };
-  assert.throws(() => createModel({ ...base, kind: 'pixelcnn', residualBlocks: -1 }), /residualBlocks must be an integer ≥ 0, got -1/);
-  assert.throws(() => createModel({ ...base, kind: 'gated-pixelcnn', numClasses: -3 }), /numClasses must be an integer ≥ 0 \(0: none\), got -3/);
-  assert.throws(() => createModel({ ...base, kind: 'pixelcnn', conditionDim: -1 }), /conditionDim must be an integer ≥ 0/);
-  assert.throws(() => createModel({ ...base, kind: 'pixelcnn++', resnetBlocks: -2 }), /resnetBlocks must be an integer ≥ 0/);
+  assert.throws(() => createModel({ ...base, kind: 'pixelcnn', residualBlocks: -1 }), /residualBlocks must be an integer in \d+\.\.\d+, got -1/);
+  assert.throws(() => createModel({ ...base, kind: 'gated-pixelcnn', numClasses: -3 }), /numClasses must be an integer in 0\.\.\d+, got -3/);
+  assert.throws(() => createModel({ ...base, kind: 'pixelcnn', conditionDim: -1 }), /conditionDim must be an integer in 0\.\.\d+, got -1/);
+  assert.throws(() => createModel({ ...base, kind: 'pixelcnn++', resnetBlocks: -2 }), /resnetBlocks must be an integer in \d+\.\.\d+, got -2/);
 });
 
 test('sampling off a terminal reports plain lines with the time left', () => {
@@ -196,7 +196,7 @@ test('a batch that cannot fit in memory is refused with what it needs, before an
   const root = tmp();
   try {
     const runDir = join(root, 'run');
-    await assert.rejects(train(tinyConfig(root, { batchSize: 2 ** 40 }), { runDir }), /train\.batchSize 1099511627776 needs at least .* for the activations of one step, more than this machine's/);
+    await assert.rejects(train(tinyConfig(root, { batchSize: 2 ** 40 }), { runDir }), /train\.batchSize=1099511627776 .* would need about .*, more than the memory limit/);
     assert.ok(!existsSync(runDir));
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -225,7 +225,7 @@ test('a resume that fails changes nothing; a resume of a finished run changes no
     c.model[name] = new Tensor(new Int32Array(c.model[name]!.size), c.model[name]!.shape);
     await saveCheckpoint(ckpt, c);
     const damaged = fileState(runDir, files);
-    await assert.rejects(train({ ...config, train: { ...config.train, steps: 10 } }, { runDir, resume: true }), /dtype/);
+    await assert.rejects(train({ ...config, train: { ...config.train, steps: 10 } }, { runDir, resume: true }), /is int32 .* but its model needs float32/);
     assert.deepEqual(fileState(runDir, files), damaged);
     assert.ok(!existsSync(join(runDir, LOCK_FILE)));
   } finally {

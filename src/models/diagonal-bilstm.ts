@@ -15,7 +15,7 @@ import { Tensor } from '../tensor/tensor.js';
 import type { Generator } from '../tensor/random.js';
 import type { ModelFamily } from './family.js';
 import type { Condition } from './model.js';
-import { LSTMState, PixelRNN, RecurrentLayerBase, pixelRNNDefaults, type PixelRNNConfig } from './pixelrnn.js';
+import { LSTMState, PixelRNN, RecurrentLayerBase, pixelRNNDefaults, pixelRNNRanges, type PixelRNNConfig } from './pixelrnn.js';
 import { diagonalBiLSTMCachedStepper } from '../sample/cached-pixelrnn.js';
 import type { Stepper } from '../sample/driver.js';
 import type { SampleSetup } from '../sample/options.js';
@@ -106,6 +106,7 @@ export const diagonalBiLSTMFamily: ModelFamily<DiagonalBiLSTMConfig> = {
   paper: 'van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.2 (Diagonal BiLSTM)',
   defaults: diagonalBiLSTMDefaults,
   build: (config, generator) => new DiagonalBiLSTM(config, generator),
+  ranges: pixelRNNRanges,
   differentiableInput: true,
   supports: () => true,
   tiny: () => ({ hiddenChannels: 4, layers: 2, firstKernelSize: 3, outputHidden: 8 }),

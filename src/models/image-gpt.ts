@@ -192,6 +192,7 @@ export const imageGPTFamily: ModelFamily<ImageGPTConfig> = {
   paper: 'Chen et al. 2020, "Generative Pretraining from Pixels" (openai/image-gpt)',
   defaults: imageGPTDefaults,
   build: (config, generator) => new ImageGPT(config, generator),
+  ranges: { embedDim: { min: 1, max: 16384 }, layers: { min: 1, max: 256 }, heads: { min: 1, max: 256 }, mlpRatio: { min: 1, max: 64 } },
   differentiableInput: false,
   // One token per pixel: the categorical head is the identity palette of grey levels, so colour
   // needs a palette head.

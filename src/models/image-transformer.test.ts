@@ -102,11 +102,11 @@ describe('image-transformer info', () => {
     // reads 8…15, which read 4…15: values 3…14, i.e. pixels 3…14 of the 15 before the last.
     const m = createModel({ ...base, layers: 2, attention: 'local1d', blockLength: 4, memoryLength: 4 });
     const info = modelInfo(m);
-    assert.deepEqual(info.receptiveField, { pixels: 12, of: 15 });
+    assert.deepEqual(info.receptiveField, { pixels: 12, of: 15, measuredBy: 'structure' });
     // Keys per query: block 0 reads 1…4 (10 in all), later blocks 4 + 1…4 (26 each).
     const keys = 10 + 3 * 26;
     assert.equal(info.flops, 2 * (16 * 2 * (4 * 64 + 2 * 8 * 12) + 4 * keys * 8) + 16 * 2 * 8 * 4);
     const causal = modelInfo(createModel({ ...base, layers: 1, attention: 'causal' }));
-    assert.deepEqual(causal.receptiveField, { pixels: 15, of: 15 });
+    assert.deepEqual(causal.receptiveField, { pixels: 15, of: 15, measuredBy: 'structure' });
   });
 });

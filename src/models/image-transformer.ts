@@ -272,6 +272,11 @@ export const imageTransformerFamily: ModelFamily<ImageTransformerConfig> = {
   paper: 'Parmar et al. 2018, "Image Transformer"',
   defaults: imageTransformerDefaults,
   build: (config, generator) => new ImageTransformer(config, generator),
+  ranges: {
+    layers: { min: 1, max: 256 }, hiddenSize: { min: 1, max: 16384 }, heads: { min: 1, max: 256 }, ffSize: { min: 1, max: 65536 },
+    dropout: { min: 0, max: 0.99, integer: false }, blockLength: { min: 1, max: 65536 }, memoryLength: { min: 0, max: 65536 },
+    blockWidth: { min: 1, max: 65536 }, memoryHeight: { min: 0, max: 4096 }, memoryWidth: { min: 0, max: 65536 },
+  },
   differentiableInput: false,
   supports: () => true,
   structuralCost: (model) => transformerCost(model as ImageTransformer),

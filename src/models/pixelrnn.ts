@@ -44,6 +44,15 @@ export const pixelRNNDefaults = {
   forgetBias: 1,
 };
 
+/** Ranges of the shared fields, checked before anything is built (the family table's `ranges`). */
+export const pixelRNNRanges = {
+  hiddenChannels: { min: 1, max: 4096 },
+  layers: { min: 1, max: 64 },
+  firstKernelSize: { min: 1, max: 63, odd: true },
+  outputHidden: { min: 1, max: 16384 },
+  forgetBias: { min: -100, max: 100, integer: false },
+};
+
 /** Groups of the gate channels [o, f, i, g] × `directions`, assigned within each h-wide block. */
 export function gateGroups(h: number, directions: number, groups: number): number[] {
   return cyclicGroups(4 * h * directions, groups, h);

@@ -12,7 +12,7 @@ import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ModelFamily } from './family.js';
 import type { Condition } from './model.js';
-import { LSTMState, PixelRNN, RecurrentLayerBase, pixelRNNDefaults, type PixelRNNConfig } from './pixelrnn.js';
+import { LSTMState, PixelRNN, RecurrentLayerBase, pixelRNNDefaults, pixelRNNRanges, type PixelRNNConfig } from './pixelrnn.js';
 import { rowLSTMCachedStepper } from '../sample/cached-pixelrnn.js';
 import type { Stepper } from '../sample/driver.js';
 import type { SampleSetup } from '../sample/options.js';
@@ -64,6 +64,7 @@ export const rowLSTMFamily: ModelFamily<RowLSTMConfig> = {
   paper: 'van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.1 (Row LSTM)',
   defaults: rowLSTMDefaults,
   build: (config, generator) => new RowLSTM(config, generator),
+  ranges: { ...pixelRNNRanges, kernelSize: { min: 1, max: 63, odd: true } },
   differentiableInput: true,
   supports: () => true,
   tiny: () => ({ hiddenChannels: 4, layers: 2, firstKernelSize: 3, outputHidden: 8, kernelSize: 3 }),

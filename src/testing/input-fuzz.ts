@@ -257,7 +257,10 @@ function smallEnough(model: Record<string, unknown>): boolean {
   };
   walk(model);
   const dims = ['height', 'width', 'hiddenChannels', 'filters'].map((k) => Number(model[k] ?? 1));
-  return nums.every((n) => n <= 4096) && dims.every((d) => d <= 64) && (Array.isArray(model.dilations) ? model.dilations.length <= 16 : true);
+  // The transformers' widths: their CIFAR and paper-sized presets take seconds to build.
+  const widths = ['embedDim', 'hiddenSize'].map((k) => Number(model[k] ?? 1));
+  return nums.every((n) => n <= 4096) && dims.every((d) => d <= 64) && widths.every((d) => d <= 128) && Number(model.layers ?? 1) <= 8
+    && (Array.isArray(model.dilations) ? model.dilations.length <= 16 : true);
 }
 
 export interface ConfigTally extends FuzzTally {

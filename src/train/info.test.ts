@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createModel } from '../models/index.js';
+import { createModel, familyOf } from '../models/index.js';
 import { pixelField, receptiveField } from './info.js';
 
 const grey = { height: 7, width: 7, channels: 1, likelihood: { kind: 'categorical', levels: 4 } };
@@ -25,4 +25,14 @@ test('pixelField: zero at and after the pixel; Gated PixelCNN sees every earlier
   assert.ok(f.pixels < f.of, `pixelcnn (4, 3) sees ${f.pixels} of ${f.of}`);
   assert.deepEqual(receptiveField(plain), { pixels: pixelField(plain, 6, 6).pixels, of: 48 });
   assert.throws(() => pixelField(gated, 7, 0), /pixelField: pixel \(7, 0\) is outside the 7×7 image/);
+});
+
+test('pixelField of a discrete-input family (image-gpt) by interventions: nothing at or after the pixel, every earlier pixel with full causal attention', () => {
+  const gpt = createModel({ kind: 'image-gpt', ...grey, likelihood: { kind: 'categorical', levels: 256 }, ...familyOf('image-gpt')!.tiny(7, 7) }, { seed: 2 });
+  for (const [y, x] of [[3, 2], [6, 6]] as const) {
+    const f = pixelField(gpt, y, x);
+    assert.equal(f.of, y * 7 + x);
+    for (let q = y * 7 + x; q < 49; q++) assert.equal(f.influence[q], 0, `(${y}, ${x}) moved by pixel ${q}`);
+    assert.equal(f.pixels, f.of, `(${y}, ${x}) sees ${f.pixels} of ${f.of}`);
+  }
 });

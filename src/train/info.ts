@@ -117,6 +117,7 @@ export function pixelField(model: AutoregressiveModel, y: number, x: number, see
   if (!Number.isInteger(y) || !Number.isInteger(x) || y < 0 || y >= h || x < 0 || x >= w) {
     throw new ArgumentError('pixelField', 'pixel', `(${y}, ${x}) is outside the ${h}×${w} image`);
   }
+  if (familyOf(model.config.kind)?.differentiableInput === false) return pixelFieldByIntervention(model, y, x, seed);
   const input = new Tensor(new Float32Array(h * w * c), [1, h, w, c]);
   new Generator(seed).uniform(input.data as Float32Array);
   for (let i = 0; i < input.size; i++) input.data[i] = input.data[i]! * 2 - 1;
@@ -151,39 +152,63 @@ export function receptiveField(model: AutoregressiveModel, seed = 0): { pixels: 
 }
 
 /**
- * The same count for a family whose input is discrete (no gradient reaches it): the pixels whose
- * change moves the last pixel's parameters, one batch of single-pixel interventions.
+ * The field of one pixel for a family whose input is discrete (no gradient reaches it): each
+ * earlier pixel is changed in an image of its own, in batches, and counted when the pixel's
+ * parameters move; the influence is how far they move.
  */
-function receptiveFieldByIntervention(model: AutoregressiveModel, seed = 0): ModelInfo['receptiveField'] {
-  const { height: h, width: w, channels: c, numClasses } = model.config;
-  if (h * w > 256) return null;
+function pixelFieldByIntervention(model: AutoregressiveModel, y: number, x: number, seed: number): PixelField {
+  const { height: h, width: w, channels: c, numClasses, conditionDim } = model.config;
   const levels = model.likelihood.levels;
   const d = h * w * c;
-  const n = h * w; // image 0 as drawn, image q + 1 with pixel q changed (q < h·w − 1)
-  const data = new Int32Array(n * d);
+  const target = y * w + x;
   const base = new Int32Array(d);
   new Generator(seed).randint(base, 0, levels);
-  for (let q = 0; q < n; q++) {
-    data.set(base, q * d);
-    if (q > 0) for (let ch = 0; ch < c; ch++) data[q * d + (q - 1) * c + ch] = (base[(q - 1) * c + ch]! + Math.floor(levels / 2)) % levels;
-  }
-  const labels = numClasses > 0 ? new Tensor(new Int32Array(n), [n]) : null;
+  const influence = new Float32Array(h * w);
   const was = model.training;
   model.eval();
-  const out = noGrad(() => model.params(new Tensor(data, [n, h, w, c]), { labels }));
-  if (was) model.train();
-  const p = out.shape[3]!;
-  const at = (img: number, k: number) => out.data[(img * h * w + h * w - 1) * p + k]!;
-  let pixels = 0;
-  for (let q = 1; q < n; q++) {
-    for (let k = 0; k < p; k++) {
-      if (at(q, k) !== at(0, k)) {
-        pixels++;
-        break;
-      }
+  try {
+    const chunk = 32;
+    let reference: Float32Array | null = null;
+    // Image 0 of the first batch is the unchanged one; then one image per earlier pixel q.
+    for (let first = -1; first < target; first += chunk) {
+      const qs = Array.from({ length: Math.min(chunk, target - first) }, (_, i) => first + i);
+      const n = qs.length;
+      const data = new Int32Array(n * d);
+      qs.forEach((q, i) => {
+        data.set(base, i * d);
+        if (q >= 0) for (let ch = 0; ch < c; ch++) data[i * d + q * c + ch] = (base[q * c + ch]! + Math.max(1, Math.floor(levels / 2))) % levels;
+      });
+      const labels = numClasses > 0 ? new Tensor(new Int32Array(n), [n]) : null;
+      const hvec = conditionDim > 0 ? new Tensor(new Float32Array(n * conditionDim), [n, conditionDim]) : null;
+      const out = noGrad(() => model.params(new Tensor(data, [n, h, w, c]), { labels, h: hvec }));
+      const p = out.shape[3]!;
+      const at = (img: number) => out.data.subarray((img * h * w + target) * p, (img * h * w + target + 1) * p) as Float32Array;
+      reference ??= Float32Array.from(at(0));
+      qs.forEach((q, i) => {
+        if (q < 0) return;
+        const row = at(i);
+        let moved = 0;
+        for (let k = 0; k < p; k++) moved += Math.abs(row[k]! - reference![k]!);
+        influence[q] = moved;
+      });
     }
+  } finally {
+    if (was) model.train();
   }
-  return { pixels, of: h * w - 1, measuredBy: 'interventions' };
+  let pixels = 0;
+  for (const v of influence) if (v > 0) pixels++;
+  return { influence, pixels, of: target };
+}
+
+/**
+ * The receptive field of the last pixel for a discrete-input family; null past 256 pixels, where
+ * one forward pass per pixel would cost too much for `info`.
+ */
+function receptiveFieldByIntervention(model: AutoregressiveModel, seed = 0): ModelInfo['receptiveField'] {
+  const { height: h, width: w } = model.config;
+  if (h * w > 256) return null;
+  const { pixels, of } = pixelFieldByIntervention(model, h - 1, w - 1, seed);
+  return { pixels, of, measuredBy: 'interventions' };
 }
 
 export function modelInfo(model: AutoregressiveModel): ModelInfo {

@@ -10,7 +10,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
-import { ArpixError, FormatError } from '../errors.js';
+import { ArgumentError, ArpixError, FormatError } from '../errors.js';
+import { ConfigError } from '../config.js';
 import { BatchLoader } from '../data/index.js';
 import { checkModelConfig, configDifferences, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
 import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
@@ -197,9 +198,11 @@ async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: 
     adoptPalette(config.model, (resumed.meta.config as unknown as RunConfig).model);
     checkResumeConfig(ckptPath, resumed, config);
     const m = resumed.meta;
-    // An imported state dict (arpix import) starts its optimiser, schedule and data afresh.
+    // An imported state dict (arpix import) starts its optimiser, schedule and data afresh; a run
+    // trained by an exported train.py carries torch's generators, not arpix's, so dropout restarts
+    // from train.seed when the default generator's state is absent.
     const imported = typeof m.extra.importedFrom === 'string';
-    const lacking = imported ? null : m.optimizer === null ? 'optimizer state' : m.scheduler === null ? 'scheduler state' : m.generators.default === undefined ? "the default generator's state"
+    const lacking = imported ? null : m.optimizer === null ? 'optimizer state' : m.scheduler === null ? 'scheduler state'
       : m.loader === null ? "the data loader's position" : t.ema > 0 && m.ema === null ? 'EMA state (train.ema is set)' : null;
     if (lacking !== null) throw new FormatError(ckptPath, `has no ${lacking} to resume from; the file is damaged or was not written by train`);
   } else {
@@ -460,7 +463,14 @@ async function withAveraged<T>(ema: EMA, model: AutoregressiveModel, fn: () => P
 
 /** The model in a checkpoint, with the averaged weights when there are any and `useEma` is set. */
 export function modelFromCheckpoint(c: Checkpoint, opts: { useEma?: boolean } = {}): AutoregressiveModel {
-  const model = createModel(c.meta.config.model);
+  let model: AutoregressiveModel;
+  try {
+    model = createModel(c.meta.config.model);
+  } catch (e) {
+    // A config the ranges let through but the family's constructor refuses is still the file's fault.
+    if (e instanceof ArgumentError || e instanceof ConfigError) throw new FormatError(c.file ?? 'the checkpoint', `has a model config its family refuses: ${e.message}`, { cause: e });
+    throw e;
+  }
   // Names, shapes and dtypes of the weights, the averaged weights and the moments, exactly.
   checkCheckpointTensors(c, model);
   model.loadStateDict(c.model);

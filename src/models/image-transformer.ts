@@ -274,7 +274,7 @@ export const imageTransformerFamily: ModelFamily<ImageTransformerConfig> = {
   build: (config, generator) => new ImageTransformer(config, generator),
   ranges: {
     layers: { min: 1, max: 256 }, hiddenSize: { min: 1, max: 16384 }, heads: { min: 1, max: 256 }, ffSize: { min: 1, max: 65536 },
-    dropout: { min: 0, max: 0.99, integer: false }, blockLength: { min: 1, max: 65536 }, memoryLength: { min: 0, max: 65536 },
+    blockLength: { min: 1, max: 65536 }, memoryLength: { min: 0, max: 65536 },
     blockWidth: { min: 1, max: 65536 }, memoryHeight: { min: 0, max: 4096 }, memoryWidth: { min: 0, max: 65536 },
   },
   differentiableInput: false,

@@ -155,6 +155,13 @@ export async function runTraining(config: RunConfig, runDir: string, resume: boo
     reporter.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    // Interrupted: the checkpoint is written and the command is on its way out with 130; a second
+    // Ctrl-C in that window must not kill the process by the signal (no exit code at all).
+    if (interrupts > 0) {
+      const exitNow = () => process.exit(EXIT.interrupted);
+      process.on('SIGINT', exitNow);
+      process.on('SIGTERM', exitNow);
+    }
   }
 }
 

@@ -35,6 +35,8 @@ export interface InterruptOptions {
 
 export interface InterruptResult {
   code: number | null;
+  /** The signal that ended the process, when it did not exit by itself. */
+  exitSignal: NodeJS.Signals | null;
   /** From the (first) signal to the process's exit. */
   seconds: number;
   stdout: string;
@@ -101,7 +103,7 @@ export function interruptTraining(o: InterruptOptions): Promise<InterruptResult>
         if (o.twiceAfterMs !== undefined) setTimeout(() => child.kill(o.signal ?? 'SIGINT'), o.twiceAfterMs);
       }, o.delayMs ?? 0);
     }, 5);
-    child.on('exit', (code) => {
+    child.on('exit', (code, exitSignal) => {
       clearInterval(poll);
       clearTimeout(killer);
       if (sentAt === 0) {
@@ -110,7 +112,7 @@ export function interruptTraining(o: InterruptOptions): Promise<InterruptResult>
       }
       const seconds = (performance.now() - sentAt) / 1000;
       const c = config();
-      resolve({ code, seconds, stdout, stderr, stepSeconds: c ? stepSecondsOf(o.runDir, c.train.batchSize) : null });
+      resolve({ code, exitSignal, seconds, stdout, stderr, stepSeconds: c ? stepSecondsOf(o.runDir, c.train.batchSize) : null });
     });
   });
 }

@@ -1,11 +1,15 @@
-// Likelihood at equal compute: gated-pixelcnn-fmnist (or, with --preset, image-transformer-fmnist-small
-// against bench/pytorch/transformer_bench.py) trained for the same wall-clock budget, from
-// the same initial weights, with the same hyper-parameters (batch, Adam, schedule, clipping, EMA),
-// by arpix and by the PyTorch mirror in bench/pytorch/gated_pixelcnn.py (same thread count), one
-// after the other; then the test bits/dim of each (EMA weights, all 10,000 test images) and the
-// number of images each saw. A budget-bound figure: run it on an otherwise idle machine.
+// Likelihood at equal compute: a Fashion-MNIST preset (gated-pixelcnn-fmnist by default; any
+// `*-fmnist*` preset with --preset, e.g. diagonal-bilstm-fmnist-small or
+// image-transformer-fmnist-small) trained for the same wall-clock budget, from the same initial
+// weights, with the same hyper-parameters (batch, optimiser, schedule, clipping, EMA), by arpix and
+// by its PyTorch mirror (bench/pytorch/gated_pixelcnn.py for the Gated PixelCNN, channels-last;
+// bench/pytorch/quality_train.py with python/arpix_torch's mirror for every other family), same
+// thread count, one after the other; then the test bits/dim of each (EMA weights when the preset
+// averages, all 10,000 test images) and the number of images each saw. A preset with a cosine
+// schedule keeps its train.steps (the schedule needs its length): the run ends at whichever bound
+// comes first, on both sides. A budget-bound figure: run it on an otherwise idle machine.
 //
-//   npm run bench -- quality [--preset gated-pixelcnn-fmnist|image-transformer-fmnist-small] [--minutes M (10)] [--threads N] [--test-images N (10000)] [--python PATH] [--skip-pytorch] [--json]
+//   npm run bench -- quality [--preset NAME] [--minutes M (10)] [--threads N] [--test-images N (10000)] [--python PATH] [--skip-pytorch] [--json]
 //   npm run bench -- quality --make-fixture     rewrites src/train/fixtures/gated-mirror-*.safetensors
 
 import { spawnSync } from 'node:child_process';
@@ -15,19 +19,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadDataset, splitValidation, subset } from '../../src/data/index.js';
 import { saveSafetensorsSync } from '../../src/io/safetensors.js';
-import { createModel } from '../../src/models/index.js';
+import { createModel, presetNames } from '../../src/models/index.js';
 import { nativeBackend, backendName } from '../../src/backends/registry.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Generator } from '../../src/tensor/random.js';
 import { applyOverrides, evaluate, presetRaw, resolveRunConfig, train } from '../../src/train/index.js';
 import { threads as defaultThreads, type Reporter, type Suite } from '../harness.js';
 
-// Each preset's PyTorch mirror, all with the same `train --data DIR --threads N --json` interface.
-const MIRRORS: Record<string, string> = {
-  'gated-pixelcnn-fmnist': fileURLToPath(new URL('../pytorch/gated_pixelcnn.py', import.meta.url)),
-  'image-transformer-fmnist-small': fileURLToPath(new URL('../pytorch/transformer_bench.py', import.meta.url)),
-};
-const SCRIPT = MIRRORS['gated-pixelcnn-fmnist']!;
+// The PyTorch side, both scripts with the same `train --data DIR --threads N --json` interface.
+const SCRIPT = fileURLToPath(new URL('../pytorch/gated_pixelcnn.py', import.meta.url));
+const GENERIC = fileURLToPath(new URL('../pytorch/quality_train.py', import.meta.url));
+const mirrorFor = (kind: string) => (kind === 'gated-pixelcnn' ? SCRIPT : GENERIC);
 
 interface Options { preset: string; testImages: number; minutes: number; threads: number; python?: string; skipPytorch: boolean; makeFixture: boolean }
 
@@ -45,7 +47,8 @@ function parse(args: string[]): Options {
     else if (flag === '--make-fixture') o.makeFixture = true;
     else throw new Error(`quality: unknown option ${flag} (--preset, --minutes, --threads, --test-images, --python, --skip-pytorch, --make-fixture)`);
   }
-  if (!(o.preset in MIRRORS)) throw new Error(`quality: --preset must be one of ${Object.keys(MIRRORS).join(', ')}, got ${o.preset}`);
+  const presets = presetNames().filter((n) => (presetRaw(n).dataset as { name?: string }).name === 'fashion-mnist');
+  if (!presets.includes(o.preset)) throw new Error(`quality: --preset must be a Fashion-MNIST preset (${presets.join(', ')}), got ${o.preset}`);
   if (!(o.minutes > 0)) throw new Error('quality: --minutes must be positive');
   return o;
 }
@@ -94,8 +97,9 @@ const suite: Suite = async ({ reporter, args }) => {
 
   const PRESET = o.preset;
   const raw = presetRaw(PRESET);
+  const cosine = ((raw.train as { schedule?: { decay?: string } }).schedule?.decay) === 'cosine';
   const config = resolveRunConfig(applyOverrides(raw, [
-    `train.minutes=${o.minutes}`, 'train.steps=0', 'train.validateEvery=0', 'train.checkpointEvery=0', 'train.validationSize=1000',
+    `train.minutes=${o.minutes}`, ...(cosine ? [] : ['train.steps=0']), 'train.validateEvery=0', 'train.checkpointEvery=0', 'train.validationSize=1000',
   ]), PRESET);
   const t = config.train;
   const full = await loadDataset('fashion-mnist', { split: 'train' });
@@ -103,7 +107,7 @@ const suite: Suite = async ({ reporter, args }) => {
   const fullTest = await loadDataset('fashion-mnist', { split: 'test' });
   // Smoke runs may evaluate on the first test images only; the figure to publish uses all 10,000.
   const test = o.testImages < fullTest.shape[0] ? subset(fullTest, Array.from({ length: o.testImages }, (_, i) => i)) : fullTest;
-  reporter.note(`${PRESET}: ${o.minutes} min each, test bits/dim on ${test.shape[0]} test images, batch ${t.batchSize}, ${t.optimizer} lr ${t.lr}, warm-up ${t.schedule.warmup} then ${t.schedule.decay} (gamma ${t.schedule.gamma}), clip ${t.gradClip}, EMA ${t.ema}, ${o.threads} threads, arpix backend ${backendName()}`);
+  reporter.note(`${PRESET}: ${o.minutes} min each${cosine ? ` (or ${t.steps} steps)` : ''}, test bits/dim on ${test.shape[0]} test images, batch ${t.batchSize}, ${t.optimizer} lr ${t.lr}, warm-up ${t.schedule.warmup} then ${t.schedule.decay} (gamma ${t.schedule.gamma}), clip ${t.gradClip}, EMA ${t.ema}, ${o.threads} threads, arpix backend ${backendName()}`);
 
   // Both start from arpix's initial weights (the mirror loads them into its masked kernels).
   const work = mkdtempSync(join(tmpdir(), 'arpix-quality-'));
@@ -126,7 +130,7 @@ const suite: Suite = async ({ reporter, args }) => {
     if (!o.skipPytorch && !py) reporter.note('PyTorch is not installed (apt-get install python3-torch): the PyTorch row is skipped');
     if (py) {
       const env = { ...process.env, OMP_NUM_THREADS: String(o.threads) };
-      const p = spawnSync(py, [MIRRORS[PRESET]!, 'train', '--data', work, '--threads', String(o.threads), '--json'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+      const p = spawnSync(py, [mirrorFor(config.model.kind), 'train', '--data', work, '--threads', String(o.threads), '--json'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
       if (p.status !== 0) reporter.note(`PyTorch run failed (exit ${p.status}): ${p.stderr.trim().split('\n').slice(-3).join(' | ')}`);
       else {
         const j = JSON.parse(p.stdout.trim().split('\n').at(-1)!) as { bitsPerDim: number; stderr: number; images: number; steps: number; seconds: number; torch: string; memoryFormat: string };

@@ -45,6 +45,7 @@ struct Pattern {
   int kind = 0;  // 0 causal, 1 full, 2 local1d, 3 local2d
   int64_t block = 1, memory = 0;
   int64_t height = 1, width = 1, bh = 1, bw = 1, mh = 0, mw = 0;
+  bool raster = false;  // local2d: the grid in raster order, rather than blocks in raster order
   // local2d: row, column, and the top row / left column of the position's block
   std::vector<int32_t> y, x, by, bx;
 
@@ -66,6 +67,7 @@ struct Pattern {
       case 2: return std::max<int64_t>(0, lower1d(i));
       case 3: {
         const int64_t top = std::max<int64_t>(0, by[i] - mh), left = std::max<int64_t>(0, bx[i] - mw);
+        if (raster) return top * width + left;
         return ((top / bh) * (width / bw) + left / bw) * bh * bw;
       }
       default: return 0;
@@ -81,14 +83,23 @@ Pattern patternOf(const std::vector<int64_t>& code, int64_t L) {
     if (code.size() != 3 || code[1] < 1 || code[2] < 0) throw std::runtime_error("local1d pattern must be [2, block >= 1, memory >= 0]");
     p.block = code[1], p.memory = code[2];
   } else if (p.kind == 3) {
-    if (code.size() != 7) throw std::runtime_error("local2d pattern must be [3, height, width, blockHeight, blockWidth, memoryHeight, memoryWidth]");
+    if ((code.size() != 7 && code.size() != 8) || (code.size() == 8 && code[7] != 0 && code[7] != 1)) {
+      throw std::runtime_error("local2d pattern must be [3, height, width, blockHeight, blockWidth, memoryHeight, memoryWidth, order 0 (block) or 1 (raster)]");
+    }
     p.height = code[1], p.width = code[2], p.bh = code[3], p.bw = code[4], p.mh = code[5], p.mw = code[6];
+    p.raster = code.size() == 8 && code[7] == 1;
     if (p.bh < 1 || p.bw < 1 || p.height % p.bh || p.width % p.bw || p.height * p.width != L || p.mh < 0 || p.mw < 0) {
       throw std::runtime_error("local2d pattern does not tile a grid of the sequence's length");
     }
     p.y.resize(size_t(L)), p.x.resize(size_t(L)), p.by.resize(size_t(L)), p.bx.resize(size_t(L));
     const int64_t bs = p.bh * p.bw, perRow = p.width / p.bw;
     for (int64_t s = 0; s < L; s++) {
+      if (p.raster) {
+        const int64_t yy = s / p.width, xx = s % p.width;
+        p.y[size_t(s)] = int32_t(yy), p.x[size_t(s)] = int32_t(xx);
+        p.by[size_t(s)] = int32_t((yy / p.bh) * p.bh), p.bx[size_t(s)] = int32_t((xx / p.bw) * p.bw);
+        continue;
+      }
       const int64_t b = s / bs, r = s % bs, byk = b / perRow, bxk = b % perRow;
       p.by[size_t(s)] = int32_t(byk * p.bh), p.bx[size_t(s)] = int32_t(bxk * p.bw);
       p.y[size_t(s)] = int32_t(byk * p.bh + r / p.bw), p.x[size_t(s)] = int32_t(bxk * p.bw + r % p.bw);

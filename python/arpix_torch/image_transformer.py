@@ -48,11 +48,12 @@ def allowed(pattern, length):
     if kind == "local1d":
         ok = ok & (j >= (i // pattern["block"]) * pattern["block"] - pattern["memory"])
     elif kind == "local2d":
-        # Query blocks one row high: the sequence is the grid in raster order.
-        w, bw = pattern["width"], pattern["blockWidth"]
+        # Query blocks of bh rows x bw columns over the grid in raster order: the block's
+        # rectangle with its flanges, up to the query (j <= i above).
+        w, bh, bw = pattern["width"], pattern["blockHeight"], pattern["blockWidth"]
         yi, xi, yj, xj = i // w, i % w, j // w, j % w
-        bx = (xi // bw) * bw
-        ok = ok & (yj >= yi - pattern["memoryHeight"]) & (xj >= bx - pattern["memoryWidth"]) & (xj < bx + bw + pattern["memoryWidth"])
+        by, bx = (yi // bh) * bh, (xi // bw) * bw
+        ok = ok & (yj >= by - pattern["memoryHeight"]) & (xj >= bx - pattern["memoryWidth"]) & (xj < bx + bw + pattern["memoryWidth"])
     return ok
 
 
@@ -63,7 +64,7 @@ def pattern_of(cfg, length, grid_width):
             return {"kind": "causal"}
         return {"kind": "local1d", "block": cfg["blockLength"], "memory": cfg["memoryLength"]}
     if kind == "local2d":
-        return {"kind": "local2d", "width": grid_width, "blockWidth": cfg["blockWidth"], "memoryHeight": cfg["memoryHeight"], "memoryWidth": cfg["memoryWidth"]}
+        return {"kind": "local2d", "width": grid_width, "blockHeight": cfg.get("blockHeight", 1), "blockWidth": cfg["blockWidth"], "memoryHeight": cfg["memoryHeight"], "memoryWidth": cfg["memoryWidth"]}
     return {"kind": "causal"}
 
 

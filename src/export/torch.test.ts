@@ -46,6 +46,7 @@ const CASES: Record<string, Record<string, unknown>[]> = {
   'image-transformer': [
     { height: 4, width: 4, channels: 3, likelihood: { kind: 'categorical', levels: 256 }, numClasses: 3, attention: 'local1d', blockLength: 8, memoryLength: 8 },
     { height: 6, width: 6, channels: 1, likelihood: { kind: 'categorical', levels: 16 }, numClasses: 0, attention: 'local2d', blockWidth: 2, memoryHeight: 2, memoryWidth: 1 },
+    { height: 6, width: 4, channels: 3, likelihood: { kind: 'categorical', levels: 8 }, numClasses: 0, attention: 'local2d', blockHeight: 3, blockWidth: 4, memoryHeight: 1, memoryWidth: 2 },
     { height: 5, width: 5, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 3 }, numClasses: 2, attention: 'local1d', blockLength: 6, memoryLength: 3 },
     { height: 4, width: 4, channels: 1, likelihood: { kind: 'bernoulli' }, numClasses: 2, attention: 'causal' },
   ].map((c) => ({ kind: 'image-transformer', layers: 2, hiddenSize: 16, heads: 2, ffSize: 24, dropout: 0, ...c })),

@@ -17,6 +17,12 @@
 //   (bx+1)·bw + memoryWidth) — that come no later than itself in that order: the flange above
 //   (top-left, top, top-right), the flange to the left, and its own block up to itself; never the
 //   right flange beside it (tensor2tensor's masked local_attention_2d with its raster mask).
+//   With order 'raster' the sequence is the grid in plain raster order (the order every arpix
+//   model generates in) and the same rectangles are the query blocks and their memory: a query
+//   sees the keys of its block's rectangle that come no later than itself in raster order — the
+//   top flange, the left flange and its own block up to its own row, and also the earlier rows of
+//   the right flange beside its block (earlier in raster order, so still causal). With blocks one
+//   row high the two orders are the same sequence and the same pattern.
 // - full: every key (no mask; not autoregressive).
 
 export type AttentionPattern =
@@ -31,10 +37,13 @@ export type AttentionPattern =
       readonly blockWidth: number;
       readonly memoryHeight: number;
       readonly memoryWidth: number;
+      /** The sequence's order: blocks in raster order ('block', the paper's), or the grid in raster order. */
+      readonly order: 'block' | 'raster';
     };
 
 /** (row, column) of sequence position i of a local2d pattern. */
 export function local2dCoords(p: Extract<AttentionPattern, { kind: 'local2d' }>, i: number): [number, number] {
+  if (p.order === 'raster') return [Math.floor(i / p.width), i % p.width];
   const blockSize = p.blockHeight * p.blockWidth;
   const blocksPerRow = p.width / p.blockWidth;
   const b = Math.floor(i / blockSize);
@@ -67,7 +76,7 @@ export function patternCode(p: AttentionPattern): number[] {
     case 'causal': return [0];
     case 'full': return [1];
     case 'local1d': return [2, p.block, p.memory];
-    case 'local2d': return [3, p.height, p.width, p.blockHeight, p.blockWidth, p.memoryHeight, p.memoryWidth];
+    case 'local2d': return [3, p.height, p.width, p.blockHeight, p.blockWidth, p.memoryHeight, p.memoryWidth, p.order === 'raster' ? 1 : 0];
   }
 }
 

@@ -51,6 +51,15 @@ describe('image-transformer attention patterns', () => {
     // Position 14 = row 3, column 2, block columns 2…3, left flange column 1: keys 9, 10, 11, 13, 14.
     assert.deepEqual(readBy({ ...base, attention: 'local2d', blockWidth: 2, memoryHeight: 1, memoryWidth: 1 }, 14), [8, 9, 10, 12, 13]);
   });
+  test("local 2-D with blocks two rows high: the block's rectangle up to the query, in raster order", () => {
+    // base is 4×4 grey: blocks of 2 rows × 2 columns, flanges 1 row × 1 column. Position 13 = row 3,
+    // column 1, block rows 2…3, columns 0…1: keys in rows 1…3, columns 0…2 up to itself — 4, 5, 6
+    // (top flange), 8, 9, 10 (its block's first row and the right flange beside it), 12, 13.
+    assert.deepEqual(readBy({ ...base, attention: 'local2d', blockHeight: 2, blockWidth: 2, memoryHeight: 1, memoryWidth: 1 }, 13), [3, 4, 5, 7, 8, 9, 11, 12]);
+    // Position 9 = row 2, column 1 (the block's first row): rows 1…2, columns 0…2: 4, 5, 6, 8, 9.
+    assert.deepEqual(readBy({ ...base, attention: 'local2d', blockHeight: 2, blockWidth: 2, memoryHeight: 1, memoryWidth: 1 }, 9), [3, 4, 5, 7, 8]);
+    assert.throws(() => createModel({ ...base, attention: 'local2d', blockHeight: 3, blockWidth: 2 }), /blockHeight \(3\) must divide the image's height, 4 rows/);
+  });
   test('local 1-D falls back to causal attention when the sequence fits in one block', () => {
     const m = createModel({ ...base, attention: 'local1d', blockLength: 16 }) as unknown as { pattern: { kind: string } };
     assert.equal(m.pattern.kind, 'causal');

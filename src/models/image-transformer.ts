@@ -19,10 +19,13 @@
 //
 // Attention (the fused attention op): 'local1d' — query blocks of blockLength
 // positions reading their own block causally and the memoryLength positions before it; 'local2d'
-// — the sequence as a grid of H rows × W·C columns, query blocks one row high and blockWidth wide
-// with a top flange of memoryHeight rows (left, above and right) and a left flange of memoryWidth
-// columns. The paper's taller query blocks generate blocks in block-raster order, which is not the
-// raster order arpix's likelihood, samplers and completion use, so blocks here are one row high.
+// — the sequence as a grid of H rows × W·C columns cut into query blocks of blockHeight rows ×
+// blockWidth columns, each reading a top flange of memoryHeight rows (left, above and right of the
+// block), a left flange of memoryWidth columns and its own block, up to the query. The paper
+// generates its tall blocks one after the other (block-raster order); arpix keeps the raster order
+// its likelihood, samplers, completion and serve's row-by-row streaming share, so the blocks are
+// the same rectangles visited in raster order (the op's order 'raster'): a query also sees the
+// earlier rows of the right flange beside its block, which raster order has already generated.
 // 'causal' — full causal attention; local1d falls back to it when the sequence fits in one block.
 
 import { ArgumentError } from '../errors.js';
@@ -58,9 +61,11 @@ export interface ImageTransformerConfig extends BaseModelConfig {
   blockLength: number;
   /** local1d: positions before the block that it also reads (l_m − l_q in the paper). */
   memoryLength: number;
+  /** local2d: query block height in rows; divides H. */
+  blockHeight: number;
   /** local2d: query block width in grid columns (sub-pixels for per-channel heads); divides W·C. */
   blockWidth: number;
-  /** local2d: rows above the query row in the memory (the top flange). */
+  /** local2d: rows above the query block in the memory (the top flange). */
   memoryHeight: number;
   /** local2d: columns left (and right, in the rows above) of the query block in the memory. */
   memoryWidth: number;
@@ -78,6 +83,7 @@ export const imageTransformerDefaults: Omit<ImageTransformerConfig, 'height' | '
   attention: 'local1d',
   blockLength: 256,
   memoryLength: 256,
+  blockHeight: 1,
   blockWidth: 32,
   memoryHeight: 4,
   memoryWidth: 16,
@@ -211,14 +217,18 @@ export class ImageTransformer extends AutoregressiveModel<ImageTransformerConfig
         if (!Number.isInteger(cfg.memoryLength) || cfg.memoryLength < 0) throw new ArgumentError('image-transformer', 'memoryLength', `must be a non-negative integer, got ${cfg.memoryLength}`);
         return this.length <= cfg.blockLength ? { kind: 'causal' } : { kind: 'local1d', block: cfg.blockLength, memory: cfg.memoryLength };
       case 'local2d':
+        positiveInt('blockHeight', cfg.blockHeight);
         positiveInt('blockWidth', cfg.blockWidth);
+        if (cfg.height % cfg.blockHeight !== 0) {
+          throw new ArgumentError('image-transformer', 'blockHeight', `(${cfg.blockHeight}) must divide the image's height, ${cfg.height} rows`);
+        }
         for (const k of ['memoryHeight', 'memoryWidth'] as const) {
           if (!Number.isInteger(cfg[k]) || cfg[k] < 0) throw new ArgumentError('image-transformer', k, `must be a non-negative integer, got ${cfg[k]}`);
         }
         if (gridWidth % cfg.blockWidth !== 0) {
           throw new ArgumentError('image-transformer', 'blockWidth', `(${cfg.blockWidth}) must divide the grid's width, ${gridWidth} columns (width ${cfg.width} × ${this.subPositions} positions per pixel)`);
         }
-        return { kind: 'local2d', height: cfg.height, width: gridWidth, blockHeight: 1, blockWidth: cfg.blockWidth, memoryHeight: cfg.memoryHeight, memoryWidth: cfg.memoryWidth };
+        return { kind: 'local2d', height: cfg.height, width: gridWidth, blockHeight: cfg.blockHeight, blockWidth: cfg.blockWidth, memoryHeight: cfg.memoryHeight, memoryWidth: cfg.memoryWidth, order: 'raster' };
       default:
         throw new ArgumentError('image-transformer', 'attention', `must be 'local1d', 'local2d' or 'causal', got '${String(cfg.attention)}'`);
     }
@@ -228,7 +238,10 @@ export class ImageTransformer extends AutoregressiveModel<ImageTransformerConfig
 /** The first key position a query at i may read under p (every allowed key is at or after it). */
 function firstKey(p: AttentionPattern, i: number): number {
   if (p.kind === 'local1d') return Math.max(0, Math.floor(i / p.block) * p.block - p.memory);
-  if (p.kind === 'local2d') return Math.max(0, Math.floor(i / p.width) - p.memoryHeight) * p.width;
+  if (p.kind === 'local2d') {
+    const row = Math.floor(i / p.width);
+    return Math.max(0, row - (row % p.blockHeight) - p.memoryHeight) * p.width;
+  }
   return 0;
 }
 
@@ -275,16 +288,18 @@ export const imageTransformerFamily: ModelFamily<ImageTransformerConfig> = {
   ranges: {
     layers: { min: 1, max: 256 }, hiddenSize: { min: 1, max: 16384 }, heads: { min: 1, max: 256 }, ffSize: { min: 1, max: 65536 },
     blockLength: { min: 1, max: 65536 }, memoryLength: { min: 0, max: 65536 },
-    blockWidth: { min: 1, max: 65536 }, memoryHeight: { min: 0, max: 4096 }, memoryWidth: { min: 0, max: 65536 },
+    blockHeight: { min: 1, max: 4096 }, blockWidth: { min: 1, max: 65536 }, memoryHeight: { min: 0, max: 4096 }, memoryWidth: { min: 0, max: 65536 },
   },
   differentiableInput: false,
   supports: () => true,
   structuralCost: (model) => transformerCost(model as ImageTransformer),
   // Blocks of 4 positions with one block of memory: the tiny images' sequences span several.
   tiny: () => ({ ...tinyTransformer, attention: 'local1d', blockLength: 4, memoryLength: 4 }),
-  variants: (_h, w) => ({
+  variants: (h, w) => ({
     // Query blocks narrower than the grid, so left and right flanges both matter.
     local2d: { ...tinyTransformer, attention: 'local2d', blockWidth: smallBlock(w), memoryHeight: 1, memoryWidth: 1 },
+    // Blocks taller than a row: rows of a block see different parts of its rectangle.
+    'local2d-tall': { ...tinyTransformer, attention: 'local2d', blockHeight: smallBlock(h), blockWidth: smallBlock(w), memoryHeight: 1, memoryWidth: 1 },
     causal: { ...tinyTransformer, attention: 'causal' },
     // Memory shorter than a block, and a block that does not divide the sequence.
     'local1d-short-memory': { ...tinyTransformer, attention: 'local1d', blockLength: 3, memoryLength: 2 },

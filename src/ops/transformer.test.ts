@@ -114,6 +114,20 @@ describe('attention patterns', () => {
     ]);
   });
   for (const [h, w, bh, bw, mh, mw] of [[4, 6, 2, 2, 1, 2], [6, 6, 2, 3, 2, 1], [4, 4, 2, 2, 2, 2], [2, 8, 1, 4, 1, 4]] as const) {
+    test(`local2d in raster order ${h}×${w}, blocks ${bh}×${bw}, flanges ${mh}×${mw}: the block's rectangle up to the query in raster order`, () => {
+      // Restated from the geometry: key (yj, xj) is in the rectangle of rows [by − mh, by + bh) and
+      // columns [bx − mw, bx + bw + mw) around the query's block, and not after the query in raster order.
+      const m = ax.attentionMask({ kind: 'local2d', height: h, width: w, blockHeight: bh, blockWidth: bw, memoryHeight: mh, memoryWidth: mw, order: 'raster' }, h * w).data;
+      for (let i = 0; i < h * w; i++) {
+        const [yi, xi] = [Math.floor(i / w), i % w];
+        const by = yi - (yi % bh), bx = xi - (xi % bw);
+        for (let j = 0; j < h * w; j++) {
+          const [yj, xj] = [Math.floor(j / w), j % w];
+          const want = j <= i && yj >= by - mh && xj >= bx - mw && xj < bx + bw + mw;
+          assert.equal(m[i * h * w + j], want ? 1 : 0, `query ${i}, key ${j}`);
+        }
+      }
+    });
     test(`local2d ${h}×${w}, blocks ${bh}×${bw}, flanges ${mh}×${mw} = tensor2tensor's geometry`, () => {
       const rule = local2dRule(h, w, bh, bw, mh, mw);
       const m = ax.attentionMask({ kind: 'local2d', height: h, width: w, blockHeight: bh, blockWidth: bw, memoryHeight: mh, memoryWidth: mw }, h * w).data;
@@ -148,6 +162,7 @@ describe('fused attention on the reference backend', () => {
     assert.throws(() => ax.attention(ax.zeros([2, 4, 8]), { heads: 2 }), (e: unknown) => e instanceof ShapeError && /attention: qkv must be \[N, L, 3C\]/.test(e.message) && e.message.includes('[2, 4, 8]'));
     assert.throws(() => ax.attention(ax.zeros([2, 4, 9]), { heads: 2 }), /attention: heads \(2\) must divide the channels of q, k and v \(3\)/);
     assert.throws(() => ax.attention(ax.zeros([1, 12, 6]), { heads: 1, pattern: { kind: 'local2d', height: 3, width: 4, blockHeight: 2, blockWidth: 2 } }), /must tile the 3×4 grid exactly/);
+    assert.throws(() => ax.attention(ax.zeros([1, 8, 6]), { heads: 1, pattern: { kind: 'local2d', height: 2, width: 4, blockHeight: 2, blockWidth: 2, order: 'zigzag' as 'raster' } }), /pattern.order must be 'block' .* or 'raster' .*, got zigzag/);
     assert.throws(() => ax.attention(ax.zeros([1, 12, 6]), { heads: 1, pattern: { kind: 'local2d', height: 2, width: 4, blockHeight: 2, blockWidth: 2 } }), /grid 2×4 has 8 positions but the sequence has 12/);
     assert.throws(() => ax.attention(ax.zeros([1, 4, 6]), { heads: 1, pattern: { kind: 'local1d', block: 0 } }), /attention: pattern.block must be a positive integer, got 0/);
     assert.throws(() => ax.attention(ax.zeros([1, 4, 6]), { heads: 1, pattern: { kind: 'window' } as unknown as AttentionPatternInput }), /pattern.kind must be 'causal', 'full', 'local1d' or 'local2d', got 'window'/);

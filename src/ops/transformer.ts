@@ -120,7 +120,7 @@ export type AttentionPatternInput =
   | { kind: 'causal' }
   | { kind: 'full' }
   | { kind: 'local1d'; block: number; memory?: number }
-  | { kind: 'local2d'; height: number; width: number; blockHeight: number; blockWidth: number; memoryHeight?: number; memoryWidth?: number };
+  | { kind: 'local2d'; height: number; width: number; blockHeight: number; blockWidth: number; memoryHeight?: number; memoryWidth?: number; order?: 'block' | 'raster' };
 
 export interface AttentionOptions {
   /** Heads h; the channels C of q, k and v must be a multiple of it (d = C / h per head). */
@@ -139,6 +139,12 @@ function positiveInt(op: string, name: string, v: unknown): number {
 function nonNegativeInt(op: string, name: string, v: unknown): number {
   if (!Number.isInteger(v) || (v as number) < 0) throw new ArgumentError(op, name, `must be a non-negative integer, got ${String(v)}`);
   return v as number;
+}
+
+function orderOf(op: string, v: unknown): 'block' | 'raster' {
+  if (v === undefined || v === 'block') return 'block';
+  if (v === 'raster') return 'raster';
+  throw new ArgumentError(op, 'pattern.order', `must be 'block' (blocks in raster order, the paper's) or 'raster' (the grid in raster order), got ${String(v)}`);
 }
 
 /** Checks a pattern for sequences of `length` positions and fills in its defaults. */
@@ -164,6 +170,7 @@ export function attentionPattern(op: string, input: AttentionPatternInput | unde
         kind: 'local2d', height, width, blockHeight, blockWidth,
         memoryHeight: nonNegativeInt(op, 'pattern.memoryHeight', p.memoryHeight ?? blockHeight),
         memoryWidth: nonNegativeInt(op, 'pattern.memoryWidth', p.memoryWidth ?? blockWidth),
+        order: orderOf(op, p.order),
       };
     }
     default: throw new ArgumentError(op, 'pattern.kind', `must be 'causal', 'full', 'local1d' or 'local2d', got '${String((p as { kind: unknown }).kind)}'`);

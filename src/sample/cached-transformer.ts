@@ -10,6 +10,9 @@
 // leaves the window the kept part slides to the front. Inside the window every cached key the
 // original pattern allows is exactly the window's own pattern at position p − base: causal for
 // local 1-D (every key of the window up to p), and the same local 2-D grid pattern, fewer rows.
+// For local 2-D the window starts at a block boundary — ⌈memoryHeight / blockHeight⌉ block rows
+// above the query's block — so the window's blocks are the grid's blocks and its top flange reaches
+// no row outside the window.
 
 import type { ImageTransformer } from '../models/image-transformer.js';
 import { add, attentionStep, type AttentionPatternInput } from '../ops/index.js';
@@ -35,11 +38,16 @@ function windowOf(model: ImageTransformer): Window {
       return { size: Math.min(length, p.block + memory), base: (q) => Math.max(0, Math.floor(q / p.block) * p.block - memory), pattern: { kind: 'causal' } };
     }
     case 'local2d': {
+      if (p.blockHeight > 1 && p.order !== 'raster') throw new Error('image-transformer cached sampler: local2d blocks taller than a row must be in raster order');
       const mh = p.memoryHeight ?? p.blockHeight;
-      const rows = Math.min(p.height, mh + 1);
+      const above = Math.ceil(mh / p.blockHeight) * p.blockHeight; // rows kept above the block
+      const rows = Math.min(p.height, above + p.blockHeight);
       return {
         size: rows * p.width,
-        base: (q) => Math.max(0, Math.floor(q / p.width) - mh) * p.width,
+        base: (q) => {
+          const row = Math.floor(q / p.width);
+          return Math.max(0, row - (row % p.blockHeight) - above) * p.width;
+        },
         pattern: { ...p, height: rows },
       };
     }

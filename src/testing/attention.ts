@@ -14,6 +14,7 @@ export const PATTERNS: [string, number, AttentionPatternInput][] = [
   ['local1d block 4, memory 2', 11, { kind: 'local1d', block: 4, memory: 2 }],
   ['local2d 4×6 grid, 2×2 blocks, flanges 1×2', 24, { kind: 'local2d', height: 4, width: 6, blockHeight: 2, blockWidth: 2, memoryHeight: 1, memoryWidth: 2 }],
   ['local2d 4×4 grid, 2×2 blocks', 16, { kind: 'local2d', height: 4, width: 4, blockHeight: 2, blockWidth: 2 }],
+  ['local2d raster order, 6×4 grid, 3×2 blocks, flanges 2×1', 24, { kind: 'local2d', height: 6, width: 4, blockHeight: 3, blockWidth: 2, memoryHeight: 2, memoryWidth: 1, order: 'raster' }],
 ];
 
 /**

@@ -68,6 +68,8 @@ describe('native transformer kernels vs ts reference', { skip }, () => {
     ['local1d block 100 memory 30', 1, 230, 1, { kind: 'local1d', block: 100, memory: 30 }],
     ['local2d 12×20, blocks 4×5, flanges 2×5', 1, 240, 2, { kind: 'local2d', height: 12, width: 20, blockHeight: 4, blockWidth: 5, memoryHeight: 2, memoryWidth: 5 }],
     ['local2d 16×16, blocks 8×8', 2, 256, 1, { kind: 'local2d', height: 16, width: 16, blockHeight: 8, blockWidth: 8 }],
+    ['local2d raster order 12×20, blocks 4×5, flanges 3×5', 1, 240, 2, { kind: 'local2d', height: 12, width: 20, blockHeight: 4, blockWidth: 5, memoryHeight: 3, memoryWidth: 5, order: 'raster' }],
+    ['local2d raster order 28×28, blocks 2×14, flanges 4×7', 2, 784, 2, { kind: 'local2d', height: 28, width: 28, blockHeight: 2, blockWidth: 14, memoryHeight: 4, memoryWidth: 7, order: 'raster' }],
   ];
   for (const [name, n, l, heads, pattern] of CASES) {
     for (const d of [32, 8, 20]) {

@@ -401,7 +401,8 @@ export async function infoCommand(a: InfoArgs): Promise<number> {
   if (rf) out(`receptive field of the last pixel: ${rf.pixels} of the ${rf.of} pixels before it (${((100 * rf.pixels) / rf.of).toFixed(1)}%), ${rf.measuredBy === 'structure' ? 'followed through the attention pattern' : `measured from ${rf.measuredBy}`}`);
   else if (measured === null) out(`receptive field of the last pixel: not measured (building this model for it would need about ${formatBytes(memoryNeeded(cost!, 'eval', 1))})`);
   else out('receptive field of the last pixel: not measured (a discrete-input network on more than 256 pixels)');
-  out(`FLOPs per image: ${g(info.flops)} computed (2 × multiply-adds of ${info.convolutions > 0 ? `${info.convolutions} convolutions` : 'the linear layers and attention products'})`);
+  const recurrent = family.recurrentFlops ? ` and the recurrences' state-to-state products (${g(family.recurrentFlops(config as never))})` : '';
+  out(`FLOPs per image: ${g(info.flops)} computed (2 × multiply-adds of ${info.convolutions > 0 ? `${info.convolutions} convolutions${recurrent}` : 'the linear layers and attention products'})`);
   out(`likelihood: ${createLikelihood(config.likelihood, config.channels).measures === 'tokens' ? `of the palette's token sequence (nats per token; not bits/dim of the 8-bit image)` : 'of the 8-bit image (bits/dim comparable across arpix models)'}`);
   if (info.maskedFlops !== null && info.maskedFlops > 0) out(`  of which ${g(info.maskedFlops)} (${((100 * info.maskedFlops) / info.flops).toFixed(1)}%) multiply weights a mask always zeroes`);
   if (info.maskedFormulationFlops !== null) {

@@ -25,7 +25,26 @@ const CASES: Record<string, Record<string, unknown>[]> = {
     { height: 8, width: 12, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 3 }, filters: 4, resnetBlocks: 2, resolutions: 3, numClasses: 5 },
     { height: 6, width: 6, channels: 1, likelihood: { kind: 'categorical', levels: 4 }, filters: 3, resnetBlocks: 2, resolutions: 1, conditionDim: 4 },
   ],
+  'row-lstm': [
+    { height: 6, width: 7, ...grey256, hiddenChannels: 4, layers: 2, firstKernelSize: 3, outputHidden: 8, kernelSize: 5 },
+    { height: 5, width: 4, channels: 3, likelihood: { kind: 'categorical', levels: 8 }, hiddenChannels: 5, layers: 1, firstKernelSize: 5, outputHidden: 6, numClasses: 3, conditionDim: 2 },
+  ],
+  'diagonal-bilstm': [
+    { height: 6, width: 7, ...grey256, hiddenChannels: 4, layers: 2, firstKernelSize: 3, outputHidden: 8 },
+    { height: 5, width: 4, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 2 }, hiddenChannels: 5, layers: 3, firstKernelSize: 5, outputHidden: 6, numClasses: 2 },
+  ],
 };
+
+test('PixelRNN FLOPs: the convolutions plus every state-to-state product of the recurrences', () => {
+  // Row LSTM, 4×5 grey, h = 2, k = 3, one layer: the scan does 4·5 positions × 3 taps × 2 × 8 multiply-adds.
+  const row = resolveModelConfig({ kind: 'row-lstm', height: 4, width: 5, ...grey256, hiddenChannels: 2, layers: 1, firstKernelSize: 3, outputHidden: 4, kernelSize: 3 });
+  const convs = convCosts(createModel(row)).reduce((a, c) => a + c.flops, 0);
+  assert.equal(modelInfo(createModel(row)).flops - convs, 20 * (2 * 3 * 2 * 8));
+  // Diagonal BiLSTM, 4×5: two directions over the skewed 4 × 8 map, 2 taps each.
+  const diag = resolveModelConfig({ kind: 'diagonal-bilstm', height: 4, width: 5, ...grey256, hiddenChannels: 2, layers: 1, firstKernelSize: 3, outputHidden: 4 });
+  const dconvs = convCosts(createModel(diag)).reduce((a, c) => a + c.flops, 0);
+  assert.equal(modelInfo(createModel(diag)).flops - dconvs, 2 * 32 * (2 * 2 * 2 * 8));
+});
 
 for (const family of FAMILIES) {
   test(`${family.kind}: cost(config) gives the built model's parameters, FLOPs and convolutions`, { skip: family.cost ? false : 'no cost slot' }, () => {

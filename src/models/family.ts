@@ -96,6 +96,12 @@ export interface ModelFamily<C extends BaseModelConfig = BaseModelConfig> {
    * For families that skip taps a mask would zero: FLOPs per image of the common masked
    * formulation, from the convolutions' actual costs. Omitted otherwise.
    */
+  /**
+   * FLOPs per image that a forward pass spends outside its convolutions, added to theirs: a
+   * recurrence's state-to-state products (2 × multiply-adds; the gates' elementwise work is not
+   * counted). Omitted for families whose work is all in convolutions.
+   */
+  recurrentFlops?(config: C): number;
   /** FLOPs per image (2 × multiply-adds) for families whose work is not in convolutions. */
   flops?(config: C, model: AutoregressiveModel<C>): number;
   maskedFormulationFlops?(config: C, convs: readonly { name: string; kernel: readonly [number, number]; flops: number }[]): number;

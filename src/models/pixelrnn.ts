@@ -20,6 +20,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import { ConditionProjection, addCondition } from './condition.js';
 import { blockGroups, causalMask, cyclicGroups } from './masks.js';
 import { AutoregressiveModel, type BaseModelConfig, type Condition } from './model.js';
+import { conditionParameters, costOf, type ConvShape, type ModelCost } from './family.js';
+import { createLikelihood } from '../likelihoods/index.js';
 
 export interface PixelRNNConfig extends BaseModelConfig {
   /** LSTM state channels h; the residual stream between layers carries 2h. */
@@ -52,6 +54,47 @@ export const pixelRNNRanges = {
   outputHidden: { min: 1, max: 16384 },
   forgetBias: { min: -100, max: 100, integer: false },
 };
+
+/** How a PixelRNN kind's layers are shaped, for its cost. */
+export interface RecurrenceShape {
+  /** Width of the input-to-state kernel (1 × this). */
+  inputWidth: number;
+  /** LSTMs per layer (2 for the BiLSTM). */
+  directions: number;
+  /** Taps of the state-to-state kernel. */
+  stateTaps: number;
+  /** Positions each direction's scan computes, per image (the skewed map's for the BiLSTM). */
+  positions: number;
+}
+
+/** The recurrences' state-to-state products per image: 2 × taps × h × 4h at every position of every direction of every layer. */
+export function pixelRNNRecurrentFlops(c: PixelRNNConfig, r: RecurrenceShape): number {
+  const h = c.hiddenChannels;
+  return c.layers * r.directions * r.positions * 2 * r.stateTaps * h * 4 * h;
+}
+
+/** The layers of PixelRNN's constructor, counted rather than built (recurrent FLOPs included). */
+export function pixelRNNCost(c: PixelRNNConfig, r: RecurrenceShape): ModelCost {
+  const { channels: ch, hiddenChannels: h, firstKernelSize: k0, outputHidden: oh } = c;
+  const px = c.height * c.width;
+  const lik = createLikelihood(c.likelihood, ch);
+  const convs: ConvShape[] = [{ name: 'first', kernel: [k0, k0], cin: ch, cout: 2 * h, pixels: px }];
+  for (let l = 0; l < c.layers; l++) {
+    convs.push(
+      { name: `layers.${l}.inputToState`, kernel: [1, r.inputWidth], cin: 2 * h, cout: 4 * h * r.directions, pixels: px },
+      { name: `layers.${l}.output`, kernel: [1, 1], cin: h, cout: 2 * h, pixels: px },
+      { name: `skips.${l}`, kernel: [1, 1], cin: 2 * h, cout: 2 * h, pixels: px },
+    );
+  }
+  convs.push(
+    { name: 'outHidden', kernel: [1, 1], cin: 2 * h, cout: oh, pixels: px },
+    { name: 'out', kernel: [1, 1], cin: oh, cout: lik.paramsPerPixel, pixels: px },
+  );
+  // Each direction's state-to-state weights and learned h0, c0; each layer's condition projection.
+  const states = c.layers * (r.directions * (r.stateTaps * h * 4 * h + 2 * h) + conditionParameters(c, 4 * h * r.directions));
+  const cost = costOf(convs, states);
+  return { ...cost, flops: cost.flops + pixelRNNRecurrentFlops(c, r) };
+}
 
 /** Groups of the gate channels [o, f, i, g] × `directions`, assigned within each h-wide block. */
 export function gateGroups(h: number, directions: number, groups: number): number[] {

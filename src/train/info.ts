@@ -218,7 +218,7 @@ export function modelInfo(model: AutoregressiveModel): ModelInfo {
     return { parameters: model.numParameters(), flops: structural.flops, maskedFlops: 0, maskedFormulationFlops: null, convs: [], receptiveField: { ...structural.receptiveField, measuredBy: 'structure' } };
   }
   const convs = convCosts(model);
-  const flops = family?.flops?.(model.config, model) ?? convs.reduce((a, c) => a + c.flops, 0);
+  const flops = family?.flops?.(model.config, model) ?? convs.reduce((a, c) => a + c.flops, 0) + (family?.recurrentFlops?.(model.config) ?? 0);
   return {
     parameters: model.numParameters(),
     flops,

@@ -153,11 +153,12 @@ export function registerImageGPTCommands(program: Command, setExit: (code: numbe
     .option('--dataset <name>', "labelled data to probe on (default: the run's dataset)")
     .option('--train-images <n>', 'use the first N training images', intArg('--train-images', 10))
     .option('--test-images <n>', 'use the first N test images', intArg('--test-images', 10))
+    .option('--bands <k>', "pool k horizontal bands of rows separately, k·d features (default 1: every position averaged, the paper's probe)", intArg('--bands', 1))
     .option('--no-raw', 'skip the raw-pixel baseline')
     .option('--out <file>', "with --layer all: the curve's PNG (default <run-dir>/probe.png)")
     .option('--force', 'replace an existing --out file', false)
     .option('--json', 'print one JSON object', false)
-    .action(async (runDir: string, o: { layer?: string; dataset?: string; trainImages?: number; testImages?: number; raw: boolean; out?: string; force: boolean; json: boolean }) => {
+    .action(async (runDir: string, o: { layer?: string; dataset?: string; bands?: number; trainImages?: number; testImages?: number; raw: boolean; out?: string; force: boolean; json: boolean }) => {
       const ckpt = await readCheckpoint(runDir);
       const config = ckpt.meta.config as unknown as RunConfig;
       if (config.model.kind !== 'image-gpt') throw new CliError(`${runDir} is a ${config.model.kind} run; the probe reads an image-gpt model's hidden states`, EXIT.usage);
@@ -175,14 +176,14 @@ export function registerImageGPTCommands(program: Command, setExit: (code: numbe
       const model = modelFromCheckpoint(ckpt);
       const data = { train: await loadDataset(name, { split: 'train' }), test: await loadDataset(name, { split: 'test' }) };
       const r = probe(model, data, {
-        layers, trainImages: o.trainImages, testImages: o.testImages, rawPixels: o.raw,
+        layers, bands: o.bands, trainImages: o.trainImages, testImages: o.testImages, rawPixels: o.raw,
         onProgress: (what, done, total) => { if (process.stderr.isTTY) process.stderr.write(`\r${what}: ${done}/${total}   `); },
       });
       if (process.stderr.isTTY) process.stderr.write('\n');
       if (o.json) {
         out(JSON.stringify({ dataset: name, step: ckpt.meta.step, ...r }));
       } else {
-        out(`linear probe of ${runDir} (step ${ckpt.meta.step}) on ${name}: ${r.trainImages} training images (10% held out to choose the L2 penalty), ${r.testImages} test images`);
+        out(`linear probe of ${runDir} (step ${ckpt.meta.step}) on ${name}${(o.bands ?? 1) > 1 ? `, features pooled over ${o.bands} bands of rows` : ''}: ${r.trainImages} training images (10% held out to choose the L2 penalty), ${r.testImages} test images`);
         for (const l of r.layers) out(line(`layer ${l.layer}`, l));
         if (r.raw) out(line('raw pixels', r.raw));
         if (r.layers.length > 1) out(`best layer by validation accuracy: ${r.best.layer} (test ${pct(r.best.testAccuracy)})${r.raw ? `, raw pixels ${pct(r.raw.testAccuracy)}` : ''}`);

@@ -118,6 +118,22 @@ describe('probe', () => {
         }
       }
     }
+    // Three bands of rows (uneven: rows 0, 1 and 2…3 of 4), each band's mean side by side.
+    const banded = poolFeatures(model as ImageGPT, train.images, 3, [2], 2, undefined, 3);
+    const s2 = states[2]!.data;
+    const rowsOf = [[0, 1], [1, 2], [2, 4]];
+    for (let img = 0; img < 3; img++) {
+      rowsOf.forEach(([r0, r1], band) => {
+        for (let c = 0; c < 8; c++) {
+          let m = 0;
+          for (let p = r0! * w; p < r1! * w; p++) m += s2[(img * h * w + p) * 8 + c]! / ((r1! - r0!) * w);
+          assert.ok(Math.abs(banded[0]![(img * 3 + band) * 8 + c]! - m) < 1e-6, `image ${img}, band ${band}, channel ${c}`);
+        }
+      });
+    }
+    const rb = probe(model, { train: make(60, 1, 'train'), test: make(30, 2, 'test') }, { layers: [1], bands: 2, rawPixels: false });
+    assert.equal(rb.layers[0]!.features, 16);
+    assert.throws(() => poolFeatures(model as ImageGPT, train.images, 3, [2], 2, undefined, h + 1), /bands must be an integer in 1..4 \(the image's rows\), got 5/);
     assert.ok(r.layers.includes(r.best));
     assert.ok(seen.includes('logistic regression on raw pixels'));
     assert.equal(middleLayer(24), 12);

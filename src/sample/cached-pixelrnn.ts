@@ -9,11 +9,10 @@
 import type { DiagonalBiLSTM, DiagonalBiLSTMLayer } from '../models/diagonal-bilstm.js';
 import type { LSTMState, PixelRNN, PixelRNNConfig } from '../models/pixelrnn.js';
 import type { RowLSTM, RowLSTMLayer } from '../models/row-lstm.js';
-import type { Conv2d } from '../nn/index.js';
-import { add, matmul, noGrad } from '../ops/index.js';
+import { add, matmul, noGrad, relu } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Stepper } from './driver.js';
-import { Cache, PixelConv, effectiveWeight } from './causal-conv.js';
+import { Cache, PixelConv, Pointwise } from './causal-conv.js';
 import type { SampleSetup } from './options.js';
 
 const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
@@ -30,14 +29,9 @@ class StateWeights {
     this.c0 = Float32Array.from(state.c0.data);
   }
 
-  /** taps [n, k·h] · w: [n, 4h]. */
-  product(taps: Float32Array, n: number): Float32Array {
-    return matmul(new Tensor(taps, [n, this.w.shape[0]!]), this.w).data as Float32Array;
-  }
-
-  /** z [n, 4h] + taps [n, k·h] · w, as a new array. */
+  /** z [n, 4h] += taps [n, k·h] · w, as a new array. */
   pre(z: Float32Array, taps: Float32Array, n: number): Float32Array {
-    const s = this.product(taps, n);
+    const s = matmul(new Tensor(taps, [n, this.w.shape[0]!]), this.w).data as Float32Array;
     const out = new Float32Array(z.length);
     for (let i = 0; i < z.length; i++) out[i] = z[i]! + s[i]!;
     return out;
@@ -62,85 +56,35 @@ function cell(z: Float32Array, n: number, h: number, cPrev: (i: number) => Float
   }
 }
 
-/**
- * A 1×1 convolution as a cached step applies it to [rows, Cin] values: one matrix product, with
- * its bias, an optional residual and an optional ReLU added in the same pass over the result.
- * Several 1×1 convolutions whose outputs are summed (the skip connections) stack into one: their
- * inputs side by side, their weights one above the other, their biases added.
- */
-class Dense {
-  private readonly weight: Tensor;
-  private readonly bias: Float32Array | null;
-  constructor(convs: readonly Conv2d[]) {
-    const ws = convs.map((conv) => {
-      if (conv.kernelSize[0] !== 1 || conv.kernelSize[1] !== 1) throw new Error('Dense: the convolution must be 1×1');
-      return effectiveWeight(conv).data as Float32Array;
-    });
-    const cin = convs.reduce((a, conv) => a + conv.inChannels, 0);
-    const cout = convs[0]!.outChannels;
-    const w = new Float32Array(cin * cout);
-    let at = 0;
-    ws.forEach((wi) => { w.set(wi, at); at += wi.length; });
-    this.weight = new Tensor(w, [cin, cout]);
-    const biased = convs.filter((conv) => conv.bias);
-    this.bias = biased.length ? new Float32Array(cout) : null;
-    for (const conv of biased) {
-      const b = conv.bias!.data as Float32Array;
-      for (let j = 0; j < cout; j++) this.bias![j] += b[j]!;
-    }
-  }
-
-  apply(x: Float32Array, rows: number, opts: { residual?: Float32Array; relu?: boolean } = {}): Float32Array {
-    const [cin, cout] = this.weight.shape as [number, number];
-    const y = matmul(new Tensor(x, [rows, cin]), this.weight).data as Float32Array;
-    const { residual, relu } = opts;
-    const b = this.bias;
-    for (let i = 0; i < rows; i++) {
-      for (let j = 0; j < cout; j++) {
-        const k = i * cout + j;
-        let v = y[k]!;
-        if (b) v += b[j]!;
-        if (residual) v += residual[k]!;
-        y[k] = relu && v < 0 ? 0 : v;
-      }
-    }
-    return y;
-  }
-}
-
-/**
- * The shared skeleton: first layer, caches of every layer's output, skip sum and output layers.
- * layerAt returns layer l's output [n, 2h] at (y, x), its residual included.
- */
+/** The shared skeleton: first layer, caches of every layer's output, skip sum and output layers. */
 function pixelRNNStepper<C extends PixelRNNConfig>(
   model: PixelRNN<C>, s: SampleSetup,
-  layerAt: (l: number, input: Cache, y: number, x: number) => Float32Array,
+  layerAt: (l: number, input: Cache, y: number, x: number) => Tensor,
   beginRow: (y: number, features: Cache[]) => void,
 ): Stepper {
   const { n, h, w, c } = s;
   const hc = model.config.hiddenChannels;
   const levels = model.likelihood.levels;
-  const layers = model.layers.length;
   const image = new Cache(n, h, w, c);
   const features = [...model.layers, null].map(() => new Cache(n, h, w, 2 * hc)); // first, then each layer's output
   const first = new PixelConv(model.first);
-  const skips = new Dense([...model.skips]); // Σ_l skip_l(f_l) as one product over [f_1 … f_L]
-  const outHidden = new Dense([model.outHidden]);
-  const out = new Dense([model.out]);
-  const stacked = new Float32Array(n * layers * 2 * hc);
+  const skips = [...model.skips].map((k) => new Pointwise(k));
+  const outHidden = new Pointwise(model.outHidden);
+  const out = new Pointwise(model.out);
   const canvas = s.canvas.data as Int32Array;
   for (let i = 0; i < image.data.length; i++) image.data[i] = (2 * canvas[i]!) / (levels - 1) - 1;
   return {
     beginRow: (y) => beginRow(y, features),
     pixel(y, x) {
       features[0]!.write(first.at(image, y, x), y, x);
-      for (let l = 0; l < layers; l++) {
+      let sum: Tensor | null = null;
+      skips.forEach((skip, l) => {
         const f = layerAt(l, features[l]!, y, x); // [n, 2h], the residual included
         features[l + 1]!.write(f, y, x);
-        for (let i = 0; i < n; i++) stacked.set(f.subarray(i * 2 * hc, (i + 1) * 2 * hc), (i * layers + l) * 2 * hc);
-      }
-      const sum = skips.apply(stacked, n, { relu: true });
-      return out.apply(outHidden.apply(sum, n, { relu: true }), n);
+        const term = skip.apply(f);
+        sum = sum === null ? term : add(sum, term);
+      });
+      return out.apply(relu(outHidden.apply(relu(sum!)))).data as Float32Array;
     },
     sampled(y, x, ch, values) {
       for (let i = 0; i < n; i++) image.data[((i * h + y) * w + x) * c + ch] = (2 * values[i]!) / (levels - 1) - 1;
@@ -154,60 +98,42 @@ function gatesAt(layer: RowLSTMLayer | DiagonalBiLSTMLayer, conv: PixelConv, con
   return (cond ? add(z, cond) : z).data as Float32Array;
 }
 
-/**
- * Row LSTM: row y's state-to-state term reads only row y − 1's hidden states, final when row y
- * starts, so it is computed for the whole row at once (one product over every column and image);
- * a pixel then costs its input-to-state product, the cell, and the output 1×1 per layer.
- */
 export function rowLSTMCachedStepper(model: RowLSTM, s: SampleSetup): Stepper {
   const { n, w } = s;
   const hc = model.config.hiddenChannels;
-  const g = 4 * hc;
   const layers = [...model.layers] as RowLSTMLayer[];
   const r = Math.floor(model.config.kernelSize / 2);
   const k = model.config.kernelSize;
   const weights = layers.map((l) => new StateWeights(l.state));
   const inConv = layers.map((l) => new PixelConv(l.inputToState));
-  const output = layers.map((l) => new Dense([l.output]));
+  const output = layers.map((l) => new Pointwise(l.output));
   const cond = layers.map((l) => noGrad(() => l.cond.forward(s.cond)));
-  // Per layer: the previous row's h and c [n, w, h] (h0, c0 before the first row), the current
-  // row's, and the previous row's state-to-state term [n, w, 4h].
+  // Per layer: the previous row's h and c [n, w, h] (h0, c0 before the first row) and the current row's.
   const fill = (v: Float32Array) => { const a = new Float32Array(n * w * hc); for (let p = 0; p < n * w; p++) a.set(v, p * hc); return a; };
   const prevH = weights.map((sw) => fill(sw.h0));
   const prevC = weights.map((sw) => fill(sw.c0));
   const curH = layers.map(() => new Float32Array(n * w * hc));
   const curC = layers.map(() => new Float32Array(n * w * hc));
-  const rowTerm = layers.map(() => new Float32Array(n * w * g));
-  const taps = new Float32Array(n * w * k * hc);
-  const pre = new Float32Array(n * g);
-  const hx = new Float32Array(n * hc);
   return pixelRNNStepper(model, s, (l, input, y, x) => {
     const z = gatesAt(layers[l]!, inConv[l]!, cond[l]!, input, y, x);
-    const term = rowTerm[l]!;
+    // The previous row's h at columns x − r … x + r (zero off the image).
+    const taps = new Float32Array(n * k * hc);
     for (let i = 0; i < n; i++) {
-      const from = (i * w + x) * g;
-      for (let j = 0; j < g; j++) pre[i * g + j] = z[i * g + j]! + term[from + j]!;
+      for (let kk = 0; kk < k; kk++) {
+        const col = x - r + kk;
+        if (col >= 0 && col < w) taps.set(prevH[l]!.subarray((i * w + col) * hc, (i * w + col + 1) * hc), (i * k + kk) * hc);
+      }
     }
+    const pre = weights[l]!.pre(z, taps, n);
     cell(pre, n, hc, (i) => prevC[l]!.subarray((i * w + x) * hc, (i * w + x + 1) * hc), curH[l]!, curC[l]!, (i) => (i * w + x) * hc);
+    const hx = new Float32Array(n * hc);
     for (let i = 0; i < n; i++) hx.set(curH[l]!.subarray((i * w + x) * hc, (i * w + x + 1) * hc), i * hc);
-    return output[l]!.apply(hx, n, { residual: input.at(y, x).data as Float32Array });
+    return add(output[l]!.apply(new Tensor(hx, [n, hc])), input.at(y, x));
   }, (y) => {
+    if (y === 0) return;
     layers.forEach((_, l) => {
-      if (y > 0) {
-        prevH[l]!.set(curH[l]!);
-        prevC[l]!.set(curC[l]!);
-      }
-      // The previous row's h at columns x − r … x + r of every column x (zero off the image).
-      taps.fill(0);
-      for (let i = 0; i < n; i++) {
-        for (let x = 0; x < w; x++) {
-          for (let kk = 0; kk < k; kk++) {
-            const col = x - r + kk;
-            if (col >= 0 && col < w) taps.set(prevH[l]!.subarray((i * w + col) * hc, (i * w + col + 1) * hc), ((i * w + x) * k + kk) * hc);
-          }
-        }
-      }
-      rowTerm[l]!.set(weights[l]!.product(taps, n * w));
+      prevH[l]!.set(curH[l]!);
+      prevC[l]!.set(curC[l]!);
     });
   });
 }
@@ -242,7 +168,7 @@ export function diagonalBiLSTMCachedStepper(model: DiagonalBiLSTM, s: SampleSetu
   const fPad = fw.map((sw) => paddingStates(sw, hc, h));
   const bPad = bw.map((sw) => paddingStates(sw, hc, h));
   const inConv = layers.map((l) => new PixelConv(l.inputToState));
-  const output = layers.map((l) => new Dense([l.output]));
+  const output = layers.map((l) => new Pointwise(l.output));
   const cond = layers.map((l) => noGrad(() => l.cond.forward(s.cond)));
   const zs = layers.map(() => new Cache(n, h, w, 2 * g)); // every pixel's gates, both directions
   const row = () => layers.map(() => new Float32Array(n * w * hc));
@@ -283,7 +209,7 @@ export function diagonalBiLSTMCachedStepper(model: DiagonalBiLSTM, s: SampleSetu
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < hc; j++) sum[i * hc + j] = fCurH[l]![px(i, x) + j]! + (y > 0 ? bPrevH[l]![px(i, x) + j]! : 0);
     }
-    return output[l]!.apply(sum, n, { residual: input.at(y, x).data as Float32Array });
+    return add(output[l]!.apply(new Tensor(sum, [n, hc])), input.at(y, x));
   }, (y) => {
     if (y === 0) return;
     layers.forEach((_, l) => {

@@ -34,7 +34,7 @@ export class Cache {
   }
 }
 
-export function effectiveWeight(conv: Conv2d): Tensor {
+function effectiveWeight(conv: Conv2d): Tensor {
   return noGrad(() => (conv.mask ? mul(conv.weight, conv.mask) : conv.weight.detach()));
 }
 

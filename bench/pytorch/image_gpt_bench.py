@@ -30,19 +30,17 @@ ap.add_argument("--steps", type=int, default=3)
 ap.add_argument("--pixels", type=int, default=28)
 args = ap.parse_args()
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 import torch  # noqa: E402
 from arpix_torch.image_gpt import Model  # noqa: E402
+from timing import emit, serve  # noqa: E402
 
 torch.set_num_threads(args.threads)
 cfg = json.load(open(args.config))
 torch.manual_seed(0)
 h, w, c = cfg["height"], cfg["width"], cfg["channels"]
 levels = 256 if cfg["likelihood"]["kind"] == "palette" else cfg["likelihood"]["levels"]
-
-
-def emit(**kw):
-    print(json.dumps(kw), flush=True)
 
 
 if args.mode == "serve":
@@ -57,13 +55,7 @@ if args.mode == "serve":
             loss.backward()
             opt.step()
 
-    for _ in range(args.warmup):
-        run()
-    emit(ready=True)
-    for line in sys.stdin:
-        t = time.perf_counter()
-        run()
-        emit(seconds=time.perf_counter() - t)
+    serve(run, args.warmup)
 else:
     model = Model(cfg).eval()
     canvas = torch.zeros(args.batch, h, w, c, dtype=torch.long)

@@ -19,7 +19,6 @@ import math
 import os
 import statistics
 import sys
-import time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("mode", choices=["serve", "sample"])
@@ -37,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch  # noqa: E402
 from arpix_torch import build_model  # noqa: E402
 from arpix_torch.common import scale_input  # noqa: E402
-from timing import emit, timed  # noqa: E402
+from timing import emit, serve, timed  # noqa: E402
 
 torch.set_num_threads(args.threads)
 cfg = json.load(open(args.config))
@@ -58,12 +57,7 @@ if args.mode == "serve":
             loss.backward()
             opt.step()
 
-    timed(run, 0, args.warmup)
-    emit(ready=True)
-    for line in sys.stdin:
-        t = time.perf_counter()
-        run()
-        emit(format=line.strip(), seconds=time.perf_counter() - t)
+    serve(run, args.warmup)
 else:
     if cfg["likelihood"]["kind"] != "categorical" or c != 1:
         raise SystemExit("pixelrnn_bench.py sample: grey categorical models only")

@@ -23,8 +23,10 @@ import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 from arpix_torch import build_model  # noqa: E402
+from timing import emit, serve  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("mode", choices=["serve", "sample"])
@@ -38,10 +40,6 @@ ap.add_argument("--positions", type=int, default=28)
 args = ap.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
-
-
-def emit(**kw):
-    print(json.dumps(kw), flush=True)
 
 
 def bits_per_dim_loss(model, images):
@@ -63,13 +61,7 @@ if args.mode == "serve":
             loss.backward()
             opt.step()
 
-    for _ in range(args.warmup):
-        run()
-    emit(ready=True)
-    for _ in sys.stdin:
-        t = time.perf_counter()
-        run()
-        emit(seconds=time.perf_counter() - t)
+    serve(run, args.warmup)
 
 elif args.mode == "sample":
     cfg = json.load(open(args.config))

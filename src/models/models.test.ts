@@ -205,8 +205,15 @@ describe('causality by intervention: changing every element from i on leaves the
         for (let j = e; j < d; j++) img[j] = (base[j]! + shifts[k * d + j]!) % levels;
       });
       const n = starts.length + 1;
-      const cond = conditionFor(cfg, n);
-      const params = ax.noGrad(() => model.params(new Tensor(batch, [n, h, w, c]), cond)).data;
+      // One image per forward pass: a kernel may sum in another (equally right) order for some
+      // rows of a batch (oneDNN's AVX2 convolutions do, by a last ulp), so each image is the
+      // same computation on different data.
+      const cond = conditionFor(cfg, 1);
+      const params = new Float64Array(n * h * w * model.paramsPerPixel);
+      for (let k = 0; k < n; k++) {
+        const one = ax.noGrad(() => model.params(new Tensor(batch.slice(k * d, (k + 1) * d), [1, h, w, c]), cond)).data;
+        params.set(one, k * one.length);
+      }
       const pp = model.paramsPerPixel;
       const per = perChannel ? pp / c : pp;
       starts.forEach((e, k) => {

@@ -17,13 +17,14 @@
         "native/lstm_scan.cc",
         "native/optim.cc",
         "native/transformer.cc",
-        "native/attention.cc"
+        "native/attention.cc",
+        "native/cached_step.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions", "-O2", "-O3"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-O2"],
-      "cflags_cc": ["-std=c++17", "-O3", "-march=native", "-fopenmp", "-fexceptions", "-fno-math-errno"],
+      "cflags_cc": ["-std=c++17", "-O3", "-march=native", "-fopenmp", "-fexceptions", "-fno-math-errno", "-fno-trapping-math"],
       "ldflags": ["-fopenmp"],
       "libraries": ["-ldnnl", "-fopenmp"]
     }

@@ -4,6 +4,7 @@
 // (src/backends/native/); what is checked here protects memory: dtypes and element counts.
 #include <napi.h>
 #include <malloc.h>
+#include <memory>
 #include <optional>
 #include <omp.h>
 
@@ -819,6 +820,110 @@ ARPIX_EXPORT(cacheSizes) {
   return o;
 }
 
+// ---- cached sampling steps ----
+
+/** A float32 field of a plan object, which must hold exactly `size` elements. */
+float* planFloats(const char* kernel, const Napi::Object& o, const char* name, int64_t size) {
+  Buf b = bufOf(kernel, name, o.Get(name));
+  requireDType(kernel, name, b, DType::F32);
+  if (b.size != size) throw KernelError(kernel, std::string(name) + " holds " + std::to_string(b.size) + " elements, expected " + std::to_string(size));
+  return b.f32();
+}
+
+int64_t planInt(const char* kernel, const Napi::Object& o, const char* name, int64_t min) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsNumber()) throw KernelError(kernel, std::string(name) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= double(min)) || d != double(int64_t(d))) throw KernelError(kernel, std::string(name) + " must be an integer ≥ " + std::to_string(min));
+  return int64_t(d);
+}
+
+std::vector<int64_t> planTaps(const char* kernel, const Napi::Object& o, const char* name) {
+  Buf b = bufOf(kernel, name, o.Get(name));
+  requireDType(kernel, name, b, DType::I32);
+  return std::vector<int64_t>(b.i32(), b.i32() + b.size);
+}
+
+StepDense planDense(const char* kernel, const Napi::Object& parent, const char* name, int64_t cin, int64_t cout) {
+  Napi::Value v = parent.Get(name);
+  if (!v.IsObject()) throw KernelError(kernel, std::string(name) + " must be an object {weight, bias, cin, cout}");
+  Napi::Object o = v.As<Napi::Object>();
+  StepDense d;
+  d.cin = planInt(kernel, o, "cin", 0), d.cout = planInt(kernel, o, "cout", 1);
+  if ((cin >= 0 && d.cin != cin) || (cout >= 0 && d.cout != cout)) throw KernelError(kernel, std::string(name) + " has the wrong shape");
+  d.w = planFloats(kernel, o, "weight", d.cin * d.cout);
+  d.b = planFloats(kernel, o, "bias", d.cout);
+  return d;
+}
+
+// rowLstmPlan(plan) → a handle for rowLstmStep. The plan's arrays must outlive the handle (the
+// JS adapter keeps both together) and be views of explicitly created ArrayBuffers, whose memory
+// never moves.
+ARPIX_EXPORT(rowLstmPlan) {
+  return guarded(info, "rowLstmPlan", [&] {
+    const char* k = "rowLstmPlan";
+    if (!info[0].IsObject()) throw KernelError(k, "the plan must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto p = std::make_unique<RowLstmStepPlan>();
+    p->n = planInt(k, o, "n", 1), p->H = planInt(k, o, "height", 1), p->W = planInt(k, o, "width", 1);
+    p->C = planInt(k, o, "channels", 1), p->h = planInt(k, o, "hidden", 1), p->k = planInt(k, o, "kernel", 1);
+    if (p->k % 2 == 0) throw KernelError(k, "kernel must be odd");
+    const int64_t n = p->n, W = p->W, h = p->h, F = 2 * h, G = 4 * h;
+    p->image = planFloats(k, o, "image", n * p->H * W * p->C);
+    p->firstTaps = planTaps(k, o, "firstTaps");
+    if (p->firstTaps.size() % 2) throw KernelError(k, "firstTaps must hold (dy, dx) pairs");
+    const int64_t t0 = int64_t(p->firstTaps.size()) / 2;
+    p->first = planDense(k, o, "first", t0 * p->C, F);
+    Napi::Value lv = o.Get("layers"), rv = o.Get("rows");
+    if (!lv.IsArray() || !rv.IsArray()) throw KernelError(k, "layers and rows must be arrays");
+    Napi::Array layers = lv.As<Napi::Array>(), rows = rv.As<Napi::Array>();
+    const int64_t L = layers.Length();
+    if (L < 1 || int64_t(rows.Length()) != L) throw KernelError(k, "needs at least one layer and one input row per layer");
+    int64_t maxK = t0 * p->C;
+    for (int64_t l = 0; l < L; l++) {
+      Napi::Value rowValue = rows.Get(uint32_t(l));
+      Buf row = bufOf(k, "rows[l]", rowValue);
+      requireDType(k, "rows[l]", row, DType::F32);
+      if (row.size != n * W * F) throw KernelError(k, "rows[" + std::to_string(l) + "] must hold n·W·2h elements");
+      p->rows.push_back(row.f32());
+      if (!layers.Get(uint32_t(l)).IsObject()) throw KernelError(k, "every layer must be an object");
+      Napi::Object lo = layers.Get(uint32_t(l)).As<Napi::Object>();
+      RowLstmStepLayer layer;
+      layer.inputTaps = planTaps(k, lo, "inputTaps");
+      for (int64_t dx : layer.inputTaps) {
+        if (dx > 0) throw KernelError(k, "inputTaps must be ≤ 0 (a later column is not causal)");
+      }
+      const int64_t K = int64_t(layer.inputTaps.size()) * F + p->k * h;
+      maxK = std::max(maxK, K);
+      layer.gates = planFloats(k, lo, "gates", K * G);
+      layer.gateBias = planFloats(k, lo, "gateBias", n * G);
+      layer.output = planDense(k, lo, "output", h, F);
+      layer.prevH = planFloats(k, lo, "prevH", n * W * h), layer.prevC = planFloats(k, lo, "prevC", n * W * h);
+      layer.curH = planFloats(k, lo, "curH", n * W * h), layer.curC = planFloats(k, lo, "curC", n * W * h);
+      p->layers.push_back(std::move(layer));
+    }
+    p->skip = planDense(k, o, "skip", L * F, -1);
+    p->outHidden = planDense(k, o, "outHidden", p->skip.cout, -1);
+    p->out = planDense(k, o, "out", p->outHidden.cout, -1);
+    p->logits = planFloats(k, o, "logits", n * p->out.cout);
+    p->taps.resize(size_t(n * maxK)), p->z.resize(size_t(n * G)), p->hx.resize(size_t(n * h)), p->f.resize(size_t(n * F));
+    p->skipIn.resize(size_t(n * L * F)), p->a.resize(size_t(n * p->skip.cout)), p->b.resize(size_t(n * p->outHidden.cout));
+    return Napi::Value(Napi::External<RowLstmStepPlan>::New(info.Env(), p.release(), [](Napi::Env, RowLstmStepPlan* q) { delete q; }));
+  });
+}
+
+// rowLstmStep(handle, y, x)
+ARPIX_EXPORT(rowLstmStep) {
+  return guarded(info, "rowLstmStep", [&] {
+    if (!info[0].IsExternal()) throw KernelError("rowLstmStep", "the first argument must be a handle from rowLstmPlan");
+    RowLstmStepPlan& p = *info[0].As<Napi::External<RowLstmStepPlan>>().Data();
+    const int64_t y = info[1].As<Napi::Number>().Int64Value(), x = info[2].As<Napi::Number>().Int64Value();
+    if (y < 0 || y >= p.H || x < 0 || x >= p.W) throw KernelError("rowLstmStep", "pixel (" + std::to_string(y) + ", " + std::to_string(x) + ") is off the image");
+    rowLstmStep(p, y, x);
+    return info.Env().Undefined();
+  });
+}
+
 // convBenchBest(N, H, W, Cin, Cout, k, iters) → {forward, backwardData, backwardWeights}: {seconds, config}
 ARPIX_EXPORT(convBenchBest) {
   return guarded(info, "convBenchBest", [&] {
@@ -891,6 +996,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(attention);
   ARPIX_REGISTER(attentionBackward);
   ARPIX_REGISTER(attentionStep);
+  ARPIX_REGISTER(rowLstmPlan);
+  ARPIX_REGISTER(rowLstmStep);
   ARPIX_REGISTER(threads);
   ARPIX_REGISTER(setThreads);
   ARPIX_REGISTER(setConvAlgorithm);

@@ -306,6 +306,38 @@ void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB
 void lstmScan(const Buf& xg, const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs, const Buf& cs, const Buf& acts, int64_t pad);
 /** Its backward through time: dxg, dw, dh0, dc0 (overwritten). */
 void lstmScanBackward(const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs, const Buf& cs, const Buf& acts, const Buf& dhs, const Buf& dxg, const Buf& dw, const Buf& dh0, const Buf& dc0, int64_t pad);
+// ---- cached sampling steps (native/cached_step.cc) ----
+
+/** A dense layer of a cached step: out [n, cout] = in [n, cin] · w [cin, cout] + b. */
+struct StepDense {
+  const float* w = nullptr;
+  const float* b = nullptr;
+  int64_t cin = 0, cout = 0;
+};
+
+struct RowLstmStepLayer {
+  std::vector<int64_t> inputTaps;  // dx ≤ 0 of the input row
+  const float* gates = nullptr;     // [taps·2h + k·h, 4h]
+  const float* gateBias = nullptr;  // [n, 4h]
+  StepDense output;                 // h → 2h
+  float *prevH = nullptr, *prevC = nullptr, *curH = nullptr, *curC = nullptr;  // [n, W, h]
+};
+
+/** rowLstmStep's plan (RowLSTMStepPlan in src/kernels/contracts.ts): pointers into JS-owned arrays, plus scratch. */
+struct RowLstmStepPlan {
+  int64_t n = 0, H = 0, W = 0, C = 0, h = 0, k = 0;
+  float* image = nullptr;
+  std::vector<int64_t> firstTaps;  // (dy, dx) pairs
+  StepDense first, skip, outHidden, out;
+  std::vector<float*> rows;  // [n, W, 2h] per layer
+  std::vector<RowLstmStepLayer> layers;
+  float* logits = nullptr;
+  std::vector<float> taps, z, hx, f, skipIn, a, b;  // scratch
+};
+
+/** One pixel of a Row LSTM's cached sampler through every layer (see the contract). */
+void rowLstmStep(RowLstmStepPlan& p, int64_t y, int64_t x);
+
 // ---- the transformer core (native/transformer.cc, native/attention.cc) ----
 
 /** Layer norm (or RMS norm with rms) over the last axis; writes mean (not with rms) and rstd per row. */

@@ -8,8 +8,8 @@ namespace arpix {
 namespace {
 
 using dnnl::memory;
-using Key = CacheKey<6>;
-std::unordered_map<Key, std::unique_ptr<ThreadProduct>, CacheKeyHash<6>> products;
+using Key = CacheKey<7>;
+std::unordered_map<Key, std::unique_ptr<ThreadProduct>, CacheKeyHash<7>> products;
 
 std::vector<dnnl::stream>& streams() {
   static std::vector<dnnl::stream> s;
@@ -36,7 +36,9 @@ float* sumThreadBuffers(int which, int nthr, int64_t n) {
 }
 
 const ThreadProduct& threadProduct(const ProductShape& s, int nthr) {
-  const Key key{{s.batch, s.M, s.K, s.N, int64_t(s.transA), int64_t(s.accumulate)}};
+  // oneDNN sizes a primitive's work split for the threads it was built under (see onednn_conv.cc):
+  // a product built for one thread (a cached sampling step) is another primitive.
+  const Key key{{s.batch, s.M, s.K, s.N, int64_t(s.transA), int64_t(s.accumulate), omp_get_max_threads()}};
   auto it = products.find(key);
   if (it == products.end()) {
     const auto f32 = memory::data_type::f32;

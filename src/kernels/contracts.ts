@@ -91,6 +91,65 @@ export interface AdamHyper {
   readonly l2: number;
 }
 
+/** A dense layer of a cached step: out [n, cout] = in [n, cin] · weight [cin, cout] + bias [cout]. */
+export interface StepDense {
+  readonly weight: Float32Array;
+  readonly bias: Float32Array;
+  readonly cin: number;
+  readonly cout: number;
+}
+
+/** One Row LSTM layer of a cached step (src/sample/cached-pixelrnn.ts builds it). */
+export interface RowLSTMStepLayer {
+  /** Columns dx ≤ 0 of the layer's input row that its input-to-state convolution reads (masked-out taps left out). */
+  readonly inputTaps: Int32Array;
+  /**
+   * The gates' weights [inputTaps·2h + k·h, 4h]: the input-to-state taps' (masked) weights, then
+   * the state-to-state weights of the previous row's h at columns x − ⌊k/2⌋ … x + ⌊k/2⌋.
+   */
+  readonly gates: Float32Array;
+  /** Each image's gate bias [n, 4h]: the input-to-state bias plus the image's condition. */
+  readonly gateBias: Float32Array;
+  /** The 1×1 convolution h → 2h that the residual adds to the layer's input. */
+  readonly output: StepDense;
+  /** h and c [n, W, h] of the previous row (h0, c0 before the first) and of the current row. */
+  readonly prevH: Float32Array;
+  readonly prevC: Float32Array;
+  readonly curH: Float32Array;
+  readonly curC: Float32Array;
+}
+
+/**
+ * Everything a Row LSTM's cached step reads and writes: its weights, stacked as the step uses
+ * them, and its state. The sampler writes sampled values into `image` and moves the current row's
+ * states into the previous row's at the start of each row; the step writes the rest.
+ */
+export interface RowLSTMStepPlan {
+  readonly n: number;
+  readonly height: number;
+  readonly width: number;
+  readonly channels: number;
+  /** LSTM channels h (the residual stream carries 2h). */
+  readonly hidden: number;
+  /** State-to-state kernel width k (odd). */
+  readonly kernel: number;
+  /** The input image [n, H, W, C], scaled to [−1, 1]. */
+  readonly image: Float32Array;
+  /** (dy, dx) of the first convolution's taps that its mask leaves open, [taps, 2]. */
+  readonly firstTaps: Int32Array;
+  /** The first convolution's stacked weights [taps·C, 2h] and bias. */
+  readonly first: StepDense;
+  /** Each layer's input row [n, W, 2h]: the first convolution's output, then each layer's. */
+  readonly rows: readonly Float32Array[];
+  readonly layers: readonly RowLSTMStepLayer[];
+  /** Every layer's skip 1×1, stacked [L·2h, 2h], with the biases summed. */
+  readonly skip: StepDense;
+  readonly outHidden: StepDense;
+  readonly out: StepDense;
+  /** The step's result: likelihood parameters [n, P] of the pixel. */
+  readonly logits: Float32Array;
+}
+
 export interface Kernels {
   /** out[i] = op(x[i]); same shape. elu uses alpha = 1. Comparisons are not unary. */
   unary(x: View, out: View, op: UnaryOp): void;
@@ -259,6 +318,19 @@ export interface Kernels {
    * would give.
    */
   attentionStep(q: View, k: View, v: View, out: View, position: number, a: AttentionAttrs): void;
+
+  // ---- cached sampling ----
+
+  /**
+   * One pixel (y, x) of a Row LSTM's cached sampler, all layers: the first convolution over
+   * `image` at the plan's taps → rows[0] at x; for each layer l, z = gateBias + [rows[l] at the
+   * input taps | prevH at x − ⌊k/2⌋ … x + ⌊k/2⌋ (zeros off the row)] · gates, the LSTM cell
+   * (gates [o, f, i, g] as lstmScan, c_prev = prevC at x) → curH, curC at x, then
+   * f_l = rows[l] at x + output(h) → rows[l + 1] at x (the last layer's f only to the skip); then logits = out(relu(outHidden(relu(
+   * skip([f_0 | … | f_{L−1}]))))). A stateful kernel: it writes the plan's rows, current states
+   * and logits in place, and reads nothing at or after (y, x) that it has not written.
+   */
+  rowLstmStep(plan: RowLSTMStepPlan, y: number, x: number): void;
 }
 
 export type KernelName = keyof Kernels;

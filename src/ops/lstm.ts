@@ -5,7 +5,8 @@
 // a step, the gates and the cell. `lstmScanComposed` builds the same recurrence from small ops:
 // the fused kernels' oracle.
 
-import { ShapeError, fmtShape } from '../errors.js';
+import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
+import type { RowLSTMStepPlan, StepDense } from '../kernels/contracts.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { K, checkFloat, checkSameDType, empty, record } from './core.js';
 import { zeros } from './creation.js';
@@ -74,4 +75,60 @@ export function lstmScanComposed(xg: Tensor, w: Tensor, h0: Tensor, c0: Tensor, 
     out.push(reshape(hNew, [1, b, l, h]));
   }
   return concat(out, 0);
+}
+
+/** Checks a Row LSTM step plan's sizes against its dimensions (each error names the field). */
+function checkRowLSTMPlan(p: RowLSTMStepPlan): void {
+  const op = 'rowLstmStep';
+  for (const name of ['n', 'height', 'width', 'channels', 'hidden', 'kernel'] as const) {
+    if (!Number.isInteger(p[name]) || p[name] < 1) throw new ArgumentError(op, name, `must be a positive integer, got ${p[name]}`);
+  }
+  if (p.kernel % 2 === 0) throw new ArgumentError(op, 'kernel', `must be odd, got ${p.kernel}`);
+  const { n, height: H, width: W, channels: C, hidden: h } = p;
+  const L = p.layers.length;
+  const size = (name: string, a: ArrayLike<number>, want: number) => {
+    if (a.length !== want) throw new ArgumentError(op, name, `holds ${a.length} values, expected ${want}`);
+  };
+  const dense = (name: string, d: StepDense, cin: number | null, cout: number | null) => {
+    if ((cin !== null && d.cin !== cin) || (cout !== null && d.cout !== cout)) throw new ArgumentError(op, name, `is ${d.cin} → ${d.cout}, expected ${cin ?? d.cin} → ${cout ?? d.cout}`);
+    size(`${name}.weight`, d.weight, d.cin * d.cout);
+    size(`${name}.bias`, d.bias, d.cout);
+  };
+  size('image', p.image, n * H * W * C);
+  if (p.firstTaps.length % 2 !== 0) throw new ArgumentError(op, 'firstTaps', 'must hold (dy, dx) pairs');
+  for (let t = 0; t < p.firstTaps.length; t += 2) {
+    const dy = p.firstTaps[t]!, dx = p.firstTaps[t + 1]!;
+    if (dy > 0 || (dy === 0 && dx > 0)) throw new ArgumentError(op, 'firstTaps', `has the tap (${dy}, ${dx}), which reads a later pixel`);
+  }
+  dense('first', p.first, (p.firstTaps.length / 2) * C, 2 * h);
+  if (L < 1 || p.rows.length !== L) throw new ArgumentError(op, 'rows', `must hold one row per layer (${L} layers), got ${p.rows.length}`);
+  p.layers.forEach((l, i) => {
+    size(`rows[${i}]`, p.rows[i]!, n * W * 2 * h);
+    if (l.inputTaps.some((dx) => dx > 0)) throw new ArgumentError(op, `layers[${i}].inputTaps`, 'must be ≤ 0 (a later column is not causal)');
+    size(`layers[${i}].gates`, l.gates, (l.inputTaps.length * 2 * h + p.kernel * h) * 4 * h);
+    size(`layers[${i}].gateBias`, l.gateBias, n * 4 * h);
+    dense(`layers[${i}].output`, l.output, h, 2 * h);
+    for (const s of ['prevH', 'prevC', 'curH', 'curC'] as const) size(`layers[${i}].${s}`, l[s], n * W * h);
+  });
+  dense('skip', p.skip, L * 2 * h, null);
+  dense('outHidden', p.outHidden, p.skip.cout, null);
+  dense('out', p.out, p.outHidden.cout, null);
+  size('logits', p.logits, n * p.out.cout);
+}
+
+const checkedPlans = new WeakSet<RowLSTMStepPlan>();
+
+/**
+ * One pixel (y, x) of a Row LSTM's cached sampler through every layer, in place on the plan
+ * (the rowLstmStep kernel: src/kernels/contracts.ts). The plan is checked the first time it is used.
+ */
+export function rowLstmStep(plan: RowLSTMStepPlan, y: number, x: number): void {
+  if (!checkedPlans.has(plan)) {
+    checkRowLSTMPlan(plan);
+    checkedPlans.add(plan);
+  }
+  if (!Number.isInteger(y) || !Number.isInteger(x) || y < 0 || y >= plan.height || x < 0 || x >= plan.width) {
+    throw new ArgumentError('rowLstmStep', 'pixel', `(${y}, ${x}) is off the ${plan.height}×${plan.width} image`);
+  }
+  K().rowLstmStep(plan, y, x);
 }

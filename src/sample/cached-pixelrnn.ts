@@ -1,15 +1,18 @@
 // Cached sampling for PixelRNN. A layer's LSTM state at a pixel depends only on earlier pixels'
 // states and on its input at that pixel, so each layer keeps its states and a new pixel costs its
 // input-to-state product, one state-to-state product over the few states it reads, the gates and
-// the 1×1 output — per layer. Row LSTM keeps the previous row's h and c; Diagonal BiLSTM keeps the
-// forward direction's previous and current rows, and computes the backward direction of row
-// r − 1 (right to left, from its stored input gates) once when row r starts, since row r's
-// outputs read it shifted down by one row.
+// the 1×1 output — per layer. Row LSTM keeps the previous row's h and c and runs a whole pixel,
+// every layer, in one rowLstmStep kernel call on a plan of stacked weights (a dozen tiny products
+// as separate ops cost ~10 µs each of allocation and dispatch, several times their arithmetic);
+// Diagonal BiLSTM keeps the forward direction's previous and current rows, and computes the
+// backward direction of row r − 1 (right to left, from its stored input gates) once when row r
+// starts, since row r's outputs read it shifted down by one row.
 
 import type { DiagonalBiLSTM, DiagonalBiLSTMLayer } from '../models/diagonal-bilstm.js';
 import type { LSTMState, PixelRNN, PixelRNNConfig } from '../models/pixelrnn.js';
 import type { RowLSTM, RowLSTMLayer } from '../models/row-lstm.js';
-import { add, matmul, noGrad, relu } from '../ops/index.js';
+import type { RowLSTMStepLayer, RowLSTMStepPlan, StepDense } from '../kernels/contracts.js';
+import { add, matmul, noGrad, relu, rowLstmStep } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Stepper } from './driver.js';
 import { Cache, PixelConv, Pointwise } from './causal-conv.js';
@@ -98,44 +101,112 @@ function gatesAt(layer: RowLSTMLayer | DiagonalBiLSTMLayer, conv: PixelConv, con
   return (cond ? add(z, cond) : z).data as Float32Array;
 }
 
-export function rowLSTMCachedStepper(model: RowLSTM, s: SampleSetup): Stepper {
-  const { n, w } = s;
+/** A float array on its own ArrayBuffer, whose memory a native step may keep pointing at. */
+function planFloats(n: number, from?: ArrayLike<number>): Float32Array {
+  const a = new Float32Array(new ArrayBuffer(4 * Math.max(n, 1)), 0, n);
+  if (from) a.set(from);
+  return a;
+}
+
+function planInts(values: readonly number[]): Int32Array {
+  const a = new Int32Array(new ArrayBuffer(4 * Math.max(values.length, 1)), 0, values.length);
+  a.set(values);
+  return a;
+}
+
+/** A 1×1 convolution as a step's dense layer (a zero bias when it has none). */
+function stepDense(p: Pointwise | PixelConv, cin: number, cout: number): StepDense {
+  const { weight, bias } = p instanceof Pointwise ? p.parts : p.stacked;
+  return { weight: planFloats(weight.length, weight), bias: planFloats(cout, bias ?? undefined), cin, cout };
+}
+
+/** Every image's gate bias [n, 4h]: the input-to-state bias plus the image's condition. */
+function gateBias(bias: Float32Array | null, cond: Tensor | null, n: number, g: number): Float32Array {
+  const out = planFloats(n * g);
+  const c = cond ? (cond.data as Float32Array) : null;
+  if (c && c.length !== n * g) throw new Error(`row-lstm cached sampler: the condition holds ${c.length} values, expected ${n}·${g}`);
+  for (let i = 0; i < n; i++) for (let j = 0; j < g; j++) out[i * g + j] = (bias?.[j] ?? 0) + (c?.[i * g + j] ?? 0);
+  return out;
+}
+
+/**
+ * The Row LSTM's plan for rowLstmStep (src/kernels/contracts.ts): its weights stacked as one
+ * pixel uses them — each layer's input-to-state taps and state-to-state taps in one matrix, every
+ * skip in one — and its states. Row LSTM layers read only the current row of their input and the
+ * previous row of their states, so rows and states are one image row each.
+ */
+export function rowLSTMStepPlan(model: RowLSTM, s: SampleSetup): RowLSTMStepPlan {
+  const { n, h: height, w: width, c: channels } = s;
   const hc = model.config.hiddenChannels;
-  const layers = [...model.layers] as RowLSTMLayer[];
-  const r = Math.floor(model.config.kernelSize / 2);
   const k = model.config.kernelSize;
-  const weights = layers.map((l) => new StateWeights(l.state));
-  const inConv = layers.map((l) => new PixelConv(l.inputToState));
-  const output = layers.map((l) => new Pointwise(l.output));
-  const cond = layers.map((l) => noGrad(() => l.cond.forward(s.cond)));
-  // Per layer: the previous row's h and c [n, w, h] (h0, c0 before the first row) and the current row's.
-  const fill = (v: Float32Array) => { const a = new Float32Array(n * w * hc); for (let p = 0; p < n * w; p++) a.set(v, p * hc); return a; };
-  const prevH = weights.map((sw) => fill(sw.h0));
-  const prevC = weights.map((sw) => fill(sw.c0));
-  const curH = layers.map(() => new Float32Array(n * w * hc));
-  const curC = layers.map(() => new Float32Array(n * w * hc));
-  return pixelRNNStepper(model, s, (l, input, y, x) => {
-    const z = gatesAt(layers[l]!, inConv[l]!, cond[l]!, input, y, x);
-    // The previous row's h at columns x − r … x + r (zero off the image).
-    const taps = new Float32Array(n * k * hc);
-    for (let i = 0; i < n; i++) {
-      for (let kk = 0; kk < k; kk++) {
-        const col = x - r + kk;
-        if (col >= 0 && col < w) taps.set(prevH[l]!.subarray((i * w + col) * hc, (i * w + col + 1) * hc), (i * k + kk) * hc);
-      }
-    }
-    const pre = weights[l]!.pre(z, taps, n);
-    cell(pre, n, hc, (i) => prevC[l]!.subarray((i * w + x) * hc, (i * w + x + 1) * hc), curH[l]!, curC[l]!, (i) => (i * w + x) * hc);
-    const hx = new Float32Array(n * hc);
-    for (let i = 0; i < n; i++) hx.set(curH[l]!.subarray((i * w + x) * hc, (i * w + x + 1) * hc), i * hc);
-    return add(output[l]!.apply(new Tensor(hx, [n, hc])), input.at(y, x));
-  }, (y) => {
-    if (y === 0) return;
-    layers.forEach((_, l) => {
-      prevH[l]!.set(curH[l]!);
-      prevC[l]!.set(curC[l]!);
-    });
+  const f2 = 2 * hc, g4 = 4 * hc;
+  const layers = [...model.layers] as RowLSTMLayer[];
+  const first = new PixelConv(model.first);
+  const stepLayers = layers.map((layer): RowLSTMStepLayer => {
+    const conv = new PixelConv(layer.inputToState);
+    const taps = conv.tapOffsets;
+    if (taps.some(([dy, dx]) => dy !== 0 || dx > 0)) throw new Error('row-lstm cached sampler: the input-to-state convolution must read only the current row up to the pixel');
+    const { weight, bias } = conv.stacked;
+    const state = layer.state.weight.data as Float32Array; // [1, k, h, 4h] = [k·h, 4h]
+    const gates = planFloats(weight.length + state.length);
+    gates.set(weight, 0);
+    gates.set(state, weight.length);
+    const cond = noGrad(() => layer.cond.forward(s.cond));
+    const fill = (v: Float32Array) => { const a = planFloats(n * width * hc); for (let q = 0; q < n * width; q++) a.set(v, q * hc); return a; };
+    return {
+      inputTaps: planInts(taps.map(([, dx]) => dx)), gates, gateBias: gateBias(bias, cond, n, g4),
+      output: stepDense(new Pointwise(layer.output), hc, f2),
+      prevH: fill(layer.state.h0.data as Float32Array), prevC: fill(layer.state.c0.data as Float32Array),
+      curH: planFloats(n * width * hc), curC: planFloats(n * width * hc),
+    };
   });
+  // Σ_l skip_l(f_l) = [f_0 | … | f_{L−1}] · [W_0; …; W_{L−1}] + Σ_l b_l.
+  const skips = [...model.skips].map((conv) => new Pointwise(conv).parts);
+  const skipWeight = planFloats(skips.length * f2 * f2);
+  const skipBias = planFloats(f2);
+  skips.forEach(({ weight, bias }, l) => {
+    skipWeight.set(weight, l * f2 * f2);
+    if (bias) for (let j = 0; j < f2; j++) skipBias[j] += bias[j]!;
+  });
+  const oh = model.config.outputHidden;
+  const params = model.paramsPerPixel;
+  const levels = model.likelihood.levels;
+  const image = planFloats(n * height * width * channels);
+  const canvas = s.canvas.data as Int32Array;
+  for (let i = 0; i < image.length; i++) image[i] = (2 * canvas[i]!) / (levels - 1) - 1;
+  return {
+    n, height, width, channels, hidden: hc, kernel: k, image,
+    firstTaps: planInts(first.tapOffsets.flat()), first: stepDense(first, first.tapOffsets.length * channels, f2),
+    rows: layers.map(() => planFloats(n * width * f2)),
+    layers: stepLayers,
+    skip: { weight: skipWeight, bias: skipBias, cin: layers.length * f2, cout: f2 },
+    outHidden: stepDense(new Pointwise(model.outHidden), f2, oh),
+    out: stepDense(new Pointwise(model.out), oh, params),
+    logits: planFloats(n * params),
+  };
+}
+
+/** Row LSTM: one rowLstmStep per pixel; each row starts from the states the previous row left. */
+export function rowLSTMCachedStepper(model: RowLSTM, s: SampleSetup): Stepper {
+  const { n, h, w, c } = s;
+  const plan = rowLSTMStepPlan(model, s);
+  const levels = model.likelihood.levels;
+  return {
+    beginRow(y) {
+      if (y === 0) return;
+      for (const layer of plan.layers) {
+        layer.prevH.set(layer.curH);
+        layer.prevC.set(layer.curC);
+      }
+    },
+    pixel(y, x) {
+      rowLstmStep(plan, y, x);
+      return plan.logits.slice();
+    },
+    sampled(y, x, ch, values) {
+      for (let i = 0; i < n; i++) plan.image[((i * h + y) * w + x) * c + ch] = (2 * values[i]!) / (levels - 1) - 1;
+    },
+  };
 }
 
 /**

@@ -77,6 +77,16 @@ export class PixelConv {
     this.bias = conv.bias ? conv.bias.detach() : null;
   }
 
+  /** The open taps' (dy, dx), in the order of the stacked weight's blocks. */
+  get tapOffsets(): readonly (readonly [number, number])[] {
+    return this.taps;
+  }
+
+  /** The open taps' weights stacked [taps·Cin, Cout], and the bias (null without one). */
+  get stacked(): { weight: Float32Array; bias: Float32Array | null } {
+    return { weight: this.weight.data as Float32Array, bias: this.bias ? (this.bias.data as Float32Array) : null };
+  }
+
   /** Output at (y, x) for every image: [N, Cout]. */
   at(input: Cache, y: number, x: number): Tensor {
     const { n, h, w, c, data } = input;
@@ -133,6 +143,11 @@ export class Pointwise {
     const w = effectiveWeight(conv);
     this.weight = new Tensor(w.data, [conv.inChannels, conv.outChannels]);
     this.bias = conv.bias ? conv.bias.detach() : null;
+  }
+
+  /** The weight [Cin, Cout] and the bias (null without one). */
+  get parts(): { weight: Float32Array; bias: Float32Array | null } {
+    return { weight: this.weight.data as Float32Array, bias: this.bias ? (this.bias.data as Float32Array) : null };
   }
 
   apply(x: Tensor): Tensor {

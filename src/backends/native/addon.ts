@@ -2,7 +2,10 @@
 // low-level: typed arrays passed without copying, shapes as plain arrays, attributes already
 // translated. Only kernels.ts calls these.
 
-import type { TypedArray } from '../../kernels/contracts.js';
+import type { RowLSTMStepPlan, TypedArray } from '../../kernels/contracts.js';
+
+/** An opaque native object (a Node-API external). */
+export type NativeHandle = { readonly __native: unique symbol };
 
 type Shape = readonly number[];
 /** [strideH, strideW, padTop, padLeft, dilationH, dilationW, rowWinograd (0 / 1)] */
@@ -76,6 +79,9 @@ export interface NativeAddon {
   attention(qkv: TypedArray, qkvShape: Shape, out: TypedArray, lse: TypedArray, heads: number, scale: number, pattern: readonly number[]): void;
   attentionBackward(qkv: TypedArray, qkvShape: Shape, out: TypedArray, lse: TypedArray, g: TypedArray, dqkv: TypedArray, heads: number, scale: number, pattern: readonly number[]): void;
   attentionStep(q: TypedArray, qShape: Shape, k: TypedArray, kShape: Shape, v: TypedArray, vShape: Shape, out: TypedArray, position: number, heads: number, scale: number, pattern: readonly number[], length: number): void;
+  /** A native handle for a Row LSTM step plan; the plan's arrays must outlive it. */
+  rowLstmPlan(plan: RowLSTMStepPlan): NativeHandle;
+  rowLstmStep(handle: NativeHandle, y: number, x: number): void;
 
   threads(): number;
   setThreads(n: number): void;

@@ -1,10 +1,10 @@
 // The Kernels contract on top of the addon: each adapter hands the views' typed arrays to C++
 // as they are (no copies) and translates attributes; checks live in the op layer.
 
-import type { AttentionAttrs, ConvParams, Kernels, View } from '../../kernels/contracts.js';
+import type { AttentionAttrs, ConvParams, Kernels, RowLSTMStepPlan, View } from '../../kernels/contracts.js';
 import { patternCode } from '../../kernels/attention.js';
 import { tsKernels } from '../ts/index.js';
-import type { ConvParamArray, NativeAddon, RowTermArgs } from './addon.js';
+import type { ConvParamArray, NativeAddon, NativeHandle, RowTermArgs } from './addon.js';
 
 function convParams(p: ConvParams): ConvParamArray {
   return [p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW, p.rowWinograd ? 1 : 0];
@@ -19,6 +19,13 @@ function sequenceLength(a: AttentionAttrs, cacheLength: number): number {
 }
 
 export function nativeKernels(addon: NativeAddon): Kernels {
+  // A step plan is read once into a native handle (pointers into its arrays), kept beside it.
+  const plans = new WeakMap<RowLSTMStepPlan, NativeHandle>();
+  const planHandle = (plan: RowLSTMStepPlan): NativeHandle => {
+    let handle = plans.get(plan);
+    if (!handle) plans.set(plan, (handle = addon.rowLstmPlan(plan)));
+    return handle;
+  };
   return {
     unary: (x, out, op) => addon.unary(x.data, out.data, op),
     unaryBackward: (x, y, g, dx, op) => addon.unaryBackward(x.data, y.data, g.data, dx.data, op),
@@ -85,5 +92,6 @@ export function nativeKernels(addon: NativeAddon): Kernels {
     },
     attentionStep: (q, k, v, out, position, a) =>
       addon.attentionStep(q.data, q.shape, k.data, k.shape, v.data, v.shape, out.data, position, a.heads, a.scale, patternCode(a.pattern), sequenceLength(a, k.shape[1]!)),
+    rowLstmStep: (plan, y, x) => addon.rowLstmStep(planHandle(plan), y, x),
   };
 }

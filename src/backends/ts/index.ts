@@ -8,6 +8,7 @@ import { conv2d, conv2dBackward, conv2dBackwardData, conv2dBackwardWeights, matm
 import { concat, gatherRows, oneHot, pad, permute, pickLast, pickLastBackward, scatterAddRows, slice } from './movement.js';
 import { argmaxLast, reduce, softmaxLast } from './reduce.js';
 import { lstmScan, lstmScanBackward } from './lstm.js';
+import { rowLstmStep } from './cached-step.js';
 import { attention, attentionBackward, attentionStep, gelu, geluBackward, layerNorm, layerNormBackward } from './transformer.js';
 import { adamUpdate, concatElu, concatEluBackward, dropoutMask, gate, gatedResidual, gatedResidualBackward, gateBackward, softmaxCrossEntropy, softmaxCrossEntropyBackward } from './fused.js';
 
@@ -19,6 +20,7 @@ export const tsKernels: Kernels = {
   gate, gateBackward, softmaxCrossEntropy, softmaxCrossEntropyBackward, dropoutMask, concatElu, concatEluBackward, gatedResidual, gatedResidualBackward, adamUpdate,
   lstmScan, lstmScanBackward,
   layerNorm, layerNormBackward, gelu, geluBackward, attention, attentionBackward, attentionStep,
+  rowLstmStep,
 };
 
 export const tsBackend = { name: 'ts', ...tsKernels } as const;

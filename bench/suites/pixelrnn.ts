@@ -98,9 +98,8 @@ const suite: Suite = async ({ reporter, args }) => {
       return t && typeof t[0]?.median === 'number' ? (t[0].median as number) : null;
     };
     for (let r = 0; r < sampleRounds; r++) {
-      let a = 0, t: number | null = null;
-      if (r % 2 === 0) { a = arpixRound(r); t = torchRound(); }
-      else { t = torchRound(); a = arpixRound(r); }
+      // Which side goes first alternates round by round.
+      const [a, t] = r % 2 === 0 ? ((x) => [x, torchRound()] as const)(arpixRound(r)) : ((y) => [arpixRound(r), y] as const)(torchRound());
       ours.push(a);
       if (t !== null) { theirs.push(t); ratios.push(a / t); }
     }

@@ -8,7 +8,7 @@ import type { GatedPixelCNN } from '../models/gated-pixelcnn.js';
 import { add, elu, gatedActivation, reshape } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Stepper } from './driver.js';
-import { Cache, PixelConv, Pointwise, RowConv } from './causal-conv.js';
+import { Cache, PixelConv, Pointwise, RowConv, inputImage, writeSampled } from './causal-conv.js';
 import type { SampleSetup } from './options.js';
 
 /** Adds a per-image term [N, C] to a row [N, 1, W, C] or a pixel [N, C]. */
@@ -40,7 +40,7 @@ export function gatedCachedStepper(model: GatedPixelCNN, s: SampleSetup): Steppe
 
   // Completion: the kept rows are known before sampling starts.
   const canvas = s.canvas.data as Int32Array;
-  for (let i = 0; i < image.data.length; i++) image.data[i] = (2 * canvas[i]!) / (levels - 1) - 1;
+  inputImage(canvas, levels, image.data);
 
   return {
     beginRow(y) {
@@ -63,7 +63,7 @@ export function gatedCachedStepper(model: GatedPixelCNN, s: SampleSetup): Steppe
       return out.apply(elu(hx)).data as Float32Array;
     },
     sampled(y, x, ch, values) {
-      for (let i = 0; i < n; i++) image.data[((i * h + y) * w + x) * c + ch] = (2 * values[i]!) / (levels - 1) - 1;
+      writeSampled(image.data, s, y, x, ch, values, levels);
     },
   };
 }

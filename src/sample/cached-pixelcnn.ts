@@ -6,7 +6,7 @@ import type { PixelCNN } from '../models/pixelcnn.js';
 import { add, relu, reshape } from '../ops/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Stepper } from './driver.js';
-import { Cache, PixelConv, Pointwise } from './causal-conv.js';
+import { Cache, PixelConv, Pointwise, inputImage, writeSampled } from './causal-conv.js';
 import type { SampleSetup } from './options.js';
 
 export function pixelCNNCachedStepper(model: PixelCNN, s: SampleSetup): Stepper {
@@ -25,7 +25,7 @@ export function pixelCNNCachedStepper(model: PixelCNN, s: SampleSetup): Stepper 
   const out = new Pointwise(model.out);
 
   const canvas = s.canvas.data as Int32Array;
-  for (let i = 0; i < image.data.length; i++) image.data[i] = (2 * canvas[i]!) / (levels - 1) - 1;
+  inputImage(canvas, levels, image.data);
 
   return {
     beginRow() {},
@@ -40,7 +40,7 @@ export function pixelCNNCachedStepper(model: PixelCNN, s: SampleSetup): Stepper 
       return out.apply(relu(outHidden.apply(relu(hx)))).data as Float32Array;
     },
     sampled(y, x, ch, values) {
-      for (let i = 0; i < n; i++) image.data[((i * h + y) * w + x) * c + ch] = (2 * values[i]!) / (levels - 1) - 1;
+      writeSampled(image.data, s, y, x, ch, values, levels);
     },
   };
 }

@@ -15,7 +15,7 @@ import type { RowLSTMStepLayer, RowLSTMStepPlan, StepDense } from '../kernels/co
 import { add, matmul, noGrad, relu, rowLstmStep } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Stepper } from './driver.js';
-import { Cache, PixelConv, Pointwise } from './causal-conv.js';
+import { Cache, PixelConv, Pointwise, inputImage, writeSampled } from './causal-conv.js';
 import type { SampleSetup } from './options.js';
 
 const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
@@ -75,7 +75,7 @@ function pixelRNNStepper<C extends PixelRNNConfig>(
   const outHidden = new Pointwise(model.outHidden);
   const out = new Pointwise(model.out);
   const canvas = s.canvas.data as Int32Array;
-  for (let i = 0; i < image.data.length; i++) image.data[i] = (2 * canvas[i]!) / (levels - 1) - 1;
+  inputImage(canvas, levels, image.data);
   return {
     beginRow: (y) => beginRow(y, features),
     pixel(y, x) {
@@ -90,7 +90,7 @@ function pixelRNNStepper<C extends PixelRNNConfig>(
       return out.apply(relu(outHidden.apply(relu(sum!)))).data as Float32Array;
     },
     sampled(y, x, ch, values) {
-      for (let i = 0; i < n; i++) image.data[((i * h + y) * w + x) * c + ch] = (2 * values[i]!) / (levels - 1) - 1;
+      writeSampled(image.data, s, y, x, ch, values, levels);
     },
   };
 }
@@ -171,9 +171,7 @@ export function rowLSTMStepPlan(model: RowLSTM, s: SampleSetup): RowLSTMStepPlan
   const oh = model.config.outputHidden;
   const params = model.paramsPerPixel;
   const levels = model.likelihood.levels;
-  const image = planFloats(n * height * width * channels);
-  const canvas = s.canvas.data as Int32Array;
-  for (let i = 0; i < image.length; i++) image[i] = (2 * canvas[i]!) / (levels - 1) - 1;
+  const image = inputImage(s.canvas.data as Int32Array, levels, planFloats(n * height * width * channels));
   return {
     n, height, width, channels, hidden: hc, kernel: k, image,
     firstTaps: planInts(first.tapOffsets.flat()), first: stepDense(first, first.tapOffsets.length * channels, f2),
@@ -188,7 +186,6 @@ export function rowLSTMStepPlan(model: RowLSTM, s: SampleSetup): RowLSTMStepPlan
 
 /** Row LSTM: one rowLstmStep per pixel; each row starts from the states the previous row left. */
 export function rowLSTMCachedStepper(model: RowLSTM, s: SampleSetup): Stepper {
-  const { n, h, w, c } = s;
   const plan = rowLSTMStepPlan(model, s);
   const levels = model.likelihood.levels;
   return {
@@ -204,7 +201,7 @@ export function rowLSTMCachedStepper(model: RowLSTM, s: SampleSetup): Stepper {
       return plan.logits.slice();
     },
     sampled(y, x, ch, values) {
-      for (let i = 0; i < n; i++) plan.image[((i * h + y) * w + x) * c + ch] = (2 * values[i]!) / (levels - 1) - 1;
+      writeSampled(plan.image, s, y, x, ch, values, levels);
     },
   };
 }

@@ -7,6 +7,18 @@ import type { Conv2d } from '../nn/index.js';
 import { add, conv2d, matmul, mul, noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 
+/** The network's input image [N, H, W, C] in [−1, 1] from the canvas's levels (kept pixels included). */
+export function inputImage(canvas: Int32Array, levels: number, into: Float32Array = new Float32Array(canvas.length)): Float32Array {
+  for (let i = 0; i < canvas.length; i++) into[i] = (2 * canvas[i]!) / (levels - 1) - 1;
+  return into;
+}
+
+/** Writes channel ch of pixel (y, x) of every image's newly sampled levels into an input image. */
+export function writeSampled(image: Float32Array, dims: { n: number; h: number; w: number; c: number }, y: number, x: number, ch: number, values: Int32Array, levels: number): void {
+  const { n, h, w, c } = dims;
+  for (let i = 0; i < n; i++) image[((i * h + y) * w + x) * c + ch] = (2 * values[i]!) / (levels - 1) - 1;
+}
+
 /** A float activation cache [N, H, W, C] for one layer, written position by position. */
 export class Cache {
   readonly data: Float32Array;

@@ -99,7 +99,9 @@ const suite: Suite = async ({ reporter, args }) => {
     };
     for (let r = 0; r < sampleRounds; r++) {
       // Which side goes first alternates round by round.
-      const [a, t] = r % 2 === 0 ? ((x) => [x, torchRound()] as const)(arpixRound(r)) : ((y) => [arpixRound(r), y] as const)(torchRound());
+      const torchFirst = r % 2 === 1 ? torchRound() : null;
+      const a = arpixRound(r);
+      const t = r % 2 === 1 ? torchFirst : torchRound();
       ours.push(a);
       if (t !== null) { theirs.push(t); ratios.push(a / t); }
     }

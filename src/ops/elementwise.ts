@@ -4,10 +4,11 @@
 import type { BinaryOp, DType, UnaryGradOp, UnaryOp } from '../kernels/contracts.js';
 import { DTypeError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { broadcastShapes, sameShape } from '../tensor/shape.js';
+import { broadcastShapes } from '../tensor/shape.js';
 import { K, checkFloat, checkSameDType, empty, record } from './core.js';
-import { reshape } from './shape.js';
-import { sum } from './reduce.js';
+import { sumTo } from './broadcast.js';
+
+export { sumTo } from './broadcast.js';
 
 export type Scalarish = Tensor | number;
 
@@ -17,17 +18,6 @@ export function lift(x: Scalarish, like: Tensor): Tensor {
   const t = empty([], like.dtype);
   t.data[0] = x;
   return t;
-}
-
-/** Sums a gradient of the broadcast shape back down to `shape` (the input's own). */
-export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
-  if (sameShape(g.shape, shape)) return g;
-  const lead = g.rank - shape.length;
-  const axes: number[] = [];
-  for (let i = 0; i < g.rank; i++) {
-    if (i < lead || shape[i - lead] === 1) axes.push(i);
-  }
-  return reshape(sum(g, axes, true), shape);
 }
 
 // ---- unary -------------------------------------------------------------------------------

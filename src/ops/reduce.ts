@@ -1,41 +1,14 @@
 // Reductions over axes (sum, mean, max, min, logsumexp), softmax and log-softmax over an axis,
 // and argmax.
 
-import type { ReduceOp } from '../kernels/contracts.js';
 import { Tensor } from '../tensor/tensor.js';
 import { normAxes, normAxis } from '../tensor/shape.js';
 import { K, checkFloat, empty, noGrad, record } from './core.js';
 import { add, div, equal, exp, log, mul, sub } from './elementwise.js';
+import { droppedShape, reduceOp, sum, type Axes } from './broadcast.js';
+
+export { broadcastTo, sum, type Axes } from './broadcast.js';
 import { permute, reshape } from './shape.js';
-import { zeros } from './creation.js';
-
-export type Axes = number | readonly number[];
-
-function keptShape(shape: readonly number[], axes: readonly number[]): number[] {
-  return shape.map((d, i) => (axes.includes(i) ? 1 : d));
-}
-
-function droppedShape(shape: readonly number[], axes: readonly number[]): number[] {
-  return shape.filter((_, i) => !axes.includes(i));
-}
-
-/** Materialises `x` broadcast to `shape` (x's rank may be lower). */
-export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
-  return add(x, zeros(shape, x.dtype));
-}
-
-function reduceOp(op: ReduceOp, x: Tensor, axes: Axes | undefined, keepDims: boolean): { y: Tensor; kept: Tensor; ax: number[] } {
-  const ax = normAxes(op, axes, x.rank);
-  const kept = empty(keptShape(x.shape, ax), x.dtype);
-  K(x).reduce(x, kept, ax, op);
-  const y = keepDims ? kept : new Tensor(kept.storage, droppedShape(x.shape, ax));
-  return { y, kept, ax };
-}
-
-export function sum(x: Tensor, axes?: Axes, keepDims = false): Tensor {
-  const { y, ax } = reduceOp('sum', x, axes, keepDims);
-  return record(y, 'sum', [x], (g) => [broadcastTo(reshape(g, keptShape(x.shape, ax)), x.shape)]);
-}
 
 export function mean(x: Tensor, axes?: Axes, keepDims = false): Tensor {
   checkFloat('mean', 'x', x);

@@ -147,7 +147,10 @@ export function layerOf(file: string): number {
 export interface Report {
   folders: number;
   files: { source: number; tests: number };
+  /** Circles of runtime imports between files. */
   fileCircles: string[][];
+  /** Circles that close only through `import type` (a stepper naming its own model's class), each inside one folder. */
+  typeOnlyCircles: string[][];
   folderCircles: string[][];
   upward: ImportEdge[];
   unlayered: string[];
@@ -209,7 +212,8 @@ export function report(root: string, kinds: readonly string[]): Report {
   return {
     folders: folders.size,
     files: { source: code.length, tests: all.length - code.length },
-    fileCircles: circles(code, edges),
+    fileCircles: circles(code, edges.filter((e) => !e.typeOnly)),
+    typeOnlyCircles: circles(code, edges).filter((c) => circles(c, edges.filter((e) => !e.typeOnly && c.includes(e.from) && c.includes(e.to))).length === 0),
     folderCircles: circles([...folders], folderEdges),
     upward: edges.filter((e) => layerOf(e.from) >= 0 && layerOf(e.to) > layerOf(e.from)),
     unlayered: code.filter((f) => layerOf(f) < 0),
@@ -230,6 +234,8 @@ async function main(): Promise<void> {
   console.log(`folders ${r.folders}, files ${r.files.source} (+ ${r.files.tests} tests)`);
   console.log(`import circles between files: ${r.fileCircles.length}`);
   for (const c of r.fileCircles) console.log(`  ${c.join(' ↔ ')}`);
+  console.log(`circles closed only by \`import type\`: ${r.typeOnlyCircles.length}`);
+  for (const c of r.typeOnlyCircles) console.log(`  ${c.join(' ↔ ')}`);
   console.log(`import circles between folders: ${r.folderCircles.length}`);
   for (const c of r.folderCircles) console.log(`  ${c.join(' ↔ ')}`);
   console.log(`upward arrows: ${r.upward.length}`);

@@ -20,6 +20,6 @@ export { createLikelihood, logisticMixtureLogProb, sampleLogisticMixture, bitsPe
 export type { Likelihood, LikelihoodConfig, Palette, PaletteHead, KMeansOptions, KMeansResult } from './likelihoods/index.js';
 export { probe } from './train/probe.js';
 export type { ProbeOptions, ProbeResult } from './train/probe.js';
-export { sample, sampleCached, sampleNaive } from './sample/index.js';
-export type { SampleOptions } from './sample/index.js';
+export { sample, sampleCached, sampleNaive } from './models/sampling/index.js';
+export type { SampleOptions } from './models/sampling/index.js';
 export { ConfigError } from './config.js';

@@ -40,8 +40,8 @@ const suite: Suite = async ({ reporter, args }) => {
   const ax = await import('../../src/index.js');
   const { createModel, loadPreset } = await import('../../src/models/index.js');
   const { Adam } = await import('../../src/optim/index.js');
-  const { naiveStepper } = await import('../../src/sample/naive.js');
-  const { prepareSampling } = await import('../../src/sample/options.js');
+  const { naiveStepper } = await import('../../src/models/sampling/naive.js');
+  const { prepareSampling } = await import('../../src/models/sampling/options.js');
   if (!ax.nativeAvailable()) reporter.note('the native backend is not built: arpix figures are on the slow ts backend');
   const preset = loadPreset(presetName);
   const python = findTorchPython();

@@ -28,8 +28,9 @@ with labels, each head it supports) in ``CASES`` of ``src/export/torch.test.ts``
 every kind of arpix's family table and fails for a kind without cases. It checks the keys, the
 log-likelihood (random and trained weights) and the loss after one optimiser step against arpix.
 ``arpix export``/``import`` and ``train.py`` then work for the family unchanged; a family with
-weights PyTorch code usually stores differently (masked kernels, fused gates) may add an adapter to
-``MASKED_FORMULATIONS`` in ``src/export/masked.ts``.
+weights PyTorch code usually stores differently (masked kernels, fused gates) gives its family entry
+(``src/models/<family>/family.ts``) a ``maskedImport`` adapter. The entry's ``mirror`` names the
+module here, and ``src/models/families.test.ts`` checks ``FAMILIES`` against arpix's family table.
 """
 
 import importlib

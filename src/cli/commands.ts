@@ -10,7 +10,7 @@ import { checkOutputFolder, makeFolder } from '../io/files.js';
 import type { Checkpoint } from '../io/checkpoint.js';
 import { checkModelMemory, costOfConfig, createModel, familyOf, loadPreset, memoryNeeded } from '../models/index.js';
 import { formatBytes } from '../models/memory.js';
-import type { AutoregressiveModel } from '../models/model.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
 import { createLikelihood } from '../likelihoods/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import {

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { saveSafetensorsSync } from '../io/safetensors.js';
 import { createModel } from '../models/index.js';
-import type { AutoregressiveModel } from '../models/model.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
 import { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';

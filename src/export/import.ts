@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { readRegularFile } from '../io/files.js';
 import { decodeSafetensors } from '../io/safetensors.js';
 import { createModel } from '../models/index.js';
-import type { AutoregressiveModel } from '../models/model.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { RunConfig } from '../train/config.js';
 import { ARPIX_VERSION, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, TrainError } from '../train/train.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { loadSafetensorsSync, saveSafetensorsSync } from '../io/safetensors.js';
 import { createModel, MODEL_KINDS } from '../models/index.js';
-import type { AutoregressiveModel } from '../models/model.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
 import { Adam, clipGradNorm } from '../optim/index.js';
 import { Generator } from '../tensor/random.js';

@@ -1,18 +1,18 @@
-// The family table: one entry per model family. The factory, `arpix info`, the invariant and
-// sampler tests and the export read it; adding a family is its own files plus one line here (and
-// its config in the ModelConfig union of index.ts).
+// The family table: one entry per model kind, each from its family's folder. The factory, the
+// ModelConfig type, `arpix info`, the invariant and sampler tests, the export and the import read
+// it; adding a family is its folder plus one line here (and its PyTorch mirror, which a test checks
+// against this table).
 
-import type { ModelFamily } from './family.js';
-import { gatedPixelCNNFamily } from './gated-pixelcnn.js';
-import { imageTransformerFamily } from './image-transformer.js';
-import { imageGPTFamily } from './image-gpt.js';
-import type { BaseModelConfig } from './model.js';
-import { pixelCNNFamily } from './pixelcnn.js';
-import { pixelCNNPPFamily } from './pixelcnnpp.js';
-import { rowLSTMFamily } from './row-lstm.js';
-import { diagonalBiLSTMFamily } from './diagonal-bilstm.js';
+import type { ModelFamily } from './core/family.js';
+import type { BaseModelConfig } from './core/model.js';
+import { gatedPixelCNNFamily } from './gated-pixelcnn/family.js';
+import { imageGPTFamily } from './image-gpt/family.js';
+import { imageTransformerFamily } from './image-transformer/family.js';
+import { pixelCNNFamily } from './pixelcnn/family.js';
+import { pixelCNNPPFamily } from './pixelcnnpp/family.js';
+import { diagonalBiLSTMFamily, rowLSTMFamily } from './pixelrnn/family.js';
 
-export const FAMILIES: readonly ModelFamily[] = [
+const TABLE = [
   pixelCNNFamily,
   gatedPixelCNNFamily,
   pixelCNNPPFamily,
@@ -20,7 +20,12 @@ export const FAMILIES: readonly ModelFamily[] = [
   imageGPTFamily,
   rowLSTMFamily,
   diagonalBiLSTMFamily,
-] as unknown as readonly ModelFamily[];
+] as const;
+
+/** The config of any kind in the table: the union of every family's config type. */
+export type ModelConfig = (typeof TABLE)[number] extends infer F ? (F extends ModelFamily<infer C> ? C : never) : never;
+
+export const FAMILIES = TABLE as unknown as readonly ModelFamily[];
 
 const byKind = new Map(FAMILIES.map((f) => [f.kind, f]));
 

@@ -1,31 +1,32 @@
 // createModel: any model from a plain JSON config, and the presets shipped as JSON files.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, resolveConfig } from '../config.js';
 import type { LikelihoodConfig } from '../likelihoods/index.js';
 import { Generator } from '../tensor/random.js';
-import { FAMILIES, familyOf } from './families.js';
-import type { FieldRange } from './family.js';
+import { FAMILIES, familyOf, type ModelConfig } from './families.js';
+import type { FieldRange } from './core/family.js';
 import { checkModelMemory } from './memory.js';
-import { GatedPixelCNN, type GatedPixelCNNConfig } from './gated-pixelcnn.js';
-import { ImageTransformer, type ImageTransformerConfig } from './image-transformer.js';
-import { ImageGPT, type ImageGPTConfig } from './image-gpt.js';
-import type { AutoregressiveModel, BaseModelConfig } from './model.js';
-import { PixelCNN, type PixelCNNConfig } from './pixelcnn.js';
-import { PixelCNNPP, type PixelCNNPPConfig } from './pixelcnnpp.js';
-import { RowLSTM, type RowLSTMConfig } from './row-lstm.js';
-import { DiagonalBiLSTM, type DiagonalBiLSTMConfig } from './diagonal-bilstm.js';
+import { GatedPixelCNN, type GatedPixelCNNConfig } from './gated-pixelcnn/gated-pixelcnn.js';
+import { ImageTransformer, type ImageTransformerConfig } from './image-transformer/image-transformer.js';
+import { ImageGPT, type ImageGPTConfig } from './image-gpt/image-gpt.js';
+import type { AutoregressiveModel, BaseModelConfig } from './core/model.js';
+import { PixelCNN, type PixelCNNConfig } from './pixelcnn/pixelcnn.js';
+import { PixelCNNPP, type PixelCNNPPConfig } from './pixelcnnpp/pixelcnnpp.js';
+import { RowLSTM, type RowLSTMConfig } from './pixelrnn/row-lstm.js';
+import { DiagonalBiLSTM, type DiagonalBiLSTMConfig } from './pixelrnn/diagonal-bilstm.js';
 
-export { AutoregressiveModel } from './model.js';
-export type { BaseModelConfig, Condition } from './model.js';
+export { AutoregressiveModel } from './core/model.js';
+export type { BaseModelConfig, Condition } from './core/model.js';
 export { FAMILIES, familyOf } from './families.js';
-export type { FamilyCase, FieldRange, ModelCost, ModelFamily } from './family.js';
+export type { ModelConfig } from './families.js';
+export type { FamilyCase, FieldRange, ModelCost, ModelFamily } from './core/family.js';
 export { MemoryLimitError, checkMemory, checkModelMemory, costOfConfig, memoryLimit, memoryNeeded } from './memory.js';
 export { DiagonalBiLSTM, GatedPixelCNN, ImageGPT, ImageTransformer, PixelCNN, PixelCNNPP, RowLSTM };
 export type { DiagonalBiLSTMConfig, GatedPixelCNNConfig, ImageGPTConfig, ImageTransformerConfig, PixelCNNConfig, PixelCNNPPConfig, RowLSTMConfig };
 
-export type ModelConfig = GatedPixelCNNConfig | PixelCNNConfig | PixelCNNPPConfig | RowLSTMConfig | DiagonalBiLSTMConfig | ImageTransformerConfig | ImageGPTConfig;
 export type ModelKind = ModelConfig['kind'];
 
 export const MODEL_KINDS = FAMILIES.map((f) => f.kind) as ModelKind[];
@@ -116,15 +117,30 @@ export interface Preset {
   train: Record<string, unknown>;
 }
 
-const presetDir = fileURLToPath(new URL('./presets/', import.meta.url));
+/** Each family folder's presets/ holds its presets, one JSON file each: name → file. */
+function presetFiles(): Map<string, string> {
+  const files = new Map<string, string>();
+  const here = fileURLToPath(new URL('./', import.meta.url));
+  for (const family of readdirSync(here, { withFileTypes: true })) {
+    const dir = join(here, family.name, 'presets');
+    if (!family.isDirectory() || !existsSync(dir)) continue;
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.json'))) {
+      const name = f.slice(0, -5);
+      if (files.has(name)) throw new Error(`preset ${name} is defined twice: ${files.get(name)} and ${join(dir, f)}`);
+      files.set(name, join(dir, f));
+    }
+  }
+  return files;
+}
 
 export function presetNames(): string[] {
-  return readdirSync(presetDir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+  return [...presetFiles().keys()].sort();
 }
 
 export function loadPreset(name: string): Preset {
-  const names = presetNames();
-  if (!names.includes(name)) throw new ConfigError('preset', `'${name}' does not exist; presets: ${names.join(', ')}`);
-  const raw = JSON.parse(readFileSync(`${presetDir}${name}.json`, 'utf8')) as Omit<Preset, 'name'>;
+  const files = presetFiles();
+  const file = files.get(name);
+  if (file === undefined) throw new ConfigError('preset', `'${name}' does not exist; presets: ${[...files.keys()].sort().join(', ')}`);
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as Omit<Preset, 'name'>;
   return { name, description: raw.description, dataset: raw.dataset, model: resolveModelConfig(raw.model as unknown as Record<string, unknown>), train: raw.train ?? {} };
 }

@@ -10,8 +10,8 @@ import { totalmem } from 'node:os';
 import { ConfigError } from '../config.js';
 import { ArpixError } from '../errors.js';
 import { familyOf } from './families.js';
-import type { ModelCost } from './family.js';
-import type { BaseModelConfig } from './model.js';
+import type { ModelCost } from './core/family.js';
+import type { BaseModelConfig } from './core/model.js';
 
 /** A request that would need more memory than the limit allows; says how much, and what to do. */
 export class MemoryLimitError extends ArpixError {

@@ -10,7 +10,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { Conv2d } from '../nn/index.js';
 import { createModel, familyOf, loadPreset, presetNames, type ModelConfig } from './index.js';
 import { familyCases, tinyConfig, type CaseTemplate, type TinyConfig } from '../testing/families.js';
-import type { Condition } from './model.js';
+import type { Condition } from './core/model.js';
 import { backendName } from '../backends/registry.js';
 import { loadNativeBackend } from '../backends/native/index.js';
 

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadCheckpoint } from '../io/checkpoint.js';
-import type { AutoregressiveModel } from '../models/model.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { trainTinyRuns, type TinyRuns } from '../testing/tiny-runs.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { encode as encodePng } from 'fast-png';
 import { loadCheckpoint } from '../io/checkpoint.js';
-import type { AutoregressiveModel } from '../models/model.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { trainTinyRuns, type TinyRuns } from '../testing/tiny-runs.js';

@@ -175,9 +175,7 @@ export function resolveRunConfig(raw: Raw, preset = ''): RunConfig {
 /** The raw sections of a preset (model unresolved, so overrides merge into what the file says). */
 export function presetRaw(name: string): Raw {
   const p = loadPreset(name); // checks the name, lists the presets when unknown
-  // loadPreset keeps the model and dataset sections; the train section is read from the file.
-  const file = JSON.parse(readFileSync(new URL(`../models/presets/${name}.json`, import.meta.url), 'utf8')) as Raw;
-  return { preset: name, model: clone(p.model), dataset: clone(p.dataset), train: clone(file.train ?? {}) };
+  return { preset: name, model: clone(p.model), dataset: clone(p.dataset), train: clone(p.train) };
 }
 
 /** A JSON config file: {model, dataset, train?}. */

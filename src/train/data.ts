@@ -4,7 +4,7 @@
 
 import { ConfigError } from '../config.js';
 import { loadDataset, splitValidation, type Dataset, type PixelTransform } from '../data/index.js';
-import type { AutoregressiveModel } from '../models/model.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
 import type { DatasetConfig } from './config.js';
 
 /** The loader transform for a dataset section. */

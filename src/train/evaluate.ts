@@ -3,7 +3,7 @@
 // over images (the spread a reader needs to tell two models apart).
 
 import { evaluationLoader, type Dataset, type PixelTransform } from '../data/index.js';
-import type { AutoregressiveModel } from '../models/model.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
 
 export interface EvaluateOptions {

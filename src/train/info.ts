@@ -3,7 +3,7 @@
 // also checks that the network is causal.
 
 import { familyOf } from '../models/families.js';
-import type { AutoregressiveModel } from '../models/model.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
 import { Conv2d, ConvTranspose2d } from '../nn/index.js';
 import { noGrad, slice, sum } from '../ops/index.js';
 import { ArgumentError } from '../errors.js';

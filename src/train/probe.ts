@@ -9,8 +9,8 @@
 
 import { ArgumentError } from '../errors.js';
 import type { Dataset } from '../data/index.js';
-import { ImageGPT } from '../models/image-gpt.js';
-import type { AutoregressiveModel } from '../models/model.js';
+import { ImageGPT } from '../models/image-gpt/image-gpt.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
 import { mean, noGrad } from '../ops/index.js';
 import { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';

@@ -18,7 +18,7 @@ import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
 import { checkOutputFolder, formatBytes, makeFolder } from '../io/files.js';
 import { lockFolder, type FolderLock } from '../io/lock.js';
 import { checkModelMemory, createModel } from '../models/index.js';
-import type { AutoregressiveModel } from '../models/model.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
 import { Adam, AdamW, EMA, LRScheduler, RMSProp, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, noam, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
 import { Conv2d, ConvTranspose2d } from '../nn/index.js';
 import { getDefaultGenerator, manualSeed } from '../tensor/random.js';

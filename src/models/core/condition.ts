@@ -2,10 +2,10 @@
 // vector h through a linear map, both added per image to a layer's activations (the V·h term of
 // van den Oord et al. 2016, "Conditional Image Generation with PixelCNN Decoders", eq. 4).
 
-import { Embedding, Linear, Module } from '../nn/index.js';
-import { add, reshape } from '../ops/index.js';
-import type { Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Embedding, Linear, Module } from '../../nn/index.js';
+import { add, reshape } from '../../ops/index.js';
+import type { Generator } from '../../tensor/random.js';
+import type { Tensor } from '../../tensor/tensor.js';
 import type { Condition } from './model.js';
 
 /** Adds a per-image conditioning term [N, C] to activations [N, H, W, C]. */

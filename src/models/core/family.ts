@@ -1,9 +1,11 @@
-// A model family is its own files — the network, its cached stepper, its presets, its PyTorch
-// mirror — plus one entry of this shape in the family table (src/models/families.ts). The model
-// factory, `arpix info`, the invariant and sampler tests and the export read the table; nothing
-// else names a kind, so adding a family edits no switch statement anywhere.
+// A model family is one folder under src/models/ — its network, its cached stepper, its presets
+// and its entry of this shape — plus its PyTorch mirror in python/arpix_torch/, and one line in the
+// family table (src/models/families.ts). The model factory, the config types, `arpix info`, the
+// invariant and sampler tests, the export and the import read the table; nothing else names a
+// kind, so adding a family edits no switch statement anywhere.
 
-import type { Generator } from '../tensor/random.js';
+import type { Generator } from '../../tensor/random.js';
+import type { StateMap } from './masked.js';
 import type { AutoregressiveModel, BaseModelConfig } from './model.js';
 
 /** The fields of a config that a family's defaults fill (everything but the image and head). */
@@ -58,6 +60,18 @@ export interface ModelFamily<C extends BaseModelConfig = BaseModelConfig> {
   readonly kind: C['kind'];
   /** The paper that defines the family, for `arpix info` and the docs. */
   readonly paper: string;
+  /**
+   * The module of python/arpix_torch that mirrors the family in PyTorch (its FAMILIES entry for
+   * this kind): what `arpix export --torch` writes and `arpix import` reads back. A test checks
+   * the Python registry against the table.
+   */
+  readonly mirror: string;
+  /**
+   * How a PyTorch state dict in the masked formulation (full kernels with mask buffers, as most
+   * PyTorch code writes the convolutional families) becomes this family's weights (see
+   * core/masked.ts). Omitted when PyTorch code stores the family as arpix names it.
+   */
+  maskedImport?(sd: StateMap, model: AutoregressiveModel<C>, file: string): StateMap;
   /** Defaults of every field but height, width, channels and likelihood. */
   readonly defaults: FamilyDefaults<C>;
   /** Ranges of the family's numeric fields (see FieldRange); fields left out are not range-checked. */

@@ -6,7 +6,7 @@
 // (the first layer: a pixel must not see itself); mask B lets it see groups ≤ g (later layers,
 // whose centre features already exclude the pixel's own value).
 
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../../tensor/tensor.js';
 
 export type MaskType = 'A' | 'B';
 

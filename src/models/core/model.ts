@@ -2,14 +2,15 @@
 // class label or condition vector) to likelihood parameters for every pixel, and the likelihood
 // head that turns those into log p(x) = Σ_i log p(x_i | x_<i) and into samples.
 
-import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
-import { createLikelihood, type Likelihood, type LikelihoodConfig } from '../likelihoods/index.js';
-import { Module } from '../nn/index.js';
-import { cast, mean, mul, sub } from '../ops/index.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { sample } from '../sample/cached.js';
-import type { Stepper } from '../sample/driver.js';
-import type { SampleOptions, SampleSetup } from '../sample/options.js';
+import { ArgumentError, ShapeError, fmtShape } from '../../errors.js';
+import { createLikelihood, type Likelihood, type LikelihoodConfig } from '../../likelihoods/index.js';
+import { Module } from '../../nn/index.js';
+import { cast, mean, mul, sub } from '../../ops/index.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { sample } from '../sampling/sample.js';
+import type { Condition, SampleOptions, SampleSetup, Stepper } from '../sampling/options.js';
+
+export type { Condition } from '../sampling/options.js';
 
 export interface BaseModelConfig {
   kind: string;
@@ -24,12 +25,6 @@ export interface BaseModelConfig {
   conditionDim: number;
 }
 
-export interface Condition {
-  /** int32 [N] class labels, when the model has numClasses > 0. */
-  labels?: Tensor | null;
-  /** float [N, conditionDim], when the model has conditionDim > 0. */
-  h?: Tensor | null;
-}
 
 export abstract class AutoregressiveModel<C extends BaseModelConfig = BaseModelConfig> extends Module {
   readonly likelihood: Likelihood;

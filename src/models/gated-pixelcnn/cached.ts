@@ -4,12 +4,12 @@
 // one pixel per step. A step costs a few small matrix products per layer instead of a forward
 // pass over the whole image.
 
-import type { GatedPixelCNN } from '../models/gated-pixelcnn.js';
-import { add, elu, gatedActivation, reshape } from '../ops/index.js';
-import { Tensor } from '../tensor/tensor.js';
-import type { Stepper } from './driver.js';
-import { Cache, PixelConv, Pointwise, RowConv, inputImage, writeSampled } from './causal-conv.js';
-import type { SampleSetup } from './options.js';
+import type { GatedPixelCNN } from './gated-pixelcnn.js';
+import { add, elu, gatedActivation, reshape } from '../../ops/index.js';
+import { Tensor } from '../../tensor/tensor.js';
+import type { Stepper } from '../sampling/options.js';
+import { Cache, PixelConv, Pointwise, RowConv, inputImage, writeSampled } from '../sampling/causal-conv.js';
+import type { SampleSetup } from '../sampling/options.js';
 
 /** Adds a per-image term [N, C] to a row [N, 1, W, C] or a pixel [N, C]. */
 function addPerImage(x: Tensor, c: Tensor | null): Tensor {

@@ -9,19 +9,17 @@
 // same row without a shift; the horizontal stack uses 1×(k+1) kernels whose last tap is the
 // current pixel. This is the common masked 3×3 formulation with its zeroed taps skipped.
 
-import { ArgumentError } from '../errors.js';
-import { Conv2d, Module, ModuleList } from '../nn/index.js';
-import { add, conv2dSum, downShift, elu, gatedActivation, rightShift } from '../ops/index.js';
-import type { Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { blockGroups, causalMask, cyclicGroups } from './masks.js';
-import { ConditionProjection, addCondition } from './condition.js';
-import { AutoregressiveModel, type BaseModelConfig, type Condition } from './model.js';
-import { conditionParameters, costOf, type ConvShape, type ModelFamily } from './family.js';
-import { createLikelihood } from '../likelihoods/index.js';
-import { gatedCachedStepper } from '../sample/cached-gated.js';
-import type { Stepper } from '../sample/driver.js';
-import type { SampleSetup } from '../sample/options.js';
+import { ArgumentError } from '../../errors.js';
+import { Conv2d, Module, ModuleList } from '../../nn/index.js';
+import { add, conv2dSum, downShift, elu, gatedActivation, rightShift } from '../../ops/index.js';
+import type { Generator } from '../../tensor/random.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { blockGroups, causalMask, cyclicGroups } from '../core/masks.js';
+import { ConditionProjection, addCondition } from '../core/condition.js';
+import { AutoregressiveModel, type BaseModelConfig, type Condition } from '../core/model.js';
+import { gatedCachedStepper } from './cached.js';
+import type { Stepper } from '../sampling/options.js';
+import type { SampleSetup } from '../sampling/options.js';
 
 export interface GatedPixelCNNConfig extends BaseModelConfig {
   kind: 'gated-pixelcnn';
@@ -134,54 +132,3 @@ export class GatedPixelCNN extends AutoregressiveModel<GatedPixelCNNConfig> {
     return gatedCachedStepper(this, s);
   }
 }
-
-export const gatedPixelCNNFamily: ModelFamily<GatedPixelCNNConfig> = {
-  kind: 'gated-pixelcnn',
-  paper: 'van den Oord et al. 2016, "Conditional Image Generation with PixelCNN Decoders"',
-  defaults: gatedPixelCNNDefaults,
-  build: (config, generator) => new GatedPixelCNN(config, generator),
-  differentiableInput: true,
-  supports: () => true,
-  tiny: () => ({ hiddenChannels: 6, kernelSize: 3, firstKernelSize: 5, dilations: [1, 2, 1] }),
-  ranges: {
-    hiddenChannels: { min: 1, max: 8192 },
-    kernelSize: { min: 3, max: 255, odd: true },
-    firstKernelSize: { min: 3, max: 255, odd: true },
-    dilations: { min: 1, max: 4096, maxLength: 1024 },
-  },
-  // The layers of the constructor above, counted rather than built.
-  cost: (c) => {
-    const { channels: ch, hiddenChannels: p, kernelSize: k, firstKernelSize: k0 } = c;
-    const px = c.height * c.width;
-    const lik = createLikelihood(c.likelihood, ch);
-    const r = Math.floor(k / 2);
-    const r0 = Math.floor(k0 / 2);
-    const convs: ConvShape[] = [
-      { name: 'vFirst', kernel: [r0, k0], cin: ch, cout: p, pixels: px },
-      { name: 'hFirst', kernel: [1, r0], cin: ch, cout: p, pixels: px },
-    ];
-    if (lik.perChannel && ch > 1) convs.push({ name: 'hFirstCentre', kernel: [1, 1], cin: ch, cout: p, pixels: px, bias: false });
-    c.dilations.forEach((_, b) => convs.push(
-      { name: `blocks.${b}.vConv`, kernel: [r + 1, k], cin: p, cout: 2 * p, pixels: px },
-      { name: `blocks.${b}.hConv`, kernel: [1, r + 1], cin: p, cout: 2 * p, pixels: px },
-      { name: `blocks.${b}.link`, kernel: [1, 1], cin: 2 * p, cout: 2 * p, pixels: px },
-      { name: `blocks.${b}.residual`, kernel: [1, 1], cin: p, cout: p, pixels: px },
-    ));
-    convs.push({ name: 'out', kernel: [1, 1], cin: p, cout: lik.paramsPerPixel, pixels: px });
-    return costOf(convs, c.dilations.length * 2 * conditionParameters(c, 2 * p));
-  },
-  // The masked k×k formulation computes every tap of the full kernels this network skips.
-  maskedFormulationFlops: (config, convs) => {
-    const k = config.kernelSize;
-    const k0 = config.firstKernelSize;
-    let total = 0;
-    for (const c of convs) {
-      const taps = c.kernel[0] * c.kernel[1];
-      const full = /(^|\.)vFirst$/.test(c.name) ? k0 * k0 : /(^|\.)hFirst$/.test(c.name) ? k0
-        : /\.vConv$/.test(c.name) ? k * k : /\.hConv$/.test(c.name) ? k : taps;
-      total += (c.flops * full) / taps;
-    }
-    return total;
-  },
-};
-

@@ -6,12 +6,12 @@
 // from the canvas when pixel p is asked for; so completion needs no special case, and `sampled`
 // has nothing to do.
 
-import { isPaletteHead } from '../likelihoods/index.js';
-import type { ImageGPT } from '../models/image-gpt.js';
-import { add, reshape, zeros } from '../ops/index.js';
-import { Tensor } from '../tensor/tensor.js';
-import type { Stepper } from './driver.js';
-import type { SampleSetup } from './options.js';
+import { isPaletteHead } from '../../likelihoods/index.js';
+import type { ImageGPT } from './image-gpt.js';
+import { add, reshape, zeros } from '../../ops/index.js';
+import { Tensor } from '../../tensor/tensor.js';
+import type { Stepper } from '../sampling/options.js';
+import type { SampleSetup } from '../sampling/options.js';
 
 export function imageGPTStepper(model: ImageGPT, s: SampleSetup): Stepper {
   const { embedDim: d } = model.config;

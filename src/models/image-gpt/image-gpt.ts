@@ -10,18 +10,17 @@
 // openai/image-gpt's norm — RMS, a scale and no bias — or layer norm by config; GELU in the MLP; a final norm and an untied output head over the palette.
 // A class label (or vector h) is added to every position's input.
 
-import { ArgumentError } from '../errors.js';
-import { isPaletteHead } from '../likelihoods/index.js';
-import { Embedding, LayerNorm, LearnedPositionEmbedding, Linear, ModuleList, Parameter, RMSNorm, TransformerBlock, normal_ } from '../nn/index.js';
-import { add, cast, concat, mul, reshape, slice, zeros } from '../ops/index.js';
-import { getDefaultGenerator, type Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { ConditionProjection } from './condition.js';
-import type { ModelFamily } from './family.js';
-import { AutoregressiveModel, type BaseModelConfig, type Condition } from './model.js';
-import { imageGPTStepper } from '../sample/cached-image-gpt.js';
-import type { Stepper } from '../sample/driver.js';
-import type { SampleSetup } from '../sample/options.js';
+import { ArgumentError } from '../../errors.js';
+import { isPaletteHead } from '../../likelihoods/index.js';
+import { Embedding, LayerNorm, LearnedPositionEmbedding, Linear, ModuleList, Parameter, RMSNorm, TransformerBlock, normal_ } from '../../nn/index.js';
+import { add, cast, concat, mul, reshape, slice, zeros } from '../../ops/index.js';
+import { getDefaultGenerator, type Generator } from '../../tensor/random.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { ConditionProjection } from '../core/condition.js';
+import { AutoregressiveModel, type BaseModelConfig, type Condition } from '../core/model.js';
+import { imageGPTStepper } from './cached.js';
+import type { Stepper } from '../sampling/options.js';
+import type { SampleSetup } from '../sampling/options.js';
 
 export interface ImageGPTConfig extends BaseModelConfig {
   kind: 'image-gpt';
@@ -178,25 +177,3 @@ export class ImageGPT extends AutoregressiveModel<ImageGPTConfig> {
     return imageGPTStepper(this, s);
   }
 }
-
-/** Multiply-adds ×2 of one image's forward pass: the linear layers and the attention products. */
-function imageGPTFlops(c: ImageGPTConfig, vocab: number): number {
-  const l = c.height * c.width;
-  const d = c.embedDim;
-  const perBlock = 2 * l * d * (3 * d + d + 2 * c.mlpRatio * d) + 2 * 2 * d * (l * (l + 1)) / 2;
-  return c.layers * perBlock + 2 * l * d * vocab;
-}
-
-export const imageGPTFamily: ModelFamily<ImageGPTConfig> = {
-  kind: 'image-gpt',
-  paper: 'Chen et al. 2020, "Generative Pretraining from Pixels" (openai/image-gpt)',
-  defaults: imageGPTDefaults,
-  build: (config, generator) => new ImageGPT(config, generator),
-  ranges: { embedDim: { min: 1, max: 16384 }, layers: { min: 1, max: 256 }, heads: { min: 1, max: 256 }, mlpRatio: { min: 1, max: 64 } },
-  differentiableInput: false,
-  // One token per pixel: the categorical head is the identity palette of grey levels, so colour
-  // needs a palette head.
-  supports: (c) => (c.likelihood === 'categorical' && c.channels === 1) || c.likelihood === 'palette',
-  tiny: () => ({ embedDim: 8, layers: 2, heads: 2, mlpRatio: 2 }),
-  flops: (config, model) => imageGPTFlops(config, (model as ImageGPT).vocab),
-};

@@ -14,11 +14,11 @@
 // above the query's block — so the window's blocks are the grid's blocks and its top flange reaches
 // no row outside the window.
 
-import type { ImageTransformer } from '../models/image-transformer.js';
-import { add, attentionStep, type AttentionPatternInput } from '../ops/index.js';
-import { Tensor } from '../tensor/tensor.js';
-import type { Stepper } from './driver.js';
-import type { SampleSetup } from './options.js';
+import type { ImageTransformer } from './image-transformer.js';
+import { add, attentionStep, type AttentionPatternInput } from '../../ops/index.js';
+import { Tensor } from '../../tensor/tensor.js';
+import type { Stepper } from '../sampling/options.js';
+import type { SampleSetup } from '../sampling/options.js';
 
 interface Window {
   /** Positions the caches hold. */

@@ -4,10 +4,10 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import * as ax from '../ops/index.js';
-import { Generator } from '../tensor/random.js';
-import { Tensor } from '../tensor/tensor.js';
-import { createModel, loadPreset } from './index.js';
+import * as ax from '../../ops/index.js';
+import { Generator } from '../../tensor/random.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { createModel, loadPreset } from '../index.js';
 import { positionEncoding2d } from './image-transformer.js';
 
 const base = {
@@ -106,7 +106,7 @@ describe('image-transformer', () => {
 
 describe('image-transformer info', () => {
   test('receptive field through the pattern: local 1-D grows by one memory per layer; FLOPs count projections, attention and head', async () => {
-    const { modelInfo } = await import('../train/info.js');
+    const { modelInfo } = await import('../../train/info.js');
     // 16 positions, blocks of 4 with 4 of memory, 2 layers: the last position (15, block 12…15)
     // reads 8…15, which read 4…15: values 3…14, i.e. pixels 3…14 of the 15 before the last.
     const m = createModel({ ...base, layers: 2, attention: 'local1d', blockLength: 4, memoryLength: 4 });

@@ -2,12 +2,12 @@
 // output pixel, so at step (y, x) each layer computes just its output at (y, x) from the caches
 // of the layer below — the masked taps are skipped entirely.
 
-import type { PixelCNN } from '../models/pixelcnn.js';
-import { add, relu, reshape } from '../ops/index.js';
-import type { Tensor } from '../tensor/tensor.js';
-import type { Stepper } from './driver.js';
-import { Cache, PixelConv, Pointwise, inputImage, writeSampled } from './causal-conv.js';
-import type { SampleSetup } from './options.js';
+import type { PixelCNN } from './pixelcnn.js';
+import { add, relu, reshape } from '../../ops/index.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import type { Stepper } from '../sampling/options.js';
+import { Cache, PixelConv, Pointwise, inputImage, writeSampled } from '../sampling/causal-conv.js';
+import type { SampleSetup } from '../sampling/options.js';
 
 export function pixelCNNCachedStepper(model: PixelCNN, s: SampleSetup): Stepper {
   const { n, h, w, c } = s;

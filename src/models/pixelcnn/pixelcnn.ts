@@ -3,19 +3,17 @@
 // 1×1 output layers. In colour, the masks also order the R, G, B channel groups (Figure 2).
 // This original form has the known blind spot to the upper right; Gated PixelCNN removes it.
 
-import { ArgumentError } from '../errors.js';
-import { Conv2d, Module, ModuleList } from '../nn/index.js';
-import { add, relu } from '../ops/index.js';
-import type { Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { blockGroups, causalMask, cyclicGroups } from './masks.js';
-import { AutoregressiveModel, type BaseModelConfig, type Condition } from './model.js';
-import { ConditionProjection, addCondition } from './condition.js';
-import { conditionParameters, costOf, type ConvShape, type ModelFamily } from './family.js';
-import { createLikelihood } from '../likelihoods/index.js';
-import { pixelCNNCachedStepper } from '../sample/cached-pixelcnn.js';
-import type { Stepper } from '../sample/driver.js';
-import type { SampleSetup } from '../sample/options.js';
+import { ArgumentError } from '../../errors.js';
+import { Conv2d, Module, ModuleList } from '../../nn/index.js';
+import { add, relu } from '../../ops/index.js';
+import type { Generator } from '../../tensor/random.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { blockGroups, causalMask, cyclicGroups } from '../core/masks.js';
+import { AutoregressiveModel, type BaseModelConfig, type Condition } from '../core/model.js';
+import { ConditionProjection, addCondition } from '../core/condition.js';
+import { pixelCNNCachedStepper } from './cached.js';
+import type { Stepper } from '../sampling/options.js';
+import type { SampleSetup } from '../sampling/options.js';
 
 export interface PixelCNNConfig extends BaseModelConfig {
   kind: 'pixelcnn';
@@ -101,36 +99,3 @@ export class PixelCNN extends AutoregressiveModel<PixelCNNConfig> {
     return pixelCNNCachedStepper(this, s);
   }
 }
-
-export const pixelCNNFamily: ModelFamily<PixelCNNConfig> = {
-  kind: 'pixelcnn',
-  paper: 'van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.5',
-  defaults: pixelCNNDefaults,
-  build: (config, generator) => new PixelCNN(config, generator),
-  differentiableInput: true,
-  supports: () => true,
-  tiny: () => ({ hiddenChannels: 6, residualBlocks: 2, firstKernelSize: 5, kernelSize: 3, outputHidden: 8 }),
-  ranges: {
-    hiddenChannels: { min: 1, max: 8192 },
-    residualBlocks: { min: 0, max: 1024 },
-    firstKernelSize: { min: 1, max: 255, odd: true },
-    kernelSize: { min: 1, max: 255, odd: true },
-    outputHidden: { min: 1, max: 65_536 },
-  },
-  // The layers of the constructor above, counted rather than built.
-  cost: (c) => {
-    const { hiddenChannels: h, firstKernelSize: k0, kernelSize: k, outputHidden: oh } = c;
-    const px = c.height * c.width;
-    const params = createLikelihood(c.likelihood, c.channels).paramsPerPixel;
-    const convs: ConvShape[] = [{ name: 'first', kernel: [k0, k0], cin: c.channels, cout: 2 * h, pixels: px }];
-    for (let b = 0; b < c.residualBlocks; b++) {
-      convs.push(
-        { name: `blocks.${b}.reduce`, kernel: [1, 1], cin: 2 * h, cout: h, pixels: px },
-        { name: `blocks.${b}.conv`, kernel: [k, k], cin: h, cout: h, pixels: px },
-        { name: `blocks.${b}.expand`, kernel: [1, 1], cin: h, cout: 2 * h, pixels: px },
-      );
-    }
-    convs.push({ name: 'outHidden', kernel: [1, 1], cin: 2 * h, cout: oh, pixels: px }, { name: 'out', kernel: [1, 1], cin: oh, cout: params, pixels: px });
-    return costOf(convs, c.residualBlocks * conditionParameters(c, h));
-  },
-};

@@ -5,12 +5,12 @@
 // exactly when its input at the coarser grid becomes final; the second pass climbs back through
 // the transposed convolutions, reading the coarser caches.
 
-import type { GatedResnet, PixelCNNPP, ShiftedConv, ShiftedDeconv } from '../models/pixelcnnpp.js';
-import { add, concat, concatElu, convTranspose2d, elu, matmul, mul, noGrad, reshape, sigmoid, slice, split } from '../ops/index.js';
-import { Tensor } from '../tensor/tensor.js';
-import type { Stepper } from './driver.js';
-import { Cache, PixelConv, Pointwise, RowConv } from './causal-conv.js';
-import type { SampleSetup } from './options.js';
+import type { GatedResnet, PixelCNNPP, ShiftedConv, ShiftedDeconv } from './pixelcnnpp.js';
+import { add, concat, concatElu, convTranspose2d, elu, matmul, mul, noGrad, reshape, sigmoid, slice, split } from '../../ops/index.js';
+import { Tensor } from '../../tensor/tensor.js';
+import type { Stepper } from '../sampling/options.js';
+import { Cache, PixelConv, Pointwise, RowConv } from '../sampling/causal-conv.js';
+import type { SampleSetup } from '../sampling/options.js';
 
 /** A stream's output at one resolution, raw and through concat_elu (the next block's input). */
 class Stream {

@@ -8,15 +8,15 @@
 // backward direction of row r − 1 (right to left, from its stored input gates) once when row r
 // starts, since row r's outputs read it shifted down by one row.
 
-import type { DiagonalBiLSTM, DiagonalBiLSTMLayer } from '../models/diagonal-bilstm.js';
-import type { LSTMState, PixelRNN, PixelRNNConfig } from '../models/pixelrnn.js';
-import type { RowLSTM, RowLSTMLayer } from '../models/row-lstm.js';
-import type { RowLSTMStepLayer, RowLSTMStepPlan, StepDense } from '../kernels/contracts.js';
-import { add, matmul, noGrad, relu, rowLstmStep } from '../ops/index.js';
-import { Tensor } from '../tensor/tensor.js';
-import type { Stepper } from './driver.js';
-import { Cache, PixelConv, Pointwise, inputImage, writeSampled } from './causal-conv.js';
-import type { SampleSetup } from './options.js';
+import type { DiagonalBiLSTM, DiagonalBiLSTMLayer } from './diagonal-bilstm.js';
+import type { LSTMState, PixelRNN, PixelRNNConfig } from './pixelrnn.js';
+import type { RowLSTM, RowLSTMLayer } from './row-lstm.js';
+import type { RowLSTMStepLayer, RowLSTMStepPlan, StepDense } from '../../kernels/contracts.js';
+import { add, matmul, noGrad, relu, rowLstmStep } from '../../ops/index.js';
+import { Tensor } from '../../tensor/tensor.js';
+import type { Stepper } from '../sampling/options.js';
+import { Cache, PixelConv, Pointwise, inputImage, writeSampled } from '../sampling/causal-conv.js';
+import type { SampleSetup } from '../sampling/options.js';
 
 const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
 

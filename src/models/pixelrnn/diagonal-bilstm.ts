@@ -10,15 +10,14 @@
 // (r, c) is forward(r, c) + backward(r − 1, c), which has seen exactly the rows above and the
 // row's pixels up to c — the whole causal context and nothing after it.
 
-import { embedding, add, downShift, pad, permute, reshape, slice, split } from '../ops/index.js';
-import { Tensor } from '../tensor/tensor.js';
-import type { Generator } from '../tensor/random.js';
-import type { ModelFamily } from './family.js';
-import type { Condition } from './model.js';
-import { LSTMState, PixelRNN, RecurrentLayerBase, pixelRNNCost, pixelRNNDefaults, pixelRNNRanges, pixelRNNRecurrentFlops, type PixelRNNConfig, type RecurrenceShape } from './pixelrnn.js';
-import { diagonalBiLSTMCachedStepper } from '../sample/cached-pixelrnn.js';
-import type { Stepper } from '../sample/driver.js';
-import type { SampleSetup } from '../sample/options.js';
+import { embedding, add, downShift, pad, permute, reshape, slice, split } from '../../ops/index.js';
+import { Tensor } from '../../tensor/tensor.js';
+import type { Generator } from '../../tensor/random.js';
+import type { Condition } from '../core/model.js';
+import { LSTMState, PixelRNN, RecurrentLayerBase, pixelRNNDefaults, type PixelRNNConfig } from './pixelrnn.js';
+import { diagonalBiLSTMCachedStepper } from './cached.js';
+import type { Stepper } from '../sampling/options.js';
+import type { SampleSetup } from '../sampling/options.js';
 
 export interface DiagonalBiLSTMConfig extends PixelRNNConfig {
   kind: 'diagonal-bilstm';
@@ -100,19 +99,3 @@ export class DiagonalBiLSTM extends PixelRNN<DiagonalBiLSTMConfig> {
     return diagonalBiLSTMCachedStepper(this, s);
   }
 }
-
-/** 1×1 input-to-state for both directions; 2×1 state-to-state along the skewed map's H × (W + H − 1) positions. */
-const diagonalShape = (c: DiagonalBiLSTMConfig): RecurrenceShape => ({ inputWidth: 1, directions: 2, stateTaps: 2, positions: c.height * (c.width + c.height - 1) });
-
-export const diagonalBiLSTMFamily: ModelFamily<DiagonalBiLSTMConfig> = {
-  kind: 'diagonal-bilstm',
-  paper: 'van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.2 (Diagonal BiLSTM)',
-  defaults: diagonalBiLSTMDefaults,
-  build: (config, generator) => new DiagonalBiLSTM(config, generator),
-  ranges: pixelRNNRanges,
-  cost: (c) => pixelRNNCost(c, diagonalShape(c)),
-  recurrentFlops: (c) => pixelRNNRecurrentFlops(c, diagonalShape(c)),
-  differentiableInput: true,
-  supports: () => true,
-  tiny: () => ({ hiddenChannels: 4, layers: 2, firstKernelSize: 3, outputHidden: 8 }),
-};

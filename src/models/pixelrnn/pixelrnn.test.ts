@@ -5,14 +5,14 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import * as ax from '../ops/index.js';
-import { Generator } from '../tensor/random.js';
-import { Tensor } from '../tensor/tensor.js';
-import { createModel } from './index.js';
+import * as ax from '../../ops/index.js';
+import { Generator } from '../../tensor/random.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { createModel } from '../index.js';
 import { DiagonalBiLSTMLayer, flipWidth, skew, unskew, type DiagonalBiLSTMConfig } from './diagonal-bilstm.js';
 import { RowLSTMLayer, type RowLSTMConfig } from './row-lstm.js';
-import type { Module } from '../nn/index.js';
-import { assertClose } from '../testing/gradcheck.js';
+import type { Module } from '../../nn/index.js';
+import { assertClose } from '../../testing/gradcheck.js';
 
 const H = 6, W = 7;
 

@@ -11,17 +11,17 @@
 // whatever h is); the state-to-state convolutions are unmasked, because they read only earlier
 // pixels' states. Each layer's recurrence is one lstmScan op (src/ops/lstm.ts).
 
-import { ArgumentError } from '../errors.js';
-import { Conv2d, Module, ModuleList, Parameter, uniform_ } from '../nn/index.js';
-import { conv2dSum, lstmScan, relu, reshape, zeros } from '../ops/index.js';
-import type { Generator } from '../tensor/random.js';
-import { getDefaultGenerator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { ConditionProjection, addCondition } from './condition.js';
-import { blockGroups, causalMask, cyclicGroups } from './masks.js';
-import { AutoregressiveModel, type BaseModelConfig, type Condition } from './model.js';
-import { conditionParameters, costOf, type ConvShape, type ModelCost } from './family.js';
-import { createLikelihood } from '../likelihoods/index.js';
+import { ArgumentError } from '../../errors.js';
+import { Conv2d, Module, ModuleList, Parameter, uniform_ } from '../../nn/index.js';
+import { conv2dSum, lstmScan, relu, reshape, zeros } from '../../ops/index.js';
+import type { Generator } from '../../tensor/random.js';
+import { getDefaultGenerator } from '../../tensor/random.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { ConditionProjection, addCondition } from '../core/condition.js';
+import { blockGroups, causalMask, cyclicGroups } from '../core/masks.js';
+import { AutoregressiveModel, type BaseModelConfig, type Condition } from '../core/model.js';
+import { conditionParameters, costOf, type ConvShape, type ModelCost } from '../core/family.js';
+import { createLikelihood } from '../../likelihoods/index.js';
 
 export interface PixelRNNConfig extends BaseModelConfig {
   /** LSTM state channels h; the residual stream between layers carries 2h. */

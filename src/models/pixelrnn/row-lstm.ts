@@ -6,16 +6,15 @@
 // The state at (r, c) therefore sees the triangle above it: row r − d, columns c − d·⌊k/2⌋ …
 // c + d·⌊k/2⌋, for every d ≥ 1 (and the pixels left of it through the input-to-state).
 
-import { ArgumentError } from '../errors.js';
-import { permute } from '../ops/index.js';
-import type { Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
-import type { ModelFamily } from './family.js';
-import type { Condition } from './model.js';
-import { LSTMState, PixelRNN, RecurrentLayerBase, pixelRNNCost, pixelRNNDefaults, pixelRNNRanges, pixelRNNRecurrentFlops, type PixelRNNConfig, type RecurrenceShape } from './pixelrnn.js';
-import { rowLSTMCachedStepper } from '../sample/cached-pixelrnn.js';
-import type { Stepper } from '../sample/driver.js';
-import type { SampleSetup } from '../sample/options.js';
+import { ArgumentError } from '../../errors.js';
+import { permute } from '../../ops/index.js';
+import type { Generator } from '../../tensor/random.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import type { Condition } from '../core/model.js';
+import { LSTMState, PixelRNN, RecurrentLayerBase, pixelRNNDefaults, type PixelRNNConfig } from './pixelrnn.js';
+import { rowLSTMCachedStepper } from './cached.js';
+import type { Stepper } from '../sampling/options.js';
+import type { SampleSetup } from '../sampling/options.js';
 
 export interface RowLSTMConfig extends PixelRNNConfig {
   kind: 'row-lstm';
@@ -58,19 +57,3 @@ export class RowLSTM extends PixelRNN<RowLSTMConfig> {
     return rowLSTMCachedStepper(this, s);
   }
 }
-
-/** Input-to-state columns x − ⌊k/2⌋ … x; state-to-state 1×k over the previous row; one scan position per pixel. */
-const rowShape = (c: RowLSTMConfig): RecurrenceShape => ({ inputWidth: Math.floor(c.kernelSize / 2) + 1, directions: 1, stateTaps: c.kernelSize, positions: c.height * c.width });
-
-export const rowLSTMFamily: ModelFamily<RowLSTMConfig> = {
-  kind: 'row-lstm',
-  paper: 'van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.1 (Row LSTM)',
-  defaults: rowLSTMDefaults,
-  build: (config, generator) => new RowLSTM(config, generator),
-  ranges: { ...pixelRNNRanges, kernelSize: { min: 1, max: 63, odd: true } },
-  cost: (c) => pixelRNNCost(c, rowShape(c)),
-  recurrentFlops: (c) => pixelRNNRecurrentFlops(c, rowShape(c)),
-  differentiableInput: true,
-  supports: () => true,
-  tiny: () => ({ hiddenChannels: 4, layers: 2, firstKernelSize: 3, outputHidden: 8, kernelSize: 3 }),
-};

@@ -4,15 +4,15 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import * as ax from '../ops/index.js';
-import { Generator } from '../tensor/random.js';
-import { createModel } from '../models/index.js';
-import { cachedStepper } from './cached.js';
+import * as ax from '../../ops/index.js';
+import { Generator } from '../../tensor/random.js';
+import { createModel } from '../index.js';
+import { cachedStepper } from './sample.js';
 import { runSampler } from './driver.js';
 import { sampleNaive, pixelParams } from './naive.js';
 import { prepareSampling, type SampleOptions } from './options.js';
-import { familyCases, tinyConfig, type CaseTemplate } from '../testing/families.js';
-import { familyOf } from '../models/index.js';
+import { familyCases, tinyConfig, type CaseTemplate } from '../../testing/families.js';
+import { familyOf } from '../index.js';
 
 const templates: CaseTemplate[] = [
   { name: 'categorical grey', height: 8, width: 4, channels: 1, likelihood: { kind: 'categorical', levels: 16 } },

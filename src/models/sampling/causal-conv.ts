@@ -3,9 +3,9 @@
 // keeps its full output as a cache and computes only the output row or pixel that the newly
 // sampled element makes final, reading its input from the previous layer's cache.
 
-import type { Conv2d } from '../nn/index.js';
-import { add, conv2d, matmul, mul, noGrad } from '../ops/index.js';
-import { Tensor } from '../tensor/tensor.js';
+import type { Conv2d } from '../../nn/index.js';
+import { add, conv2d, matmul, mul, noGrad } from '../../ops/index.js';
+import { Tensor } from '../../tensor/tensor.js';
 
 /** The network's input image [N, H, W, C] in [−1, 1] from the canvas's levels (kept pixels included). */
 export function inputImage(canvas: Int32Array, levels: number, into: Float32Array = new Float32Array(canvas.length)): Float32Array {

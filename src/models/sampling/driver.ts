@@ -4,23 +4,13 @@
 // cached ones update their layers' caches. Both draw from one Philox stream in the same order,
 // so the same seed gives the same images.
 
-import type { AutoregressiveModel } from '../models/model.js';
-import { noGrad } from '../ops/index.js';
-import { Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { inEvalMode, rowValues, type SampleSetup, type SampleOptions } from './options.js';
+import { noGrad } from '../../ops/index.js';
+import { Generator } from '../../tensor/random.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { inEvalMode, rowValues, type SampleSetup, type SampleOptions, type SamplingModel, type Stepper } from './options.js';
 
-export interface Stepper {
-  /** Called once before the pixels of row y (all earlier rows are final). */
-  beginRow(y: number): void;
-  /**
-   * Likelihood parameters [n · P] of pixel (y, x) given everything sampled so far (for a
-   * per-channel head, pass `pass` = the channel about to be drawn).
-   */
-  pixel(y: number, x: number, pass: number): Float32Array;
-  /** Told each newly sampled value, to update any input cache. */
-  sampled(y: number, x: number, channel: number, values: Int32Array): void;
-}
+export type { Stepper } from './options.js';
+
 
 /** The values of one pixel of every image, [n, C]. */
 function pixelValues(s: SampleSetup, pixel: number): Int32Array {
@@ -30,7 +20,7 @@ function pixelValues(s: SampleSetup, pixel: number): Int32Array {
   return out;
 }
 
-export function runSampler(model: AutoregressiveModel, s: SampleSetup, opts: SampleOptions, stepper: (s: SampleSetup) => Stepper): Tensor {
+export function runSampler(model: SamplingModel, s: SampleSetup, opts: SampleOptions, stepper: (s: SampleSetup) => Stepper): Tensor {
   const head = model.likelihood;
   const generator = new Generator(opts.seed ?? 0);
   const passes = head.perChannel ? s.c : 1;

@@ -1,10 +1,9 @@
 // The naive sampler: the whole network runs once per pixel (and per channel, for heads that
 // condition channels on each other). Simple and slow — the oracle the cached sampler must match.
 
-import type { AutoregressiveModel } from '../models/model.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../../tensor/tensor.js';
 import { runSampler, type Stepper } from './driver.js';
-import { prepareSampling, type SampleOptions, type SampleSetup } from './options.js';
+import { prepareSampling, type SampleOptions, type SampleSetup, type SamplingModel } from './options.js';
 
 /** Copies the parameters of one pixel for every image into rows [n, P]. */
 export function pixelParams(params: Tensor, pixel: number): Float32Array {
@@ -14,7 +13,7 @@ export function pixelParams(params: Tensor, pixel: number): Float32Array {
   return out;
 }
 
-export function naiveStepper(model: AutoregressiveModel, s: SampleSetup): Stepper {
+export function naiveStepper(model: SamplingModel, s: SampleSetup): Stepper {
   return {
     beginRow: () => {},
     pixel: (y, x) => pixelParams(model.params(s.canvas, s.cond), y * s.w + x),
@@ -22,7 +21,7 @@ export function naiveStepper(model: AutoregressiveModel, s: SampleSetup): Steppe
   };
 }
 
-export function sampleNaive(model: AutoregressiveModel, opts: SampleOptions): Tensor {
+export function sampleNaive(model: SamplingModel, opts: SampleOptions): Tensor {
   const s = prepareSampling(model, opts);
   return runSampler(model, s, opts, () => naiveStepper(model, s));
 }

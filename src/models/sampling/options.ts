@@ -1,8 +1,47 @@
-// What both samplers take, and the checks and set-up they share.
+// What both samplers take, what they need of a model, and the checks and set-up they share.
 
-import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
-import type { AutoregressiveModel, Condition } from '../models/model.js';
-import { Tensor } from '../tensor/tensor.js';
+import { ArgumentError, ShapeError, fmtShape } from '../../errors.js';
+import type { Likelihood } from '../../likelihoods/index.js';
+import { Tensor } from '../../tensor/tensor.js';
+
+/** What a network is conditioned on besides the image. */
+export interface Condition {
+  /** int32 [N] class labels, when the model has numClasses > 0. */
+  labels?: Tensor | null;
+  /** float [N, conditionDim], when the model has conditionDim > 0. */
+  h?: Tensor | null;
+}
+
+export interface Stepper {
+  /** Called once before the pixels of row y (all earlier rows are final). */
+  beginRow(y: number): void;
+  /**
+   * Likelihood parameters [n · P] of pixel (y, x) given everything sampled so far (for a
+   * per-channel head, pass `pass` = the channel about to be drawn).
+   */
+  pixel(y: number, x: number, pass: number): Float32Array;
+  /** Told each newly sampled value, to update any input cache. */
+  sampled(y: number, x: number, channel: number, values: Int32Array): void;
+}
+
+/**
+ * What the samplers need of a model. Every SamplingModel (models/core/model.ts) is one; the
+ * samplers name only this surface, so they sit below the models that use them.
+ */
+export interface SamplingModel {
+  readonly config: { readonly kind: string; readonly height: number; readonly width: number; readonly channels: number; readonly numClasses: number };
+  readonly likelihood: Likelihood;
+  /** Training mode (dropout on); sampling runs in eval mode and restores it. */
+  readonly training: boolean;
+  train(mode?: boolean): unknown;
+  eval(): unknown;
+  /** Checks an integer image batch and its condition; returns N. */
+  checkInputs(op: string, images: Tensor, cond?: Condition): number;
+  /** Likelihood parameters [N, H, W, P] for an integer image batch: what the naive sampler reruns. */
+  params(images: Tensor, cond?: Condition): Tensor;
+  /** The family's cached stepper, or null when it has none. */
+  cachedStepper(setup: SampleSetup): Stepper | null;
+}
 
 export interface SampleOptions {
   /** Number of images. */
@@ -44,7 +83,7 @@ export interface SampleSetup {
   keep: Uint8Array | null;
 }
 
-export function prepareSampling(model: AutoregressiveModel, opts: SampleOptions): SampleSetup {
+export function prepareSampling(model: SamplingModel, opts: SampleOptions): SampleSetup {
   const { height: h, width: w, channels: c, numClasses } = model.config;
   const n = opts.n;
   if (!Number.isInteger(n) || n < 1) throw new ArgumentError('sample', 'n', `must be a positive integer, got ${n}`);
@@ -101,7 +140,7 @@ export function rowValues(canvas: Tensor, row: number): Int32Array {
 }
 
 /** Runs fn in evaluation mode (no dropout) and restores the mode after. */
-export function inEvalMode<T>(model: AutoregressiveModel, fn: () => T): T {
+export function inEvalMode<T>(model: SamplingModel, fn: () => T): T {
   const was = model.training;
   model.eval();
   try {

@@ -3,10 +3,10 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import * as ax from '../ops/index.js';
-import { Generator } from '../tensor/random.js';
-import { Tensor } from '../tensor/tensor.js';
-import { createModel } from '../models/index.js';
+import * as ax from '../../ops/index.js';
+import { Generator } from '../../tensor/random.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { createModel } from '../index.js';
 import { sampleNaive } from './naive.js';
 
 function tiny(kind: string, likelihood: Record<string, unknown>, extra: Record<string, unknown> = {}) {

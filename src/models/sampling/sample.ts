@@ -1,18 +1,17 @@
 // The cached sampler: dispatches to the model family's stepper.
 
-import type { AutoregressiveModel } from '../models/model.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../../tensor/tensor.js';
 import { runSampler, type Stepper } from './driver.js';
 import { naiveStepper } from './naive.js';
-import { ArgumentError } from '../errors.js';
-import { prepareSampling, type SampleOptions, type SampleSetup } from './options.js';
+import { ArgumentError } from '../../errors.js';
+import { prepareSampling, type SampleOptions, type SampleSetup, type SamplingModel } from './options.js';
 
 /** The cached stepper for a model, or null when its family has none. */
-export function cachedStepper(model: AutoregressiveModel, s: SampleSetup): Stepper | null {
+export function cachedStepper(model: SamplingModel, s: SampleSetup): Stepper | null {
   return model.cachedStepper(s);
 }
 
-export function sampleCached(model: AutoregressiveModel, opts: SampleOptions): Tensor {
+export function sampleCached(model: SamplingModel, opts: SampleOptions): Tensor {
   const s = prepareSampling(model, opts);
   const stepper = cachedStepper(model, s);
   if (stepper === null) throw new Error(`sampleCached: no cached sampler for ${model.config.kind}`);
@@ -20,7 +19,7 @@ export function sampleCached(model: AutoregressiveModel, opts: SampleOptions): T
 }
 
 /** Samples with the requested method: cached by default, naive when asked or when none exists. */
-export function sample(model: AutoregressiveModel, opts: SampleOptions): Tensor {
+export function sample(model: SamplingModel, opts: SampleOptions): Tensor {
   const s = prepareSampling(model, opts);
   const method = opts.method ?? 'cached';
   if (method !== 'cached' && method !== 'naive') throw new ArgumentError('sample', 'method', `must be 'cached' or 'naive', got '${String(method)}'`);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch mirror of arpix's gated-pixelcnn (src/models/gated-pixelcnn.ts), grey images only.
+"""PyTorch mirror of arpix's gated-pixelcnn (src/models/gated-pixelcnn/), grey images only.
 
     python3 gated_pixelcnn.py check  --fixture IN.safetensors --out OUT.safetensors
     python3 gated_pixelcnn.py train  --data DIR --threads 2 --json

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-# ---- masks (src/models/masks.ts) ------------------------------------------------------------
+# ---- masks (src/models/core/masks.ts) ------------------------------------------------------------
 
 
 def cyclic_groups(count, groups, period=None):
@@ -101,7 +101,7 @@ class ConvTranspose2d(nn.Module):
 
 class ConditionProjection(nn.Module):
     """V·h of the conditional PixelCNN: a label embedding `embed` [classes, out] and a bias-free
-    linear map `project` of a condition vector, added per image (src/models/condition.ts)."""
+    linear map `project` of a condition vector, added per image (src/models/core/condition.ts)."""
 
     def __init__(self, num_classes, condition_dim, out):
         super().__init__()

@@ -1,4 +1,4 @@
-"""Mirror of arpix's gated-pixelcnn (src/models/gated-pixelcnn.ts; van den Oord et al. 2016,
+"""Mirror of arpix's gated-pixelcnn (src/models/gated-pixelcnn/; van den Oord et al. 2016,
 "Conditional Image Generation with PixelCNN Decoders"): the masked formulation with its zeroed
 taps dropped — the vertical stack reads rows above through [r+1, k] kernels on a down-shifted
 image, the horizontal stack 1×(r+1) kernels ending at the current pixel."""

@@ -1,4 +1,4 @@
-"""Mirror of arpix's image-gpt (src/models/image-gpt.ts; Chen et al. 2020, "Generative
+"""Mirror of arpix's image-gpt (src/models/image-gpt/; Chen et al. 2020, "Generative
 Pretraining from Pixels"): a pre-norm GPT-2 on the raster sequence of pixel tokens — grey values
 (the identity palette, arpix's categorical head) or nearest palette colours (the palette head,
 whose log-likelihood is of the token sequence). A learned start-of-sequence vector at position 0,

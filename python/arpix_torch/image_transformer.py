@@ -1,4 +1,4 @@
-"""Mirror of arpix's image-transformer (src/models/image-transformer.ts; Parmar et al. 2018,
+"""Mirror of arpix's image-transformer (src/models/image-transformer/; Parmar et al. 2018,
 "Image Transformer"): sub-pixels (or pixels, for the logistic mixture) as positions in raster
 order, per-channel value embeddings, the sequence shifted right, tensor2tensor's 2-D sinusoidal
 positions, post-norm blocks with a ReLU feed-forward, and local 1-D, local 2-D (one-row query

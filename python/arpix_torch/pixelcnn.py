@@ -1,4 +1,4 @@
-"""Mirror of arpix's pixelcnn (src/models/pixelcnn.ts; van den Oord et al. 2016, "Pixel Recurrent
+"""Mirror of arpix's pixelcnn (src/models/pixelcnn/; van den Oord et al. 2016, "Pixel Recurrent
 Neural Networks", §3.5): a k0×k0 mask-A convolution, residual blocks 1×1 → k×k mask B → 1×1 with
 ReLUs, two 1×1 output layers; in colour the masks also order R, G, B."""
 

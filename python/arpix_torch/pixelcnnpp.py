@@ -1,4 +1,4 @@
-"""Mirror of arpix's pixelcnn++ (src/models/pixelcnnpp.ts; Salimans et al. 2017): down and
+"""Mirror of arpix's pixelcnn++ (src/models/pixelcnnpp/; Salimans et al. 2017): down and
 down-right shifted streams, gated ResNet blocks with concat_elu and dropout, two halvings by
 stride-2 convolutions and two doublings by cropped transposed convolutions, shortcuts from every
 block of the first pass, the discretised logistic mixture."""

@@ -1,4 +1,4 @@
-"""Mirror of arpix's PixelRNN kinds row-lstm and diagonal-bilstm (src/models/pixelrnn.ts,
+"""Mirror of arpix's PixelRNN kinds row-lstm and diagonal-bilstm (src/models/pixelrnn/,
 row-lstm.ts, diagonal-bilstm.ts; van den Oord et al. 2016, "Pixel Recurrent Neural Networks",
 §3.1-3.2): a k0×k0 mask-A convolution, L residual recurrent layers with learned initial states, a
 1×1 skip connection from every layer, two 1×1 ReLU output layers and the head.

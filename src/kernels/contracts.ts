@@ -99,7 +99,7 @@ export interface StepDense {
   readonly cout: number;
 }
 
-/** One Row LSTM layer of a cached step (src/sample/cached-pixelrnn.ts builds it). */
+/** One Row LSTM layer of a cached step (src/models/pixelrnn/cached.ts builds it). */
 export interface RowLSTMStepLayer {
   /** Columns dx ≤ 0 of the layer's input row that its input-to-state convolution reads (masked-out taps left out). */
   readonly inputTaps: Int32Array;

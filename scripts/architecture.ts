@@ -207,10 +207,10 @@ export function report(root: string, kinds: readonly string[]): Report {
   const all = sourceFiles(root);
   const code = all.filter((f) => !isTest(f));
   const edges = importEdges(root, code);
-  const folders = new Set(all.map(folderOf));
+  const folders = new Set(code.map(folderOf));
   const folderEdges = edges.map((e) => ({ from: folderOf(e.from), to: folderOf(e.to) })).filter((e) => e.from !== e.to);
   return {
-    folders: folders.size,
+    folders: new Set(all.map((f) => dirname(f))).size,
     files: { source: code.length, tests: all.length - code.length },
     fileCircles: circles(code, edges.filter((e) => !e.typeOnly)),
     typeOnlyCircles: circles(code, edges).filter((c) => circles(c, edges.filter((e) => !e.typeOnly && c.includes(e.from) && c.includes(e.to))).length === 0),

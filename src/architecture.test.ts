@@ -1,7 +1,7 @@
 // The layout's rules, read from the code's own imports (scripts/architecture.ts): no import
-// circles between files or folders, no arrow up the layer order, every folder in a layer. The only
-// circles allowed close through `import type`, inside one folder (a family's cached stepper naming
-// its own model's class, whose public fields it reads).
+// circles between files or folders, not even through `import type` (a family's cached stepper
+// names its model's class; the model does not name its stepper, which the family entry attaches),
+// no arrow up the layer order, every file in a layer.
 
 import assert from 'node:assert/strict';
 import { dirname } from 'node:path';
@@ -22,6 +22,4 @@ test('no import points up the layer order (scripts/architecture.ts LAYERS)', () 
 
 test('every source file is in a layer', () => assert.deepEqual(r.unlayered, []));
 
-test('circles through `import type` stay inside one folder', () => {
-  for (const c of r.typeOnlyCircles) assert.equal(new Set(c.map((f) => dirname(f))).size, 1, `type-only circle across folders: ${c.join(' ↔ ')}`);
-});
+test('no circles through `import type` either', () => assert.deepEqual(r.typeOnlyCircles, []));

@@ -132,11 +132,24 @@ export abstract class AutoregressiveModel<C extends BaseModelConfig = BaseModelC
     return sample(this, opts);
   }
 
+  /** The family's cached stepper, given by its family entry when it builds the model. */
+  private stepper: ((setup: SampleSetup) => Stepper) | null = null;
+
+  /**
+   * Gives the model its family's cached stepper, which the family entry's `build` does: the stepper
+   * (the family folder's cached.ts) reads the network's public layers, so the network itself needs
+   * no import of it. Returns the model.
+   */
+  withCachedStepper(stepper: (model: this, setup: SampleSetup) => Stepper): this {
+    this.stepper = (setup) => stepper(this, setup);
+    return this;
+  }
+
   /**
    * The family's cached stepper (each layer keeps what it computed and does only what the next
    * element changes), or null when the family has none and sampling falls back to the naive one.
    */
-  cachedStepper(_setup: SampleSetup): Stepper | null {
-    return null;
+  cachedStepper(setup: SampleSetup): Stepper | null {
+    return this.stepper === null ? null : this.stepper(setup);
   }
 }

@@ -2,6 +2,7 @@
 // ranges of its fields, the tiny cases the tests build, its cost from the config alone, its PyTorch
 // mirror and how a masked-formulation checkpoint maps onto it.
 
+import { gatedCachedStepper } from './cached.js';
 import { conditionParameters, costOf, type ConvShape, type ModelFamily } from '../core/family.js';
 import { createLikelihood } from '../../likelihoods/index.js';
 import { gatedPixelCNNMaskedImport } from './masked.js';
@@ -13,7 +14,7 @@ export const gatedPixelCNNFamily: ModelFamily<GatedPixelCNNConfig> = {
   mirror: 'gated_pixelcnn',
   maskedImport: gatedPixelCNNMaskedImport,
   defaults: gatedPixelCNNDefaults,
-  build: (config, generator) => new GatedPixelCNN(config, generator),
+  build: (config, generator) => new GatedPixelCNN(config, generator).withCachedStepper(gatedCachedStepper),
   differentiableInput: true,
   supports: () => true,
   tiny: () => ({ hiddenChannels: 6, kernelSize: 3, firstKernelSize: 5, dilations: [1, 2, 1] }),

@@ -17,9 +17,6 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { blockGroups, causalMask, cyclicGroups } from '../core/masks.js';
 import { ConditionProjection, addCondition } from '../core/condition.js';
 import { AutoregressiveModel, type BaseModelConfig, type Condition } from '../core/model.js';
-import { gatedCachedStepper } from './cached.js';
-import type { Stepper } from '../sampling/options.js';
-import type { SampleSetup } from '../sampling/options.js';
 
 export interface GatedPixelCNNConfig extends BaseModelConfig {
   kind: 'gated-pixelcnn';
@@ -126,9 +123,5 @@ export class GatedPixelCNN extends AutoregressiveModel<GatedPixelCNNConfig> {
       h = nh;
     });
     return this.out.forward(elu(h)); // [N, H, W, P]
-  }
-
-  override cachedStepper(s: SampleSetup): Stepper {
-    return gatedCachedStepper(this, s);
   }
 }

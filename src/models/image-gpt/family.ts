@@ -2,6 +2,7 @@
 // ranges of its fields, the tiny cases the tests build, its cost from the config alone, its PyTorch
 // mirror.
 
+import { imageGPTStepper } from './cached.js';
 import type { ModelFamily } from '../core/family.js';
 import { ImageGPT, imageGPTDefaults, type ImageGPTConfig } from './image-gpt.js';
 
@@ -18,7 +19,7 @@ export const imageGPTFamily: ModelFamily<ImageGPTConfig> = {
   paper: 'Chen et al. 2020, "Generative Pretraining from Pixels" (openai/image-gpt)',
   mirror: 'image_gpt',
   defaults: imageGPTDefaults,
-  build: (config, generator) => new ImageGPT(config, generator),
+  build: (config, generator) => new ImageGPT(config, generator).withCachedStepper(imageGPTStepper),
   ranges: { embedDim: { min: 1, max: 16384 }, layers: { min: 1, max: 256 }, heads: { min: 1, max: 256 }, mlpRatio: { min: 1, max: 64 } },
   differentiableInput: false,
   // One token per pixel: the categorical head is the identity palette of grey levels, so colour

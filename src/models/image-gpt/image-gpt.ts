@@ -18,9 +18,6 @@ import { getDefaultGenerator, type Generator } from '../../tensor/random.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { ConditionProjection } from '../core/condition.js';
 import { AutoregressiveModel, type BaseModelConfig, type Condition } from '../core/model.js';
-import { imageGPTStepper } from './cached.js';
-import type { Stepper } from '../sampling/options.js';
-import type { SampleSetup } from '../sampling/options.js';
 
 export interface ImageGPTConfig extends BaseModelConfig {
   kind: 'image-gpt';
@@ -171,9 +168,5 @@ export class ImageGPT extends AutoregressiveModel<ImageGPTConfig> {
     const tokens = this.tokens(images);
     const { height: h, width: w } = this.config;
     return head.tokenLogProb(this.logits(tokens, cond), reshape(tokens, [images.shape[0]!, h, w]));
-  }
-
-  override cachedStepper(s: SampleSetup): Stepper {
-    return imageGPTStepper(this, s);
   }
 }

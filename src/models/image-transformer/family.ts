@@ -2,6 +2,7 @@
 // ranges of its fields, the tiny cases the tests build, its cost from the config alone, its PyTorch
 // mirror.
 
+import { transformerCachedStepper } from './cached.js';
 import type { ModelFamily } from '../core/family.js';
 import { attentionPattern } from '../../ops/index.js';
 import { attentionAllowed, type AttentionPattern } from '../../kernels/attention.js';
@@ -57,7 +58,7 @@ export const imageTransformerFamily: ModelFamily<ImageTransformerConfig> = {
   paper: 'Parmar et al. 2018, "Image Transformer"',
   mirror: 'image_transformer',
   defaults: imageTransformerDefaults,
-  build: (config, generator) => new ImageTransformer(config, generator),
+  build: (config, generator) => new ImageTransformer(config, generator).withCachedStepper(transformerCachedStepper),
   ranges: {
     layers: { min: 1, max: 256 }, hiddenSize: { min: 1, max: 16384 }, heads: { min: 1, max: 256 }, ffSize: { min: 1, max: 65536 },
     blockLength: { min: 1, max: 65536 }, memoryLength: { min: 0, max: 65536 },

@@ -35,9 +35,6 @@ import type { Generator } from '../../tensor/random.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { ConditionProjection } from '../core/condition.js';
 import { AutoregressiveModel, type BaseModelConfig, type Condition } from '../core/model.js';
-import { transformerCachedStepper } from './cached.js';
-import type { Stepper } from '../sampling/options.js';
-import type { SampleSetup } from '../sampling/options.js';
 
 export type ImageTransformerAttention = 'local1d' | 'local2d' | 'causal';
 
@@ -200,10 +197,6 @@ export class ImageTransformer extends AutoregressiveModel<ImageTransformerConfig
   override params(images: Tensor, cond: Condition = {}): Tensor {
     this.checkInputs('params', images, cond);
     return this.run(this.embed ? images : null, this.embed ? images : this.scaleInput(images), cond);
-  }
-
-  override cachedStepper(s: SampleSetup): Stepper {
-    return transformerCachedStepper(this, s);
   }
 
   private patternFor(cfg: ImageTransformerConfig): AttentionPatternInput {

@@ -2,6 +2,7 @@
 // ranges of its fields, the tiny cases the tests build, its cost from the config alone, its PyTorch
 // mirror and how a masked-formulation checkpoint maps onto it.
 
+import { pixelCNNCachedStepper } from './cached.js';
 import { conditionParameters, costOf, type ConvShape, type ModelFamily } from '../core/family.js';
 import { createLikelihood } from '../../likelihoods/index.js';
 import { applyFileMasks } from '../core/masked.js';
@@ -14,7 +15,7 @@ export const pixelCNNFamily: ModelFamily<PixelCNNConfig> = {
   // arpix's PixelCNN keeps full kernels and masks of its own: only the file's masks are applied.
   maskedImport: (sd, _model, file) => applyFileMasks(sd, file),
   defaults: pixelCNNDefaults,
-  build: (config, generator) => new PixelCNN(config, generator),
+  build: (config, generator) => new PixelCNN(config, generator).withCachedStepper(pixelCNNCachedStepper),
   differentiableInput: true,
   supports: () => true,
   tiny: () => ({ hiddenChannels: 6, residualBlocks: 2, firstKernelSize: 5, kernelSize: 3, outputHidden: 8 }),

@@ -11,9 +11,6 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { blockGroups, causalMask, cyclicGroups } from '../core/masks.js';
 import { AutoregressiveModel, type BaseModelConfig, type Condition } from '../core/model.js';
 import { ConditionProjection, addCondition } from '../core/condition.js';
-import { pixelCNNCachedStepper } from './cached.js';
-import type { Stepper } from '../sampling/options.js';
-import type { SampleSetup } from '../sampling/options.js';
 
 export interface PixelCNNConfig extends BaseModelConfig {
   kind: 'pixelcnn';
@@ -93,9 +90,5 @@ export class PixelCNN extends AutoregressiveModel<PixelCNNConfig> {
     let h = this.first.forward(x); // [N, H, W, 2h]
     for (const block of this.blocks) h = block.forward(h, cond);
     return this.out.forward(relu(this.outHidden.forward(relu(h)))); // [N, H, W, P]
-  }
-
-  override cachedStepper(s: SampleSetup): Stepper {
-    return pixelCNNCachedStepper(this, s);
   }
 }

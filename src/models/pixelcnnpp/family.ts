@@ -2,6 +2,7 @@
 // ranges of its fields, the tiny cases the tests build, its cost from the config alone, its PyTorch
 // mirror.
 
+import { pixelCNNPPCachedStepper } from './cached.js';
 import { conditionParameters, costOf, type ConvShape, type ModelFamily } from '../core/family.js';
 import { createLikelihood } from '../../likelihoods/index.js';
 import { PixelCNNPP, checkResolutions, pixelCNNPPDefaults, type PixelCNNPPConfig } from './pixelcnnpp.js';
@@ -11,7 +12,7 @@ export const pixelCNNPPFamily: ModelFamily<PixelCNNPPConfig> = {
   paper: 'Salimans et al. 2017, "PixelCNN++: Improving the PixelCNN with Discretized Logistic Mixture Likelihood and Other Modifications"',
   mirror: 'pixelcnnpp',
   defaults: pixelCNNPPDefaults,
-  build: (config, generator) => new PixelCNNPP(config, generator),
+  build: (config, generator) => new PixelCNNPP(config, generator).withCachedStepper(pixelCNNPPCachedStepper),
   differentiableInput: true,
   // Its unmasked streams cannot order the channels inside a pixel.
   supports: (c) => c.channels === 1 || c.likelihood === 'logistic-mixture',

@@ -13,9 +13,6 @@ import type { Generator } from '../../tensor/random.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { ConditionProjection, addCondition } from '../core/condition.js';
 import { AutoregressiveModel, type BaseModelConfig, type Condition } from '../core/model.js';
-import { pixelCNNPPCachedStepper } from './cached.js';
-import type { Stepper } from '../sampling/options.js';
-import type { SampleSetup } from '../sampling/options.js';
 
 export interface PixelCNNPPConfig extends BaseModelConfig {
   kind: 'pixelcnn++';
@@ -197,9 +194,5 @@ export class PixelCNNPP extends AutoregressiveModel<PixelCNNPPConfig> {
       }
     }
     return this.out.forward(elu(ul)); // [N, H, W, P]
-  }
-
-  override cachedStepper(s: SampleSetup): Stepper {
-    return pixelCNNPPCachedStepper(this, s);
   }
 }

@@ -15,9 +15,6 @@ import { Tensor } from '../../tensor/tensor.js';
 import type { Generator } from '../../tensor/random.js';
 import type { Condition } from '../core/model.js';
 import { LSTMState, PixelRNN, RecurrentLayerBase, pixelRNNDefaults, type PixelRNNConfig } from './pixelrnn.js';
-import { diagonalBiLSTMCachedStepper } from './cached.js';
-import type { Stepper } from '../sampling/options.js';
-import type { SampleSetup } from '../sampling/options.js';
 
 export interface DiagonalBiLSTMConfig extends PixelRNNConfig {
   kind: 'diagonal-bilstm';
@@ -93,9 +90,5 @@ export class DiagonalBiLSTMLayer extends RecurrentLayerBase {
 export class DiagonalBiLSTM extends PixelRNN<DiagonalBiLSTMConfig> {
   constructor(config: DiagonalBiLSTMConfig, generator?: Generator) {
     super(config, (groups) => new DiagonalBiLSTMLayer(config, groups, generator), generator);
-  }
-
-  override cachedStepper(s: SampleSetup): Stepper {
-    return diagonalBiLSTMCachedStepper(this, s);
   }
 }

@@ -2,6 +2,7 @@
 // Diagonal BiLSTM: defaults, field ranges, tiny test cases, cost from the config alone and the
 // PyTorch mirror.
 
+import { diagonalBiLSTMCachedStepper, rowLSTMCachedStepper } from './cached.js';
 import type { ModelFamily } from '../core/family.js';
 import { pixelRNNCost, pixelRNNRanges, pixelRNNRecurrentFlops, type RecurrenceShape } from './pixelrnn.js';
 import { RowLSTM, rowLSTMDefaults, type RowLSTMConfig } from './row-lstm.js';
@@ -18,7 +19,7 @@ export const rowLSTMFamily: ModelFamily<RowLSTMConfig> = {
   paper: 'van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.1 (Row LSTM)',
   mirror: 'pixelrnn',
   defaults: rowLSTMDefaults,
-  build: (config, generator) => new RowLSTM(config, generator),
+  build: (config, generator) => new RowLSTM(config, generator).withCachedStepper(rowLSTMCachedStepper),
   ranges: { ...pixelRNNRanges, kernelSize: { min: 1, max: 63, odd: true } },
   cost: (c) => pixelRNNCost(c, rowShape(c)),
   recurrentFlops: (c) => pixelRNNRecurrentFlops(c, rowShape(c)),
@@ -32,7 +33,7 @@ export const diagonalBiLSTMFamily: ModelFamily<DiagonalBiLSTMConfig> = {
   paper: 'van den Oord et al. 2016, "Pixel Recurrent Neural Networks", §3.2 (Diagonal BiLSTM)',
   mirror: 'pixelrnn',
   defaults: diagonalBiLSTMDefaults,
-  build: (config, generator) => new DiagonalBiLSTM(config, generator),
+  build: (config, generator) => new DiagonalBiLSTM(config, generator).withCachedStepper(diagonalBiLSTMCachedStepper),
   ranges: pixelRNNRanges,
   cost: (c) => pixelRNNCost(c, diagonalShape(c)),
   recurrentFlops: (c) => pixelRNNRecurrentFlops(c, diagonalShape(c)),

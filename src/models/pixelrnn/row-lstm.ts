@@ -12,9 +12,6 @@ import type { Generator } from '../../tensor/random.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { Condition } from '../core/model.js';
 import { LSTMState, PixelRNN, RecurrentLayerBase, pixelRNNDefaults, type PixelRNNConfig } from './pixelrnn.js';
-import { rowLSTMCachedStepper } from './cached.js';
-import type { Stepper } from '../sampling/options.js';
-import type { SampleSetup } from '../sampling/options.js';
 
 export interface RowLSTMConfig extends PixelRNNConfig {
   kind: 'row-lstm';
@@ -51,9 +48,5 @@ export class RowLSTM extends PixelRNN<RowLSTMConfig> {
     const k = config.kernelSize;
     if (!Number.isInteger(k) || k < 1 || k % 2 === 0) throw new ArgumentError('row-lstm', 'kernelSize', `must be an odd positive integer, got ${k}`);
     super(config, (groups) => new RowLSTMLayer(config, groups, generator), generator);
-  }
-
-  override cachedStepper(s: SampleSetup): Stepper {
-    return rowLSTMCachedStepper(this, s);
   }
 }

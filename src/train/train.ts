@@ -12,7 +12,7 @@ import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { ArgumentError, ArpixError, FormatError } from '../errors.js';
 import { ConfigError } from '../config.js';
-import { BatchLoader } from '../data/index.js';
+import { BatchLoader, type Batch, type LoaderState } from '../data/index.js';
 import { checkModelConfig, configDifferences, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
 import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
 import { checkOutputFolder, formatBytes, makeFolder } from '../io/files.js';
@@ -172,47 +172,93 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
   }
 }
 
+/** The run's phases in order: everything is checked before the first one that writes. */
+async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: FolderLock | null }): Promise<TrainResult> {
+  const resumed = opts.resume ? await openResumed(config, opts.runDir, held) : null;
+  if (!resumed) checkNewRun(opts.runDir, opts.force);
+  const { model, data } = await prepare(config, opts, resumed);
+  const state = trainingState(config, model, data, resumed);
+  if (resumed && isDone(state)) return alreadyFinished(config.train, state, join(opts.runDir, CHECKPOINT_FILE));
+  // Now the folder is written.
+  if (resumed) await rewindRunFolder(config, opts.runDir, state.step);
+  else await createRunFolder(config, opts, held);
+  const run = await begin(config, opts, data, state, resumed !== null);
+  try {
+    await loop(run);
+    await finish(run);
+  } finally {
+    await run.metrics.close();
+  }
+  return resultOf(run);
+}
+
+// ---- the run folder -------------------------------------------------------------------------
+
 /** Files a new run writes that an earlier one (killed before its first checkpoint) may have left. */
 const RUN_FILES = [CONFIG_FILE, METRICS_FILE];
 
-async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: FolderLock | null }): Promise<TrainResult> {
-  const t = config.train;
-  const dir = opts.runDir;
-  const ckptPath = join(dir, CHECKPOINT_FILE);
-  const metricsPath = join(dir, METRICS_FILE);
-  const newRunChecks = () => {
-    if (existsSync(ckptPath)) throw new TrainError(`${dir} already holds a run (${CHECKPOINT_FILE}); continue it with --resume ${dir}, or choose another --out`);
-    const left = RUN_FILES.filter((f) => existsSync(join(dir, f)));
-    if (left.length > 0 && !opts.force) {
-      throw new TrainError(`${dir} already holds ${left.join(' and ')} (a run that wrote no checkpoint, or files of your own); pass --force to replace them, or choose another --out`);
-    }
-  };
-
-  // ---- the run folder ----------------------------------------------------------------------
-  let resumed: Checkpoint | null = null;
-  if (opts.resume) {
-    if (!existsSync(ckptPath)) throw new TrainError(`${dir} holds no ${CHECKPOINT_FILE} to resume from; start a new run without --resume`);
-    // Locked before the checkpoint is read, so a run still writing it cannot change it meanwhile.
-    held.lock = lockFolder(dir, 'arpix train --resume');
-    resumed = await loadRunCheckpoint(ckptPath);
-    adoptPalette(config.model, (resumed.meta.config as unknown as RunConfig).model);
-    checkResumeConfig(ckptPath, resumed, config);
-    const m = resumed.meta;
-    // An imported state dict (arpix import) starts its optimiser, schedule and data afresh; a run
-    // trained by an exported train.py carries torch's generators, not arpix's, so dropout restarts
-    // from train.seed when the default generator's state is absent.
-    const imported = typeof m.extra.importedFrom === 'string';
-    const lacking = imported ? null : m.optimizer === null ? 'optimizer state' : m.scheduler === null ? 'scheduler state'
-      : m.loader === null ? "the data loader's position" : t.ema > 0 && m.ema === null ? 'EMA state (train.ema is set)' : null;
-    if (lacking !== null) throw new FormatError(ckptPath, `has no ${lacking} to resume from; the file is damaged or was not written by train`);
-  } else {
-    checkOutputFolder(dir);
-    newRunChecks();
+/** Refuses a folder that holds a run, or (unless forced) the files of one that wrote no checkpoint. */
+function checkNoRunIn(dir: string, force: boolean | undefined): void {
+  if (existsSync(join(dir, CHECKPOINT_FILE))) throw new TrainError(`${dir} already holds a run (${CHECKPOINT_FILE}); continue it with --resume ${dir}, or choose another --out`);
+  const left = RUN_FILES.filter((f) => existsSync(join(dir, f)));
+  if (left.length > 0 && !force) {
+    throw new TrainError(`${dir} already holds ${left.join(' and ')} (a run that wrote no checkpoint, or files of your own); pass --force to replace them, or choose another --out`);
   }
+}
 
-  // ---- model and data, checked before anything is written ----------------------------------
-  // A config that cannot train (data missing, levels that do not fit the likelihood) fails here,
-  // leaving no run folder behind.
+function checkNewRun(dir: string, force: boolean | undefined): void {
+  checkOutputFolder(dir);
+  checkNoRunIn(dir, force);
+}
+
+/** A resumed run's checkpoint, read under the folder's lock and checked against the config. */
+async function openResumed(config: RunConfig, dir: string, held: { lock: FolderLock | null }): Promise<Checkpoint> {
+  const ckptPath = join(dir, CHECKPOINT_FILE);
+  if (!existsSync(ckptPath)) throw new TrainError(`${dir} holds no ${CHECKPOINT_FILE} to resume from; start a new run without --resume`);
+  // Locked before the checkpoint is read, so a run still writing it cannot change it meanwhile.
+  held.lock = lockFolder(dir, 'arpix train --resume');
+  const resumed = await loadRunCheckpoint(ckptPath);
+  adoptPalette(config.model, (resumed.meta.config as unknown as RunConfig).model);
+  checkResumeConfig(ckptPath, resumed, config);
+  const m = resumed.meta;
+  // An imported state dict (arpix import) starts its optimiser, schedule and data afresh; a run
+  // trained by an exported train.py carries torch's generators, not arpix's, so dropout restarts
+  // from train.seed when the default generator's state is absent.
+  const imported = typeof m.extra.importedFrom === 'string';
+  const lacking = imported ? null : m.optimizer === null ? 'optimizer state' : m.scheduler === null ? 'scheduler state'
+    : m.loader === null ? "the data loader's position" : config.train.ema > 0 && m.ema === null ? 'EMA state (train.ema is set)' : null;
+  if (lacking !== null) throw new FormatError(ckptPath, `has no ${lacking} to resume from; the file is damaged or was not written by train`);
+  return resumed;
+}
+
+/** A resumed run's folder, brought back to its checkpoint: the config rewritten, later metrics dropped. */
+async function rewindRunFolder(config: RunConfig, dir: string, step: number): Promise<void> {
+  await removeStaleTemps(dir);
+  await writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
+  // The records after the checkpoint's step are about to be written again.
+  await truncateMetrics(join(dir, METRICS_FILE), step);
+}
+
+/** A new run's folder, locked, with its config. */
+async function createRunFolder(config: RunConfig, opts: TrainOptions, held: { lock: FolderLock | null }): Promise<void> {
+  const dir = opts.runDir;
+  await makeFolder(dir);
+  held.lock = lockFolder(dir, 'arpix train');
+  checkNoRunIn(dir, opts.force); // again, now that no other arpix can write here
+  await removeStaleTemps(dir);
+  const configText = JSON.stringify(config, null, 2) + '\n';
+  if (opts.force) await writeFileAtomic(join(dir, CONFIG_FILE), configText);
+  else await writeFileExclusive(join(dir, CONFIG_FILE), configText);
+}
+
+// ---- model, data and the state the loop carries ---------------------------------------------
+
+/**
+ * The model and its data, checked before anything is written: a config that cannot train (data
+ * missing, levels that do not fit the likelihood) fails here, leaving no run folder behind.
+ */
+async function prepare(config: RunConfig, opts: TrainOptions, resumed: Checkpoint | null): Promise<{ model: AutoregressiveModel; data: RunData }> {
+  const t = config.train;
   checkModelMemory(config.model, 'train', t.batchSize, `training with train.batchSize=${t.batchSize}`);
   let model = createModel(config.model, { seed: t.seed });
   if (resumed) checkCheckpointTensors(resumed, model);
@@ -226,217 +272,309 @@ async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: 
     opts.onEvent?.({ kind: 'palette', k: fit.palette.k, inertia: fit.inertia, seconds: (performance.now() - started) / 1000 });
     model = createModel(config.model, { seed: t.seed }); // the same weights, now with its palette
   }
+  return { model, data };
+}
 
-  // ---- optimiser, schedule, averaging --------------------------------------------------------
+/** What the loop carries from step to step — a checkpoint saves it, a resume restores it — and its bounds. */
+interface TrainingState {
+  model: AutoregressiveModel;
+  params: Tensor[];
+  optimizer: Optimizer<BaseOptions>;
+  scheduler: LRScheduler;
+  ema: EMA | null;
+  loader: BatchLoader;
+  step: number;
+  /** Seconds spent training, validating and sampling, over every session of the run. */
+  trainSeconds: number;
+  imagesSeen: number;
+  lastValidation: Evaluation | null;
+  /** The step the run stops at when train.steps or train.epochs bound it, else null. */
+  totalSteps: number | null;
+  /** train.minutes in seconds, or Infinity. */
+  budget: number;
+}
+
+/** How far a run has come, besides its weights and its optimiser's state. */
+interface RunPosition {
+  step: number;
+  trainSeconds: number;
+  imagesSeen: number;
+  loader: LoaderState;
+  lastValidation: Evaluation | null;
+}
+
+/** The optimiser, schedule, average and loader: fresh, or as a resumed run's checkpoint left them. */
+function trainingState(config: RunConfig, model: AutoregressiveModel, data: RunData, resumed: Checkpoint | null): TrainingState {
+  const t = config.train;
   const optimizer = makeOptimizer(model, t);
   const scheduler = new LRScheduler(optimizer, makeSchedule(t));
   // With warm-up the average follows min(decay, (1 + n) / (10 + n)) after n updates, so a short run
   // is not evaluated on weights still mostly at their random initialisation.
   const ema = t.ema > 0 ? new EMA(model, { decay: t.ema, warmup: true }) : null;
   manualSeed(t.seed); // dropout draws from the default generator
-  let step = 0;
-  let trainSeconds = 0;
-  let imagesSeen = 0;
-  let loaderState = { epoch: 0, step: 0 };
-  let lastValidation: Evaluation | null = null;
   // Everything of a resumed run's state is loaded (and so checked) before the folder is touched.
-  if (resumed) {
-    const m = resumed.meta;
-    const c = resumed;
-    model.loadStateDict(c.model);
-    // An imported state dict has no optimiser state: the moments then start at zero.
-    if (m.optimizer) loadingFrom(c, 'optimizer state', () => optimizer.loadStateDict({ tensors: c.optimizer, state: m.optimizer as unknown as OptimizerJSONState }));
-    if (m.scheduler) loadingFrom(c, 'scheduler state', () => scheduler.loadStateDict(m.scheduler!));
-    if (ema && m.ema) loadingFrom(c, 'EMA state', () => ema.loadStateDict({ tensors: c.ema, state: m.ema! }));
-    const g = m.generators.default;
-    if (g) {
-      manualSeed(g.seed);
-      getDefaultGenerator().offset = g.offset;
+  const at: RunPosition = resumed ? restore(resumed, model, optimizer, scheduler, ema)
+    : { step: 0, trainSeconds: 0, imagesSeen: 0, loader: { epoch: 0, step: 0 }, lastValidation: null };
+  const loader = new BatchLoader(data.train, { batchSize: t.batchSize, seed: t.seed, transform: data.transform, state: at.loader });
+  const bounds: number[] = [];
+  if (t.steps > 0) bounds.push(t.steps);
+  if (t.epochs > 0) bounds.push(t.epochs * loader.stepsPerEpoch);
+  return {
+    model, params: model.parameters(), optimizer, scheduler, ema, loader,
+    step: at.step, trainSeconds: at.trainSeconds, imagesSeen: at.imagesSeen, lastValidation: at.lastValidation,
+    totalSteps: bounds.length > 0 ? Math.min(...bounds) : null,
+    budget: t.minutes > 0 ? t.minutes * 60 : Infinity,
+  };
+}
+
+/** Loads a checkpoint's weights, optimiser, schedule, average and dropout generator; returns its position. */
+function restore(c: Checkpoint, model: AutoregressiveModel, optimizer: Optimizer<BaseOptions>, scheduler: LRScheduler, ema: EMA | null): RunPosition {
+  const m = c.meta;
+  model.loadStateDict(c.model);
+  // An imported state dict has no optimiser state: the moments then start at zero.
+  if (m.optimizer) loadingFrom(c, 'optimizer state', () => optimizer.loadStateDict({ tensors: c.optimizer, state: m.optimizer as unknown as OptimizerJSONState }));
+  if (m.scheduler) loadingFrom(c, 'scheduler state', () => scheduler.loadStateDict(m.scheduler!));
+  if (ema && m.ema) loadingFrom(c, 'EMA state', () => ema.loadStateDict({ tensors: c.ema, state: m.ema! }));
+  const g = m.generators.default;
+  if (g) {
+    manualSeed(g.seed);
+    getDefaultGenerator().offset = g.offset;
+  }
+  return {
+    step: m.step, trainSeconds: m.trainSeconds, imagesSeen: m.imagesSeen, loader: m.loader ?? { epoch: 0, step: 0 },
+    lastValidation: (m.extra.validation as Evaluation | undefined) ?? null,
+  };
+}
+
+function isDone(s: TrainingState): boolean {
+  return (s.totalSteps !== null && s.step >= s.totalSteps) || s.trainSeconds >= s.budget;
+}
+
+/** A finished run resumed with the same bounds: nothing to do, and nothing is rewritten. */
+function alreadyFinished(t: TrainConfig, s: TrainingState, ckptPath: string): TrainResult {
+  const bound = s.totalSteps !== null && s.step >= s.totalSteps ? `train.steps ${t.steps}${t.epochs > 0 ? ` / train.epochs ${t.epochs}` : ''}` : `train.minutes ${t.minutes}`;
+  return {
+    status: 'done', step: s.step, epoch: s.loader.state().epoch, checkpoint: ckptPath, validation: s.lastValidation, imagesSeen: s.imagesSeen, seconds: s.trainSeconds, model: s.model, ema: s.ema,
+    message: `the run already finished at step ${s.step} (${bound}); nothing was changed — raise that bound to train further`,
+  };
+}
+
+// ---- the loop -------------------------------------------------------------------------------
+
+/** A run under way: its state, where it writes, and how it is going. */
+interface Run extends TrainingState {
+  config: RunConfig;
+  opts: TrainOptions;
+  data: RunData;
+  ckptPath: string;
+  metrics: MetricsLog;
+  status: TrainResult['status'];
+  message: string | undefined;
+  /** The last checkpoint written (or resumed from), and its step (-1: none yet). */
+  lastCheckpoint: string | null;
+  checkpointStep: number;
+}
+
+/** Opens the metrics log and announces the start. */
+async function begin(config: RunConfig, opts: TrainOptions, data: RunData, state: TrainingState, resumed: boolean): Promise<Run> {
+  const ckptPath = join(opts.runDir, CHECKPOINT_FILE);
+  const metrics = await MetricsLog.open(join(opts.runDir, METRICS_FILE), { truncate: !resumed });
+  const run: Run = {
+    ...state, config, opts, data, ckptPath, metrics, status: 'done', message: undefined,
+    lastCheckpoint: resumed ? ckptPath : null, checkpointStep: resumed ? state.step : -1,
+  };
+  opts.onEvent?.({ kind: 'start', step: run.step, resumed, parameters: run.model.numParameters(), trainImages: data.train.shape[0], validationImages: data.validation.shape[0] });
+  return run;
+}
+
+/** Steps until a bound is reached, an interrupt arrives or the run diverges. */
+async function loop(run: Run): Promise<void> {
+  const stats = new StepStats();
+  const iter = run.loader[Symbol.asyncIterator]();
+  run.model.train();
+  while (!isDone(run)) {
+    // One turn of the event loop per step: a signal's handler runs here, so Ctrl-C takes effect
+    // after the step in progress whatever the checkpoint and validation intervals are.
+    await new Promise<void>((r) => setImmediate(r));
+    if (run.opts.signal?.aborted) {
+      run.status = 'interrupted';
+      break;
     }
-    step = m.step;
-    trainSeconds = m.trainSeconds;
-    imagesSeen = m.imagesSeen;
-    if (m.loader) loaderState = m.loader;
-    lastValidation = (m.extra.validation as Evaluation | undefined) ?? null;
+    const batch = (await iter.next()).value!;
+    if (!trainStep(run, batch, stats)) break;
+    report(run, batch.epoch, stats);
+    if (!(await periodic(run))) break;
   }
-  const loader = new BatchLoader(data.train, { batchSize: t.batchSize, seed: t.seed, transform: data.transform, state: loaderState });
-  const conditional = model.config.numClasses > 0;
-  const params = model.parameters();
+}
 
-  const totalSteps = (() => {
-    const bounds: number[] = [];
-    if (t.steps > 0) bounds.push(t.steps);
-    if (t.epochs > 0) bounds.push(t.epochs * loader.stepsPerEpoch);
-    return bounds.length > 0 ? Math.min(...bounds) : null;
-  })();
-  const budget = t.minutes > 0 ? t.minutes * 60 : Infinity;
-  const done = () => (totalSteps !== null && step >= totalSteps) || trainSeconds >= budget;
+/** The loss and speed a run reports: smoothed for progress, averaged over train.logEvery steps for metrics.jsonl. */
+class StepStats {
+  smoothLoss = NaN;
+  /** Images per second, smoothed. */
+  rate = NaN;
+  windowLoss = 0;
+  windowNorm = 0;
+  windowSteps = 0;
 
-  // ---- now the folder is written -----------------------------------------------------------
-  if (resumed && done()) {
-    // A finished run resumed with the same bounds: nothing to do, and nothing is rewritten.
-    const bound = totalSteps !== null && step >= totalSteps ? `train.steps ${t.steps}${t.epochs > 0 ? ` / train.epochs ${t.epochs}` : ''}` : `train.minutes ${t.minutes}`;
-    return {
-      status: 'done', step, epoch: loader.state().epoch, checkpoint: ckptPath, validation: lastValidation, imagesSeen, seconds: trainSeconds, model, ema,
-      message: `the run already finished at step ${step} (${bound}); nothing was changed — raise that bound to train further`,
-    };
-  }
-  if (resumed) {
-    await removeStaleTemps(dir);
-    await writeFileAtomic(join(dir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
-    // The records after the checkpoint's step are about to be written again.
-    await truncateMetrics(metricsPath, step);
-  } else {
-    await makeFolder(dir);
-    held.lock = lockFolder(dir, 'arpix train');
-    newRunChecks(); // again, now that no other arpix can write here
-    await removeStaleTemps(dir);
-    const configText = JSON.stringify(config, null, 2) + '\n';
-    if (opts.force) await writeFileAtomic(join(dir, CONFIG_FILE), configText);
-    else await writeFileExclusive(join(dir, CONFIG_FILE), configText);
+  add(imagesPerSec: number, loss: number, norm: number): void {
+    this.rate = Number.isNaN(this.rate) ? imagesPerSec : 0.9 * this.rate + 0.1 * imagesPerSec;
+    this.smoothLoss = Number.isNaN(this.smoothLoss) ? loss : 0.95 * this.smoothLoss + 0.05 * loss;
+    this.windowLoss += loss;
+    this.windowNorm += norm;
+    this.windowSteps++;
   }
 
-  let status: TrainResult['status'] = 'done';
-  let message: string | undefined;
-  const metrics = await MetricsLog.open(metricsPath, { truncate: !resumed });
-  let lastCheckpoint: string | null = resumed ? ckptPath : null;
-  let checkpointStep = resumed ? step : -1;
+  resetWindow(): void {
+    this.windowLoss = this.windowNorm = this.windowSteps = 0;
+  }
+}
 
-  /** Writes a checkpoint, unless a weight, moment or average has gone non-finite: then the run has diverged, and false. */
-  const writeCheckpoint = async (): Promise<boolean> => {
-    const opt = optimizer.stateDict();
-    const e = ema?.stateDict() ?? null;
-    const sd = model.stateDict();
-    const bad = firstNonFinite({ weight: sd, 'optimizer moment': opt.tensors, 'averaged weight': e?.tensors ?? {} });
-    if (bad !== null) {
-      status = 'diverged';
-      message = `training diverged by step ${step}: ${bad}, so no checkpoint was written`;
-      return false;
-    }
-    await metrics.flush();
-    await saveCheckpoint(ckptPath, {
-      meta: {
-        format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, arpixVersion: ARPIX_VERSION,
-        modelKind: model.config.kind, config: config as unknown as Checkpoint['meta']['config'],
-        step, epoch: loader.state().epoch, loader: loader.state(),
-        generators: { default: getDefaultGenerator().state() },
-        optimizer: opt.state as unknown as Record<string, unknown>, scheduler: scheduler.stateDict(), ema: e?.state ?? null,
-        trainSeconds, imagesSeen, extra: { validation: lastValidation },
-      },
-      model: sd, optimizer: opt.tensors, ema: e?.tensors ?? {},
+/** One optimiser step on a batch; false, with nothing applied, when the loss or the gradient is not finite. */
+function trainStep(run: Run, batch: Batch, stats: StepStats): boolean {
+  const { model, optimizer } = run;
+  const t0 = performance.now();
+  const loss = model.loss(batch.images, model.config.numClasses > 0 ? { labels: batch.labels } : {});
+  const lossValue = loss.item();
+  loss.backward({ releaseGraph: true });
+  const gradClip = run.config.train.gradClip;
+  const norm = clipGradNorm(run.params, gradClip > 0 ? gradClip : Infinity);
+  if (!Number.isFinite(lossValue) || !Number.isFinite(norm)) {
+    // Nothing of this step is applied: the weights and the last checkpoint stay good.
+    optimizer.zeroGrad();
+    run.status = 'diverged';
+    run.message = `training diverged at step ${run.step + 1}: the loss is ${lossValue} and the gradient norm ${norm}`;
+    return false;
+  }
+  optimizer.step();
+  run.scheduler.step();
+  run.ema?.update(model);
+  optimizer.zeroGrad();
+  run.step++;
+  const b = batch.images.shape[0]!;
+  run.imagesSeen += b;
+  const dt = (performance.now() - t0) / 1000;
+  run.trainSeconds += dt;
+  stats.add(b / dt, lossValue, norm);
+  return true;
+}
+
+/** The step's record in metrics.jsonl (every train.logEvery steps) and its progress report. */
+function report(run: Run, epoch: number, stats: StepStats): void {
+  const t = run.config.train;
+  const lr = run.optimizer.paramGroups[0]!.lr;
+  if (run.step % t.logEvery === 0) {
+    run.metrics.append({ type: 'train', step: run.step, epoch, loss: stats.windowLoss / stats.windowSteps, lr, gradNorm: stats.windowNorm / stats.windowSteps, imagesPerSec: stats.rate, seconds: run.trainSeconds });
+    stats.resetWindow();
+  }
+  if (run.opts.onProgress) {
+    const etas: number[] = [];
+    if (run.totalSteps !== null) etas.push(((run.totalSteps - run.step) * t.batchSize) / stats.rate);
+    if (run.budget < Infinity) etas.push(run.budget - run.trainSeconds);
+    run.opts.onProgress({
+      step: run.step, totalSteps: run.totalSteps, epoch, loss: stats.smoothLoss, validation: run.lastValidation?.bitsPerDim ?? null, imagesPerSec: stats.rate,
+      etaSeconds: etas.length > 0 ? Math.max(0, Math.min(...etas)) : null, lr, seconds: run.trainSeconds,
     });
-    lastCheckpoint = ckptPath;
-    checkpointStep = step;
-    opts.onEvent?.({ kind: 'checkpoint', step, path: ckptPath });
-    return true;
-  };
-
-  /** Validates and logs the result; false when an interrupt stopped it first. */
-  const validate = async (): Promise<boolean> => {
-    const started = performance.now();
-    const run = () => evaluate(model, data.validation, { batchSize: Math.max(t.batchSize, 64), transform: data.transform, signal: opts.signal });
-    let result: Evaluation | null;
-    try {
-      result = ema ? await withAveraged(ema, model, run) : await run();
-    } catch (e) {
-      // An interrupt stops a validation between batches; the run then ends as after a step.
-      if (!(e instanceof EvaluationAborted)) throw e;
-      result = null;
-    }
-    trainSeconds += (performance.now() - started) / 1000;
-    if (result === null) return false;
-    lastValidation = result;
-    metrics.append({ type: 'validation', step, epoch: loader.state().epoch, bitsPerDim: lastValidation.bitsPerDim, stderr: lastValidation.stderr, ema: ema !== null, seconds: trainSeconds });
-    opts.onEvent?.({ kind: 'validation', step, evaluation: lastValidation, ema: ema !== null });
-    return true;
-  };
-
-  const writeSamples = async (): Promise<void> => {
-    const started = performance.now();
-    const n = 16;
-    const labels = conditional ? Array.from({ length: n }, (_, i) => i % model.config.numClasses) : undefined;
-    const draw = () => model.sample({ n, seed: 0, labels });
-    const images = ema ? ema.withAveraged(model, draw) : draw();
-    await mkdir(join(dir, 'samples'), { recursive: true });
-    const path = join(dir, 'samples', `step-${String(step).padStart(7, '0')}.png`);
-    await writeFileAtomic(path, imageGridPng(images, { levels: model.likelihood.levels }));
-    trainSeconds += (performance.now() - started) / 1000;
-    opts.onEvent?.({ kind: 'samples', step, path });
-  };
-
-  opts.onEvent?.({ kind: 'start', step, resumed: resumed !== null, parameters: model.numParameters(), trainImages: data.train.shape[0], validationImages: data.validation.shape[0] });
-
-  let smoothLoss = NaN;
-  let windowLoss = 0;
-  let windowNorm = 0;
-  let windowSteps = 0;
-  let rate = NaN; // images per second, smoothed
-  const iter = loader[Symbol.asyncIterator]();
-  try {
-    model.train();
-    while (!done()) {
-      // One turn of the event loop per step: a signal's handler runs here, so Ctrl-C takes effect
-      // after the step in progress whatever the checkpoint and validation intervals are.
-      await new Promise<void>((r) => setImmediate(r));
-      if (opts.signal?.aborted) {
-        status = 'interrupted';
-        break;
-      }
-      const batch = (await iter.next()).value!;
-      const t0 = performance.now();
-      const loss = model.loss(batch.images, conditional ? { labels: batch.labels } : {});
-      const lossValue = loss.item();
-      loss.backward({ releaseGraph: true });
-      const norm = clipGradNorm(params, t.gradClip > 0 ? t.gradClip : Infinity);
-      if (!Number.isFinite(lossValue) || !Number.isFinite(norm)) {
-        // Nothing of this step is applied: the weights and the last checkpoint stay good.
-        optimizer.zeroGrad();
-        status = 'diverged';
-        message = `training diverged at step ${step + 1}: the loss is ${lossValue} and the gradient norm ${norm}`;
-        break;
-      }
-      optimizer.step();
-      scheduler.step();
-      ema?.update(model);
-      optimizer.zeroGrad();
-      step++;
-      const b = batch.images.shape[0]!;
-      imagesSeen += b;
-      const dt = (performance.now() - t0) / 1000;
-      trainSeconds += dt;
-      rate = Number.isNaN(rate) ? b / dt : 0.9 * rate + 0.1 * (b / dt);
-      smoothLoss = Number.isNaN(smoothLoss) ? lossValue : 0.95 * smoothLoss + 0.05 * lossValue;
-      windowLoss += lossValue;
-      windowNorm += norm;
-      windowSteps++;
-      if (step % t.logEvery === 0) {
-        metrics.append({ type: 'train', step, epoch: batch.epoch, loss: windowLoss / windowSteps, lr: optimizer.paramGroups[0]!.lr, gradNorm: windowNorm / windowSteps, imagesPerSec: rate, seconds: trainSeconds });
-        windowLoss = windowNorm = windowSteps = 0;
-      }
-      if (opts.onProgress) {
-        const etas: number[] = [];
-        if (totalSteps !== null) etas.push(((totalSteps - step) * t.batchSize) / rate);
-        if (budget < Infinity) etas.push(budget - trainSeconds);
-        opts.onProgress({
-          step, totalSteps, epoch: batch.epoch, loss: smoothLoss, validation: lastValidation?.bitsPerDim ?? null, imagesPerSec: rate,
-          etaSeconds: etas.length > 0 ? Math.max(0, Math.min(...etas)) : null, lr: optimizer.paramGroups[0]!.lr, seconds: trainSeconds,
-        });
-      }
-      const last = done();
-      if (t.validateEvery > 0 && step % t.validateEvery === 0 && !last) await validate();
-      if (t.sampleEvery > 0 && step % t.sampleEvery === 0) await writeSamples();
-      if (t.checkpointEvery > 0 && step % t.checkpointEvery === 0 && !last && !(await writeCheckpoint())) break;
-    }
-    if (status === 'done') {
-      if (!(await validate())) status = 'interrupted';
-      await writeCheckpoint();
-    } else if (status === 'interrupted') {
-      if (checkpointStep !== step) await writeCheckpoint();
-    }
-  } finally {
-    await metrics.close();
   }
-  return { status, step, epoch: loader.state().epoch, checkpoint: lastCheckpoint, validation: lastValidation, imagesSeen, seconds: trainSeconds, message, model, ema };
+}
+
+/**
+ * The validation, samples and checkpoint due after a step (the last step's validation and
+ * checkpoint are finish's); false when the checkpoint found the run diverged.
+ */
+async function periodic(run: Run): Promise<boolean> {
+  const t = run.config.train;
+  const step = run.step;
+  const last = isDone(run);
+  if (t.validateEvery > 0 && step % t.validateEvery === 0 && !last) await validate(run);
+  if (t.sampleEvery > 0 && step % t.sampleEvery === 0) await writeSamples(run);
+  if (t.checkpointEvery > 0 && step % t.checkpointEvery === 0 && !last) return writeCheckpoint(run);
+  return true;
+}
+
+/** A run that reached its bound validates and checkpoints; an interrupted one checkpoints unless it just did. */
+async function finish(run: Run): Promise<void> {
+  if (run.status === 'done') {
+    if (!(await validate(run))) run.status = 'interrupted';
+    await writeCheckpoint(run);
+  } else if (run.status === 'interrupted') {
+    if (run.checkpointStep !== run.step) await writeCheckpoint(run);
+  }
+}
+
+function resultOf(run: Run): TrainResult {
+  return {
+    status: run.status, step: run.step, epoch: run.loader.state().epoch, checkpoint: run.lastCheckpoint, validation: run.lastValidation,
+    imagesSeen: run.imagesSeen, seconds: run.trainSeconds, message: run.message, model: run.model, ema: run.ema,
+  };
+}
+
+// ---- validation, samples, checkpoints -------------------------------------------------------
+
+/** Validates and logs the result; false when an interrupt stopped it first. */
+async function validate(run: Run): Promise<boolean> {
+  const { model, ema, data, opts } = run;
+  const started = performance.now();
+  const evaluateNow = () => evaluate(model, data.validation, { batchSize: Math.max(run.config.train.batchSize, 64), transform: data.transform, signal: opts.signal });
+  let result: Evaluation | null;
+  try {
+    result = ema ? await withAveraged(ema, model, evaluateNow) : await evaluateNow();
+  } catch (e) {
+    // An interrupt stops a validation between batches; the run then ends as after a step.
+    if (!(e instanceof EvaluationAborted)) throw e;
+    result = null;
+  }
+  run.trainSeconds += (performance.now() - started) / 1000;
+  if (result === null) return false;
+  run.lastValidation = result;
+  run.metrics.append({ type: 'validation', step: run.step, epoch: run.loader.state().epoch, bitsPerDim: result.bitsPerDim, stderr: result.stderr, ema: ema !== null, seconds: run.trainSeconds });
+  opts.onEvent?.({ kind: 'validation', step: run.step, evaluation: result, ema: ema !== null });
+  return true;
+}
+
+/** Draws 16 images (labels cycling through the classes) into samples/step-NNNNNNN.png. */
+async function writeSamples(run: Run): Promise<void> {
+  const { model, ema } = run;
+  const started = performance.now();
+  const n = 16;
+  const labels = model.config.numClasses > 0 ? Array.from({ length: n }, (_, i) => i % model.config.numClasses) : undefined;
+  const draw = () => model.sample({ n, seed: 0, labels });
+  const images = ema ? ema.withAveraged(model, draw) : draw();
+  const dir = join(run.opts.runDir, 'samples');
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, `step-${String(run.step).padStart(7, '0')}.png`);
+  await writeFileAtomic(path, imageGridPng(images, { levels: model.likelihood.levels }));
+  run.trainSeconds += (performance.now() - started) / 1000;
+  run.opts.onEvent?.({ kind: 'samples', step: run.step, path });
+}
+
+/** Writes a checkpoint, unless a weight, moment or average has gone non-finite: then the run has diverged, and false. */
+async function writeCheckpoint(run: Run): Promise<boolean> {
+  const { model, optimizer, ema, loader, step } = run;
+  const opt = optimizer.stateDict();
+  const e = ema?.stateDict() ?? null;
+  const sd = model.stateDict();
+  const bad = firstNonFinite({ weight: sd, 'optimizer moment': opt.tensors, 'averaged weight': e?.tensors ?? {} });
+  if (bad !== null) {
+    run.status = 'diverged';
+    run.message = `training diverged by step ${step}: ${bad}, so no checkpoint was written`;
+    return false;
+  }
+  await run.metrics.flush();
+  await saveCheckpoint(run.ckptPath, {
+    meta: {
+      format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, arpixVersion: ARPIX_VERSION,
+      modelKind: model.config.kind, config: run.config as unknown as Checkpoint['meta']['config'],
+      step, epoch: loader.state().epoch, loader: loader.state(),
+      generators: { default: getDefaultGenerator().state() },
+      optimizer: opt.state as unknown as Record<string, unknown>, scheduler: run.scheduler.stateDict(), ema: e?.state ?? null,
+      trainSeconds: run.trainSeconds, imagesSeen: run.imagesSeen, extra: { validation: run.lastValidation },
+    },
+    model: sd, optimizer: opt.tensors, ema: e?.tensors ?? {},
+  });
+  run.lastCheckpoint = run.ckptPath;
+  run.checkpointStep = step;
+  run.opts.onEvent?.({ kind: 'checkpoint', step, path: run.ckptPath });
+  return true;
 }
 
 /** The first non-finite value among groups of tensors, as `weight 'name' holds NaN at flat index i`, or null. */

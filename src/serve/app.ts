@@ -156,32 +156,69 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-export function createServeApp(opts: ServeOptions): ServeApp {
-  const runs = new RunFolders(opts.runDirs);
-  const pool = new WorkerPool(opts.workers ?? 2, opts.maxQueue ?? 64);
-  const assets = pageAssets();
-  const pollMs = opts.pollMs ?? 500;
-  const app = new Hono();
-  const streams = new Set<AbortController>();
+/** What the routes share: the runs served, the model workers, the page, and the open metrics streams. */
+interface ServeState {
+  runs: RunFolders;
+  pool: WorkerPool;
+  assets: PageAssets;
+  /** How often a metrics stream looks for new lines (ms). */
+  pollMs: number;
+  /** One controller per open metrics stream, aborted on close. */
+  streams: Set<AbortController>;
+}
 
+/** The server's parts, in order: its state, its error answers, its routes by what they serve, its workers. */
+export function createServeApp(opts: ServeOptions): ServeApp {
+  const s: ServeState = {
+    runs: new RunFolders(opts.runDirs),
+    pool: new WorkerPool(opts.workers ?? 2, opts.maxQueue ?? 64),
+    assets: pageAssets(),
+    pollMs: opts.pollMs ?? 500,
+    streams: new Set<AbortController>(),
+  };
+  const app = new Hono();
+  errorAnswers(app);
+  pageRoutes(app, s.assets);
+  runRoutes(app, s);
+  samplingRoutes(app, s);
+  modelRoutes(app, s);
+  imageRoutes(app, s);
+  s.pool.warm();
+  return {
+    app, pool: s.pool, runs: s.runs, assets: s.assets,
+    async close() {
+      for (const ctl of s.streams) ctl.abort();
+      await s.pool.close();
+    },
+  };
+}
+
+/** Every error as JSON with its status: a 4xx says what to do, anything else is a 500. */
+function errorAnswers(app: Hono): void {
   app.onError((e, c) => {
     if (e instanceof HttpError) return c.json(errorBody(e), e.status);
     return c.json({ error: `internal error: ${e.message}`, status: 500 }, 500);
   });
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}; the page is at /, the API under /api/`, status: 404 }, 404));
+}
 
-  // ---- the page -----------------------------------------------------------------------------
+// ---- the page ----------------------------------------------------------------------------------
+
+function pageRoutes(app: Hono, assets: PageAssets): void {
   app.get('/', (c) => c.html(assets.html));
   app.get('/app.js', async (c) => c.body(await assets.script(), 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' }));
   app.get('/app.css', (c) => c.body(assets.css, 200, { 'content-type': 'text/css; charset=utf-8' }));
   app.get('/vendor/uPlot.min.css', (c) => c.body(assets.uplotCss, 200, { 'content-type': 'text/css; charset=utf-8' }));
+}
 
-  // ---- runs and metrics -----------------------------------------------------------------------
-  app.get('/api/health', (c) => c.json({ ok: true, pool: pool.stats(), streams: streams.size, rss: process.memoryUsage().rss }));
-  app.get('/api/runs', (c) => c.json({ roots: runs.roots.map((r) => r.name), runs: runs.list().map(summarise) }));
+// ---- runs and metrics --------------------------------------------------------------------------
+
+function runRoutes(app: Hono, s: ServeState): void {
+  app.get('/api/health', (c) => c.json({ ok: true, pool: s.pool.stats(), streams: s.streams.size, rss: process.memoryUsage().rss }));
+  app.get('/api/runs', (c) => c.json({ roots: s.runs.roots.map((r) => r.name), runs: s.runs.list().map(summarise) }));
 
   app.get('/api/metrics', async (c) => {
-    const run = runs.resolve(c.req.query('run'));
+    const run = s.runs.resolve(c.req.query('run'));
     let text = '';
     try {
       text = await readFile(join(run.dir, METRICS_FILE), 'utf8');
@@ -193,111 +230,83 @@ export function createServeApp(opts: ServeOptions): ServeApp {
 
   // Every record so far, then each new one as training appends it (the file is polled).
   app.get('/api/metrics/stream', (c) => {
-    const run = runs.resolve(c.req.query('run'));
-    const file = join(run.dir, METRICS_FILE);
+    const run = s.runs.resolve(c.req.query('run'));
     return sseResponse(c.req.raw, async (send, signal) => {
       const ctl = new AbortController();
-      streams.add(ctl);
-      const stop = () => ctl.abort();
-      signal.addEventListener('abort', stop, { once: true });
-      let offset = 0;
-      let carry = '';
+      s.streams.add(ctl);
+      signal.addEventListener('abort', () => ctl.abort(), { once: true });
       try {
         send('hello', { run: run.id });
-        while (!ctl.signal.aborted) {
-          let size = 0;
-          try {
-            size = (await stat(file)).size;
-          } catch {
-            size = 0;
-          }
-          if (size < offset) {
-            offset = 0; // truncated (a resumed run rewound its log): start again
-            carry = '';
-            send('reset', {});
-          }
-          if (size > offset) {
-            const fh = await open(file, 'r');
-            try {
-              const buf = Buffer.alloc(size - offset);
-              await fh.read(buf, 0, buf.length, offset);
-              offset = size;
-              const text = carry + buf.toString('utf8');
-              const cut = text.lastIndexOf('\n');
-              carry = text.slice(cut + 1);
-              const records = parseRecords(text.slice(0, cut + 1));
-              if (records.length > 0) send('records', records);
-            } finally {
-              await fh.close();
-            }
-          }
-          await sleep(pollMs, ctl.signal);
-        }
+        await followMetrics(join(run.dir, METRICS_FILE), send, ctl.signal, s.pollMs);
       } finally {
-        streams.delete(ctl);
+        s.streams.delete(ctl);
       }
     }, { heartbeatMs: 15_000 });
   });
+}
 
-  // ---- model jobs -----------------------------------------------------------------------------
-
-  /** Runs a job and answers with its result as JSON. */
-  async function jobJson(c: Context, job: Job): Promise<Response> {
-    let result: unknown = null;
-    const outcome = await pool.run(job, (m) => { if (m.type === 'done') result = m.result; }, c.req.raw.signal);
-    if (outcome === 'cancelled') return c.json({ error: 'cancelled', status: 499 }, 400);
-    return c.json(result as object);
+/**
+ * Sends the records of a metrics.jsonl as they are appended, looking every `pollMs` until `signal`
+ * aborts: 'records' for complete new lines, 'reset' when the file shrank (a resumed run rewound
+ * its log) and is read again from the start.
+ */
+async function followMetrics(file: string, send: Send, signal: AbortSignal, pollMs: number): Promise<void> {
+  let offset = 0;
+  let carry = ''; // a line not yet complete
+  while (!signal.aborted) {
+    const size = await sizeOf(file);
+    if (size < offset) {
+      offset = 0;
+      carry = '';
+      send('reset', {});
+    }
+    if (size > offset) {
+      const text = carry + await readRange(file, offset, size);
+      offset = size;
+      const cut = text.lastIndexOf('\n');
+      carry = text.slice(cut + 1);
+      const records = parseRecords(text.slice(0, cut + 1));
+      if (records.length > 0) send('records', records);
+    }
+    await sleep(pollMs, signal);
   }
+}
 
-  /** Streams a sampling job: 'start', then 'row' or 'pixel' events, then 'done' (or 'error'). */
-  function jobStream(c: Context, job: Job & { op: 'sample' }): Response {
-    return sseResponse(c.req.raw, async (send: Send, signal) => {
-      const t0 = performance.now();
-      let first: number | null = null;
-      let rows = 0;
-      const outcome = await pool.run(job, (m: WorkerMessage) => {
-        if (m.type === 'start') send('start', { model: m.model, loadSeconds: m.loadSeconds, n: job.n, seed: job.seed });
-        else if (m.type === 'row' || m.type === 'pixel') {
-          first ??= (performance.now() - t0) / 1000;
-          if (m.type === 'row') rows++;
-          send(m.type, m.type === 'row' ? { y: m.y, values: Array.from(m.values) } : { y: m.y, x: m.x, values: Array.from(m.values) });
-        } else if (m.type === 'done') {
-          send('done', { seconds: m.seconds, firstSeconds: first, totalSeconds: (performance.now() - t0) / 1000, rows });
-        }
-      }, signal);
-      if (outcome === 'cancelled') return;
-    });
+/** A file's size, or 0 while it does not exist. */
+async function sizeOf(file: string): Promise<number> {
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return 0;
   }
+}
 
-  function sampleSettings(b: Record<string, unknown>, n: number) {
-    const granularity = b.granularity === undefined ? 'row' : b.granularity;
-    if (granularity !== 'row' && granularity !== 'pixel') throw new HttpError(400, `granularity must be 'row' or 'pixel', got ${JSON.stringify(granularity)}`);
-    const summary = summarise(runs.resolve(b.run));
-    const pixels = (summary.height ?? 0) * (summary.width ?? 0);
-    if (granularity === 'pixel' && pixels > LIMITS.pixelStreamPixels) throw new HttpError(400, `pixel-by-pixel streaming is for images up to ${LIMITS.pixelStreamPixels} pixels; this model's have ${pixels}: use granularity 'row'`);
-    const elements = n * pixels * (summary.channels ?? 1);
-    if (elements > LIMITS.sampleElements) throw new HttpError(400, `${n} images of ${summary.height}×${summary.width}×${summary.channels} are ${elements} values; the limit per request is ${LIMITS.sampleElements}: ask for fewer`);
-    return {
-      checkpoint: runs.checkpoint(b.run).file,
-      seed: intParam(b.seed, 'seed', 0, LIMITS.seed, 0),
-      temperature: numberParam(b.temperature, 'temperature', LIMITS.temperature, 1),
-      label: labelParam(b.label),
-      granularity: granularity as 'row' | 'pixel',
-      summary,
-    };
+/** The bytes start..end of a file, as UTF-8 text. */
+async function readRange(file: string, start: number, end: number): Promise<string> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(end - start);
+    await fh.read(buf, 0, buf.length, start);
+    return buf.toString('utf8');
+  } finally {
+    await fh.close();
   }
+}
 
+// ---- sampling and completion, streamed ---------------------------------------------------------
+
+function samplingRoutes(app: Hono, s: ServeState): void {
   app.post('/api/sample', async (c) => {
     const b = await jsonBody(c);
     const n = intParam(b.n, 'n', 1, LIMITS.samples, 8);
-    const { summary: _summary, ...s } = sampleSettings(b, n);
-    return jobStream(c, { op: 'sample', n, ...s, complete: null });
+    const { summary: _summary, ...settings } = sampleSettings(s.runs, b, n);
+    return jobStream(s.pool, c, { op: 'sample', n, ...settings, complete: null });
   });
 
   app.post('/api/complete', async (c) => {
     const b = await jsonBody(c);
     const n = intParam(b.samples, 'samples', 1, LIMITS.completions, 4);
-    const { summary, ...s } = sampleSettings(b, n);
+    const { summary, ...settings } = sampleSettings(s.runs, b, n);
     const h = summary.height ?? 0;
     const w = summary.width ?? 0;
     const d = h * w * (summary.channels ?? 1);
@@ -309,41 +318,96 @@ export function createServeApp(opts: ServeOptions): ServeApp {
       mask = intArray(b.mask, 'mask', h * w, 1);
       if (mask.length !== h * w) throw new HttpError(400, `mask must hold H·W = ${h * w} values (1 = keep the pixel), got ${mask.length}`);
     }
-    return jobStream(c, { op: 'sample', n, ...s, complete: { values, keepRows, mask } });
+    return jobStream(s.pool, c, { op: 'sample', n, ...settings, complete: { values, keepRows, mask } });
   });
+}
 
+/** A sampling request's checked settings, within the limits for the run's image size. */
+function sampleSettings(runs: RunFolders, b: Record<string, unknown>, n: number) {
+  const granularity = b.granularity === undefined ? 'row' : b.granularity;
+  if (granularity !== 'row' && granularity !== 'pixel') throw new HttpError(400, `granularity must be 'row' or 'pixel', got ${JSON.stringify(granularity)}`);
+  const summary = summarise(runs.resolve(b.run));
+  const pixels = (summary.height ?? 0) * (summary.width ?? 0);
+  if (granularity === 'pixel' && pixels > LIMITS.pixelStreamPixels) throw new HttpError(400, `pixel-by-pixel streaming is for images up to ${LIMITS.pixelStreamPixels} pixels; this model's have ${pixels}: use granularity 'row'`);
+  const elements = n * pixels * (summary.channels ?? 1);
+  if (elements > LIMITS.sampleElements) throw new HttpError(400, `${n} images of ${summary.height}×${summary.width}×${summary.channels} are ${elements} values; the limit per request is ${LIMITS.sampleElements}: ask for fewer`);
+  return {
+    checkpoint: runs.checkpoint(b.run).file,
+    seed: intParam(b.seed, 'seed', 0, LIMITS.seed, 0),
+    temperature: numberParam(b.temperature, 'temperature', LIMITS.temperature, 1),
+    label: labelParam(b.label),
+    granularity: granularity as 'row' | 'pixel',
+    summary,
+  };
+}
+
+/** Streams a sampling job: 'start', then 'row' or 'pixel' events, then 'done' (or 'error'). */
+function jobStream(pool: WorkerPool, c: Context, job: Job & { op: 'sample' }): Response {
+  return sseResponse(c.req.raw, async (send: Send, signal) => {
+    const t0 = performance.now();
+    let first: number | null = null;
+    let rows = 0;
+    const outcome = await pool.run(job, (m: WorkerMessage) => {
+      if (m.type === 'start') send('start', { model: m.model, loadSeconds: m.loadSeconds, n: job.n, seed: job.seed });
+      else if (m.type === 'row' || m.type === 'pixel') {
+        first ??= (performance.now() - t0) / 1000;
+        if (m.type === 'row') rows++;
+        send(m.type, m.type === 'row' ? { y: m.y, values: Array.from(m.values) } : { y: m.y, x: m.x, values: Array.from(m.values) });
+      } else if (m.type === 'done') {
+        send('done', { seconds: m.seconds, firstSeconds: first, totalSeconds: (performance.now() - t0) / 1000, rows });
+      }
+    }, signal);
+    if (outcome === 'cancelled') return;
+  });
+}
+
+// ---- facts about a model: bits, receptive fields, its info, test images (JSON jobs) ------------
+
+function modelRoutes(app: Hono, s: ServeState): void {
   app.get('/api/test-image', (c) => {
-    const { file } = runs.checkpoint(c.req.query('run'));
-    return jobJson(c, { op: 'testImage', checkpoint: file, index: intParam(c.req.query('index'), 'index', 0, 10_000_000, 0) });
+    const { file } = s.runs.checkpoint(c.req.query('run'));
+    return jobJson(s.pool, c, { op: 'testImage', checkpoint: file, index: intParam(c.req.query('index'), 'index', 0, 10_000_000, 0) });
   });
 
   app.post('/api/bits', async (c) => {
     const b = await jsonBody(c);
-    const { run, file } = runs.checkpoint(b.run);
+    const { run, file } = s.runs.checkpoint(b.run);
     const summary = summarise(run);
     const d = (summary.height ?? 0) * (summary.width ?? 0) * (summary.channels ?? 1);
     const values = intArray(b.image, 'image', d, (summary.levels ?? 256) - 1);
     if (values.length !== d) throw new HttpError(400, `image must hold ${d} values in the model's levels, got ${values.length}`);
-    return jobJson(c, { op: 'bits', checkpoint: file, values, label: labelParam(b.label) });
+    return jobJson(s.pool, c, { op: 'bits', checkpoint: file, values, label: labelParam(b.label) });
   });
 
   app.post('/api/field', async (c) => {
     const b = await jsonBody(c);
-    const { run, file } = runs.checkpoint(b.run);
+    const { run, file } = s.runs.checkpoint(b.run);
     const summary = summarise(run);
     const y = intParam(b.y, 'y', 0, (summary.height ?? 1) - 1);
     const x = intParam(b.x, 'x', 0, (summary.width ?? 1) - 1);
-    return jobJson(c, { op: 'field', checkpoint: file, y, x });
+    return jobJson(s.pool, c, { op: 'field', checkpoint: file, y, x });
   });
 
   app.get('/api/info', (c) => {
-    const { file } = runs.checkpoint(c.req.query('run'));
-    return jobJson(c, { op: 'info', checkpoint: file });
+    const { file } = s.runs.checkpoint(c.req.query('run'));
+    return jobJson(s.pool, c, { op: 'info', checkpoint: file });
   });
+}
 
+/** Runs a job and answers with its result as JSON. */
+async function jobJson(pool: WorkerPool, c: Context, job: Job): Promise<Response> {
+  let result: unknown = null;
+  const outcome = await pool.run(job, (m) => { if (m.type === 'done') result = m.result; }, c.req.raw.signal);
+  if (outcome === 'cancelled') return c.json({ error: 'cancelled', status: 499 }, 400);
+  return c.json(result as object);
+}
+
+// ---- images uploaded ---------------------------------------------------------------------------
+
+function imageRoutes(app: Hono, s: ServeState): void {
   // An image file → values in the model's levels, after checking its format, size and colour.
   app.post('/api/upload', async (c) => {
-    const { run } = runs.checkpoint(c.req.query('run'));
+    const { run } = s.runs.checkpoint(c.req.query('run'));
     const bytes = await readBody(c, LIMITS.uploadBytes, 'the upload');
     if (bytes.length === 0) throw new HttpError(400, 'the upload is empty: send the bytes of a PNG or JPEG image');
     if (sniffImage(bytes) === null) throw new HttpError(415, 'the upload is not a PNG or JPEG image (its first bytes say otherwise)');
@@ -361,21 +425,12 @@ export function createServeApp(opts: ServeOptions): ServeApp {
     const lut = fixedLookupTable(transformFor(config.dataset));
     return c.json({ values: Array.from(img.data, (v) => lut[v]!) });
   });
+}
 
-  async function runConfig(dir: string): Promise<RunConfig> {
-    try {
-      return JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as RunConfig;
-    } catch {
-      throw new HttpError(404, 'the run has no readable config.json');
-    }
+async function runConfig(dir: string): Promise<RunConfig> {
+  try {
+    return JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as RunConfig;
+  } catch {
+    throw new HttpError(404, 'the run has no readable config.json');
   }
-
-  pool.warm();
-  return {
-    app, pool, runs, assets,
-    async close() {
-      for (const s of streams) s.abort();
-      await pool.close();
-    },
-  };
 }

@@ -26,6 +26,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['models/core'],
   ['models/*'],
   ['models'],
+  ['load'],
   ['train'],
   ['export', 'serve', 'serve/page'],
   ['cli'],

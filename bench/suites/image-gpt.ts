@@ -104,7 +104,7 @@ const suite: Suite = async ({ reporter, args }) => {
       const run = resolveRunConfig(raw, PRESET);
       const runDir = join(dir, 'run');
       const result = await train(run, { runDir });
-      const { modelFromCheckpoint } = await import('../../src/train/index.js');
+      const { modelFromCheckpoint } = await import('../../src/load/model.js');
       const { loadCheckpoint } = await import('../../src/io/checkpoint.js');
       const trained = modelFromCheckpoint(await loadCheckpoint(result.checkpoint!));
       let test = await loadDataset('fashion-mnist', { split: 'test' });

@@ -39,8 +39,9 @@ const suite: Suite = async ({ reporter, args }) => {
   const tiny = args.includes('--tiny');
   const th = threads();
 
-  const { applyOverrides, presetRaw, resolveRunConfig, train, modelFromCheckpoint } = await import('../../src/train/index.js');
+  const { applyOverrides, presetRaw, resolveRunConfig, train } = await import('../../src/train/index.js');
   const { loadCheckpoint } = await import('../../src/io/checkpoint.js');
+  const { modelFromCheckpoint } = await import('../../src/load/model.js');
   const { startServer } = await import('../../src/serve/index.js');
   const { bundlePage } = await import('../../src/serve/assets.js');
 

@@ -8,13 +8,14 @@ import { loadDataset } from '../data/index.js';
 import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
 import { checkOutputFolder, makeFolder } from '../io/files.js';
 import type { Checkpoint } from '../io/checkpoint.js';
+import { modelFromCheckpoint } from '../load/model.js';
 import { checkModelMemory, costOfConfig, createModel, familyOf, loadPreset, memoryNeeded } from '../models/index.js';
 import { formatBytes } from '../models/memory.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { createLikelihood } from '../likelihoods/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import {
-  applyOverrides, configFileRaw, describeData, encodeNpyUint8, evaluate, imageGridPng, loadEvalData, modelInfo, modelFromCheckpoint,
+  applyOverrides, configFileRaw, describeData, encodeNpyUint8, evaluate, imageGridPng, loadEvalData, modelInfo,
   loadRunCheckpoint, presetRaw, readMetrics, resolveRunConfig, train, transformFor, METRICS_FILE,
   type Evaluation, type RunConfig, type TrainResult,
 } from '../train/index.js';

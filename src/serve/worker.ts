@@ -8,11 +8,12 @@ import { encode as encodePng } from 'fast-png';
 import type { Dataset } from '../data/index.js';
 import { ArpixError } from '../errors.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
+import { modelFromCheckpoint } from '../load/model.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { fixedLookupTable } from '../data/transforms.js';
-import { loadEvalData, modelFromCheckpoint, modelInfo, pixelField, transformFor, type RunConfig } from '../train/index.js';
+import { loadEvalData, modelInfo, pixelField, transformFor, type RunConfig } from '../train/index.js';
 import type { BitsResult, FieldResult, InfoResult, Job, ModelFacts, TestImageResult, WorkerMessage } from './protocol.js';
 
 interface Loaded {

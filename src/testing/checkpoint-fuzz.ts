@@ -17,13 +17,14 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ArpixError, FormatError } from '../errors.js';
 import { CheckpointMismatchError, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../io/checkpoint.js';
+import { modelFromCheckpoint } from '../load/model.js';
 import { FAMILIES, MemoryLimitError } from '../models/index.js';
 import { setBackend } from '../backends/registry.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkpointRunConfig } from '../train/checkpoint.js';
 import type { RunConfig } from '../train/config.js';
 import type { RunData } from '../train/data.js';
-import { modelFromCheckpoint, train } from '../train/train.js';
+import { train } from '../train/train.js';
 import { trainedCheckpoint } from './checkpoints.js';
 import { changedPaths, errorVerdict, mutateBytes, mutateJson, runFuzz, snapshotDir, type FuzzRng, type FuzzTally, type Verdict } from './fuzz.js';
 

@@ -13,7 +13,8 @@ import { encodeSafetensors, inspectSafetensors } from '../io/safetensors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { trainedCheckpoint } from '../testing/checkpoints.js';
 import { checkpointRunConfig } from './checkpoint.js';
-import { modelFromCheckpoint, train } from './train.js';
+import { modelFromCheckpoint } from '../load/model.js';
+import { train } from './train.js';
 
 const root = mkdtempSync(join(tmpdir(), 'arpix-ckpt-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));

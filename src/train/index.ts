@@ -1,5 +1,6 @@
 // arpix/train: the training loop, its configuration, evaluation in bits/dim, model costs and the
-// image and metric files a run writes.
+// image and metric files a run writes. The model in a checkpoint lives in src/load and is
+// re-exported here.
 
 export type { RunConfig, TrainConfig, DatasetConfig, ScheduleConfig } from './config.js';
 export { trainDefaults, datasetDefaults, resolveRunConfig, presetRaw, configFileRaw, applyOverrides } from './config.js';
@@ -8,8 +9,9 @@ export { transformFor, levelsFor, describeData, checkDataFits, loadTrainData, lo
 export type { Evaluation, EvaluateOptions } from './evaluate.js';
 export { evaluate } from './evaluate.js';
 export type { Progress, TrainEvent, TrainOptions, TrainResult } from './train.js';
-export { train, modelFromCheckpoint, TrainError, RESUMABLE_KEYS, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, ARPIX_VERSION } from './train.js';
-export { checkCheckpointTensors, checkpointPathOf, checkpointRunConfig, loadRunCheckpoint } from './checkpoint.js';
+export { train, TrainError, RESUMABLE_KEYS, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, ARPIX_VERSION } from './train.js';
+export { checkpointPathOf, checkpointRunConfig, loadRunCheckpoint } from './checkpoint.js';
+export { checkCheckpointTensors, modelFromCheckpoint } from '../load/model.js';
 export type { ModelInfo, ConvCost } from './info.js';
 export { modelInfo, convCosts, receptiveField, pixelField } from './info.js';
 export type { PixelField } from './info.js';

@@ -10,13 +10,13 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
-import { ArgumentError, ArpixError, FormatError } from '../errors.js';
-import { ConfigError } from '../config.js';
+import { ArpixError, FormatError } from '../errors.js';
 import { BatchLoader, type Batch, type LoaderState } from '../data/index.js';
 import { checkModelConfig, configDifferences, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
 import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
 import { checkOutputFolder, formatBytes, makeFolder } from '../io/files.js';
 import { lockFolder, type FolderLock } from '../io/lock.js';
+import { checkCheckpointTensors } from '../load/model.js';
 import { checkModelMemory, createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { Adam, AdamW, EMA, LRScheduler, RMSProp, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, noam, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
@@ -24,7 +24,7 @@ import { Conv2d, ConvTranspose2d } from '../nn/index.js';
 import { getDefaultGenerator, manualSeed } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { RunConfig, TrainConfig } from './config.js';
-import { checkCheckpointTensors, loadRunCheckpoint, loadingFrom } from './checkpoint.js';
+import { loadRunCheckpoint, loadingFrom } from './checkpoint.js';
 import { checkDataFits, loadTrainData, type RunData } from './data.js';
 import { adoptPalette, fitConfigPalette, needsPalette } from './palette.js';
 import { EvaluationAborted, evaluate, type Evaluation } from './evaluate.js';
@@ -598,22 +598,3 @@ async function withAveraged<T>(ema: EMA, model: AutoregressiveModel, fn: () => P
     ema.swap(model);
   }
 }
-
-/** The model in a checkpoint, with the averaged weights when there are any and `useEma` is set. */
-export function modelFromCheckpoint(c: Checkpoint, opts: { useEma?: boolean } = {}): AutoregressiveModel {
-  let model: AutoregressiveModel;
-  try {
-    model = createModel(c.meta.config.model);
-  } catch (e) {
-    // A config the ranges let through but the family's constructor refuses is still the file's fault.
-    if (e instanceof ArgumentError || e instanceof ConfigError) throw new FormatError(c.file ?? 'the checkpoint', `has a model config its family refuses: ${e.message}`, { cause: e });
-    throw e;
-  }
-  // Names, shapes and dtypes of the weights, the averaged weights and the moments, exactly.
-  checkCheckpointTensors(c, model);
-  model.loadStateDict(c.model);
-  if ((opts.useEma ?? true) && Object.keys(c.ema).length > 0) model.loadStateDict(c.ema, { strict: false });
-  model.eval();
-  return model;
-}
-

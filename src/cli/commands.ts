@@ -8,6 +8,7 @@ import { loadDataset } from '../data/index.js';
 import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
 import { checkOutputFolder, makeFolder } from '../io/files.js';
 import type { Checkpoint } from '../io/checkpoint.js';
+import { encodeNpyUint8, imageGridPng } from '../io/images.js';
 import { modelFromCheckpoint } from '../load/model.js';
 import { checkModelMemory, costOfConfig, createModel, familyOf, loadPreset, memoryNeeded } from '../models/index.js';
 import { formatBytes } from '../models/memory.js';
@@ -15,7 +16,7 @@ import type { AutoregressiveModel } from '../models/core/model.js';
 import { createLikelihood } from '../likelihoods/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import {
-  applyOverrides, configFileRaw, describeData, encodeNpyUint8, evaluate, imageGridPng, loadEvalData, modelInfo,
+  applyOverrides, configFileRaw, describeData, evaluate, loadEvalData, modelInfo,
   loadRunCheckpoint, presetRaw, readMetrics, resolveRunConfig, train, transformFor, METRICS_FILE,
   type Evaluation, type RunConfig, type TrainResult,
 } from '../train/index.js';

@@ -1,6 +1,9 @@
-// arpix/io: safetensors (our implementation of the public format), atomic writes and checkpoints.
+// arpix/io: safetensors (our implementation of the public format), atomic writes, checkpoints, and
+// the image files arpix writes (PNG grids, .npy arrays).
 
 export { encodeSafetensors, decodeSafetensors, saveSafetensors, saveSafetensorsSync, loadSafetensors, loadSafetensorsSync, inspectSafetensors } from './safetensors.js';
 export { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
 export type { Checkpoint, CheckpointMeta } from './checkpoint.js';
 export { saveCheckpoint, loadCheckpoint, CheckpointMismatchError } from './checkpoint.js';
+export type { GridOptions } from './images.js';
+export { imageGridPng, encodeNpyUint8 } from './images.js';

@@ -27,9 +27,10 @@ import { decodeImage } from '../data/decode.js';
 import { readIdxImages } from '../data/idx.js';
 import { readNpyImages } from '../data/npy.js';
 import { ArpixError, FormatError } from '../errors.js';
+import { encodeNpyUint8, imageGridPng } from '../io/images.js';
 import { createModel } from '../models/index.js';
 import { Tensor } from '../tensor/tensor.js';
-import { configFileRaw, encodeNpyUint8, imageGridPng, presetRaw, resolveRunConfig } from '../train/index.js';
+import { configFileRaw, presetRaw, resolveRunConfig } from '../train/index.js';
 import { presetNames } from '../models/index.js';
 import {
   FuzzRng, HOSTILE_TOKENS, INTERNAL_PHRASES, changedPaths, equalBytes, errorVerdict, mutateArgs, mutateBytes, mutateJson, runFuzz, snapshotDir,

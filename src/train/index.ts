@@ -1,6 +1,6 @@
 // arpix/train: the training loop, its configuration, evaluation in bits/dim, model costs and the
-// image and metric files a run writes. The model in a checkpoint lives in src/load and is
-// re-exported here.
+// metric files a run writes. The model in a checkpoint (src/load) and the image files (src/io)
+// live in their own places and are re-exported here.
 
 export type { RunConfig, TrainConfig, DatasetConfig, ScheduleConfig } from './config.js';
 export { trainDefaults, datasetDefaults, resolveRunConfig, presetRaw, configFileRaw, applyOverrides } from './config.js';
@@ -15,8 +15,8 @@ export { checkCheckpointTensors, modelFromCheckpoint } from '../load/model.js';
 export type { ModelInfo, ConvCost } from './info.js';
 export { modelInfo, convCosts, receptiveField, pixelField } from './info.js';
 export type { PixelField } from './info.js';
-export type { GridOptions } from './images.js';
-export { imageGridPng, encodeNpyUint8 } from './images.js';
+export type { GridOptions } from '../io/images.js';
+export { imageGridPng, encodeNpyUint8 } from '../io/images.js';
 export type { MetricRecord, TrainRecord, ValidationRecord } from './metrics.js';
 export { readMetrics } from './metrics.js';
 export type { ProbeOptions, ProbeResult, ProbeLayerResult } from './probe.js';

@@ -15,7 +15,7 @@ import { createModel } from '../models/index.js';
 import { FormatError } from '../errors.js';
 import { Generator } from '../tensor/random.js';
 import { applyOverrides, evaluate, presetRaw, resolveRunConfig, train, type RunConfig, type RunData } from './index.js';
-import { encodeNpyUint8, imageGridPng } from './images.js';
+import { encodeNpyUint8, imageGridPng } from '../io/images.js';
 import { parseNpy } from '../data/npy.js';
 import { Tensor } from '../tensor/tensor.js';
 

@@ -14,6 +14,7 @@ import { ArpixError, FormatError } from '../errors.js';
 import { BatchLoader, type Batch, type LoaderState } from '../data/index.js';
 import { checkModelConfig, configDifferences, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
 import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
+import { imageGridPng } from '../io/images.js';
 import { checkOutputFolder, formatBytes, makeFolder } from '../io/files.js';
 import { lockFolder, type FolderLock } from '../io/lock.js';
 import { checkCheckpointTensors } from '../load/model.js';
@@ -28,7 +29,6 @@ import { loadRunCheckpoint, loadingFrom } from './checkpoint.js';
 import { checkDataFits, loadTrainData, type RunData } from './data.js';
 import { adoptPalette, fitConfigPalette, needsPalette } from './palette.js';
 import { EvaluationAborted, evaluate, type Evaluation } from './evaluate.js';
-import { imageGridPng } from './images.js';
 import { MetricsLog, truncateMetrics } from './metrics.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';

@@ -26,7 +26,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['models/core'],
   ['models/*'],
   ['models'],
-  ['load'],
+  ['load', 'probe'],
   ['train'],
   ['export', 'serve', 'serve/page'],
   ['cli'],

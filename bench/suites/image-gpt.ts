@@ -98,7 +98,7 @@ const suite: Suite = async ({ reporter, args }) => {
     if (parts.includes('quality')) {
       const { applyOverrides, evaluate, presetRaw, resolveRunConfig, train } = await import('../../src/train/index.js');
       const { loadDataset, subset } = await import('../../src/data/index.js');
-      const { probe } = await import('../../src/train/probe.js');
+      const { probe } = await import('../../src/probe/probe.js');
       const raw = applyOverrides(presetRaw(PRESET), [`train.minutes=${minutes}`, 'train.validateEvery=0', 'train.checkpointEvery=0',
         ...Object.entries(config).filter(([k]) => overrides.includes(`${k}=`)).map(([k, v]) => `model.${k}=${String(v)}`)]);
       const run = resolveRunConfig(raw, PRESET);

@@ -8,7 +8,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadDataset } from '../data/index.js';
 import { fitPalette, greyPalette, makePalette, type Palette } from '../likelihoods/index.js';
 import { modelFromCheckpoint } from '../load/model.js';
-import { probe, type ProbeLayerResult, type ProbeResult } from '../train/probe.js';
+import { probe, type ProbeLayerResult, type ProbeResult } from '../probe/probe.js';
 import type { RunConfig } from '../train/index.js';
 import { CliError, EXIT, out, readCheckpoint, refuseExisting, writeOut } from './commands.js';
 import { GLYPH_H, textWidth } from './font.js';

@@ -1,6 +1,6 @@
 // arpix/train: the training loop, its configuration, evaluation in bits/dim, model costs and the
-// metric files a run writes. The model in a checkpoint (src/load) and the image files (src/io)
-// live in their own places and are re-exported here.
+// metric files a run writes. The model in a checkpoint (src/load), the image files (src/io) and
+// Image GPT's linear probe (src/probe) live in their own places and are re-exported here.
 
 export type { RunConfig, TrainConfig, DatasetConfig, ScheduleConfig } from './config.js';
 export { trainDefaults, datasetDefaults, resolveRunConfig, presetRaw, configFileRaw, applyOverrides } from './config.js';
@@ -19,8 +19,8 @@ export type { GridOptions } from '../io/images.js';
 export { imageGridPng, encodeNpyUint8 } from '../io/images.js';
 export type { MetricRecord, TrainRecord, ValidationRecord } from './metrics.js';
 export { readMetrics } from './metrics.js';
-export type { ProbeOptions, ProbeResult, ProbeLayerResult } from './probe.js';
-export { probe, probeFeatures, poolFeatures, middleLayer } from './probe.js';
-export type { LogisticData, LogisticFit, LogisticModel, LogisticOptions } from './logistic.js';
-export { fitLogistic, predictLogistic } from './logistic.js';
+export type { ProbeOptions, ProbeResult, ProbeLayerResult } from '../probe/probe.js';
+export { probe, probeFeatures, poolFeatures, middleLayer } from '../probe/probe.js';
+export type { LogisticData, LogisticFit, LogisticModel, LogisticOptions } from '../probe/logistic.js';
+export { fitLogistic, predictLogistic } from '../probe/logistic.js';
 export { needsPalette, fitConfigPalette } from './palette.js';

@@ -26,7 +26,6 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['models/core'],
   ['models/*'],
   ['models'],
-  ['load', 'probe'],
   ['train'],
   ['export', 'serve', 'serve/page'],
   ['cli'],

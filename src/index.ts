@@ -18,8 +18,8 @@ export { createModel, resolveModelConfig, loadPreset, presetNames, MODEL_KINDS, 
 export type { ModelConfig, ModelKind, Preset, BaseModelConfig, Condition, GatedPixelCNNConfig, ImageGPTConfig, PixelCNNConfig, PixelCNNPPConfig } from './models/index.js';
 export { createLikelihood, logisticMixtureLogProb, sampleLogisticMixture, bitsPerDim, fitPalette, greyPalette, makePalette, PaletteIndex, isPaletteHead } from './likelihoods/index.js';
 export type { Likelihood, LikelihoodConfig, Palette, PaletteHead, KMeansOptions, KMeansResult } from './likelihoods/index.js';
-export { probe } from './probe/probe.js';
-export type { ProbeOptions, ProbeResult } from './probe/probe.js';
+export { probe } from './models/image-gpt/probe.js';
+export type { ProbeOptions, ProbeResult } from './models/image-gpt/probe.js';
 export { sample, sampleCached, sampleNaive } from './models/sampling/index.js';
 export type { SampleOptions } from './models/sampling/index.js';
 export { ConfigError } from './config.js';

@@ -9,7 +9,7 @@ import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
 import { checkOutputFolder, makeFolder } from '../io/files.js';
 import type { Checkpoint } from '../io/checkpoint.js';
 import { encodeNpyUint8, imageGridPng } from '../io/images.js';
-import { modelFromCheckpoint } from '../load/model.js';
+import { modelFromCheckpoint } from '../models/checkpoint.js';
 import { checkModelMemory, costOfConfig, createModel, familyOf, loadPreset, memoryNeeded } from '../models/index.js';
 import { formatBytes } from '../models/memory.js';
 import type { AutoregressiveModel } from '../models/core/model.js';

@@ -14,7 +14,7 @@ import { locateDataset } from '../data/index.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
-import { modelFromCheckpoint } from '../load/model.js';
+import { modelFromCheckpoint } from '../models/checkpoint.js';
 import { findTorchPython, freePort } from './python.js';
 
 const python = findTorchPython();

@@ -8,7 +8,7 @@ import { encode as encodePng } from 'fast-png';
 import type { Dataset } from '../data/index.js';
 import { ArpixError } from '../errors.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
-import { modelFromCheckpoint } from '../load/model.js';
+import { modelFromCheckpoint } from '../models/checkpoint.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';

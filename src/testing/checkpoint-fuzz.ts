@@ -17,7 +17,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ArpixError, FormatError } from '../errors.js';
 import { CheckpointMismatchError, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../io/checkpoint.js';
-import { modelFromCheckpoint } from '../load/model.js';
+import { modelFromCheckpoint } from '../models/checkpoint.js';
 import { FAMILIES, MemoryLimitError } from '../models/index.js';
 import { setBackend } from '../backends/registry.js';
 import { Tensor } from '../tensor/tensor.js';

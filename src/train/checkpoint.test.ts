@@ -13,7 +13,7 @@ import { encodeSafetensors, inspectSafetensors } from '../io/safetensors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { trainedCheckpoint } from '../testing/checkpoints.js';
 import { checkpointRunConfig } from './checkpoint.js';
-import { modelFromCheckpoint } from '../load/model.js';
+import { modelFromCheckpoint } from '../models/checkpoint.js';
 import { train } from './train.js';
 
 const root = mkdtempSync(join(tmpdir(), 'arpix-ckpt-'));

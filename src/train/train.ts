@@ -17,7 +17,7 @@ import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
 import { imageGridPng } from '../io/images.js';
 import { checkOutputFolder, formatBytes, makeFolder } from '../io/files.js';
 import { lockFolder, type FolderLock } from '../io/lock.js';
-import { checkCheckpointTensors } from '../load/model.js';
+import { checkCheckpointTensors } from '../models/checkpoint.js';
 import { checkModelMemory, createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { Adam, AdamW, EMA, LRScheduler, RMSProp, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, noam, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';

@@ -8,8 +8,8 @@
 import { ConfigError } from '../config.js';
 import { ArgumentError, FormatError, fmtShape } from '../errors.js';
 import type { Checkpoint } from '../io/checkpoint.js';
-import { createModel } from '../models/index.js';
-import type { AutoregressiveModel } from '../models/core/model.js';
+import { createModel } from './index.js';
+import type { AutoregressiveModel } from './core/model.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 

@@ -3,14 +3,14 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { makeDataset } from '../data/index.js';
-import { createModel } from '../models/index.js';
-import { Generator } from '../tensor/random.js';
+import { makeDataset } from '../../data/index.js';
+import { createModel } from '../index.js';
+import { Generator } from '../../tensor/random.js';
 import { accuracy, fitLogistic, type LogisticData } from './logistic.js';
 import { middleLayer, poolFeatures, probe } from './probe.js';
-import type { ImageGPT } from '../models/index.js';
-import { noGrad } from '../ops/index.js';
-import { Tensor } from '../tensor/tensor.js';
+import type { ImageGPT } from '../index.js';
+import { noGrad } from '../../ops/index.js';
+import { Tensor } from '../../tensor/tensor.js';
 
 /** Points around class centres in d dimensions. */
 function blobs(n: number, d: number, k: number, spread: number, seed: number): LogisticData {

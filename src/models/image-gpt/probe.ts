@@ -7,13 +7,13 @@
 // concatenates them (bands · d features) — not the paper's probe, which averages every position:
 // a small model's d features lose the layout that the raw pixels keep.
 
-import { ArgumentError } from '../errors.js';
-import type { Dataset } from '../data/index.js';
-import { ImageGPT } from '../models/image-gpt/image-gpt.js';
-import type { AutoregressiveModel } from '../models/core/model.js';
-import { mean, noGrad } from '../ops/index.js';
-import { Generator } from '../tensor/random.js';
-import { Tensor } from '../tensor/tensor.js';
+import { ArgumentError } from '../../errors.js';
+import type { Dataset } from '../../data/index.js';
+import { ImageGPT } from './image-gpt.js';
+import type { AutoregressiveModel } from '../core/model.js';
+import { mean, noGrad } from '../../ops/index.js';
+import { Generator } from '../../tensor/random.js';
+import { Tensor } from '../../tensor/tensor.js';
 import { accuracy, fitLogistic, standardiser, type LogisticData, type LogisticModel } from './logistic.js';
 
 export interface ProbeOptions {

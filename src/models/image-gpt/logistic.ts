@@ -5,9 +5,9 @@
 //
 // Objective: mean over examples of −log softmax(x·W + b)[y] + (l2 / 2)·‖W‖² (the bias unpenalised).
 
-import { ArgumentError } from '../errors.js';
-import { add, crossEntropy, matmul, mul, noGrad, square, sum } from '../ops/index.js';
-import { Tensor } from '../tensor/tensor.js';
+import { ArgumentError } from '../../errors.js';
+import { add, crossEntropy, matmul, mul, noGrad, square, sum } from '../../ops/index.js';
+import { Tensor } from '../../tensor/tensor.js';
 
 export interface LogisticOptions {
   /** The L2 penalty on the weights. */

@@ -233,7 +233,10 @@ napi_value bindKernels(napi_env env, napi_callback_info info, const std::vector<
     for (const Registration& reg : kernels) {
       kernel = reg.name;
       napi_value entry = property(env, argv[0], reg.name);
-      if (typeOf(env, entry) != napi_object) throw BindError("is registered in native/addon.cc but has no entry in KERNELS (src/kernels/contracts.ts)");
+      if (typeOf(env, entry) != napi_object) {
+        kernel.clear();
+        throw BindError("kernel '" + std::string(reg.name) + "' is registered in native/addon.cc but has no entry in KERNELS (src/kernels/contracts.ts)");
+      }
       std::unique_ptr<KernelSpec> spec = specOf(env, entry, reg);
       spec->frame = frame;
       napi_value fn;

@@ -35,6 +35,8 @@ constexpr double kSafeInteger = 9007199254740992.0;  // 2^53
 
 bool isCount(double d) { return d >= 0 && d < kSafeInteger && d == std::trunc(d); }
 
+[[noreturn]] void badShape(const std::string& what) { throw ArgumentError(what + " has a bad shape in the frame"); }
+
 // ---- the environment's bindings ----
 
 /** Every descriptor and frame bindKernels made in one environment (they live as long as it does). */
@@ -274,21 +276,23 @@ Call::Call(napi_env env, napi_callback_info info) : env_(env) {
   spec_ = static_cast<const KernelSpec*>(data);
 }
 
-double Call::next(const std::string& what) {
-  const Frame& f = *spec_->frame;
-  if (at_ >= f.capacity) throw ArgumentError(what + ": the call's frame ended early (the adapter and the addon disagree)");
-  return f.data[at_++];
+void Call::frameEnded(const std::string& what) {
+  throw ArgumentError(what + ": the call's frame ended early (the adapter and the addon disagree)");
 }
 
 Shape Call::shapeOf(const std::string& what) {
-  const double rank = next(what);
-  if (!isCount(rank) || rank > 64) throw ArgumentError(what + " has a bad rank");
-  Shape s(static_cast<size_t>(rank));
-  for (int64_t& d : s) {
-    const double v = next(what);
-    if (!isCount(v)) throw ArgumentError(what + " shape has a bad dimension");
-    d = int64_t(v);
+  // One bounds check for the whole shape: this runs for every tensor of every call.
+  const Frame& f = *spec_->frame;
+  const double* p = f.data + at_;
+  const size_t left = f.capacity - at_;
+  if (left < 1 || !(p[0] >= 0 && p[0] <= 64) || p[0] != double(size_t(p[0])) || left < 1 + size_t(p[0])) badShape(what);
+  Shape s(static_cast<size_t>(p[0]));
+  for (size_t k = 0; k < s.size(); k++) {
+    const double d = p[1 + k];
+    if (!(d >= 0 && d < kSafeInteger) || d != double(int64_t(d))) badShape(what);
+    s[k] = int64_t(d);
   }
+  at_ += 1 + s.size();
   return s;
 }
 

@@ -100,7 +100,11 @@ class Call {
   napi_value fail(const std::string& msg, bool prefix) const;
 
  private:
-  double next(const std::string& what);
+  double next(const std::string& what) {
+    if (at_ >= spec_->frame->capacity) frameEnded(what);
+    return spec_->frame->data[at_++];
+  }
+  [[noreturn]] static void frameEnded(const std::string& what);
   Shape shapeOf(const std::string& what);
   Buf typedArray(napi_value v, const std::string& what, const ArgSpec& a, bool withIdentity);
   void checkDType(const Buf& b, const std::string& what, const ArgSpec& a) const;

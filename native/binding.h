@@ -96,7 +96,7 @@ class Call {
 
   napi_value undefinedResult() const;
   napi_value intResult(int64_t v) const;
-  /** Throws msg as a JS Error, prefixed with the kernel's name unless it already starts with it. */
+  /** Throws msg as a JS Error, with the kernel's name in front when prefix (a KernelError names its own). */
   napi_value fail(const std::string& msg, bool prefix) const;
 
  private:
@@ -201,6 +201,7 @@ struct FunctionTraits<R (*)(P...)> {
   template <auto Fn>
   static Registration registration(const char* name) {
     static_assert(std::is_void_v<R> || std::is_same_v<R, int64_t>, "a kernel returns nothing or an int64_t");
+    static_assert(sizeof...(P) <= kMaxArgs, "a kernel takes at most kMaxArgs arguments");
     return {name, &callKernel<Fn>, {{Param<P>::kind, Param<P>::nullable}...}, !std::is_void_v<R>};
   }
 };

@@ -4,6 +4,7 @@
       "target_name": "arpix_native",
       "sources": [
         "native/addon.cc",
+        "native/binding.cc",
         "native/elementwise.cc",
         "native/reduce.cc",
         "native/movement.cc",

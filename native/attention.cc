@@ -446,7 +446,6 @@ void backwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t
 }
 
 Geometry geometryOf(const char* kernel, const Buf& qkv, int64_t heads, double scale) {
-  requireDType(kernel, "qkv", qkv, DType::F32);
   if (qkv.shape.size() != 3 || qkv.shape[2] % 3 != 0) throw KernelError(kernel, "qkv must be [N, L, 3C], got " + fmtShape(qkv.shape));
   Geometry g;
   g.N = qkv.shape[0], g.L = qkv.shape[1], g.C = qkv.shape[2] / 3, g.H = heads;
@@ -479,8 +478,9 @@ void dispatchDV(int64_t D, F f) {
 
 }  // namespace
 
-void attention(const Buf& qkv, const Buf& out, const Buf& lse, int64_t heads, double scale, const std::vector<int64_t>& code) {
-  const Geometry g = geometryOf("attention", qkv, heads, scale);
+void attention(const Buf& qkv, const Buf& out, const Buf& lse, const AttentionAttrs& a) {
+  const std::vector<int64_t>& code = a.pattern;
+  const Geometry g = geometryOf("attention", qkv, a.heads, a.scale);
   if (out.size != g.N * g.L * g.C || lse.size != g.N * g.H * g.L) throw KernelError("attention", "out or lse has the wrong size");
   if (g.N * g.L == 0) return;
   const Pattern p = patternOf(code, g.L);
@@ -502,8 +502,9 @@ void attention(const Buf& qkv, const Buf& out, const Buf& lse, int64_t heads, do
   });
 }
 
-void attentionBackward(const Buf& qkv, const Buf& out, const Buf& lse, const Buf& dout, const Buf& dqkv, int64_t heads, double scale, const std::vector<int64_t>& code) {
-  const Geometry g = geometryOf("attentionBackward", qkv, heads, scale);
+void attentionBackward(const Buf& qkv, const Buf& out, const Buf& lse, const Buf& dout, const Buf& dqkv, const AttentionAttrs& a) {
+  const std::vector<int64_t>& code = a.pattern;
+  const Geometry g = geometryOf("attentionBackward", qkv, a.heads, a.scale);
   if (out.size != g.N * g.L * g.C || dout.size != out.size || lse.size != g.N * g.H * g.L || dqkv.size != qkv.size) {
     throw KernelError("attentionBackward", "out, lse, g or dqkv has the wrong size");
   }
@@ -525,15 +526,17 @@ void attentionBackward(const Buf& qkv, const Buf& out, const Buf& lse, const Buf
   });
 }
 
-void attentionStep(const Buf& q, const Buf& k, const Buf& v, const Buf& out, int64_t position, int64_t heads, double scale, const std::vector<int64_t>& code, int64_t length) {
+void attentionStep(const Buf& q, const Buf& k, const Buf& v, const Buf& out, int64_t position, const AttentionAttrs& a) {
   const char* kernel = "attentionStep";
-  requireDType(kernel, "q", q, DType::F32);
-  requireDType(kernel, "k", k, DType::F32);
-  requireDType(kernel, "v", v, DType::F32);
+  const std::vector<int64_t>& code = a.pattern;
+  const int64_t heads = a.heads;
+  const double scale = a.scale;
   if (q.shape.size() != 2 || k.shape.size() != 3 || v.shape != k.shape || k.shape[0] != q.shape[0] || k.shape[2] != q.shape[1] || out.size != q.size) {
     throw KernelError(kernel, "q " + fmtShape(q.shape) + ", k " + fmtShape(k.shape) + ", v " + fmtShape(v.shape) + " and out do not fit");
   }
   const int64_t N = q.shape[0], C = q.shape[1], T = k.shape[1];
+  // A local2d pattern's sequence is its grid (the caches may hold more rows); any other's is T.
+  const int64_t length = code.size() >= 3 && code[0] == 3 ? code[1] * code[2] : T;
   if (heads < 1 || C % heads != 0) throw KernelError(kernel, "heads must divide the channels");
   if (position < 0 || position >= T || position >= length) throw KernelError(kernel, "position is outside the caches");
   const int64_t d = C / heads;

@@ -52,6 +52,7 @@ struct SerialThreads {
 }  // namespace
 
 void rowLstmStep(RowLstmStepPlan& p, int64_t y, int64_t x) {
+  if (y < 0 || y >= p.H || x < 0 || x >= p.W) throw ArgumentError("pixel (" + std::to_string(y) + ", " + std::to_string(x) + ") is off the image");
   const int64_t n = p.n, H = p.H, W = p.W, C = p.C, h = p.h, F = 2 * h, G = 4 * h, r = p.k / 2;
   const int64_t L = int64_t(p.layers.size());
   std::lock_guard<std::mutex> lock(onednnLock());

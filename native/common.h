@@ -52,6 +52,14 @@ struct KernelError : std::runtime_error {
       : std::runtime_error(kernel + ": " + detail) {}
 };
 
+/**
+ * An argument check inside a kernel failed. The message names the argument; the binding puts the
+ * kernel's name (its descriptor's) in front.
+ */
+struct ArgumentError : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
 inline void requireDType(const char* kernel, const char* arg, const Buf& b, DType want) {
   if (b.dtype != want) {
     throw KernelError(kernel, std::string(arg) + " has dtype " + dtypeName(b.dtype) + ", expected " + dtypeName(want));
@@ -253,14 +261,16 @@ void rowWinogradBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* d
 int64_t conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate, bool keep, const Buf* residual = nullptr);
 void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvParams& p);
 /** dw = ∂/∂w, and db = Σ dy over N, H, W when db is given. */
-void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf* db, const ConvParams& p);
+void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const ConvParams& p, const Buf* db);
 /**
  * The gradients a training step needs in one call: dx, dw and db (each optional), sharing the
  * blocked copy of dy between backward-data and backward-weights and using the forward's kept copy
  * of x (handle `saved`, released here).
  */
 void conv2dBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p, int64_t saved);
-void releaseKeptInput(int64_t saved);
+void releaseConvInput(int64_t saved);
+/** Throws unless x [N, H, W, C], w [kH, kW, C, O] and y [N, OH, OW, O] fit each other and p is sane. */
+void checkConvShapes(const Shape& x, const Shape& w, const Shape& y, const ConvParams& p);
 /** Every cached convolution primitive: (kind and geometry, oneDNN implementation name). */
 std::vector<std::pair<std::string, std::string>> convImplementations();
 
@@ -345,11 +355,20 @@ void layerNorm(const Buf& x, const Buf* weight, const Buf* bias, const Buf& out,
 void layerNormBackward(const Buf& x, const Buf* weight, const Buf& mean, const Buf& rstd, const Buf& g, const Buf& dx, const Buf* dweight, const Buf* dbias, bool rms);
 void gelu(const Buf& x, const Buf& out, bool tanhForm);
 void geluBackward(const Buf& x, const Buf& g, const Buf& dx, bool tanhForm);
-/** Packed multi-head attention (qkv [N, L, 3C] → out [N, L, C], lse [N, heads, L]); `pattern` is patternCode() of src/kernels/attention.ts. */
-void attention(const Buf& qkv, const Buf& out, const Buf& lse, int64_t heads, double scale, const std::vector<int64_t>& pattern);
-void attentionBackward(const Buf& qkv, const Buf& out, const Buf& lse, const Buf& dout, const Buf& dqkv, int64_t heads, double scale, const std::vector<int64_t>& pattern);
-/** One query row q [N, C] at `position` against caches k, v [N, T, C] of a sequence of `length` positions. */
-void attentionStep(const Buf& q, const Buf& k, const Buf& v, const Buf& out, int64_t position, int64_t heads, double scale, const std::vector<int64_t>& pattern, int64_t length);
+/** AttentionAttrs of src/kernels/attention.ts: `pattern` is its patternCode(). */
+struct AttentionAttrs {
+  int64_t heads = 1;
+  double scale = 1;
+  std::vector<int64_t> pattern;
+};
+/** Packed multi-head attention (qkv [N, L, 3C] → out [N, L, C], lse [N, heads, L]). */
+void attention(const Buf& qkv, const Buf& out, const Buf& lse, const AttentionAttrs& a);
+void attentionBackward(const Buf& qkv, const Buf& out, const Buf& lse, const Buf& dout, const Buf& dqkv, const AttentionAttrs& a);
+/**
+ * One query row q [N, C] at `position` against caches k, v [N, T, C]; the sequence is T long, or
+ * a local2d pattern's grid.
+ */
+void attentionStep(const Buf& q, const Buf& k, const Buf& v, const Buf& out, int64_t position, const AttentionAttrs& a);
 
 std::string onednnVersion();
 /** Drops every cached primitive and reordered weight (tests; memory pressure). */

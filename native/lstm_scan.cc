@@ -70,9 +70,21 @@ void gatherTaps(const Scan& s, const float* hs, const float* h0, int64_t t, int6
   }
 }
 
+/**
+ * Throws unless gates [T, B, L, 4H], w [k, H, 4H], the states (hs holds a quarter of the gates)
+ * and pad fit each other; the descriptor holds the other buffers to these.
+ */
+void checkScan(const char* gatesName, const Buf& gates, const Buf& w, const Buf& h0, const Buf& hs, int64_t pad) {
+  const Shape &g = gates.shape, &k = w.shape;
+  if (g.size() != 4 || k.size() != 3 || g[3] != 4 * k[1] || k[2] != g[3] || h0.size != k[1] || hs.size * 4 != gates.size || pad < 0 || pad >= k[0]) {
+    throw ArgumentError(std::string(gatesName) + " " + fmtShape(g) + ", w " + fmtShape(k) + " and the states do not fit");
+  }
+}
+
 }  // namespace
 
 void lstmScan(const Buf& xg, const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs, const Buf& cs, const Buf& acts, int64_t pad) {
+  checkScan("xg", xg, w, h0, hs, pad);
   const Scan s = scanOf(xg.shape, w.shape, pad);
   if (s.T * s.B * s.L == 0) return;
   std::lock_guard<std::mutex> lock(onednnLock());
@@ -109,6 +121,7 @@ void lstmScan(const Buf& xg, const Buf& w, const Buf& h0, const Buf& c0, const B
 }
 
 void lstmScanBackward(const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs, const Buf& cs, const Buf& acts, const Buf& dhs, const Buf& dxg, const Buf& dw, const Buf& dh0, const Buf& dc0, int64_t pad) {
+  checkScan("acts", acts, w, h0, hs, pad);
   const Scan s = scanOf(acts.shape, w.shape, pad);
   const int64_t H = s.H, G = s.G, KH = s.KH, BL = s.B * s.L;
   std::memset(dw.f32(), 0, size_t(dw.size) * 4);

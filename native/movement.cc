@@ -112,7 +112,13 @@ void fillValue(const Buf& out, double value) {
 }  // namespace
 
 void permute(const Buf& x, const Buf& out, const std::vector<int64_t>& perm) {
-  requireDType("permute", "out", out, x.dtype);
+  std::vector<bool> seen(x.shape.size(), false);
+  bool ok = perm.size() == x.shape.size() && out.shape.size() == x.shape.size();
+  for (size_t i = 0; ok && i < perm.size(); i++) {
+    ok = perm[i] >= 0 && size_t(perm[i]) < perm.size() && !seen[size_t(perm[i])] && out.shape[i] == x.shape[size_t(perm[i])];
+    if (ok) seen[size_t(perm[i])] = true;
+  }
+  if (!ok) throw ArgumentError("perm does not map x " + fmtShape(x.shape) + " onto out " + fmtShape(out.shape));
   const auto xs = stridesOf(x.shape);
   std::vector<int64_t> src(perm.size());
   for (size_t i = 0; i < perm.size(); i++) src[i] = xs[size_t(perm[i])];
@@ -120,7 +126,9 @@ void permute(const Buf& x, const Buf& out, const std::vector<int64_t>& perm) {
 }
 
 void pad(const Buf& x, const Buf& out, const std::vector<int64_t>& before, double value) {
-  requireDType("pad", "out", out, x.dtype);
+  bool ok = before.size() == x.shape.size() && out.shape.size() == x.shape.size();
+  for (size_t i = 0; ok && i < before.size(); i++) ok = before[i] >= 0 && before[i] + x.shape[i] <= out.shape[i];
+  if (!ok) throw ArgumentError("x " + fmtShape(x.shape) + " padded does not fit out " + fmtShape(out.shape));
   fillValue(out, value);
   const auto os = stridesOf(out.shape);
   int64_t base = 0;
@@ -129,7 +137,9 @@ void pad(const Buf& x, const Buf& out, const std::vector<int64_t>& before, doubl
 }
 
 void slice(const Buf& x, const Buf& out, const std::vector<int64_t>& begin) {
-  requireDType("slice", "out", out, x.dtype);
+  bool ok = begin.size() == x.shape.size() && out.shape.size() == x.shape.size();
+  for (size_t i = 0; ok && i < begin.size(); i++) ok = begin[i] >= 0 && begin[i] + out.shape[i] <= x.shape[i];
+  if (!ok) throw ArgumentError("a slice of " + fmtShape(out.shape) + " does not fit in x " + fmtShape(x.shape));
   const auto xs = stridesOf(x.shape);
   int64_t base = 0;
   for (size_t i = 0; i < begin.size(); i++) base += begin[i] * xs[i];
@@ -137,7 +147,16 @@ void slice(const Buf& x, const Buf& out, const std::vector<int64_t>& begin) {
 }
 
 void concat(const std::vector<Buf>& xs, const Buf& out, int64_t axis) {
-  for (const Buf& x : xs) requireDType("concat", "inputs", x, out.dtype);
+  if (axis < 0 || size_t(axis) >= out.shape.size()) throw ArgumentError("axis " + std::to_string(axis) + " is out of range");
+  int64_t total = 0;
+  for (size_t i = 0; i < xs.size(); i++) {
+    const Shape& s = xs[i].shape;
+    bool ok = s.size() == out.shape.size();
+    for (size_t d = 0; ok && d < s.size(); d++) ok = int64_t(d) == axis || s[d] == out.shape[d];
+    if (!ok) throw ArgumentError("input " + std::to_string(i) + " " + fmtShape(s) + " does not fit out " + fmtShape(out.shape));
+    total += s[size_t(axis)];
+  }
+  if (total != out.shape[size_t(axis)]) throw ArgumentError("inputs add up to " + std::to_string(total) + " along axis " + std::to_string(axis) + ", out has " + std::to_string(out.shape[size_t(axis)]));
   int64_t outer = 1, inner = 1;
   for (int64_t i = 0; i < axis; i++) outer *= out.shape[size_t(i)];
   for (size_t i = size_t(axis) + 1; i < out.shape.size(); i++) inner *= out.shape[i];
@@ -156,11 +175,10 @@ void concat(const std::vector<Buf>& xs, const Buf& out, int64_t axis) {
 }
 
 void gatherRows(const Buf& table, const Buf& idx, const Buf& out) {
-  requireDType("gatherRows", "idx", idx, DType::I32);
-  requireDType("gatherRows", "out", out, table.dtype);
   const int64_t V = table.shape.empty() ? 0 : table.shape[0];
   const int64_t d = V == 0 ? 0 : table.size / V;
   const int64_t J = idx.size;
+  if (out.size != J * d) throw ArgumentError("out must hold " + std::to_string(J * d) + " elements");
   const int32_t* ix = idx.i32();
   for (int64_t j = 0; j < J; j++) {
     if (ix[j] < 0 || ix[j] >= V) throw KernelError("gatherRows", "idx[" + std::to_string(j) + "] = " + std::to_string(ix[j]) + " is out of range for a table of " + std::to_string(V) + " rows");
@@ -198,11 +216,10 @@ void scatterAddTyped(const Buf& g, const int32_t* ix, int64_t J, const Buf& out,
 }  // namespace
 
 void scatterAddRows(const Buf& g, const Buf& idx, const Buf& out) {
-  requireDType("scatterAddRows", "idx", idx, DType::I32);
-  requireDType("scatterAddRows", "out", out, g.dtype);
   const int64_t V = out.shape.empty() ? 0 : out.shape[0];
   const int64_t d = V == 0 ? 0 : out.size / V;
   const int64_t J = idx.size;
+  if (g.size != J * d) throw ArgumentError("g must hold " + std::to_string(J * d) + " elements");
   const int32_t* ix = idx.i32();
   for (int64_t j = 0; j < J; j++) {
     if (ix[j] < 0 || ix[j] >= V) throw KernelError("scatterAddRows", "idx[" + std::to_string(j) + "] = " + std::to_string(ix[j]) + " is out of range for " + std::to_string(V) + " rows");
@@ -212,7 +229,7 @@ void scatterAddRows(const Buf& g, const Buf& idx, const Buf& out) {
 }
 
 void oneHot(const Buf& idx, const Buf& out) {
-  requireDType("oneHot", "idx", idx, DType::I32);
+  if (out.shape.empty() || idx.size * out.shape.back() != out.size) throw ArgumentError("out " + fmtShape(out.shape) + " must be idx's shape plus a depth axis");
   const int64_t depth = out.shape.back();
   const int64_t J = idx.size;
   const int32_t* ix = idx.i32();

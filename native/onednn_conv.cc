@@ -352,8 +352,6 @@ bool noInputRead(const Geometry& g) {
   return w.H <= 0 || w.W <= 0;
 }
 
-void requireF32(const char* kernel, const char* arg, const Buf& b) { requireDType(kernel, arg, b, DType::F32); }
-
 }  // namespace
 
 namespace {
@@ -389,12 +387,19 @@ int64_t keepInput(const memory& mem, const Buf& x) {
 
 }  // namespace
 
+void checkConvShapes(const Shape& x, const Shape& w, const Shape& y, const ConvParams& p) {
+  bool ok = x.size() == 4 && w.size() == 4 && y.size() == 4 && x[0] == y[0] && x[3] == w[2] && y[3] == w[3];
+  ok = ok && p.strideH >= 1 && p.strideW >= 1 && p.dilationH >= 1 && p.dilationW >= 1 && p.padTop >= 0 && p.padLeft >= 0;
+  if (!ok) throw ArgumentError("shapes x " + fmtShape(x) + ", w " + fmtShape(w) + " and y " + fmtShape(y) + " (or the conv params) do not fit");
+}
+
 int64_t conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, const ConvParams& p, bool accumulate, bool keep, const Buf* residual) {
-  requireF32("conv2d", "x", x);
-  requireF32("conv2d", "w", w);
-  requireF32("conv2d", "out", out);
-  if (bias) requireF32("conv2d", "bias", *bias);
-  if (residual) requireF32("conv2d", "residual", *residual);
+  checkConvShapes(x.shape, w.shape, out.shape, p);
+  if (residual) {
+    if (residual->size != out.size) throw ArgumentError("residual holds " + std::to_string(residual->size) + " elements, expected the output's " + std::to_string(out.size));
+    if (accumulate) throw ArgumentError("takes a residual or accumulates into out, not both");
+    if (residual->f32() < out.f32() + out.size && out.f32() < residual->f32() + residual->size) throw ArgumentError("residual overlaps out: pass separate memory");
+  }
   const Geometry g = geometry(x.shape, w.shape, out.shape, p);
   if (out.size == 0) return 0;
   // Where no post-op adds the residual, out starts as a copy of it and the convolution accumulates.
@@ -477,9 +482,7 @@ const memory* backwardDataOn(const Geometry& g, const Buf& dy, const Buf& w, con
 }  // namespace
 
 void conv2dBackwardData(const Buf& dy, const Buf& w, const Buf& dx, const ConvParams& p) {
-  requireF32("conv2dBackwardData", "dy", dy);
-  requireF32("conv2dBackwardData", "w", w);
-  requireF32("conv2dBackwardData", "dx", dx);
+  checkConvShapes(dx.shape, w.shape, dy.shape, p);
   const Geometry g = geometry(dx.shape, w.shape, dy.shape, p);
   if (dx.size == 0) return;
   if (dy.size == 0 || w.size == 0 || noInputRead(g)) {
@@ -595,11 +598,8 @@ void weightGradients(const Geometry& g, const Buf& x, const Buf& dy, const Buf& 
 
 }  // namespace
 
-void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf* db, const ConvParams& p) {
-  requireF32("conv2dBackwardWeights", "x", x);
-  requireF32("conv2dBackwardWeights", "dy", dy);
-  requireF32("conv2dBackwardWeights", "dw", dw);
-  if (db) requireF32("conv2dBackwardWeights", "db", *db);
+void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const ConvParams& p, const Buf* db) {
+  checkConvShapes(x.shape, dw.shape, dy.shape, p);
   const Geometry g = geometry(x.shape, dw.shape, dy.shape, p);
   if (dw.size > 0 && x.size > 0 && dy.size > 0 && !noInputRead(g) && ownBackward(x.shape, x, dy, dw, nullptr, &dw, db, p)) return;
   std::lock_guard<std::mutex> lock(onednnLock());
@@ -607,13 +607,13 @@ void conv2dBackwardWeights(const Buf& x, const Buf& dy, const Buf& dw, const Buf
 }
 
 void conv2dBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p, int64_t saved) {
-  requireF32("conv2dBackward", "x", x);
-  requireF32("conv2dBackward", "dy", dy);
-  requireF32("conv2dBackward", "w", w);
-  for (const Buf* b : {dx, dw, db}) if (b) requireF32("conv2dBackward", "gradient", *b);
+  checkConvShapes(x.shape, w.shape, dy.shape, p);
+  // The gradients are read with their own shapes: they must be their tensors'.
+  if (dx && dx->shape != x.shape) throw ArgumentError("dx " + fmtShape(dx->shape) + " must have x's shape " + fmtShape(x.shape));
+  if (dw && dw->shape != w.shape) throw ArgumentError("dw " + fmtShape(dw->shape) + " must have w's shape " + fmtShape(w.shape));
   const Geometry g = geometry(x.shape, w.shape, dy.shape, p);
   if (x.size > 0 && w.size > 0 && dy.size > 0 && !noInputRead(g) && ownBackward(x.shape, x, dy, w, dx && dx->size > 0 ? dx : nullptr, dw, db, p)) {
-    if (saved != 0) releaseKeptInput(saved);
+    if (saved != 0) releaseConvInput(saved);
     return;
   }
   std::lock_guard<std::mutex> lock(onednnLock());
@@ -632,7 +632,7 @@ void conv2dBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, co
   else if (db) weightGradients(g, x, dy, Buf{}, db, nullptr, nullptr);
 }
 
-void releaseKeptInput(int64_t saved) {
+void releaseConvInput(int64_t saved) {
   std::lock_guard<std::mutex> lock(onednnLock());
   if (auto it = keptInputs.find(saved); it != keptInputs.end()) dropKept(it);
 }

@@ -42,14 +42,17 @@ memory::desc operandMd(bool batched3d, int64_t batch, int64_t rows, int64_t cols
 constexpr int64_t kSerialMatmulMacs = int64_t(1) << 19;
 
 void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB) {
-  requireDType("matmul", "a", a, DType::F32);
-  requireDType("matmul", "b", b, DType::F32);
-  requireDType("matmul", "out", out, DType::F32);
-  const size_t ar = a.shape.size(), br = b.shape.size();
+  const size_t ar = a.shape.size(), br = b.shape.size(), orank = out.shape.size();
+  auto rankOk = [](size_t r) { return r == 2 || r == 3; };
+  if (!rankOk(ar) || !rankOk(br) || !rankOk(orank)) throw ArgumentError("operands must be 2-D or 3-D");
   const int64_t ra = a.shape[ar - 2], ca = a.shape[ar - 1];
   const int64_t rb = b.shape[br - 2], cb = b.shape[br - 1];
   const int64_t M = transA ? ca : ra, K = transA ? ra : ca, N = transB ? rb : cb;
-  const bool batched = out.shape.size() == 3;
+  bool fits = K == (transB ? cb : rb) && out.shape[orank - 2] == M && out.shape[orank - 1] == N;
+  if (orank == 2) fits = fits && ar == 2 && br == 2;
+  if (orank == 3) fits = fits && (ar == 2 || a.shape[0] == out.shape[0]) && (br == 2 || b.shape[0] == out.shape[0]);
+  if (!fits) throw ArgumentError("shapes a " + fmtShape(a.shape) + ", b " + fmtShape(b.shape) + " and out " + fmtShape(out.shape) + " do not fit");
+  const bool batched = orank == 3;
   const int64_t B = batched ? out.shape[0] : 1;
   if (out.size == 0) return;
   if (K == 0) {

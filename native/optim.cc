@@ -8,7 +8,6 @@
 namespace arpix {
 
 __attribute__((optimize("fp-contract=off"))) void adamUpdate(const Buf& p, const Buf& g, const Buf& m, const Buf& v, const AdamHyper& h) {
-  for (const Buf* b : {&p, &g, &m, &v}) requireDType("adamUpdate", "tensor", *b, DType::F32);
   float* w = p.f32();
   const float* gd = g.f32();
   float* md = m.f32();

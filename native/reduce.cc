@@ -188,10 +188,9 @@ void reduceDispatch(const Buf& x, const Buf& out) {
 }  // namespace
 
 void reduce(const Buf& x, const Buf& out, const std::vector<int64_t>&, const std::string& op) {
-  requireDType("reduce", "out", out, x.dtype);
-  if (out.shape.size() != x.shape.size()) {
-    throw KernelError("reduce", "out " + fmtShape(out.shape) + " must have the rank of x " + fmtShape(x.shape) + " (keep-dims form)");
-  }
+  bool keepDims = out.shape.size() == x.shape.size();
+  for (size_t i = 0; keepDims && i < x.shape.size(); i++) keepDims = out.shape[i] == x.shape[i] || out.shape[i] == 1;
+  if (!keepDims) throw ArgumentError("out " + fmtShape(out.shape) + " is not a keep-dims reduction of x " + fmtShape(x.shape));
   if (op == "sum") return reduceDispatch<ROp::Sum>(x, out);
   if (op == "max") return reduceDispatch<ROp::Max>(x, out);
   if (op == "min") return reduceDispatch<ROp::Min>(x, out);
@@ -199,7 +198,6 @@ void reduce(const Buf& x, const Buf& out, const std::vector<int64_t>&, const std
 }
 
 void argmaxLast(const Buf& x, const Buf& out) {
-  requireDType("argmaxLast", "out", out, DType::I32);
   const int64_t k = x.shape.empty() ? 1 : x.shape.back();
   const int64_t J = out.size;
   int32_t* o = out.i32();
@@ -219,8 +217,6 @@ void argmaxLast(const Buf& x, const Buf& out) {
 }
 
 void softmaxLast(const Buf& x, const Buf& out, bool log) {
-  requireDType("softmaxLast", "x", x, DType::F32);
-  requireDType("softmaxLast", "out", out, DType::F32);
   const int64_t k = x.shape.empty() ? 1 : x.shape.back();
   if (k == 0) return;
   const int64_t rows = x.size / k;
@@ -252,8 +248,7 @@ void softmaxLast(const Buf& x, const Buf& out, bool log) {
 }
 
 void pickLast(const Buf& x, const Buf& idx, const Buf& out) {
-  requireDType("pickLast", "idx", idx, DType::I32);
-  requireDType("pickLast", "out", out, x.dtype);
+  if (x.shape.empty()) throw ArgumentError("x must have at least one axis");
   const int64_t k = x.shape.back();
   const int64_t J = out.size;
   const int32_t* ix = idx.i32();
@@ -267,8 +262,7 @@ void pickLast(const Buf& x, const Buf& idx, const Buf& out) {
 }
 
 void pickLastBackward(const Buf& g, const Buf& idx, const Buf& out) {
-  requireDType("pickLastBackward", "idx", idx, DType::I32);
-  requireDType("pickLastBackward", "out", out, g.dtype);
+  if (out.shape.empty()) throw ArgumentError("out must have at least one axis");
   const int64_t k = out.shape.back();
   const int64_t J = idx.size;
   const int32_t* ix = idx.i32();

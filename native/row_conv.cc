@@ -10,6 +10,7 @@
 // from an addend (the gradient its input already has from elsewhere: dx = addend + ∂/∂x, no
 // separate add), which may be dx itself (the gradient grows in place, nothing is copied). Every chunk writes only its own rows of dx: no two threads write the same memory.
 #include <cstring>
+#include <tuple>
 
 #include "thread_products.h"
 
@@ -131,13 +132,8 @@ const float* chunkInput(const RowSum& g, const Term& t, int64_t r0, int64_t r1, 
   return buf;
 }
 
-}  // namespace
-
-bool rowConvFits(const Shape& x, const Shape& w, const Shape& y, const ConvParams& p) {
-  return w.size() == 4 && w[0] == 1 && p.strideH == 1 && p.strideW == 1 && p.padTop == 0 && y[1] == x[1];
-}
-
-void rowConvSumBackward(const std::vector<RowConvTerm>& terms, const Buf& dy, const Buf* db) {
+/** The sum's gradients, for terms already known to fit (rowConvSumBackward checks them). */
+void rowConvSum(const std::vector<RowConvTerm>& terms, const Buf& dy, const Buf* db) {
   RowSum g = rowSumOf(terms, dy.shape);
   bool anyDw = false;
   for (const Term& t : g.terms) anyDw |= t.dw != nullptr;
@@ -193,8 +189,45 @@ void rowConvSumBackward(const std::vector<RowConvTerm>& terms, const Buf& dy, co
   }
 }
 
+/** Throws unless every term is a one-row convolution giving dy, with gradients of its tensors' shapes. */
+void checkTerms(const std::vector<RowConvTerm>& terms, const Shape& y) {
+  if (terms.empty()) throw ArgumentError("needs at least one term");
+  for (size_t i = 0; i < terms.size(); i++) {
+    const RowConvTerm& t = terms[i];
+    const std::string term = "term " + std::to_string(i);
+    checkConvShapes(t.x.shape, t.w.shape, y, t.p);
+    if (!rowConvFits(t.x.shape, t.w.shape, y, t.p)) {
+      throw ArgumentError(term + " (x " + fmtShape(t.x.shape) + ", w " + fmtShape(t.w.shape) + ") is not a one-row convolution giving " + fmtShape(y));
+    }
+    // The gradients are read with their own shapes: they must be their tensors'.
+    for (auto [name, b, like] : {std::tuple<const char*, const Buf*, const Buf*>{"dx", t.dx, &t.x}, {"addend", t.addend, &t.x}, {"dw", t.dw, &t.w}}) {
+      if (!b) continue;
+      if (b->size != like->size) throw ArgumentError(std::string(name) + " of " + term + " holds " + std::to_string(b->size) + " elements, expected " + std::to_string(like->size));
+      if (b->shape != like->shape) throw ArgumentError(std::string(name) + " of " + term + " has shape " + fmtShape(b->shape) + ", expected " + fmtShape(like->shape));
+    }
+    if (t.addend && !t.dx) throw ArgumentError(term + " has an addend but no dx");
+    if (t.addend && t.addend->f32() != t.dx->f32()) {
+      const float *a = t.addend->f32(), *d = t.dx->f32();
+      if (a < d + t.dx->size && d < a + t.addend->size) {
+        throw ArgumentError("the addend of " + term + " overlaps its dx without being it: pass dx itself (in place) or separate memory");
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool rowConvFits(const Shape& x, const Shape& w, const Shape& y, const ConvParams& p) {
+  return w.size() == 4 && w[0] == 1 && p.strideH == 1 && p.strideW == 1 && p.padTop == 0 && y[1] == x[1];
+}
+
+void rowConvSumBackward(const std::vector<RowConvTerm>& terms, const Buf& dy, const Buf* db) {
+  checkTerms(terms, dy.shape);
+  rowConvSum(terms, dy, db);
+}
+
 void rowConvBackward(const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p) {
-  rowConvSumBackward({RowConvTerm{x, w, p, dx, nullptr, dw}}, dy, db);
+  rowConvSum({RowConvTerm{x, w, p, dx, nullptr, dw}}, dy, db);
 }
 
 }  // namespace arpix

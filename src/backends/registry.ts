@@ -11,12 +11,14 @@ export type BackendName = 'ts' | 'native';
 
 let nativeError = '';
 
+/** The native backend, or null; an addon that disagrees with the kernel table throws unless ARPIX_BACKEND=ts. */
 function tryLoadNative(): Backend | null {
   try {
     const backend = loadNativeBackend();
     if (backend === null) nativeError = nativeLoadError ?? 'the addon did not load';
     return backend;
   } catch (e) {
+    if (process.env.ARPIX_BACKEND !== 'ts') throw e;
     nativeError = e instanceof Error ? e.message : String(e);
     return null;
   }
@@ -53,7 +55,7 @@ function maybeProfile(k: Kernels, nativeImpl: Backend | null): Kernels {
   if (!process.env.ARPIX_PROFILE) return k;
   const wrapped = {} as Record<string, unknown>;
   for (const [name, fn] of Object.entries(k) as [string, (...a: unknown[]) => unknown][]) {
-    const backend = nativeImpl && name in nativeImpl ? 'native' : 'ts';
+    const backend = nativeImpl && nativeImpl[name as keyof Backend] !== tsKernels[name as keyof Kernels] ? 'native' : 'ts';
     wrapped[name] = (...args: unknown[]) => {
       const shape = (args[0] as { shape?: readonly number[] } | undefined)?.shape;
       const detail = name === 'unary' || name === 'binary' || name === 'reduce' ? `${name}:${String(args.at(-1))}` : name;

@@ -13,8 +13,11 @@
 //   only (the registry routes float64 to `ts`).
 
 import type { AttentionAttrs } from './attention.js';
+import type { ArgValueTypes, KernelDescriptor, SignatureOf } from './descriptor.js';
+import { F32, I32, NUMERIC, attr, choice, kernel, kernelReturning, list, tensor } from './descriptor.js';
 
 export type { AttentionAttrs, AttentionPattern } from './attention.js';
+export type { KernelDescriptor, KernelDType } from './descriptor.js';
 
 export type DType = 'float32' | 'int32' | 'float64';
 export type FloatArray = Float32Array | Float64Array;
@@ -47,7 +50,8 @@ export const BINARY_OPS = [
 ] as const;
 export type BinaryOp = (typeof BINARY_OPS)[number];
 
-export type ReduceOp = 'sum' | 'max' | 'min';
+export const REDUCE_OPS = ['sum', 'max', 'min'] as const;
+export type ReduceOp = (typeof REDUCE_OPS)[number];
 
 /** Convolution geometry. Bottom/right padding follow from the output shape. */
 export interface ConvParams {
@@ -150,37 +154,42 @@ export interface RowLSTMStepPlan {
   readonly logits: Float32Array;
 }
 
-export interface Kernels {
+// ---- the kernels ----
+// Each entry is a kernel's signature: its arguments in order, by kind (src/kernels/descriptor.ts),
+// with each tensor's dtypes and how its element count follows from the others'. The `Kernels`
+// interface below is derived from it, and the native addon checks its C++ functions against it.
+
+export const KERNELS = {
   /** out[i] = op(x[i]); same shape. elu uses alpha = 1. Comparisons are not unary. */
-  unary(x: View, out: View, op: UnaryOp): void;
+  unary: kernel(tensor('x', NUMERIC), tensor('out', 'like x', { size: 'x' }), choice('op', UNARY_OPS)),
   /**
    * dx = g · op'(x), given x, y = op(x) and g, all of one shape: exp g·y; tanh g·(1 − y²); sigmoid
    * g·y·(1 − y); relu g·[x > 0]; elu g·(x > 0 ? 1 : y + 1); softplus g·σ(x); logSigmoid g·σ(−x).
    */
-  unaryBackward(x: View, y: View, g: View, dx: View, op: UnaryGradOp): void;
+  unaryBackward: kernel(tensor('x', F32), tensor('y', F32, { size: 'x' }), tensor('g', F32, { size: 'x' }), tensor('dx', F32, { size: 'x' }), choice('op', UNARY_GRAD_OPS)),
   /** out[i] = min(max(x[i], lo), hi). */
-  clamp(x: View, out: View, lo: number, hi: number): void;
+  clamp: kernel(tensor('x', NUMERIC), tensor('out', 'like x', { size: 'x' }), attr('number', 'lo'), attr('number', 'hi')),
   /**
    * out = op(a, b) with NumPy broadcasting: a and b are given at their own shapes, out at the
    * broadcast shape (same rank as out after left-padding a and b with 1s). Comparisons write 1 / 0
    * in out's dtype.
    */
-  binary(a: View, b: View, out: View, op: BinaryOp): void;
+  binary: kernel(tensor('a', NUMERIC, { broadcast: 'out' }), tensor('b', 'like a', { broadcast: 'out' }), tensor('out', NUMERIC), choice('op', BINARY_OPS)),
   /** out = cond != 0 ? a : b, broadcasting all three to out's shape like `binary`. */
-  where(cond: View, a: View, b: View, out: View): void;
+  where: kernel(tensor('cond', NUMERIC, { broadcast: 'out' }), tensor('a', 'like out', { broadcast: 'out' }), tensor('b', 'like out', { broadcast: 'out' }), tensor('out', NUMERIC)),
   /**
    * Reduces x over `axes` (sorted, unique) into out, whose shape is x's with those axes set to 1
    * (keep-dims form; the op layer reshapes afterwards).
    */
-  reduce(x: View, out: View, axes: readonly number[], op: ReduceOp): void;
+  reduce: kernel(tensor('x', NUMERIC), tensor('out', 'like x'), attr('ints', 'axes'), choice('op', REDUCE_OPS)),
   /** Index of the maximum along the last axis; out is int32 with x's shape minus the last axis. */
-  argmaxLast(x: View, out: View): void;
+  argmaxLast: kernel(tensor('x', NUMERIC), tensor('out', I32, { size: 'rows of x' })),
   /**
    * out = op(a) @ op(b) where op transposes the last two axes when the flag is set. a is [M,K] or
    * [B,M,K] (before transposition), b likewise; when both are batched B is equal, when one is 2-D
    * it is shared by every batch. out is [M,N] or [B,M,N].
    */
-  matmul(a: View, b: View, out: View, transA: boolean, transB: boolean): void;
+  matmul: kernel(tensor('a', F32), tensor('b', F32), tensor('out', F32), attr('bool', 'transA'), attr('bool', 'transB')),
   /**
    * out[n,y,x,o] = bias[o] + Σ x[n, y·sh − pt + ky·dh, x·sw − pl + kx·dw, i] · w[ky,kx,i,o];
    * with `accumulate`, that is added to what out holds (a sum of convolutions in one buffer), and
@@ -188,20 +197,27 @@ export interface Kernels {
    * as out is written (a residual connection without a separate add).
    * With `keepInput` a backend may keep a copy of x it made in its own layout for conv2dBackward,
    * and returns a handle to it; 0 means nothing was kept.
+   * Weights travel with their storage identity and version: native keeps them reordered into
+   * oneDNN's preferred layout until the version changes.
    */
-  conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams, accumulate?: boolean, keepInput?: boolean, residual?: View | null): number;
+  conv2d: kernelReturning('int',
+    tensor('x', F32, { identity: true }), tensor('w', F32, { identity: true }), tensor('bias', F32, { nullable: true, size: 'last of w' }), tensor('out', F32), attr('convParams', 'p'),
+    attr('bool', 'accumulate', { optional: true }), attr('bool', 'keepInput', { optional: true }), tensor('residual', F32, { nullable: true, optional: true })),
   /** dx = ∂(conv2d)/∂x applied to dy; dx is overwritten. */
-  conv2dBackwardData(dy: View, w: View, dx: View, p: ConvParams): void;
+  conv2dBackwardData: kernel(tensor('dy', F32), tensor('w', F32, { identity: true }), tensor('dx', F32), attr('convParams', 'p')),
   /** dw = ∂(conv2d)/∂w applied to dy; when db is given, also the bias gradient db = Σ dy over N, H, W. */
-  conv2dBackwardWeights(x: View, dy: View, dw: View, p: ConvParams, db?: View | null): void;
+  conv2dBackwardWeights: kernel(tensor('x', F32), tensor('dy', F32), tensor('dw', F32), attr('convParams', 'p'), tensor('db', F32, { nullable: true, optional: true, size: 'last of dw' })),
   /**
    * The backward pass of conv2d in one call: dx (backward-data), dw and db (backward-weights, the
    * bias gradient summed on the way), each skipped when null. `saved` is the handle conv2d
    * returned for x, or 0; it is released either way.
    */
-  conv2dBackward(x: View, dy: View, w: View, dx: View | null, dw: View | null, db: View | null, p: ConvParams, saved: number): void;
+  conv2dBackward: kernel(
+    tensor('x', F32, { identity: true }), tensor('dy', F32), tensor('w', F32, { identity: true }),
+    tensor('dx', F32, { nullable: true, size: 'x' }), tensor('dw', F32, { nullable: true, size: 'w' }), tensor('db', F32, { nullable: true, size: 'last of w' }),
+    attr('convParams', 'p'), attr('int', 'saved')),
   /** Releases a copy conv2d kept (a graph dropped before its backward pass). */
-  releaseConvInput(saved: number): void;
+  releaseConvInput: kernel(attr('int', 'saved')),
   /**
    * The gradients of y = Σ conv2d(x_t, w_t, p_t) (+ biases) for dy, over convolutions one row high
    * (kH = 1, stride 1, no vertical padding) each giving dy's shape, reading dy once: per term
@@ -210,57 +226,57 @@ export interface Kernels {
    * disjoint from dx) and dw, and db = Σ dy over N, H, W (the gradient of every bias); each
    * skipped when null.
    */
-  rowConvSumBackward(terms: readonly RowConvGradTerm[], dy: View, db: View | null): void;
+  rowConvSumBackward: kernel(list('convTerms', 'terms', F32), tensor('dy', F32), tensor('db', F32, { nullable: true, size: 'last of dy' })),
   /** out = x with axes permuted: out.shape[i] = x.shape[perm[i]]. */
-  permute(x: View, out: View, perm: readonly number[]): void;
+  permute: kernel(tensor('x', NUMERIC), tensor('out', 'like x', { size: 'x' }), attr('ints', 'perm')),
   /** Constant padding: out[before + i] = x[i], everything else = value. */
-  pad(x: View, out: View, before: readonly number[], value: number): void;
+  pad: kernel(tensor('x', NUMERIC), tensor('out', 'like x'), attr('ints', 'before'), attr('number', 'value')),
   /** out[i] = x[begin + i]; out's shape is the slice size. */
-  slice(x: View, out: View, begin: readonly number[]): void;
+  slice: kernel(tensor('x', NUMERIC), tensor('out', 'like x'), attr('ints', 'begin')),
   /** Concatenation along `axis`. */
-  concat(xs: readonly View[], out: View, axis: number): void;
+  concat: kernel(list('tensors', 'xs', 'like out'), tensor('out', NUMERIC), attr('int', 'axis')),
   /** out[..., d] = table[idx[...], d]; table is [V, D] (D may be 1), idx int32 of any shape. */
-  gatherRows(table: View, idx: View, out: View): void;
+  gatherRows: kernel(tensor('table', NUMERIC), tensor('idx', I32), tensor('out', 'like table')),
   /** out (zeroed by the kernel) [V, D]; out[idx[j], :] += g[j, :]. The backward of gatherRows. */
-  scatterAddRows(g: View, idx: View, out: View): void;
+  scatterAddRows: kernel(tensor('g', NUMERIC), tensor('idx', I32), tensor('out', 'like g')),
   /** out[j] = x[j, idx[j]] with x viewed as [J, K] and idx as [J] (int32). */
-  pickLast(x: View, idx: View, out: View): void;
+  pickLast: kernel(tensor('x', NUMERIC), tensor('idx', I32, { size: 'rows of x' }), tensor('out', 'like x', { size: 'rows of x' })),
   /** out (zeroed by the kernel) viewed as [J, K]; out[j, idx[j]] = g[j]. */
-  pickLastBackward(g: View, idx: View, out: View): void;
+  pickLastBackward: kernel(tensor('g', NUMERIC, { size: 'rows of out' }), tensor('idx', I32, { size: 'rows of out' }), tensor('out', 'like g')),
   /** Softmax (or log-softmax) over the last axis, numerically stable (max subtracted). */
-  softmaxLast(x: View, out: View, log: boolean): void;
+  softmaxLast: kernel(tensor('x', F32), tensor('out', F32, { size: 'x' }), attr('bool', 'log')),
   /** Element-by-element conversion; float → int32 truncates toward zero. */
-  cast(x: View, out: View): void;
+  cast: kernel(tensor('x', NUMERIC), tensor('out', NUMERIC, { size: 'x' })),
   /** out[..., k] = (idx[...] == k) for k < depth, in out's dtype; out is [...idx.shape, depth]. */
-  oneHot(idx: View, out: View): void;
+  oneHot: kernel(tensor('idx', I32), tensor('out', NUMERIC)),
 
   // ---- fused kernels (each has a composed twin in src/ops that is its test oracle) ----
 
   /** Gated activation: x [..., 2C] = [a, b] → out [..., C] = tanh(a) ⊙ σ(b). */
-  gate(x: View, out: View): void;
+  gate: kernel(tensor('x', F32, { size: 'twice out' }), tensor('out', F32)),
   /** dx [..., 2C] from x [..., 2C] and the output gradient g [..., C]. */
-  gateBackward(x: View, g: View, dx: View): void;
+  gateBackward: kernel(tensor('x', F32, { size: 'twice g' }), tensor('g', F32), tensor('dx', F32, { size: 'x' })),
   /**
    * Cross-entropy over the last axis: logits viewed as [J, K], int32 targets [J] → loss [J] =
    * −log softmax(logits)[target], and probs [J, K] = softmax(logits), kept for the backward.
    */
-  softmaxCrossEntropy(logits: View, targets: View, loss: View, probs: View): void;
+  softmaxCrossEntropy: kernel(tensor('logits', F32), tensor('targets', I32, { size: 'rows of logits' }), tensor('loss', F32, { size: 'rows of logits' }), tensor('probs', F32, { size: 'logits' })),
   /** dx [J, K] = g[j] · (probs[j] − onehot(targets[j])). */
-  softmaxCrossEntropyBackward(probs: View, targets: View, g: View, dx: View): void;
+  softmaxCrossEntropyBackward: kernel(tensor('probs', F32), tensor('targets', I32, { size: 'rows of probs' }), tensor('g', F32, { size: 'rows of probs' }), tensor('dx', F32, { size: 'probs' })),
   /**
    * One Adam step, in place on p, m and v (the one kernel that writes its inputs), in float64
    * arithmetic with float32 stores, element by element: w = p·decay; g' = g + l2·w;
    * m = β1·m + (1 − β1)·g'; v = β2·v + (1 − β2)·g'²; p = w − stepSize·m / (√v / bc2Sqrt + eps).
    */
-  adamUpdate(p: View, g: View, m: View, v: View, h: AdamHyper): void;
+  adamUpdate: kernel(tensor('p', F32), tensor('g', F32, { size: 'p' }), tensor('m', F32, { size: 'p' }), tensor('v', F32, { size: 'p' }), attr('adamHyper', 'h')),
   /** PixelCNN++'s gated residual: out [..., C] = x + a ⊙ σ(b) for h [..., 2C] = [a, b]. */
-  gatedResidual(x: View, h: View, out: View): void;
+  gatedResidual: kernel(tensor('x', F32), tensor('h', F32, { size: 'twice x' }), tensor('out', F32, { size: 'x' })),
   /** dh [..., 2C] = [g ⊙ σ(b), g ⊙ a ⊙ σ(b)(1 − σ(b))] (the gradient of x is g itself). */
-  gatedResidualBackward(h: View, g: View, dh: View): void;
+  gatedResidualBackward: kernel(tensor('h', F32, { size: 'twice g' }), tensor('g', F32), tensor('dh', F32, { size: 'h' })),
   /** PixelCNN++'s concat_elu: x [..., C] → out [..., 2C] = [elu(x), elu(−x)]. */
-  concatElu(x: View, out: View): void;
+  concatElu: kernel(tensor('x', F32), tensor('out', F32, { size: 'twice x' })),
   /** dx [..., C] = g[..., :C] · elu'(x) − g[..., C:] · elu'(−x), elu'(z) = z > 0 ? 1 : exp(z). */
-  concatEluBackward(x: View, g: View, dx: View): void;
+  concatEluBackward: kernel(tensor('x', F32), tensor('g', F32, { size: 'twice x' }), tensor('dx', F32, { size: 'x' })),
   /**
    * A whole LSTM recurrence in one call (PixelRNN's Row LSTM and Diagonal BiLSTM), time-major:
    * xg [T, B, L, 4H] holds the input-to-state pre-activations, w [k, H, 4H] the state-to-state
@@ -269,17 +285,19 @@ export interface Kernels {
    * σ, σ, σ, tanh of z's four H-blocks, c_t = f·c_{t−1} + i·g (c_{−1} = c0), h_t = o·tanh(c_t).
    * Writes hs and cs [T, B, L, H] and the activated gates acts [T, B, L, 4H] (the backward's input).
    */
-  lstmScan(xg: View, w: View, h0: View, c0: View, hs: View, cs: View, acts: View, pad: number): void;
+  lstmScan: kernel(tensor('xg', F32), tensor('w', F32), tensor('h0', F32), tensor('c0', F32, { size: 'h0' }), tensor('hs', F32), tensor('cs', F32, { size: 'hs' }), tensor('acts', F32, { size: 'xg' }), attr('int', 'pad')),
   /**
    * Backward through time of lstmScan for the gradient dhs of hs: dxg [T, B, L, 4H] (= ∂z), dw
    * [k, H, 4H], dh0 and dc0 [H], all overwritten.
    */
-  lstmScanBackward(w: View, h0: View, c0: View, hs: View, cs: View, acts: View, dhs: View, dxg: View, dw: View, dh0: View, dc0: View, pad: number): void;
+  lstmScanBackward: kernel(
+    tensor('w', F32), tensor('h0', F32), tensor('c0', F32, { size: 'h0' }), tensor('hs', F32), tensor('cs', F32, { size: 'hs' }), tensor('acts', F32), tensor('dhs', F32, { size: 'hs' }),
+    tensor('dxg', F32, { size: 'acts' }), tensor('dw', F32, { size: 'w' }), tensor('dh0', F32, { size: 'h0' }), tensor('dc0', F32, { size: 'h0' }), attr('int', 'pad')),
   /**
    * Inverted dropout's mask: out[i] = u_i ≥ p ? 1 / (1 − p) : 0 (in out's dtype), where u_i is the i-th
    * uniform a Generator(seed, offset) would draw (tensor/random.ts): the same mask on every backend.
    */
-  dropoutMask(out: View, seed: number, offset: number, p: number): void;
+  dropoutMask: kernel(tensor('out', F32), attr('uint', 'seed'), attr('uint', 'offset'), attr('number', 'p')),
 
   // ---- the transformer core ----
 
@@ -289,35 +307,39 @@ export interface Kernels {
    * and rstd [J] for the backward. With `rms` (RMS norm, no centring and no bias): μ is taken as 0,
    * rstd = 1/√(mean(x²) + eps) and mean is left untouched.
    */
-  layerNorm(x: View, weight: View | null, bias: View | null, out: View, mean: View, rstd: View, eps: number, rms: boolean): void;
+  layerNorm: kernel(
+    tensor('x', F32), tensor('weight', F32, { nullable: true, size: 'last of x' }), tensor('bias', F32, { nullable: true, size: 'last of x' }),
+    tensor('out', F32, { size: 'x' }), tensor('mean', F32, { size: 'rows of x' }), tensor('rstd', F32, { size: 'rows of x' }), attr('number', 'eps'), attr('bool', 'rms')),
   /**
    * Gradients of layerNorm for the output gradient g: dx (overwritten), dweight and dbias
    * (overwritten, [C]; each skipped when null), from x and the saved mean and rstd.
    */
-  layerNormBackward(x: View, weight: View | null, mean: View, rstd: View, g: View, dx: View, dweight: View | null, dbias: View | null, rms: boolean): void;
+  layerNormBackward: kernel(
+    tensor('x', F32), tensor('weight', F32, { nullable: true, size: 'last of x' }), tensor('mean', F32, { size: 'rows of x' }), tensor('rstd', F32, { size: 'rows of x' }),
+    tensor('g', F32, { size: 'x' }), tensor('dx', F32, { size: 'x' }), tensor('dweight', F32, { nullable: true, size: 'last of x' }), tensor('dbias', F32, { nullable: true, size: 'last of x' }), attr('bool', 'rms')),
   /**
    * GELU: out = x·Φ(x) (exact, Φ the standard normal CDF), or with `tanh`
    * 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
    */
-  gelu(x: View, out: View, tanh: boolean): void;
+  gelu: kernel(tensor('x', F32), tensor('out', F32, { size: 'x' }), attr('bool', 'tanh')),
   /** dx = g · gelu'(x). */
-  geluBackward(x: View, g: View, dx: View, tanh: boolean): void;
+  geluBackward: kernel(tensor('x', F32), tensor('g', F32, { size: 'x' }), tensor('dx', F32, { size: 'x' }), attr('bool', 'tanh')),
   /**
    * Multi-head attention softmax(scale·Q Kᵀ + mask)·V under a pattern, packed and channels-last:
    * qkv [N, L, 3C] holds [q | k | v] along its last axis (each head-major, C = heads·d), out is
    * [N, L, C] (head-major), lse [N, heads, L] the log-sum-exp of each query's masked logits (the
    * backward recomputes the probabilities from it).
    */
-  attention(qkv: View, out: View, lse: View, a: AttentionAttrs): void;
+  attention: kernel(tensor('qkv', F32), tensor('out', F32), tensor('lse', F32), attr('attentionAttrs', 'a')),
   /** dqkv [N, L, 3C] (overwritten) for the output gradient g [N, L, C], from qkv, out and lse. */
-  attentionBackward(qkv: View, out: View, lse: View, g: View, dqkv: View, a: AttentionAttrs): void;
+  attentionBackward: kernel(tensor('qkv', F32), tensor('out', F32), tensor('lse', F32), tensor('g', F32, { size: 'out' }), tensor('dqkv', F32, { size: 'qkv' }), attr('attentionAttrs', 'a')),
   /**
    * One query position against cached keys and values (sampling): q [N, C] is the query at
    * sequence position `position`; k and v [N, T, C] (T > position) hold the keys and values of
    * positions 0 … position (later rows are ignored); out [N, C] is row `position` of what attention
    * would give.
    */
-  attentionStep(q: View, k: View, v: View, out: View, position: number, a: AttentionAttrs): void;
+  attentionStep: kernel(tensor('q', F32), tensor('k', F32), tensor('v', F32, { size: 'k' }), tensor('out', F32, { size: 'q' }), attr('int', 'position'), attr('attentionAttrs', 'a')),
 
   // ---- cached sampling ----
 
@@ -330,8 +352,22 @@ export interface Kernels {
    * skip([f_0 | … | f_{L−1}]))))). A stateful kernel: it writes the plan's rows, current states
    * and logits in place, and reads nothing at or after (y, x) that it has not written.
    */
-  rowLstmStep(plan: RowLSTMStepPlan, y: number, x: number): void;
+  rowLstmStep: kernel(attr('rowLstmPlan', 'plan'), attr('int', 'y'), attr('int', 'x')),
+} satisfies Record<string, KernelDescriptor>;
+
+/** The TypeScript value of each kind of kernel argument. */
+interface ContractValues extends ArgValueTypes {
+  tensor: View;
+  tensors: readonly View[];
+  convTerms: readonly RowConvGradTerm[];
+  convParams: ConvParams;
+  attentionAttrs: AttentionAttrs;
+  adamHyper: AdamHyper;
+  rowLstmPlan: RowLSTMStepPlan;
 }
+
+/** Every kernel as a function, its parameters derived from its entry in KERNELS (which documents it). */
+export type Kernels = { [K in keyof typeof KERNELS]: SignatureOf<(typeof KERNELS)[K], ContractValues> };
 
 export type KernelName = keyof Kernels;
 export type Backend = { readonly name: string } & Partial<Kernels>;

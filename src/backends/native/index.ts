@@ -1,6 +1,7 @@
 // The `native` backend: the C++ addon (oneDNN + OpenMP) built by node-gyp into
-// build/Release/arpix_native.node. Loading never throws: without the addon, loadNativeBackend()
-// returns null and nativeLoadError says why, for the registry's one warning.
+// build/Release/arpix_native.node. Without the addon, loadNativeBackend() returns null and
+// nativeLoadError says why, for the registry's one warning. An addon that disagrees with the kernel
+// table (a stale or broken build) is not a missing one: loading it throws, naming the kernel.
 
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -10,13 +11,17 @@ import { setFlagsFromString } from 'node:v8';
 import type { Backend, Kernels } from '../../kernels/contracts.js';
 import type { ConvBenchBest, NativeAddon } from './addon.js';
 import { nativeKernels } from './kernels.js';
+import { tsKernels } from '../ts/index.js';
 import { alignBuffersWith } from '../../tensor/tensor.js';
 
 export type { ConvBenchBest, ConvBenchFigure } from './addon.js';
 
 export type ConvAlgorithm = 'auto' | 'direct' | 'winograd';
 
-/** The native backend: every kernel of the contract, plus thread control and the conv probe. */
+/**
+ * The native backend: every kernel (those the addon lacks run on the ts reference), plus thread
+ * control and the conv probe.
+ */
 export type NativeBackend = { readonly name: 'native' } & Kernels & {
   /** OpenMP threads used by kernels and oneDNN. */
   threads(): number;
@@ -93,12 +98,19 @@ function load(): NativeBackend | null {
     nativeLoadError = e instanceof Error ? e.message : String(e);
     return null;
   }
+  let kernels: Partial<Kernels>;
+  try {
+    kernels = nativeKernels(addon);
+  } catch (e) {
+    throw new Error(`${e instanceof Error ? e.message : String(e)}. Rebuild the addon (npm run build:native) or set ARPIX_BACKEND=ts`, { cause: e });
+  }
   nativeLoadError = null;
   quietGarbageCollector();
   alignBuffersWith((buffer) => addon.addressMod64(buffer));
   return {
     name: 'native',
-    ...nativeKernels(addon),
+    ...tsKernels,
+    ...kernels,
     threads: () => addon.threads(),
     setThreads: (n) => addon.setThreads(n),
     onednnVersion: () => addon.onednnVersion(),
@@ -112,7 +124,10 @@ function load(): NativeBackend | null {
   };
 }
 
-/** The native backend, or null (never throws) when the addon is missing or fails to load. */
+/**
+ * The native backend, or null when the addon is missing or fails to load; throws when the addon
+ * and the kernel table disagree.
+ */
 export function loadNativeBackend(): NativeBackend | null {
   if (cached === undefined) cached = load();
   return cached;

@@ -1,97 +1,154 @@
-// The Kernels contract on top of the addon: each adapter hands the views' typed arrays to C++
-// as they are (no copies) and translates attributes; checks live in the op layer.
+// The Kernels contract on top of the addon, derived from the kernel table: the addon binds each
+// C++ kernel to its KERNELS entry (native/binding.h), and each kernel's adapter here is built once
+// from the same entry. Argument i of the contract is argument i of the native call, marshalled by
+// its kind (src/kernels/descriptor.ts): a tensor as its typed array (no copy), a null tensor as
+// null, numbers, booleans and choices as they are. Shapes, storage identities, integer lists and
+// attribute structs go into the frame instead, in argument order: one Float64Array the addon reads
+// as raw memory, so a call builds no JS arrays (cached sampling calls small kernels per pixel).
+// Checks live in the op layer; the addon's only protect memory.
 
-import type { AttentionAttrs, ConvParams, Kernels, RowLSTMStepPlan, View } from '../../kernels/contracts.js';
+import type { AdamHyper, AttentionAttrs, ConvParams, Kernels, RowConvGradTerm, RowLSTMStepPlan, View } from '../../kernels/contracts.js';
+import type { KernelArg, KernelDescriptor } from '../../kernels/descriptor.js';
+import { KERNELS } from '../../kernels/contracts.js';
 import { patternCode } from '../../kernels/attention.js';
 import { tsKernels } from '../ts/index.js';
-import type { ConvParamArray, NativeAddon, NativeHandle, RowTermArgs } from './addon.js';
+import type { NativeAddon, NativeHandle } from './addon.js';
 
-function convParams(p: ConvParams): ConvParamArray {
-  return [p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW, p.rowWinograd ? 1 : 0];
-}
+/** Turns one argument into what the native call takes in its place, writing its numbers to the frame. */
+type Marshal = (value: never) => unknown;
+type NativeFn = (...args: unknown[]) => unknown;
+
+const same = (v: unknown): unknown => v;
 
 /** Heads wider than this run on the reference (the native tiles hold at most 128 floats per head). */
 const MAX_NATIVE_HEAD = 128;
 
-/** The length of a local2d pattern's grid, or the caches' capacity. */
-function sequenceLength(a: AttentionAttrs, cacheLength: number): number {
-  return a.pattern.kind === 'local2d' ? a.pattern.height * a.pattern.width : cacheLength;
-}
+/** The kernels the addon implements, bound to `table` (the addon refuses a table its C++ functions disagree with). */
+export function nativeKernels(addon: NativeAddon, table: Readonly<Record<string, KernelDescriptor>> = KERNELS): Partial<Kernels> {
+  if (typeof addon.bindKernels !== 'function') throw new Error('arpix addon: built from older sources (it has no bindKernels)');
+  let frame = new Float64Array(4096);
+  const binding = addon.bindKernels(table, frame);
+  let at = 0;
 
-export function nativeKernels(addon: NativeAddon): Kernels {
+  /** Room for n more numbers: a larger frame, handed to the addon, when a call outgrows this one. */
+  const room = (n: number): void => {
+    if (at + n <= frame.length) return;
+    const larger = new Float64Array(2 * (at + n));
+    larger.set(frame);
+    frame = larger;
+    binding.useFrame(frame);
+  };
+  const numbers = (values: readonly number[]): void => {
+    room(values.length + 1);
+    frame[at++] = values.length;
+    for (let i = 0; i < values.length; i++) frame[at++] = values[i]!;
+  };
+  const tensor = (v: View): unknown => {
+    numbers(v.shape);
+    return v.data;
+  };
+  const tensorWithIdentity = (v: View): unknown => {
+    numbers(v.shape);
+    room(2);
+    frame[at++] = v.storageId;
+    frame[at++] = v.version;
+    return v.data;
+  };
+  const nullable = (v: View | null | undefined): unknown => (v == null ? null : tensor(v));
+  const convParams = (p: ConvParams): undefined => {
+    room(7);
+    frame[at++] = p.strideH;
+    frame[at++] = p.strideW;
+    frame[at++] = p.padTop;
+    frame[at++] = p.padLeft;
+    frame[at++] = p.dilationH;
+    frame[at++] = p.dilationW;
+    frame[at++] = p.rowWinograd ? 1 : 0;
+    return undefined;
+  };
   // A step plan is read once into a native handle (pointers into its arrays), kept beside it.
   const plans = new WeakMap<RowLSTMStepPlan, NativeHandle>();
-  const planHandle = (plan: RowLSTMStepPlan): NativeHandle => {
-    let handle = plans.get(plan);
-    if (!handle) plans.set(plan, (handle = addon.rowLstmPlan(plan)));
-    return handle;
-  };
-  return {
-    unary: (x, out, op) => addon.unary(x.data, out.data, op),
-    unaryBackward: (x, y, g, dx, op) => addon.unaryBackward(x.data, y.data, g.data, dx.data, op),
-    clamp: (x, out, lo, hi) => addon.clamp(x.data, out.data, lo, hi),
-    binary: (a, b, out, op) => addon.binary(a.data, a.shape, b.data, b.shape, out.data, out.shape, op),
-    where: (cond, a, b, out) => addon.where(cond.data, cond.shape, a.data, a.shape, b.data, b.shape, out.data, out.shape),
-    reduce: (x, out, axes, op) => addon.reduce(x.data, x.shape, out.data, out.shape, axes, op),
-    argmaxLast: (x, out) => addon.argmaxLast(x.data, x.shape, out.data),
-    matmul: (a, b, out, transA, transB) => addon.matmul(a.data, a.shape, b.data, b.shape, out.data, out.shape, transA, transB),
-    // Weights carry their storage identity and version: the addon keeps them reordered into
-    // oneDNN's preferred layout until the version changes.
-    conv2d: (x, w, bias, out, p, accumulate = false, keepInput = false, residual = null) =>
-      addon.conv2d(x.data, x.shape, w.data, w.shape, w.storageId, w.version, bias ? bias.data : null, out.data, out.shape, convParams(p), accumulate, x.storageId, x.version, keepInput, residual ? residual.data : null),
-    conv2dBackward: (x, dy, w, dx, dw, db, p, saved) =>
-      addon.conv2dBackward(x.data, x.shape, x.storageId, x.version, dy.data, dy.shape, w.data, w.shape, w.storageId, w.version, dx ? dx.data : null, dw ? dw.data : null, db ? db.data : null, convParams(p), saved),
-    releaseConvInput: (saved) => addon.releaseConvInput(saved),
-    rowConvSumBackward: (terms, dy, db) =>
-      addon.rowConvSumBackward(terms.map((t): RowTermArgs => [t.x.data, t.x.shape, t.w.data, t.w.shape, convParams(t.p), t.dx?.data ?? null, t.addend?.data ?? null, t.dw?.data ?? null]), dy.data, dy.shape, db ? db.data : null),
-    conv2dBackwardData: (dy, w, dx, p) =>
-      addon.conv2dBackwardData(dy.data, dy.shape, w.data, w.shape, w.storageId, w.version, dx.data, dx.shape, convParams(p)),
-    conv2dBackwardWeights: (x, dy, dw, p, db = null) =>
-      addon.conv2dBackwardWeights(x.data, x.shape, dy.data, dy.shape, dw.data, dw.shape, convParams(p), db ? db.data : null),
-    permute: (x, out, perm) => addon.permute(x.data, x.shape, out.data, out.shape, perm),
-    pad: (x, out, before, value) => addon.pad(x.data, x.shape, out.data, out.shape, before, value),
-    slice: (x, out, begin) => addon.slice(x.data, x.shape, out.data, out.shape, begin),
-    concat: (xs: readonly View[], out, axis) =>
-      addon.concat(xs.map((x) => x.data), xs.map((x) => x.shape), out.data, out.shape, axis),
-    gatherRows: (table, idx, out) => addon.gatherRows(table.data, table.shape, idx.data, out.data),
-    scatterAddRows: (g, idx, out) => addon.scatterAddRows(g.data, idx.data, out.data, out.shape),
-    pickLast: (x, idx, out) => addon.pickLast(x.data, x.shape, idx.data, out.data),
-    pickLastBackward: (g, idx, out) => addon.pickLastBackward(g.data, idx.data, out.data, out.shape),
-    softmaxLast: (x, out, log) => addon.softmaxLast(x.data, x.shape, out.data, log),
-    cast: (x, out) => addon.cast(x.data, out.data),
-    oneHot: (idx, out) => addon.oneHot(idx.data, out.data, out.shape),
-    gate: (x, out) => addon.gate(x.data, x.shape, out.data, out.shape),
-    gateBackward: (x, g, dx) => addon.gateBackward(x.data, x.shape, g.data, g.shape, dx.data),
-    softmaxCrossEntropy: (logits, targets, loss, probs) =>
-      addon.softmaxCrossEntropy(logits.data, logits.shape, targets.data, loss.data, probs.data),
-    softmaxCrossEntropyBackward: (probs, targets, g, dx) =>
-      addon.softmaxCrossEntropyBackward(probs.data, probs.shape, targets.data, g.data, dx.data),
-    adamUpdate: (p, g, m, v, h) =>
-      addon.adamUpdate(p.data, g.data, m.data, v.data, [h.beta1, h.beta2, h.eps, h.stepSize, h.bc2Sqrt, h.decay, h.l2]),
-    gatedResidual: (x, h, out) => addon.gatedResidual(x.data, x.shape, h.data, h.shape, out.data),
-    gatedResidualBackward: (h, g, dh) => addon.gatedResidualBackward(h.data, h.shape, g.data, g.shape, dh.data),
-    concatElu: (x, out) => addon.concatElu(x.data, x.shape, out.data, out.shape),
-    concatEluBackward: (x, g, dx) => addon.concatEluBackward(x.data, x.shape, g.data, g.shape, dx.data),
-    dropoutMask: (out, seed, offset, p) => addon.dropoutMask(out.data, seed, offset, p),
-    lstmScan: (xg, w, h0, c0, hs, cs, acts, pad) => addon.lstmScan(xg.data, xg.shape, w.data, w.shape, h0.data, c0.data, hs.data, cs.data, acts.data, pad),
-    lstmScanBackward: (w, h0, c0, hs, cs, acts, dhs, dxg, dw, dh0, dc0, pad) =>
-      addon.lstmScanBackward(w.data, w.shape, h0.data, c0.data, hs.data, cs.data, acts.data, acts.shape, dhs.data, dxg.data, dw.data, dh0.data, dc0.data, pad),
-    layerNorm: (x, weight, bias, out, mean, rstd, eps, rms) =>
-      addon.layerNorm(x.data, x.shape, weight?.data ?? null, bias?.data ?? null, out.data, mean.data, rstd.data, eps, rms),
-    layerNormBackward: (x, weight, mean, rstd, g, dx, dweight, dbias, rms) =>
-      addon.layerNormBackward(x.data, x.shape, weight?.data ?? null, mean.data, rstd.data, g.data, dx.data, dweight?.data ?? null, dbias?.data ?? null, rms),
-    gelu: (x, out, tanh) => addon.gelu(x.data, out.data, tanh),
-    geluBackward: (x, g, dx, tanh) => addon.geluBackward(x.data, g.data, dx.data, tanh),
-    attention: (qkv, out, lse, a) => {
-      if (qkv.shape[2]! / 3 / a.heads > MAX_NATIVE_HEAD) return tsKernels.attention(qkv, out, lse, a);
-      addon.attention(qkv.data, qkv.shape, out.data, lse.data, a.heads, a.scale, patternCode(a.pattern));
+
+  const byKind: { readonly [K in KernelArg['kind']]: (arg: KernelArg & { kind: K }) => Marshal } = {
+    tensor: (a) => (a.identity ? (a.nullable ? (v: View | null) => (v == null ? null : tensorWithIdentity(v)) : tensorWithIdentity) : a.nullable ? nullable : tensor),
+    tensors: () => (xs: readonly View[]) => {
+      room(1);
+      frame[at++] = xs.length;
+      return xs.map(tensor);
     },
-    attentionBackward: (qkv, out, lse, g, dqkv, a) => {
-      if (qkv.shape[2]! / 3 / a.heads > MAX_NATIVE_HEAD) return tsKernels.attentionBackward(qkv, out, lse, g, dqkv, a);
-      addon.attentionBackward(qkv.data, qkv.shape, out.data, lse.data, g.data, dqkv.data, a.heads, a.scale, patternCode(a.pattern));
+    // [x, w, dx, addend, dw] per term; the frame holds each term's shapes and conv params.
+    convTerms: () => (terms: readonly RowConvGradTerm[]) => {
+      room(1);
+      frame[at++] = terms.length;
+      const arrays: unknown[] = [];
+      for (const t of terms) {
+        arrays.push(tensor(t.x), tensor(t.w));
+        convParams(t.p);
+        arrays.push(nullable(t.dx), nullable(t.addend), nullable(t.dw));
+      }
+      return arrays;
     },
-    attentionStep: (q, k, v, out, position, a) =>
-      addon.attentionStep(q.data, q.shape, k.data, k.shape, v.data, v.shape, out.data, position, a.heads, a.scale, patternCode(a.pattern), sequenceLength(a, k.shape[1]!)),
-    rowLstmStep: (plan, y, x) => addon.rowLstmStep(planHandle(plan), y, x),
+    number: () => same,
+    int: () => same,
+    uint: () => same,
+    bool: (a) => (a.optional ? (v: boolean | undefined) => v ?? false : same),
+    choice: () => same,
+    ints: () => (values: readonly number[]) => (numbers(values), undefined),
+    convParams: () => convParams,
+    attentionAttrs: () => (a: AttentionAttrs) => {
+      room(2);
+      frame[at++] = a.heads;
+      frame[at++] = a.scale;
+      numbers(patternCode(a.pattern));
+      return undefined;
+    },
+    adamHyper: () => (h: AdamHyper) => {
+      room(7);
+      frame[at++] = h.beta1;
+      frame[at++] = h.beta2;
+      frame[at++] = h.eps;
+      frame[at++] = h.stepSize;
+      frame[at++] = h.bc2Sqrt;
+      frame[at++] = h.decay;
+      frame[at++] = h.l2;
+      return undefined;
+    },
+    rowLstmPlan: () => (plan: RowLSTMStepPlan) => {
+      let handle = plans.get(plan);
+      if (!handle) plans.set(plan, (handle = addon.rowLstmPlan(plan)));
+      return handle;
+    },
   };
+
+  /** The adapter of one kernel: the frame restarts, each argument is marshalled in order, then the call. */
+  const adapter = (fn: NativeFn, args: readonly KernelArg[]): NativeFn => {
+    const [m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11] = args.map((a) => (byKind[a.kind] as (a: KernelArg) => (v: unknown) => unknown)(a));
+    // One function per arity, so that a call allocates no argument array.
+    switch (args.length) {
+      case 1: return (a) => { at = 0; return fn(m0!(a)); };
+      case 2: return (a, b) => { at = 0; return fn(m0!(a), m1!(b)); };
+      case 3: return (a, b, c) => { at = 0; return fn(m0!(a), m1!(b), m2!(c)); };
+      case 4: return (a, b, c, d) => { at = 0; return fn(m0!(a), m1!(b), m2!(c), m3!(d)); };
+      case 5: return (a, b, c, d, e) => { at = 0; return fn(m0!(a), m1!(b), m2!(c), m3!(d), m4!(e)); };
+      case 6: return (a, b, c, d, e, f) => { at = 0; return fn(m0!(a), m1!(b), m2!(c), m3!(d), m4!(e), m5!(f)); };
+      case 7: return (a, b, c, d, e, f, g) => { at = 0; return fn(m0!(a), m1!(b), m2!(c), m3!(d), m4!(e), m5!(f), m6!(g)); };
+      case 8: return (a, b, c, d, e, f, g, h) => { at = 0; return fn(m0!(a), m1!(b), m2!(c), m3!(d), m4!(e), m5!(f), m6!(g), m7!(h)); };
+      case 9: return (a, b, c, d, e, f, g, h, i) => { at = 0; return fn(m0!(a), m1!(b), m2!(c), m3!(d), m4!(e), m5!(f), m6!(g), m7!(h), m8!(i)); };
+      case 10: return (a, b, c, d, e, f, g, h, i, j) => { at = 0; return fn(m0!(a), m1!(b), m2!(c), m3!(d), m4!(e), m5!(f), m6!(g), m7!(h), m8!(i), m9!(j)); };
+      case 11: return (a, b, c, d, e, f, g, h, i, j, k) => { at = 0; return fn(m0!(a), m1!(b), m2!(c), m3!(d), m4!(e), m5!(f), m6!(g), m7!(h), m8!(i), m9!(j), m10!(k)); };
+      case 12: return (a, b, c, d, e, f, g, h, i, j, k, l) => { at = 0; return fn(m0!(a), m1!(b), m2!(c), m3!(d), m4!(e), m5!(f), m6!(g), m7!(h), m8!(i), m9!(j), m10!(k), m11!(l)); };
+      default: throw new Error(`arpix: a kernel of ${args.length} arguments has no adapter (add one)`);
+    }
+  };
+
+  const kernels: Record<string, NativeFn> = {};
+  for (const [name, fn] of Object.entries(binding.kernels)) kernels[name] = adapter(fn, table[name]!.args);
+  const bound = kernels as Partial<Kernels>;
+  // Kernels that take the reference's path for some arguments.
+  const { attention, attentionBackward } = bound;
+  const wideHeads = (qkv: View, a: AttentionAttrs): boolean => qkv.shape[2]! / 3 / a.heads > MAX_NATIVE_HEAD;
+  if (attention) bound.attention = (qkv, out, lse, a) => (wideHeads(qkv, a) ? tsKernels.attention : attention)(qkv, out, lse, a);
+  if (attentionBackward) bound.attentionBackward = (qkv, out, lse, g, dqkv, a) => (wideHeads(qkv, a) ? tsKernels.attentionBackward : attentionBackward)(qkv, out, lse, g, dqkv, a);
+  return bound;
 }
+

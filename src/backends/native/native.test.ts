@@ -11,6 +11,10 @@ import { Tensor, arrayFor, uninitArrayFor } from '../../tensor/tensor.js';
 import { assertClose } from '../../testing/gradcheck.js';
 import { tsBackend } from '../ts/index.js';
 import { loadNativeBackend, nativeLoadError } from './index.js';
+import { nativeKernels } from './kernels.js';
+import type { NativeAddon } from './addon.js';
+import { KERNELS } from '../../kernels/contracts.js';
+import { createRequire } from 'node:module';
 
 const native = loadNativeBackend();
 const skip = native ? false : `native backend not built (${nativeLoadError})`;
@@ -871,5 +875,62 @@ describe('native backend vs ts reference', { skip }, () => {
     assert.throws(() => nat.binary(bad, a, empty([4, 3]), 'add'), /binary: a holds 6 elements but its shape \[4, 3\] needs 12/);
     assert.throws(() => nat.matmul(a, uniform([4, 2]), empty([2, 2]), false, false), /matmul: shapes/);
     assert.throws(() => nat.gatherRows(uniform([3, 2]), new Tensor(new Int32Array([0, 3]), [2]), empty([2, 2])), /gatherRows: idx\[1\] = 3 is out of range/);
+  });
+
+  test('every check the kernel table declares names the kernel, the argument and the sizes', () => {
+    const x = uniform([2, 3]);
+    assert.throws(() => nat.unary(x, empty([4]), 'exp'), /^Error: unary: out holds 4 elements, expected 6 \(as many as x\)$/);
+    assert.throws(() => nat.unary(x, empty([2, 3], 'int32'), 'exp'), /unary: out has dtype int32, expected x's float32/);
+    assert.throws(() => nat.unary(x, empty([2, 3]), 'cube' as never), /unary: op must be one of 'neg', 'exp', .*, got 'cube'/);
+    assert.throws(() => nat.softmaxLast(ints([2, 3], 0, 1), empty([2, 3]), false), /softmaxLast: x has dtype int32, expected float32/);
+    assert.throws(() => nat.binary(x, uniform([3, 3]), empty([2, 3]), 'add'), /binary: b \[3, 3\] does not broadcast to out \[2, 3\]/);
+    assert.throws(() => nat.argmaxLast(x, empty([3], 'int32')), /argmaxLast: out holds 3 elements, expected 2 \(one per row of x \[2, 3\]\)/);
+    assert.throws(() => nat.layerNorm(x, uniform([2]), null, empty([2, 3]), empty([2]), empty([2]), 1e-5, false), /layerNorm: weight holds 2 elements, expected 3 \(the last axis of x \[2, 3\]\)/);
+    assert.throws(() => nat.gate(x, empty([2, 2])), /gate: x holds 6 elements, expected 8 \(twice out's\)/);
+    assert.throws(() => nat.concat([x, ints([2, 1], 0, 1)], empty([2, 4]), 1), /concat: xs\[1\] has dtype int32, expected out's float32/);
+    assert.throws(() => nat.clamp(x, empty([2, 3]), 0, '1' as never), /clamp: hi must be a number/);
+    assert.throws(() => nat.dropoutMask(empty([4]), -1, 0, 0.5), /dropoutMask: seed must be a non-negative safe integer/);
+    assert.throws(() => nat.lstmScan(uniform([1, 1, 2, 8]), uniform([3, 2, 8]), uniform([2]), uniform([2]), empty([1, 1, 2, 2]), empty([1, 1, 2, 2]), empty([1, 1, 2, 8]), 1.5), /lstmScan: pad must be an integer, got 1.5/);
+    // And the checks beside the kernels, under the same name.
+    assert.throws(() => nat.reduce(x, empty([2]), [1], 'sum'), /reduce: out \[2\] is not a keep-dims reduction of x \[2, 3\]/);
+    assert.throws(() => nat.rowLstmStep({} as never, 0, 0), /rowLstmPlan: /);
+  });
+
+  test('a call whose shapes outgrow the frame gets a larger one', () => {
+    // 2000 inputs of rank 4 write 10 001 numbers, past the first frame of 4096.
+    const xs = Array.from({ length: 2000 }, (_, i) => new Tensor(new Float32Array([i, -i]), [1, 1, 1, 2]));
+    const out = empty([1, 1, 2000, 2]);
+    nat.concat(xs, out, 2);
+    assert.deepEqual(Array.from(out.data.subarray(0, 6)), [0, -0, 1, -1, 2, -2]);
+    assert.equal(out.data[3999], -1999);
+    nat.binary(uniform([2, 3]), uniform([3]), empty([2, 3]), 'add');
+  });
+});
+
+describe('the addon against the kernel table', { skip }, () => {
+  const addon = createRequire(import.meta.url)('../../../build/Release/arpix_native.node') as NativeAddon;
+  const bind = (table: Record<string, unknown>) => () => nativeKernels(addon, table as typeof KERNELS);
+
+  test('binds every kernel of the table it implements', () => {
+    assert.deepEqual(Object.keys(nativeKernels(addon)).sort(), Object.keys(KERNELS).sort());
+  });
+
+  test('refuses a C++ kernel whose parameters disagree with its entry, naming the kernel and the argument', () => {
+    const [x, out] = KERNELS.unary.args;
+    assert.throws(bind({ ...KERNELS, unary: { args: [x, out, { kind: 'number', name: 'op' }] } }),
+      /^Error: arpix addon: kernel 'unary': argument 3 'op' is a number in KERNELS but a choice in its C\+\+ function$/);
+    assert.throws(bind({ ...KERNELS, unary: { args: [x, out] } }), /kernel 'unary': its entry declares 2 arguments, its C\+\+ function takes 3/);
+    const [dy, w, dx, p] = KERNELS.conv2dBackwardData.args;
+    assert.throws(bind({ ...KERNELS, conv2dBackwardData: { args: [dy, w, { ...dx, nullable: true }, p] } }),
+      /kernel 'conv2dBackwardData': argument 3 'dx' is a nullable tensor in KERNELS but a tensor in its C\+\+ function/);
+    assert.throws(bind({ ...KERNELS, conv2d: { args: KERNELS.conv2d.args } }), /kernel 'conv2d': its entry returns nothing, its C\+\+ function an int64_t/);
+  });
+
+  test('refuses a table that lacks a registered kernel, or declares what the addon cannot check', () => {
+    const { gelu: _, ...withoutGelu } = KERNELS;
+    assert.throws(bind(withoutGelu), /kernel 'gelu' is registered in native\/addon.cc but has no entry in KERNELS/);
+    const [, out, op] = KERNELS.unary.args;
+    assert.throws(bind({ ...KERNELS, unary: { args: [{ kind: 'tensor', name: 'x', dtype: ['bfloat16'] }, out, op] } }), /kernel 'unary': 'x' takes dtype 'bfloat16', which the addon does not know/);
+    assert.throws(bind({ ...KERNELS, unary: { args: [KERNELS.unary.args[0], { ...out, size: 'rows of y' }, op] } }), /kernel 'unary': 'out' refers to 'y', which is not another tensor argument/);
   });
 });

@@ -98,13 +98,13 @@ const suite: Suite = async ({ reporter, args }) => {
     if (parts.includes('quality')) {
       const { applyOverrides, evaluate, presetRaw, resolveRunConfig, train } = await import('../../src/train/index.js');
       const { loadDataset, subset } = await import('../../src/data/index.js');
-      const { probe } = await import('../../src/probe/probe.js');
+      const { probe } = await import('../../src/models/image-gpt/probe.js');
       const raw = applyOverrides(presetRaw(PRESET), [`train.minutes=${minutes}`, 'train.validateEvery=0', 'train.checkpointEvery=0',
         ...Object.entries(config).filter(([k]) => overrides.includes(`${k}=`)).map(([k, v]) => `model.${k}=${String(v)}`)]);
       const run = resolveRunConfig(raw, PRESET);
       const runDir = join(dir, 'run');
       const result = await train(run, { runDir });
-      const { modelFromCheckpoint } = await import('../../src/load/model.js');
+      const { modelFromCheckpoint } = await import('../../src/models/checkpoint.js');
       const { loadCheckpoint } = await import('../../src/io/checkpoint.js');
       const trained = modelFromCheckpoint(await loadCheckpoint(result.checkpoint!));
       let test = await loadDataset('fashion-mnist', { split: 'test' });

@@ -41,7 +41,7 @@ const suite: Suite = async ({ reporter, args }) => {
 
   const { applyOverrides, presetRaw, resolveRunConfig, train } = await import('../../src/train/index.js');
   const { loadCheckpoint } = await import('../../src/io/checkpoint.js');
-  const { modelFromCheckpoint } = await import('../../src/load/model.js');
+  const { modelFromCheckpoint } = await import('../../src/models/checkpoint.js');
   const { startServer } = await import('../../src/serve/index.js');
   const { bundlePage } = await import('../../src/serve/assets.js');
 

@@ -1,6 +1,6 @@
 // Reading a run's checkpoint for use: the file's own checks (checksums, metadata schema, finite
 // values; src/io/checkpoint.ts), then its run config resolved with the same ranges as a config
-// file or a flag. Its tensors are held to the model that config builds in src/load/model.ts.
+// file or a flag. Its tensors are held to the model that config builds in src/models/checkpoint.ts.
 
 import { statSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,6 +1,7 @@
 // arpix/train: the training loop, its configuration, evaluation in bits/dim, model costs and the
-// metric files a run writes. The model in a checkpoint (src/load), the image files (src/io) and
-// Image GPT's linear probe (src/probe) live in their own places and are re-exported here.
+// metric files a run writes. The model in a checkpoint (src/models/checkpoint.ts), the image files
+// (src/io) and Image GPT's linear probe (src/models/image-gpt) live in their own places and are
+// re-exported here.
 
 export type { RunConfig, TrainConfig, DatasetConfig, ScheduleConfig } from './config.js';
 export { trainDefaults, datasetDefaults, resolveRunConfig, presetRaw, configFileRaw, applyOverrides } from './config.js';

@@ -387,7 +387,6 @@ async function tinyRun(root: string): Promise<{ config: string; run: string; png
   return { config, run, png, npy };
 }
 
-
 export async function fuzzCli(o: FamilyOptions = {}): Promise<FuzzTally> {
   const { dir: root, done } = scratch();
   try {

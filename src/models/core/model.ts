@@ -25,7 +25,6 @@ export interface BaseModelConfig {
   conditionDim: number;
 }
 
-
 export abstract class AutoregressiveModel<C extends BaseModelConfig = BaseModelConfig> extends Module {
   readonly likelihood: Likelihood;
 

@@ -36,7 +36,6 @@ export const pixelCNNPPDefaults: Omit<PixelCNNPPConfig, 'height' | 'width' | 'ch
   dropout: 0.5,
 };
 
-
 type Shift = 'down' | 'downRight';
 
 /** Each halving of the resolution needs an even height and width. */

@@ -11,7 +11,6 @@ import { inEvalMode, rowValues, type SampleSetup, type SampleOptions, type Sampl
 
 export type { Stepper } from './options.js';
 
-
 /** The values of one pixel of every image, [n, C]. */
 function pixelValues(s: SampleSetup, pixel: number): Int32Array {
   const out = new Int32Array(s.n * s.c);

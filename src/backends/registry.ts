@@ -11,14 +11,13 @@ export type BackendName = 'ts' | 'native';
 
 let nativeError = '';
 
-/** The native backend, or null; an addon that disagrees with the kernel table throws unless ARPIX_BACKEND=ts. */
+/** The native backend, or null with nativeError saying why (a missing addon, or one built from other sources). */
 function tryLoadNative(): Backend | null {
   try {
     const backend = loadNativeBackend();
     if (backend === null) nativeError = nativeLoadError ?? 'the addon did not load';
     return backend;
   } catch (e) {
-    if (process.env.ARPIX_BACKEND !== 'ts') throw e;
     nativeError = e instanceof Error ? e.message : String(e);
     return null;
   }

@@ -1,7 +1,8 @@
 // The `native` backend: the C++ addon (oneDNN + OpenMP) built by node-gyp into
-// build/Release/arpix_native.node. Without the addon, loadNativeBackend() returns null and
-// nativeLoadError says why, for the registry's one warning. An addon that disagrees with the kernel
-// table (a stale or broken build) is not a missing one: loading it throws, naming the kernel.
+// build/Release/arpix_native.node. Loading never throws: without the addon, or with one that
+// disagrees with the kernel table (a build from older sources), loadNativeBackend() returns null
+// and nativeLoadError says why — naming the kernel and saying to rebuild — for the registry's one
+// warning; ARPIX_BACKEND=native then refuses to start with the same reason.
 
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -102,7 +103,8 @@ function load(): NativeBackend | null {
   try {
     kernels = nativeKernels(addon);
   } catch (e) {
-    throw new Error(`${e instanceof Error ? e.message : String(e)}. Rebuild the addon (npm run build:native) or set ARPIX_BACKEND=ts`, { cause: e });
+    nativeLoadError = `${e instanceof Error ? e.message : String(e)}; the addon was built from other sources than these: rebuild it with \`npm run build:native\``;
+    return null;
   }
   nativeLoadError = null;
   quietGarbageCollector();
@@ -124,10 +126,7 @@ function load(): NativeBackend | null {
   };
 }
 
-/**
- * The native backend, or null when the addon is missing or fails to load; throws when the addon
- * and the kernel table disagree.
- */
+/** The native backend, or null (never throws) when the addon is missing, fails to load or disagrees with the kernel table. */
 export function loadNativeBackend(): NativeBackend | null {
   if (cached === undefined) cached = load();
   return cached;

@@ -25,7 +25,7 @@ const MAX_NATIVE_HEAD = 128;
 
 /** The kernels the addon implements, bound to `table` (the addon refuses a table its C++ functions disagree with). */
 export function nativeKernels(addon: NativeAddon, table: Readonly<Record<string, KernelDescriptor>> = KERNELS): Partial<Kernels> {
-  if (typeof addon.bindKernels !== 'function') throw new Error('arpix addon: built from older sources (it has no bindKernels)');
+  if (typeof addon.bindKernels !== 'function') throw new Error('the addon has no bindKernels');
   let frame = new Float64Array(4096);
   const binding = addon.bindKernels(table, frame);
   let at = 0;

@@ -107,10 +107,6 @@ export interface ModelFamily<C extends BaseModelConfig = BaseModelConfig> {
    */
   structuralCost?(model: AutoregressiveModel<C>): { flops: number; receptiveField: { pixels: number; of: number } };
   /**
-   * For families that skip taps a mask would zero: FLOPs per image of the common masked
-   * formulation, from the convolutions' actual costs. Omitted otherwise.
-   */
-  /**
    * FLOPs per image that a forward pass spends outside its convolutions, added to theirs: a
    * recurrence's state-to-state products (2 × multiply-adds; the gates' elementwise work is not
    * counted). Omitted for families whose work is all in convolutions.
@@ -118,6 +114,10 @@ export interface ModelFamily<C extends BaseModelConfig = BaseModelConfig> {
   recurrentFlops?(config: C): number;
   /** FLOPs per image (2 × multiply-adds) for families whose work is not in convolutions. */
   flops?(config: C, model: AutoregressiveModel<C>): number;
+  /**
+   * For families that skip taps a mask would zero: FLOPs per image of the common masked
+   * formulation, from the convolutions' actual costs. Omitted otherwise.
+   */
   maskedFormulationFlops?(config: C, convs: readonly { name: string; kernel: readonly [number, number]; flops: number }[]): number;
 }
 

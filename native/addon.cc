@@ -96,6 +96,17 @@ ARPIX_EXPORT(setConvAlgorithm) {
 ARPIX_EXPORT(convAlgorithm) { return Napi::String::New(info.Env(), convAlgorithm()); }
 
 ARPIX_EXPORT(onednnVersion) { return Napi::String::New(info.Env(), onednnVersion()); }
+// cpuCapabilities() → {isa, bf16Conv, bf16Matmul}
+ARPIX_EXPORT(cpuCapabilities) {
+  return guarded(info, "cpuCapabilities", [&] {
+    const CpuCapabilities c = cpuCapabilities();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("isa", c.isa);
+    o.Set("bf16Conv", c.bf16Conv);
+    o.Set("bf16Matmul", c.bf16Matmul);
+    return Napi::Value(o);
+  });
+}
 
 ARPIX_EXPORT(clearCaches) {
   return guarded(info, "clearCaches", [&] {
@@ -242,6 +253,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   ARPIX_REGISTER(setConvAlgorithm);
   ARPIX_REGISTER(convAlgorithm);
   ARPIX_REGISTER(onednnVersion);
+  ARPIX_REGISTER(cpuCapabilities);
   ARPIX_REGISTER(clearCaches);
   ARPIX_REGISTER(cacheSizes);
   ARPIX_REGISTER(convBenchBest);

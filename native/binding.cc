@@ -436,13 +436,13 @@ std::vector<int64_t> Call::ints(size_t i) {
 
 ConvParams Call::convParams(size_t i) {
   const std::string& name = spec_->args[i].name;
-  int64_t v[7];
+  int64_t v[8];
   for (int64_t& x : v) {
     const double d = next(name);
     if (!(std::fabs(d) < kSafeInteger) || d != std::trunc(d)) throw ArgumentError(name + " must hold integers");
     x = int64_t(d);
   }
-  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6] != 0};
+  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6] != 0, v[7] != 0};
 }
 
 AttentionAttrs Call::attentionAttrs(size_t i) {

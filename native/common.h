@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -70,6 +71,23 @@ inline void requireDType(const char* kernel, const char* arg, const Buf& b, DTyp
 constexpr int64_t kParallelMin = 32768;
 
 inline bool worthParallel(int64_t work) { return work >= kParallelMin && omp_get_max_threads() > 1; }
+
+/**
+ * float32 → bfloat16, rounding to nearest even (the rounding of oneDNN's reorders and of the ts
+ * reference's roundBf16); NaN stays a quiet NaN of the same sign. Overflow rounds to ±∞ as IEEE does.
+ */
+inline uint16_t bf16Of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40u);
+  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/** n floats → bfloat16 (one pass, in parallel when large). */
+inline void toBf16(const float* src, uint16_t* dst, int64_t n) {
+#pragma omp parallel for schedule(static) if (n >= 4 * kParallelMin)
+  for (int64_t i = 0; i < n; i++) dst[i] = bf16Of(src[i]);
+}
 
 /** JavaScript's ToInt32: what storing a double into an Int32Array does (NaN/±∞ → 0, wraps mod 2^32). */
 inline int32_t jsToInt32(double v) {
@@ -228,6 +246,8 @@ struct ConvParams {
   int64_t strideH, strideW, padTop, padLeft, dilationH, dilationW;
   /** The layer allows 1-D Winograd along rows (winograd_rows.cc says when that is sound). */
   bool rowWinograd = false;
+  /** Mixed precision: the products' operands rounded to bfloat16, accumulation and outputs fp32. */
+  bool bf16 = false;
 };
 /** Whether a convolution with weights w [kH, kW, Cin, Cout] runs on rowWinograd*: kW = 3, stride 1, allowed by p. */
 bool rowWinogradFits(const Shape& w, const ConvParams& p);
@@ -310,7 +330,7 @@ void gateBackward(const Buf& x, const Buf& g, const Buf& dx);
 void softmaxCrossEntropy(const Buf& logits, const Buf& targets, const Buf& loss, const Buf& probs);
 void softmaxCrossEntropyBackward(const Buf& probs, const Buf& targets, const Buf& g, const Buf& dx);
 
-void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB);
+void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB, bool bf16);
 
 /** PixelRNN's LSTM recurrence over all steps (src/kernels/contracts.ts): hs, cs and the activated gates acts. */
 void lstmScan(const Buf& xg, const Buf& w, const Buf& h0, const Buf& c0, const Buf& hs, const Buf& cs, const Buf& acts, int64_t pad);
@@ -371,6 +391,14 @@ void attentionBackward(const Buf& qkv, const Buf& out, const Buf& lse, const Buf
 void attentionStep(const Buf& q, const Buf& k, const Buf& v, const Buf& out, int64_t position, const AttentionAttrs& a);
 
 std::string onednnVersion();
+/**
+ * What oneDNN can do on this CPU: its effective ISA (after ONEDNN_MAX_CPU_ISA) and the
+ * implementations it picks for a small bf16 convolution and matmul ("" where it refuses bf16).
+ */
+struct CpuCapabilities {
+  std::string isa, bf16Conv, bf16Matmul;
+};
+CpuCapabilities cpuCapabilities();
 /** Drops every cached primitive and reordered weight (tests; memory pressure). */
 void clearOnednnCaches();
 /** {primitives, reordered weights} currently cached; for tests that check reuse. */

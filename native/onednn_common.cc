@@ -39,4 +39,49 @@ std::array<int64_t, 3> onednnCacheSizes() {
   return {convPrimitiveCount() + matmulPrimitiveCount() + threadProductCount(), convWeightCount(), convKeptInputCount()};
 }
 
+
+namespace {
+
+/** The implementation oneDNN picks for a small bf16 product made by make, or "" when it refuses one. */
+template <class Make>
+std::string bf16Impl(Make make) {
+  try {
+    return make();
+  } catch (const dnnl::error&) {
+    return "";
+  }
+}
+
+}  // namespace
+
+CpuCapabilities cpuCapabilities() {
+  using dnnl::memory;
+  using dt = memory::data_type;
+  using tag = memory::format_tag;
+  CpuCapabilities c;
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: c.isa = "sse41"; break;
+    case dnnl::cpu_isa::avx: c.isa = "avx"; break;
+    case dnnl::cpu_isa::avx2: c.isa = "avx2"; break;
+    case dnnl::cpu_isa::avx2_vnni: c.isa = "avx2_vnni"; break;
+    case dnnl::cpu_isa::avx512_core: c.isa = "avx512_core"; break;
+    case dnnl::cpu_isa::avx512_core_vnni: c.isa = "avx512_core_vnni"; break;
+    case dnnl::cpu_isa::avx512_core_bf16: c.isa = "avx512_core_bf16"; break;
+    case dnnl::cpu_isa::avx512_core_amx: c.isa = "avx512_core_amx"; break;
+    default: c.isa = "other (" + std::to_string(int(dnnl::get_effective_cpu_isa())) + ")";
+  }
+  std::lock_guard<std::mutex> g(onednnLock());
+  // The shapes of a small training layer: what a bf16 run would ask for.
+  c.bf16Conv = bf16Impl([] {
+    const memory::desc src({8, 32, 8, 8}, dt::bf16, tag::nhwc), dst({8, 32, 8, 8}, dt::f32, tag::nhwc), w({32, 32, 3, 3}, dt::bf16, tag::any);
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src, w, dst, {1, 1}, {0, 0}, {1, 1}, {1, 1});
+    return std::string(dnnl::convolution_forward::primitive_desc(d, cpuEngine()).impl_info_str());
+  });
+  c.bf16Matmul = bf16Impl([] {
+    dnnl::matmul::desc d(memory::desc({64, 64}, dt::bf16, tag::ab), memory::desc({64, 64}, dt::bf16, tag::ab), memory::desc({64, 64}, dt::f32, tag::ab));
+    return std::string(dnnl::matmul::primitive_desc(d, cpuEngine()).impl_info_str());
+  });
+  return c;
+}
+
 }  // namespace arpix

@@ -33,6 +33,8 @@ using dt = memory::data_type;
 struct Geometry {
   int64_t N, H, W, C, O, KH, KW, OH, OW;
   int64_t sh, sw, pt, pl, pb, pr, dh, dw;
+  /** bf16 operands (x, w; dy, w; x, dy), fp32 accumulation and results. */
+  bool bf16;
 };
 
 Geometry geometry(const Shape& x, const Shape& w, const Shape& y, const ConvParams& p) {
@@ -41,6 +43,7 @@ Geometry geometry(const Shape& x, const Shape& w, const Shape& y, const ConvPara
   g.KH = w[0], g.KW = w[1], g.O = w[3];
   g.OH = y[1], g.OW = y[2];
   g.sh = p.strideH, g.sw = p.strideW, g.pt = p.padTop, g.pl = p.padLeft, g.dh = p.dilationH, g.dw = p.dilationW;
+  g.bf16 = p.bf16;
   // Bottom/right padding follow from the output size: the last output row reads input row
   // (OH-1)·sh − pt + (KH-1)·dh, which is H − 1 + pb.
   g.pb = (g.OH - 1) * g.sh + (g.KH - 1) * g.dh + 1 - g.H - g.pt;
@@ -56,21 +59,23 @@ bool accumulates(Kind k) { return k == Kind::FwdSum || k == Kind::FwdBiasSum; }
 /** Adds a residual tensor of dst's shape as it writes (a binary post-op; direct nhwc plans only). */
 bool addsResidual(Kind k) { return k == Kind::FwdRes || k == Kind::FwdBiasRes; }
 
-using Key = CacheKey<19>;
-using KeyHash = CacheKeyHash<19>;
+using Key = CacheKey<20>;
+using KeyHash = CacheKeyHash<20>;
 
 Key keyOf(Kind kind, const Geometry& g) {
   // The thread count is part of the key: oneDNN's JIT kernels partition work for the number of
   // threads they were created with, so setThreads() must lead to new primitives.
   return Key{{int64_t(kind), g.N, g.H, g.W, g.C, g.O, g.KH, g.KW, g.OH, g.OW, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw,
-              int64_t(omp_get_max_threads())}};
+              int64_t(omp_get_max_threads()), int64_t(g.bf16)}};
 }
 
 // oneDNN describes tensors by logical dims in NCHW / OIHW order; the tag gives the memory order.
-memory::desc actMd(int64_t N, int64_t C, int64_t H, int64_t W, tag t = tag::nhwc) {
-  return memory::desc({N, C, H, W}, dt::f32, t);
+memory::desc actMd(int64_t N, int64_t C, int64_t H, int64_t W, tag t = tag::nhwc, dt type = dt::f32) {
+  return memory::desc({N, C, H, W}, type, t);
 }
-memory::desc weightMd(const Geometry& g, tag t = tag::hwio) { return memory::desc({g.O, g.C, g.KH, g.KW}, dt::f32, t); }
+memory::desc weightMd(const Geometry& g, tag t = tag::hwio, dt type = dt::f32) { return memory::desc({g.O, g.C, g.KH, g.KW}, type, t); }
+/** The type of a product's operands: bf16 in mixed precision (their copies, converted per call), else f32. */
+dt operandType(const Geometry& g) { return g.bf16 ? dt::bf16 : dt::f32; }
 
 /**
  * An input rows/columns window that oneDNN can express: when the output never reaches the last
@@ -93,10 +98,10 @@ Window windowOf(const Geometry& g) {
   if (w.pr < 0) w.W += w.pr, w.pr = 0, w.cropped = true;
   return w;
 }
-memory::desc inputMd(const Geometry& g, const Window& win) {
-  if (!win.cropped) return actMd(g.N, g.C, g.H, g.W);
+memory::desc inputMd(const Geometry& g, const Window& win, dt type = dt::f32) {
+  if (!win.cropped) return actMd(g.N, g.C, g.H, g.W, tag::nhwc, type);
   // Same memory as the full nhwc tensor, fewer rows/columns visible.
-  return memory::desc({g.N, g.C, win.H, win.W}, dt::f32, memory::dims{g.H * g.W * g.C, 1, g.W * g.C, g.C});
+  return memory::desc({g.N, g.C, win.H, win.W}, type, memory::dims{g.H * g.W * g.C, 1, g.W * g.C, g.C});
 }
 
 struct ConvGeomArgs {
@@ -132,7 +137,7 @@ std::string& algoPolicy() {
 
 bool preferWinograd(const Geometry& g, const Window& win) {
   const std::string& policy = algoPolicy();
-  if (policy == "direct") return false;
+  if (policy == "direct" || g.bf16) return false;  // oneDNN's Winograd is fp32 only
   const bool eligible = g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && !win.cropped &&
                         g.C % 16 == 0 && g.O % 16 == 0;
   if (!eligible) return false;
@@ -146,9 +151,9 @@ bool preferWinograd(const Geometry& g, const Window& win) {
   return (ch >= 64 && pixels >= 2048) || (ch >= 32 && pixels >= 8192);
 }
 
-memory::desc activationMd(const Geometry& g, const Window& win, bool input, tag act) {
-  if (act == tag::nhwc) return input ? inputMd(g, win) : actMd(g.N, g.O, g.OH, g.OW);
-  return input ? actMd(g.N, g.C, g.H, g.W, act) : actMd(g.N, g.O, g.OH, g.OW, act);
+memory::desc activationMd(const Geometry& g, const Window& win, bool input, tag act, dt type = dt::f32) {
+  if (act == tag::nhwc) return input ? inputMd(g, win, type) : actMd(g.N, g.O, g.OH, g.OW, tag::nhwc, type);
+  return input ? actMd(g.N, g.C, g.H, g.W, act, type) : actMd(g.N, g.O, g.OH, g.OW, act, type);
 }
 
 /**
@@ -157,8 +162,8 @@ memory::desc activationMd(const Geometry& g, const Window& win, bool input, tag 
  */
 dnnl::convolution_forward::primitive_desc forwardPd(const Geometry& g, const Window& win, bool bias, const Plan& plan, bool accumulate = false, bool residual = false) {
   ConvGeomArgs a = convArgs(g, win);
-  memory::desc src = activationMd(g, win, true, plan.act), dst = activationMd(g, win, false, plan.act);
-  memory::desc w = weightMd(g, tag::any);
+  memory::desc src = activationMd(g, win, true, plan.act, operandType(g)), dst = activationMd(g, win, false, plan.act);
+  memory::desc w = weightMd(g, tag::any, operandType(g));
   const auto prop = dnnl::prop_kind::forward_training;
   dnnl::primitive_attr attr;
   if (accumulate) {
@@ -236,7 +241,11 @@ void evictWeightsOver(size_t budget) {
 void buildEntry(ConvEntry& e, Kind kind, const Geometry& g, const Plan& plan) {
   const Window& win = e.win;
   ConvGeomArgs a = convArgs(g, win);
+  // In mixed precision the operands are bf16: x and w forward, dy and w backward-data, x and dy
+  // backward-weights; what a primitive writes (y, dx, dw, db) stays fp32.
+  const dt op = operandType(g);
   memory::desc in = activationMd(g, win, true, plan.act), out = activationMd(g, win, false, plan.act);
+  memory::desc inOp = activationMd(g, win, true, plan.act, op), outOp = activationMd(g, win, false, plan.act, op);
   if (isForward(kind)) {
     auto pd = forwardPd(g, win, hasBias(kind), plan, accumulates(kind), addsResidual(kind));
     e.prim = dnnl::convolution_forward(pd);
@@ -247,7 +256,7 @@ void buildEntry(ConvEntry& e, Kind kind, const Geometry& g, const Plan& plan) {
     if (hasBias(kind)) e.bias = pd.bias_desc();
   } else if (kind == Kind::BwdData) {
     auto hint = forwardPd(g, win, false, plan);
-    dnnl::convolution_backward_data::desc d(plan.algo, in, weightMd(g, tag::any), out, a.strides, a.dilates, a.padL, a.padR);
+    dnnl::convolution_backward_data::desc d(plan.algo, in, weightMd(g, tag::any, op), outOp, a.strides, a.dilates, a.padL, a.padR);
     dnnl::convolution_backward_data::primitive_desc pd(d, cpuEngine(), hint);
     e.prim = dnnl::convolution_backward_data(pd);
     e.impl = pd.impl_info_str();
@@ -257,8 +266,8 @@ void buildEntry(ConvEntry& e, Kind kind, const Geometry& g, const Plan& plan) {
   } else {
     const bool bias = kind == Kind::BwdWeightsBias;
     auto hint = forwardPd(g, win, bias, plan);
-    auto d = bias ? dnnl::convolution_backward_weights::desc(plan.algo, in, weightMd(g, tag::any), memory::desc({g.O}, dt::f32, tag::x), out, a.strides, a.dilates, a.padL, a.padR)
-                  : dnnl::convolution_backward_weights::desc(plan.algo, in, weightMd(g, tag::any), out, a.strides, a.dilates, a.padL, a.padR);
+    auto d = bias ? dnnl::convolution_backward_weights::desc(plan.algo, inOp, weightMd(g, tag::any), memory::desc({g.O}, dt::f32, tag::x), outOp, a.strides, a.dilates, a.padL, a.padR)
+                  : dnnl::convolution_backward_weights::desc(plan.algo, inOp, weightMd(g, tag::any), outOp, a.strides, a.dilates, a.padL, a.padR);
     dnnl::convolution_backward_weights::primitive_desc pd(d, cpuEngine(), hint);
     e.prim = dnnl::convolution_backward_weights(pd);
     e.impl = pd.impl_info_str();
@@ -313,7 +322,7 @@ ConvEntry& entryFor(Kind kind, const Geometry& g) {
   static const char* kindNames[] = {"forward", "forward+bias", "backward-data", "backward-weights", "forward (accumulate)", "forward+bias (accumulate)", "backward-weights+bias", "forward (residual)", "forward+bias (residual)"};
   e->what = std::string(kindNames[int(kind)]) + " x[" + std::to_string(g.N) + "," + std::to_string(g.H) + "," + std::to_string(g.W) + "," + std::to_string(g.C) +
             "] k" + std::to_string(g.KH) + "x" + std::to_string(g.KW) + " →" + std::to_string(g.O) + " stride " + std::to_string(g.sh) + "x" + std::to_string(g.sw) +
-            " dilation " + std::to_string(g.dh) + "x" + std::to_string(g.dw) + (e->blocked ? " (nChw16c)" : " (nhwc)");
+            " dilation " + std::to_string(g.dh) + "x" + std::to_string(g.dw) + (e->blocked ? " (nChw16c)" : " (nhwc)") + (g.bf16 ? " bf16" : "");
   ConvEntry& ref = *e;
   convCache.emplace(key, std::move(e));
   return ref;
@@ -344,6 +353,18 @@ memory weightsFor(ConvEntry& e, const Buf& w) {
   memory mem(e.weights, cpuEngine());
   e.weightReorder.execute(cpuStream(), user, mem);
   return mem;
+}
+
+/**
+ * A bf16 copy of n floats in grow-only scratch (used under onednnLock): slot 0 holds the input-side
+ * operand (x), slot 1 the output-side one (dy). The copy lives until the next call on that slot.
+ */
+uint16_t* bf16Copy(int slot, const float* src, int64_t n) {
+  static std::vector<uint16_t> buffers[2];
+  std::vector<uint16_t>& b = buffers[slot];
+  if (int64_t(b.size()) < n) b.resize(size_t(n));
+  toBf16(src, b.data(), n);
+  return b.data();
 }
 
 /** Every tap of every output pixel falls in the padding (a degenerate but legal geometry). */
@@ -415,7 +436,7 @@ int64_t conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, cons
       for (int64_t c = 0; c < g.O; c++) o[i + c] = (accumulate ? o[i + c] : 0.0f) + (bias ? bias->f32()[c] : 0.0f);
     return 0;
   }
-  if (rowWinogradFits(w.shape, p)) {
+  if (!p.bf16 && rowWinogradFits(w.shape, p)) {
     if (residual) startFromResidual();
     rowWinogradForward(x, w, bias, out, p, accumulate);
     return 0;
@@ -430,7 +451,7 @@ int64_t conv2d(const Buf& x, const Buf& w, const Buf* bias, const Buf& out, cons
   const Kind kind = residual ? (bias ? Kind::FwdBiasRes : Kind::FwdRes) : accumulate ? (bias ? Kind::FwdBiasSum : Kind::FwdSum) : (bias ? Kind::FwdBias : Kind::Fwd);
   ConvEntry& e = entryFor(kind, g);
   memory wm = weightsFor(e, w);
-  memory src(e.src, cpuEngine(), x.data), dst(e.dst, cpuEngine(), out.data);
+  memory src(e.src, cpuEngine(), g.bf16 ? static_cast<void*>(bf16Copy(0, x.f32(), x.size)) : x.data), dst(e.dst, cpuEngine(), out.data);
   int64_t handle = 0;
   memory in = src;
   if (e.blocked) {
@@ -456,6 +477,7 @@ namespace {
  * read only for dw (backward-data passes an empty Buf and x's shape).
  */
 bool ownBackward(const Shape& xShape, const Buf& x, const Buf& dy, const Buf& w, const Buf* dx, const Buf* dw, const Buf* db, const ConvParams& p) {
+  if (p.bf16) return false;  // they compute in fp32; bf16 runs on oneDNN
   if (rowWinogradFits(w.shape, p)) rowWinogradBackward(x, dy, w, dx, dw, db, p);
   else if (rowConvFits(xShape, w.shape, dy.shape, p)) rowConvBackward(x, dy, w, dx, dw, db, p);
   else return false;
@@ -471,7 +493,7 @@ const memory* backwardDataOn(const Geometry& g, const Buf& dy, const Buf& w, con
   // Rows/columns outside the window are never read by the forward pass: their gradient is 0.
   if (e.win.cropped) std::memset(dx.data, 0, size_t(dx.size) * 4);
   memory wm = weightsFor(e, w);
-  memory diffSrc(e.src, cpuEngine(), dx.data), diffDst(e.dst, cpuEngine(), dy.data);
+  memory diffSrc(e.src, cpuEngine(), dx.data), diffDst(e.dst, cpuEngine(), g.bf16 ? static_cast<void*>(bf16Copy(1, dy.f32(), dy.size)) : dy.data);
   if (e.blocked) e.outToBlk.execute(cpuStream(), diffDst, e.blkOut);
   e.prim.execute(cpuStream(), {{DNNL_ARG_DIFF_SRC, e.blocked ? e.blkIn : diffSrc}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_DST, e.blocked ? e.blkOut : diffDst}});
   if (e.blocked) e.blkToIn.execute(cpuStream(), e.blkIn, diffSrc);
@@ -504,6 +526,10 @@ namespace {
 void backwardWeightsOn(const Geometry& g, void* x, void* dy, void* dw, void* db, const memory* blockedX = nullptr, const memory* blockedDy = nullptr) {
   ConvEntry& e = entryFor(db ? Kind::BwdWeightsBias : Kind::BwdWeights, g);
   memory user(e.userWeights, cpuEngine(), dw);
+  if (g.bf16) {
+    x = bf16Copy(0, static_cast<const float*>(x), g.N * g.H * g.W * g.C);
+    dy = bf16Copy(1, static_cast<const float*>(dy), g.N * g.OH * g.OW * g.O);
+  }
   memory src(e.src, cpuEngine(), x), diffDst(e.dst, cpuEngine(), dy);
   memory diffW = e.weightsNeedReorder ? e.diffWeights : user;
   memory in = e.blkIn, out = e.blkOut;
@@ -558,19 +584,27 @@ float* scratch(int which, int64_t floats) {
 
 namespace {
 
+/** db = Σ dy over N, H, W, from dy's fp32 values. */
+void biasGradient(const Buf& dy, int64_t O, const Buf& db) {
+  float* b = db.f32();
+  const float* d = dy.f32();
+  std::fill(b, b + O, 0.0f);
+  for (int64_t i = 0; i < dy.size; i += O)
+    for (int64_t c = 0; c < O; c++) b[c] += d[i + c];
+}
+
 /** The weight-gradient part of a backward pass (under the lock); blocked copies as backwardWeightsOn. */
 void weightGradients(const Geometry& g, const Buf& x, const Buf& dy, const Buf& dw, const Buf* db, const memory* blockedX, const memory* blockedDy) {
   if (dw.size == 0 || x.size == 0 || dy.size == 0 || noInputRead(g)) {
     // Nothing to convolve: dw is 0, and only the bias saw the output gradient.
     if (dw.size > 0) std::memset(dw.data, 0, size_t(dw.size) * 4);
-    if (db) {
-      float* b = db->f32();
-      const float* d = dy.f32();
-      std::fill(b, b + g.O, 0.0f);
-      for (int64_t i = 0; i < dy.size; i += g.O)
-        for (int64_t c = 0; c < g.O; c++) b[c] += d[i + c];
-    }
+    if (db) biasGradient(dy, g.O, *db);
     return;
+  }
+  if (g.bf16 && db) {
+    // The bias gradient from dy as it is, not from its bf16 copy (no product to speed up there).
+    biasGradient(dy, g.O, *db);
+    db = nullptr;
   }
   if ((g.dh == 1 && g.dw == 1) || g.sh != 1 || g.sw != 1) {
     backwardWeightsOn(g, x.data, dy.data, dw.data, db ? db->data : nullptr, blockedX, blockedDy);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 #include <unordered_map>
+#include <vector>
 
 #include "common.h"
 #include "onednn_common.h"
@@ -16,8 +17,8 @@ namespace {
 using dnnl::memory;
 using dt = memory::data_type;
 
-using Key = CacheKey<10>;
-using KeyHash = CacheKeyHash<10>;
+using Key = CacheKey<11>;
+using KeyHash = CacheKeyHash<11>;
 
 struct MatmulEntry {
   dnnl::matmul prim;
@@ -30,18 +31,27 @@ std::unordered_map<Key, std::unique_ptr<MatmulEntry>, KeyHash> cache;
  * A row-major [rows, cols] matrix (or [batch, rows, cols] stack) seen as its logical [r, c]
  * operand: transposed means the logical operand is the stored matrix's transpose.
  */
-memory::desc operandMd(bool batched3d, int64_t batch, int64_t rows, int64_t cols, bool transposed) {
+memory::desc operandMd(bool batched3d, int64_t batch, int64_t rows, int64_t cols, bool transposed, dt type) {
   const int64_t r = transposed ? cols : rows, c = transposed ? rows : cols;
   const int64_t sr = transposed ? 1 : cols, sc = transposed ? cols : 1;
-  if (!batched3d) return memory::desc({r, c}, dt::f32, memory::dims{sr, sc});
-  return memory::desc({batch, r, c}, dt::f32, memory::dims{rows * cols, sr, sc});
+  if (!batched3d) return memory::desc({r, c}, type, memory::dims{sr, sc});
+  return memory::desc({batch, r, c}, type, memory::dims{rows * cols, sr, sc});
+}
+
+/** A bf16 copy of an operand's storage in grow-only scratch (slot 0: a, 1: b; used under onednnLock). */
+void* bf16Copy(int slot, const Buf& x) {
+  static std::vector<uint16_t> buffers[2];
+  std::vector<uint16_t>& b = buffers[slot];
+  if (int64_t(b.size()) < x.size) b.resize(size_t(x.size));
+  toBf16(x.f32(), b.data(), x.size);
+  return b.data();
 }
 
 }  // namespace
 
 constexpr int64_t kSerialMatmulMacs = int64_t(1) << 19;
 
-void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB) {
+void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB, bool bf16) {
   const size_t ar = a.shape.size(), br = b.shape.size(), orank = out.shape.size();
   auto rankOk = [](size_t r) { return r == 2 || r == 3; };
   if (!rankOk(ar) || !rankOk(br) || !rankOk(orank)) throw ArgumentError("operands must be 2-D or 3-D");
@@ -71,19 +81,21 @@ void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB
     bool active; int n;
     ~RestoreThreads() { if (active) omp_set_num_threads(n); }
   } restore{serial, threadsBefore};
-  Key key{{batched, Ba, Bb, ra, ca, rb, cb, transA, transB, omp_get_max_threads()}};  // threads: see onednn_conv.cc
+  Key key{{batched, Ba, Bb, ra, ca, rb, cb, transA, transB, omp_get_max_threads(), bf16}};  // threads: see onednn_conv.cc
   auto it = cache.find(key);
   if (it == cache.end()) {
     auto e = std::make_unique<MatmulEntry>();
-    e->a = operandMd(batched, Ba, ra, ca, transA);
-    e->b = operandMd(batched, Bb, rb, cb, transB);
+    // Mixed precision: bf16 copies of both operands, the product accumulated and written in fp32.
+    const dt type = bf16 ? dt::bf16 : dt::f32;
+    e->a = operandMd(batched, Ba, ra, ca, transA, type);
+    e->b = operandMd(batched, Bb, rb, cb, transB, type);
     e->out = batched ? memory::desc({B, M, N}, dt::f32, memory::format_tag::abc) : memory::desc({M, N}, dt::f32, memory::format_tag::ab);
     dnnl::matmul::desc d(e->a, e->b, e->out);
     e->prim = dnnl::matmul(dnnl::matmul::primitive_desc(d, cpuEngine()));
     it = cache.emplace(key, std::move(e)).first;
   }
   MatmulEntry& e = *it->second;
-  memory ma(e.a, cpuEngine(), a.data), mb(e.b, cpuEngine(), b.data), mo(e.out, cpuEngine(), out.data);
+  memory ma(e.a, cpuEngine(), bf16 ? bf16Copy(0, a) : a.data), mb(e.b, cpuEngine(), bf16 ? bf16Copy(1, b) : b.data), mo(e.out, cpuEngine(), out.data);
   e.prim.execute(cpuStream(), {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mo}});
   cpuStream().wait();
 }

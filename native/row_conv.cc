@@ -222,6 +222,9 @@ bool rowConvFits(const Shape& x, const Shape& w, const Shape& y, const ConvParam
 }
 
 void rowConvSumBackward(const std::vector<RowConvTerm>& terms, const Buf& dy, const Buf* db) {
+  for (const RowConvTerm& t : terms) {
+    if (t.p.bf16) throw ArgumentError("computes in fp32 only: a bf16 sum of convolutions takes conv2dBackward per term");
+  }
   checkTerms(terms, dy.shape);
   rowConvSum(terms, dy, db);
 }

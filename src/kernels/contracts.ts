@@ -68,6 +68,8 @@ export interface ConvParams {
    * stack). Rows are never mixed. A backend may ignore it (the ts reference computes directly).
    */
   readonly rowWinograd?: boolean;
+  /** Mixed precision (see BF16_KERNELS): the products' operands rounded to bfloat16, fp32 accumulation and results. */
+  readonly bf16?: boolean;
 }
 
 /** One convolution of rowConvSumBackward, with its gradients (null when not wanted) and dx's addend. */
@@ -189,7 +191,7 @@ export const KERNELS = {
    * [B,M,K] (before transposition), b likewise; when both are batched B is equal, when one is 2-D
    * it is shared by every batch. out is [M,N] or [B,M,N].
    */
-  matmul: kernel(tensor('a', F32), tensor('b', F32), tensor('out', F32), attr('bool', 'transA'), attr('bool', 'transB')),
+  matmul: kernel(tensor('a', F32), tensor('b', F32), tensor('out', F32), attr('bool', 'transA'), attr('bool', 'transB'), attr('bool', 'bf16', { optional: true })),
   /**
    * out[n,y,x,o] = bias[o] + Σ x[n, y·sh − pt + ky·dh, x·sw − pl + kx·dw, i] · w[ky,kx,i,o];
    * with `accumulate`, that is added to what out holds (a sum of convolutions in one buffer), and
@@ -354,6 +356,23 @@ export const KERNELS = {
    */
   rowLstmStep: kernel(attr('rowLstmPlan', 'plan'), attr('int', 'y'), attr('int', 'x')),
 } satisfies Record<string, KernelDescriptor>;
+
+/**
+ * Mixed precision, declared once: the kernels that compute in bf16 when asked (ConvParams.bf16,
+ * matmul's bf16), and the operands they round to bfloat16 — nearest, ties to even (kernels/bf16.ts)
+ * — before the products, which accumulate in fp32. Every output stays fp32, and so does what is
+ * not a product's operand: bias, residual, what accumulate adds to, and the bias gradient (a sum
+ * of dy as it is). The ts backend implements exactly this and is every native bf16 kernel's
+ * oracle. (conv2dBackward rounds dy and w for dx, x and dy for dw.) rowConvSumBackward computes in
+ * fp32 only and refuses bf16 terms; the attention kernels and the recurrent scans are fp32.
+ */
+export const BF16_OPERANDS = {
+  matmul: ['a', 'b'],
+  conv2d: ['x', 'w'],
+  conv2dBackwardData: ['dy', 'w'],
+  conv2dBackwardWeights: ['x', 'dy'],
+  conv2dBackward: ['x', 'dy', 'w'],
+} as const satisfies { readonly [K in keyof typeof KERNELS]?: readonly string[] };
 
 /** The TypeScript value of each kind of kernel argument. */
 interface ContractValues extends ArgValueTypes {

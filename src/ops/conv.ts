@@ -7,6 +7,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { sameShape } from '../tensor/shape.js';
 import { K, checkFloat, checkRank, checkSameDType, empty, isGradEnabled, record } from './core.js';
 import { add, mul } from './elementwise.js';
+import { productInBf16 } from './precision.js';
 
 /** [top, bottom, left, right], or one number for all four. */
 export type Padding = number | readonly [number, number, number, number];
@@ -95,7 +96,7 @@ function prepareConv(op: string, x: Tensor, w: Tensor, opts: Conv2dOptions): Pre
     x,
     weight: opts.mask ? mul(w, opts.mask) : w,
     bias: opts.bias ?? null,
-    p: { strideH: sh, strideW: sw, padTop: pt, padLeft: pl, dilationH: dh, dilationW: dw, rowWinograd: opts.rowWinograd === true },
+    p: { strideH: sh, strideW: sw, padTop: pt, padLeft: pl, dilationH: dh, dilationW: dw, rowWinograd: opts.rowWinograd === true, bf16: productInBf16(n * oh * ow * co * kh * kw * ci) },
     outShape: [n, oh, ow, co],
   };
 }
@@ -170,7 +171,8 @@ export function conv2dSum(terms: readonly ConvTerm[]): Tensor {
     }
     checkSameDType(op, convs[0]!.x, c.x);
   }
-  if (convs.every(isRowConv)) return rowConvSumOf(op, convs, shape);
+  // rowConvSumBackward computes in fp32 only: a sum in bf16 takes the general path.
+  if (convs.every((c) => isRowConv(c) && !c.p.bf16)) return rowConvSumOf(op, convs, shape);
   const y = empty(shape, convs[0]!.x.dtype);
   const saved = convs.map((c, k) => runConv(c, y, k > 0));
   return record(y, op, convs.flatMap((c) => [c.x, c.weight, c.bias]), (g) => convs.flatMap((c, k) => convGrads(c, g, saved[k]!)));
@@ -233,7 +235,8 @@ export function convTranspose2d(x: Tensor, w: Tensor, opts: ConvTranspose2dOptio
   const ow = (wd - 1) * sw - pl - pr + dw * (kw - 1) + opw + 1;
   if (oh <= 0 || ow <= 0) throw new ShapeError(op, 'x', `${fmtShape(x.shape)} gives an empty output with padding [${pt}, ${pb}, ${pl}, ${pr}]`, [x.shape, w.shape]);
   const bias = opts.bias ?? null;
-  const p: ConvParams = { strideH: sh, strideW: sw, padTop: pt, padLeft: pl, dilationH: dh, dilationW: dw };
+  // The products of the convolution this transposes: N·H·W input pixels, each Cin × kH·kW × Cout.
+  const p: ConvParams = { strideH: sh, strideW: sw, padTop: pt, padLeft: pl, dilationH: dh, dilationW: dw, bf16: productInBf16(n * h * wd * ci * kh * kw * co) };
   const y = empty([n, oh, ow, co], x.dtype);
   K(x, w).conv2dBackwardData(x, w, y, p);
   record(y, op, [x, w], (g) => {

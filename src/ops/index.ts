@@ -20,6 +20,7 @@ export * from './functional.js';
 export * from './transformer.js';
 export * from './creation.js';
 export * from './custom.js';
+export * from './precision.js';
 export { noGrad, isGradEnabled } from '../tensor/autograd.js';
 
 installAutogradHelpers((a, b) => ew.add(a, b), onesLike);

@@ -6,6 +6,7 @@ import { K, checkFloat, checkSameDType, empty, record } from './core.js';
 import { add } from './elementwise.js';
 import { sum } from './reduce.js';
 import { reshape } from './shape.js';
+import { productInBf16, withPrecision } from './precision.js';
 
 export interface MatmulOptions {
   transA?: boolean;
@@ -39,8 +40,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   }
   const batch = a.rank === 3 ? a.shape[0]! : b.rank === 3 ? b.shape[0]! : 0;
   const y = empty(batch ? [batch, m, n] : [m, n], a.dtype);
-  K(a, b).matmul(a, b, y, transA, transB);
-  return record(y, 'matmul', [a, b], (g) => {
+  const bf16 = productInBf16(Math.max(batch, 1) * m * n * k);
+  K(a, b).matmul(a, b, y, transA, transB, bf16);
+  // The backward products (as many multiply-accumulates) in the precision of the forward one.
+  return record(y, 'matmul', [a, b], (g) => withPrecision(bf16 ? 'bf16' : 'fp32', () => {
     // d(op(a)) = g op(b)ᵀ and d(op(b)) = op(a)ᵀ g, expressed with the transpose flags so no
     // operand is ever materialised transposed.
     const ga = a.requiresGrad
@@ -51,7 +54,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       : null;
     // A 2-D operand shared by every batch collects the gradient of all of them.
     return [ga && ga.rank > a.rank ? sum(ga, 0) : ga, gb && gb.rank > b.rank ? sum(gb, 0) : gb];
-  });
+  }));
 }
 
 /** matmul over operands with more than one batch axis: equal batch axes, or one operand 2-D. */

@@ -22,6 +22,16 @@ export interface ConvBenchBest {
   readonly backwardWeights: ConvBenchFigure;
 }
 
+/** What oneDNN can do on this CPU (native/onednn_common.cc). */
+export interface CpuCapabilities {
+  /** oneDNN's effective ISA after ONEDNN_MAX_CPU_ISA, e.g. 'avx2', 'avx512_core_bf16', 'avx512_core_amx'. */
+  readonly isa: string;
+  /** The implementation oneDNN picks for a small bf16 convolution ('' when it refuses bf16), e.g. 'brgconv:avx512_core_amx'. */
+  readonly bf16Conv: string;
+  /** The same for a bf16 matmul. */
+  readonly bf16Matmul: string;
+}
+
 /** The kernels bindKernels made, and the way to hand them a larger frame. */
 export interface NativeBinding {
   /** Each registered kernel, taking its contract's arguments as kernels.ts marshals them. */
@@ -45,6 +55,7 @@ export interface NativeAddon {
   setConvAlgorithm(policy: string): void;
   convAlgorithm(): string;
   onednnVersion(): string;
+  cpuCapabilities(): CpuCapabilities;
   clearCaches(): void;
   cacheSizes(): { primitives: number; weights: number; keptInputs: number };
   convBenchBest(n: number, h: number, w: number, cin: number, cout: number, k: number, iters: number): ConvBenchBest;

@@ -10,12 +10,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import type { Backend, Kernels } from '../../kernels/contracts.js';
-import type { ConvBenchBest, NativeAddon } from './addon.js';
+import type { ConvBenchBest, CpuCapabilities, NativeAddon } from './addon.js';
 import { nativeKernels } from './kernels.js';
 import { tsKernels } from '../ts/index.js';
 import { alignBuffersWith } from '../../tensor/tensor.js';
 
-export type { ConvBenchBest, ConvBenchFigure } from './addon.js';
+export type { ConvBenchBest, ConvBenchFigure, CpuCapabilities } from './addon.js';
 
 export type ConvAlgorithm = 'auto' | 'direct' | 'winograd';
 
@@ -28,6 +28,8 @@ export type NativeBackend = { readonly name: 'native' } & Kernels & {
   threads(): number;
   setThreads(n: number): void;
   onednnVersion(): string;
+  /** oneDNN's effective ISA and the bf16 implementations it has on this CPU (what precision 'auto' reads). */
+  cpuCapabilities(): CpuCapabilities;
   /**
    * Convolution algorithm policy. 'auto' (default, or ARPIX_CONV_ALGO): Winograd for large 3×3
    * stride-1 layers where it measured faster, direct otherwise. 'direct': never Winograd, so an
@@ -116,6 +118,7 @@ function load(): NativeBackend | null {
     threads: () => addon.threads(),
     setThreads: (n) => addon.setThreads(n),
     onednnVersion: () => addon.onednnVersion(),
+    cpuCapabilities: () => addon.cpuCapabilities(),
     setConvAlgorithm: (policy) => addon.setConvAlgorithm(policy),
     convAlgorithm: () => addon.convAlgorithm() as ConvAlgorithm,
     convBenchBest: (n, h, w, cin, cout, k, iters = 10) => addon.convBenchBest(n, h, w, cin, cout, k, iters),

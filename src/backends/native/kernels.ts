@@ -56,7 +56,7 @@ export function nativeKernels(addon: NativeAddon, table: Readonly<Record<string,
   };
   const nullable = (v: View | null | undefined): unknown => (v == null ? null : tensor(v));
   const convParams = (p: ConvParams): undefined => {
-    room(7);
+    room(8);
     frame[at++] = p.strideH;
     frame[at++] = p.strideW;
     frame[at++] = p.padTop;
@@ -64,6 +64,7 @@ export function nativeKernels(addon: NativeAddon, table: Readonly<Record<string,
     frame[at++] = p.dilationH;
     frame[at++] = p.dilationW;
     frame[at++] = p.rowWinograd ? 1 : 0;
+    frame[at++] = p.bf16 ? 1 : 0;
     return undefined;
   };
   // A step plan is read once into a native handle (pointers into its arrays), kept beside it.

@@ -7,8 +7,9 @@ import { describe, test } from 'node:test';
 import type { BinaryOp, ConvParams, DType, Kernels, RowLSTMStepPlan, UnaryOp, View } from '../../kernels/contracts.js';
 import * as ax from '../../ops/index.js';
 import { BINARY_OPS, UNARY_GRAD_OPS, UNARY_OPS } from '../../kernels/contracts.js';
-import { Tensor, arrayFor, uninitArrayFor } from '../../tensor/tensor.js';
+import { Tensor, uninitArrayFor } from '../../tensor/tensor.js';
 import { assertClose } from '../../testing/gradcheck.js';
+import { agreement, empty, ints, size, sumTol, uniform } from '../../testing/kernels.js';
 import { tsBackend } from '../ts/index.js';
 import { loadNativeBackend, nativeLoadError } from './index.js';
 import { nativeKernels } from './kernels.js';
@@ -21,63 +22,7 @@ const skip = native ? false : `native backend not built (${nativeLoadError})`;
 const ref: Kernels = tsBackend;
 const nat = native as Kernels;
 
-// ---- inputs ----
-
-/** mulberry32: a tiny seeded generator so every case is reproducible. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-function uniform(shape: readonly number[], lo = -1, hi = 1, seed = 1): Tensor {
-  const r = rng(seed);
-  const a = new Float32Array(size(shape));
-  for (let i = 0; i < a.length; i++) a[i] = lo + (hi - lo) * r();
-  return new Tensor(a, shape);
-}
-
-function ints(shape: readonly number[], lo: number, hi: number, seed = 2): Tensor {
-  const r = rng(seed);
-  const a = new Int32Array(size(shape));
-  for (let i = 0; i < a.length; i++) a[i] = lo + Math.floor((hi - lo + 1) * r());
-  return new Tensor(a, shape);
-}
-
-function empty(shape: readonly number[], dtype: DType = 'float32'): Tensor {
-  return new Tensor(arrayFor(dtype, size(shape)), shape);
-}
-
-/**
- * Runs one kernel on both backends with fresh outputs (pre-filled with garbage, since outputs
- * must be fully overwritten) and compares every output.
- */
-function agree(run: (k: Kernels, outs: Tensor[]) => void, outs: readonly [readonly number[], DType][], tol: { atol?: number; rtol?: number } = {}, label = ''): void {
-  const make = () =>
-    outs.map(([shape, dtype]) => {
-      const t = empty(shape, dtype);
-      t.data.fill(dtype === 'int32' ? -7 : 123.5);
-      return t;
-    });
-  const expected = make();
-  const actual = make();
-  run(ref, expected);
-  run(nat, actual);
-  actual.forEach((a, i) => {
-    if (a.dtype === 'int32') assert.deepEqual(Array.from(a.data), Array.from(expected[i]!.data), `${label} output ${i}`);
-    else assertClose(a.data, expected[i]!.data, { atol: tol.atol ?? 1e-6, rtol: tol.rtol ?? 1e-5, label: `${label} output ${i}` });
-  });
-}
-
-/** Tolerance for sums of k products of O(scale) terms (float32 vs float64 accumulation). */
-const sumTol = (k: number, scale = 1) => ({ atol: 1e-5 * Math.sqrt(k) * scale, rtol: 1e-4 * Math.sqrt(k) });
+const agree = agreement(ref, nat);
 
 describe('native backend vs ts reference', { skip }, () => {
   // ---- elementwise ----

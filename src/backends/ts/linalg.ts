@@ -1,8 +1,15 @@
 // Reference matrix product and NHWC convolutions (weights HWIO), as plain loops.
 
 import type { ConvParams, RowConvGradTerm, View } from '../../kernels/contracts.js';
+import { roundedBf16 } from '../../kernels/bf16.js';
 
-export function matmul(a: View, b: View, out: View, transA: boolean, transB: boolean): void {
+/** A view of v's values rounded to bfloat16 (a copy: mixed precision's operands, BF16_OPERANDS). */
+function bf16View(v: View): View {
+  return { ...v, data: roundedBf16(v.data as Float32Array | Float64Array), storageId: 0, version: 0 };
+}
+
+export function matmul(a: View, b: View, out: View, transA: boolean, transB: boolean, bf16 = false): void {
+  if (bf16) [a, b] = [bf16View(a), bf16View(b)];
   const ar = a.shape.length;
   const br = b.shape.length;
   const [ra, ca] = [a.shape[ar - 2]!, a.shape[ar - 1]!];
@@ -68,6 +75,7 @@ function forEachTap(g: ConvGeom, p: ConvParams, fn: (yBase: number, xBase: numbe
 }
 
 export function conv2d(x: View, w: View, bias: View | null, out: View, p: ConvParams, accumulate = false, _keepInput = false, residual: View | null = null): number {
+  if (p.bf16) [x, w] = [bf16View(x), bf16View(w)];
   const g = geom(x.shape, w.shape, out.shape);
   const xd = x.data;
   const wd = w.data;
@@ -88,6 +96,7 @@ export function conv2d(x: View, w: View, bias: View | null, out: View, p: ConvPa
 }
 
 export function conv2dBackwardData(dy: View, w: View, dx: View, p: ConvParams): void {
+  if (p.bf16) [dy, w] = [bf16View(dy), bf16View(w)];
   const g = geom(dx.shape, w.shape, dy.shape);
   const gd = dy.data;
   const wd = w.data;
@@ -105,11 +114,12 @@ export function conv2dBackwardData(dy: View, w: View, dx: View, p: ConvParams): 
 
 export function conv2dBackwardWeights(x: View, dy: View, dw: View, p: ConvParams, db: View | null = null): void {
   const g = geom(x.shape, dw.shape, dy.shape);
-  const xd = x.data;
-  const gd = dy.data;
+  let xd = x.data;
+  let gd = dy.data;
   const o = dw.data;
   o.fill(0);
-  if (db) biasGradient(dy, db);
+  if (db) biasGradient(dy, db);  // from dy as it is, in bf16 too: no product there
+  if (p.bf16) [xd, gd] = [roundedBf16(xd as Float32Array | Float64Array), roundedBf16(gd as Float32Array | Float64Array)];
   forEachTap(g, p, (yb, xb, wb) => {
     for (let i = 0; i < g.ci; i++) {
       const xv = xd[xb + i]!;
@@ -126,6 +136,7 @@ export function conv2dBackward(x: View, dy: View, w: View, dx: View | null, dw: 
 }
 
 export function rowConvSumBackward(terms: readonly RowConvGradTerm[], dy: View, db: View | null): void {
+  if (terms.some((t) => t.p.bf16)) throw new Error('rowConvSumBackward computes in fp32 only: a bf16 sum of convolutions takes conv2dBackward per term');
   for (const t of terms) {
     // An addend that is dx itself is overwritten by the backward: keep its values first.
     const a = t.dx && t.addend ? (t.addend.data === t.dx.data ? t.addend.data.slice() : t.addend.data) : null;

@@ -1,6 +1,7 @@
 // Shared timing and reporting for `npm run bench -- <suite>`: medians after warm-up, a table on
 // stdout, and with --json one JSON object per case. Benchmarks are never run by the tests.
 
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
 export interface BenchCase {
@@ -17,6 +18,9 @@ export interface BenchCase {
   max: number;
   /** Free-form extra columns (ratio to a baseline, notes). */
   extra?: Record<string, string | number>;
+  /** The CPU model and its ISA extensions that decide the figure (filled in by the reporter). */
+  cpu?: string;
+  isa?: string;
 }
 
 export interface Timing {
@@ -67,13 +71,42 @@ export function threads(): number {
   return Number.isInteger(env) && env > 0 ? env : os.availableParallelism();
 }
 
+/** The ISA extensions that decide these figures, most capable first (names of /proc/cpuinfo). */
+const ISA = ['amx_bf16', 'avx512_bf16', 'avx512f', 'avx2'] as const;
+
+/** The CPU model and which of ISA it has: /proc/cpuinfo on Linux, the model alone elsewhere. */
+export function machine(): { cpu: string; isa: string[] } {
+  let info = '';
+  try {
+    info = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    // not Linux: no flags to read
+  }
+  const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
+  const flags = new Set((field('flags') ?? '').split(/\s+/));
+  return { cpu: field('model name') ?? os.cpus()[0]?.model ?? 'unknown CPU', isa: ISA.filter((f) => flags.has(f)) };
+}
+
+/** "AMD EPYC, ISA avx512_bf16 avx512f avx2 (no AMX)": the line each suite's output starts with. */
+export function machineLine(m = machine()): string {
+  return `${m.cpu}, ISA ${m.isa.join(' ') || 'none of ' + ISA.join(' ')}${m.isa.includes('amx_bf16') ? '' : ' (no AMX)'}`;
+}
+
 export class Reporter {
   readonly cases: BenchCase[] = [];
+  private readonly machine = machine();
   constructor(readonly json: boolean) {}
 
   add(c: BenchCase): void {
-    this.cases.push(c);
-    if (this.json) process.stdout.write(JSON.stringify(c) + '\n');
+    const rec = { ...c, cpu: this.machine.cpu, isa: this.machine.isa.join(' ') };
+    this.cases.push(rec);
+    if (this.json) process.stdout.write(JSON.stringify(rec) + '\n');
+  }
+
+  /** A note that must not be missed (also on stderr, so it shows beside --json output). */
+  warn(message: string): void {
+    process.stderr.write(`warning: ${message}\n`);
+    this.note(`warning: ${message}`);
   }
 
   note(message: string): void {

@@ -2,7 +2,7 @@
 
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Reporter, type Suite } from './harness.js';
+import { machineLine, Reporter, type Suite } from './harness.js';
 
 const dir = fileURLToPath(new URL('./suites/', import.meta.url));
 const suites = readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3)).sort();
@@ -16,5 +16,6 @@ if (!name || !suites.includes(name)) {
 }
 const mod = (await import(`./suites/${name}.ts`)) as { default: Suite };
 const reporter = new Reporter(json);
+reporter.note(`CPU: ${machineLine()}`);
 await mod.default({ reporter, args: rest });
 reporter.table();

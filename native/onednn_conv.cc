@@ -244,7 +244,7 @@ void buildEntry(ConvEntry& e, Kind kind, const Geometry& g, const Plan& plan) {
   // In mixed precision the operands are bf16: x and w forward, dy and w backward-data, x and dy
   // backward-weights; what a primitive writes (y, dx, dw, db) stays fp32.
   const dt op = operandType(g);
-  memory::desc in = activationMd(g, win, true, plan.act), out = activationMd(g, win, false, plan.act);
+  memory::desc in = activationMd(g, win, true, plan.act);
   memory::desc inOp = activationMd(g, win, true, plan.act, op), outOp = activationMd(g, win, false, plan.act, op);
   if (isForward(kind)) {
     auto pd = forwardPd(g, win, hasBias(kind), plan, accumulates(kind), addsResidual(kind));
@@ -365,6 +365,20 @@ uint16_t* bf16Copy(int slot, const float* src, int64_t n) {
   if (int64_t(b.size()) < n) b.resize(size_t(n));
   toBf16(src, b.data(), n);
   return b.data();
+}
+
+/** A copy of n floats rounded to bf16 values (nearest even), in grow-only scratch slot 0 or 1 (under onednnLock). */
+float* bf16Rounded(int slot, const float* src, int64_t n) {
+  static std::vector<float> buffers[2];
+  std::vector<float>& b = buffers[slot];
+  if (int64_t(b.size()) < n) b.resize(size_t(n));
+  float* out = b.data();
+#pragma omp parallel for schedule(static) if (n >= 4 * kParallelMin)
+  for (int64_t i = 0; i < n; i++) {
+    const uint32_t u = uint32_t(bf16Of(src[i])) << 16;
+    std::memcpy(out + i, &u, 4);
+  }
+  return out;
 }
 
 /** Every tap of every output pixel falls in the padding (a degenerate but legal geometry). */
@@ -605,6 +619,20 @@ void weightGradients(const Geometry& g, const Buf& x, const Buf& dy, const Buf& 
     // The bias gradient from dy as it is, not from its bf16 copy (no product to speed up there).
     biasGradient(dy, g.O, *db);
     db = nullptr;
+  }
+  if (g.bf16 && (g.sh > 1 || g.sw > 1)) {
+    // oneDNN 2.6's bf16 backward-weights of strided layers ran 0.5 ms or 250 ms by turns
+    // ([32, 29, 30, 32], 2×3 stride 2, avx512_core_bf16, on nhwc and blocked layouts alike,
+    // depending on what memory held before). These layers are few (PixelCNN++'s down-sampling):
+    // their operands are rounded to bf16 values in fp32 copies, and the fp32 primitive computes
+    // exactly the products of bf16 operands, accumulated in fp32, as a bf16 one would.
+    Geometry fp32 = g;
+    fp32.bf16 = false;
+    Buf xr = x, dyr = dy;
+    xr.data = bf16Rounded(0, x.f32(), x.size), xr.storageId = 0;
+    dyr.data = bf16Rounded(1, dy.f32(), dy.size), dyr.storageId = 0;
+    weightGradients(fp32, xr, dyr, dw, nullptr, nullptr, nullptr);
+    return;
   }
   if ((g.dh == 1 && g.dw == 1) || g.sh != 1 || g.sw != 1) {
     backwardWeightsOn(g, x.data, dy.data, dw.data, db ? db->data : nullptr, blockedX, blockedDy);

@@ -4,6 +4,7 @@ import { existsSync, rmSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../config.js';
+import { choosePrecision, cpuCapabilities, type PrecisionSetting } from '../train/precision.js';
 import { loadDataset } from '../data/index.js';
 import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
 import { checkOutputFolder, makeFolder } from '../io/files.js';
@@ -169,6 +170,8 @@ export async function runTraining(config: RunConfig, runDir: string, resume: boo
 
 export async function trainCommand(a: TrainArgs): Promise<number> {
   const { config, runDir, resume } = await planRun(a);
+  const precision = choosePrecision(config.train.precision);
+  out(`precision: ${precision.precision} — ${precision.reason}`);
   out('config:');
   out(JSON.stringify(config, null, 2));
   out(`run folder: ${runDir}`);
@@ -365,15 +368,19 @@ export async function infoCommand(a: InfoArgs): Promise<number> {
   const given = [a.checkpoint, a.preset, a.config].filter((x) => x !== undefined).length;
   if (given !== 1) throw new CliError('give a CHECKPOINT, or --preset NAME, or --config FILE', EXIT.usage);
   let config: RunConfig['model'];
+  let setting: PrecisionSetting;
   let ckpt: Checkpoint | null = null;
   let source: string;
   if (a.checkpoint !== undefined) {
     ckpt = await readCheckpoint(a.checkpoint);
     config = (ckpt.meta.config as unknown as RunConfig).model;
+    setting = (ckpt.meta.config as unknown as Partial<RunConfig>).train?.precision ?? 'auto';
     source = `checkpoint ${a.checkpoint} (step ${ckpt.meta.step})`;
   } else {
     const raw = a.preset !== undefined ? presetRaw(a.preset) : configFileRaw(a.config!);
-    config = resolveRunConfig(applyOverrides(raw, a.overrides)).model;
+    const resolved = resolveRunConfig(applyOverrides(raw, a.overrides));
+    config = resolved.model;
+    setting = resolved.train.precision;
     source = a.preset !== undefined ? `preset ${a.preset}: ${loadPreset(a.preset).description}` : `config ${a.config}`;
   }
   const family = familyOf(config.kind)!;
@@ -387,6 +394,7 @@ export async function infoCommand(a: InfoArgs): Promise<number> {
     maskedFormulationFlops: cost && family.maskedFormulationFlops ? family.maskedFormulationFlops(config as never, cost.convs) : measured?.maskedFormulationFlops ?? null,
     convolutions: cost?.convs.length ?? measured!.convs.length,
     receptiveField: measured?.receptiveField ?? null,
+    training: { precisionSetting: setting, ...choosePrecision(setting), isa: cpuCapabilities()?.isa ?? null },
   };
   if (cost === null && measured === null) {
     throw new CliError(`${source}: ${config.kind} has no analytic cost and the model is too large to build for counting; make it smaller`);
@@ -412,6 +420,7 @@ export async function infoCommand(a: InfoArgs): Promise<number> {
     const k = (config as unknown as { kernelSize: number }).kernelSize;
     out(`  the masked ${k}×${k} formulation of this network would compute ${g(m)}: the ${((100 * (m - info.flops)) / m).toFixed(1)}% of its taps that masks zero are skipped here by construction`);
   }
+  out(`training precision here: ${info.training.precision} — ${info.training.reason}`);
   return EXIT.ok;
 }
 

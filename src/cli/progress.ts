@@ -17,7 +17,8 @@ const fmt = (x: number | null, digits = 3) => (x === null || !Number.isFinite(x)
 export function eventLine(e: TrainEvent): string | null {
   switch (e.kind) {
     case 'start':
-      return `${e.resumed ? 'resuming at' : 'starting at'} step ${e.step}: ${e.parameters.toLocaleString('en')} parameters, ${e.trainImages} training and ${e.validationImages} validation images`;
+      return `${e.resumed ? 'resuming at' : 'starting at'} step ${e.step}: ${e.parameters.toLocaleString('en')} parameters, ${e.trainImages} training and ${e.validationImages} validation images`
+        + (e.precisionBefore !== null ? `\n  (this run trained in ${e.precisionBefore} until now: resuming is bit-exact only in the same precision)` : '');
     case 'validation':
       return `step ${e.step}: validation ${e.evaluation.bitsPerDim.toFixed(4)} ± ${e.evaluation.stderr.toFixed(4)} bits/dim${e.ema ? ' (EMA weights)' : ''}`;
     case 'checkpoint':

@@ -3,6 +3,7 @@
 // configurator): an unknown key is refused with the list of known ones, a value must parse as its
 // default's type.
 
+import { PRECISION_SETTINGS, type PrecisionSetting } from './precision.js';
 import { readFileSync } from 'node:fs';
 import { ConfigError, resolveConfig } from '../config.js';
 import { MAX_CONFIG_FILE, readRegularFile } from '../io/files.js';
@@ -57,6 +58,11 @@ export interface TrainConfig {
   sampleEvery: number;
   /** Append a training-metrics line every N steps. */
   logEvery: number;
+  /**
+   * The products' precision (src/train/precision.ts): fp32; bf16 (bf16 operands, fp32 accumulation,
+   * fp32 weights, optimiser and loss); or auto (default): bf16 where the CPU multiplies bf16 natively.
+   */
+  precision: PrecisionSetting;
 }
 
 export interface DatasetConfig {
@@ -97,6 +103,7 @@ export const trainDefaults: TrainConfig = {
   seed: 0,
   sampleEvery: 0,
   logEvery: 10,
+  precision: 'auto',
 };
 
 export const datasetDefaults: DatasetConfig = { name: '', bits: 8, binarize: 'none' };
@@ -122,6 +129,7 @@ function positiveInt(key: string, v: number, min = 1): void {
 /** Range checks the types alone cannot express. */
 function checkTrain(t: TrainConfig): void {
   oneOf('train.optimizer', t.optimizer, ['adam', 'adamw', 'sgd', 'rmsprop']);
+  oneOf('train.precision', t.precision, PRECISION_SETTINGS);
   if (!(t.alpha >= 0 && t.alpha < 1)) throw new ConfigError('train.alpha', `must be in [0, 1), got ${t.alpha}`);
   oneOf('train.schedule.decay', t.schedule.decay, ['constant', 'exponential', 'cosine', 'noam']);
   positiveInt('train.batchSize', t.batchSize);

@@ -30,6 +30,8 @@ import { checkDataFits, loadTrainData, type RunData } from './data.js';
 import { adoptPalette, fitConfigPalette, needsPalette } from './palette.js';
 import { EvaluationAborted, evaluate, type Evaluation } from './evaluate.js';
 import { MetricsLog, truncateMetrics } from './metrics.js';
+import { choosePrecision, type PrecisionChoice } from './precision.js';
+import { withPrecision } from '../ops/precision.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const CONFIG_FILE = 'config.json';
@@ -42,7 +44,7 @@ export const ARPIX_VERSION: string = (JSON.parse(readFileSync(new URL('../../pac
 export class TrainError extends ArpixError {}
 
 /** Train keys a resumed run may change: when to stop and how often to report. */
-export const RESUMABLE_KEYS = ['steps', 'epochs', 'minutes', 'validateEvery', 'checkpointEvery', 'sampleEvery', 'logEvery'] as const;
+export const RESUMABLE_KEYS = ['steps', 'epochs', 'minutes', 'validateEvery', 'checkpointEvery', 'sampleEvery', 'logEvery', 'precision'] as const;
 
 export interface Progress {
   step: number;
@@ -61,7 +63,11 @@ export interface Progress {
 }
 
 export type TrainEvent =
-  | { kind: 'start'; step: number; resumed: boolean; parameters: number; trainImages: number; validationImages: number }
+  | {
+    kind: 'start'; step: number; resumed: boolean; parameters: number; trainImages: number; validationImages: number;
+    /** The products' precision and why (train.precision); on a resumed run that trained in another, which. */
+    precision: PrecisionChoice; precisionBefore: string | null;
+  }
   | { kind: 'validation'; step: number; evaluation: Evaluation; ema: boolean }
   | { kind: 'checkpoint'; step: number; path: string }
   | { kind: 'samples'; step: number; path: string }
@@ -292,6 +298,10 @@ interface TrainingState {
   totalSteps: number | null;
   /** train.minutes in seconds, or Infinity. */
   budget: number;
+  /** What the products compute in (train.precision resolved on this machine). */
+  precision: PrecisionChoice;
+  /** The precision a resumed run's checkpoint was trained in, when it is not this one (else null). */
+  precisionBefore: string | null;
 }
 
 /** How far a run has come, besides its weights and its optimiser's state. */
@@ -319,7 +329,10 @@ function trainingState(config: RunConfig, model: AutoregressiveModel, data: RunD
   const bounds: number[] = [];
   if (t.steps > 0) bounds.push(t.steps);
   if (t.epochs > 0) bounds.push(t.epochs * loader.stepsPerEpoch);
+  const precision = choosePrecision(t.precision);
+  const before = resumed?.meta.extra.precision;
   return {
+    precision, precisionBefore: typeof before === 'string' && before !== precision.precision ? before : null,
     model, params: model.parameters(), optimizer, scheduler, ema, loader,
     step: at.step, trainSeconds: at.trainSeconds, imagesSeen: at.imagesSeen, lastValidation: at.lastValidation,
     totalSteps: bounds.length > 0 ? Math.min(...bounds) : null,
@@ -383,7 +396,10 @@ async function begin(config: RunConfig, opts: TrainOptions, data: RunData, state
     ...state, config, opts, data, ckptPath, metrics, status: 'done', message: undefined,
     lastCheckpoint: resumed ? ckptPath : null, checkpointStep: resumed ? state.step : -1,
   };
-  opts.onEvent?.({ kind: 'start', step: run.step, resumed, parameters: run.model.numParameters(), trainImages: data.train.shape[0], validationImages: data.validation.shape[0] });
+  opts.onEvent?.({
+    kind: 'start', step: run.step, resumed, parameters: run.model.numParameters(), trainImages: data.train.shape[0], validationImages: data.validation.shape[0],
+    precision: run.precision, precisionBefore: run.precisionBefore,
+  });
   return run;
 }
 
@@ -433,9 +449,13 @@ class StepStats {
 function trainStep(run: Run, batch: Batch, stats: StepStats): boolean {
   const { model, optimizer } = run;
   const t0 = performance.now();
-  const loss = model.loss(batch.images, model.config.numClasses > 0 ? { labels: batch.labels } : {});
-  const lossValue = loss.item();
-  loss.backward({ releaseGraph: true });
+  // The products in the run's precision; the loss, the weights and their gradients stay fp32.
+  const lossValue = withPrecision(run.precision.precision, () => {
+    const loss = model.loss(batch.images, model.config.numClasses > 0 ? { labels: batch.labels } : {});
+    const value = loss.item();
+    loss.backward({ releaseGraph: true });
+    return value;
+  });
   const gradClip = run.config.train.gradClip;
   const norm = clipGradNorm(run.params, gradClip > 0 ? gradClip : Infinity);
   if (!Number.isFinite(lossValue) || !Number.isFinite(norm)) {
@@ -567,7 +587,7 @@ async function writeCheckpoint(run: Run): Promise<boolean> {
       step, epoch: loader.state().epoch, loader: loader.state(),
       generators: { default: getDefaultGenerator().state() },
       optimizer: opt.state as unknown as Record<string, unknown>, scheduler: run.scheduler.stateDict(), ema: e?.state ?? null,
-      trainSeconds: run.trainSeconds, imagesSeen: run.imagesSeen, extra: { validation: run.lastValidation },
+      trainSeconds: run.trainSeconds, imagesSeen: run.imagesSeen, extra: { validation: run.lastValidation, precision: run.precision.precision },
     },
     model: sd, optimizer: opt.tensors, ema: e?.tensors ?? {},
   });

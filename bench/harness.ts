@@ -103,9 +103,9 @@ export class Reporter {
     if (this.json) process.stdout.write(JSON.stringify(rec) + '\n');
   }
 
-  /** A note that must not be missed (also on stderr, so it shows beside --json output). */
+  /** A note that must not be missed (with --json also on stderr, where a terminal shows it). */
   warn(message: string): void {
-    process.stderr.write(`warning: ${message}\n`);
+    if (this.json) process.stderr.write(`warning: ${message}\n`);
     this.note(`warning: ${message}`);
   }
 

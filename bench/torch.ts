@@ -1,5 +1,5 @@
 // Running a PyTorch mirror from a suite: find a Python that imports torch, run a script, read its
-// JSON lines. Returns null with a reason when PyTorch is not installed.
+// JSON lines, say what BLAS it ran on. Returns null with a reason when PyTorch is not installed.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findTorchPython } from '../src/export/python.js';
+import type { Reporter } from './harness.js';
 
 /** The first Python that can import torch, or null (shared with arpix's export tests). */
 export { findTorchPython };
@@ -18,6 +19,24 @@ export function runPython(python: string, script: string, args: string[], thread
   const r = spawnSync(python, [script, ...args], { env, encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   return r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** What bench/pytorch/machine.py's blas() says about the library behind PyTorch's float32 products. */
+export interface TorchBlas { name: string; openblas: boolean; library: string | null; config: string | null; threads: number | null; gflops: number }
+
+/**
+ * Says which BLAS, threads and torch a mirror ran on (from its ready or result line), and warns when
+ * its products do not run on OpenBLAS: Debian's python3-torch calls the system libblas.so.3, and
+ * the reference BLAS there is ~100× slower, which would make every ratio against it meaningless.
+ */
+export function noteTorch(reporter: Reporter, info: Record<string, unknown>, what = 'PyTorch'): TorchBlas {
+  const blas = info.blas as TorchBlas;
+  const lib = `${blas.config ?? blas.library ?? 'no library'}${blas.threads ? `, ${blas.threads} threads` : ''}, sgemm 256² at ${blas.gflops} GFLOP/s`;
+  reporter.note(`${what}: torch ${String(info.torch)}, ${String(info.threads)} threads, BLAS ${blas.name} (${lib})${info.formulation ? `; ${String(info.formulation)}` : ''}`);
+  if (!blas.openblas) {
+    reporter.warn(`PyTorch's matrix products run on ${blas.name} (${blas.library ?? 'no library'}), not OpenBLAS: its matmul-heavy figures (attention, LSTMs, linear layers) are no fair baseline. Install OpenBLAS (Debian: apt-get install libopenblas0-pthread) and rerun.`);
+  }
+  return blas;
 }
 
 /**

@@ -39,6 +39,9 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import torch  # noqa: E402  (after the thread variables, which the libraries read when loaded)
 import torch.nn.functional as F  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import describe  # noqa: E402
+
 SUITE = "engine"
 FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -162,16 +165,6 @@ def bench_matmul():
     report(f"matmul {m}×{m}", "pytorch", None, "GFLOP/s", 2.0 * m ** 3 / 1e9, seconds)
 
 
-def loaded_blas():
-    """The BLAS shared objects actually mapped into this process (after a matmul has run)."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
-        return sorted(paths)
-    except OSError:
-        return []
-
-
 def config_summary():
     cfg = torch.__config__.show()
     keep = []
@@ -193,8 +186,11 @@ def main():
     for fmt_name, fmt in FORMATS.items():
         bench_gated(fmt_name, fmt)
     bench_matmul()
-    blas = loaded_blas()
-    note("PyTorch matmul BLAS: " + (", ".join(blas) if blas else "no libblas mapped (PyTorch's own kernels)"))
+    env = describe()
+    if ARGS.json:
+        print(json.dumps({"torch": env}), flush=True)  # the suite notes it, and warns when the BLAS is not OpenBLAS
+    else:
+        note(f"PyTorch matmul BLAS: {env['blas']['name']} ({env['blas']['config'] or ', '.join(env['blas']['libraries'])})")
     if not ARGS.json:
         width = max(len(r["case"]) for r in RESULTS)
         for r in RESULTS:

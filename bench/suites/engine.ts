@@ -21,6 +21,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { rate, threads as defaultThreads, time, type BenchCase, type Reporter, type Suite, type Timing } from '../harness.js';
+import { noteTorch } from '../torch.js';
 
 const SUITE = 'engine';
 const C = 64; // channels of every convolution here
@@ -233,8 +234,9 @@ function measurePytorch(o: Options, reporter: Reporter): BenchCase[] {
   const rows: BenchCase[] = [];
   for (const line of r.stdout.split('\n')) {
     if (!line.trim()) continue;
-    const rec = JSON.parse(line) as BenchCase | { note: string };
+    const rec = JSON.parse(line) as BenchCase | { note: string } | { torch: Record<string, unknown> };
     if ('note' in rec) reporter.note(`pytorch: ${rec.note}`);
+    else if ('torch' in rec) noteTorch(reporter, rec.torch);
     else rows.push(rec);
   }
   return rows;

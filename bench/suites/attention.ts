@@ -4,15 +4,16 @@
 // of memory), on packed qkv [N, L, 3C] — the Fashion-MNIST-sized problem of issue #15 by default.
 // Beside it the PyTorch mirror (bench/pytorch/attention_bench.py, Debian's torch 1.13 with the
 // same threads: matmul–mask–softmax–matmul, as that version has no fused attention), its runs
-// interleaved with arpix's round by round as the train suite does. For local 1-D the mirror runs
-// both the dense masked composition and tensor2tensor's blocked one; the ratio uses its faster.
+// interleaved with arpix's round by round as the train suite does. For each pattern the mirror runs
+// the dense masked composition and a block-wise one (causal: query blocks against the keys up to
+// their block; local 1-D: tensor2tensor's blocked form); the ratio uses its faster.
 // Before timing, the mirror's output on a small problem is checked against arpix's.
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median, threads as defaultThreads, type Suite } from '../harness.js';
-import { findTorchPython, mirrorScript, option, startServe, type ServeProcess } from '../torch.js';
+import { findTorchPython, mirrorScript, noteTorch, option, startServe, type ServeProcess } from '../torch.js';
 
 const suite: Suite = async ({ reporter, args }) => {
   const threads = Number(option(args, '--threads', String(defaultThreads())));
@@ -41,14 +42,14 @@ const suite: Suite = async ({ reporter, args }) => {
   if (python === null) reporter.note('PyTorch is not installed (apt-get install python3-torch): no PyTorch comparison');
   else {
     mirror = await startServe(python, mirrorScript('attention_bench.py'), ['serve', ...['--batch', batch, '--length', length, '--width', width, '--heads', heads, '--block', block, '--threads', threads, '--steps', steps].map(String)], threads);
-    reporter.note(`PyTorch ${String(mirror.ready.torch)} on BLAS ${String(mirror.ready.blas)} with ${String(mirror.ready.threads)} threads`);
+    noteTorch(reporter, mirror.ready, 'PyTorch attention');
   }
   try {
     if (mirror) await checkMirror(ax, mirror, block);
     const row = { suite: 'attention', batch, threads, unit: 'ms per forward+backward' };
     const extra = { L: length, C: width, heads };
     for (const [name, pattern] of Object.entries(patterns)) {
-      const torchCases = name === 'causal' ? ['causal'] : ['local1d-dense', 'local1d-blocked'];
+      const torchCases = name === 'causal' ? ['causal-dense', 'causal-blocked'] : ['local1d-dense', 'local1d-blocked'];
       arpixRun(pattern); // warm-up (the mirror warmed up as it started)
       const mine: number[] = [];
       const theirs: Record<string, number[]> = Object.fromEntries(torchCases.map((c) => [c, []]));
@@ -85,7 +86,8 @@ async function checkMirror(ax: typeof import('../../src/index.js'), mirror: Serv
   try {
     const path = join(dir, 'qkv.f32');
     writeFileSync(path, Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength));
-    for (const [formulation, pattern] of [['causal', { kind: 'causal' }], ['local1d-dense', { kind: 'local1d', block: b }], ['local1d-blocked', { kind: 'local1d', block: b }]] as const) {
+    const local1d = { kind: 'local1d', block: b } as const;
+    for (const [formulation, pattern] of [['causal-dense', { kind: 'causal' }], ['causal-blocked', { kind: 'causal' }], ['local1d-dense', local1d], ['local1d-blocked', local1d]] as const) {
       await mirror.request(`check ${path} ${n} ${l} ${c} ${h} ${formulation} ${b}`);
       const buf = readFileSync(`${path}.out`);
       const theirs = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);

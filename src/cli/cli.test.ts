@@ -100,7 +100,7 @@ test('a run killed with SIGKILL and resumed ends with the same weights, bit for 
     const straight = join(root, 'straight');
     const r = arpix(runArgs(straight));
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^config:\n\{/, 'the resolved config is printed first');
+    assert.match(r.stdout, /^precision: (fp32|bf16) — train\.precision is auto[^\n]*\nconfig:\n\{/, 'the precision and why, then the resolved config, are printed first');
     assert.match(r.stdout, /done: 150 steps/);
 
     const killed = join(root, 'killed');

@@ -12,6 +12,8 @@ export * from './ops/index.js';
 export { setBackend, backendName, nativeAvailable } from './backends/registry.js';
 export type { BackendName } from './backends/registry.js';
 export type { DType, TypedArray, Kernels, View, ConvParams } from './kernels/contracts.js';
+export { BF16_OPERANDS } from './kernels/contracts.js';
+export { roundBf16, bf16Bits } from './kernels/bf16.js';
 export { ArpixError, ShapeError, DTypeError, AxisError, ArgumentError, FormatError } from './errors.js';
 
 export { createModel, resolveModelConfig, loadPreset, presetNames, MODEL_KINDS, AutoregressiveModel, GatedPixelCNN, ImageGPT, PixelCNN, PixelCNNPP } from './models/index.js';

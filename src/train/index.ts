@@ -9,6 +9,8 @@ export type { RunData, Binarisation, DataDescription } from './data.js';
 export { transformFor, levelsFor, describeData, checkDataFits, loadTrainData, loadEvalData } from './data.js';
 export type { Evaluation, EvaluateOptions } from './evaluate.js';
 export { evaluate } from './evaluate.js';
+export type { PrecisionChoice, PrecisionSetting } from './precision.js';
+export { choosePrecision, PRECISION_SETTINGS } from './precision.js';
 export type { Progress, TrainEvent, TrainOptions, TrainResult } from './train.js';
 export { train, TrainError, RESUMABLE_KEYS, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, ARPIX_VERSION } from './train.js';
 export { checkpointPathOf, checkpointRunConfig, loadRunCheckpoint } from './checkpoint.js';

@@ -54,8 +54,7 @@ def split_heads(qkv, heads):
     n, l, c3 = qkv.shape
     c = c3 // 3
     # [N, L, 3, heads, d] → three [N, heads, L, d] views
-    parts = qkv.view(n, l, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
-    return parts[0], parts[1], parts[2]
+    return qkv.view(n, l, 3, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
 
 
 def merge_heads(o):

@@ -1,5 +1,6 @@
 // Running a PyTorch mirror from a suite: find a Python that imports torch, run a script, read its
-// JSON lines, say what BLAS it ran on. Returns null with a reason when PyTorch is not installed.
+// JSON lines, say what BLAS it ran on, time it interleaved with arpix and report the ratios.
+// Returns null with a reason when PyTorch is not installed.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -8,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findTorchPython } from '../src/export/python.js';
-import type { Reporter } from './harness.js';
+import { machine, median, type BenchCase, type Reporter } from './harness.js';
 
 /** The first Python that can import torch, or null (shared with arpix's export tests). */
 export { findTorchPython };
@@ -40,53 +41,140 @@ export function noteTorch(reporter: Reporter, info: Record<string, unknown>, wha
 }
 
 /**
- * Runs bench/pytorch/gated_bench.py in `mode` on a model config (written to a temporary file),
- * or returns null after noting why when PyTorch is not installed.
+ * Whether the mirrors are also timed under bf16 autocast: `--autocast on|off|auto`, else
+ * ARPIX_BENCH_AUTOCAST, else auto — on where the CPU multiplies bf16 natively (AMX, or AVX512-BF16,
+ * where PyTorch 1.13's oneDNN runs bf16 convolutions and matmuls faster than fp32), which is where a
+ * PyTorch user adds the one line. `on` forces it anywhere (oneDNN emulates bf16 on plain AVX-512 and
+ * refuses bf16 convolutions on AVX2; a variant that fails is skipped and said so).
  */
-export function runGatedMirror(
-  reporter: { note(m: string): void }, config: unknown, mode: 'sample', args: string[], threads: number, script = 'gated_bench.py',
-): Record<string, unknown>[] | null {
-  const m = gatedMirror(reporter, config, script);
-  if (m === null) return null;
-  try {
-    return runPython(m.python, m.script, [mode, '--config', m.cfgFile, '--threads', String(threads), ...args], threads);
-  } finally {
-    m.dispose();
-  }
+export function autocast(reporter: Reporter, args: readonly string[]): boolean {
+  const mode = option(args, '--autocast', process.env.ARPIX_BENCH_AUTOCAST ?? 'auto');
+  if (!['on', 'off', 'auto'].includes(mode)) throw new Error(`--autocast must be on, off or auto, got '${mode}'`);
+  const native = machine().isa.find((f) => f === 'amx_bf16' || f === 'avx512_bf16');
+  const on = mode === 'auto' ? native !== undefined : mode === 'on';
+  const why = mode !== 'auto' ? `asked (--autocast ${mode})` : native ? `the CPU has ${native}` : 'the CPU has neither amx_bf16 nor avx512_bf16; --autocast on times it anyway';
+  reporter.note(`PyTorch bf16 autocast timings: ${on ? 'on' : 'off'} (${why})`);
+  return on;
 }
 
-/** A Python with torch, the bench script (gated_bench.py or pixelrnn_bench.py), and the config in a temporary file; null (noted) without PyTorch. */
-function gatedMirror(reporter: { note(m: string): void }, config: unknown, scriptName: string) {
+/** A mirror variant: a precision (fp32, or bf16 under autocast) and, for convolutions, a memory format. */
+export interface MirrorVariant { name: string; precision: 'fp32' | 'bf16' }
+
+/** bench/pytorch/mirror_bench.py serving one model's training steps, to interleave with arpix's. */
+export interface Mirror {
+  readonly variants: MirrorVariant[];
+  readonly blas: TorchBlas;
+  /** Seconds of one run of `steps` training steps of a variant. */
+  run(variant: string): Promise<number>;
+  close(): void;
+}
+
+/** A model config in a temporary file, for a mirror script's --config. */
+function configFile(config: unknown): { path: string; dispose: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'arpix-bench-'));
+  const path = join(dir, 'config.json');
+  writeFileSync(path, JSON.stringify(config));
+  return { path, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Starts the PyTorch mirror of a resolved model config (bench/pytorch/mirror_bench.py serve: the
+ * fastest formulation in bench/pytorch/fast_mirrors.py, checked against python/arpix_torch's on
+ * start) with the same batch, steps and threads, in fp32 and, when `autocast`, bf16; waits for its
+ * warm-up and notes what it runs on. Null (noted) when PyTorch is not installed.
+ */
+export async function startMirror(
+  reporter: Reporter, config: unknown, o: { batch: number; steps: number; threads: number; autocast: boolean },
+): Promise<Mirror | null> {
   const python = findTorchPython();
   if (python === null) {
     reporter.note('PyTorch is not installed (apt-get install python3-torch): no PyTorch comparison');
     return null;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'arpix-bench-'));
-  const cfgFile = join(dir, 'config.json');
-  writeFileSync(cfgFile, JSON.stringify(config));
-  const script = mirrorScript(scriptName);
-  return { python, script, cfgFile, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  const cfg = configFile(config);
+  const precisions = o.autocast ? 'fp32,bf16' : 'fp32';
+  const server = await startServe(python, mirrorScript('mirror_bench.py'), [
+    'serve', '--config', cfg.path, '--threads', String(o.threads), '--batch', String(o.batch), '--steps', String(o.steps), '--precisions', precisions,
+  ], o.threads, cfg.dispose);
+  const blas = noteTorch(reporter, server.ready, `PyTorch mirror of ${(config as { kind: string }).kind}`);
+  for (const s of server.ready.skipped as { name: string; reason: string }[]) reporter.note(`PyTorch mirror: variant '${s.name}' skipped: ${s.reason}`);
+  return {
+    variants: server.ready.variants as MirrorVariant[],
+    blas,
+    run: async (variant) => seconds(await server.request(variant)),
+    close: server.close,
+  };
 }
 
-/** The PyTorch mirror's training runs on request (gated_bench.py serve), to interleave with arpix's. */
-export interface MirrorServer {
-  /** Seconds of one run of the mirror's training steps in `format`. */
-  run(format: string): Promise<number>;
-  close(): void;
-}
+/** arpix's seconds and each mirror variant's, round by round. */
+export interface Rounds { arpix: number[]; torch: Record<string, number[]> }
 
 /**
- * Starts gated_bench.py serve on a model config and waits for its warm-up, or returns null after
- * noting why when PyTorch is not installed. The process idles on its input between requests.
+ * Times arpix and every mirror variant in `rounds` rounds, which side goes first alternating: the
+ * machine's speed drifts by 10-15 % within minutes, so each round's ratio compares runs made
+ * seconds apart. arpixRun should be warmed up already (the mirror warms up as it starts).
  */
-export async function startGatedMirror(
-  reporter: { note(m: string): void }, config: unknown, args: string[], threads: number, script = 'gated_bench.py',
-): Promise<MirrorServer | null> {
-  const m = gatedMirror(reporter, config, script);
-  if (m === null) return null;
-  const server = await startServe(m.python, m.script, ['serve', '--config', m.cfgFile, '--threads', String(threads), ...args], threads, m.dispose);
-  return { run: async (format) => seconds(await server.request(format)), close: server.close };
+export async function interleave(arpixRun: () => number, mirror: Mirror | null, rounds: number): Promise<Rounds> {
+  const r: Rounds = { arpix: [], torch: Object.fromEntries((mirror?.variants ?? []).map((v) => [v.name, []])) };
+  const torchRound = async () => { for (const v of mirror?.variants ?? []) r.torch[v.name]!.push(await mirror!.run(v.name)); };
+  for (let i = 0; i < Math.max(5, rounds); i++) {
+    if (i % 2 === 0) { r.arpix.push(arpixRun()); await torchRound(); }
+    else { await torchRound(); r.arpix.push(arpixRun()); }
+  }
+  return r;
+}
+
+const spread = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+
+/**
+ * Reports interleaved rounds: arpix's rate, each mirror variant's, and the per-round ratio of arpix
+ * to the fastest fp32 variant and to the fastest bf16-autocast one (the baselines a PyTorch user
+ * would run; the strongest of them is the figure to quote).
+ */
+export function reportRounds(
+  reporter: Reporter,
+  o: { row: Omit<BenchCase, 'case' | 'median' | 'min' | 'max' | 'unit'>; name: string; work: number; rounds: Rounds; mirror: Mirror | null; target?: string; extra?: Record<string, string | number>; torchExtra?: Record<string, string | number> },
+): void {
+  const rate = (secs: number[]) => secs.map((s) => o.work / s);
+  reporter.add({ ...o.row, case: o.name, unit: 'images/s', ...spread(rate(o.rounds.arpix)), ...(o.extra ? { extra: o.extra } : {}) });
+  if (!o.mirror) return;
+  for (const v of o.mirror.variants) {
+    reporter.add({ ...o.row, case: `${o.name} (PyTorch mirror, ${v.name})`, system: 'pytorch', unit: 'images/s', ...spread(rate(o.rounds.torch[v.name]!)), extra: { ...o.torchExtra, blas: o.mirror.blas.name } });
+  }
+  for (const precision of ['fp32', 'bf16'] as const) {
+    const names = o.mirror.variants.filter((v) => v.precision === precision).map((v) => v.name);
+    if (names.length === 0) continue;
+    const best = names.reduce((a, b) => (median(o.rounds.torch[a]!) <= median(o.rounds.torch[b]!) ? a : b));
+    const label = precision === 'bf16' ? 'PyTorch bf16 autocast' : 'PyTorch fp32';
+    reporter.add({
+      ...o.row, case: `${o.name}: arpix / ${label} (${best}${names.length > 1 ? ', its fastest' : ''}), per round`, system: 'ratio', unit: '×',
+      ...spread(o.rounds.arpix.map((s, i) => o.rounds.torch[best]![i]! / s)), ...(o.target ? { extra: { target: o.target } } : {}),
+    });
+  }
+}
+
+let samplerNoted = false;
+
+/** Runs the mirror's naive sampler (mirror_bench.py sample) on a config: images/s, or null (noted) without PyTorch. */
+export function sampleMirror(
+  reporter: Reporter, config: unknown, o: { batch: number; positions: number; runs: number; threads: number },
+): { median: number; min: number; max: number } | null {
+  const python = findTorchPython();
+  if (python === null) {
+    reporter.note('PyTorch is not installed (apt-get install python3-torch): no PyTorch comparison');
+    return null;
+  }
+  const cfg = configFile(config);
+  try {
+    const [r] = runPython(python, mirrorScript('mirror_bench.py'), [
+      'sample', '--config', cfg.path, '--threads', String(o.threads), '--batch', String(o.batch), '--positions', String(o.positions), '--runs', String(o.runs),
+    ], o.threads);
+    if (!samplerNoted) noteTorch(reporter, r!, 'PyTorch naive sampler');
+    samplerNoted = true;
+    return { median: r!.median as number, min: r!.min as number, max: r!.max as number };
+  } finally {
+    cfg.dispose();
+  }
 }
 
 /** A mirror script's serve mode: one request line in, one JSON line out. */

@@ -95,6 +95,17 @@ def blas():
     return {"name": name, "openblas": name == "OpenBLAS", "library": path, "config": config, "threads": threads, "gflops": round(gflops, 1)}
 
 
+def set_blas_threads(n):
+    """Sets OpenBLAS's thread count from now on (openblas_set_num_threads); False when torch's
+    products do not run on OpenBLAS."""
+    path = _sgemm_provider()
+    try:
+        ctypes.CDLL(path).openblas_set_num_threads(ctypes.c_int(n))
+    except (OSError, AttributeError, TypeError):
+        return False
+    return True
+
+
 def precision(name):
     """A context for one timed run: `fp32` (nothing) or `bf16` (torch.cpu.amp.autocast)."""
     if name == "bf16":

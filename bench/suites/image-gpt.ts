@@ -1,9 +1,11 @@
-// `npm run bench -- image-gpt [--json] [--threads N] [--parts train,sample,quality] …`: the figures
-// of Image GPT (image-gpt-fmnist-small) beside its PyTorch mirror (python/arpix_torch/image_gpt.py,
-// run by bench/pytorch/image_gpt_bench.py with Debian's python3-torch, same threads):
+// `npm run bench -- image-gpt [--json] [--threads N] [--parts train,sample,quality] [--autocast on|off|auto] …`:
+// the figures of Image GPT (image-gpt-fmnist-small) beside its PyTorch mirror (bench/pytorch/
+// fast_mirrors.py: python/arpix_torch/image_gpt.py with causal attention by query blocks, run by
+// bench/pytorch/mirror_bench.py with Debian's python3-torch, same threads):
 //
 // - train: images/s of a training step (forward, loss, backward, Adam) at --batch (32), arpix's
-//   runs interleaved with the mirror's round by round; the ratio per round (target ≥ 2×).
+//   runs interleaved with the mirror's (fp32, and bf16 autocast where the CPU multiplies bf16
+//   natively) round by round; the ratios per round (target ≥ 2×).
 // - sample: arpix's KV-cached sampler at batch --sample-batch (16) against the mirror's naive
 //   sampler (the whole sequence per token, --pixels tokens timed and extrapolated); target ≥ 100×.
 // - quality: trains the preset for --minutes (10) of training time (or its 3000 cosine-scheduled
@@ -13,11 +15,11 @@
 //   --probe-bands K pools K bands of rows separately instead of every position, not the paper's probe).
 // Random images for the timings; real data for quality. Run on an otherwise idle machine.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median, threads as defaultThreads, trainingSteps, type Suite } from '../harness.js';
-import { findTorchPython, mirrorScript, option, runPython, startServe } from '../torch.js';
+import { autocast, interleave, option, reportRounds, sampleMirror, startMirror } from '../torch.js';
 
 const PRESET = 'image-gpt-fmnist-small';
 
@@ -45,12 +47,8 @@ const suite: Suite = async ({ reporter, args }) => {
     const [k, v] = kv.split('=') as [string, string];
     config[k] = Number.isNaN(Number(v)) ? v : Number(v);
   }
-  const python = findTorchPython();
-  if (python === null) reporter.note('PyTorch is not installed (apt-get install python3-torch): no PyTorch comparison');
   const dir = mkdtempSync(join(tmpdir(), 'arpix-bench-igpt-'));
-  const cfgFile = join(dir, 'config.json');
   const model = createModel(config, { seed: 0 });
-  writeFileSync(cfgFile, JSON.stringify(model.config));
   const { height: h, width: w, channels: c } = model.config;
   const row = { suite: 'image-gpt', system: ax.backendName(), threads };
   try {
@@ -59,23 +57,15 @@ const suite: Suite = async ({ reporter, args }) => {
       const opt = new Adam(model.parameters(), { lr: 1e-3 });
       const images = ax.randint(0, model.likelihood.levels, [batch, h, w, c], { generator: new ax.Generator(1) });
       const arpixRun = () => trainingSteps(model, opt, images, steps);
-      arpixRun(); // warm-up
-      const mirror = python ? await startServe(python, mirrorScript('image_gpt_bench.py'), ['serve', '--config', cfgFile, '--threads', String(threads), '--batch', String(batch), '--steps', String(steps)], threads) : null;
-      const ours: number[] = [];
-      const theirs: number[] = [];
+      arpixRun(); // warm-up (the mirror warms up as it starts)
+      const mirror = await startMirror(reporter, model.config, { batch, steps, threads, autocast: autocast(reporter, args) });
       try {
-        for (let r = 0; r < Math.max(5, rounds); r++) {
-          const torchRun = async () => { if (mirror) theirs.push((await mirror.request('run')).seconds as number); };
-          if (r % 2 === 0) { ours.push(arpixRun()); await torchRun(); } else { await torchRun(); ours.push(arpixRun()); }
-        }
+        reportRounds(reporter, {
+          row: { ...row, batch }, name: `${PRESET} training step`, work: batch * steps, rounds: await interleave(arpixRun, mirror, rounds),
+          mirror, target: '≥ 2', extra: { params: model.numParameters() },
+        });
       } finally {
         mirror?.close();
-      }
-      const work = batch * steps;
-      reporter.add({ ...row, case: `${PRESET} training step`, batch, unit: 'images/s', ...summary(ours.map((s) => work / s)), extra: { params: model.numParameters() } });
-      if (theirs.length > 0) {
-        reporter.add({ ...row, case: `${PRESET} training step (PyTorch mirror)`, system: 'pytorch', batch, unit: 'images/s', ...summary(theirs.map((s) => work / s)) });
-        reporter.add({ ...row, case: `${PRESET} training: arpix / PyTorch, per round`, system: 'ratio', batch, unit: '×', ...summary(ours.map((s, r) => theirs[r]! / s)), extra: { target: '≥ 2' } });
       }
     }
 
@@ -88,10 +78,10 @@ const suite: Suite = async ({ reporter, args }) => {
         return sampleBatch / (Number(process.hrtime.bigint() - t0) / 1e9);
       });
       reporter.add({ ...row, case: `${PRESET} cached sampling`, batch: sampleBatch, unit: 'images/s', ...summary(rates) });
-      if (python) {
-        const r = runPython(python, mirrorScript('image_gpt_bench.py'), ['sample', '--config', cfgFile, '--threads', String(threads), '--batch', String(sampleBatch), '--pixels', String(pixels)], threads)[0]!;
-        reporter.add({ ...row, case: `${PRESET} PyTorch naive sampling (${pixels} tokens, extrapolated)`, system: 'pytorch', batch: sampleBatch, unit: 'images/s', median: r.median as number, min: r.min as number, max: r.max as number });
-        reporter.add({ ...row, case: `${PRESET}: arpix cached / PyTorch naive`, system: 'ratio', batch: sampleBatch, unit: '×', ...same(median(rates) / (r.median as number)), extra: { target: '≥ 100' } });
+      const r = sampleMirror(reporter, model.config, { batch: sampleBatch, positions: pixels, runs: 3, threads });
+      if (r) {
+        reporter.add({ ...row, case: `${PRESET} PyTorch naive sampling (${pixels} tokens, extrapolated)`, system: 'pytorch', batch: sampleBatch, unit: 'images/s', ...r });
+        reporter.add({ ...row, case: `${PRESET}: arpix cached / PyTorch naive`, system: 'ratio', batch: sampleBatch, unit: '×', ...same(median(rates) / r.median), extra: { target: '≥ 100' } });
       }
     }
 

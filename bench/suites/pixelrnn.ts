@@ -1,22 +1,23 @@
-// `npm run bench -- pixelrnn [--json] [--threads N] [--batch 32] [--steps 2] [--rounds 7]
+// `npm run bench -- pixelrnn [--json] [--threads N] [--batch 32] [--steps 2] [--rounds 7] [--autocast on|off|auto]
 //   [--sample-batch 16] [--pixels 4] [--sample-rounds 3] [--parts train,sample]
 //   [--presets row-lstm-fmnist-small,diagonal-bilstm-fmnist-small]`:
 // PixelRNN's figures. Training: images/s of each small PixelRNN preset (forward, backward and an
-// Adam step at batch 32) against its PyTorch mirror (bench/pytorch/pixelrnn_bench.py: the same
-// network with Python loops over rows or diagonals, as the public implementations write it;
-// Debian's python3-torch, same threads), runs interleaved round by round (which side goes first
-// alternating) and the ratio taken per round; and gated-pixelcnn-fmnist's images/s beside them,
-// for the paper's claim that PixelCNN trains faster than PixelRNN. Sampling: arpix's cached
+// Adam step at batch 32) against its PyTorch mirror (bench/pytorch/fast_mirrors.py: the same
+// network with one matmul per recurrence step over rows or diagonals, both directions of the
+// Diagonal BiLSTM in one batched matmul; Debian's python3-torch, same threads; fp32 with OpenBLAS on
+// the thread count and on one thread, and bf16 autocast where the CPU multiplies bf16 natively, as
+// the other suites), runs interleaved round by round (which side goes first alternating) and the
+// ratios taken per round; and gated-pixelcnn-fmnist's images/s beside them, for the paper's claim
+// that PixelCNN trains faster than PixelRNN. Sampling: arpix's cached
 // sampler at batch 16 (whole images) against the mirror's naive sampler (`pixels` steps of the
 // whole network, extrapolated to the image: every step does the same work), in interleaved
 // rounds (which side goes first alternating), the ratio taken per round.
 
 import { median, seconds, threads as defaultThreads, type Suite } from '../harness.js';
-import { option, runGatedMirror, startGatedMirror } from '../torch.js';
+import { autocast, interleave, option, reportRounds, sampleMirror, startMirror } from '../torch.js';
 
 const PRESETS = ['row-lstm-fmnist-small', 'diagonal-bilstm-fmnist-small'];
 const PIXELCNN = 'gated-pixelcnn-fmnist';
-const SCRIPT = 'pixelrnn_bench.py';
 
 const summary = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
 
@@ -25,7 +26,7 @@ const suite: Suite = async ({ reporter, args }) => {
   process.env.OMP_NUM_THREADS = String(threads);
   const batch = Number(option(args, '--batch', '32'));
   const steps = Number(option(args, '--steps', '2'));
-  const rounds = Number(option(args, '--rounds', '7'));
+  const roundCount = Number(option(args, '--rounds', '7'));
   const sampleBatch = Number(option(args, '--sample-batch', '16'));
   const pixels = Number(option(args, '--pixels', '4'));
   const presets = option(args, '--presets', PRESETS.join(',')).split(',');
@@ -57,46 +58,36 @@ const suite: Suite = async ({ reporter, args }) => {
   };
 
   if (parts.includes('train')) {
+    const bf16 = autocast(reporter, args);
     const pixelCNN = trainer(PIXELCNN);
     pixelCNN();
     const pixelCNNRates: number[] = [];
     for (const name of presets) {
-      const config = loadPreset(name).model;
+      const config = createModel(loadPreset(name).model).config;
       const run = trainer(name);
       run(); // warm-up (the mirror warms up as it starts)
-      const mirror = await startGatedMirror(reporter, config, ['--batch', String(batch), '--steps', String(steps)], threads, SCRIPT);
-      const ours: number[] = [], theirs: number[] = [], ratios: number[] = [];
+      const mirror = await startMirror(reporter, config, { batch, steps, threads, autocast: bf16 });
       try {
-        for (let r = 0; r < rounds; r++) {
-          let a = 0, t = 0;
-          if (r % 2 === 0) { a = run(); t = mirror ? await mirror.run('nchw') : 0; }
-          else { t = mirror ? await mirror.run('nchw') : 0; a = run(); }
-          ours.push((batch * steps) / a);
-          pixelCNNRates.push((batch * steps) / pixelCNN());
-          if (mirror) { theirs.push((batch * steps) / t); ratios.push(t / a); }
-        }
+        // arpix's Gated PixelCNN once per round beside them, for the paper's claim.
+        const rounds = await interleave(() => { const s = run(); pixelCNNRates.push((batch * steps) / pixelCNN()); return s; }, mirror, roundCount);
+        reportRounds(reporter, {
+          row: { suite: 'pixelrnn', system: ax.backendName(), batch, threads }, name: `${name} train`, work: batch * steps,
+          rounds, mirror, target: '≥ 3', extra: { params: createModel(config).numParameters() },
+        });
       } finally {
         mirror?.close();
-      }
-      reporter.add({ ...row, case: `${name} train`, system: ax.backendName(), ...summary(ours), extra: { params: createModel(config).numParameters() } });
-      if (mirror) {
-        reporter.add({ ...row, case: `${name} train (PyTorch mirror, Python loop)`, system: 'pytorch', ...summary(theirs) });
-        reporter.add({ ...row, case: `${name} train: arpix / PyTorch per round`, system: 'ratio', unit: '×', ...summary(ratios), extra: { target: '≥ 3' } });
       }
     }
     reporter.add({ ...row, case: `${PIXELCNN} train (beside the PixelRNNs, interleaved)`, system: ax.backendName(), ...summary(pixelCNNRates) });
   }
 
   for (const name of parts.includes('sample') ? presets : []) {
-    const config = loadPreset(name).model;
-    const model = createModel(config, { seed: 0 });
+    const model = createModel(loadPreset(name).model, { seed: 0 });
+    const config = model.config;
     model.sample({ n: sampleBatch, seed: 0 });
     const ours: number[] = [], theirs: number[] = [], ratios: number[] = [];
     const arpixRound = (r: number) => sampleBatch / seconds(() => model.sample({ n: sampleBatch, seed: r + 1 }));
-    const torchRound = () => {
-      const t = runGatedMirror(reporter, config, 'sample', ['--batch', String(sampleBatch), '--pixels', String(pixels), '--runs', '3'], threads, SCRIPT);
-      return t && typeof t[0]?.median === 'number' ? (t[0].median as number) : null;
-    };
+    const torchRound = () => sampleMirror(reporter, config, { batch: sampleBatch, positions: pixels, runs: 3, threads })?.median ?? null;
     for (let r = 0; r < sampleRounds; r++) {
       // Which side goes first alternates round by round.
       const torchFirst = r % 2 === 1 ? torchRound() : null;

@@ -1,12 +1,12 @@
 // `npm run bench -- sample [--json] [--threads N] [--batches 1,16,64] [--presets a,b] [--pixels 28]`:
 // images/s of naive and cached sampling for each small preset at each batch size, and of the
-// PyTorch naive sampler of gated-pixelcnn-fmnist (bench/pytorch/gated_bench.py, the mirror in
-// the masked 3×3 formulation, Debian's python3-torch, same threads). A naive sampler runs the
+// PyTorch naive sampler of gated-pixelcnn-fmnist (bench/pytorch/mirror_bench.py sample on
+// python/arpix_torch's network, Debian's python3-torch, same threads). A naive sampler runs the
 // whole network once per pixel, so it is timed over `pixels` steps and extrapolated to the whole
 // image (every step does the same work); cached sampling is timed over whole images.
 
 import { median, same, seconds, threads as defaultThreads, type Suite } from '../harness.js';
-import { option, runGatedMirror } from '../torch.js';
+import { option, sampleMirror } from '../torch.js';
 
 const SMALL = ['gated-pixelcnn-fmnist', 'pixelcnn-binary-fmnist-small', 'pixelcnnpp-fmnist-small'];
 const MIRRORED = 'gated-pixelcnn-fmnist';
@@ -53,15 +53,14 @@ const suite: Suite = async ({ reporter, args }) => {
   }
 
   if (!presets.includes(MIRRORED)) return;
+  const config = createModel(loadPreset(MIRRORED).model).config;
   for (const n of batches) {
-    const rows = runGatedMirror(reporter, loadPreset(MIRRORED).model, 'sample', ['--batch', String(n), '--pixels', String(pixels), '--runs', String(runs + 1)], threads);
-    if (rows === null) return;
-    const r = rows[0]!;
-    const torchRate = r.median as number;
-    reporter.add({ suite: 'sample', case: `${MIRRORED} PyTorch naive (${pixels} steps, extrapolated)`, system: 'pytorch', batch: n, threads, unit: 'images/s', median: torchRate, min: r.min as number, max: r.max as number });
+    const r = sampleMirror(reporter, config, { batch: n, positions: pixels, runs, threads });
+    if (r === null) return;
+    reporter.add({ suite: 'sample', case: `${MIRRORED} PyTorch naive (${pixels} steps, extrapolated)`, system: 'pytorch', batch: n, threads, unit: 'images/s', ...r });
     const c = ours.get(`${MIRRORED} cached ${n}`);
     if (c !== undefined) {
-      reporter.add({ suite: 'sample', case: `${MIRRORED}: arpix cached / PyTorch naive`, system: 'ratio', batch: n, threads, unit: '×', ...same(c / torchRate), extra: n === 16 ? { target: '≥ 100' } : {} });
+      reporter.add({ suite: 'sample', case: `${MIRRORED}: arpix cached / PyTorch naive`, system: 'ratio', batch: n, threads, unit: '×', ...same(c / r.median), extra: n === 16 ? { target: '≥ 100' } : {} });
     }
   }
 };

@@ -1,10 +1,12 @@
 // `npm run bench -- transformer [--parts train,sample,side-by-side] [--json] [--threads N] [--preset P]
-//   [--batch 32] [--steps 3] [--rounds 9] [--sample-batch 16] [--positions 28] [--minutes 10] [--test-images N]`:
+//   [--batch 32] [--steps 3] [--rounds 9] [--autocast on|off|auto] [--sample-batch 16] [--positions 28]
+//   [--minutes 10] [--test-images N]`:
 // the Image Transformer's figures, on image-transformer-fmnist-small unless --preset says otherwise.
 //
 // - train: training images/s (forward, backward, Adam) beside the PyTorch mirror
-//   (python/arpix_torch/image_transformer.py through bench/pytorch/transformer_bench.py serve, same
-//   batch and threads), runs interleaved round by round; the ratio is per round (target ≥ 2).
+//   (bench/pytorch/fast_mirrors.py: python/arpix_torch's network with local 1-D attention computed
+//   block-wise, same batch and threads; fp32, and bf16 autocast where the CPU multiplies bf16
+//   natively), runs interleaved round by round; the ratios are per round (target ≥ 2).
 // - sample: images/s of cached sampling at batch 16 (whole images), of arpix's naive sampler and of
 //   the mirror's naive sampler (both the whole network per sub-pixel, timed over `positions` steps
 //   and extrapolated to the whole sequence: every step does the same work). Targets: cached ≥ 100×
@@ -14,9 +16,9 @@
 //   of each (EMA weights where the preset keeps an average). The likelihood at equal wall-clock
 //   against the mirror is `npm run bench -- quality --preset image-transformer-fmnist-small`.
 
-import { median, same, seconds, threads as defaultThreads, type Suite } from '../harness.js';
-import { findTorchPython, mirrorScript, option, runPython, startServe } from '../torch.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { median, same, seconds, threads as defaultThreads, trainingSteps, type Suite } from '../harness.js';
+import { autocast, interleave, option, reportRounds, sampleMirror, startMirror } from '../torch.js';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -35,6 +37,7 @@ const suite: Suite = async ({ reporter, args }) => {
   const minutes = Number(option(args, '--minutes', '10'));
   const testImages = Number(option(args, '--test-images', '10000'));
   for (const p of parts) if (!['train', 'sample', 'side-by-side'].includes(p)) throw new Error(`transformer: unknown part '${p}' (train, sample, side-by-side)`);
+  const bf16 = parts.includes('train') && autocast(reporter, args);
 
   // Imported after OMP_NUM_THREADS is set, so the addon's OpenMP pool has that many threads.
   const ax = await import('../../src/index.js');
@@ -44,12 +47,7 @@ const suite: Suite = async ({ reporter, args }) => {
   const { prepareSampling } = await import('../../src/models/sampling/options.js');
   if (!ax.nativeAvailable()) reporter.note('the native backend is not built: arpix figures are on the slow ts backend');
   const preset = loadPreset(presetName);
-  const python = findTorchPython();
-  if (python === null) reporter.note('PyTorch is not installed (apt-get install python3-torch): no PyTorch comparison');
   const dir = mkdtempSync(join(tmpdir(), 'arpix-bench-it-'));
-  const cfgFile = join(dir, 'config.json');
-  writeFileSync(cfgFile, JSON.stringify(preset.model));
-  const script = mirrorScript('transformer_bench.py');
   const row = { suite: 'transformer', system: ax.backendName(), threads };
 
   try {
@@ -59,32 +57,16 @@ const suite: Suite = async ({ reporter, args }) => {
       const opt = new Adam(model.parameters(), { lr: 1e-3, betas: [0.9, 0.98] });
       const { height: h, width: w, channels: c } = model.config;
       const images = ax.randint(0, model.likelihood.levels, [batch, h, w, c], { generator: new ax.Generator(1) });
-      const arpixRun = () => seconds(() => {
-        for (let s = 0; s < steps; s++) {
-          const loss = model.loss(images);
-          opt.zeroGrad();
-          loss.backward({ releaseGraph: true });
-          opt.step();
-        }
-      });
-      const server = python ? await startServe(python, script, ['serve', '--config', cfgFile, '--threads', String(threads), '--batch', String(batch), '--steps', String(steps)], threads) : null;
+      const arpixRun = () => trainingSteps(model, opt, images, steps);
+      arpixRun(); // warm-up (the mirror warms up as it starts)
+      const mirror = await startMirror(reporter, model.config, { batch, steps, threads, autocast: bf16 });
       try {
-        arpixRun(); // warm-up (the mirror warmed up as it started)
-        const ours: number[] = [];
-        const theirs: number[] = [];
-        for (let r = 0; r < Math.max(5, rounds); r++) {
-          const torchRun = async () => { if (server) theirs.push((await server.request('run')).seconds as number); };
-          if (r % 2 === 0) { ours.push(arpixRun()); await torchRun(); } else { await torchRun(); ours.push(arpixRun()); }
-        }
-        const work = batch * steps;
-        const extra = { params: model.numParameters() };
-        reporter.add({ ...row, case: `${presetName} training`, batch, unit: 'images/s', ...summary(ours.map((s) => work / s)), extra });
-        if (server) {
-          reporter.add({ ...row, case: `${presetName} training (PyTorch mirror)`, system: 'pytorch', batch, unit: 'images/s', ...summary(theirs.map((s) => work / s)), extra });
-          reporter.add({ ...row, case: `${presetName} training: arpix / PyTorch, per round`, system: 'ratio', batch, unit: '×', ...summary(ours.map((s, i) => theirs[i]! / s)), extra: { target: '≥ 2' } });
-        }
+        reportRounds(reporter, {
+          row: { ...row, batch }, name: `${presetName} training`, work: batch * steps, rounds: await interleave(arpixRun, mirror, rounds),
+          mirror, target: '≥ 2', extra: { params: model.numParameters() },
+        });
       } finally {
-        server?.close();
+        mirror?.close();
       }
     }
 
@@ -106,11 +88,10 @@ const suite: Suite = async ({ reporter, args }) => {
       reporter.add({ ...row, case: `${presetName} cached sampling`, batch: n, unit: 'images/s', ...summary(cached) });
       reporter.add({ ...row, case: `${presetName} naive sampling (${positions} steps, extrapolated)`, batch: n, unit: 'images/s', ...summary(naive) });
       reporter.add({ ...row, case: `${presetName}: cached / arpix naive`, system: 'ratio', batch: n, unit: '×', ...same(median(cached) / median(naive)), extra: { target: '≥ 50' } });
-      if (python) {
-        const [t] = runPython(python, script, ['sample', '--config', cfgFile, '--threads', String(threads), '--batch', String(n), '--positions', String(positions)], threads);
-        const torchRate = t!.median as number;
-        reporter.add({ ...row, case: `${presetName} naive sampling (PyTorch mirror, ${positions} steps, extrapolated)`, system: 'pytorch', batch: n, unit: 'images/s', median: torchRate, min: t!.min as number, max: t!.max as number });
-        reporter.add({ ...row, case: `${presetName}: arpix cached / PyTorch naive`, system: 'ratio', batch: n, unit: '×', ...same(median(cached) / torchRate), extra: { target: '≥ 100' } });
+      const t = sampleMirror(reporter, model.config, { batch: n, positions, runs: 3, threads });
+      if (t) {
+        reporter.add({ ...row, case: `${presetName} naive sampling (PyTorch mirror, ${positions} steps, extrapolated)`, system: 'pytorch', batch: n, unit: 'images/s', ...t });
+        reporter.add({ ...row, case: `${presetName}: arpix cached / PyTorch naive`, system: 'ratio', batch: n, unit: '×', ...same(median(cached) / t.median), extra: { target: '≥ 100' } });
       }
     }
 

@@ -87,4 +87,10 @@ export interface AttentionAttrs {
   /** The logits are scale · q·k (1/√d by default in the op). */
   readonly scale: number;
   readonly pattern: AttentionPattern;
+  /**
+   * Mixed precision (BF16_OPERANDS in contracts.ts says which values are rounded): attention and
+   * attentionBackward take bf16 operands in their products and keep the softmax in fp32.
+   * attentionStep (cached sampling) ignores it and computes in fp32.
+   */
+  readonly bf16?: boolean;
 }

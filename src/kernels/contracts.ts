@@ -68,7 +68,7 @@ export interface ConvParams {
    * stack). Rows are never mixed. A backend may ignore it (the ts reference computes directly).
    */
   readonly rowWinograd?: boolean;
-  /** Mixed precision (see BF16_KERNELS): the products' operands rounded to bfloat16, fp32 accumulation and results. */
+  /** Mixed precision (see BF16_OPERANDS): the products' operands rounded to bfloat16, fp32 accumulation and results. */
   readonly bf16?: boolean;
 }
 
@@ -359,12 +359,25 @@ export const KERNELS = {
 
 /**
  * Mixed precision, declared once: the kernels that compute in bf16 when asked (ConvParams.bf16,
- * matmul's bf16), and the operands they round to bfloat16 — nearest, ties to even (kernels/bf16.ts)
- * — before the products, which accumulate in fp32. Every output stays fp32, and so does what is
- * not a product's operand: bias, residual, what accumulate adds to, and the bias gradient (a sum
- * of dy as it is). The ts backend implements exactly this and is every native bf16 kernel's
- * oracle. (conv2dBackward rounds dy and w for dx, x and dy for dw.) rowConvSumBackward computes in
- * fp32 only and refuses bf16 terms; the attention kernels and the recurrent scans are fp32.
+ * matmul's bf16, AttentionAttrs.bf16), and the operands they round to bfloat16 — nearest, ties to
+ * even (kernels/bf16.ts) — before the products, which accumulate in fp32. Every output stays fp32,
+ * and so does what is not a product's operand: bias, residual, what accumulate adds to, and the
+ * bias gradient (a sum of dy as it is). The ts backend implements exactly this and is every native
+ * bf16 kernel's oracle. (conv2dBackward rounds dy and w for dx, x and dy for dw.)
+ * rowConvSumBackward computes in fp32 only and refuses bf16 terms; attentionStep (cached sampling)
+ * and the recurrent scans are fp32.
+ *
+ * Attention rounds q, k, v and g, and also the two operands it computes, as a chain of autocast
+ * products would. Forward: S = scale·(Q·Kᵀ), the scale applied to the fp32 product (so it need
+ * not be a power of two); the softmax statistics — row maximum m, sum, log-sum-exp — are fp32 of
+ * S. P·V takes the probabilities unnormalised, P̃ = exp(S − m̂) rounded to bf16, m̂ being m
+ * rounded up to a multiple of ln 2, and the fp32 product is divided by the fp32 row sum
+ * Σ exp(S − m̂) of the unrounded P̃. (Shifting by another multiple of ln 2 scales P̃ by a power of
+ * two, which rounding commutes with: a flash-attention kernel shifts by a running maximum of that
+ * form tile by tile and rounds the same values.) Backward: P = exp(S − lse) in fp32; dV = Pᵀ·dO
+ * and dP = dO·Vᵀ from bf16 P, dO and V; dS = scale·P ⊙ (dP − D) in fp32, with the row dots
+ * D = rowsum(dO ⊙ O) of g and out as they are (fp32, no product's operand); dQ = dS·K and
+ * dK = dSᵀ·Q from bf16 dS, K and Q.
  */
 export const BF16_OPERANDS = {
   matmul: ['a', 'b'],
@@ -372,6 +385,8 @@ export const BF16_OPERANDS = {
   conv2dBackwardData: ['dy', 'w'],
   conv2dBackwardWeights: ['x', 'dy'],
   conv2dBackward: ['x', 'dy', 'w'],
+  attention: ['qkv'],
+  attentionBackward: ['qkv', 'g'],
 } as const satisfies { readonly [K in keyof typeof KERNELS]?: readonly string[] };
 
 /** The TypeScript value of each kind of kernel argument. */

@@ -1,9 +1,12 @@
 // Reference kernels of the transformer core: layer / RMS norm, GELU and the attention kernels, as
 // plain loops in float64 arithmetic. The composed twins in src/ops (layerNormComposed,
-// attentionComposed, …) are the oracle these are tested against.
+// attentionComposed, …) are the oracle these are tested against. With AttentionAttrs.bf16 the
+// attention kernels first round the operands that BF16_OPERANDS names to bfloat16: the oracle of
+// the native bf16 attention.
 
 import type { AttentionAttrs, View } from '../../kernels/contracts.js';
 import { attentionAllowed } from '../../kernels/attention.js';
+import { roundBf16, roundedBf16 } from '../../kernels/bf16.js';
 
 export function layerNorm(x: View, weight: View | null, bias: View | null, out: View, mean: View, rstd: View, eps: number, rms: boolean): void {
   const c = x.shape[x.shape.length - 1]!;
@@ -117,38 +120,63 @@ function dims(qkv: View, a: AttentionAttrs): { n: number; l: number; c: number; 
   return { n, l, c, d: c / a.heads };
 }
 
+/** A product operand's values: rounded to bfloat16 (a copy) in mixed precision, else as they are. */
+function operand(v: View, bf16: boolean | undefined): ArrayLike<number> {
+  return bf16 ? roundedBf16(v.data as Float32Array | Float64Array) : v.data;
+}
+
 /**
- * The probabilities of query row (q at qOff) over keys 0 … last (k rows at kOff + j·kStride), with
- * their log-sum-exp: p[j] = 0 where the pattern masks j.
+ * The scaled logits of query row i (q at qOff) over keys 0 … last (k rows at kOff + j·kStride)
+ * into s, −∞ where the pattern masks j; returns their maximum.
  */
-function rowProbabilities(q: ArrayLike<number>, qOff: number, k: ArrayLike<number>, kOff: number, kStride: number, i: number, last: number, d: number, a: AttentionAttrs, p: Float64Array): number {
+function rowLogits(q: ArrayLike<number>, qOff: number, k: ArrayLike<number>, kOff: number, kStride: number, i: number, last: number, d: number, a: AttentionAttrs, s: Float64Array): number {
   let m = -Infinity;
   for (let j = 0; j <= last; j++) {
     if (!attentionAllowed(a.pattern, i, j)) {
-      p[j] = -Infinity;
+      s[j] = -Infinity;
       continue;
     }
-    let s = 0;
-    for (let t = 0; t < d; t++) s += q[qOff + t]! * k[kOff + j * kStride + t]!;
-    p[j] = s * a.scale;
-    m = Math.max(m, p[j]!);
+    let dot = 0;
+    for (let t = 0; t < d; t++) dot += q[qOff + t]! * k[kOff + j * kStride + t]!;
+    s[j] = dot * a.scale;
+    m = Math.max(m, s[j]!);
   }
+  return m;
+}
+
+/** The log-sum-exp of logits s[0 … last] whose maximum is m. */
+function logSumExp(s: Float64Array, last: number, m: number): number {
   let sum = 0;
-  for (let j = 0; j <= last; j++) sum += Math.exp(p[j]! - m);
-  const lse = m + Math.log(sum);
+  for (let j = 0; j <= last; j++) sum += Math.exp(s[j]! - m);
+  return m + Math.log(sum);
+}
+
+/** rowLogits, then p[j] = exp(s[j] − lse) in place (0 where masked); returns the log-sum-exp. */
+function rowProbabilities(q: ArrayLike<number>, qOff: number, k: ArrayLike<number>, kOff: number, kStride: number, i: number, last: number, d: number, a: AttentionAttrs, p: Float64Array): number {
+  const lse = logSumExp(p, last, rowLogits(q, qOff, k, kOff, kStride, i, last, d, a, p));
   for (let j = 0; j <= last; j++) p[j] = Math.exp(p[j]! - lse);
   return lse;
 }
 
 export function attention(qkv: View, out: View, lse: View, a: AttentionAttrs): void {
   const { n, l, c, d } = dims(qkv, a);
-  const x = qkv.data, o = out.data;
+  const x = operand(qkv, a.bf16), o = out.data;
   const p = new Float64Array(l);
   for (let b = 0; b < n; b++) {
     for (let h = 0; h < a.heads; h++) {
       for (let i = 0; i < l; i++) {
-        const row = (b * l + i) * 3 * c;
-        lse.data[(b * a.heads + h) * l + i] = rowProbabilities(x, row + h * d, x, b * l * 3 * c + c + h * d, 3 * c, i, l - 1, d, a, p);
+        const m = rowLogits(x, (b * l + i) * 3 * c + h * d, x, b * l * 3 * c + c + h * d, 3 * c, i, l - 1, d, a, p);
+        const rowLse = logSumExp(p, l - 1, m);
+        lse.data[(b * a.heads + h) * l + i] = rowLse;
+        if (a.bf16) {
+          // P·V takes exp(S − m̂), m̂ = m rounded up to a multiple of ln 2, rounded to bf16; the
+          // division by the row sum exp(lse − m̂) follows the product (BF16_OPERANDS).
+          const shift = Math.LN2 * Math.ceil(m / Math.LN2);
+          const norm = Math.exp(shift - rowLse);
+          for (let j = 0; j < l; j++) p[j] = roundBf16(Math.exp(p[j]! - shift)) * norm;
+        } else {
+          for (let j = 0; j < l; j++) p[j] = Math.exp(p[j]! - rowLse);
+        }
         for (let t = 0; t < d; t++) {
           let s = 0;
           for (let j = 0; j < l; j++) s += p[j]! * x[(b * l + j) * 3 * c + 2 * c + h * d + t]!;
@@ -161,7 +189,10 @@ export function attention(qkv: View, out: View, lse: View, a: AttentionAttrs): v
 
 export function attentionBackward(qkv: View, out: View, _lse: View, g: View, dqkv: View, a: AttentionAttrs): void {
   const { n, l, c, d } = dims(qkv, a);
-  const x = qkv.data, o = out.data, gd = g.data, dx = dqkv.data;
+  const x = operand(qkv, a.bf16), o = out.data, gd = g.data, dx = dqkv.data;
+  // g as the operand of dV's and dP's products; the row dots take g and out as they are.
+  const gb = operand(g, a.bf16);
+  const r = a.bf16 ? roundBf16 : (v: number) => v;
   dx.fill(0);
   const p = new Float64Array(l);
   const at = (b: number, j: number, part: number, h: number) => (b * l + j) * 3 * c + part * c + h * d;
@@ -170,17 +201,18 @@ export function attentionBackward(qkv: View, out: View, _lse: View, g: View, dqk
       for (let i = 0; i < l; i++) {
         rowProbabilities(x, at(b, i, 0, h), x, at(b, 0, 1, h), 3 * c, i, l - 1, d, a, p);
         const gi = (b * l + i) * c + h * d;
-        // With P the softmax: dV_j += p_j·g_i; dS_j = p_j·(g_i·v_j − g_i·o_i); dq_i += scale·Σ dS_j k_j; dk_j += scale·dS_j q_i.
+        // With P the softmax: dV_j += p_j·g_i; dS_j = scale·p_j·(g_i·v_j − g_i·o_i); dq_i += Σ dS_j k_j; dk_j += dS_j q_i.
         let rowDot = 0;
         for (let t = 0; t < d; t++) rowDot += gd[gi + t]! * o[gi + t]!;
         for (let j = 0; j < l; j++) {
           if (p[j] === 0) continue;
+          const pj = r(p[j]!);
           let dp = 0;
           for (let t = 0; t < d; t++) {
-            dp += gd[gi + t]! * x[at(b, j, 2, h) + t]!;
-            dx[at(b, j, 2, h) + t] += p[j]! * gd[gi + t]!;
+            dp += gb[gi + t]! * x[at(b, j, 2, h) + t]!;
+            dx[at(b, j, 2, h) + t] += pj * gb[gi + t]!;
           }
-          const ds = p[j]! * (dp - rowDot) * a.scale;
+          const ds = r(p[j]! * (dp - rowDot) * a.scale);
           for (let t = 0; t < d; t++) {
             dx[at(b, i, 0, h) + t] += ds * x[at(b, j, 1, h) + t]!;
             dx[at(b, j, 1, h) + t] += ds * x[at(b, i, 0, h) + t]!;

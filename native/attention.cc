@@ -14,6 +14,17 @@
 //
 // Threads: the forward runs one task per (image, head, query tile), the backward one per
 // (image, head) — a task then owns its dQ, dK and dV rows, so no two threads write one row.
+//
+// Mixed precision (AttentionAttrs.bf16; BF16_OPERANDS in src/kernels/contracts.ts defines it): Q,
+// K, V, dO and the computed P̃, P and dS are rounded to bfloat16 as the products' operands; the
+// softmax statistics, the row dots and the accumulation stay fp32. Where the CPU has AVX512-BF16
+// (and oneDNN's ISA cap, ONEDNN_MAX_CPU_ISA, allows it) the products run on its dot products, which
+// multiply two pairs of bf16 along the sum and add both into an fp32 lane: every operand is stored
+// as 32-bit words of two bf16 adjacent along its product's sum (Q and dO rows pair along the head,
+// K transposed in pairs along the head, V, and Q and dO for dK and dV, in pairs of rows). Elsewhere
+// the same operands are rounded into the fp32 loops above — the same numbers, only slower. The
+// dot products count operands below float32's normal range (2^-126) as zero, which moves no
+// result by more than fp32 accumulation does.
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -24,6 +35,14 @@
 #include "common.h"
 #include "thread_products.h"
 #include "vmath.h"
+
+#if defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 10)
+#include <immintrin.h>
+#define ARPIX_AVX512_BF16 1
+// The bf16 kernels are compiled for AVX512-BF16 whatever the build's -march, and run only where
+// hardwareBf16() says the CPU has it.
+#define BF16_TARGET __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl,avx512dq")))
+#endif
 
 namespace arpix {
 namespace {
@@ -163,11 +182,18 @@ uint64_t columnMask(const Pattern& p, uint8_t cls, int64_t i, int64_t j0, int nk
 }
 
 /**
+ * x rounded up to a multiple of ln 2: the bf16 forward's shift, so that exp(S − shift) changes by
+ * powers of two only from one running maximum to the next, which bf16 rounding commutes with.
+ */
+inline float ln2Ceil(float x) { return std::ceil(x * 1.44269504f) * 0.693147181f; }
+
+/**
  * The online-softmax update of one row of logits s (TK of them; columns outside `mask` are not
  * visible): returns false when nothing is visible, else replaces s by exp(s − m') — exactly 0 where
  * masked, so no future value can leak in — with m' = max(m, max s), and writes m' and the sum.
+ * With ln2Shift the row's maximum is first rounded up to a multiple of ln 2 (the bf16 forward's).
  */
-inline bool softmaxRow(float* s, uint64_t mask, float m, float& mNew, float& sum) {
+inline bool softmaxRow(float* s, uint64_t mask, float m, float& mNew, float& sum, bool ln2Shift) {
   if (mask == 0) {
     std::memset(s, 0, sizeof(float) * TK);
     return false;
@@ -179,7 +205,8 @@ inline bool softmaxRow(float* s, uint64_t mask, float m, float& mNew, float& sum
     v[q] = _mm512_mask_mov_ps(_mm512_set1_ps(kNegInf), __mmask16(mask >> (16 * q)), _mm512_loadu_ps(s + 16 * q));
     mx = _mm512_max_ps(mx, v[q]);
   }
-  mNew = std::max(m, _mm512_reduce_max_ps(mx));
+  const float rowMax = _mm512_reduce_max_ps(mx);
+  mNew = std::max(m, ln2Shift ? ln2Ceil(rowMax) : rowMax);
   __m512 acc = _mm512_setzero_ps();
   const __m512 sub = _mm512_set1_ps(mNew);
   for (int q = 0; q < 4; q++) {
@@ -191,7 +218,7 @@ inline bool softmaxRow(float* s, uint64_t mask, float m, float& mNew, float& sum
 #else
   float mx = kNegInf;
   for (int c = 0; c < TK; c++) if ((mask >> c) & 1) mx = std::max(mx, s[c]);
-  mNew = std::max(m, mx);
+  mNew = std::max(m, ln2Shift ? ln2Ceil(mx) : mx);
   sum = 0.0f;
   for (int c = 0; c < TK; c++) {
     s[c] = (mask >> c) & 1 ? vexp(s[c] - mNew) : 0.0f;
@@ -288,13 +315,24 @@ struct Geometry {
   float scale;
 };
 
-/** Copies rows [j0, j0 + n) of a head (at `base`, rows `stride` apart) into rows of D floats, zero-padded. */
-void copyRows(const float* base, int64_t stride, int64_t n, int64_t d, int64_t D, int rowsOut, float* out, float mul = 1.0f) {
+/** A value as it is, or rounded to bfloat16 (a mixed-precision operand in the fp32 loops). */
+inline float operand(float x, bool round) { return round ? roundBf16(x) : x; }
+
+/** Rounds rows [0, rows) of a tile [.][TK] to bfloat16 in place (P or dS on the fp32 loops). */
+void roundTile(float* s, int rows) {
+  for (int64_t i = 0; i < int64_t(rows) * TK; i++) s[i] = roundBf16(s[i]);
+}
+
+/**
+ * Copies rows [j0, j0 + n) of a head (at `base`, rows `stride` apart) into rows of D floats,
+ * zero-padded, times mul; with round, each value rounded to bfloat16 first.
+ */
+void copyRows(const float* base, int64_t stride, int64_t n, int64_t d, int64_t D, int rowsOut, float* out, float mul = 1.0f, bool round = false) {
   for (int r = 0; r < rowsOut; r++) {
     float* o = out + int64_t(r) * D;
     if (r < n) {
       const float* s = base + r * stride;
-      for (int64_t t = 0; t < d; t++) o[t] = s[t] * mul;
+      for (int64_t t = 0; t < d; t++) o[t] = operand(s[t], round) * mul;
       for (int64_t t = d; t < D; t++) o[t] = 0.0f;
     } else {
       std::memset(o, 0, size_t(D) * 4);
@@ -302,12 +340,12 @@ void copyRows(const float* base, int64_t stride, int64_t n, int64_t d, int64_t D
   }
 }
 
-/** Copies n rows of a head transposed into [D][TK], zero-padded. */
-void copyTransposed(const float* base, int64_t stride, int64_t n, int64_t d, int64_t D, float* out) {
+/** Copies n rows of a head transposed into [D][TK], zero-padded (with round, rounded to bfloat16). */
+void copyTransposed(const float* base, int64_t stride, int64_t n, int64_t d, int64_t D, float* out, bool round) {
   std::memset(out, 0, size_t(D * TK) * 4);
   for (int64_t c = 0; c < n; c++) {
     const float* s = base + c * stride;
-    for (int64_t t = 0; t < d; t++) out[t * TK + c] = s[t];
+    for (int64_t t = 0; t < d; t++) out[t * TK + c] = operand(s[t], round);
   }
 }
 
@@ -320,7 +358,7 @@ struct Panels {
   int64_t lp = 0;
 };
 
-Panels& forwardPanels(const Geometry& g, const float* qkv, int nthr) {
+Panels& forwardPanels(const Geometry& g, const float* qkv, int nthr, bool round) {
   static Panels panels;
   const int64_t lp = (g.L + TK - 1) / TK * TK, per = g.D * lp, C3 = 3 * g.C;
   panels.lp = lp;
@@ -331,14 +369,15 @@ Panels& forwardPanels(const Geometry& g, const float* qkv, int nthr) {
     float* kt = panels.kt.data() + nh * per;
     std::memset(kt, 0, sizeof(float) * size_t(per));
     for (int64_t j = 0; j < g.L; j++)
-      for (int64_t t = 0; t < g.d; t++) kt[t * lp + j] = head[g.C + j * C3 + t];
-    copyRows(head + 2 * g.C, C3, g.L, g.d, g.D, int(lp), panels.v.data() + nh * per);
+      for (int64_t t = 0; t < g.d; t++) kt[t * lp + j] = operand(head[g.C + j * C3 + t], round);
+    copyRows(head + 2 * g.C, C3, g.L, g.d, g.D, int(lp), panels.v.data() + nh * per, 1.0f, round);
   }
   return panels;
 }
 
+/** One query tile; with round, bf16's operands rounded into these fp32 loops (see the file's comment). */
 template <int DV>
-void forwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>& classes, const Panels& panels, const float* qkv, float* out, float* lse, int64_t n, int64_t h, int64_t qt, int tid) {
+void forwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>& classes, const Panels& panels, const float* qkv, float* out, float* lse, int64_t n, int64_t h, int64_t qt, int tid, bool round) {
   constexpr int D = DV * 16;
   const int64_t L = g.L, C3 = 3 * g.C, nkt = (L + TK - 1) / TK, lp = panels.lp;
   float* Q = threadBuffer(0, tid, 0).data();
@@ -350,7 +389,7 @@ void forwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>
   const int64_t i0 = qt * TQ;
   const int nq = int(std::min<int64_t>(TQ, L - i0));
   const float* head = qkv + n * L * C3 + h * g.d;
-  copyRows(head + i0 * C3, C3, nq, g.d, D, nq, Q, g.scale);
+  copyRows(head + i0 * C3, C3, nq, g.d, D, nq, Q, g.scale, round);
   std::memset(O, 0, sizeof(float) * size_t(TQ * D));
   for (int r = 0; r < TQ; r++) m[r] = kNegInf, l[r] = 0.0f;
   for (int64_t kt = 0; kt < nkt; kt++) {
@@ -361,7 +400,7 @@ void forwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>
     productABt<DV>(Q, Kt + j0, lp, S, nq);
     for (int r = 0; r < nq; r++) {
       float mNew, sum;
-      if (!softmaxRow(S + r * TK, columnMask(p, cls, i0 + r, j0, nk), m[r], mNew, sum)) continue;
+      if (!softmaxRow(S + r * TK, columnMask(p, cls, i0 + r, j0, nk), m[r], mNew, sum, round)) continue;
       const float corr = vexp(m[r] - mNew);
       if (corr != 1.0f) {
         for (int t = 0; t < D; t++) O[r * D + t] *= corr;
@@ -369,6 +408,7 @@ void forwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>
       l[r] = l[r] * corr + sum;
       m[r] = mNew;
     }
+    if (round) roundTile(S, nq);
     accumulateProduct<DV>(S, TK, 1, V + j0 * D, O, nq, nk);
   }
   for (int r = 0; r < nq; r++) {
@@ -380,7 +420,7 @@ void forwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>
 }
 
 template <int DV>
-void backwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>& classes, const float* qkv, const float* out, const float* lse, const float* dout, float* dqkv, int64_t n, int64_t h, int tid) {
+void backwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>& classes, const float* qkv, const float* out, const float* lse, const float* dout, float* dqkv, int64_t n, int64_t h, int tid, bool round) {
   constexpr int D = DV * 16;
   const int64_t L = g.L, C3 = 3 * g.C, nqt = (L + TQ - 1) / TQ, nkt = (L + TK - 1) / TK;
   float* Qall = threadBuffer(0, tid, 0).data();  // the head's queries and output gradients as padded rows [L][D]
@@ -407,14 +447,14 @@ void backwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t
     rowDot[i] = s;
   }
   std::memset(dQ, 0, sizeof(float) * size_t(L * D));
-  copyRows(head, C3, L, g.d, D, int(L), Qall);
-  copyRows(dout + n * L * g.C + h * g.d, g.C, L, g.d, D, int(L), Gall);
+  copyRows(head, C3, L, g.d, D, int(L), Qall, 1.0f, round);
+  copyRows(dout + n * L * g.C + h * g.d, g.C, L, g.d, D, int(L), Gall, 1.0f, round);
   for (int64_t kt = 0; kt < nkt; kt++) {
     const int64_t j0 = kt * TK;
     const int nk = int(std::min<int64_t>(TK, L - j0));
-    copyTransposed(head + g.C + j0 * C3, C3, nk, g.d, D, Kt);
-    copyTransposed(head + 2 * g.C + j0 * C3, C3, nk, g.d, D, Vt);
-    copyRows(head + g.C + j0 * C3, C3, nk, g.d, D, nk, Kr);
+    copyTransposed(head + g.C + j0 * C3, C3, nk, g.d, D, Kt, round);
+    copyTransposed(head + 2 * g.C + j0 * C3, C3, nk, g.d, D, Vt, round);
+    copyRows(head + g.C + j0 * C3, C3, nk, g.d, D, nk, Kr, 1.0f, round);
     std::memset(dKV, 0, sizeof(float) * size_t(2 * TK * D));
     for (int64_t qt = 0; qt < nqt; qt++) {
       const uint8_t cls = classes[size_t(qt * nkt + kt)];
@@ -429,6 +469,7 @@ void backwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t
         const int64_t i = i0 + r;
         gradientRow(S + r * TK, dS + r * TK, columnMask(p, cls, i, j0, nk), g.scale, lseRow[i], rowDot[i]);
       }
+      if (round) roundTile(S, nq), roundTile(dS, nq);
       accumulateProduct<DV>(S, 1, TK, G, dV, nk, nq);
       accumulateProduct<DV>(dS, 1, TK, Q, dK, nk, nq);
       accumulateProduct<DV>(dS, TK, 1, Kr, dQ + i0 * D, nq, nk);
@@ -444,6 +485,297 @@ void backwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t
     for (int64_t t = 0; t < g.d; t++) rowQ[t] = dQ[i * D + t];
   }
 }
+
+// ---- bf16 on AVX512-BF16 dot products ----
+
+#if ARPIX_AVX512_BF16
+
+/** Whether the CPU has AVX512-BF16 and oneDNN's ISA cap (ONEDNN_MAX_CPU_ISA, for tests) allows it. */
+bool hardwareBf16() {
+  static const bool yes = [] {
+    const unsigned need = unsigned(dnnl::cpu_isa::avx512_core_bf16);
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           (unsigned(dnnl::get_effective_cpu_isa()) & need) == need;
+  }();
+  return yes;
+}
+
+// Two bf16 in one 32-bit word, the first in the low half (memory order): one step of a dot
+// product's sum. may_alias: the words live in the float thread buffers.
+typedef uint32_t word __attribute__((may_alias));
+using AlignedWords = std::vector<uint32_t, CacheAligned<uint32_t>>;
+
+/** n rows of a head, `stride` floats apart, d used: row r, or null past the last. */
+struct HeadRows {
+  const float* base;
+  int64_t stride, n, d;
+  const float* row(int64_t r) const { return r < n ? base + r * stride : nullptr; }
+  /** Fetches row r + 16 ahead of its use: the rows are strided by 3C floats, beyond the hardware prefetcher's reach for short runs. */
+  void prefetch(int64_t r) const {
+    if (r + 16 < n) __builtin_prefetch(base + (r + 16) * stride), __builtin_prefetch(base + (r + 16) * stride + d - 1);
+  }
+};
+
+/** Floats [16v, 16v + 16) of a row of d (zero past d, or for a null row). */
+BF16_TARGET inline __m512 load16(const float* row, int64_t d, int v) {
+  const int64_t left = d - 16 * v;
+  if (!row || left <= 0) return _mm512_setzero_ps();
+  return _mm512_maskz_loadu_ps(left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1), row + 16 * v);
+}
+
+/** A row of d floats as D/2 words paired along the row (8 words per 16 floats). */
+template <int DV>
+BF16_TARGET inline void packRow(const float* row, int64_t d, word* out) {
+  for (int v = 0; v < DV; v++) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * v), (__m256i)_mm512_cvtneps_pbh(load16(row, d, v)));
+}
+
+/** Two rows of d floats as D words, word t = (a[t], b[t]). */
+template <int DV>
+BF16_TARGET inline void packPair(const float* a, const float* b, int64_t d, word* out) {
+  // cvtne2ps gives the 16 bf16 of a, then b's; vpermw interleaves them.
+  alignas(64) static const uint16_t interleave[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i idx = _mm512_load_si512(interleave);
+  for (int v = 0; v < DV; v++) {
+    const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(load16(b, d, v), load16(a, d, v));
+    _mm512_storeu_si512(out + 16 * v, _mm512_permutexvar_epi16(idx, both));
+  }
+}
+
+/** rowsOut rows as words paired along the row: [rowsOut][D/2], word (r, u) = (x[r][2u], x[r][2u + 1]). */
+template <int DV>
+BF16_TARGET void packRows(const HeadRows& x, int64_t rowsOut, word* out) {
+  for (int64_t r = 0; r < rowsOut; r++) x.prefetch(r), packRow<DV>(x.row(r), x.d, out + r * 8 * DV);
+}
+
+/** Pairs of rows: [pairsOut][D], word (q, t) = (x[2q][t], x[2q + 1][t]). */
+template <int DV>
+BF16_TARGET void packRowPairs(const HeadRows& x, int64_t pairsOut, word* out) {
+  for (int64_t q = 0; q < pairsOut; q++) {
+    x.prefetch(2 * q), x.prefetch(2 * q + 1);
+    packPair<DV>(x.row(2 * q), x.row(2 * q + 1), x.d, out + q * 16 * DV);
+  }
+}
+
+/** Transposed, paired along the row: [D/2][ld] words, word (u, c) = (x[c][2u], x[c][2u + 1]) for c < cols. */
+template <int DV>
+BF16_TARGET void packColumns(const HeadRows& x, int64_t cols, int64_t ld, word* out) {
+  alignas(64) uint32_t w[8 * DV];
+  for (int64_t c = 0; c < cols; c++) {
+    x.prefetch(c);
+    packRow<DV>(x.row(c), x.d, w);
+    for (int u = 0; u < 8 * DV; u++) out[u * ld + c] = w[u];
+  }
+}
+
+/** R rows of dotProduct (below) from row r. */
+template <int NV, int R, bool ACC>
+BF16_TARGET inline void dotRows(const word* A, int64_t rs, int64_t ss, const word* B, int64_t ldb, float* Out, int64_t ldo, int r, int pairs, float scale) {
+  __m512 acc[R][NV];
+  for (int q = 0; q < R; q++)
+    for (int v = 0; v < NV; v++) acc[q][v] = ACC ? _mm512_loadu_ps(Out + (r + q) * ldo + 16 * v) : _mm512_setzero_ps();
+  for (int s = 0; s < pairs; s++) {
+    __m512bh b[NV];
+    for (int v = 0; v < NV; v++) b[v] = (__m512bh)_mm512_loadu_si512(B + s * ldb + 16 * v);
+    for (int q = 0; q < R; q++) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(int(A[(r + q) * rs + s * ss]));
+      for (int v = 0; v < NV; v++) acc[q][v] = _mm512_dpbf16_ps(acc[q][v], a, b[v]);
+    }
+  }
+  const __m512 sc = _mm512_set1_ps(scale);
+  for (int q = 0; q < R; q++)
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(Out + (r + q) * ldo + 16 * v, ACC ? acc[q][v] : _mm512_mul_ps(acc[q][v], sc));
+}
+
+/**
+ * Out[r][0, 16·NV) = scale · Σ_s A(r, s) · B[s] (with ACC: Out[r] += Σ_s A(r, s) · B[s]) for
+ * r < rows, s < pairs: A(r, s), a word of two bf16 along the sum, at A[r·rs + s·ss]; B[s] a row
+ * of 16·NV words, each two bf16 of one output column, rows ldb words apart; Out rows ldo floats apart.
+ */
+template <int NV, bool ACC>
+BF16_TARGET void dotProduct(const word* A, int64_t rs, int64_t ss, const word* B, int64_t ldb, float* Out, int64_t ldo, int rows, int pairs, float scale = 1.0f) {
+  // Rows per block: R·NV accumulators and NV operands in 32 registers, R dividing the tiles' 64 rows.
+  constexpr int R = NV <= 3 ? 8 : NV <= 5 ? 4 : 2;
+  int r = 0;
+  for (; r + R <= rows; r += R) dotRows<NV, R, ACC>(A, rs, ss, B, ldb, Out, ldo, r, pairs, scale);
+  for (; r < rows; r++) dotRows<NV, 1, ACC>(A, rs, ss, B, ldb, Out, ldo, r, pairs, scale);
+}
+
+/** Rows r < n of a tile [.][TK] as words paired along the row: [n][TK/2] (rounded to nearest even). */
+BF16_TARGET void packTileRows(const float* S, int n, word* out) {
+  for (int r = 0; r < n; r++)
+    for (int h = 0; h < 2; h++) {
+      const float* s = S + r * TK + 32 * h;
+      _mm512_storeu_si512(out + r * (TK / 2) + 16 * h, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + 16), _mm512_loadu_ps(s)));
+    }
+}
+
+/** Rows r < n of a tile [.][TK] in pairs of rows: [⌈n/2⌉][TK], word (q, c) = (S[2q][c], S[2q + 1][c]), row n zero. */
+BF16_TARGET void packTileRowPairs(const float* S, int n, word* out) {
+  for (int q = 0; 2 * q < n; q++) packPair<TK / 16>(S + 2 * q * TK, 2 * q + 1 < n ? S + (2 * q + 1) * TK : nullptr, TK, out + q * TK);
+}
+
+/**
+ * Every head's Q paired along the head ([Lp][D/2] words), K transposed in pairs along the head
+ * ([D/2][Lp]) and V in pairs of keys ([Lp/2][D]), Lp = L padded to whole tiles: packed once per
+ * call, 64 rows of an image at a time, so that the tasks, which each visit many key tiles, read
+ * only these.
+ */
+struct PanelsBf16 {
+  AlignedWords q, kt, v;
+  int64_t lp = 0;
+};
+
+template <int DV>
+BF16_TARGET PanelsBf16& forwardPanelsBf16(const Geometry& g, const float* qkv) {
+  static PanelsBf16 panels;
+  const int64_t lp = (g.L + TK - 1) / TK * TK, W = g.D / 2, per = W * lp, C3 = 3 * g.C, tiles = lp / TK;
+  panels.lp = lp;
+  if (int64_t(panels.kt.size()) < g.N * g.H * per) {
+    for (AlignedWords* w : {&panels.q, &panels.kt, &panels.v}) w->resize(size_t(g.N * g.H * per));
+  }
+#pragma omp parallel for schedule(static) num_threads(chunkThreads(g.N * tiles))
+  for (int64_t chunk = 0; chunk < g.N * tiles; chunk++) {
+    const int64_t n = chunk / tiles, j0 = chunk % tiles * TK;
+    for (int64_t h = 0; h < g.H; h++) {
+      const HeadRows x{qkv + n * g.L * C3 + h * g.d + j0 * C3, C3, g.L - j0, g.d};
+      const int64_t at = (n * g.H + h) * per;
+      packRows<DV>(x, TK, panels.q.data() + at + j0 * W);
+      packColumns<DV>({x.base + g.C, C3, x.n, g.d}, TK, lp, panels.kt.data() + at + j0);
+      packRowPairs<DV>({x.base + 2 * g.C, C3, x.n, g.d}, TK / 2, panels.v.data() + at + j0 / 2 * g.D);
+    }
+  }
+  return panels;
+}
+
+/** forwardTask on bf16 dot products: S = scale·Q·Kᵀ, the online softmax in fp32, P̃ rounded for P̃·V. */
+template <int DV>
+BF16_TARGET void forwardTaskBf16(const Geometry& g, const Pattern& p, const std::vector<uint8_t>& classes, const PanelsBf16& panels, float* out, float* lse, int64_t n, int64_t h, int64_t qt, int tid) {
+  constexpr int D = DV * 16, W = D / 2;  // W: words per row of Q
+  const int64_t L = g.L, nkt = (L + TK - 1) / TK, lp = panels.lp;
+  float* O = threadBuffer(1, tid, 0).data();
+  float* S = threadBuffer(2, tid, 0).data();  // S, then P̃ [TQ][TK]
+  word* P = reinterpret_cast<word*>(S + TQ * TK);  // P̃ as words [TQ][TK/2]
+  const int64_t i0 = qt * TQ;
+  const word* Q = panels.q.data() + (n * g.H + h) * W * lp + i0 * W;
+  const word* Kt = panels.kt.data() + (n * g.H + h) * W * lp;
+  const word* V = panels.v.data() + (n * g.H + h) * W * lp;
+  float m[TQ], l[TQ];
+  const int nq = int(std::min<int64_t>(TQ, L - i0));
+  std::memset(O, 0, sizeof(float) * size_t(TQ * D));
+  for (int r = 0; r < TQ; r++) m[r] = kNegInf, l[r] = 0.0f;
+  for (int64_t kt = 0; kt < nkt; kt++) {
+    const uint8_t cls = classes[size_t(qt * nkt + kt)];
+    if (cls == kEmpty) continue;
+    const int64_t j0 = kt * TK;
+    const int nk = int(std::min<int64_t>(TK, L - j0));
+    dotProduct<4, false>(Q, W, 1, Kt + j0, lp, S, TK, nq, W, g.scale);
+    for (int r = 0; r < nq; r++) {
+      float mNew, sum;
+      if (!softmaxRow(S + r * TK, columnMask(p, cls, i0 + r, j0, nk), m[r], mNew, sum, true)) continue;
+      // A power of two (ln2Ceil): what was accumulated is rescaled as if P̃ had been rounded now.
+      const float corr = vexp(m[r] - mNew);
+      if (corr != 1.0f) {
+        for (int t = 0; t < D; t++) O[r * D + t] *= corr;
+      }
+      l[r] = l[r] * corr + sum;
+      m[r] = mNew;
+    }
+    packTileRows(S, nq, P);
+    dotProduct<DV, true>(P, TK / 2, 1, V + j0 / 2 * D, D, O, D, nq, (nk + 1) / 2);
+  }
+  for (int r = 0; r < nq; r++) {
+    const float inv = 1.0f / l[r];
+    float* o = out + (n * L + i0 + r) * g.C + h * g.d;
+    for (int64_t t = 0; t < g.d; t++) o[t] = O[r * D + t] * inv;
+    lse[(n * g.H + h) * L + i0 + r] = m[r] + std::log(l[r]);
+  }
+}
+
+/**
+ * backwardTask on bf16 dot products: S = Q·Kᵀ and dP = dO·Vᵀ from Q, dO paired along the head and
+ * K, V transposed in pairs; P and dS (fp32 from gradientRow) rounded in pairs of queries for
+ * dV = Pᵀ·dO and dK = dSᵀ·Q (with Q and dO in pairs of rows), and dS paired along the keys for
+ * dQ = dS·K (K in pairs of keys).
+ */
+template <int DV>
+BF16_TARGET void backwardTaskBf16(const Geometry& g, const Pattern& p, const std::vector<uint8_t>& classes, const float* qkv, const float* out, const float* lse, const float* dout, float* dqkv, int64_t n, int64_t h, int tid) {
+  constexpr int D = DV * 16, W = D / 2;
+  const int64_t L = g.L, C3 = 3 * g.C, nqt = (L + TQ - 1) / TQ, nkt = (L + TK - 1) / TK, Lp = nqt * TQ;
+  word* Qrows = reinterpret_cast<word*>(threadBuffer(0, tid, 0).data());  // [Lp][W], then in pairs of rows [Lp/2][D]
+  word* Qpairs = Qrows + Lp * W;
+  word* Grows = reinterpret_cast<word*>(threadBuffer(1, tid, 0).data());  // dO, the same two ways
+  word* Gpairs = Grows + Lp * W;
+  float* S = threadBuffer(2, tid, 0).data();  // S, then P [TQ][TK]; then dP, then dS [TQ][TK]
+  float* dS = S + TQ * TK;
+  word* Kcols = reinterpret_cast<word*>(threadBuffer(3, tid, 0).data());  // K and V transposed [W][TK], K in pairs of keys [TK/2][D]
+  word* Vcols = Kcols + W * TK;
+  word* Kpairs = Vcols + W * TK;
+  word* Ppairs = reinterpret_cast<word*>(threadBuffer(4, tid, 0).data());  // P and dS in pairs of queries [TQ/2][TK], dS rows [TQ][TK/2]
+  word* dSpairs = Ppairs + TQ / 2 * TK;
+  word* dSrows = dSpairs + TQ / 2 * TK;
+  float* dK = threadBuffer(6, tid, 0).data();  // dK, dV [TK][D]
+  float* dV = dK + TK * D;
+  float* dQ = threadBuffer(7, tid, 0).data();  // [L][D], then the row dots [L]
+  float* rowDot = dQ + L * D;
+  const float* head = qkv + n * L * C3 + h * g.d;
+  const float* gHead = dout + n * L * g.C + h * g.d;
+  const float* lseRow = lse + (n * g.H + h) * L;
+  // D_i = dO_i · O_i, of dO and O as they are: no product's operand.
+  const HeadRows outRows{out + n * L * g.C + h * g.d, g.C, L, g.d}, gRows{gHead, g.C, L, g.d};
+  for (int64_t i = 0; i < L; i++) {
+    outRows.prefetch(i), gRows.prefetch(i);
+    const float* a = gHead + i * g.C;
+    const float* b = outRows.row(i);
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t t = 0; t < g.d; t++) s += a[t] * b[t];
+    rowDot[i] = s;
+  }
+  std::memset(dQ, 0, sizeof(float) * size_t(L * D));
+  packRows<DV>({head, C3, L, g.d}, Lp, Qrows);
+  packRowPairs<DV>({head, C3, L, g.d}, Lp / 2, Qpairs);
+  packRows<DV>(gRows, Lp, Grows);
+  packRowPairs<DV>(gRows, Lp / 2, Gpairs);
+  for (int64_t kt = 0; kt < nkt; kt++) {
+    const int64_t j0 = kt * TK;
+    const int nk = int(std::min<int64_t>(TK, L - j0));
+    const int keyPairs = (nk + 1) / 2;
+    packColumns<DV>({head + g.C + j0 * C3, C3, nk, g.d}, TK, TK, Kcols);
+    packColumns<DV>({head + 2 * g.C + j0 * C3, C3, nk, g.d}, TK, TK, Vcols);
+    packRowPairs<DV>({head + g.C + j0 * C3, C3, nk, g.d}, TK / 2, Kpairs);
+    std::memset(dK, 0, sizeof(float) * size_t(2 * TK * D));
+    for (int64_t qt = 0; qt < nqt; qt++) {
+      const uint8_t cls = classes[size_t(qt * nkt + kt)];
+      if (cls == kEmpty) continue;
+      const int64_t i0 = qt * TQ;
+      const int nq = int(std::min<int64_t>(TQ, L - i0));
+      const int queryPairs = (nq + 1) / 2;
+      dotProduct<4, false>(Qrows + i0 * W, W, 1, Kcols, TK, S, TK, nq, W);
+      dotProduct<4, false>(Grows + i0 * W, W, 1, Vcols, TK, dS, TK, nq, W);
+      for (int r = 0; r < nq; r++) {
+        const int64_t i = i0 + r;
+        gradientRow(S + r * TK, dS + r * TK, columnMask(p, cls, i, j0, nk), g.scale, lseRow[i], rowDot[i]);
+      }
+      packTileRowPairs(S, nq, Ppairs);
+      packTileRowPairs(dS, nq, dSpairs);
+      packTileRows(dS, nq, dSrows);
+      dotProduct<DV, true>(Ppairs, 1, TK, Gpairs + i0 / 2 * D, D, dV, D, nk, queryPairs);
+      dotProduct<DV, true>(dSpairs, 1, TK, Qpairs + i0 / 2 * D, D, dK, D, nk, queryPairs);
+      dotProduct<DV, true>(dSrows, TK / 2, 1, Kpairs, D, dQ + i0 * D, D, nq, keyPairs);
+    }
+    for (int c = 0; c < nk; c++) {
+      float* rowK = dqkv + (n * L + j0 + c) * C3 + g.C + h * g.d;
+      float* rowV = rowK + g.C;
+      for (int64_t t = 0; t < g.d; t++) rowK[t] = dK[c * D + t], rowV[t] = dV[c * D + t];
+    }
+  }
+  for (int64_t i = 0; i < L; i++) {
+    float* rowQ = dqkv + (n * L + i) * C3 + h * g.d;
+    for (int64_t t = 0; t < g.d; t++) rowQ[t] = dQ[i * D + t];
+  }
+}
+
+#endif  // ARPIX_AVX512_BF16
 
 Geometry geometryOf(const char* kernel, const Buf& qkv, int64_t heads, double scale) {
   if (qkv.shape.size() != 3 || qkv.shape[2] % 3 != 0) throw KernelError(kernel, "qkv must be [N, L, 3C], got " + fmtShape(qkv.shape));
@@ -487,17 +819,31 @@ void attention(const Buf& qkv, const Buf& out, const Buf& lse, const AttentionAt
   const std::vector<uint8_t>& classes = tileClasses(p, code, g.L);
   const int64_t nqt = (g.L + TQ - 1) / TQ, tasks = g.N * g.H * nqt;
   const int nthr = chunkThreads(tasks);
-  reserve(0, nthr, TQ * g.D), reserve(1, nthr, TQ * g.D), reserve(2, nthr, TQ * TK);
+  reserve(0, nthr, TQ * g.D), reserve(1, nthr, TQ * g.D), reserve(2, nthr, TQ * TK + TQ * TK / 2);
   const float* x = qkv.f32();
   float* o = out.f32();
   float* ls = lse.f32();
-  const Panels& panels = forwardPanels(g, x, chunkThreads(g.N * g.H));
+#if ARPIX_AVX512_BF16
+  if (a.bf16 && hardwareBf16()) {
+    dispatchDV(g.D, [&](auto dv) {
+      constexpr int DV = decltype(dv)::value;
+      const PanelsBf16& panels = forwardPanelsBf16<DV>(g, x);
+#pragma omp parallel for schedule(dynamic) num_threads(nthr)
+      for (int64_t task = 0; task < tasks; task++) {
+        const int64_t qt = task % nqt, nh = task / nqt;
+        forwardTaskBf16<DV>(g, p, classes, panels, o, ls, nh / g.H, nh % g.H, qt, omp_get_thread_num());
+      }
+    });
+    return;
+  }
+#endif
+  const Panels& panels = forwardPanels(g, x, chunkThreads(g.N * g.H), a.bf16);
   dispatchDV(g.D, [&](auto dv) {
     constexpr int DV = decltype(dv)::value;
 #pragma omp parallel for schedule(dynamic) num_threads(nthr)
     for (int64_t task = 0; task < tasks; task++) {
       const int64_t qt = task % nqt, nh = task / nqt;
-      forwardTask<DV>(g, p, classes, panels, x, o, ls, nh / g.H, nh % g.H, qt, omp_get_thread_num());
+      forwardTask<DV>(g, p, classes, panels, x, o, ls, nh / g.H, nh % g.H, qt, omp_get_thread_num(), a.bf16);
     }
   });
 }
@@ -513,15 +859,33 @@ void attentionBackward(const Buf& qkv, const Buf& out, const Buf& lse, const Buf
   const std::vector<uint8_t>& classes = tileClasses(p, code, g.L);
   const int64_t tasks = g.N * g.H;
   const int nthr = chunkThreads(tasks);
+  const float* x = qkv.f32();
+#if ARPIX_AVX512_BF16
+  if (a.bf16 && hardwareBf16()) {
+    // In 32-bit words (see backwardTaskBf16): the queries and dO two ways, key and value tiles,
+    // P and dS as words, dK and dV, dQ and the row dots.
+    const int64_t lp = (g.L + TQ - 1) / TQ * TQ;
+    reserve(0, nthr, lp * g.D), reserve(1, nthr, lp * g.D), reserve(2, nthr, 2 * TQ * TK);
+    reserve(3, nthr, 3 * g.D / 2 * TK), reserve(4, nthr, 3 * TQ / 2 * TK);
+    reserve(6, nthr, 2 * TK * g.D), reserve(7, nthr, g.L * g.D + g.L);
+    dispatchDV(g.D, [&](auto dv) {
+      constexpr int DV = decltype(dv)::value;
+#pragma omp parallel for schedule(dynamic) num_threads(nthr)
+      for (int64_t task = 0; task < tasks; task++) {
+        backwardTaskBf16<DV>(g, p, classes, x, out.f32(), lse.f32(), dout.f32(), dqkv.f32(), task / g.H, task % g.H, omp_get_thread_num());
+      }
+    });
+    return;
+  }
+#endif
   reserve(0, nthr, g.L * g.D), reserve(1, nthr, g.L * g.D), reserve(2, nthr, TQ * TK);
   reserve(3, nthr, g.D * TK), reserve(4, nthr, g.D * TK), reserve(5, nthr, TK * g.D);
   reserve(6, nthr, 2 * TK * g.D + TQ * TK), reserve(7, nthr, g.L * g.D + g.L);
-  const float* x = qkv.f32();
   dispatchDV(g.D, [&](auto dv) {
     constexpr int DV = decltype(dv)::value;
 #pragma omp parallel for schedule(dynamic) num_threads(nthr)
     for (int64_t task = 0; task < tasks; task++) {
-      backwardTask<DV>(g, p, classes, x, out.f32(), lse.f32(), dout.f32(), dqkv.f32(), task / g.H, task % g.H, omp_get_thread_num());
+      backwardTask<DV>(g, p, classes, x, out.f32(), lse.f32(), dout.f32(), dqkv.f32(), task / g.H, task % g.H, omp_get_thread_num(), a.bf16);
     }
   });
 }

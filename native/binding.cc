@@ -450,6 +450,7 @@ AttentionAttrs Call::attentionAttrs(size_t i) {
   AttentionAttrs a;
   a.heads = int64_t(next(name));
   a.scale = next(name);
+  a.bf16 = next(name) != 0;
   const double n = next(name);
   if (!isCount(n) || n > 16) throw ArgumentError(name + " has a bad pattern");
   a.pattern.resize(size_t(n));

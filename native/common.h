@@ -83,6 +83,14 @@ inline uint16_t bf16Of(float f) {
   return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+/** f rounded to the nearest bfloat16 value (ties to even), as a float: the ts reference's roundBf16. */
+inline float roundBf16(float f) {
+  const uint32_t u = uint32_t(bf16Of(f)) << 16;
+  float r;
+  std::memcpy(&r, &u, 4);
+  return r;
+}
+
 /** n floats → bfloat16 (one pass, in parallel when large). */
 inline void toBf16(const float* src, uint16_t* dst, int64_t n) {
 #pragma omp parallel for schedule(static) if (n >= 4 * kParallelMin)
@@ -379,6 +387,8 @@ void geluBackward(const Buf& x, const Buf& g, const Buf& dx, bool tanhForm);
 struct AttentionAttrs {
   int64_t heads = 1;
   double scale = 1;
+  /** Mixed precision (attention.cc says which operands are rounded); attentionStep ignores it. */
+  bool bf16 = false;
   std::vector<int64_t> pattern;
 };
 /** Packed multi-head attention (qkv [N, L, 3C] → out [N, L, C], lse [N, heads, L]). */

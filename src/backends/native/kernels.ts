@@ -97,9 +97,10 @@ export function nativeKernels(addon: NativeAddon, table: Readonly<Record<string,
     ints: () => (values: readonly number[]) => (numbers(values), undefined),
     convParams: () => convParams,
     attentionAttrs: () => (a: AttentionAttrs) => {
-      room(2);
+      room(3);
       frame[at++] = a.heads;
       frame[at++] = a.scale;
+      frame[at++] = a.bf16 ? 1 : 0;
       numbers(patternCode(a.pattern));
       return undefined;
     },

@@ -36,8 +36,11 @@ from arpix_torch import build_model as build_reference  # noqa: E402
 from arpix_torch import image_gpt, image_transformer, pixelrnn  # noqa: E402
 from attention_forms import causal_blocked, dense, local1d_blocked  # noqa: E402
 
-#: Query block of causal attention computed block-wise (an eighth to a seventh of a 28×28 image).
+#: Query block of causal attention computed block-wise (a seventh of a 28×28 image).
 CAUSAL_BLOCK = 112
+
+#: The families that are convolutions only (oneDNN's; no float32 product goes to the BLAS).
+CONV_KINDS = ("pixelcnn", "gated-pixelcnn", "pixelcnn++")
 
 
 # ---- Image Transformer ---------------------------------------------------------------------------

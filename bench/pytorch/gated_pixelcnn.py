@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""PyTorch mirror of arpix's gated-pixelcnn (src/models/gated-pixelcnn/), grey images only.
+"""The masked PyTorch formulation of arpix's gated-pixelcnn (src/models/gated-pixelcnn/), grey
+images only, for the fixtures of src/train/train.test.ts (`npm run bench -- quality --make-fixture`):
 
     python3 gated_pixelcnn.py check  --fixture IN.safetensors --out OUT.safetensors
-    python3 gated_pixelcnn.py train  --data DIR --threads 2 --json
 
 The common masked formulation (van den Oord et al. 2016): the vertical stack's first layer is a
 k0×k0 convolution keeping only the rows above the centre, its later layers k×k (dilated) keeping
@@ -10,33 +10,22 @@ the rows above and the centre row; the horizontal stack's first layer is 1×k0 k
 taps left of the centre, its later layers 1×k keeping the left taps and the centre; a 1×1 link
 from the vertical pre-activation (no shift), gates tanh(a)·sigmoid(b), a 1×1 residual on the
 horizontal stack, then ELU and a 1×1 convolution to 256 logits. arpix computes the same function
-without the zeroed taps; `check` proves it on arpix's own weights.
-
-`train` reads what bench/suites/quality.ts wrote into DIR: config.json (model and train
-sections, minutes), init.safetensors (arpix's initial weights in PyTorch's layout, so both start
-from the same point), train.u8 and test.u8 (uint8 [N, H, W] images). It trains for the same
-wall-clock budget with the same batch size, optimiser, schedule, clipping and EMA, then prints
-the test bits/dim of the averaged weights and the number of images seen, as one JSON object.
+without the zeroed taps; `check` proves it on arpix's own weights. The bench times the faster
+formulation without them (python/arpix_torch/gated_pixelcnn.py, through fast_mirrors.py).
 """
 
 import argparse
 import json
-import math
 import os
 import sys
-import time
 
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("mode", choices=["check", "train"])
-    ap.add_argument("--fixture")
-    ap.add_argument("--out")
-    ap.add_argument("--data")
+    ap.add_argument("mode", choices=["check"])
+    ap.add_argument("--fixture", required=True)
+    ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--memory-format", choices=["channels_last", "nchw"], default="channels_last",
-                    help="channels_last is PyTorch's faster CPU path for these convolutions (2x on the development machine)")
     return ap.parse_args()
 
 
@@ -44,7 +33,6 @@ ARGS = parse_args()
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -151,77 +139,6 @@ def check():
     print(json.dumps({"logprob": lp.tolist()}))
 
 
-def train():
-    d = ARGS.data
-    cfg = json.load(open(os.path.join(d, "config.json")))
-    m, t = cfg["model"], cfg["train"]
-    h, w = m["height"], m["width"]
-    train_x = torch.from_numpy(np.fromfile(os.path.join(d, "train.u8"), dtype=np.uint8).reshape(-1, 1, h, w).copy())
-    test_x = torch.from_numpy(np.fromfile(os.path.join(d, "test.u8"), dtype=np.uint8).reshape(-1, 1, h, w).copy())
-    torch.manual_seed(t["seed"])
-    model = GatedPixelCNN(m)
-    init, _ = read_safetensors(os.path.join(d, "init.safetensors"))
-    model.load_arpix(init)
-    fmt = torch.channels_last if ARGS.memory_format == "channels_last" else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    train_x = train_x.contiguous(memory_format=fmt)
-    test_x = test_x.contiguous(memory_format=fmt)
-    opt = torch.optim.Adam(model.parameters(), lr=t["lr"], betas=tuple(t["betas"]), eps=t["eps"], weight_decay=t["weightDecay"])
-    s = t["schedule"]
-
-    def factor(step):  # arpix's withWarmup(warmup, exponentialDecay(gamma) | constant)
-        if step < s["warmup"]:
-            return (step + 1) / s["warmup"]
-        return s["gamma"] ** (step - s["warmup"]) if s["decay"] == "exponential" else 1.0
-
-    assert s["decay"] in ("exponential", "constant"), "the mirror implements the warm-up, exponential and constant schedules"
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    ema = [p.detach().clone() for p in model.parameters()] if t["ema"] > 0 else None
-    budget = cfg["minutes"] * 60
-    bs = t["batchSize"]
-    n = train_x.shape[0]
-    steps, images, epoch, trained = 0, 0, 0, 0.0
-    model.train()
-    while trained < budget:
-        perm = torch.randperm(n)
-        for i in range(0, n - bs + 1, bs):
-            t0 = time.perf_counter()
-            batch = train_x[perm[i:i + bs]].contiguous(memory_format=fmt)
-            loss = -model.log_prob(batch).mean() / (h * w * math.log(2))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if t["gradClip"] > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t["gradClip"])
-            opt.step()
-            sched.step()
-            if ema is not None:
-                with torch.no_grad():
-                    decay = min(t["ema"], (1 + steps) / (10 + steps))  # arpix's EMA warm-up
-                    for e, p in zip(ema, model.parameters()):
-                        e.mul_(decay).add_(p.detach(), alpha=1 - decay)
-            steps += 1
-            images += bs
-            trained += time.perf_counter() - t0
-            if trained >= budget:
-                break
-        epoch += 1
-    if ema is not None:
-        with torch.no_grad():
-            for e, p in zip(ema, model.parameters()):
-                p.copy_(e)
-    model.eval()
-    nll = []
-    with torch.no_grad():
-        for i in range(0, test_x.shape[0], 100):
-            nll.append(-model.log_prob(test_x[i:i + 100].contiguous(memory_format=fmt)).double())
-    nll = torch.cat(nll) / (h * w * math.log(2))
-    result = {
-        "system": "pytorch", "bitsPerDim": nll.mean().item(), "stderr": (nll.std() / math.sqrt(len(nll))).item(),
-        "images": images, "steps": steps, "seconds": trained, "threads": torch.get_num_threads(), "torch": torch.__version__, "memoryFormat": ARGS.memory_format,
-    }
-    print(json.dumps(result))
-
-
 if __name__ == "__main__":
-    check() if ARGS.mode == "check" else train()
+    check()
     sys.stdout.flush()

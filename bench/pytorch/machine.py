@@ -106,6 +106,17 @@ def set_blas_threads(n):
     return True
 
 
+def blas_thread_choices(threads, products=True):
+    """OpenBLAS thread counts worth timing for a network: `threads`, and 1 where its float32
+    products alternate with other ops (`products`; not convolutions, which run on oneDNN). The
+    pthreads pool of Debian's OpenBLAS spins for a while after each product (2^28 cycles by
+    default) beside torch's OpenMP threads, so on few cores the two pools fight, and a user who
+    sees it sets OPENBLAS_NUM_THREADS=1 — 3× faster on the Row LSTM on two cores."""
+    if not products or threads == 1 or not set_blas_threads(threads):
+        return [threads]
+    return [threads, 1]
+
+
 def precision(name):
     """A context for one timed run: `fp32` (nothing) or `bf16` (torch.cpu.amp.autocast)."""
     if name == "bf16":

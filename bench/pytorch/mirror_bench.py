@@ -46,7 +46,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import fast_mirrors  # noqa: E402
-from machine import describe, precision, set_blas_threads  # noqa: E402
+from machine import blas_thread_choices, describe, precision, set_blas_threads  # noqa: E402
 from timing import emit, timed  # noqa: E402
 
 torch.set_num_threads(args.threads)
@@ -54,8 +54,9 @@ cfg = json.load(open(args.config))
 h, w, c = cfg["height"], cfg["width"], cfg["channels"]
 lik = cfg["likelihood"]
 levels = 2 if lik["kind"] == "bernoulli" else lik.get("levels", 256)
-CONV_KINDS = ("pixelcnn", "gated-pixelcnn", "pixelcnn++")
+CONV_KINDS = fast_mirrors.CONV_KINDS
 FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+BLAS_THREADS = blas_thread_choices(args.threads, cfg["kind"] not in CONV_KINDS)
 
 
 def training_run(fmt, prec, blas_threads):
@@ -86,19 +87,9 @@ def variants():
     if cfg["kind"] in CONV_KINDS:
         return [(f"{fmt} {p}", p, fmt, args.threads) for p in precisions for fmt in FORMATS]
     out = [(p, p, None, args.threads) for p in precisions]
-    if "fp32" in precisions and len(blas_thread_choices()) > 1:
+    if "fp32" in precisions and len(BLAS_THREADS) > 1:  # see machine.blas_thread_choices
         out.insert(precisions.index("fp32") + 1, ("fp32 OpenBLAS-1", "fp32", None, 1))
     return out
-
-
-def blas_thread_choices():
-    """OpenBLAS thread counts worth timing. Its pthreads pool spins for a while after each product
-    (2^28 cycles by default) beside torch's OpenMP threads: where float32 products alternate with
-    other ops, as in attention and the LSTM steps, the two pools fight over the cores, and a user
-    sets OPENBLAS_NUM_THREADS=1. Convolutions do not use it."""
-    if cfg["kind"] in CONV_KINDS or args.threads == 1 or not set_blas_threads(args.threads):
-        return [args.threads]
-    return [args.threads, 1]
 
 
 def serve():
@@ -160,15 +151,15 @@ def sample():
 
     total = h * w * per_position
     best = None
-    # Each of blas_thread_choices() timed; the faster is reported.
-    for blas_threads in blas_thread_choices():
+    # Each of BLAS_THREADS timed; the faster is reported.
+    for blas_threads in BLAS_THREADS:
         set_blas_threads(blas_threads)
         rates = sorted(args.batch / (s / args.positions * total) for s in timed(steps, args.runs, 1))
         if best is None or statistics.median(rates) > statistics.median(best[1]):
             best = (blas_threads, rates)
     blas_threads, rates = best
     emit(mode="sample", batch=args.batch, positions_timed=args.positions, median=statistics.median(rates), min=rates[0], max=rates[-1],
-         formulation=fast_mirrors.formulation(cfg) + (f", OpenBLAS on {blas_threads} thread(s)" if len(blas_thread_choices()) > 1 else ""), **describe())
+         formulation=fast_mirrors.formulation(cfg) + (f", OpenBLAS on {blas_threads} thread(s)" if len(BLAS_THREADS) > 1 else ""), **describe())
 
 
 if __name__ == "__main__":

@@ -2,9 +2,8 @@
 // `*-fmnist*` preset with --preset, e.g. diagonal-bilstm-fmnist-small or
 // image-transformer-fmnist-small) trained for the same wall-clock budget, from the same initial
 // weights, with the same hyper-parameters (batch, optimiser, schedule, clipping, EMA), by arpix and
-// by its PyTorch mirror (bench/pytorch/gated_pixelcnn.py for the Gated PixelCNN, channels-last;
-// bench/pytorch/quality_train.py with python/arpix_torch's mirror for every other family), same
-// thread count, one after the other; then the test bits/dim of each (EMA weights when the preset
+// by its PyTorch mirror (bench/pytorch/quality_train.py: the bench's mirror of the family,
+// bench/pytorch/fast_mirrors.py, convolutions channels-last), same thread count, one after the other; then the test bits/dim of each (EMA weights when the preset
 // averages, all 10,000 test images) and the number of images each saw. A preset with a cosine
 // schedule keeps its train.steps (the schedule needs its length): the run ends at whichever bound
 // comes first, on both sides. A budget-bound figure: run it on an otherwise idle machine.
@@ -25,11 +24,11 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import { Generator } from '../../src/tensor/random.js';
 import { applyOverrides, evaluate, presetRaw, resolveRunConfig, train } from '../../src/train/index.js';
 import { threads as defaultThreads, type Reporter, type Suite } from '../harness.js';
+import { noteTorch } from '../torch.js';
 
-// The PyTorch side, both scripts with the same `train --data DIR --threads N --json` interface.
-const SCRIPT = fileURLToPath(new URL('../pytorch/gated_pixelcnn.py', import.meta.url));
-const GENERIC = fileURLToPath(new URL('../pytorch/quality_train.py', import.meta.url));
-const mirrorFor = (kind: string) => (kind === 'gated-pixelcnn' ? SCRIPT : GENERIC);
+// The PyTorch side; the masked Gated PixelCNN whose log-likelihoods the fixtures hold.
+const TRAIN = fileURLToPath(new URL('../pytorch/quality_train.py', import.meta.url));
+const MASKED = fileURLToPath(new URL('../pytorch/gated_pixelcnn.py', import.meta.url));
 
 interface Options { preset: string; testImages: number; minutes: number; threads: number; python?: string; skipPytorch: boolean; makeFixture: boolean }
 
@@ -81,7 +80,7 @@ function makeFixtures(o: Options, reporter: Reporter): void {
     const input = join(dir, 'in.safetensors');
     saveSafetensorsSync(input, tensors, { config: JSON.stringify(model.config) });
     const out = fileURLToPath(new URL(`../../src/train/fixtures/gated-mirror-${name}.safetensors`, import.meta.url));
-    const r = spawnSync(py, [SCRIPT, 'check', '--fixture', input, '--out', out, '--threads', '1'], { encoding: 'utf8' });
+    const r = spawnSync(py, [MASKED, 'check', '--fixture', input, '--out', out, '--threads', '1'], { encoding: 'utf8' });
     rmSync(dir, { recursive: true, force: true });
     if (r.status !== 0) throw new Error(`mirror check failed: ${r.stderr}`);
     const arpixLp = model.logProb(images).toArray();
@@ -129,13 +128,13 @@ const suite: Suite = async ({ reporter, args }) => {
     const py = o.skipPytorch ? null : findPython(o);
     if (!o.skipPytorch && !py) reporter.note('PyTorch is not installed (apt-get install python3-torch): the PyTorch row is skipped');
     if (py) {
-      const env = { ...process.env, OMP_NUM_THREADS: String(o.threads) };
-      const p = spawnSync(py, [mirrorFor(config.model.kind), 'train', '--data', work, '--threads', String(o.threads), '--json'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+      const env = { ...process.env, OMP_NUM_THREADS: String(o.threads), OPENBLAS_NUM_THREADS: String(o.threads) };
+      const p = spawnSync(py, [TRAIN, 'train', '--data', work, '--threads', String(o.threads), '--json'], { env, encoding: 'utf8', maxBuffer: 1 << 24 });
       if (p.status !== 0) reporter.note(`PyTorch run failed (exit ${p.status}): ${p.stderr.trim().split('\n').slice(-3).join(' | ')}`);
       else {
-        const j = JSON.parse(p.stdout.trim().split('\n').at(-1)!) as { bitsPerDim: number; stderr: number; images: number; steps: number; seconds: number; torch: string; memoryFormat: string };
+        const j = JSON.parse(p.stdout.trim().split('\n').at(-1)!) as { bitsPerDim: number; stderr: number; images: number; steps: number; seconds: number } & Record<string, unknown>;
         torchRow = { bpd: j.bitsPerDim, stderr: j.stderr, images: j.images, steps: j.steps, seconds: j.seconds };
-        reporter.note(`PyTorch ${j.torch}, ${j.memoryFormat}`);
+        noteTorch(reporter, j, 'PyTorch mirror');
       }
     }
     for (const [system, row] of [['arpix', arpixRow], ['pytorch', torchRow]] as const) {

@@ -19,6 +19,7 @@ import { add, mul, rsqrt, square, sub, tanh } from './elementwise.js';
 import { matmul } from './linalg.js';
 import { mean, softmax } from './reduce.js';
 import { permute, reshape, slice } from './shape.js';
+import { productInBf16 } from './precision.js';
 
 export type { AttentionPattern } from '../kernels/attention.js';
 
@@ -196,11 +197,14 @@ function checkQkv(op: string, qkv: Tensor): [number, number, number] {
 /**
  * Multi-head attention softmax(scale·Q Kᵀ + mask)·V, fused: qkv [N, L, 3C] = [q | k | v] on the
  * last axis (each head-major) → [N, L, C], head-major. Never forms the L×L matrix; the backward
- * recomputes the probabilities from a saved log-sum-exp per query.
+ * recomputes the probabilities from a saved log-sum-exp per query. Under withPrecision('bf16')
+ * its products take bf16 operands and its softmax stays fp32 (BF16_OPERANDS in kernels/contracts.ts).
  */
 export function attention(qkv: Tensor, opts: AttentionOptions): Tensor {
   const [n, l, c] = checkQkv('attention', qkv);
-  const a = attentionAttrs('attention', c, l, opts);
+  // The precision scope's choice for the products (Q·Kᵀ has n·l·l·c multiply-accumulates before the
+  // pattern masks any), captured here: the backward below computes in the forward's precision.
+  const a: AttentionAttrs = { ...attentionAttrs('attention', c, l, opts), bf16: productInBf16(n * l * l * c) };
   const y = empty([n, l, c], qkv.dtype);
   const lse = empty([n, a.heads, l], qkv.dtype);
   K(qkv).attention(qkv, y, lse, a);

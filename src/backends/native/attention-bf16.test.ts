@@ -6,8 +6,9 @@
 // checks that bf16 was really used: native bf16 is much nearer the reference's bf16 than the
 // reference's fp32 is. Where the CPU has AVX512-BF16 the kernels run on its dot products, and the
 // same cases are run again in a child whose oneDNN ISA cap (ONEDNN_MAX_CPU_ISA) hides it, on the
-// fp32 loops with rounded operands: the numbers must not depend on the CPU. Skipped where the
-// addon is not built.
+// fp32 loops with rounded operands: the numbers must not depend on the CPU. Then the op: under
+// withPrecision('bf16') attention takes the bf16 kernels, and its backward keeps the precision.
+// Skipped where the addon is not built.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -15,9 +16,12 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { AttentionAttrs, Kernels } from '../../kernels/contracts.js';
 import { attentionPattern, type AttentionPatternInput } from '../../ops/transformer.js';
+import * as ax from '../../ops/index.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { empty, uniform } from '../../testing/kernels.js';
+import { assertClose } from '../../testing/gradcheck.js';
 import { tsBackend } from '../ts/index.js';
+import { backendName, setBackend } from '../registry.js';
 import { loadNativeBackend, nativeLoadError } from './index.js';
 
 const native = loadNativeBackend();
@@ -108,5 +112,27 @@ describe(`bf16 attention kernels: native (${dotProducts ? 'AVX512-BF16 dot produ
     assert.equal(r.status, 0, `the capped child failed:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-1000)}`);
     assert.match(r.stdout, /fp32 loops on rounded operands/);
     assert.match(r.stdout, /# fail 0/);
+  });
+
+  test("ops under withPrecision('bf16'): attention and its backward, run outside the scope, take the bf16 kernels", () => {
+    const previous = backendName();
+    try {
+      setBackend('native');
+      const [n, l, heads, d] = [2, 130, 2, 24];
+      const pattern = { kind: 'local1d', block: 40 } as const;
+      const qkv = uniform([n, l, 3 * heads * d], -2, 2, 31), g = uniform([n, l, heads * d], -1, 1, 32);
+      const x = qkv.detach().requireGrad();
+      const y = ax.withPrecision('bf16', () => ax.attention(x, { heads, pattern }));
+      ax.sum(ax.mul(y, g)).backward();
+      const attrs = (bf16: boolean): AttentionAttrs => ({ heads, scale: 1 / Math.sqrt(d), pattern: attentionPattern('test', pattern, l), bf16 });
+      const want = run(ref, qkv, g, attrs(true));
+      const fp32 = run(ref, qkv, g, attrs(false));
+      bf16Agrees('op out', y.data, want[0].data, fp32[0].data);
+      bf16Agrees('op dqkv', x.grad!.data, want[2].data, fp32[2].data);
+      // Outside the scope: fp32.
+      assertClose(ax.attention(qkv, { heads, pattern }).data, fp32[0].data, { atol: 2e-5, rtol: 1e-4, label: 'attention outside the scope is fp32' });
+    } finally {
+      setBackend(previous);
+    }
   });
 });

@@ -13,8 +13,9 @@ layout: qkv [N, L, 3C] → q, k, v as [N, heads, L, d] views, matmul, mask, soft
   local1d-dense   dense L×L scores under the local 1-D mask
   local1d-blocked tensor2tensor's local_attention_1d: the sequence padded to whole blocks, each
                   query block against [previous block, own block], a (2·block)-wide mask
-After warm-up it prints {"ready": true, "blas": ..., ...}; then for each request line (a formulation)
-it times one run of `steps` forward+backward passes and prints {"case": ..., "seconds": ...}.
+After warm-up it prints {"ready": true, "blasThreads": [...], "blas": ..., ...}; then for each
+request line (a formulation, optionally an OpenBLAS thread count of blasThreads) it times one run of
+`steps` forward+backward passes and prints {"case": ..., "seconds": ...}.
 "check PATH N L C HEADS FORMULATION BLOCK" reads float32 qkv [N, L, 3C] from PATH, writes the
 output [N, L, C] to PATH.out and prints {"ok": true}: the suite compares it with arpix's.
 """
@@ -44,7 +45,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from attention_forms import causal_bias, causal_blocked, dense, local1d_blocked  # noqa: E402
-from machine import describe  # noqa: E402
+from machine import blas_thread_choices, describe, set_blas_threads  # noqa: E402
 from timing import emit  # noqa: E402
 
 torch.set_num_threads(args.threads)
@@ -88,9 +89,13 @@ gen = torch.Generator().manual_seed(0)
 qkv = torch.randn(n, l, 3 * c, generator=gen).requires_grad_()
 grad = torch.randn(n, l, c, generator=gen)
 cases = {name: formulation(name, args.heads, l, args.block) for name in ("causal-dense", "causal-blocked", "local1d-dense", "local1d-blocked")}
+# Each formulation with OpenBLAS on each of these thread counts (machine.blas_thread_choices): its
+# pthreads pool and torch's OpenMP threads can fight over few cores.
+BLAS_THREADS = blas_thread_choices(args.threads)
 
 
-def run(fn):
+def run(fn, blas_threads=args.threads):
+    set_blas_threads(blas_threads)
     for _ in range(args.steps):
         out = fn(qkv)
         out.backward(grad)
@@ -100,7 +105,7 @@ def run(fn):
 for fn in cases.values():
     for _ in range(args.warmup):
         run(fn)
-emit(ready=True, **describe())
+emit(ready=True, blasThreads=BLAS_THREADS, **describe())
 for line in sys.stdin:
     words = line.split()
     if not words:
@@ -113,9 +118,10 @@ for line in sys.stdin:
         y.numpy().astype(np.float32).tofile(path + ".out")
         emit(ok=True)
         continue
-    if words[0] not in cases:
-        emit(error=f"unknown case {words[0]!r}")
+    blas_threads = int(words[1]) if len(words) > 1 else args.threads
+    if words[0] not in cases or blas_threads not in BLAS_THREADS:
+        emit(error=f"unknown case {line.strip()!r} (a formulation, then one of {BLAS_THREADS} OpenBLAS threads)")
         continue
     t = time.perf_counter()
-    run(cases[words[0]])
+    run(cases[words[0]], blas_threads)
     emit(case=words[0], seconds=time.perf_counter() - t)

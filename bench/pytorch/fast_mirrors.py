@@ -1,26 +1,28 @@
 """The networks the bench times arpix against: python/arpix_torch's mirrors (the same parameters,
 names and function, which arpix's tests check against arpix) in the fastest formulation a
 competent PyTorch user would write for training on a CPU with Debian's torch 1.13 — no fused
-attention, no fused LSTM that fits these recurrences.
+attention, no fused LSTM that fits these recurrences. Measured against the plain ports the bench
+used before (2 threads, batch 16-32, the development machine's AMD EPYC):
 
   gated-pixelcnn     arpix_torch's own: the zeroed taps of the masked formulation dropped
-                     ([r+1, k] vertical and 1×(r+1) horizontal kernels on shifted inputs), 15 %
-                     faster than the masked k×k convolutions on the development machine
-  pixelcnn++         arpix_torch's own (shifted convolutions, as openai/pixel-cnn writes them)
-  image-transformer  local 1-D attention computed block-wise (attention_forms.local1d_blocked):
-                     2/7 of the dense L×L products at Fashion-MNIST's size, instead of the
-                     reference's dense scores under a mask; causal attention by query blocks
+                     ([r+1, k] vertical and 1×(r+1) horizontal kernels on shifted inputs): 1.15×
+  pixelcnn, ++       arpix_torch's own (masked convolutions; shifted ones, as openai/pixel-cnn)
+  image-transformer  local 1-D attention block-wise (attention_forms.local1d_blocked): 2/7 of the
+                     dense L×L products at Fashion-MNIST's size, instead of dense scores under a
+                     mask (2.2×); causal attention by query blocks
   image-gpt          causal attention by query blocks (attention_forms.causal_blocked): the blocks
-                     above the diagonal are never computed, and no mask is rebuilt per call
+                     above the diagonal never computed, no mask rebuilt per call (3.3× with
+                     OpenBLAS on one thread)
   row-lstm,          one matmul per recurrence step on channels-last states (the k state-to-state
-  diagonal-bilstm    taps gathered beside each other) instead of a conv1d per step; the Diagonal
-                     BiLSTM's skew and unskew as one pad and reshape instead of a loop over rows,
-                     and its two directions scanned together (one batched matmul per step)
+  diagonal-bilstm    taps side by side) instead of a conv1d per step, steps taken by unbind rather
+                     than by slicing; the Diagonal BiLSTM's skew as one pad and reshape instead of
+                     a loop over rows, and its two directions in one batched matmul per step
+                     (1.7× and 5.4× with OpenBLAS on one thread)
 
 `build(config)` returns the model (forward(images [N, H, W, C] int) -> log p(x) per image in nats,
-arpix_torch's contract; `log_likelihood` is the same with the head in float32 under autocast);
-`check(config)` says how far it is from arpix_torch's mirror on the same weights. The formulations keep every parameter and compute the same function: a user's weights
-load into either.
+arpix_torch's contract); `log_likelihood` is that with the head in float32 under autocast;
+`check(config)` says how far it is from arpix_torch's mirror on the same weights. Every parameter
+is kept: a user's weights load into either.
 """
 
 import math

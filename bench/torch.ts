@@ -106,20 +106,46 @@ export async function startMirror(
   };
 }
 
-/** arpix's seconds and each mirror variant's, round by round. */
-export interface Rounds { arpix: number[]; torch: Record<string, number[]> }
+/**
+ * The precisions arpix's training is timed in: `--precision fp32,bf16` (or ARPIX_BENCH_PRECISION),
+ * by default fp32 and, where train.precision=bf16 would compute in bf16 on this machine, bf16 too.
+ * Call after the suite has set OMP_NUM_THREADS (it loads the addon).
+ */
+export async function arpixPrecisions(reporter: Reporter, args: readonly string[]): Promise<('fp32' | 'bf16')[]> {
+  const { choosePrecision } = await import('../src/train/precision.js');
+  const here = choosePrecision('bf16');
+  const given = option(args, '--precision', process.env.ARPIX_BENCH_PRECISION ?? '');
+  const list = given === '' ? (here.precision === 'bf16' ? ['fp32', 'bf16'] : ['fp32']) : given.split(',');
+  for (const p of list) if (p !== 'fp32' && p !== 'bf16') throw new Error(`--precision takes fp32 and/or bf16, got '${p}'`);
+  reporter.note(`arpix timed in ${list.join(' and ')}${given === '' ? ` (bf16: ${here.reason})` : ' (asked)'}; train.precision=auto picks ${choosePrecision('auto').precision} here`);
+  return list as ('fp32' | 'bf16')[];
+}
+
+/** One timed run per precision: run() inside withPrecision, each warmed up once. */
+export async function inPrecisions(run: () => number, precisions: readonly ('fp32' | 'bf16')[]): Promise<Record<string, () => number>> {
+  const { withPrecision } = await import('../src/ops/precision.js');
+  const runs = Object.fromEntries(precisions.map((p) => [p, () => withPrecision(p, run)]));
+  for (const r of Object.values(runs)) r();
+  return runs;
+}
+
+/** arpix's seconds (per precision, or under '' for a single run) and each mirror variant's, round by round. */
+export interface Rounds { arpix: Record<string, number[]>; torch: Record<string, number[]> }
 
 /**
- * Times arpix and every mirror variant in `rounds` rounds, which side goes first alternating: the
- * machine's speed drifts by 10-15 % within minutes, so each round's ratio compares runs made
- * seconds apart. arpixRun should be warmed up already (the mirror warms up as it starts).
+ * Times arpix (one run, or one per precision) and every mirror variant in `rounds` rounds, which
+ * side goes first alternating: the machine's speed drifts by 10-15 % within minutes, so each
+ * round's ratio compares runs made seconds apart. The runs should be warmed up already (the mirror
+ * warms up as it starts).
  */
-export async function interleave(arpixRun: () => number, mirror: Mirror | null, rounds: number): Promise<Rounds> {
-  const r: Rounds = { arpix: [], torch: Object.fromEntries((mirror?.variants ?? []).map((v) => [v.name, []])) };
+export async function interleave(arpixRuns: (() => number) | Record<string, () => number>, mirror: Mirror | null, rounds: number): Promise<Rounds> {
+  const runs = typeof arpixRuns === 'function' ? { '': arpixRuns } : arpixRuns;
+  const r: Rounds = { arpix: Object.fromEntries(Object.keys(runs).map((k) => [k, []])), torch: Object.fromEntries((mirror?.variants ?? []).map((v) => [v.name, []])) };
+  const arpixRound = () => { for (const [k, run] of Object.entries(runs)) r.arpix[k]!.push(run()); };
   const torchRound = async () => { for (const v of mirror?.variants ?? []) r.torch[v.name]!.push(await mirror!.run(v.name)); };
   for (let i = 0; i < Math.max(5, rounds); i++) {
-    if (i % 2 === 0) { r.arpix.push(arpixRun()); await torchRound(); }
-    else { await torchRound(); r.arpix.push(arpixRun()); }
+    if (i % 2 === 0) { arpixRound(); await torchRound(); }
+    else { await torchRound(); arpixRound(); }
   }
   return r;
 }
@@ -136,7 +162,14 @@ export function reportRounds(
   o: { row: Omit<BenchCase, 'case' | 'median' | 'min' | 'max' | 'unit'>; name: string; work: number; rounds: Rounds; mirror: Mirror | null; target?: string; extra?: Record<string, string | number>; torchExtra?: Record<string, string | number> },
 ): void {
   const rate = (secs: number[]) => secs.map((s) => o.work / s);
-  reporter.add({ ...o.row, case: o.name, unit: 'images/s', ...spread(rate(o.rounds.arpix)), ...(o.extra ? { extra: o.extra } : {}) });
+  const arpixName = (k: string) => (k === '' ? 'arpix' : `arpix ${k}`);
+  for (const [k, secs] of Object.entries(o.rounds.arpix)) {
+    reporter.add({ ...o.row, case: k === '' ? o.name : `${o.name} (arpix ${k})`, unit: 'images/s', ...spread(rate(secs)), ...(o.extra ? { extra: o.extra } : {}) });
+  }
+  const { fp32, bf16 } = o.rounds.arpix;
+  if (fp32 && bf16) {
+    reporter.add({ ...o.row, case: `${o.name}: arpix bf16 / arpix fp32, per round`, system: 'ratio', unit: '×', ...spread(bf16.map((s, i) => fp32[i]! / s)), extra: { target: '≥ 1.8' } });
+  }
   if (!o.mirror) return;
   for (const v of o.mirror.variants) {
     reporter.add({ ...o.row, case: `${o.name} (PyTorch mirror, ${v.name})`, system: 'pytorch', unit: 'images/s', ...spread(rate(o.rounds.torch[v.name]!)), extra: { ...o.torchExtra, blas: o.mirror.blas.name } });
@@ -146,10 +179,12 @@ export function reportRounds(
     if (names.length === 0) continue;
     const best = names.reduce((a, b) => (median(o.rounds.torch[a]!) <= median(o.rounds.torch[b]!) ? a : b));
     const label = precision === 'bf16' ? 'PyTorch bf16 autocast' : 'PyTorch fp32';
-    reporter.add({
-      ...o.row, case: `${o.name}: arpix / ${label} (${best}${names.length > 1 ? ', its fastest' : ''}), per round`, system: 'ratio', unit: '×',
-      ...spread(o.rounds.arpix.map((s, i) => o.rounds.torch[best]![i]! / s)), ...(o.target ? { extra: { target: o.target } } : {}),
-    });
+    for (const [k, secs] of Object.entries(o.rounds.arpix)) {
+      reporter.add({
+        ...o.row, case: `${o.name}: ${arpixName(k)} / ${label} (${best}${names.length > 1 ? ', its fastest' : ''}), per round`, system: 'ratio', unit: '×',
+        ...spread(secs.map((s, i) => o.rounds.torch[best]![i]! / s)), ...(o.target ? { extra: { target: o.target } } : {}),
+      });
+    }
   }
 }
 

@@ -19,7 +19,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median, threads as defaultThreads, trainingSteps, type Suite } from '../harness.js';
-import { autocast, interleave, option, reportRounds, sampleMirror, startMirror } from '../torch.js';
+import { arpixPrecisions, autocast, inPrecisions, interleave, option, reportRounds, sampleMirror, startMirror } from '../torch.js';
 
 const PRESET = 'image-gpt-fmnist-small';
 
@@ -56,12 +56,11 @@ const suite: Suite = async ({ reporter, args }) => {
       model.train();
       const opt = new Adam(model.parameters(), { lr: 1e-3 });
       const images = ax.randint(0, model.likelihood.levels, [batch, h, w, c], { generator: new ax.Generator(1) });
-      const arpixRun = () => trainingSteps(model, opt, images, steps);
-      arpixRun(); // warm-up (the mirror warms up as it starts)
+      const arpixRuns = await inPrecisions(() => trainingSteps(model, opt, images, steps), await arpixPrecisions(reporter, args));
       const mirror = await startMirror(reporter, model.config, { batch, steps, threads, autocast: autocast(reporter, args) });
       try {
         reportRounds(reporter, {
-          row: { ...row, batch }, name: `${PRESET} training step`, work: batch * steps, rounds: await interleave(arpixRun, mirror, rounds),
+          row: { ...row, batch }, name: `${PRESET} training step`, work: batch * steps, rounds: await interleave(arpixRuns, mirror, rounds),
           mirror, target: '≥ 2', extra: { params: model.numParameters() },
         });
       } finally {

@@ -14,7 +14,7 @@
 // rounds (which side goes first alternating), the ratio taken per round.
 
 import { median, seconds, threads as defaultThreads, type Suite } from '../harness.js';
-import { autocast, interleave, option, reportRounds, sampleMirror, startMirror } from '../torch.js';
+import { arpixPrecisions, autocast, inPrecisions, interleave, option, reportRounds, sampleMirror, startMirror } from '../torch.js';
 
 const PRESETS = ['row-lstm-fmnist-small', 'diagonal-bilstm-fmnist-small'];
 const PIXELCNN = 'gated-pixelcnn-fmnist';
@@ -59,17 +59,18 @@ const suite: Suite = async ({ reporter, args }) => {
 
   if (parts.includes('train')) {
     const bf16 = autocast(reporter, args);
+    const precisions = await arpixPrecisions(reporter, args);
     const pixelCNN = trainer(PIXELCNN);
     pixelCNN();
     const pixelCNNRates: number[] = [];
     for (const name of presets) {
       const config = createModel(loadPreset(name).model).config;
-      const run = trainer(name);
-      run(); // warm-up (the mirror warms up as it starts)
+      const runs = await inPrecisions(trainer(name), precisions);
       const mirror = await startMirror(reporter, config, { batch, steps, threads, autocast: bf16 });
       try {
         // arpix's Gated PixelCNN once per round beside them, for the paper's claim.
-        const rounds = await interleave(() => { const s = run(); pixelCNNRates.push((batch * steps) / pixelCNN()); return s; }, mirror, roundCount);
+        const first = precisions[0]!;
+        const rounds = await interleave(Object.fromEntries(precisions.map((p) => [p, p === first ? () => { const s = runs[p]!(); pixelCNNRates.push((batch * steps) / pixelCNN()); return s; } : runs[p]!])), mirror, roundCount);
         reportRounds(reporter, {
           row: { suite: 'pixelrnn', system: ax.backendName(), batch, threads }, name: `${name} train`, work: batch * steps,
           rounds, mirror, target: '≥ 3', extra: { params: createModel(config).numParameters() },

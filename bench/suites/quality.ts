@@ -8,7 +8,7 @@
 // schedule keeps its train.steps (the schedule needs its length): the run ends at whichever bound
 // comes first, on both sides. A budget-bound figure: run it on an otherwise idle machine.
 //
-//   npm run bench -- quality [--preset NAME] [--minutes M (10)] [--threads N] [--test-images N (10000)] [--python PATH] [--skip-pytorch] [--json]
+//   npm run bench -- quality [--preset NAME] [--minutes M (10)] [--threads N] [--precision auto|fp32|bf16] [--test-images N (10000)] [--python PATH] [--skip-pytorch] [--json]
 //   npm run bench -- quality --make-fixture     rewrites src/train/fixtures/gated-mirror-*.safetensors
 
 import { spawnSync } from 'node:child_process';
@@ -30,21 +30,22 @@ import { noteTorch } from '../torch.js';
 const TRAIN = fileURLToPath(new URL('../pytorch/quality_train.py', import.meta.url));
 const MASKED = fileURLToPath(new URL('../pytorch/gated_pixelcnn.py', import.meta.url));
 
-interface Options { preset: string; testImages: number; minutes: number; threads: number; python?: string; skipPytorch: boolean; makeFixture: boolean }
+interface Options { preset: string; testImages: number; minutes: number; threads: number; precision: string; python?: string; skipPytorch: boolean; makeFixture: boolean }
 
 function parse(args: string[]): Options {
-  const o: Options = { preset: 'gated-pixelcnn-fmnist', testImages: 10000, minutes: 10, threads: defaultThreads(), skipPytorch: false, makeFixture: false };
+  const o: Options = { preset: 'gated-pixelcnn-fmnist', testImages: 10000, minutes: 10, threads: defaultThreads(), precision: 'auto', skipPytorch: false, makeFixture: false };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i]!.split('=', 2) as [string, string | undefined];
     const value = () => inline ?? args[++i]!;
     if (flag === '--minutes') o.minutes = Number(value());
     else if (flag === '--preset') o.preset = value();
     else if (flag === '--threads') o.threads = Number(value());
+    else if (flag === '--precision') o.precision = value();
     else if (flag === '--python') o.python = value();
     else if (flag === '--test-images') o.testImages = Number(value());
     else if (flag === '--skip-pytorch') o.skipPytorch = true;
     else if (flag === '--make-fixture') o.makeFixture = true;
-    else throw new Error(`quality: unknown option ${flag} (--preset, --minutes, --threads, --test-images, --python, --skip-pytorch, --make-fixture)`);
+    else throw new Error(`quality: unknown option ${flag} (--preset, --minutes, --threads, --precision, --test-images, --python, --skip-pytorch, --make-fixture)`);
   }
   const presets = presetNames().filter((n) => (presetRaw(n).dataset as { name?: string }).name === 'fashion-mnist');
   if (!presets.includes(o.preset)) throw new Error(`quality: --preset must be a Fashion-MNIST preset (${presets.join(', ')}), got ${o.preset}`);
@@ -98,7 +99,7 @@ const suite: Suite = async ({ reporter, args }) => {
   const raw = presetRaw(PRESET);
   const cosine = ((raw.train as { schedule?: { decay?: string } }).schedule?.decay) === 'cosine';
   const config = resolveRunConfig(applyOverrides(raw, [
-    `train.minutes=${o.minutes}`, ...(cosine ? [] : ['train.steps=0']), 'train.validateEvery=0', 'train.checkpointEvery=0', 'train.validationSize=1000',
+    `train.minutes=${o.minutes}`, `train.precision=${o.precision}`, ...(cosine ? [] : ['train.steps=0']), 'train.validateEvery=0', 'train.checkpointEvery=0', 'train.validationSize=1000',
   ]), PRESET);
   const t = config.train;
   const full = await loadDataset('fashion-mnist', { split: 'train' });
@@ -118,7 +119,12 @@ const suite: Suite = async ({ reporter, args }) => {
     writeFileSync(join(work, 'test.u8'), test.images);
 
     // arpix
-    const r = await train(config, { runDir: join(work, 'arpix-run'), data: { train: trainSet, validation, transform: { kind: 'none' } } });
+    let precision = '';
+    const r = await train(config, { runDir: join(work, 'arpix-run'), data: { train: trainSet, validation, transform: { kind: 'none' } }, onEvent: (ev) => {
+      if (ev.kind !== 'start') return;
+      precision = ev.precision.precision;
+      reporter.note(`arpix trains in ${precision}: ${ev.precision.reason}`);
+    } });
     if (r.ema) r.ema.copyTo(r.model);
     const e = await evaluate(r.model, test, { batchSize: 100 });
     const arpixRow = { bpd: e.bitsPerDim, stderr: e.stderr, images: r.imagesSeen, steps: r.step, seconds: r.seconds };
@@ -140,7 +146,7 @@ const suite: Suite = async ({ reporter, args }) => {
     for (const [system, row] of [['arpix', arpixRow], ['pytorch', torchRow]] as const) {
       if (!row) continue;
       reporter.add({
-        suite: 'quality', case: `${PRESET} ${o.minutes} min`, system, batch: t.batchSize, threads: o.threads, unit: 'test bits/dim',
+        suite: 'quality', case: `${PRESET} ${o.minutes} min${system === 'arpix' ? ` (arpix ${precision})` : ''}`, system, batch: t.batchSize, threads: o.threads, unit: 'test bits/dim',
         median: row.bpd, min: row.bpd - row.stderr, max: row.bpd + row.stderr,
         extra: {
           images: row.images, steps: row.steps, 'images/s': Number((row.images / row.seconds).toFixed(1)),

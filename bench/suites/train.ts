@@ -1,5 +1,5 @@
 // `npm run bench -- train [--json] [--threads N] [--batch 32] [--steps 3] [--rounds 9] [--presets a,b]
-//  [--autocast on|off|auto]`:
+//  [--autocast on|off|auto] [--precision fp32,bf16]`:
 // training images/s (forward, backward and Adam step, batch 32) of each small preset on native,
 // beside its PyTorch mirror (bench/pytorch/fast_mirrors.py: python/arpix_torch's network, the
 // zeroed taps of the masked formulation dropped as arpix drops them) run by Debian's python3-torch
@@ -11,7 +11,7 @@
 // (the Gated PixelCNN skips its zeroed taps on both, PixelCNN's masked convolutions compute them on both).
 
 import { threads as defaultThreads, trainingSteps, type Suite } from '../harness.js';
-import { autocast, interleave, option, reportRounds, startMirror } from '../torch.js';
+import { arpixPrecisions, autocast, inPrecisions, interleave, option, reportRounds, startMirror } from '../torch.js';
 
 const SMALL = ['gated-pixelcnn-fmnist', 'pixelcnn-binary-fmnist-small', 'pixelcnnpp-fmnist-small'];
 
@@ -30,6 +30,7 @@ const suite: Suite = async ({ reporter, args }) => {
   const { Adam } = await import('../../src/optim/index.js');
   const { modelInfo } = await import('../../src/train/info.js');
   if (!ax.nativeAvailable()) reporter.note('the native backend is not built: arpix figures are on the slow ts backend');
+  const precisions = await arpixPrecisions(reporter, args);
 
   for (const name of presets) {
     const model = createModel(loadPreset(name).model, { seed: 0 });
@@ -37,16 +38,15 @@ const suite: Suite = async ({ reporter, args }) => {
     const opt = new Adam(model.parameters(), { lr: 1e-3 });
     const { height: h, width: w, channels: c } = model.config;
     const images = ax.randint(0, model.likelihood.levels, [batch, h, w, c], { generator: new ax.Generator(1) });
-    const arpixRun = () => trainingSteps(model, opt, images, steps);
+    const arpixRuns = await inPrecisions(() => trainingSteps(model, opt, images, steps), precisions);
     const info = modelInfo(model);
     // The mirror computes what arpix computes: the same kernels, masked taps included where arpix's are.
     const flops = { 'GFLOP/img fwd': (info.flops - info.maskedFlops) / 1e9, 'GFLOP/img computed': info.flops / 1e9 };
-    arpixRun(); // warm-up (the mirror warms up as it starts)
     const mirror = await startMirror(reporter, model.config, { batch, steps, threads, autocast: bf16 });
     try {
       reportRounds(reporter, {
         row: { suite: 'train', system: ax.backendName(), batch, threads }, name, work: batch * steps,
-        rounds: await interleave(arpixRun, mirror, rounds), mirror, target: '≥ 2',
+        rounds: await interleave(arpixRuns, mirror, rounds), mirror, target: '≥ 2',
         extra: { ...flops, params: model.numParameters() }, torchExtra: flops,
       });
     } finally {

@@ -17,7 +17,7 @@
 //   against the mirror is `npm run bench -- quality --preset image-transformer-fmnist-small`.
 
 import { median, same, seconds, threads as defaultThreads, trainingSteps, type Suite } from '../harness.js';
-import { autocast, interleave, option, reportRounds, sampleMirror, startMirror } from '../torch.js';
+import { arpixPrecisions, autocast, inPrecisions, interleave, option, reportRounds, sampleMirror, startMirror } from '../torch.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,12 +57,11 @@ const suite: Suite = async ({ reporter, args }) => {
       const opt = new Adam(model.parameters(), { lr: 1e-3, betas: [0.9, 0.98] });
       const { height: h, width: w, channels: c } = model.config;
       const images = ax.randint(0, model.likelihood.levels, [batch, h, w, c], { generator: new ax.Generator(1) });
-      const arpixRun = () => trainingSteps(model, opt, images, steps);
-      arpixRun(); // warm-up (the mirror warms up as it starts)
+      const arpixRuns = await inPrecisions(() => trainingSteps(model, opt, images, steps), await arpixPrecisions(reporter, args));
       const mirror = await startMirror(reporter, model.config, { batch, steps, threads, autocast: bf16 });
       try {
         reportRounds(reporter, {
-          row: { ...row, batch }, name: `${presetName} training`, work: batch * steps, rounds: await interleave(arpixRun, mirror, rounds),
+          row: { ...row, batch }, name: `${presetName} training`, work: batch * steps, rounds: await interleave(arpixRuns, mirror, rounds),
           mirror, target: '≥ 2', extra: { params: model.numParameters() },
         });
       } finally {

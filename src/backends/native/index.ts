@@ -14,8 +14,10 @@ import type { ConvBenchBest, CpuCapabilities, NativeAddon } from './addon.js';
 import { nativeKernels } from './kernels.js';
 import { tsKernels } from '../ts/index.js';
 import { alignBuffersWith } from '../../tensor/tensor.js';
+import { withOpenmpDefaults, type OpenmpSettings } from './openmp.js';
 
 export type { ConvBenchBest, ConvBenchFigure, CpuCapabilities } from './addon.js';
+export type { OpenmpSettings } from './openmp.js';
 
 export type ConvAlgorithm = 'auto' | 'direct' | 'winograd';
 
@@ -61,6 +63,12 @@ export type NativeBackend = { readonly name: 'native' } & Kernels & {
 export let nativeLoadError: string | null = null;
 
 let cached: NativeBackend | null | undefined;
+let openmp: OpenmpSettings | null = null;
+
+/** The wait policy the addon's OpenMP loaded with (null before it loaded): see openmp.ts. */
+export function openmpSettings(): OpenmpSettings | null {
+  return openmp;
+}
 
 /**
  * The package root, found by walking up from this file (under src/ or dist/) to the folder that
@@ -96,7 +104,9 @@ function load(): NativeBackend | null {
       nativeLoadError = `${path} is missing (the addon was not built)`;
       return null;
     }
-    addon = createRequire(import.meta.url)(path) as NativeAddon;
+    const loaded = withOpenmpDefaults(() => createRequire(import.meta.url)(path) as NativeAddon);
+    addon = loaded.result;
+    openmp = loaded.settings;
   } catch (e) {
     nativeLoadError = e instanceof Error ? e.message : String(e);
     return null;

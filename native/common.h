@@ -409,6 +409,8 @@ struct CpuCapabilities {
   std::string isa, bf16Conv, bf16Matmul;
 };
 CpuCapabilities cpuCapabilities();
+/** The message of a bf16 product asked for where oneDNN cannot build one (AVX2). */
+std::string bf16Unavailable();
 /** Drops every cached primitive and reordered weight (tests; memory pressure). */
 void clearOnednnCaches();
 /** {primitives, reordered weights} currently cached; for tests that check reuse. */

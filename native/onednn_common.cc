@@ -39,7 +39,6 @@ std::array<int64_t, 3> onednnCacheSizes() {
   return {convPrimitiveCount() + matmulPrimitiveCount() + threadProductCount(), convWeightCount(), convKeptInputCount()};
 }
 
-
 namespace {
 
 /** The implementation oneDNN picks for a small bf16 product made by make, or "" when it refuses one. */
@@ -52,24 +51,34 @@ std::string bf16Impl(Make make) {
   }
 }
 
+/** oneDNN's effective ISA (after ONEDNN_MAX_CPU_ISA) by its name; takes no lock. */
+std::string isaName() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "other (" + std::to_string(int(dnnl::get_effective_cpu_isa())) + ")";
+  }
+}
+
 }  // namespace
+
+std::string bf16Unavailable() {
+  return "bf16 was asked for, but oneDNN has no bf16 products on this CPU (its ISA here is " + isaName() +
+         "): compute in fp32 — train.precision=auto or fp32 does, and withPrecision('fp32')";
+}
 
 CpuCapabilities cpuCapabilities() {
   using dnnl::memory;
   using dt = memory::data_type;
   using tag = memory::format_tag;
   CpuCapabilities c;
-  switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::sse41: c.isa = "sse41"; break;
-    case dnnl::cpu_isa::avx: c.isa = "avx"; break;
-    case dnnl::cpu_isa::avx2: c.isa = "avx2"; break;
-    case dnnl::cpu_isa::avx2_vnni: c.isa = "avx2_vnni"; break;
-    case dnnl::cpu_isa::avx512_core: c.isa = "avx512_core"; break;
-    case dnnl::cpu_isa::avx512_core_vnni: c.isa = "avx512_core_vnni"; break;
-    case dnnl::cpu_isa::avx512_core_bf16: c.isa = "avx512_core_bf16"; break;
-    case dnnl::cpu_isa::avx512_core_amx: c.isa = "avx512_core_amx"; break;
-    default: c.isa = "other (" + std::to_string(int(dnnl::get_effective_cpu_isa())) + ")";
-  }
+  c.isa = isaName();
   std::lock_guard<std::mutex> g(onednnLock());
   // The shapes of a small training layer: what a bf16 run would ask for.
   c.bf16Conv = bf16Impl([] {

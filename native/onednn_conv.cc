@@ -309,7 +309,14 @@ ConvEntry& entryFor(Kind kind, const Geometry& g) {
       // Not implemented for this geometry on this CPU: direct below.
     }
   }
-  if (!built) buildEntry(*e, kind, g, {dnnl::algorithm::convolution_direct, tag::nhwc});
+  if (!built) {
+    try {
+      buildEntry(*e, kind, g, {dnnl::algorithm::convolution_direct, tag::nhwc});
+    } catch (const dnnl::error&) {
+      if (!g.bf16) throw;
+      throw ArgumentError(bf16Unavailable());
+    }
+  }
   e->weightsNeedReorder = !(e->weights == e->userWeights);
   if (e->weightsNeedReorder) {
     if (kind == Kind::BwdWeights || kind == Kind::BwdWeightsBias) {

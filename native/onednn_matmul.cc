@@ -91,7 +91,12 @@ void matmul(const Buf& a, const Buf& b, const Buf& out, bool transA, bool transB
     e->b = operandMd(batched, Bb, rb, cb, transB, type);
     e->out = batched ? memory::desc({B, M, N}, dt::f32, memory::format_tag::abc) : memory::desc({M, N}, dt::f32, memory::format_tag::ab);
     dnnl::matmul::desc d(e->a, e->b, e->out);
-    e->prim = dnnl::matmul(dnnl::matmul::primitive_desc(d, cpuEngine()));
+    try {
+      e->prim = dnnl::matmul(dnnl::matmul::primitive_desc(d, cpuEngine()));
+    } catch (const dnnl::error&) {
+      if (!bf16) throw;
+      throw ArgumentError(bf16Unavailable());
+    }
     it = cache.emplace(key, std::move(e)).first;
   }
   MatmulEntry& e = *it->second;

@@ -6,6 +6,11 @@
 // oneDNN has no bf16 implementation on this CPU (oneDNN 2.6 refuses bf16 products below AVX-512).
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import type { ConvParams, Kernels } from '../../kernels/contracts.js';
 import { BF16_OPERANDS } from '../../kernels/contracts.js';
@@ -148,4 +153,33 @@ describe('bf16 kernels: native vs the ts reference', { skip }, () => {
     const names = ['loss', 'dw1', 'dw2', 'dw3'];
     r.forEach((v, i) => assertClose(n[i]!, v, { atol: 1e-4, rtol: 2e-3, label: names[i] }));
   });
+});
+
+test('bf16 products asked for where oneDNN has none (ONEDNN_MAX_CPU_ISA=AVX2) end in one clear error, not a oneDNN code', { skip: native ? false : `native backend not built (${nativeLoadError})` }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'arpix-bf16-'));
+  try {
+    const script = join(dir, 'child.mts');
+    const here = (p: string) => JSON.stringify(fileURLToPath(new URL(p, import.meta.url)));
+    writeFileSync(script, `
+      const { loadNativeBackend } = await import(${here('./index.ts')});
+      const { uniform, empty } = await import(${here('../../testing/kernels.ts')});
+      const nat = loadNativeBackend()!;
+      const p = { strideH: 1, strideW: 1, padTop: 1, padLeft: 1, dilationH: 1, dilationW: 1, bf16: true };
+      for (const run of [
+        () => nat.conv2d(uniform([2, 8, 8, 16]), uniform([3, 3, 16, 16]), null, empty([2, 8, 8, 16]), p),
+        () => nat.matmul(uniform([64, 64]), uniform([64, 64]), empty([64, 64]), false, false, true),
+      ]) {
+        try { run(); console.log('no error'); } catch (e) { console.log((e as Error).message); }
+      }
+    `);
+    const r = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), script], { env: { ...process.env, ONEDNN_MAX_CPU_ISA: 'AVX2', NODE_NO_WARNINGS: '1' }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 2, r.stdout);
+    for (const [i, kernel] of ['conv2d', 'matmul'].entries()) {
+      assert.match(lines[i]!, new RegExp(`^${kernel}: bf16 was asked for, but oneDNN has no bf16 products on this CPU \\(its ISA here is avx2\\): compute in fp32`));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -30,17 +30,24 @@ function arpix(args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Seconds a rank may take (a few steps of a tiny model take ~5 s). */
+const RANK_LIMIT_S = 180;
+
 /** Runs train.py as `world` ranks started by hand (MASTER_ADDR/RANK, as torchrun would set them). */
 async function trainRanks(dir: string, out: string, world: number, extra: string[] = []): Promise<Record<string, unknown>> {
   const port = await freePort();
   const runs = Array.from({ length: world }, (_, rank) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const env = { ...ENV, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) };
+    // OpenBLAS on one thread: its spinning pool beside gloo's threads and the other tests on 2 cores
+    // once left a rank at gloo's final barrier for minutes after the other had gone.
+    const env = { ...ENV, OPENBLAS_NUM_THREADS: '1', RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) };
     const child = spawn(python!, [join(dir, 'train.py'), '--out', out, '--device', 'cpu', '--threads', '1', ...extra], { env });
+    // A rank that outlives the limit is killed, so a hang fails the test instead of stalling the run.
+    const limit = setTimeout(() => { stderr += `\n(killed after ${RANK_LIMIT_S} s)`; child.kill('SIGKILL'); }, RANK_LIMIT_S * 1000);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code) => { clearTimeout(limit); resolve({ code, stdout, stderr }); });
   }));
   const results = await Promise.all(runs);
   for (const [rank, r] of results.entries()) assert.equal(r.code, 0, `rank ${rank}: ${r.stderr}`);

@@ -376,6 +376,16 @@ Panels& forwardPanels(const Geometry& g, const float* qkv, int nthr, bool round)
 }
 
 /** One query tile; with round, bf16's operands rounded into these fp32 loops (see the file's comment). */
+/** A query tile's results: out rows O / l (the head's d columns of rows D apart) and lse = m + log l. */
+inline void writeRows(const Geometry& g, const float* O, int64_t D, const float* m, const float* l, float* out, float* lse, int64_t n, int64_t h, int64_t i0, int nq) {
+  for (int r = 0; r < nq; r++) {
+    const float inv = 1.0f / l[r];
+    float* o = out + (n * g.L + i0 + r) * g.C + h * g.d;
+    for (int64_t t = 0; t < g.d; t++) o[t] = O[r * D + t] * inv;
+    lse[(n * g.H + h) * g.L + i0 + r] = m[r] + std::log(l[r]);
+  }
+}
+
 template <int DV>
 void forwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>& classes, const Panels& panels, const float* qkv, float* out, float* lse, int64_t n, int64_t h, int64_t qt, int tid, bool round) {
   constexpr int D = DV * 16;
@@ -411,12 +421,7 @@ void forwardTask(const Geometry& g, const Pattern& p, const std::vector<uint8_t>
     if (round) roundTile(S, nq);
     accumulateProduct<DV>(S, TK, 1, V + j0 * D, O, nq, nk);
   }
-  for (int r = 0; r < nq; r++) {
-    const float inv = 1.0f / l[r];
-    float* o = out + (n * L + i0 + r) * g.C + h * g.d;
-    for (int64_t t = 0; t < g.d; t++) o[t] = O[r * D + t] * inv;
-    lse[(n * g.H + h) * L + i0 + r] = m[r] + std::log(l[r]);
-  }
+  writeRows(g, O, D, m, l, out, lse, n, h, i0, nq);
 }
 
 template <int DV>
@@ -683,12 +688,7 @@ BF16_TARGET void forwardTaskBf16(const Geometry& g, const Pattern& p, const std:
     packTileRows(S, nq, P);
     dotProduct<DV, true>(P, TK / 2, 1, V + j0 / 2 * D, D, O, D, nq, (nk + 1) / 2);
   }
-  for (int r = 0; r < nq; r++) {
-    const float inv = 1.0f / l[r];
-    float* o = out + (n * L + i0 + r) * g.C + h * g.d;
-    for (int64_t t = 0; t < g.d; t++) o[t] = O[r * D + t] * inv;
-    lse[(n * g.H + h) * L + i0 + r] = m[r] + std::log(l[r]);
-  }
+  writeRows(g, O, D, m, l, out, lse, n, h, i0, nq);
 }
 
 /**

@@ -92,7 +92,14 @@ function waitExit(child: ReturnType<typeof spawn>): Promise<number | null> {
 }
 
 const STEPS = 150;
-const runArgs = (out: string) => ['train', '--preset', 'gated-pixelcnn-fmnist', '--out', out, ...TINY, `--train.steps=${STEPS}`, '--train.checkpointEvery=10'];
+/** Checkpoints between log steps (logEvery 5), so a resume starts inside a log window. */
+const runArgs = (out: string) => ['train', '--preset', 'gated-pixelcnn-fmnist', '--out', out, ...TINY, `--train.steps=${STEPS}`, '--train.checkpointEvery=7'];
+
+/** The train records of a run without their timings: what a resumed run must repeat exactly. */
+function trainRecords(runDir: string): unknown[] {
+  return readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    .filter((x) => x.type === 'train').map(({ imagesPerSec: _r, seconds: _s, ...rest }) => rest);
+}
 
 test('a run killed with SIGKILL and resumed ends with the same weights, bit for bit, as an uninterrupted one', { skip }, async () => {
   const root = tmp();
@@ -119,6 +126,9 @@ test('a run killed with SIGKILL and resumed ends with the same weights, bit for 
     const steps = readFileSync(join(killed, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.type === 'train').map((x) => x.step);
     assert.deepEqual(steps, [...new Set(steps)].sort((a, b) => a - b));
     assert.equal(steps.at(-1), STEPS);
+    // The record after the resume averages the whole log window, as the uninterrupted run's did (the
+    // kill comes right after the first checkpoint, step 7 or 14: inside a window of logEvery 5).
+    assert.deepEqual(trainRecords(killed), trainRecords(straight));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

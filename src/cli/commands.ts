@@ -18,7 +18,7 @@ import { createLikelihood } from '../likelihoods/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import {
   applyOverrides, configFileRaw, describeData, evaluate, loadEvalData, modelInfo,
-  loadRunCheckpoint, presetRaw, readMetrics, resolveRunConfig, train, transformFor, METRICS_FILE,
+  checkResumableChanges, loadRunCheckpoint, presetRaw, readMetrics, resolveRunConfig, train, transformFor, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE,
   type Evaluation, type RunConfig, type TrainResult,
 } from '../train/index.js';
 import { readImages } from './inputs.js';
@@ -53,7 +53,7 @@ export async function writeOut(path: string, data: Uint8Array | string, force = 
     else await writeFileExclusive(path, data);
   } catch (e) {
     if (e && typeof e === 'object' && !('path' in e)) Object.assign(e, { path });
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new CliError(`${path} already exists (another command wrote it meanwhile?); pass --force to replace it, or choose another --out`, EXIT.usage);
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new CliError(`${path} already exists (another command wrote it meanwhile?); pass --force to replace it, or choose another --out`, EXIT.error);
     throw e;
   }
 }
@@ -112,42 +112,76 @@ function timestamp(): string {
   return new Date().toISOString().replace(/\..*$/, '').replace(/:/g, '-');
 }
 
+/** What a `train` invocation means: the resolved config, the run folder, and how the run begins. */
+export interface RunPlan {
+  config: RunConfig;
+  runDir: string;
+  resume: boolean;
+  /** --resume of a run killed before its first checkpoint: it starts again from its config.json. */
+  restart: boolean;
+}
+
+/** The run of a --resume folder that holds no checkpoint: its saved config, or one line saying what is there. */
+function restartPlan(dir: string, overrides: readonly string[]): RunPlan {
+  if (!existsSync(join(dir, CONFIG_FILE))) {
+    throw new CliError(`${dir} holds no run to resume: neither ${CHECKPOINT_FILE} nor ${CONFIG_FILE} is there; start one with arpix train --preset NAME --out ${dir}`, EXIT.error);
+  }
+  const saved = resolveRunConfig(configFileRaw(join(dir, CONFIG_FILE)));
+  const config = resolveRunConfig(applyOverrides(saved as unknown as Record<string, unknown>, overrides));
+  checkResumableChanges(saved, config, true);
+  return { config, runDir: dir, resume: false, restart: true };
+}
+
 /** The resolved config and the run folder a `train` invocation means. */
-export async function planRun(a: TrainArgs): Promise<{ config: RunConfig; runDir: string; resume: boolean }> {
+export async function planRun(a: TrainArgs): Promise<RunPlan> {
   const given = [a.preset, a.config, a.resume].filter((x) => x !== undefined).length;
   if (given !== 1) throw new CliError('give exactly one of --preset NAME, --config FILE or --resume RUN_DIR', EXIT.usage);
   if (a.resume !== undefined) {
     if (a.out !== undefined) throw new CliError('--out cannot be combined with --resume: the run continues in its own folder', EXIT.usage);
     if (a.force) throw new CliError('--force cannot be combined with --resume: a resume replaces nothing', EXIT.usage);
+    const dir = resolve(a.resume);
+    if (existsSync(dir) && statSync(dir).isDirectory() && !existsSync(join(dir, CHECKPOINT_FILE))) return restartPlan(dir, a.overrides);
     const ckpt = await readCheckpoint(a.resume);
     const raw = ckpt.meta.config as Record<string, unknown>;
-    return { config: resolveRunConfig(applyOverrides(raw, a.overrides)), runDir: resolve(a.resume), resume: true };
+    return { config: resolveRunConfig(applyOverrides(raw, a.overrides)), runDir: resolve(a.resume), resume: true, restart: false };
   }
   const raw = a.preset !== undefined ? presetRaw(a.preset) : configFileRaw(a.config!);
   const config = resolveRunConfig(applyOverrides(raw, a.overrides), a.preset ?? '');
   const name = a.preset ?? basename(a.config!).replace(/\.json$/, '');
   const runDir = resolve(a.out ?? join('runs', `${timestamp()}-${name}`));
   checkOutputFolder(runDir);
-  return { config, runDir, resume: false };
+  return { config, runDir, resume: false, restart: false };
 }
 
-/** Runs training with a progress display and SIGINT/SIGTERM handling; returns the result. */
+/** Signals that stop a training run after its step, with a checkpoint: Ctrl-C, kill, a closed terminal. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** What a run stopped at once leaves: its last checkpoint (written atomically, so whole), or none yet. */
+function lastCheckpointNote(runDir: string): string {
+  return existsSync(join(runDir, CHECKPOINT_FILE))
+    ? `the last checkpoint in ${runDir} is intact; continue with: arpix train --resume ${runDir}`
+    : `no checkpoint had been written yet; start again with: arpix train --resume ${runDir}`;
+}
+
+/** Runs training with a progress display and SIGINT/SIGTERM/SIGHUP handling; returns the result. */
 export async function runTraining(config: RunConfig, runDir: string, resume: boolean, bar: boolean, force = false): Promise<TrainResult> {
   const reporter = createReporter(process.stderr, { bar });
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts++;
+    // A closed terminal (SIGHUP) turns every later write to it into EIO: the run finishes its step
+    // and checkpoint all the same, without a terminal to report to.
+    if (sig === 'SIGHUP') for (const s of [process.stdout, process.stderr]) s.on('error', () => {});
     if (interrupts > 1) {
       reporter.stop();
-      process.stderr.write(`arpix: ${sig} again: stopping now; the last checkpoint in ${runDir} is intact\n`);
+      process.stderr.write(`arpix: ${sig} again: stopping now; ${lastCheckpointNote(runDir)}\n`);
       process.exit(EXIT.interrupted);
     }
     reporter.log(`${sig}: finishing the step and writing a checkpoint (press Ctrl-C again to stop at once)`);
     controller.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   try {
     return await train(config, {
       runDir, resume, force, signal: controller.signal,
@@ -156,28 +190,27 @@ export async function runTraining(config: RunConfig, runDir: string, resume: boo
     });
   } finally {
     reporter.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     // Interrupted: the checkpoint is written and the command is on its way out with 130; a second
     // Ctrl-C in that window must not kill the process by the signal (no exit code at all).
     if (interrupts > 0) {
       const exitNow = () => process.exit(EXIT.interrupted);
-      process.on('SIGINT', exitNow);
-      process.on('SIGTERM', exitNow);
+      for (const sig of STOP_SIGNALS) process.on(sig, exitNow);
     }
   }
 }
 
 export async function trainCommand(a: TrainArgs): Promise<number> {
-  const { config, runDir, resume } = await planRun(a);
+  const { config, runDir, resume, restart } = await planRun(a);
   const precision = choosePrecision(config.train.precision);
   out(`precision: ${precision.precision} — ${precision.reason}`);
+  if (restart) out(`${runDir} holds no ${CHECKPOINT_FILE}: the run stopped before its first one, so it starts again from its ${CONFIG_FILE}`);
   out('config:');
   out(JSON.stringify(config, null, 2));
   out(`run folder: ${runDir}`);
   out(`data: ${describeData(config.dataset).text}`);
   // train() creates the folder (and its parents) once the model and data have been checked.
-  const r = await runTraining(config, runDir, resume, a.bar, a.force);
+  const r = await runTraining(config, runDir, resume, a.bar, a.force || restart);
   return reportTraining(r, runDir);
 }
 

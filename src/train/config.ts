@@ -200,6 +200,10 @@ export function configFileRaw(file: string): Raw {
   } catch (e) {
     throw new ConfigError('--config', `'${file}' is not valid JSON: ${(e as Error).message.replace(/\s+/g, ' ')}`);
   }
+  if (!isObject(raw) || Array.isArray(raw)) {
+    const got = raw === null ? 'null' : Array.isArray(raw) ? 'a list' : `a ${typeof raw}`;
+    throw new ConfigError('--config', `'${file}' holds ${got}; a config is a JSON object with model, dataset and train sections`);
+  }
   const depth = nestingDepth(raw, MAX_CONFIG_DEPTH);
   if (depth > MAX_CONFIG_DEPTH) throw new ConfigError('--config', `'${file}' nests objects and lists more than ${MAX_CONFIG_DEPTH} levels deep; a config needs 4`);
   return raw;

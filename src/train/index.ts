@@ -12,7 +12,7 @@ export { evaluate } from './evaluate.js';
 export type { PrecisionChoice, PrecisionSetting } from './precision.js';
 export { choosePrecision, PRECISION_SETTINGS } from './precision.js';
 export type { Progress, TrainEvent, TrainOptions, TrainResult } from './train.js';
-export { train, TrainError, RESUMABLE_KEYS, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, ARPIX_VERSION } from './train.js';
+export { train, TrainError, checkResumableChanges, RESUMABLE_KEYS, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, ARPIX_VERSION } from './train.js';
 export { checkpointPathOf, checkpointRunConfig, loadRunCheckpoint } from './checkpoint.js';
 export { checkCheckpointTensors, modelFromCheckpoint } from '../models/checkpoint.js';
 export type { ModelInfo, ConvCost } from './info.js';

@@ -152,9 +152,17 @@ async function removeStaleTemps(dir: string): Promise<void> {
 /** Checks that a resumed run's config differs from its checkpoint's only where that is allowed. */
 function checkResumeConfig(file: string, c: Checkpoint, config: RunConfig): void {
   checkModelConfig(file, c, config.model as unknown as Record<string, unknown>);
-  const saved = c.meta.config as unknown as RunConfig;
+  checkResumableChanges(c.meta.config as unknown as RunConfig, config, false);
+}
+
+/**
+ * Refuses a config that differs from a run's saved one outside RESUMABLE_KEYS (the model too, when
+ * `withModel`: a run restarted from its config.json has no checkpoint to check the model against).
+ */
+export function checkResumableChanges(saved: RunConfig, config: RunConfig, withModel: boolean): void {
   const strip = (t: TrainConfig) => Object.fromEntries(Object.entries(t).filter(([k]) => !(RESUMABLE_KEYS as readonly string[]).includes(k)));
   const diffs = [
+    ...(withModel ? configDifferences(saved.model, config.model, 'model') : []),
     ...configDifferences(saved.dataset, config.dataset, 'dataset'),
     ...configDifferences(strip(saved.train), strip(config.train), 'train'),
   ];
@@ -208,7 +216,7 @@ function checkNoRunIn(dir: string, force: boolean | undefined): void {
   if (existsSync(join(dir, CHECKPOINT_FILE))) throw new TrainError(`${dir} already holds a run (${CHECKPOINT_FILE}); continue it with --resume ${dir}, or choose another --out`);
   const left = RUN_FILES.filter((f) => existsSync(join(dir, f)));
   if (left.length > 0 && !force) {
-    throw new TrainError(`${dir} already holds ${left.join(' and ')} (a run that wrote no checkpoint, or files of your own); pass --force to replace them, or choose another --out`);
+    throw new TrainError(`${dir} already holds ${left.join(' and ')} (a run that wrote no checkpoint, or files of your own); start that run again with --resume ${dir}, pass --force to replace them, or choose another --out`);
   }
 }
 
@@ -294,6 +302,8 @@ interface TrainingState {
   trainSeconds: number;
   imagesSeen: number;
   lastValidation: Evaluation | null;
+  /** The reported loss and speed, with the log window a checkpoint carries. */
+  stats: StepStats;
   /** The step the run stops at when train.steps or train.epochs bound it, else null. */
   totalSteps: number | null;
   /** train.minutes in seconds, or Infinity. */
@@ -311,6 +321,24 @@ interface RunPosition {
   imagesSeen: number;
   loader: LoaderState;
   lastValidation: Evaluation | null;
+  /** The steps since the last metrics record, whose mean loss and norm the next record gives. */
+  logWindow: LogWindow;
+}
+
+/** Sums of the steps since the last train record of metrics.jsonl; a checkpoint carries them (extra.logWindow). */
+interface LogWindow {
+  loss: number;
+  gradNorm: number;
+  steps: number;
+}
+
+const EMPTY_WINDOW: LogWindow = { loss: 0, gradNorm: 0, steps: 0 };
+
+/** A checkpoint's log window; an older checkpoint has none, and its first record averages the resumed steps only. */
+function logWindowOf(v: unknown): LogWindow {
+  const w = v as Partial<LogWindow> | undefined;
+  const ok = typeof w === 'object' && w !== null && Number.isFinite(w.loss) && Number.isFinite(w.gradNorm) && Number.isInteger(w.steps) && w.steps! >= 0;
+  return ok ? { loss: w.loss!, gradNorm: w.gradNorm!, steps: w.steps! } : { ...EMPTY_WINDOW };
 }
 
 /** The optimiser, schedule, average and loader: fresh, or as a resumed run's checkpoint left them. */
@@ -324,7 +352,7 @@ function trainingState(config: RunConfig, model: AutoregressiveModel, data: RunD
   manualSeed(t.seed); // dropout draws from the default generator
   // Everything of a resumed run's state is loaded (and so checked) before the folder is touched.
   const at: RunPosition = resumed ? restore(resumed, model, optimizer, scheduler, ema)
-    : { step: 0, trainSeconds: 0, imagesSeen: 0, loader: { epoch: 0, step: 0 }, lastValidation: null };
+    : { step: 0, trainSeconds: 0, imagesSeen: 0, loader: { epoch: 0, step: 0 }, lastValidation: null, logWindow: { ...EMPTY_WINDOW } };
   const loader = new BatchLoader(data.train, { batchSize: t.batchSize, seed: t.seed, transform: data.transform, state: at.loader });
   const bounds: number[] = [];
   if (t.steps > 0) bounds.push(t.steps);
@@ -335,6 +363,7 @@ function trainingState(config: RunConfig, model: AutoregressiveModel, data: RunD
     precision, precisionBefore: typeof before === 'string' && before !== precision.precision ? before : null,
     model, params: model.parameters(), optimizer, scheduler, ema, loader,
     step: at.step, trainSeconds: at.trainSeconds, imagesSeen: at.imagesSeen, lastValidation: at.lastValidation,
+    stats: new StepStats(at.logWindow),
     totalSteps: bounds.length > 0 ? Math.min(...bounds) : null,
     budget: t.minutes > 0 ? t.minutes * 60 : Infinity,
   };
@@ -356,6 +385,7 @@ function restore(c: Checkpoint, model: AutoregressiveModel, optimizer: Optimizer
   return {
     step: m.step, trainSeconds: m.trainSeconds, imagesSeen: m.imagesSeen, loader: m.loader ?? { epoch: 0, step: 0 },
     lastValidation: (m.extra.validation as Evaluation | undefined) ?? null,
+    logWindow: logWindowOf(m.extra.logWindow),
   };
 }
 
@@ -405,7 +435,7 @@ async function begin(config: RunConfig, opts: TrainOptions, data: RunData, state
 
 /** Steps until a bound is reached, an interrupt arrives or the run diverges. */
 async function loop(run: Run): Promise<void> {
-  const stats = new StepStats();
+  const stats = run.stats;
   const iter = run.loader[Symbol.asyncIterator]();
   run.model.train();
   while (!isDone(run)) {
@@ -428,9 +458,20 @@ class StepStats {
   smoothLoss = NaN;
   /** Images per second, smoothed. */
   rate = NaN;
-  windowLoss = 0;
-  windowNorm = 0;
-  windowSteps = 0;
+  windowLoss: number;
+  windowNorm: number;
+  windowSteps: number;
+
+  /** A resumed run goes on with its checkpoint's window, so its records equal the uninterrupted run's. */
+  constructor(window: LogWindow) {
+    this.windowLoss = window.loss;
+    this.windowNorm = window.gradNorm;
+    this.windowSteps = window.steps;
+  }
+
+  get window(): LogWindow {
+    return { loss: this.windowLoss, gradNorm: this.windowNorm, steps: this.windowSteps };
+  }
 
   add(imagesPerSec: number, loss: number, norm: number): void {
     this.rate = Number.isNaN(this.rate) ? imagesPerSec : 0.9 * this.rate + 0.1 * imagesPerSec;
@@ -587,7 +628,7 @@ async function writeCheckpoint(run: Run): Promise<boolean> {
       step, epoch: loader.state().epoch, loader: loader.state(),
       generators: { default: getDefaultGenerator().state() },
       optimizer: opt.state as unknown as Record<string, unknown>, scheduler: run.scheduler.stateDict(), ema: e?.state ?? null,
-      trainSeconds: run.trainSeconds, imagesSeen: run.imagesSeen, extra: { validation: run.lastValidation, precision: run.precision.precision },
+      trainSeconds: run.trainSeconds, imagesSeen: run.imagesSeen, extra: { validation: run.lastValidation, precision: run.precision.precision, logWindow: run.stats.window },
     },
     model: sd, optimizer: opt.tensors, ema: e?.tensors ?? {},
   });

@@ -17,7 +17,9 @@ export interface InterruptOptions {
   runDir: string;
   /** Milliseconds of training between the first step's metrics record and the signal. */
   delayMs?: number;
-  signal?: 'SIGINT' | 'SIGTERM';
+  signal?: 'SIGINT' | 'SIGTERM' | 'SIGHUP';
+  /** Close the pipes of the process's stdout and stderr as the signal is sent, as a closed terminal does. */
+  closeOutputs?: boolean;
   /** Send the signal twice, this many ms apart (a double Ctrl-C). */
   twiceAfterMs?: number;
   /**
@@ -100,6 +102,10 @@ export function interruptTraining(o: InterruptOptions): Promise<InterruptResult>
           return;
         }
         child.kill(o.signal ?? 'SIGINT');
+        if (o.closeOutputs) {
+          child.stdout!.destroy();
+          child.stderr!.destroy();
+        }
         if (o.twiceAfterMs !== undefined) setTimeout(() => child.kill(o.signal ?? 'SIGINT'), o.twiceAfterMs);
       }, o.delayMs ?? 0);
     }, 5);

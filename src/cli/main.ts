@@ -131,6 +131,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--config <file>', 'a config file instead of a checkpoint')
     .option('--json', 'print one JSON object', false)
     .allowUnknownOption()
+    .allowExcessArguments()
     .action(async (checkpoint: string | undefined, o: { preset?: string; config?: string; json: boolean }, cmd: Command) => {
       // With --preset or --config, commander takes the first override for the optional CHECKPOINT.
       if (checkpoint !== undefined && SECTION_FLAG.test(checkpoint)) checkpoint = undefined;
@@ -170,6 +171,16 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerImageGPTCommands(program, setExit);
   registerTorchCommands(program, setExit, collectOverrides);
   registerServeCommand(program, setExit);
+  // A group (`arpix data`, `arpix palette`) named without one of its commands: its usage, and exit 2.
+  for (const group of program.commands.filter((c) => c.commands.length > 0)) {
+    group.allowExcessArguments().action((_opts: unknown, cmd: Command) => {
+      const names = group.commands.map((c) => c.name()).join(', ');
+      const stray = cmd.args[0];
+      if (stray !== undefined) throw new CliError(`unknown command 'arpix ${group.name()} ${stray}'; its commands are ${names} (see arpix ${group.name()} --help)`, EXIT.usage);
+      process.stderr.write(group.helpInformation());
+      setExit(EXIT.usage);
+    });
+  }
   return program;
 }
 

@@ -27,6 +27,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['models/*'],
   ['models'],
   ['train'],
+  ['codec'],
   ['export', 'serve', 'serve/page'],
   ['cli'],
   ['testing'],

@@ -72,7 +72,7 @@ const POW2 = Float64Array.from({ length: 1076 }, (_, i) => 2 ** (i - 1075));
  * polynomial of e^r, times 2^n. A sampler draws from 256 levels of 16 images at every pixel, and
  * Math.exp (V8's fdlibm port) was a third of a cached PixelRNN step; this is a fraction of it.
  */
-function drawExp(x: number): number {
+export function drawExp(x: number): number {
   if (x < -745) return 0;
   const n = Math.round(x * Math.LOG2E);
   const r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10;

@@ -49,7 +49,8 @@ export function runSampler(model: SamplingModel, s: SampleSetup, opts: SampleOpt
           continue;
         }
         for (let pass = 0; pass < passes; pass++) {
-          head.sample(step.pixel(y, x, pass), s.n, pass, generator, s.temperature, out);
+          if (opts.draw) opts.draw(step.pixel(y, x, pass), s.n, pass, out, y, x);
+          else head.sample(step.pixel(y, x, pass), s.n, pass, generator, s.temperature, out);
           for (let ch = head.perChannel ? pass : 0; ch < (head.perChannel ? pass + 1 : s.c); ch++) {
             for (let i = 0; i < s.n; i++) values[i] = canvas[(i * s.h * s.w + pixel) * s.c + ch] = out[i * s.c + ch]!;
             step.sampled(y, x, ch, values);

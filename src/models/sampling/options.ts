@@ -66,6 +66,13 @@ export interface SampleOptions {
   onPixel?: (y: number, x: number, values: Int32Array) => void;
   /** Sampler: 'cached' (default, fast) or 'naive' (the whole network per element; the oracle). */
   method?: 'cached' | 'naive';
+  /**
+   * Chooses the values of pixel (y, x) instead of drawing them, with the head's parameters of its
+   * `rows` images: what the codec does (codec/), whose encoder takes the image's values and whose
+   * decoder reads them from its stream. Called as the head's sample would be (per channel for a
+   * per-channel head, `pass` = the channel), writing out[r·C + channel].
+   */
+  draw?: (params: Float32Array, rows: number, pass: number, out: Int32Array, y: number, x: number) => void;
 }
 
 export interface SampleSetup {

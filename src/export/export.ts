@@ -121,6 +121,20 @@ The data/ folder (and this whole folder) must be on every machine. On CPUs only,
     arpix eval RUN_DIR · arpix sample RUN_DIR · arpix train --resume RUN_DIR
 
 \`--steps N\` overrides train.steps. run/metrics.jsonl has arpix's format (\`arpix plot\` draws it once imported).
+An --out that holds a run needs \`--resume\` (continue it) or \`--force\` (start again over it).
+
+## What train.py checks, and how it ends
+
+Before it writes anything, train.py checks config.json, data/ and the checkpoint it starts from: the checkpoint's
+SHA-256 sums (\`arpix.sha256\`; a file without them needs \`--allow-unverified\`), that every value is finite, and that
+every tensor fits the model. A bad input ends in one line and exit 1. A non-finite loss, gradient or weight stops
+the run with exit 3 (as \`arpix train\` does) and writes no checkpoint of it: the last good one stays. Every
+checkpoint train.py writes carries the sums, so \`arpix import\` verifies it.
+
+Under torchrun there is no final barrier: the last collective gathers the ranks' weight digests, then rank 0
+validates and writes the checkpoint while the other ranks leave. Leaving the process group is bounded (a rank
+whose teardown takes over 60 s exits without it), and a collective waits at most \`--timeout\` seconds (1800 by
+default) for a rank that has died.
 `;
 }
 

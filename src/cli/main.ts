@@ -11,13 +11,15 @@ import { ArpixError, FormatError } from '../errors.js';
 import { CheckpointMismatchError } from '../io/checkpoint.js';
 import { StateDictError } from '../nn/module.js';
 import { ARPIX_VERSION, TrainError } from '../train/index.js';
+import { UnverifiedCheckpointError } from '../train/checkpoint.js';
 import { presetNames } from '../models/index.js';
 import { registerDataCommands } from './data.js';
 import { registerImageGPTCommands } from './image-gpt.js';
 import { registerTorchCommands } from './torch.js';
 import { MaskedTapError, UnsafePickleError } from '../export/index.js';
 import { registerServeCommand } from './serve.js';
-import { CliError, EXIT, completeCommand, demoCommand, evalCommand, infoCommand, plotCommand, sampleCommand, trainCommand, verifyCommand } from './commands.js';
+import { registerCodecCommands } from './codec.js';
+import { ALLOW_UNVERIFIED, CliError, EXIT, completeCommand, demoCommand, evalCommand, infoCommand, plotCommand, sampleCommand, trainCommand, verifyCommand } from './commands.js';
 
 const SECTION_FLAG = /^--(model|dataset|train)\./;
 
@@ -74,10 +76,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--out <dir>', 'the run folder (default runs/<time>-<preset>)')
     .option('--no-bar', 'plain log lines even on a terminal')
     .option('--force', 'start over in an --out folder holding the config.json and metrics.jsonl of a run that wrote no checkpoint', false)
+    .option('--allow-unverified', ALLOW_UNVERIFIED, false)
     .addHelpText('after', '\nOverrides: --train.lr=3e-4 --train.steps=2000 --model.hiddenChannels=32 --dataset.bits=5 …\n(each checked against the config\'s keys and types; on --resume only train.steps, epochs, minutes and the reporting intervals may change)')
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (opts: { preset?: string; config?: string; resume?: string; out?: string; bar: boolean; force: boolean }, cmd: Command) => {
+    .action(async (opts: { preset?: string; config?: string; resume?: string; out?: string; bar: boolean; force: boolean; allowUnverified: boolean }, cmd: Command) => {
       const overrides = collectOverrides(cmd, cmd.args);
       setExit(await trainCommand({ ...opts, overrides }));
     });
@@ -90,7 +93,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--batch-size <n>', 'images per batch', int('--batch-size', 1), 100)
     .option('--limit <n>', 'evaluate the first N images only', int('--limit', 1))
     .option('--json', 'print one JSON object', false)
-    .action(async (checkpoint: string, o: { split: 'test' | 'validation'; raw: boolean; batchSize: number; limit?: number; json: boolean }) => {
+    .option('--allow-unverified', ALLOW_UNVERIFIED, false)
+    .action(async (checkpoint: string, o: { split: 'test' | 'validation'; raw: boolean; batchSize: number; limit?: number; json: boolean; allowUnverified: boolean }) => {
       setExit(await evalCommand({ checkpoint, ...o }));
     });
 
@@ -104,7 +108,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--out <dir>', 'output folder (default: samples/ beside the checkpoint)')
     .option('--raw', 'use the trained weights rather than their moving average (EMA)', false)
     .option('--force', 'replace existing output files', false)
-    .action(async (checkpoint: string, o: { n: number; seed: number; temperature: number; label?: number; out?: string; raw: boolean; force: boolean }) => {
+    .option('--allow-unverified', ALLOW_UNVERIFIED, false)
+    .action(async (checkpoint: string, o: { n: number; seed: number; temperature: number; label?: number; out?: string; raw: boolean; force: boolean; allowUnverified: boolean }) => {
       setExit(await sampleCommand({ checkpoint, ...o }));
     });
 
@@ -120,6 +125,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--out <dir>', 'output folder (default: samples/ beside the checkpoint)')
     .option('--raw', 'use the trained weights rather than their moving average (EMA)', false)
     .option('--force', 'replace existing output files', false)
+    .option('--allow-unverified', ALLOW_UNVERIFIED, false)
     .action(async (checkpoint: string, o: Omit<Parameters<typeof completeCommand>[0], 'checkpoint'>) => {
       setExit(await completeCommand({ checkpoint, ...o }));
     });
@@ -130,9 +136,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--preset <name>', 'a preset instead of a checkpoint')
     .option('--config <file>', 'a config file instead of a checkpoint')
     .option('--json', 'print one JSON object', false)
+    .option('--allow-unverified', ALLOW_UNVERIFIED, false)
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (checkpoint: string | undefined, o: { preset?: string; config?: string; json: boolean }, cmd: Command) => {
+    .action(async (checkpoint: string | undefined, o: { preset?: string; config?: string; json: boolean; allowUnverified: boolean }, cmd: Command) => {
       // With --preset or --config, commander takes the first override for the optional CHECKPOINT.
       if (checkpoint !== undefined && SECTION_FLAG.test(checkpoint)) checkpoint = undefined;
       const rest = cmd.args.slice(checkpoint === undefined ? 0 : 1);
@@ -140,11 +147,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     });
 
   program.command('verify')
-    .description('check a checkpoint without loading its model: checksums, metadata, config and finite values')
+    .description('run the checks every command that loads a checkpoint runs: checksums, metadata, config, every tensor against its model, optimiser state, finite values')
     .argument('<checkpoint>', 'a checkpoint file or a run folder')
     .option('--json', 'print one JSON object', false)
-    .action(async (checkpoint: string, o: { json: boolean }) => {
-      setExit(await verifyCommand(checkpoint, o.json));
+    .option('--allow-unverified', ALLOW_UNVERIFIED, false)
+    .action(async (checkpoint: string, o: { json: boolean; allowUnverified: boolean }) => {
+      setExit(await verifyCommand(checkpoint, o.json, o));
     });
 
   program.command('plot')
@@ -171,6 +179,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerImageGPTCommands(program, setExit);
   registerTorchCommands(program, setExit, collectOverrides);
   registerServeCommand(program, setExit);
+  registerCodecCommands(program, setExit);
   // A group (`arpix data`, `arpix palette`) named without one of its commands: its usage, and exit 2.
   for (const group of program.commands.filter((c) => c.commands.length > 0)) {
     group.allowExcessArguments().action((_opts: unknown, cmd: Command) => {
@@ -195,6 +204,8 @@ export function describeError(e: unknown): { message: string; code: number } {
   if (e instanceof CheckpointMismatchError) return { message: `${e.message}; use a checkpoint of this model, or the config it was trained with`, code: EXIT.error };
   if (e instanceof StateDictError) return { message: `${e.message}; the checkpoint's weights do not fit its own config — it is damaged or from another arpix version`, code: EXIT.error };
   if (e instanceof UnsafePickleError || e instanceof MaskedTapError) return { message: e.message, code: EXIT.error };
+  // Says what to do itself: pass --allow-unverified, or use a checkpoint with sums.
+  if (e instanceof UnverifiedCheckpointError) return { message: e.message, code: EXIT.error };
   if (e instanceof FormatError) {
     const hint = /safetensors|checkpoint/.test(e.message) && !/arpix import/.test(e.message) ? '; the file is damaged or not a checkpoint — use another checkpoint (training writes checkpoint.safetensors in the run folder)' : '';
     return { message: e.message + hint, code: EXIT.error };

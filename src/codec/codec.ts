@@ -159,7 +159,7 @@ export interface Encoded {
 export function encodeImages(model: AutoregressiveModel, images: Tensor, opts: CodecOptions = {}): Encoded {
   const block = opts.block ?? DEFAULT_BLOCK;
   checkBlock(block);
-  const [n, h, w] = images.shape as [number, number, number, number];
+  const [n, , w] = images.shape as [number, number, number, number];
   model.checkInputs('compress', images, opts.labels ? { labels: new Tensor(opts.labels, [n]) } : {});
   const head = model.likelihood;
   const coder = pixelCoder(head);

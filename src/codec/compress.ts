@@ -1,0 +1,137 @@
+// Files of images coded by a model (format.ts), and back: what `arpix compress` and `arpix
+// decompress` run. A file names the model (a digest of its config and the weights used), the pixel
+// transform, and the numeric setup that computed its probabilities; decoding checks each before it
+// starts, and the decoded values against the file's digest of them before it returns them.
+
+import { createHash } from 'node:crypto';
+import { ArgumentError, FormatError } from '../errors.js';
+import { backendName, setBackend } from '../backends/registry.js';
+import { lookupTable, type PixelTransform } from '../data/transforms.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
+import { Tensor } from '../tensor/tensor.js';
+import { ARPIX_VERSION } from '../train/train.js';
+import { cpuCapabilities } from '../train/precision.js';
+import { DEFAULT_BLOCK, decodeImages, encodeImages, valuesDigest } from './codec.js';
+import { readCompressed, writeCompressed, FORMAT_VERSION, type CompressedHeader, type NumericSetup } from './format.js';
+
+/** Which probabilities a file uses: native (fast, this kind of machine) or portable (the TypeScript backend, any machine). */
+export type CodecMode = 'native' | 'portable';
+
+/** SHA-256 of the model's config and its weights (sorted by name): a file decodes only with these. */
+export function modelDigest(model: AutoregressiveModel): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify(model.config));
+  const sd = model.stateDict();
+  for (const key of Object.keys(sd).sort()) {
+    const t = sd[key]!;
+    h.update(`\0${key}\0${t.dtype}\0${t.shape.join(',')}\0`);
+    h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
+  return h.digest('hex');
+}
+
+/** The numbers of this process for a mode: what a file records, and what a decoder must match. */
+export function numericSetup(mode: CodecMode, block: number): NumericSetup {
+  if (mode === 'portable') return { mode, backend: 'ts', isa: null, block, arpixVersion: ARPIX_VERSION };
+  if (backendName() !== 'native') throw new ArgumentError('compress', 'mode', 'native needs the native backend, which is not loaded here; use --portable');
+  return { mode, backend: 'native', isa: cpuCapabilities()?.isa ?? null, block, arpixVersion: ARPIX_VERSION };
+}
+
+/** Runs fn on the backend a mode computes with, and restores the one before. */
+function inMode<T>(mode: CodecMode, fn: () => T): T {
+  const before = backendName();
+  setBackend(mode === 'portable' ? 'ts' : 'native');
+  try {
+    return fn();
+  } finally {
+    setBackend(before);
+  }
+}
+
+/** Why this process cannot compute a file's probabilities, or null when it can. */
+export function setupMismatch(file: NumericSetup): string | null {
+  if (file.mode === 'portable') return null;
+  if (backendName() !== 'native') return `it was written in native mode, and the native backend is not loaded here`;
+  const here = numericSetup('native', file.block);
+  if (here.isa !== file.isa) return `it was written in native mode where oneDNN ran ${file.isa ?? 'an unknown ISA'}, and here it runs ${here.isa ?? 'an unknown ISA'}, whose kernels round differently`;
+  if (here.arpixVersion !== file.arpixVersion) return `it was written in native mode by arpix ${file.arpixVersion}, and this is arpix ${here.arpixVersion}, whose kernels may round differently`;
+  return null;
+}
+
+/** The transform a file codes with: dynamic binarisation is random, so its files threshold instead. */
+export function codecTransform(t: PixelTransform): PixelTransform {
+  return t.kind === 'dynamic-binarise' ? { kind: 'binarise' } : t;
+}
+
+/** 8-bit pixels → the values the model codes. */
+export function toValues(pixels: Uint8Array, t: PixelTransform): Int32Array {
+  const lut = lookupTable(codecTransform(t));
+  return lut ? Int32Array.from(pixels, (v) => lut[v]!) : Int32Array.from(pixels);
+}
+
+/** The values a model codes → 8-bit pixels: v << (8 − bits) for quantised, 0/255 for binarised. */
+export function fromValues(values: Int32Array, t: PixelTransform): Uint8Array {
+  const c = codecTransform(t);
+  if (c.kind === 'quantise') return Uint8Array.from(values, (v) => v << (8 - c.bits));
+  if (c.kind === 'binarise') return Uint8Array.from(values, (v) => v * 255);
+  return Uint8Array.from(values);
+}
+
+/** The first pixel the transform does not keep, or -1 when it maps these pixels back exactly. */
+export function firstLossyPixel(pixels: Uint8Array, t: PixelTransform): number {
+  const back = fromValues(toValues(pixels, t), t);
+  for (let i = 0; i < pixels.length; i++) if (back[i] !== pixels[i]) return i;
+  return -1;
+}
+
+export interface CompressOptions {
+  mode?: CodecMode;
+  block?: number;
+  weights: 'ema' | 'raw';
+  transform: PixelTransform;
+  labels?: Int32Array | null;
+  onBlock?: (done: number, total: number) => void;
+}
+
+export interface Compressed {
+  bytes: Uint8Array;
+  header: CompressedHeader;
+}
+
+/** Codes model-domain values int32 [N, H, W, C] into a file's bytes. */
+export function compressValues(model: AutoregressiveModel, values: Tensor, o: CompressOptions): Compressed {
+  const mode = o.mode ?? 'native';
+  const block = o.block ?? DEFAULT_BLOCK;
+  if (model.config.conditionDim > 0) throw new ArgumentError('compress', 'model', 'is conditioned on vectors (conditionDim > 0), which a file would have to carry; compress works with unconditional and class-conditional models');
+  const numeric = numericSetup(mode, block);
+  const [n, h, w, c] = values.shape as [number, number, number, number];
+  const { stream, idealBits } = inMode(mode, () => encodeImages(model, values, { block, labels: o.labels, onBlock: o.onBlock }));
+  const header: CompressedHeader = {
+    format: 'arpix-compressed', version: FORMAT_VERSION,
+    model: { digest: modelDigest(model), kind: model.config.kind, weights: o.weights, height: h, width: w, channels: c },
+    images: { count: n, labels: o.labels ? Array.from(o.labels) : null, transform: codecTransform(o.transform), valuesSha256: valuesDigest(values) },
+    numeric, stream: { bytes: stream.length, idealBits },
+  };
+  return { bytes: writeCompressed(header, stream), header };
+}
+
+/** Reads and checks a file, then decodes its values with `model`; refuses anything it cannot decode exactly. */
+export function decompressBytes(bytes: Uint8Array, file: string, model: AutoregressiveModel, onBlock?: (done: number, total: number) => void): { values: Tensor; header: CompressedHeader } {
+  const { header, stream } = readCompressed(bytes, file);
+  const m = header.model;
+  const cfg = model.config;
+  if (m.height !== cfg.height || m.width !== cfg.width || m.channels !== cfg.channels || m.kind !== cfg.kind || m.digest !== modelDigest(model)) {
+    throw new FormatError(file, `was written with another model (${m.kind}, ${m.weights} weights, digest ${m.digest.slice(0, 12)}…); decode it with the run it was compressed with${m.weights === 'raw' ? ' and --raw' : ''}`);
+  }
+  const why = setupMismatch(header.numeric);
+  if (why !== null) throw new FormatError(file, `cannot be decoded exactly here: ${why}; decode it on a machine like the encoder's, or compress with --portable`);
+  const labels = header.images.labels ? Int32Array.from(header.images.labels) : null;
+  if (labels && cfg.numClasses === 0) throw new FormatError(file, 'carries class labels, but the model is unconditional; the file is damaged');
+  if (!labels && cfg.numClasses > 0) throw new FormatError(file, 'carries no class labels, but the model is class-conditional; the file is damaged');
+  if (labels && labels.some((l) => l >= cfg.numClasses)) throw new FormatError(file, `carries a label beyond the model's ${cfg.numClasses} classes; the file is damaged`);
+  const values = inMode(header.numeric.mode, () => decodeImages(model, stream, header.images.count, file, { block: header.numeric.block, labels, onBlock }));
+  if (valuesDigest(values) !== header.images.valuesSha256) {
+    throw new FormatError(file, 'decoded to values whose SHA-256 differs from the one it was written with: the probabilities here differ from the encoder\'s; nothing was written — compress with --portable to decode anywhere');
+  }
+  return { values, header };
+}

@@ -18,10 +18,21 @@ export interface Server {
 export async function startServer(opts: ServeOptions & { port?: number; host?: string }): Promise<Server> {
   const serveApp = createServeApp(opts);
   const host = opts.host ?? '127.0.0.1';
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve({ fetch: serveApp.app.fetch, port: opts.port ?? 8470, hostname: host }, () => resolve(s));
-    s.once('error', reject);
-  });
+  let server: ReturnType<typeof serve>;
+  try {
+    server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+      const s = serve({ fetch: serveApp.app.fetch, port: opts.port ?? 8470, hostname: host }, () => resolve(s));
+      s.once('error', reject);
+    });
+  } catch (e) {
+    // The model workers already started; ended here, they cannot keep a failed command alive.
+    await serveApp.close();
+    throw e;
+  }
+  // A client that sends its headers or body slowly is cut off instead of holding a connection.
+  const http = server as unknown as { headersTimeout: number; requestTimeout: number };
+  http.headersTimeout = 20_000;
+  http.requestTimeout = 60_000;
   const { port } = server.address() as AddressInfo;
   const shown = host.includes(':') ? `[${host}]` : host;
   return {

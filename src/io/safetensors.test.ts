@@ -111,7 +111,10 @@ describe('validation: each problem is a FormatError naming the file', () => {
     ['header length of 2^64 − 1', (() => { const b = rawFile({}); new DataView(b.buffer).setBigUint64(0, 2n ** 64n - 1n, true); return b; })(), /header length 18446744073709551615 runs beyond/],
     ['non-JSON header', rawFile(null, undefined, '{"a": [1, 2'), /the header is not valid JSON/],
     ['invalid UTF-8', rawFile(null, undefined, 'xx'), /.*/],
-    ['header not an object', rawFile([1, 2]), /the header must be a JSON object/],
+    ['header not an object', rawFile([1, 2]), /the header begins with byte 0x5b, not '\{'; the format's JSON header begins with '\{'/],
+    ['header after a byte-order mark', rawFile(null, undefined, '\ufeff{}'), /the header begins with a UTF-8 byte-order mark, not '\{'/],
+    ['header after white space', rawFile(null, undefined, ' {}'), /the header begins with byte 0x20, not '\{'/],
+    ['a declared shape beyond 2^53 bytes', rawFile({ a: { dtype: 'F32', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 4] } }, f32(1)), /tensor 'a': shape \[1099511627776, 1099511627776\] of F32 needs 4\.8\d*e\+24 bytes but data_offsets \[0, 4\] span 4/],
     ['metadata value not a string', rawFile({ __metadata__: { n: 3 } }), /'__metadata__' must map strings to strings; 'n' is 3/],
     ['unknown dtype', rawFile({ a: { dtype: 'Q7', shape: [1], data_offsets: [0, 4] } }, f32(1)), /tensor 'a' has unknown dtype 'Q7'/],
     ['unsupported dtype', rawFile({ a: { dtype: 'F8_E4M3', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), /dtype F8_E4M3, which arpix cannot hold without loss/],
@@ -125,7 +128,7 @@ describe('validation: each problem is a FormatError naming the file', () => {
     ['entry without dtype', rawFile({ a: { shape: [1], data_offsets: [0, 4] } }, f32(1)), /tensor 'a' has no dtype string/],
   ];
   // Invalid UTF-8 needs raw bytes in the header.
-  cases[4]![1] = (() => { const b = rawFile(null, undefined, '{}'); b[8] = 0xff; return b; })();
+  cases[4]![1] = (() => { const b = rawFile(null, undefined, '{}'); b[9] = 0xff; return b; })();
   cases[4]![2] = /the header is not valid UTF-8/;
 
   for (const [name, bytes, message] of cases) {

@@ -149,6 +149,11 @@ function parseHeader(file: string, bytes: Uint8Array): { entries: Entry[]; metad
   if (n > BigInt(MAX_HEADER)) throw bad(`the header length ${n} exceeds the ${MAX_HEADER}-byte limit`);
   if (n < 2n) throw bad(`the header length ${n} is too short for a JSON object`);
   const headerLen = Number(n);
+  // The format's header is a JSON object from its first byte: no byte-order mark, no whitespace.
+  if (bytes[8] !== 0x7b) {
+    const bom = bytes[8] === 0xef && bytes[9] === 0xbb && bytes[10] === 0xbf;
+    throw bad(`the header begins with ${bom ? 'a UTF-8 byte-order mark' : `byte 0x${bytes[8]!.toString(16).padStart(2, '0')}`}, not '{'; the format's JSON header begins with '{'`);
+  }
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen));
@@ -195,7 +200,8 @@ function parseHeader(file: string, bytes: Uint8Array): { entries: Entry[]; metad
     const d = dtype as FileDType;
     const count = shape.reduce((a: number, b: number) => a * b, 1);
     const need = count * ITEM_SIZE[d];
-    if (end - begin !== need) {
+    // Checked before anything is allocated: a declared shape must be paid for by bytes in the file.
+    if (!Number.isSafeInteger(need) || end - begin !== need) {
       throw bad(`${where}: shape ${fmtShape(shape)} of ${d} needs ${need} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
     }
     if (end > dataLen) throw bad(`${where}: data_offsets [${begin}, ${end}] run beyond the data section (${dataLen} bytes)`);

@@ -4,11 +4,13 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { crc32 } from 'node:zlib';
+import { ArpixError } from '../errors.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { saveSafetensorsSync } from '../io/safetensors.js';
 import { createModel } from '../models/index.js';
@@ -19,6 +21,8 @@ import { Tensor } from '../tensor/tensor.js';
 import { importCheckpoint } from './import.js';
 import { readTorchSave, unpickle, UnsafePickleError } from './pickle.js';
 import { locateDataset } from '../data/index.js';
+import { encodeTorchSave, tinyTorchConfig, torchSaveSpec, zeroBomb, type TorchSaveSpec, type TorchTensorSpec } from '../testing/torch-fuzz.js';
+import { findTorchPython } from './python.js';
 
 const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 const ENV = { ...process.env, NODE_NO_WARNINGS: '1', OMP_NUM_THREADS: '1' };
@@ -44,13 +48,16 @@ function zip(files: Record<string, Uint8Array>): Buffer {
   let offset = 0;
   for (const [name, data] of Object.entries(files)) {
     const n = Buffer.from(name);
+    const crc = crc32(data);
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt32LE(crc, 14);
     local.writeUInt32LE(data.length, 18);
     local.writeUInt32LE(data.length, 22);
     local.writeUInt16LE(n.length, 26);
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt32LE(crc, 16);
     central.writeUInt32LE(data.length, 20);
     central.writeUInt32LE(data.length, 24);
     central.writeUInt16LE(n.length, 28);
@@ -240,5 +247,166 @@ describe('arpix run → export → import', { skip: !haveFashion && 'Fashion-MNI
     const resumed = arpix(['train', '--resume', back, '--train.steps=5', '--no-bar']);
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.equal((await loadCheckpoint(join(back, 'checkpoint.safetensors'))).meta.step, 5);
+  });
+});
+
+// ---- hostile torch.save and safetensors files: refused before anything is allocated -------------
+
+describe('crafted files are refused in one line, before their claims are allocated', () => {
+  const config = tinyTorchConfig();
+  const configFile = join(tmp, 'tiny.json');
+  writeFileSync(configFile, JSON.stringify({ model: config.model, dataset: config.dataset, train: config.train }));
+  const weights = createModel(config.model, { seed: 2 }).stateDict({ layout: 'pytorch' });
+  const python = findTorchPython();
+
+  /** The base state dict's description with `edit` applied to its tensor `key`, written to `name`. */
+  const crafted = (name: string, edit: (spec: TorchSaveSpec, t: TorchTensorSpec) => void, key = 'blocks.0.vConv.weight'): string => {
+    const spec = torchSaveSpec(weights);
+    edit(spec, spec.tensors.find((t) => t.key === key)!);
+    const file = join(tmp, name);
+    writeFileSync(file, encodeTorchSave(spec));
+    return file;
+  };
+  const refused = async (file: string, re: RegExp) => {
+    await assert.rejects(importCheckpoint(file, { config }), (e: Error) => {
+      assert.ok(e instanceof ArpixError, String(e));
+      assert.equal(e.message.split('\n').length, 1, e.message);
+      assert.ok(e.message.startsWith(`${file}: `), e.message);
+      assert.match(e.message, re);
+      return true;
+    });
+  };
+
+  /** `arpix import FILE` in a child process: its exit code, stderr, and its peak resident memory in MB. */
+  const importChild = (file: string, out: string) => {
+    const rss = 'data:text/javascript,' + encodeURIComponent('import { writeSync } from "node:fs"; process.on("exit", () => { try { writeSync(3, String(process.resourceUsage().maxRSS)); } catch {} });');
+    const r = spawnSync(process.execPath, ['--import', rss, '--import', 'tsx', MAIN, 'import', file, '--out', out, '--config', configFile], { env: ENV, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    return { code: r.status, stderr: r.stderr, peakMB: Number(r.output[3]) / 1024 };
+  };
+
+  test('the base file, as torch.save writes it, imports with its weights', async () => {
+    const file = crafted('base.pt', () => {});
+    const model = createModel(config.model);
+    model.loadStateDict((await importCheckpoint(file, { config })).checkpoint.model);
+    for (const [k, t] of Object.entries(model.stateDict({ layout: 'pytorch' }))) assert.deepEqual(Array.from(t.data), Array.from(weights[k]!.data), k);
+  });
+
+  // Each bomb is imported by the CLI in a child process: one line, exit 1, no run folder, and a peak
+  // resident memory within 200 MB of the same command importing the honest file.
+  describe('bombs: peak memory stays near that of an honest import', () => {
+    const honest = crafted('honest.pt', () => {});
+    const base = importChild(honest, join(tmp, 'honest-run'));
+    const bombs: [string, () => string | null, RegExp][] = [
+      ['the issue\'s stride-0 view, written by PyTorch: torch.zeros(1).expand(20000, 20000)', () => {
+        if (python === null) return null;
+        const file = join(tmp, 'expand-torch.pt');
+        const r = spawnSync(python, ['-c', `import torch, collections; torch.save(collections.OrderedDict(w=torch.zeros(1).expand(20000, 20000)), ${JSON.stringify(file)})`], { encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+        return file;
+      }, /holds a tensor \[20000, 20000\] of storage data\/0 that is an expanded view \(stride 0\): arpix reads tensors whose elements are all stored; save t\.contiguous\(\) instead/],
+      ['a model weight as a stride-0 view of one element', () => crafted('expand.pt', (spec, t) => {
+        spec.storages.set(t.storage, new Uint8Array(4));
+        Object.assign(t, { numel: 1, shape: [20000, 20000], stride: [0, 0] });
+      }), /a tensor \[20000, 20000\] of storage data\/4 that is an expanded view \(stride 0\)/],
+      ['a huge declared shape over a small storage', () => crafted('huge-shape.pt', (_, t) => Object.assign(t, { shape: [2 ** 31, 2 ** 31], stride: [2 ** 31, 1] })),
+        /holds a tensor \[2147483648, 2147483648\] of storage data\/4: more elements than the 192 its storage holds/],
+      ['an entry declaring its true size that inflates to 1 GiB', () => crafted('bomb-past.pt', (spec, t) => {
+        spec.entries.set(`data/${t.storage}`, { compressed: zeroBomb(1024), size: spec.storages.get(t.storage)!.length });
+      }), /zip entry 'archive\/data\/4' inflates to more than the 768 bytes its directory declares \(a zip bomb\?\); refused/],
+      ['an entry honestly declaring the 1 GiB it inflates to', () => crafted('bomb-declared.pt', (spec, t) => {
+        spec.entries.set(`data/${t.storage}`, { compressed: zeroBomb(1024), size: 2 ** 30 });
+        t.numel = 2 ** 28;
+      }), /has storages declaring 1073741920 bytes \(at data\/4\), more than the \d+ allowed for the config's gated-pixelcnn model \(1,668 weights\); refused before inflating them/],
+      ['one storage viewed by 200 tensors', () => crafted('flood.pt', (spec, t) => {
+        for (let i = 0; i < 200; i++) spec.tensors.push({ ...t, key: `copy${i}` });
+      }, 'out.weight'), /holds more tensor elements than the 92224 allowed for the config's gated-pixelcnn model \(1,668 weights\) \(at a tensor \[256, 4, 1, 1\] of storage data\/12\); refused before reading them/],
+    ];
+    for (const [name, make, re] of bombs) {
+      test(name, (t) => {
+        const file = make();
+        if (file === null) return t.skip('no Python here imports torch (apt-get install python3-torch)');
+        const out = join(tmp, `${name.replace(/\W+/g, '-')}-run`);
+        const r = importChild(file, out);
+        assertOneLine(r, re);
+        assert.equal(existsSync(out), false);
+        t.diagnostic(`peak resident memory ${r.peakMB.toFixed(0)} MB; an honest import ${base.peakMB.toFixed(0)} MB`);
+        assert.ok(r.peakMB - base.peakMB < 200, `peak ${r.peakMB.toFixed(0)} MB, honest import ${base.peakMB.toFixed(0)} MB`);
+      });
+    }
+    test('the honest import succeeded, so the comparisons mean something', () => assert.equal(base.code, 0, base.stderr));
+  });
+
+  test('stride tricks: negative, overlapping, past the storage, larger than the storage', async () => {
+    await refused(crafted('negative.pt', (_, t) => Object.assign(t, { offset: 191, stride: [-24, 6, 3, 1] })), /holds a tensor \[8, 4, 2, 3\] of storage data\/4 with strides \[-24, 6, 3, 1\]; sizes and strides are non-negative/);
+    await refused(crafted('overlap.pt', (_, t) => Object.assign(t, { stride: [1, 1, 1, 1] })), /holds a tensor \[8, 4, 2, 3\] of storage data\/4 with strides \[1, 1, 1, 1\] that reach some elements twice: save t\.contiguous\(\) instead/);
+    await refused(crafted('offset.pt', (_, t) => Object.assign(t, { offset: 1 })), /holds a tensor \[8, 4, 2, 3\] of storage data\/4 at offset 1 with strides \[24, 6, 3, 1\], reaching element 192 of a storage of 192/);
+    await refused(crafted('offset-negative.pt', (_, t) => Object.assign(t, { offset: -1 })), /at storage offset -1; offsets are non-negative integers/);
+    await refused(crafted('small-storage.pt', (_, t) => Object.assign(t, { shape: [16, 4, 2, 3], stride: [24, 6, 3, 1] })), /holds a tensor \[16, 4, 2, 3\] of storage data\/4: more elements than the 192 its storage holds/);
+  });
+
+  test('sizes that disagree: the pickle\'s element count, the zip entry\'s declared size, the local header', async () => {
+    await refused(crafted('numel.pt', (_, t) => { t.numel = 191; }), /storage data\/4 holds 768 bytes, but its pickle gives it 191 F32 elements \(764 bytes\)/);
+    await refused(crafted('stored-size.pt', (spec, t) => spec.entries.set(`data/${t.storage}`, { size: 772 })), /is a damaged zip archive: stored entry 'archive\/data\/4' declares 772 bytes but holds 768/);
+    // The pickle agrees with the declared sizes here; the deflate streams do not.
+    await refused(crafted('deflated-short.pt', (spec, t) => { spec.entries.set(`data/${t.storage}`, { deflate: true, size: 772 }); t.numel = 193; }), /zip entry 'archive\/data\/4' inflates to 768 bytes, not the 772 its directory declares/);
+    await refused(crafted('deflated-long.pt', (spec, t) => { spec.entries.set(`data/${t.storage}`, { deflate: true, size: 764 }); t.numel = 191; }), /zip entry 'archive\/data\/4' inflates to more than the 764 bytes its directory declares/);
+    await refused(crafted('crc.pt', (spec, t) => spec.entries.set(`data/${t.storage}`, { crc: 1 })), /zip entry 'archive\/data\/4' is damaged: its CRC-32 is [0-9a-f]{8}, its directory says 00000001/);
+    const bytes = readFileSync(crafted('local.pt', () => {}));
+    bytes.writeUInt16LE(8, 8); // the first local header now says deflated; its directory record, stored
+    const file = join(tmp, 'local.pt');
+    writeFileSync(file, bytes);
+    await refused(file, /is a damaged zip archive: the local header of 'archive\/data\.pkl' gives another compression method/);
+    const moved = readFileSync(crafted('moved.pt', () => {}));
+    const dir = moved.readUInt32LE(moved.length - 22 + 16);
+    moved.writeUInt32LE(0, dir + 46 + 'archive/data.pkl'.length + 42); // the second record points at the first entry
+    writeFileSync(file, moved);
+    await refused(file, /is a damaged zip archive: the local header of 'archive\/byteorder' names another entry/);
+    const overlap = readFileSync(crafted('overlap.pt', () => {}));
+    for (const at of [18, 22, dir + 20, dir + 24]) overlap.writeUInt32LE(overlap.readUInt32LE(at) + 10, at); // data.pkl now runs into byteorder
+    writeFileSync(file, overlap);
+    await refused(file, /is a damaged zip archive: entries 'archive\/data\.pkl' and 'archive\/byteorder' overlap/);
+  });
+
+  test('a pickle far larger than the model\'s state dict needs is refused before it is inflated', async () => {
+    await refused(crafted('pickle.pt', (spec) => { spec.picklePadding = 64 * 2 ** 20; spec.entries.set('data.pkl', { deflate: true }); }),
+      /has a data\.pkl of 67\d+ bytes, more than the 1966080 allowed for the config's gated-pixelcnn model \(1,668 weights\); refused before reading it/);
+  });
+
+  test('wrong dtypes are refused with the key named, in torch.save files and in safetensors', async () => {
+    await refused(crafted('int.pt', (_, t) => { t.storageType = 'IntStorage'; }), /key 'blocks\.0\.vConv\.weight' holds int32 values; weights must be floating point/);
+    await refused(crafted('complex.pt', (_, t) => { t.storageType = 'ComplexFloatStorage'; }), /is refused: its pickle imports torch\.ComplexFloatStorage/);
+    const file = join(tmp, 'int.safetensors');
+    saveSafetensorsSync(file, { ...weights, 'out.bias': new Tensor(new Int32Array(256), [256]) });
+    await refused(file, /key 'out\.bias' holds int32 values; weights must be floating point/);
+  });
+
+  test('a safetensors header beginning with a byte-order mark is refused; the format begins with {', () => {
+    const file = join(tmp, 'bom.safetensors');
+    const json = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ w: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }))]);
+    const head = Buffer.alloc(8);
+    head.writeBigUInt64LE(BigInt(json.length));
+    writeFileSync(file, Buffer.concat([head, json, Buffer.alloc(4)]));
+    assertOneLine(arpix(['import', file, '--out', join(tmp, 'bom-run'), '--config', configFile]), /bom\.safetensors: not a valid safetensors file: the header begins with a UTF-8 byte-order mark, not '\{'; the format's JSON header begins with '\{'/);
+    assert.equal(existsSync(join(tmp, 'bom-run')), false);
+  });
+
+  test('views PyTorch writes for real state dicts load: a transpose, channels-last, a slice of a larger storage', { skip: python === null && 'no Python here imports torch (apt-get install python3-torch)' }, async () => {
+    const file = join(tmp, 'views.pt');
+    const values = Object.fromEntries(Object.entries(weights).map(([k, t]) => [k, { shape: t.shape, data: Array.from(t.data) }]));
+    const script = `
+import json, sys, torch, collections
+sd = collections.OrderedDict((k, torch.tensor(v['data'], dtype=torch.float32).reshape(v['shape'])) for k, v in json.load(sys.stdin).items())
+sd['blocks.0.vConv.weight'] = sd['blocks.0.vConv.weight'].contiguous(memory_format=torch.channels_last)
+sd['out.weight'] = sd['out.weight'].squeeze().t().contiguous().t().reshape(256, 4, 1, 1)
+big = torch.cat([torch.full((5,), 7.0), sd['out.bias'], torch.full((3,), 7.0)])
+sd['out.bias'] = big[5:261]
+assert not sd['blocks.0.vConv.weight'].is_contiguous() and not sd['out.weight'].is_contiguous() and sd['out.bias'].storage_offset() == 5
+torch.save(sd, sys.argv[1])
+`;
+    const r = spawnSync(python!, ['-c', script, file], { input: JSON.stringify(values), encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const model = createModel(config.model);
+    model.loadStateDict((await importCheckpoint(file, { config })).checkpoint.model);
+    for (const [k, t] of Object.entries(model.stateDict({ layout: 'pytorch' }))) assert.deepEqual(Array.from(t.data), Array.from(weights[k]!.data), k);
   });
 });

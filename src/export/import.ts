@@ -23,7 +23,7 @@ import type { RunConfig } from '../train/config.js';
 import { ARPIX_VERSION, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, TrainError } from '../train/train.js';
 import { checkpointFromPyTorch } from './convert.js';
 import { MASKED_FORMULATIONS, type StateMap } from './masked.js';
-import { readTorchSave, type PyValue } from './pickle.js';
+import { readTorchSave, type PyValue, type TorchSaveLimits } from './pickle.js';
 import { isZip } from './zip.js';
 
 /** A file that does not fit the architecture it is imported as; the message names the first key. */
@@ -38,10 +38,30 @@ export interface Imported {
   masked: boolean;
 }
 
+/**
+ * Whether the file is laid out as safetensors: a plausible header length first. What follows is
+ * left to the reader, which says exactly what is wrong (a header not starting with '{', …).
+ */
 function isSafetensors(bytes: Uint8Array): boolean {
-  if (bytes.length < 10) return false;
+  if (bytes.length < 10 || isZip(bytes)) return false;
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true));
-  return n > 0 && n + 8 <= bytes.length && bytes[8] === 0x7b; // '{'
+  return n >= 2 && n + 8 <= bytes.length;
+}
+
+/**
+ * What a torch.save file may cost when imported as `model`, checked before anything is inflated or
+ * copied: tensors of at most 16 times the model's weights (room for an optimiser's two moments, an
+ * average, and a masked formulation's full kernels) plus 65,536; storages of at most 8 bytes per
+ * such element (float64); a pickle of at most 1 MiB plus 64 KiB per model tensor.
+ */
+export function torchSaveLimits(model: AutoregressiveModel): TorchSaveLimits {
+  const sd = Object.values(model.stateDict({ layout: 'pytorch' }));
+  const weights = sd.reduce((a, t) => a + t.size, 0);
+  const maxElements = 16 * weights + 65536;
+  return {
+    maxElements, maxStorageBytes: 8 * maxElements, maxPickleBytes: 2 ** 20 + 65536 * sd.length,
+    reason: `the config's ${model.config.kind} model (${weights.toLocaleString('en')} weights)`,
+  };
 }
 
 function isTensorMap(v: PyValue): v is Map<string, Tensor> {
@@ -136,6 +156,7 @@ export async function importCheckpoint(path: string, opts: { config?: RunConfig 
   const bytes: Uint8Array = readRegularFile(file, bufferConstants.MAX_LENGTH, 'a checkpoint');
   let sd: StateMap;
   let format: ImportFormat;
+  let model: AutoregressiveModel | undefined;
   if (isSafetensors(bytes)) {
     const { tensors, metadata } = decodeSafetensors(bytes, file);
     if (metadata.arpix !== undefined) {
@@ -149,22 +170,25 @@ export async function importCheckpoint(path: string, opts: { config?: RunConfig 
       delete (checkpoint.meta as { layout?: string }).layout;
       checkpoint.meta.generators ??= {};
       // Fails with the first key that does not fit, like every other import.
-      const model = createModel(checkpoint.meta.config.model);
-      const m = mismatch(model, new Map(Object.entries(checkpoint.model)), 'arpix');
+      const own = createModel(checkpoint.meta.config.model);
+      const m = mismatch(own, new Map(Object.entries(checkpoint.model)), 'arpix');
       if (m !== null) throw new ImportMismatchError(`${file}: the checkpoint's weights do not fit its own config: ${m}`);
       return { checkpoint, format: pytorch ? 'arpix checkpoint (PyTorch layout)' : 'arpix checkpoint', masked: false };
     }
     sd = new Map(Object.entries(tensors));
     format = 'safetensors state dict';
   } else if (isZip(bytes)) {
-    const found = findStateDict(readTorchSave(bytes, file), file);
+    // The config comes first: the model it builds bounds what the archive may make arpix allocate.
+    if (!opts.config) throw new ImportMismatchError(`${file}: a torch.save file carries no architecture; give --preset NAME or --config FILE for the network it holds`);
+    model = createModel(opts.config.model);
+    const found = findStateDict(readTorchSave(bytes, file, torchSaveLimits(model)), file);
     sd = found.sd;
     format = found.lightning ? 'Lightning checkpoint' : 'torch.save state dict';
   } else {
     throw new FormatError(file, 'is neither a safetensors file nor a torch.save zip archive (a legacy torch.save file? re-save it with a current PyTorch)');
   }
   if (!opts.config) throw new ImportMismatchError(`${file}: a ${format} carries no architecture; give --preset NAME or --config FILE for the network it holds`);
-  const model = createModel(opts.config.model);
+  model ??= createModel(opts.config.model);
   const { masked } = loadPyTorchStateDict(model, sd, file);
   const meta = freshMeta(opts.config, { importedFrom: file, importFormat: format, masked });
   return { checkpoint: { meta, model: model.stateDict(), optimizer: {}, ema: {} }, format, masked };

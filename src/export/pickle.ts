@@ -6,7 +6,7 @@
 // the storage types, OrderedDict, Lightning's AttributeDict) as data constructors, and refuses any
 // other global — and the opcodes that build arbitrary objects — with an error naming it.
 
-import { FormatError } from '../errors.js';
+import { FormatError, fmtShape } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { isZip, readZipDirectory, readZipEntry } from './zip.js';
 
@@ -22,7 +22,7 @@ class PyGlobal {
 
 /** A tensor storage from data/<key>: its element type and raw little-endian bytes. */
 class PyStorage {
-  constructor(readonly dtype: StorageType, readonly bytes: Uint8Array) {}
+  constructor(readonly dtype: StorageType, readonly bytes: Uint8Array, readonly key: string) {}
 }
 
 type StorageType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -42,6 +42,30 @@ const ALLOWED = new Set([
 /** A pickle that asks for something other than tensors and containers; the message says what. */
 export class UnsafePickleError extends FormatError {}
 
+/**
+ * What a torch.save archive may cost, checked before the bytes are inflated or copied. Without a
+ * model to size them by (readTorchSave's default), they follow from the file: the storages may
+ * declare what their compressed bytes can inflate to, the tensors hold at most one element per
+ * storage byte, and data.pkl at most 64 MiB.
+ */
+export interface TorchSaveLimits {
+  /** The most elements all rebuilt tensors may hold together. */
+  maxElements: number;
+  /** The most bytes the storages read may declare together. */
+  maxStorageBytes: number;
+  /** The most bytes data.pkl may declare. */
+  maxPickleBytes: number;
+  /** Whom the bounds are for, in messages: "the config's gated-pixelcnn model (12,345 weights)". */
+  reason: string;
+}
+
+/** The element budget of an unpickling: rebuilt tensors draw from it before they are allocated. */
+export interface ElementBudget {
+  limit: number;
+  remaining: number;
+  reason: string;
+}
+
 function half(bits: number): number {
   const s = bits & 0x8000 ? -1 : 1;
   const e = (bits >> 10) & 0x1f;
@@ -51,18 +75,50 @@ function half(bits: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
-/** Gathers a strided view of a storage into a contiguous arpix tensor (float32, float64 or int32). */
-function rebuildTensor(file: string, storage: PyStorage, offset: number, shape: number[], stride: number[]): Tensor {
-  const size = shape.reduce((a, b) => a * b, 1);
+/**
+ * Checks a strided view against its storage before anything is allocated: a non-negative offset
+ * and strides, every element reached inside the storage, and no element reached twice. A state
+ * dict's tensors never overlap themselves, so an expanded (stride-0) or overlapping view — whose
+ * copy could be far larger than the bytes that exist — is refused; permuted views (a transpose,
+ * channels-last) and slices of a larger storage are read, and cost at most the storage's elements.
+ * Returns the view's element count.
+ */
+function checkView(file: string, storage: PyStorage, offset: number, shape: number[], stride: number[], budget: ElementBudget): number {
+  const where = `a tensor ${fmtShape(shape)} of storage data/${storage.key}`;
+  const count = storage.bytes.byteLength / ITEM[storage.dtype];
+  if (shape.length !== stride.length) throw new FormatError(file, `holds ${where} with ${stride.length} strides for its ${shape.length} dimensions`);
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new FormatError(file, `holds ${where} at storage offset ${offset}; offsets are non-negative integers`);
+  if (shape.some((d) => d < 0) || stride.some((d) => d < 0)) throw new FormatError(file, `holds ${where} with strides ${fmtShape(stride)}; sizes and strides are non-negative`);
+  if (shape.includes(0)) return 0;
+  // Sorted by stride, each dimension must step past everything the smaller ones reach.
+  const dims = shape.map((d, k) => [d, stride[k]!] as const).filter(([d]) => d > 1).sort((a, b) => a[1] - b[1]);
+  let reach = 0;
+  for (const [d, s] of dims) {
+    if (s === 0) throw new FormatError(file, `holds ${where} that is an expanded view (stride 0): arpix reads tensors whose elements are all stored; save t.contiguous() instead`);
+    if (s <= reach) throw new FormatError(file, `holds ${where} with strides ${fmtShape(stride)} that reach some elements twice: save t.contiguous() instead`);
+    reach += (d - 1) * s;
+  }
+  let size = 1;
+  for (const d of shape) {
+    size *= d;
+    if (size > count) throw new FormatError(file, `holds ${where}: more elements than the ${count} its storage holds`);
+  }
+  if (offset + reach >= count) throw new FormatError(file, `holds ${where} at offset ${offset} with strides ${fmtShape(stride)}, reaching element ${offset + reach} of a storage of ${count}`);
+  if (size > budget.remaining) throw new FormatError(file, `holds more tensor elements than the ${budget.limit} allowed for ${budget.reason} (at ${where}); refused before reading them`);
+  budget.remaining -= size;
+  return size;
+}
+
+/** Gathers a checked strided view of a storage into a contiguous arpix tensor (float32, float64 or int32). */
+function rebuildTensor(file: string, storage: PyStorage, offset: number, shape: number[], stride: number[], budget: ElementBudget): Tensor {
+  const size = checkView(file, storage, offset, shape, stride, budget);
   const t = storage.dtype;
   const view = new DataView(storage.bytes.buffer, storage.bytes.byteOffset, storage.bytes.byteLength);
-  const count = storage.bytes.byteLength / ITEM[t];
   const out = t === 'F64' ? new Float64Array(size) : ['F32', 'F16', 'BF16'].includes(t) ? new Float32Array(size) : new Int32Array(size);
   const idx = new Array<number>(shape.length).fill(0);
   for (let i = 0; i < size; i++) {
     let at = offset;
     for (let k = 0; k < shape.length; k++) at += idx[k]! * stride[k]!;
-    if (at < 0 || at >= count) throw new FormatError(file, `holds a tensor view [${shape.join(', ')}] reaching element ${at} of a storage of ${count}`);
     const b = at * ITEM[t];
     let v: number;
     switch (t) {
@@ -90,18 +146,19 @@ function rebuildTensor(file: string, storage: PyStorage, offset: number, shape: 
   return new Tensor(out, shape);
 }
 
-function asInts(file: string, v: PyValue, what: string): number[] {
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'number')) throw new FormatError(file, `has a tensor whose ${what} is not a tuple of integers`);
+function asInts(file: string, v: PyValue | undefined, what: string): number[] {
+  if (!Array.isArray(v) || v.length > 64 || !v.every((x) => Number.isSafeInteger(x))) throw new FormatError(file, `has a tensor whose ${what} is not a tuple of at most 64 integers`);
   return v as number[];
 }
 
 /**
- * Runs a pickle with only the allowed globals. `storage(key, type)` supplies the bytes of a
- * persistent storage reference (torch.save's data/<key>).
+ * Runs a pickle with only the allowed globals. `storage(key, type, numel)` supplies the bytes of a
+ * persistent storage reference (torch.save's data/<key>), which must hold `numel` elements; the
+ * tensors rebuilt from them draw their elements from `budget`.
  */
-export function unpickle(bytes: Uint8Array, file: string, storage: (key: string, dtype: StorageType) => Uint8Array = () => {
+export function unpickle(bytes: Uint8Array, file: string, storage: (key: string, dtype: StorageType, numel: number) => Uint8Array = () => {
   throw new FormatError(file, 'refers to tensor storages but is not inside a torch.save archive');
-}): PyValue {
+}, budget: ElementBudget = { limit: Infinity, remaining: Infinity, reason: 'any model' }): PyValue {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const stack: PyValue[] = [];
   const marks: number[] = [];
@@ -144,7 +201,9 @@ export function unpickle(bytes: Uint8Array, file: string, storage: (key: string,
       case 'torch._utils._rebuild_tensor_v2': {
         const s = a[0];
         if (!(s instanceof PyStorage)) throw new FormatError(file, 'rebuilds a tensor from something that is not a storage');
-        return rebuildTensor(file, s, Number(a[1]), asInts(file, a[2]!, 'size'), asInts(file, a[3]!, 'stride'));
+        const offset = a[1];
+        if (typeof offset !== 'number') throw new FormatError(file, 'rebuilds a tensor whose storage offset is not an integer');
+        return rebuildTensor(file, s, offset, asInts(file, a[2], 'size'), asInts(file, a[3], 'stride'), budget);
       }
       case 'torch._utils._rebuild_parameter':
         if (!(a[0] instanceof Tensor)) throw new FormatError(file, 'rebuilds a parameter from something that is not a tensor');
@@ -200,7 +259,7 @@ export function unpickle(bytes: Uint8Array, file: string, storage: (key: string,
       case 0x5d: stack.push([]); break; // EMPTY_LIST
       case 0x6c: stack.push(popMark()); break; // LIST
       case 0x61: { const v = pop(); const l = top(); if (!Array.isArray(l)) throw new FormatError(file, 'pickle appends to a non-list'); l.push(v); break; } // APPEND
-      case 0x65: { const vs = popMark(); const l = top(); if (!Array.isArray(l)) throw new FormatError(file, 'pickle appends to a non-list'); l.push(...vs); break; } // APPENDS
+      case 0x65: { const vs = popMark(); const l = top(); if (!Array.isArray(l)) throw new FormatError(file, 'pickle appends to a non-list'); for (const v of vs) l.push(v); break; } // APPENDS
       case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
       case 0x64: { const kv = popMark(); const m = new Map<PyValue, PyValue>(); for (let i = 0; i + 1 < kv.length; i += 2) m.set(kv[i]!, kv[i + 1]!); stack.push(m); break; } // DICT
       case 0x73: { const v = pop(); const k = pop(); const m = top(); if (!(m instanceof Map)) throw new FormatError(file, 'pickle sets an item of a non-dict'); m.set(k, v); break; } // SETITEM
@@ -233,8 +292,11 @@ export function unpickle(bytes: Uint8Array, file: string, storage: (key: string,
       case 0x51: { // BINPERSID: ('storage', type, key, location, numel)
         const pid = pop();
         if (!Array.isArray(pid) || pid[0] !== 'storage' || !(pid[1] instanceof PyGlobal)) throw refuse('loads a persistent object that is not a tensor storage');
-        const type = STORAGES[pid[1].name.replace(/^torch\./, '')]!;
-        stack.push(new PyStorage(type, storage(String(pid[2]), type)));
+        const type = pid[1].name.startsWith('torch.') ? STORAGES[pid[1].name.slice('torch.'.length)] : undefined;
+        if (type === undefined) throw new FormatError(file, `loads a storage of type ${pid[1].name}, which is not a tensor storage type`);
+        const [, , key, , numel] = pid;
+        if (typeof key !== 'string' || !Number.isSafeInteger(numel) || (numel as number) < 0) throw new FormatError(file, 'loads a storage without its key and element count (not written by torch.save)');
+        stack.push(new PyStorage(type, storage(key, type, numel as number), key));
         break;
       }
       case 0x71: memo.set(u8(), top()); break; // BINPUT
@@ -254,8 +316,8 @@ export function unpickle(bytes: Uint8Array, file: string, storage: (key: string,
   }
 }
 
-/** The object a torch.save zip archive holds, tensors rebuilt from its storages. */
-export function readTorchSave(bytes: Uint8Array, file: string): PyValue {
+/** The object a torch.save zip archive holds, tensors rebuilt from its storages within `limits`. */
+export function readTorchSave(bytes: Uint8Array, file: string, limits: Partial<TorchSaveLimits> = {}): PyValue {
   if (!isZip(bytes)) {
     throw new FormatError(file, 'is not a zip archive: arpix reads torch.save files in the zip format of PyTorch ≥ 1.6 (re-save with torch.save(obj, PATH) from a current PyTorch)');
   }
@@ -263,13 +325,36 @@ export function readTorchSave(bytes: Uint8Array, file: string): PyValue {
   const pkl = [...entries.keys()].find((n) => /(^|\/)data\.pkl$/.test(n));
   if (!pkl) throw new FormatError(file, 'is a zip archive without data.pkl: not a torch.save file');
   const root = pkl.slice(0, -'data.pkl'.length);
+  const storages = [...entries.values()].filter((e) => e.name.startsWith(`${root}data/`));
+  const declared = storages.reduce((a, e) => a + e.size, 0);
+  const reason = limits.reason ?? `an archive whose storages declare ${declared} bytes`;
+  const maxStorageBytes = limits.maxStorageBytes ?? declared;
+  const maxPickleBytes = limits.maxPickleBytes ?? 64 * 2 ** 20;
+  const pickleEntry = entries.get(pkl)!;
+  if (pickleEntry.size > maxPickleBytes) throw new FormatError(file, `has a data.pkl of ${pickleEntry.size} bytes, more than the ${maxPickleBytes} allowed for ${reason}; refused before reading it`);
   const order = entries.get(`${root}byteorder`);
-  if (order && new TextDecoder().decode(readZipEntry(bytes, order, file)).trim() !== 'little') {
+  if (order && (order.size > 16 || new TextDecoder().decode(readZipEntry(bytes, order, file)).trim() !== 'little')) {
     throw new FormatError(file, 'stores big-endian tensors; re-save it on a little-endian machine');
   }
-  return unpickle(readZipEntry(bytes, entries.get(pkl)!, file), file, (key) => {
+  // Each storage is read once, however often the pickle refers to it, and only after its declared
+  // size is found to fit: the element count the pickle gives, and what is left of the budget.
+  const read = new Map<string, Uint8Array>();
+  let storageBytes = 0;
+  const maxElements = limits.maxElements ?? declared;
+  const budget: ElementBudget = { limit: maxElements, remaining: maxElements, reason };
+  return unpickle(readZipEntry(bytes, pickleEntry, file), file, (key, dtype, numel) => {
     const e = entries.get(`${root}data/${key}`);
     if (!e) throw new FormatError(file, `lacks the storage data/${key} its pickle refers to`);
-    return readZipEntry(bytes, e, file);
-  });
+    if (e.size !== numel * ITEM[dtype]) {
+      throw new FormatError(file, `storage data/${key} holds ${e.size} bytes, but its pickle gives it ${numel} ${dtype} elements (${numel * ITEM[dtype]} bytes)`);
+    }
+    let got = read.get(key);
+    if (got === undefined) {
+      storageBytes += e.size;
+      if (storageBytes > maxStorageBytes) throw new FormatError(file, `has storages declaring ${storageBytes} bytes (at data/${key}), more than the ${maxStorageBytes} allowed for ${reason}; refused before inflating them`);
+      got = readZipEntry(bytes, e, file);
+      read.set(key, got);
+    }
+    return got;
+  }, budget);
 }

@@ -37,6 +37,7 @@ import {
   type FuzzCase, type FuzzTally, type Verdict,
 } from './fuzz.js';
 import { encodeGreyJpeg } from './jpeg.js';
+import { fuzzTorchSave } from './torch-fuzz.js';
 
 export interface FamilyOptions {
   seed?: number;
@@ -449,5 +450,5 @@ export async function fuzzCli(o: FamilyOptions = {}): Promise<FuzzTally> {
 
 /** Every family, in order; the CLI family last (it trains a tiny run first). */
 export async function fuzzAll(o: FamilyOptions = {}): Promise<FuzzTally[]> {
-  return [await fuzzPng(o), await fuzzJpeg(o), await fuzzNpy(o), await fuzzIdx(o), await fuzzIdxGz(o), await fuzzConfigs(o), await fuzzCli(o)];
+  return [await fuzzPng(o), await fuzzJpeg(o), await fuzzNpy(o), await fuzzIdx(o), await fuzzIdxGz(o), await fuzzConfigs(o), await fuzzTorchSave(o), await fuzzCli(o)];
 }

@@ -36,10 +36,12 @@ function npyPixels(file: string): Uint8Array {
 }
 
 /** A copy of a file with its header edited and its checksum made valid again: a deliberate edit. */
-function edited(bytes: Uint8Array, edit: (h: Record<string, any>) => void, version?: number): Uint8Array {
+interface EditableHeader { numeric: { isa: string }; images: { valuesSha256: string; count: number } }
+
+function edited(bytes: Uint8Array, edit: (h: EditableHeader) => void, version?: number): Uint8Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset);
   const size = view.getUint32(10, true);
-  const header = JSON.parse(Buffer.from(bytes.subarray(14, 14 + size)).toString('utf8'));
+  const header = JSON.parse(Buffer.from(bytes.subarray(14, 14 + size)).toString('utf8')) as EditableHeader;
   edit(header);
   const json = Buffer.from(JSON.stringify(header));
   const body = Buffer.concat([Buffer.from(bytes.subarray(0, 10)), Buffer.alloc(4), json, Buffer.from(bytes.subarray(14 + size, bytes.length - 32))]);

@@ -2,19 +2,21 @@
 // Server-Sent Events), and the model jobs — sampling and completion streamed row by row or pixel
 // by pixel, per-element bits, receptive fields, model facts, test images — run by the worker
 // pool. Every input is checked here or by the worker; anything wrong is a 4xx with one line that
-// says what to do, never a crash.
+// says what to do, never a crash. Nothing a client sends may stall another: bodies, uploads, jobs
+// and streams are bounded in size and in number (past the bound, 503 with Retry-After), and every
+// image is decoded off the event loop, after its declared size was checked against the model's.
 
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Hono, type Context } from 'hono';
-import { decodeImage, sniffImage } from '../data/decode.js';
+import { readImageHeader, sniffImage, type RawImage } from '../data/decode.js';
 import { fixedLookupTable } from '../data/transforms.js';
 import type { MetricRecord } from '../train/metrics.js';
 import { METRICS_FILE, transformFor, type RunConfig } from '../train/index.js';
 import { pageAssets, type PageAssets } from './assets.js';
-import { HttpError } from './errors.js';
+import { HttpError, undecodable } from './errors.js';
 import { WorkerPool } from './jobs.js';
-import type { Job, WorkerMessage } from './protocol.js';
+import type { DecodeJob, Job, WorkerMessage } from './protocol.js';
 import { RunFolders, summarise } from './runs.js';
 import { sseResponse, type Send } from './sse.js';
 
@@ -23,6 +25,14 @@ export const LIMITS = {
   jsonBytes: 1 << 20,
   /** Bytes of an uploaded image. */
   uploadBytes: 2 << 20,
+  /** Request bodies being read at once (so at most this · uploadBytes held); more get 503. */
+  bodiesAtOnce: 16,
+  /** Uploads waiting for the image decoder (one thread); more get 503. */
+  decodeQueue: 8,
+  /** Metrics streams open at once; more get 503. */
+  metricsStreams: 32,
+  /** Seconds a 503 asks the client to wait before trying again (its Retry-After). */
+  retryAfter: 2,
   /** Images one sample request may draw. */
   samples: 64,
   /** Completions of one image per request. */
@@ -44,11 +54,17 @@ export interface ServeOptions {
   maxQueue?: number;
   /** How often a metrics stream looks for new lines (ms, default 500). */
   pollMs?: number;
+  /** Load checkpoints without SHA-256 sums (--allow-unverified); refused by default, as every command does. */
+  allowUnverified?: boolean;
+  /** A request body must arrive within this time (ms, default 10000), else 408. */
+  bodyMs?: number;
 }
 
 export interface ServeApp {
   app: Hono;
   pool: WorkerPool;
+  /** The decoder of uploaded images (one thread). */
+  images: WorkerPool<DecodeJob>;
   runs: RunFolders;
   assets: PageAssets;
   close(): Promise<void>;
@@ -85,24 +101,45 @@ function intArray(v: unknown, name: string, maxLength: number, max: number): num
   return v as number[];
 }
 
-/** Reads a request body of at most `limit` bytes, refusing larger ones before reading them all. */
-async function readBody(c: Context, limit: number, what: string): Promise<Uint8Array> {
+/**
+ * Reads a request body of at most `limit` bytes, refusing larger ones before reading them all, and
+ * one that takes longer than `s.bodyMs` to arrive. At most LIMITS.bodiesAtOnce are read at once.
+ */
+async function readBody(s: ServeState, c: Context, limit: number, what: string): Promise<Uint8Array> {
   const declared = Number(c.req.header('content-length') ?? NaN);
   if (declared > limit) throw new HttpError(413, `${what} is ${declared} bytes; the limit is ${limit}`);
   const body = c.req.raw.body;
   if (!body) return new Uint8Array(0);
+  if (s.reading >= LIMITS.bodiesAtOnce) throw new HttpError(503, `${s.reading} requests are sending their bodies already; try again in a moment`);
+  s.reading++;
   const parts: Uint8Array[] = [];
   let total = 0;
   const reader = body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > limit) {
-      await reader.cancel();
-      throw new HttpError(413, `${what} is over ${limit} bytes, the limit`);
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    reader.cancel().catch(() => {});
+  }, s.bodyMs);
+  try {
+    for (;;) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch {
+        throw new HttpError(400, `${what} was cut off before its end; send it again`);
+      }
+      if (late) throw new HttpError(408, `${what} took over ${s.bodyMs / 1000} s to arrive; send it again`);
+      if (chunk.done) break;
+      total += chunk.value.length;
+      if (total > limit) {
+        await reader.cancel().catch(() => {});
+        throw new HttpError(413, `${what} is over ${limit} bytes, the limit`);
+      }
+      parts.push(chunk.value);
     }
-    parts.push(value);
+  } finally {
+    clearTimeout(timer);
+    s.reading--;
   }
   const out = new Uint8Array(total);
   let o = 0;
@@ -113,13 +150,15 @@ async function readBody(c: Context, limit: number, what: string): Promise<Uint8A
   return out;
 }
 
-async function jsonBody(c: Context): Promise<Record<string, unknown>> {
-  const bytes = await readBody(c, LIMITS.jsonBytes, 'the request body');
+async function jsonBody(s: ServeState, c: Context): Promise<Record<string, unknown>> {
+  const bytes = await readBody(s, c, LIMITS.jsonBytes, 'the request body');
   let v: unknown;
   try {
     v = JSON.parse(new TextDecoder().decode(bytes));
   } catch (e) {
-    throw new HttpError(400, `the request body is not valid JSON (${(e as Error).message}); send a JSON object`);
+    // The parser quotes the text around the error: control characters in it would break the line.
+    const why = Array.from((e as Error).message, (ch) => (ch < ' ' || ch === '\u007f' ? '?' : ch)).join('');
+    throw new HttpError(400, `the request body is not valid JSON (${why}); send a JSON object`);
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new HttpError(400, 'the request body must be a JSON object');
   return v as Record<string, unknown>;
@@ -160,21 +199,29 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 interface ServeState {
   runs: RunFolders;
   pool: WorkerPool;
+  images: WorkerPool<DecodeJob>;
   assets: PageAssets;
   /** How often a metrics stream looks for new lines (ms). */
   pollMs: number;
   /** One controller per open metrics stream, aborted on close. */
   streams: Set<AbortController>;
+  /** Request bodies being read now. */
+  reading: number;
+  /** A request body must arrive within this time (ms). */
+  bodyMs: number;
 }
 
 /** The server's parts, in order: its state, its error answers, its routes by what they serve, its workers. */
 export function createServeApp(opts: ServeOptions): ServeApp {
   const s: ServeState = {
     runs: new RunFolders(opts.runDirs),
-    pool: new WorkerPool(opts.workers ?? 2, opts.maxQueue ?? 64),
+    pool: new WorkerPool(opts.workers ?? 2, opts.maxQueue ?? 64, 'worker', 'model workers', { allowUnverified: opts.allowUnverified ?? false }),
+    images: new WorkerPool<DecodeJob>(1, LIMITS.decodeQueue, 'image-worker', 'image decoders'),
     assets: pageAssets(),
     pollMs: opts.pollMs ?? 500,
     streams: new Set<AbortController>(),
+    reading: 0,
+    bodyMs: opts.bodyMs ?? 10_000,
   };
   const app = new Hono();
   errorAnswers(app);
@@ -185,18 +232,18 @@ export function createServeApp(opts: ServeOptions): ServeApp {
   imageRoutes(app, s);
   s.pool.warm();
   return {
-    app, pool: s.pool, runs: s.runs, assets: s.assets,
+    app, pool: s.pool, images: s.images, runs: s.runs, assets: s.assets,
     async close() {
       for (const ctl of s.streams) ctl.abort();
-      await s.pool.close();
+      await Promise.all([s.pool.close(), s.images.close()]);
     },
   };
 }
 
-/** Every error as JSON with its status: a 4xx says what to do, anything else is a 500. */
+/** Every error as JSON with its status: a 4xx says what to do, a 503 when to come back, anything else is a 500. */
 function errorAnswers(app: Hono): void {
   app.onError((e, c) => {
-    if (e instanceof HttpError) return c.json(errorBody(e), e.status);
+    if (e instanceof HttpError) return c.json(errorBody(e), e.status, e.status === 503 ? { 'retry-after': String(LIMITS.retryAfter) } : {});
     return c.json({ error: `internal error: ${e.message}`, status: 500 }, 500);
   });
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}; the page is at /, the API under /api/`, status: 404 }, 404));
@@ -209,12 +256,13 @@ function pageRoutes(app: Hono, assets: PageAssets): void {
   app.get('/app.js', async (c) => c.body(await assets.script(), 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' }));
   app.get('/app.css', (c) => c.body(assets.css, 200, { 'content-type': 'text/css; charset=utf-8' }));
   app.get('/vendor/uPlot.min.css', (c) => c.body(assets.uplotCss, 200, { 'content-type': 'text/css; charset=utf-8' }));
+  app.get('/favicon.ico', (c) => c.body(assets.favicon, 200, { 'content-type': 'image/x-icon', 'cache-control': 'max-age=86400' }));
 }
 
 // ---- runs and metrics --------------------------------------------------------------------------
 
 function runRoutes(app: Hono, s: ServeState): void {
-  app.get('/api/health', (c) => c.json({ ok: true, pool: s.pool.stats(), streams: s.streams.size, rss: process.memoryUsage().rss }));
+  app.get('/api/health', (c) => c.json({ ok: true, pool: s.pool.stats(), images: s.images.stats(), reading: s.reading, streams: s.streams.size, rss: process.memoryUsage().rss }));
   app.get('/api/runs', (c) => c.json({ roots: s.runs.roots.map((r) => r.name), runs: s.runs.list().map(summarise) }));
 
   app.get('/api/metrics', async (c) => {
@@ -231,6 +279,7 @@ function runRoutes(app: Hono, s: ServeState): void {
   // Every record so far, then each new one as training appends it (the file is polled).
   app.get('/api/metrics/stream', (c) => {
     const run = s.runs.resolve(c.req.query('run'));
+    if (s.streams.size >= LIMITS.metricsStreams) throw new HttpError(503, `${s.streams.size} metrics streams are open already; close a tab, or try again in a moment`);
     return sseResponse(c.req.raw, async (send, signal) => {
       const ctl = new AbortController();
       s.streams.add(ctl);
@@ -297,14 +346,14 @@ async function readRange(file: string, start: number, end: number): Promise<stri
 
 function samplingRoutes(app: Hono, s: ServeState): void {
   app.post('/api/sample', async (c) => {
-    const b = await jsonBody(c);
+    const b = await jsonBody(s, c);
     const n = intParam(b.n, 'n', 1, LIMITS.samples, 8);
     const { summary: _summary, ...settings } = sampleSettings(s.runs, b, n);
     return jobStream(s.pool, c, { op: 'sample', n, ...settings, complete: null });
   });
 
   app.post('/api/complete', async (c) => {
-    const b = await jsonBody(c);
+    const b = await jsonBody(s, c);
     const n = intParam(b.samples, 'samples', 1, LIMITS.completions, 4);
     const { summary, ...settings } = sampleSettings(s.runs, b, n);
     const h = summary.height ?? 0;
@@ -341,8 +390,12 @@ function sampleSettings(runs: RunFolders, b: Record<string, unknown>, n: number)
   };
 }
 
-/** Streams a sampling job: 'start', then 'row' or 'pixel' events, then 'done' (or 'error'). */
+/**
+ * Streams a sampling job: 'start', then 'row' or 'pixel' events, then 'done' (or 'error'). A full
+ * queue is a 503 before the stream starts.
+ */
 function jobStream(pool: WorkerPool, c: Context, job: Job & { op: 'sample' }): Response {
+  pool.admit();
   return sseResponse(c.req.raw, async (send: Send, signal) => {
     const t0 = performance.now();
     let first: number | null = null;
@@ -370,7 +423,7 @@ function modelRoutes(app: Hono, s: ServeState): void {
   });
 
   app.post('/api/bits', async (c) => {
-    const b = await jsonBody(c);
+    const b = await jsonBody(s, c);
     const { run, file } = s.runs.checkpoint(b.run);
     const summary = summarise(run);
     const d = (summary.height ?? 0) * (summary.width ?? 0) * (summary.channels ?? 1);
@@ -380,7 +433,7 @@ function modelRoutes(app: Hono, s: ServeState): void {
   });
 
   app.post('/api/field', async (c) => {
-    const b = await jsonBody(c);
+    const b = await jsonBody(s, c);
     const { run, file } = s.runs.checkpoint(b.run);
     const summary = summarise(run);
     const y = intParam(b.y, 'y', 0, (summary.height ?? 1) - 1);
@@ -405,26 +458,36 @@ async function jobJson(pool: WorkerPool, c: Context, job: Job): Promise<Response
 // ---- images uploaded ---------------------------------------------------------------------------
 
 function imageRoutes(app: Hono, s: ServeState): void {
-  // An image file → values in the model's levels, after checking its format, size and colour.
+  // An image file → values in the model's levels, after checking its format, its declared size
+  // (from its header, before anything is decoded), then its colour.
   app.post('/api/upload', async (c) => {
     const { run } = s.runs.checkpoint(c.req.query('run'));
-    const bytes = await readBody(c, LIMITS.uploadBytes, 'the upload');
+    const summary = summarise(run);
+    const bytes = await readBody(s, c, LIMITS.uploadBytes, 'the upload');
     if (bytes.length === 0) throw new HttpError(400, 'the upload is empty: send the bytes of a PNG or JPEG image');
     if (sniffImage(bytes) === null) throw new HttpError(415, 'the upload is not a PNG or JPEG image (its first bytes say otherwise)');
-    const summary = summarise(run);
-    let img;
-    try {
-      img = decodeImage(bytes);
-    } catch (e) {
-      throw new HttpError(422, `the image cannot be decoded: ${(e as Error).message}`);
-    }
     const { height: h, width: w, channels: ch } = summary;
-    if (img.height !== h || img.width !== w) throw new HttpError(422, `the image is ${img.width}×${img.height} but this model takes ${w}×${h}; resize or crop it first`);
+    let header;
+    try {
+      header = readImageHeader(bytes);
+    } catch (e) {
+      throw undecodable(e);
+    }
+    if (header.height !== h || header.width !== w) throw new HttpError(422, `the image is ${header.width}×${header.height} but this model takes ${w}×${h}; resize or crop it first`);
+    const img = await decodeOffThread(s, c, bytes, header.width * header.height);
+    if (img === null) return c.json({ error: 'cancelled', status: 499 }, 400);
     if (img.channels !== ch) throw new HttpError(422, `the image is ${img.channels === 1 ? 'grey' : 'RGB'} but this model takes ${ch === 1 ? 'grey' : 'RGB'} images; convert it first`);
     const config = await runConfig(run.dir);
     const lut = fixedLookupTable(transformFor(config.dataset));
     return c.json({ values: Array.from(img.data, (v) => lut[v]!) });
   });
+}
+
+/** Decodes an upload on the image decoder's thread; null when the client went away first. */
+async function decodeOffThread(s: ServeState, c: Context, bytes: Uint8Array, maxPixels: number): Promise<RawImage | null> {
+  let img: RawImage | null = null;
+  const outcome = await s.images.run({ bytes, maxPixels }, (m) => { if (m.type === 'done') img = m.result as RawImage; }, c.req.raw.signal);
+  return outcome === 'cancelled' ? null : img;
 }
 
 async function runConfig(dir: string): Promise<RunConfig> {

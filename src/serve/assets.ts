@@ -1,15 +1,18 @@
 // The page: its HTML and CSS as files beside this module, its TypeScript bundled by esbuild on the
-// first request (uPlot included, from node_modules), and uPlot's stylesheet from node_modules.
-// Nothing is fetched from elsewhere, so the page works offline.
+// first request (uPlot included, from node_modules), uPlot's stylesheet from node_modules, and an
+// icon drawn here. Nothing is fetched from elsewhere, so the page works offline.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { encode as encodePng } from 'fast-png';
 
 export interface PageAssets {
   html: string;
   css: string;
   uplotCss: string;
+  /** /favicon.ico. */
+  favicon: Uint8Array<ArrayBuffer>;
   /** The bundled page script (built once, then kept). */
   script(): Promise<string>;
 }
@@ -31,9 +34,45 @@ export function pageAssets(): PageAssets {
     html: readFileSync(`${pageDir}index.html`, 'utf8'),
     css: readFileSync(`${pageDir}style.css`, 'utf8'),
     uplotCss: readFileSync(require.resolve('uplot/dist/uPlot.min.css'), 'utf8'),
+    favicon: favicon(),
     script() {
       script ??= bundlePage();
       return script;
     },
   };
+}
+
+/**
+ * The page's icon: a 4×4 grid of pixels filled in raster order up to the one being sampled, in the
+ * page's accent colours — what an autoregressive model does. A 32×32 PNG in an ICO container.
+ */
+export function favicon(): Uint8Array<ArrayBuffer> {
+  const size = 32;
+  const cell = 8; // 7 pixels and a 1-pixel gap
+  const sampled = [0x6e, 0xa8, 0xfe]; // --accent
+  const now = [0x9b, 0x7b, 0xff]; // --accent2
+  const ahead = [0x27, 0x30, 0x42]; // --line
+  const rgba = new Uint8Array(size * size * 4);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      if (x % cell === 0 || y % cell === 0) continue; // the gaps stay transparent
+      const index = Math.floor(y / cell) * (size / cell) + Math.floor(x / cell);
+      const colour = index < 10 ? sampled : index === 10 ? now : ahead;
+      rgba.set([...colour, 255], (y * size + x) * 4);
+    }
+  }
+  const png = encodePng({ width: size, height: size, channels: 4, depth: 8, data: rgba });
+  // ICONDIR (reserved, type 1 = icon, one image), then its ICONDIRENTRY pointing at the PNG.
+  const ico = new Uint8Array(6 + 16 + png.length);
+  const v = new DataView(ico.buffer);
+  v.setUint16(2, 1, true);
+  v.setUint16(4, 1, true);
+  ico[6] = size;
+  ico[7] = size;
+  v.setUint16(10, 1, true); // colour planes
+  v.setUint16(12, 32, true); // bits per pixel
+  v.setUint32(14, png.length, true);
+  v.setUint32(18, 22, true);
+  ico.set(png, 22);
+  return ico;
 }

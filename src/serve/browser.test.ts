@@ -3,7 +3,8 @@
 // against `arpix serve` on tiny trained runs. Asserts what a person sees — the runs table, a curve
 // that gains points as training appends metrics, sample canvases whose pixels are model.sample's
 // images for the seed, completions that keep the kept rows, a heat map whose colours and total are
-// the model's bits — and takes a screenshot of each panel. The README's screenshots come from
+// the model's bits — and takes a screenshot of each panel. Nothing the page asks for fails, and
+// its console shows no error. The README's screenshots come from
 // trained runs: ARPIX_SCREENSHOT_RUNS=<folder of runs> ARPIX_SCREENSHOTS=docs/screenshots, with a
 // run whose folder name starts with ARPIX_SCREENSHOT_RUN (default pixelcnn-binary) shown in the
 // panels.
@@ -35,6 +36,8 @@ let context: Context;
 let page: Page;
 let profile: string;
 const pageErrors: string[] = [];
+/** Console errors, and every request the page made that failed or was answered 4xx/5xx. */
+const consoleErrors: string[] = [];
 let model: AutoregressiveModel;
 let config: RunConfig;
 const shotRuns = process.env.ARPIX_SCREENSHOT_RUNS ? resolve(process.env.ARPIX_SCREENSHOT_RUNS) : null;
@@ -79,6 +82,9 @@ describe('arpix serve in chromium', { skip }, () => {
     });
     page = context.pages()[0] ?? (await context.newPage());
     page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`console: ${m.text()}`); });
+    page.on('response', (r) => { if (r.status() >= 400) consoleErrors.push(`${r.status()} ${r.url()}`); });
+    page.on('requestfailed', (r) => consoleErrors.push(`failed ${r.url()}: ${r.failure()?.errorText}`));
     await page.goto(server.url);
   });
 
@@ -207,6 +213,19 @@ describe('arpix serve in chromium', { skip }, () => {
     assert.match(await page.textContent('#m-stats') ?? '', /pixel \(18, 20\)/);
     assert.deepEqual(pageErrors, [], 'the page threw no errors');
     await screenshot('models');
+  });
+
+  test('the page\'s icon is served, and nothing the page asked for failed or logged an error', async () => {
+    const icon = await page.evaluate(async () => {
+      const href = (document.querySelector('link[rel="icon"]') as HTMLLinkElement).href;
+      const r = await fetch(href);
+      return { href, status: r.status, type: r.headers.get('content-type'), bytes: (await r.arrayBuffer()).byteLength };
+    });
+    assert.equal(new URL(icon.href).pathname, '/favicon.ico');
+    assert.equal(icon.status, 200);
+    assert.equal(icon.type, 'image/x-icon');
+    assert.ok(icon.bytes > 22);
+    assert.deepEqual(consoleErrors, [], 'no request failed and the console shows no error');
   });
 
   test('screenshots of every panel on trained runs, for the README', { skip: shots === null ? 'set ARPIX_SCREENSHOT_RUNS and ARPIX_SCREENSHOTS to write them' : false }, async () => {

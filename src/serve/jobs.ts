@@ -1,4 +1,5 @@
-// A small pool of model workers. A job waits in a bounded queue for a free worker; its messages
+// A small pool of workers — the model workers, and the decoder of uploaded images — generic in
+// the jobs it runs. A job waits in a bounded queue for a free worker; its messages
 // stream back as they come; aborting its signal removes it from the queue or, once running, asks
 // its worker to stop: the job's number goes into a shared cell the sampler reads after every row
 // (or pixel), and the worker is free again once it says so. Terminating a worker instead could
@@ -12,8 +13,8 @@ import type { Job, WorkerMessage } from './protocol.js';
 
 export type JobOutcome = 'done' | 'cancelled';
 
-interface Pending {
-  job: Job;
+interface Pending<J> {
+  job: J;
   onMessage: (m: WorkerMessage) => void;
   signal: AbortSignal;
   resolve: (o: JobOutcome) => void;
@@ -21,9 +22,9 @@ interface Pending {
   onAbort?: () => void;
 }
 
-interface Slot {
+interface Slot<J> {
   worker: Worker;
-  job: Pending | null;
+  job: Pending<J> | null;
   /** The number of the job it runs, and the cell it reads to learn that job is cancelled. */
   jobId: number;
   cancel: Int32Array;
@@ -39,15 +40,18 @@ export interface PoolStats {
   cancelled: number;
 }
 
-export class WorkerPool {
-  private readonly slots: Slot[] = [];
-  private readonly queue: Pending[] = [];
+/** `module`: the worker's file beside this one; it answers each job with WorkerMessages ending in 'done' or 'error'. */
+export class WorkerPool<J = Job> {
+  private readonly slots: Slot<J>[] = [];
+  private readonly queue: Pending<J>[] = [];
   private closed = false;
   private started = 0;
   private cancelled = 0;
   private nextId = 1;
 
-  constructor(readonly size = 2, readonly maxQueue = 64) {}
+  /** `label`: what its workers are called in messages (plural). */
+  /** `workerData`: given to each worker as it starts (the model workers' checkpoint policy). */
+  constructor(readonly size = 2, readonly maxQueue = 64, private readonly module = 'worker', private readonly label = 'model workers', private readonly workerData: Record<string, unknown> = {}) {}
 
   /** Starts the workers now, so the first request does not wait for them to load. */
   warm(): void {
@@ -58,13 +62,25 @@ export class WorkerPool {
     return { workers: this.slots.length, busy: this.slots.filter((s) => s.job || s.draining).length, queued: this.queue.length, started: this.started, cancelled: this.cancelled };
   }
 
+  /**
+   * Throws the 503 a job given now would get: the pool is closing, or its queue is full. A stream
+   * asks first, so that its client reads the status before the stream starts.
+   */
+  admit(): void {
+    if (this.closed) throw new HttpError(503, 'the server is shutting down');
+    if (this.queue.length >= this.maxQueue) throw new HttpError(503, `${this.queue.length} jobs are already waiting for the ${this.label}; try again in a moment`);
+  }
+
   /** Runs a job; resolves 'cancelled' when `signal` aborts first, rejects with an HttpError on failure. */
-  run(job: Job, onMessage: (m: WorkerMessage) => void, signal: AbortSignal): Promise<JobOutcome> {
-    if (this.closed) return Promise.reject(new HttpError(503, 'the server is shutting down'));
+  run(job: J, onMessage: (m: WorkerMessage) => void, signal: AbortSignal): Promise<JobOutcome> {
+    try {
+      this.admit();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     if (signal.aborted) return Promise.resolve('cancelled');
-    if (this.queue.length >= this.maxQueue) return Promise.reject(new HttpError(503, `${this.queue.length} jobs are already waiting for the model workers; try again in a moment`));
     return new Promise<JobOutcome>((resolve, reject) => {
-      const p: Pending = { job, onMessage, signal, resolve, reject };
+      const p: Pending<J> = { job, onMessage, signal, resolve, reject };
       p.onAbort = () => this.cancel(p);
       signal.addEventListener('abort', p.onAbort, { once: true });
       this.queue.push(p);
@@ -88,10 +104,10 @@ export class WorkerPool {
     await Promise.all(this.slots.splice(0).map((s) => s.worker.terminate()));
   }
 
-  private add(): Slot {
+  private add(): Slot<J> {
     const cancel = new Int32Array(new SharedArrayBuffer(4));
-    const worker = spawnModuleWorker(import.meta.url, 'worker', { cancel });
-    const slot: Slot = { worker, job: null, jobId: 0, cancel, draining: false };
+    const worker = spawnModuleWorker(import.meta.url, this.module, { ...this.workerData, cancel });
+    const slot: Slot<J> = { worker, job: null, jobId: 0, cancel, draining: false };
     worker.unref();
     worker.on('message', (m: WorkerMessage) => {
       if (slot.draining) {
@@ -116,7 +132,7 @@ export class WorkerPool {
       const i = this.slots.indexOf(slot);
       if (i < 0) return; // closed on purpose
       this.slots.splice(i, 1);
-      if (slot.job) this.fail(slot.job, new HttpError(500, `the model worker stopped: ${e instanceof Error ? e.message : String(e)}`));
+      if (slot.job) this.fail(slot.job, new HttpError(500, `one of the ${this.label} stopped: ${e instanceof Error ? e.message : String(e)}`));
       slot.job = null;
       slot.draining = false;
       if (!this.closed && this.slots.length < this.size) this.add();
@@ -128,7 +144,7 @@ export class WorkerPool {
     return slot;
   }
 
-  private release(slot: Slot): void {
+  private release(slot: Slot<J>): void {
     slot.job = null;
     slot.draining = false;
     slot.worker.unref();
@@ -148,7 +164,7 @@ export class WorkerPool {
     }
   }
 
-  private cancel(p: Pending): void {
+  private cancel(p: Pending<J>): void {
     const q = this.queue.indexOf(p);
     if (q >= 0) this.queue.splice(q, 1);
     const slot = this.slots.find((s) => s.job === p);
@@ -161,12 +177,12 @@ export class WorkerPool {
     this.finish(p, 'cancelled');
   }
 
-  private finish(p: Pending, outcome: JobOutcome): void {
+  private finish(p: Pending<J>, outcome: JobOutcome): void {
     if (p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
     p.resolve(outcome);
   }
 
-  private fail(p: Pending, e: unknown): void {
+  private fail(p: Pending<J>, e: unknown): void {
     if (p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
     p.reject(e);
   }

@@ -1,12 +1,14 @@
 // A bounded load check of arpix serve on 127.0.0.1: 20 clients at once — sampling streams, some
 // of them closed midway, and live metrics streams — against two model workers. The server stays
 // responsive, every stream completes or is cancelled cleanly, nothing is left running, and the
-// heap returns to its baseline.
+// heap returns to its baseline. A hostile upload sent slowly holds up no one.
 
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { pngBomb } from '../testing/serve-fuzz.js';
 import { trainTinyRuns, type TinyRuns } from '../testing/tiny-runs.js';
 import { startServer, type Server } from './index.js';
 
@@ -115,4 +117,28 @@ test('20 clients at once: sampling (some cancelled) and metrics streams; the ser
   const end = await heap();
   assert.ok(end - baseline < 16 * 2 ** 20, `heap grew by ${((end - baseline) / 2 ** 20).toFixed(1)} MB over the baseline`);
   process.stdout.write(`# heap ${(baseline / 2 ** 20).toFixed(1)} MB before, ${(end / 2 ** 20).toFixed(1)} MB after 40 streams; ${stats.cancelled} sampling jobs cancelled; health and page answered in ${answerMs.map((m) => m.toFixed(0)).join(', ')} ms under load\n`);
+});
+
+test('while the 20000×20000 PNG bomb is being uploaded, /api/health and the page answer; then the bomb is refused', async () => {
+  const url = new URL(server.url);
+  const bomb = pngBomb(20000, 20000);
+  const socket = connect(Number(url.port), url.hostname);
+  let answer = '';
+  const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.on('data', (d: Buffer) => (answer += d.toString()));
+  await new Promise<void>((resolve) => socket.on('connect', () => resolve()));
+  socket.write(`POST /api/upload?run=${RUN} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: image/png\r\nContent-Length: ${bomb.length}\r\nConnection: close\r\n\r\n`);
+  await new Promise<void>((resolve) => socket.write(bomb.subarray(0, bomb.length - 1), () => resolve()));
+  // Every byte but the last has been sent: the other clients are served meanwhile, health among them.
+  const health = async () => (await (await fetch(`${server.url}api/health`)).json()) as { ok: boolean; reading: number };
+  let seen = await health();
+  for (let i = 0; i < 500 && seen.reading === 0; i++) seen = await health();
+  assert.ok(seen.ok);
+  assert.equal(seen.reading, 1, 'health answered while the bomb\'s body was being read');
+  assert.equal((await fetch(server.url)).status, 200);
+  assert.equal(answer, '', 'the upload has not been answered yet');
+  socket.end(bomb.subarray(bomb.length - 1));
+  await ended;
+  assert.match(answer, /^HTTP\/1\.1 422 /);
+  assert.match(answer, /the image is 20000×20000 but this model takes 28×28; resize or crop it first/);
 });

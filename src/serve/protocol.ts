@@ -10,6 +10,13 @@ export type Job =
   | { op: 'info'; checkpoint: string }
   | { op: 'testImage'; checkpoint: string; index: number };
 
+/** What the image decoder is asked: an upload whose declared size the server has already checked. */
+export interface DecodeJob {
+  bytes: Uint8Array;
+  /** Pixels the image may declare (the decoder checks again before decoding). */
+  maxPixels: number;
+}
+
 export interface ModelFacts {
   kind: string;
   height: number;

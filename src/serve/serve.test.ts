@@ -1,16 +1,18 @@
 // arpix serve's routes without a socket (hono's app.request), on one tiny trained run per model
 // kind: every route for every kind, what each answers checked against the model itself, every
-// bad input refused with a 4xx and a clear message, and a client that disconnects mid-stream.
+// bad input refused with a 4xx and a clear message, a client that disconnects mid-stream, and the
+// bounds that keep one client from stalling the others (PNG bombs, full queues, stalled bodies).
 
 import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { encode as encodePng } from 'fast-png';
+import { decode as decodePng, encode as encodePng } from 'fast-png';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
+import { craftPng, pngBomb, zerosZlib } from '../testing/serve-fuzz.js';
 import { trainTinyRuns, type TinyRuns } from '../testing/tiny-runs.js';
 import { loadEvalData, modelFromCheckpoint, pixelField, transformFor, type RunConfig } from '../train/index.js';
 import { fixedLookupTable } from '../data/transforms.js';
@@ -156,6 +158,20 @@ describe('every route, for every model kind', () => {
     assert.match(await (await req('/vendor/uPlot.min.css')).text(), /\.uplot/);
     assert.match(await (await req('/app.css')).text(), /--accent/);
   });
+
+  test('the icon the page links is a 32×32 PNG in an ICO container', async () => {
+    assert.match(await (await req('/')).text(), /<link rel="icon" href="\/favicon.ico">/);
+    const r = await req('/favicon.ico');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-type'), 'image/x-icon');
+    const ico = new Uint8Array(await r.arrayBuffer());
+    const v = new DataView(ico.buffer);
+    assert.deepEqual([v.getUint16(0, true), v.getUint16(2, true), v.getUint16(4, true)], [0, 1, 1], 'ICONDIR: an icon holding one image');
+    assert.deepEqual([ico[6], ico[7], v.getUint16(12, true), v.getUint32(14, true), v.getUint32(18, true)], [32, 32, 32, ico.length - 22, 22]);
+    const png = decodePng(ico.subarray(22));
+    assert.deepEqual([png.width, png.height, png.channels], [32, 32, 4]);
+    assert.ok(png.data.some((x, i) => i % 4 === 3 && x === 255) && png.data.some((x, i) => i % 4 === 3 && x === 0), 'cells and transparent gaps');
+  });
 });
 
 describe('bad requests are 4xx with a message that says what to do', () => {
@@ -224,6 +240,83 @@ describe('bad requests are 4xx with a message that says what to do', () => {
   test('unknown routes are a 404 that points to the page and the API', async () => {
     await expectError(req('/etc/passwd'), 404, /no route GET \/etc\/passwd/);
     await expectError(req('/../../etc/passwd'), 404, /no route/);
+  });
+});
+
+describe('nothing a client sends stalls the others', () => {
+  const id = 'runs/gated-pixelcnn-fmnist';
+  const upload = (body: Uint8Array) => req(`/api/upload?run=${id}`, { method: 'POST', body: new Uint8Array(body), headers: { 'content-type': 'image/png' } });
+
+  test('a PNG declaring 20000×20000 is refused from its header; data inflating past a 28×28 header are refused by the decoder thread', async () => {
+    const started = () => serve.images.stats().started;
+    const before = started();
+    await expectError(upload(pngBomb(20000, 20000)), 422, /the image is 20000×20000 but this model takes 28×28; resize or crop it first/);
+    assert.equal(started(), before, 'the bomb never reached a decoder');
+    await expectError(upload(craftPng({ width: 28, height: 28 }, zerosZlib(64 << 20))), 422, /cannot be decoded: it is a damaged PNG \(its image data inflate to more than the 812 bytes its 28×28 header declares\)/);
+    assert.equal(started(), before + 1, 'decoded on the image decoder thread');
+    const ok = await upload(craftPng({ width: 28, height: 28 }, zerosZlib(28 * 29)));
+    assert.equal(ok.status, 200);
+    assert.deepEqual(((await ok.json()) as { values: number[] }).values, new Array(784).fill(0));
+    assert.equal(started(), before + 2);
+  });
+
+  test('a full sampling queue is a 503 with Retry-After, before any stream starts', async () => {
+    // One worker, one place in the queue: of four requests at once, two are taken and two refused.
+    const small = createServeApp({ runDirs: [runs.root], workers: 1, maxQueue: 1 });
+    try {
+      const ask = (seed: number) => small.app.request('/api/sample', { method: 'POST', body: JSON.stringify({ run: id, n: 64, seed }), headers: { 'content-type': 'application/json' } });
+      const answers = await Promise.all([1, 2, 3, 4].map(ask));
+      assert.deepEqual(answers.map((r) => r.status).sort(), [200, 200, 503, 503]);
+      for (const r of answers) {
+        if (r.status === 200) {
+          assert.match(r.headers.get('content-type')!, /text\/event-stream/);
+          await r.body!.cancel();
+          continue;
+        }
+        assert.equal(r.headers.get('retry-after'), String(LIMITS.retryAfter));
+        assert.match(r.headers.get('content-type')!, /application\/json/);
+        const body = (await r.json()) as { error: string; status: number };
+        assert.equal(body.status, 503);
+        assert.match(body.error, /1 jobs are already waiting for the model workers; try again in a moment/);
+      }
+    } finally {
+      await small.close();
+    }
+  });
+
+  test('metrics streams past the limit are a 503; closing one makes room', async () => {
+    const open: Response[] = [];
+    for (let k = 0; k < LIMITS.metricsStreams; k++) open.push(await req(`/api/metrics/stream?run=${id}`));
+    assert.ok(open.every((r) => r.status === 200));
+    const refused = await req(`/api/metrics/stream?run=${id}`);
+    assert.equal(refused.headers.get('retry-after'), String(LIMITS.retryAfter));
+    await expectError(refused, 503, /32 metrics streams are open already/);
+    await open.pop()!.body!.cancel();
+    // The stream leaves once its poll notices; health counts the open ones.
+    const openStreams = async () => ((await (await req('/api/health')).json()) as { streams: number }).streams;
+    for (let i = 0; i < 200 && (await openStreams()) >= LIMITS.metricsStreams; i++) await new Promise((r) => setTimeout(r, 10));
+    const again = await req(`/api/metrics/stream?run=${id}`);
+    assert.equal(again.status, 200);
+    await Promise.all([again, ...open].map((r) => r.body!.cancel()));
+  });
+
+  test('bodies that stall: past LIMITS.bodiesAtOnce a 503, and each stalled one a 408 once its time is up', async () => {
+    const slow = createServeApp({ runDirs: [runs.root], workers: 1, bodyMs: 300 });
+    try {
+      // A body that sends its first bytes and then nothing.
+      const stalled = () => new ReadableStream<Uint8Array>({ start: (sink) => sink.enqueue(new Uint8Array([0x89, 0x50])) });
+      const send = () => slow.app.request(`/api/upload?run=${id}`, { method: 'POST', body: stalled(), duplex: 'half' } as RequestInit);
+      const reading = Array.from({ length: LIMITS.bodiesAtOnce }, send);
+      const extra = await send();
+      assert.equal(extra.status, 503, 'every place for a body was taken');
+      assert.match(((await extra.json()) as { error: string }).error, /16 requests are sending their bodies already; try again in a moment/);
+      for (const r of await Promise.all(reading)) {
+        assert.equal(r.status, 408);
+        assert.match(((await r.json()) as { error: string }).error, /the upload took over 0.3 s to arrive; send it again/);
+      }
+    } finally {
+      await slow.close();
+    }
   });
 });
 

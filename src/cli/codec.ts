@@ -124,7 +124,7 @@ async function decompressCommand(a: DecompressArgs): Promise<number> {
   const ckpt = await readCheckpoint(a.run, a);
   const model = modelFromCheckpoint(ckpt, { useEma: !a.raw });
   const started = performance.now();
-  const { values, header } = decompressBytes(bytes, a.file, model, (done, total) => process.stderr.isTTY && process.stderr.write(`\rdecompressing: ${done}/${total} images`));
+  const { values, labels, header } = decompressBytes(bytes, a.file, model, (done, total) => process.stderr.isTTY && process.stderr.write(`\rdecompressing: ${done}/${total} images`));
   if (process.stderr.isTTY) process.stderr.write('\n');
   const seconds = (performance.now() - started) / 1000;
   const pixels = fromValues(values.data as Int32Array, header.images.transform);
@@ -132,14 +132,14 @@ async function decompressCommand(a: DecompressArgs): Promise<number> {
   const files: [string, Uint8Array | string][] = [];
   if (npy) {
     files.push([a.out, encodeNpyUint8(new Tensor(Int32Array.from(pixels), [n, h, w, c]))]);
-    if (header.images.labels) files.push([a.out.replace(/\.npy$/, '.labels.json'), JSON.stringify(header.images.labels) + '\n']);
+    if (labels) files.push([a.out.replace(/\.npy$/, '.labels.json'), JSON.stringify(Array.from(labels)) + '\n']);
   } else {
     const digits = String(n - 1).length;
     for (let i = 0; i < n; i++) {
       const data = pixels.subarray(i * h * w * c, (i + 1) * h * w * c);
       files.push([join(a.out, `${String(i).padStart(Math.max(5, digits), '0')}.png`), encodePng({ width: w, height: h, data, channels: c, depth: 8 })]);
     }
-    if (header.images.labels) files.push([join(a.out, 'labels.json'), JSON.stringify(header.images.labels) + '\n']);
+    if (labels) files.push([join(a.out, 'labels.json'), JSON.stringify(Array.from(labels)) + '\n']);
   }
   refuseExisting(files.map(([p]) => p), a.force);
   if (!npy) {

@@ -116,7 +116,7 @@ function sourceOf(head: Likelihood, images: Tensor): Source {
 export interface CodecOptions {
   /** Images per stepper call (the numeric layout; the decoder must use the encoder's). */
   block?: number;
-  /** Class labels, one per image, for a class-conditional model. */
+  /** Class labels, one per image, for a class-conditional model: coded at the stream's start, each uniform over the classes. */
   labels?: Int32Array | null;
   /** Called after each block with the images done so far. */
   onBlock?: (done: number, total: number) => void;
@@ -182,14 +182,34 @@ export function encodeImages(model: AutoregressiveModel, images: Tensor, opts: C
     done += count;
     opts.onBlock?.(done, n);
   }
+  if (opts.labels) {
+    // Flushed last, so decoded first: the decoder knows every block's labels before its pixels.
+    const cum = uniformTable(model.config.numClasses);
+    for (const l of opts.labels) enc.put(cum[l]!, cum[l + 1]! - cum[l]!);
+    enc.flushBlock();
+  }
   return { stream: enc.finish(), idealBits: enc.idealBits };
 }
 
+/** The cumulative table of k equally likely symbols. */
+function uniformTable(k: number): Float64Array {
+  const cum = new Float64Array(k + 1);
+  quantise(new Float64Array(k).fill(1), k, cum);
+  return cum;
+}
+
+export interface Decoded {
+  images: Tensor;
+  /** The class labels the stream carried (class-conditional models), else null. */
+  labels: Int32Array | null;
+}
+
 /**
- * Decodes `n` images of the model's shape from a stream `encodeImages` wrote with the same model,
- * block and labels. `file` names the stream in errors. The caller checks the values' digest.
+ * Decodes `n` images of the model's shape (and their labels, for a class-conditional model) from a
+ * stream `encodeImages` wrote with the same model and block. `file` names the stream in errors.
+ * The caller checks the values' digest.
  */
-export function decodeImages(model: AutoregressiveModel, stream: Uint8Array, n: number, file: string, opts: CodecOptions = {}): Tensor {
+export function decodeImages(model: AutoregressiveModel, stream: Uint8Array, n: number, file: string, opts: Omit<CodecOptions, 'labels'> = {}): Decoded {
   const block = opts.block ?? DEFAULT_BLOCK;
   checkBlock(block);
   const { height: h, width: w, channels: c } = model.config;
@@ -201,17 +221,25 @@ export function decodeImages(model: AutoregressiveModel, stream: Uint8Array, n: 
     dec.advance(cum[s]!, cum[s + 1]! - cum[s]!);
     return s;
   };
+  let labels: Int32Array | null = null;
+  const classes = model.config.numClasses;
+  if (classes > 0) {
+    const cum = uniformTable(classes);
+    labels = Int32Array.from({ length: n }, () => pick(cum, classes, 0, 0));
+  }
   for (let start = 0; start < n; start += block) {
     const count = Math.min(block, n - start);
-    const values = runBlock(model, block, count, blockLabels(opts.labels, start, count, block), coder, pick, () => {});
+    const values = runBlock(model, block, count, blockLabels(labels, start, count, block), coder, pick, () => {});
     images.set(values.data.subarray(0, count * h * w * c), start * h * w * c);
     opts.onBlock?.(start + count, n);
   }
   dec.end();
-  return new Tensor(images, [n, h, w, c]);
+  return { images: new Tensor(images, [n, h, w, c]), labels };
 }
 
-/** SHA-256 of image values as bytes (every value is below 256): what the file records of its pixels. */
-export function valuesDigest(images: Tensor): string {
-  return createHash('sha256').update(Uint8Array.from(images.data as Int32Array)).digest('hex');
+/** SHA-256 of image values as bytes (every value is below 256), then of the labels: what a file records of what it holds. */
+export function valuesDigest(images: Tensor, labels?: Int32Array | null): string {
+  const h = createHash('sha256').update(Uint8Array.from(images.data as Int32Array));
+  if (labels) h.update(new Uint8Array(labels.buffer, labels.byteOffset, labels.byteLength));
+  return h.digest('hex');
 }

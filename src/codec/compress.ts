@@ -14,6 +14,9 @@ import { cpuCapabilities } from '../train/precision.js';
 import { DEFAULT_BLOCK, decodeImages, encodeImages, valuesDigest } from './codec.js';
 import { readCompressed, writeCompressed, FORMAT_VERSION, type CompressedHeader, type NumericSetup } from './format.js';
 
+/** Values a file may decode to at once (int32 each): 4 GiB. */
+const MAX_ELEMENTS = 2 ** 30;
+
 /** Which probabilities a file uses: native (fast, this kind of machine) or portable (the TypeScript backend, any machine). */
 export type CodecMode = 'native' | 'portable';
 
@@ -109,14 +112,14 @@ export function compressValues(model: AutoregressiveModel, values: Tensor, o: Co
   const header: CompressedHeader = {
     format: 'arpix-compressed', version: FORMAT_VERSION,
     model: { digest: modelDigest(model), kind: model.config.kind, weights: o.weights, height: h, width: w, channels: c },
-    images: { count: n, labels: o.labels ? Array.from(o.labels) : null, transform: codecTransform(o.transform), valuesSha256: valuesDigest(values) },
+    images: { count: n, labeled: o.labels != null, transform: codecTransform(o.transform), valuesSha256: valuesDigest(values, o.labels) },
     numeric, stream: { bytes: stream.length, idealBits },
   };
   return { bytes: writeCompressed(header, stream), header };
 }
 
 /** Reads and checks a file, then decodes its values with `model`; refuses anything it cannot decode exactly. */
-export function decompressBytes(bytes: Uint8Array, file: string, model: AutoregressiveModel, onBlock?: (done: number, total: number) => void): { values: Tensor; header: CompressedHeader } {
+export function decompressBytes(bytes: Uint8Array, file: string, model: AutoregressiveModel, onBlock?: (done: number, total: number) => void): { values: Tensor; labels: Int32Array | null; header: CompressedHeader } {
   const { header, stream } = readCompressed(bytes, file);
   const m = header.model;
   const cfg = model.config;
@@ -125,13 +128,12 @@ export function decompressBytes(bytes: Uint8Array, file: string, model: Autoregr
   }
   const why = setupMismatch(header.numeric);
   if (why !== null) throw new FormatError(file, `cannot be decoded exactly here: ${why}; decode it on a machine like the encoder's, or compress with --portable`);
-  const labels = header.images.labels ? Int32Array.from(header.images.labels) : null;
-  if (labels && cfg.numClasses === 0) throw new FormatError(file, 'carries class labels, but the model is unconditional; the file is damaged');
-  if (!labels && cfg.numClasses > 0) throw new FormatError(file, 'carries no class labels, but the model is class-conditional; the file is damaged');
-  if (labels && labels.some((l) => l >= cfg.numClasses)) throw new FormatError(file, `carries a label beyond the model's ${cfg.numClasses} classes; the file is damaged`);
-  const values = inMode(header.numeric.mode, () => decodeImages(model, stream, header.images.count, file, { block: header.numeric.block, labels, onBlock }));
-  if (valuesDigest(values) !== header.images.valuesSha256) {
+  if (header.images.labeled !== cfg.numClasses > 0) throw new FormatError(file, `carries ${header.images.labeled ? 'class labels, but the model is unconditional' : 'no class labels, but the model is class-conditional'}; the file is damaged`);
+  const elements = header.images.count * cfg.height * cfg.width * cfg.channels;
+  if (elements > MAX_ELEMENTS) throw new FormatError(file, `declares ${header.images.count} images (${elements} values), more than arpix decodes at once (${MAX_ELEMENTS}); the file is damaged, or split the images into several files`);
+  const { images: values, labels } = inMode(header.numeric.mode, () => decodeImages(model, stream, header.images.count, file, { block: header.numeric.block, onBlock }));
+  if (valuesDigest(values, labels) !== header.images.valuesSha256) {
     throw new FormatError(file, 'decoded to values whose SHA-256 differs from the one it was written with: the probabilities here differ from the encoder\'s; nothing was written — compress with --portable to decode anywhere');
   }
-  return { values, header };
+  return { values, labels, header };
 }

@@ -3,10 +3,11 @@
 //   magic        8 bytes  "ARPIXZ\r\n" (a text-mode copy breaks it visibly)
 //   version      u16      1
 //   header size  u32      bytes of the header
-//   header       JSON     CompressedHeader: the model's identity, the images' shape, count, labels
-//                         and pixel transform, the numeric setup that computed the probabilities,
-//                         the stream's size and a SHA-256 of the decoded values
-//   stream       bytes    the rANS stream (rans.ts) of every image, block after block
+//   header       JSON     CompressedHeader: the model's identity, the images' shape, count and pixel
+//                         transform, the numeric setup that computed the probabilities, the
+//                         stream's size and a SHA-256 of the decoded values and labels
+//   stream       bytes    the rANS stream (rans.ts): the class labels (uniform over the classes)
+//                         when the model is class-conditional, then every image, block after block
 //   checksum     32 bytes SHA-256 of everything before it
 //
 // A file is read whole and checked before anything is decoded: its size, magic, version, checksum
@@ -20,8 +21,8 @@ export const MAGIC = Uint8Array.from([0x41, 0x52, 0x50, 0x49, 0x58, 0x5a, 0x0d, 
 export const FORMAT_VERSION = 1;
 const FIXED = MAGIC.length + 2 + 4;
 const CHECKSUM = 32;
-/** A header is a few hundred bytes plus the labels; far beyond this is damage. */
-const MAX_HEADER = 64 << 20;
+/** A header is a few hundred bytes; far beyond this is damage. */
+const MAX_HEADER = 1 << 20;
 
 /** How the probabilities were computed: a decoder must compute the same ones. */
 export interface NumericSetup {
@@ -49,11 +50,11 @@ export interface CompressedHeader {
   };
   images: {
     count: number;
-    /** One class label per image for a class-conditional model, else null. */
-    labels: number[] | null;
+    /** Whether the stream opens with one class label per image (class-conditional models). */
+    labeled: boolean;
     /** What maps the 8-bit pixels to the values the model codes, and back. */
     transform: PixelTransform;
-    /** SHA-256 of the coded values (model domain) as bytes. */
+    /** SHA-256 of the coded values (model domain) as bytes, then the labels as 32-bit integers. */
     valuesSha256: string;
   };
   numeric: NumericSetup;
@@ -88,7 +89,7 @@ function checkHeader(h: unknown, file: string): CompressedHeader {
   if (!isInt(m.height, 1, 4096) || !isInt(m.width, 1, 4096) || !isInt(m.channels, 1, 4)) throw bad('image shape is not positive integers');
   const im = o.images;
   if (typeof im !== 'object' || im === null || !isInt(im.count, 1, 2 ** 31) || !isHex(im.valuesSha256)) throw bad('images field is missing or malformed');
-  if (im.labels !== null && (!Array.isArray(im.labels) || im.labels.length !== im.count || !im.labels.every((l) => isInt(l, 0, 2 ** 31)))) throw bad('labels are not one integer per image');
+  if (typeof im.labeled !== 'boolean') throw bad("'labeled' is not true or false");
   const t = im.transform as { kind?: unknown; bits?: unknown };
   if (typeof t !== 'object' || t === null || !['none', 'quantise', 'binarise'].includes(String(t.kind)) || (t.kind === 'quantise' && !isInt(t.bits, 1, 8))) throw bad('pixel transform is not none, quantise or binarise');
   const n = o.numeric;

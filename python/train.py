@@ -33,6 +33,8 @@ import os
 import sys
 import threading
 import time
+import types
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -43,7 +45,12 @@ import torch.distributed as dist  # noqa: E402
 
 from arpix_torch import FAMILIES, build_model  # noqa: E402
 from arpix_torch.io import FormatError, read_regular_file, strict_json, write_atomic  # noqa: E402
-from arpix_torch.train_lib import EMA, OPTIMIZERS, js_number, load_checkpoint, lr_factor, make_optimizer, save_checkpoint, set_lr, transform  # noqa: E402
+from arpix_torch.train_lib import EMA, OPTIMIZERS, check_model_config, js_number, lr_factor, make_optimizer, read_checkpoint, restore, save_checkpoint, set_lr, transform  # noqa: E402
+
+# DDP's reducer warns, once per run, when a parameter with a dimension of size 1 (a 1×3 kernel) has
+# gradient strides that differ from its bucket's only along that dimension: the same layout in memory,
+# "not an error", as the warning itself says.
+warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
 
 #: Seconds a rank waits for the process group to shut down before it exits without it. Every file
 #: has been written by then; gloo's teardown was once seen to hang on a loaded machine.
@@ -58,7 +65,7 @@ class Stop(Exception):
         self.code, self.quiet = code, quiet
 
 
-def parse_args():
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="Train an exported arpix model with PyTorch (DDP under torchrun).")
     ap.add_argument("--out", default=os.path.join(HERE, "run"), help="folder for checkpoint.safetensors and metrics.jsonl (default: run/ beside this script)")
     ap.add_argument("--init", default=os.path.join(HERE, "checkpoint.safetensors"), help="the exported weights (and optimiser state, for a run) to start from")
@@ -72,7 +79,7 @@ def parse_args():
     ap.add_argument("--timeout", type=float, default=1800, help="seconds a rank waits for the others in one collective before it fails (default 1800)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads per rank (0: PyTorch's default)")
     ap.add_argument("--validation-limit", type=int, default=0, help="evaluate on at most this many validation images at the end (0: all)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.resume and args.force:
         ap.error("give --resume or --force, not both")
     if not args.timeout > 0:
@@ -108,13 +115,13 @@ def check_config(path, cfg):
             raise FormatError(path, f"{key} must be {expected}, got {json.dumps(value)}; fix config.json or export again")
     need(isinstance(cfg, dict) and all(isinstance(cfg.get(s), dict) for s in ("model", "dataset", "train")), "the config", "an object with model, dataset and train sections", None)
     m, d, t = cfg["model"], cfg["dataset"], cfg["train"]
-    need(m.get("kind") in FAMILIES, "model.kind", f"one of {', '.join(sorted(FAMILIES))}", m.get("kind"))
+    need(isinstance(m.get("kind"), str) and m["kind"] in FAMILIES, "model.kind", f"one of {', '.join(sorted(FAMILIES))}", m.get("kind"))
     for k in ("height", "width", "channels"):
         need(_is_int(m.get(k), 1, 65536), f"model.{k}", "a positive integer", m.get(k))
     need(_is_int(m.get("numClasses", 0), 0, 256), "model.numClasses", "an integer in 0..256", m.get("numClasses"))
     need(_is_int(d.get("bits", 8), 1, 8), "dataset.bits", "an integer in 1..8", d.get("bits"))
     need(d.get("binarize", "none") in ("none", "fixed", "dynamic"), "dataset.binarize", "none, fixed or dynamic", d.get("binarize"))
-    need(t.get("optimizer") in OPTIMIZERS, "train.optimizer", ", ".join(OPTIMIZERS), t.get("optimizer"))
+    need(isinstance(t.get("optimizer"), str) and t["optimizer"] in OPTIMIZERS, "train.optimizer", ", ".join(OPTIMIZERS), t.get("optimizer"))
     need(_is_int(t.get("batchSize"), 1), "train.batchSize", "a positive integer", t.get("batchSize"))
     need(_is_num(t.get("lr")) and t["lr"] > 0, "train.lr", "a positive number", t.get("lr"))
     for k in ("eps", "weightDecay", "momentum", "gradClip", "minutes"):
@@ -162,7 +169,7 @@ def load_split(data_dir, split, info, meta, m):
     return images, labels
 
 
-def load_data(data_dir, cfg):
+def load_data(data_dir, cfg, config_path):
     """The train and (when exported) validation splits of an export's data/, checked against the model."""
     where = os.path.join(data_dir, "data.json")
     if not os.path.exists(where):
@@ -180,7 +187,7 @@ def load_data(data_dir, cfg):
         val_x, val_y = load_split(data_dir, "validation", meta["splits"]["validation"], meta, m)
     batch = cfg["train"]["batchSize"]
     if train_x.shape[0] < batch:
-        raise FormatError(os.path.join(data_dir, "train.u8"), f"holds {train_x.shape[0]} images, fewer than train.batchSize ({batch}): one step needs a whole batch")
+        raise FormatError(config_path, f"train.batchSize ({batch}) is more than the {train_x.shape[0]} images of {os.path.join(data_dir, 'train.u8')}: one step needs a whole batch")
     return train_x, train_y, val_x, val_y
 
 
@@ -239,6 +246,47 @@ def leave_group(rank, code):
 # ---- the run ------------------------------------------------------------------------------------
 
 
+def prepare(args, world, device, config_path=os.path.join(HERE, "config.json")):
+    """Reads and checks every input — config.json, data/, the checkpoint to start from, --out —
+    and builds the model, optimiser and average from them. Nothing is written and no rank is
+    joined before this has passed; a bad input raises FormatError or Stop (one line)."""
+    cfg = read_json(config_path, "the config.json of an arpix export")
+    if args.steps is not None and isinstance(cfg, dict) and isinstance(cfg.get("train"), dict):
+        cfg["train"]["steps"] = args.steps
+    check_config(config_path, cfg)
+    m, t = cfg["model"], cfg["train"]
+    if t["batchSize"] % world != 0:
+        raise Stop(f"train.batchSize ({t['batchSize']}) must be divisible by the number of ranks ({world}); it is the global batch of one step")
+    ckpt_path = os.path.join(args.out, "checkpoint.safetensors")
+    if os.path.exists(ckpt_path) and not (args.resume or args.force):
+        raise Stop(f"{args.out} already holds a run ({ckpt_path}); continue it with --resume, or pass --force to start again over it")
+    start = ckpt_path if args.resume and os.path.exists(ckpt_path) else args.init
+    meta, tensors = read_checkpoint(start, args.allow_unverified)
+    # The model section must be the one arpix checked and signed into the checkpoint: only then is
+    # a network built from it.
+    check_model_config(start, meta, cfg, config_path)
+    data = load_data(args.data, cfg, config_path)
+    try:
+        model = build_model(m).to(device)
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError, ZeroDivisionError, RuntimeError) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise FormatError(config_path, f"its model section cannot be built ({type(e).__name__}: {first}); export again") from None
+    opt = make_optimizer(model, t)
+    ema = EMA(model, t["ema"]) if t["ema"] > 0 else None
+    restore(start, meta, tensors, model, opt, ema, cfg)
+    if ema is not None and not meta.get("ema"):
+        ema = EMA(model, t["ema"])  # a fresh average starts at the loaded weights
+    for st in opt.state.values():
+        for k, v in st.items():
+            if torch.is_tensor(v) and k != "step":
+                st[k] = v.to(device)
+    if ema is not None:
+        ema.shadow = {k: v.to(device) for k, v in ema.shadow.items()}
+    metrics_path = os.path.join(args.out, "metrics.jsonl")
+    kept = kept_metrics(metrics_path, meta["step"]) if args.resume else []
+    return types.SimpleNamespace(cfg=cfg, data=data, model=model, opt=opt, ema=ema, meta=meta, ckpt_path=ckpt_path, start=start, metrics_path=metrics_path, kept=kept)
+
+
 def main(args, rank, world, local_rank):
     use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -249,45 +297,18 @@ def main(args, rank, world, local_rank):
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
-    # Prepare: every input is read and checked before anything is written or any rank is joined.
-    config_path = os.path.join(HERE, "config.json")
-    cfg = read_json(config_path, "the config.json of an arpix export")
-    if args.steps is not None and isinstance(cfg, dict) and isinstance(cfg.get("train"), dict):
-        cfg["train"]["steps"] = args.steps
-    check_config(config_path, cfg)
+    ready = prepare(args, world, device)
+    cfg, model, opt, ema, meta = ready.cfg, ready.model, ready.opt, ready.ema, ready.meta
+    train_x, train_y, val_x, val_y = ready.data
     m, d, t = cfg["model"], cfg["dataset"], cfg["train"]
     batch = t["batchSize"]
-    if batch % world != 0:
-        raise Stop(f"train.batchSize ({batch}) must be divisible by the number of ranks ({world}); it is the global batch of one step")
-    train_x, train_y, val_x, val_y = load_data(args.data, cfg)
     conditional = m.get("numClasses", 0) > 0
-
-    try:
-        model = build_model(m).to(device)
-    except (KeyError, TypeError, ValueError) as e:
-        raise FormatError(config_path, f"its model section cannot be built ({type(e).__name__}: {e}); export again") from None
-    opt = make_optimizer(model, t)
-    ckpt_path = os.path.join(args.out, "checkpoint.safetensors")
-    if os.path.exists(ckpt_path) and not (args.resume or args.force):
-        raise Stop(f"{args.out} already holds a run ({ckpt_path}); continue it with --resume, or pass --force to start again over it")
-    start = ckpt_path if args.resume and os.path.exists(ckpt_path) else args.init
-    ema = EMA(model, t["ema"]) if t["ema"] > 0 else None
-    meta = load_checkpoint(start, model, opt, ema, cfg, args.allow_unverified)
-    if ema is not None and not meta.get("ema"):
-        ema = EMA(model, t["ema"])  # a fresh average starts at the loaded weights
-    for st in opt.state.values():
-        for k, v in st.items():
-            if torch.is_tensor(v) and k != "step":
-                st[k] = v.to(device)
-    if ema is not None:
-        ema.shadow = {k: v.to(device) for k, v in ema.shadow.items()}
+    ckpt_path, metrics_path = ready.ckpt_path, ready.metrics_path
     step = meta["step"]
     loader = meta.get("loader") or {"epoch": 0, "step": 0}
     train_seconds = meta["trainSeconds"]
     images_seen = meta["imagesSeen"]
-    last_checkpoint = start if start == ckpt_path else None
-    metrics_path = os.path.join(args.out, "metrics.jsonl")
-    kept = kept_metrics(metrics_path, step) if args.resume else []
+    last_checkpoint = ready.start if ready.start == ckpt_path else None
 
     local = batch // world
     n = train_x.shape[0]
@@ -295,7 +316,7 @@ def main(args, rank, world, local_rank):
     bounds = [b for b in (t["steps"] if t["steps"] > 0 else None, t["epochs"] * steps_per_epoch if t["epochs"] > 0 else None) if b is not None]
     total = min(bounds) if bounds else None
     budget = t["minutes"] * 60 if t["minutes"] > 0 else math.inf
-    dims = m["height"] * m["width"] * m["channels"]
+    dims = getattr(model, "loss_dims", m["height"] * m["width"] * m["channels"])  # bits per value, or per token (a palette head)
 
     if world > 1:
         backend = args.backend if args.backend != "auto" else ("nccl" if use_cuda else "gloo")
@@ -303,15 +324,16 @@ def main(args, rank, world, local_rank):
         # handling) instead of holding the rank forever when another rank has died.
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=args.timeout))
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None) if world > 1 else model
-    torch.manual_seed(t["seed"] * 1000 + rank)  # dropout, per rank
-    draws = torch.Generator().manual_seed(t["seed"] * 1000 + rank)  # dynamic binarisation, per rank
+    # Seeds modulo 2^63: torch takes 64-bit seeds, arpix allows train.seed up to 2^53.
+    torch.manual_seed((t["seed"] * 1000 + rank) % 2 ** 63)  # dropout, per rank
+    draws = torch.Generator().manual_seed((t["seed"] * 1000 + rank) % 2 ** 63)  # dynamic binarisation, per rank
 
     def permutation(epoch):
-        return torch.randperm(n, generator=torch.Generator().manual_seed(t["seed"] * 100003 + epoch))
+        return torch.randperm(n, generator=torch.Generator().manual_seed((t["seed"] * 100003 + epoch) % 2 ** 63))
 
     os.makedirs(args.out, exist_ok=True)
     if rank == 0:
-        write_atomic(metrics_path, "".join(kept))
+        write_atomic(metrics_path, "".join(ready.kept))
 
     def log(record):
         if rank == 0:

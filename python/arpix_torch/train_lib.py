@@ -21,12 +21,15 @@ import time
 
 import torch
 
-from .io import FLOAT_DTYPES, FormatError, decode_entry, meta_sum, parse_header, read_regular_file, strict_json, tensor_sum, write_safetensors
+from .io import FormatError, decode_entry, meta_sum, parse_header, read_regular_file, strict_json, tensor_sum, write_safetensors
 
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSProp"}
 META_KEY = "arpix"
 SUM_KEY = "arpix.sha256"
 PREFIXES = ("model", "optimizer", "ema")
+#: The fields of the `arpix` metadata (src/io/checkpoint.ts checkpointMetaSchema); no other is allowed.
+META_FIELDS = {"format", "version", "arpixVersion", "modelKind", "config", "layout", "step", "epoch", "loader", "generators", "optimizer",
+               "scheduler", "ema", "trainSeconds", "imagesSeen", "extra"}
 
 
 def buffer_names(t):
@@ -224,17 +227,23 @@ def _check_meta(path, text):
     need(_is_count(v) and v >= 1, "version", "a positive integer")
     if v > 1:
         raise FormatError(path, f"is checkpoint format version {v}; this train.py reads version 1 (export again with the arpix that wrote it)")
+    unknown = sorted(set(meta) - META_FIELDS)
+    if unknown:
+        raise FormatError(path, f"has bad checkpoint metadata: unknown field '{unknown[0]}'")
     if meta.get("layout") != "pytorch":
         raise FormatError(path, "is an arpix checkpoint in arpix's layout; export it with `arpix export RUN_DIR --torch OUT` first")
     need(isinstance(meta.get("config"), dict) and isinstance(meta["config"].get("model"), dict), "config", "an object with a model section")
+    need(meta.get("modelKind") == meta["config"]["model"].get("kind"), "modelKind", "the kind in config.model")
     for k in ("step", "epoch", "imagesSeen"):
         need(_is_count(meta.get(k)), k, "a non-negative integer")
     need(_is_number(meta.get("trainSeconds")) and meta["trainSeconds"] >= 0, "trainSeconds", "a non-negative number")
     loader = meta.get("loader")
     need(loader is None or (isinstance(loader, dict) and _is_count(loader.get("epoch")) and _is_count(loader.get("step"))), "loader", "null or {epoch, step} of non-negative integers")
+    for k in ("loader", "optimizer", "ema"):
+        need(k in meta, k, "present (null when there is none)")
     o = meta.get("optimizer")
     need(o is None or (isinstance(o, dict) and isinstance(o.get("kind"), str) and isinstance(o.get("steps"), dict)
-                       and all(k.isdigit() and _is_count(n) for k, n in o["steps"].items())), "optimizer", "null or {kind, groups, steps} with steps of non-negative integers by parameter index")
+                       and all(k.isascii() and k.isdigit() and _is_count(n) for k, n in o["steps"].items())), "optimizer", "null or {kind, groups, steps} with steps of non-negative integers by parameter index")
     e = meta.get("ema")
     need(e is None or (isinstance(e, dict) and _is_number(e.get("decay")) and 0 <= e["decay"] <= 1 and _is_count(e.get("updates"))), "ema", "null or {decay in [0, 1], warmup, updates}")
     return meta
@@ -256,8 +265,8 @@ def read_checkpoint(path, allow_unverified=False):
         g = next((g for g in PREFIXES if e.name.startswith(g + ".")), None)
         if g is None:
             raise FormatError(path, f"holds tensor '{e.name}' outside the model., optimizer. and ema. groups")
-        if e.dtype not in FLOAT_DTYPES:
-            raise FormatError(path, f"tensor '{e.name}' holds {e.dtype} values; weights, moments and averages must be floating point")
+        if e.dtype != "F32":
+            raise FormatError(path, f"tensor '{e.name}' holds {e.dtype} values; an arpix checkpoint holds its weights, moments and averages as float32 (F32)")
         groups[g][e.name[len(g) + 1:]] = decode_entry(raw, e, data_start, path)
     if not groups["model"]:
         raise FormatError(path, "holds no model weights")
@@ -301,13 +310,18 @@ def _fits(path, what, tensors, want):
             raise FormatError(path, f"{what} '{k}' has shape {list(tensors[k].shape)} but config.json's model has {list(shape)}")
 
 
-def load_checkpoint(path, model, opt, ema, run_config, allow_unverified=False):
-    """Restores what save_checkpoint (or `arpix export`) wrote into the model, optimiser and average
-    built from `run_config` (config.json), after checking that everything fits; returns the metadata."""
-    meta, groups = read_checkpoint(path, allow_unverified)
+def check_model_config(path, meta, run_config, config_path):
+    """Refuses a config.json whose model section differs from the checkpoint's, naming both files
+    and the first difference; done before a model is built from config.json, whose model section
+    must then be the one arpix checked and signed into the checkpoint."""
     diff = _first_difference(meta["config"]["model"], run_config["model"], "model")
     if diff is not None:
-        raise FormatError(path, f"is for another model than config.json's: {diff}")
+        raise FormatError(config_path, f"its model section is not the one in {path}: {diff}; use the config.json exported with that checkpoint")
+
+
+def restore(path, meta, groups, model, opt, ema, run_config):
+    """Puts what read_checkpoint returned into the model, optimiser and average built from
+    `run_config` (config.json), after checking that every tensor fits them."""
     t = run_config["train"]
     dtype = next(model.parameters()).dtype
     named = list(model.named_parameters())

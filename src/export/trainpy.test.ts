@@ -15,6 +15,8 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../io/checkpoint.js';
 import { Tensor } from '../tensor/tensor.js';
+import { failureCount, formatTallies } from '../testing/fuzz.js';
+import { fuzzTrainPy } from '../testing/trainpy-fuzz.js';
 import { findTorchPython } from './python.js';
 
 const python = findTorchPython();
@@ -265,7 +267,7 @@ describe('the exported train.py', { skip }, () => {
     },
     {
       name: 'a weight stored as integers (re-signed)',
-      pattern: /tensor 'model\.[\w.]+' holds I32 values; weights, moments and averages must be floating point/,
+      pattern: /tensor 'model\.[\w.]+' holds I32 values; an arpix checkpoint holds its weights, moments and averages as float32 \(F32\)/,
       make: (dir) => {
         const c = fresh();
         const k = firstWeight(c);
@@ -275,7 +277,7 @@ describe('the exported train.py', { skip }, () => {
     },
     {
       name: 'a checkpoint of another model (re-signed)',
-      pattern: /is for another model than config\.json's: model\.hiddenChannels is 5 in the checkpoint but 4 in config\.json/,
+      pattern: /config\.json: its model section is not the one in .*checkpoint\.safetensors: model\.hiddenChannels is 5 in the checkpoint but 4 in config\.json; use the config\.json exported with that checkpoint/,
       make: (dir) => {
         const c = fresh();
         (c.meta.config.model as { hiddenChannels: number }).hiddenChannels = 5;
@@ -362,6 +364,12 @@ describe('the exported train.py', { skip }, () => {
     });
   }
 
+  test('the README states the bound train.py puts on leaving the process group', () => {
+    const bound = /^LEAVE_TIMEOUT_S = (\d+)$/m.exec(readFileSync(join(exp, 'train.py'), 'utf8'))?.[1];
+    assert.ok(bound !== undefined, 'train.py defines LEAVE_TIMEOUT_S');
+    assert.match(readFileSync(join(exp, 'README.md'), 'utf8').replace(/\s+/g, ' '), new RegExp(`no final barrier.*teardown takes over ${bound} s exits without it`));
+  });
+
   test('refuses an --out that holds a run, without --resume or --force: exit 1, nothing changed', async (t) => {
     const out = join(tmp, 'occupied');
     assert.equal((await trainPy(exp, ['--out', out, '--steps', '1'])).code, 0);
@@ -392,4 +400,17 @@ describe('the exported train.py', { skip }, () => {
       assert.ok(rec.loss === undefined || Number.isFinite(rec.loss));
     }
   });
+});
+
+// The fuzz family of train.py's inputs (src/testing/trainpy-fuzz.ts), bounded: 100 cases of each kind.
+test('train.py fuzz: 100 damaged checkpoints, configs and data folders of each kind, every one refused in one line or harmless', { skip }, async () => {
+  const tallies = await fuzzTrainPy({ count: 100, seed: 25 });
+  assert.equal(tallies.length, 5);
+  for (const t of tallies) {
+    assert.equal(failureCount(t), 0, formatTallies([t]));
+    assert.ok(t.counts['clean-error'] > 0, formatTallies([t]));
+    // Damage the sums or the tensor checks catch is always refused; edits of JSON are sometimes valid.
+    if (/bytes|tensor/.test(t.family)) assert.equal(t.counts['clean-error'], t.tried, formatTallies([t]));
+    else assert.ok(t.counts.accepted > 0, formatTallies([t]));
+  }
 });

@@ -79,6 +79,14 @@ test('compress and decompress a trained run: bit for bit, in both modes, any thr
     assert.equal(arpix(['decompress', file, '--run', run, '--out', pngs]).code, 0);
     assert.equal(readdirSync(pngs).filter((f) => f.endsWith('.png')).length, 21);
 
+    // --images takes MNIST's own IDX files (here gzipped) as well as PNGs, .npy and folders.
+    const fmnist = locateDataset('fashion-mnist')!.dir;
+    const idx = readdirSync(fmnist).find((f) => /^t10k-images-idx3-ubyte/.test(f))!;
+    const fromIdx = join(root, 'idx.arpz');
+    assert.equal(arpix(['compress', run, '--images', join(fmnist, idx), '--limit', '3', '--out', fromIdx]).code, 0);
+    assert.equal(arpix(['decompress', fromIdx, '--run', run, '--out', join(root, 'idx.npy')]).code, 0);
+    assert.deepEqual(npyPixels(join(root, 'idx.npy')), want.subarray(0, 3 * 784));
+
     // Portable: decoded in a process without the native backend.
     const portable = join(root, 'portable.arpz');
     assert.equal(arpix(['compress', run, '--split', 'test', '--limit', '5', '--portable', '--out', portable]).code, 0);

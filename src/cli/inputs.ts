@@ -1,15 +1,20 @@
-// Images a user hands to `arpix complete`: one PNG or JPEG, a .npy array of uint8 images, or a
-// folder of PNG / JPEG files (sorted by name). Nothing is resized or converted behind the user's
+// Images a user hands to `arpix complete` or `arpix compress`: one PNG or JPEG, a .npy array of
+// uint8 images, an IDX file (MNIST's format, gzipped or not), or a folder of PNG / JPEG files
+// (sorted by name). Nothing is resized or converted behind the user's
 // back: an image of the wrong size or colour is an error that says what the model takes.
 
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeImage } from '../data/decode.js';
+import { readIdxImages } from '../data/idx.js';
 import { parseNpy } from '../data/npy.js';
 import { fixedLookupTable, type PixelTransform } from '../data/transforms.js';
 import { FormatError } from '../errors.js';
 import { MAX_DATA_FILE, MAX_IMAGE_FILE, readRegularFile } from '../io/files.js';
 import { Tensor } from '../tensor/tensor.js';
+
+/** An IDX image file as MNIST ships it (t10k-images-idx3-ubyte, optionally gzipped), or *.idx. */
+const IDX_NAME = /(-idx[34]-ubyte|\.idx[34]?)(\.gz)?$/i;
 
 export interface ImageSpec {
   height: number;
@@ -75,6 +80,14 @@ export function readImages(path: string, spec: ImageSpec, transform: PixelTransf
     const a = fromNpy(path, spec);
     n = Math.min(a.n, limit);
     raw = a.data.subarray(0, n * size);
+  } else if (IDX_NAME.test(path)) {
+    const a = readIdxImages(path);
+    const [an, h, w, c] = a.shape;
+    if (h !== spec.height || w !== spec.width || c !== spec.channels) {
+      throw new FormatError(path, `holds [${a.shape.join(', ')}] images but the model takes ${describe(spec)}`);
+    }
+    n = Math.min(an, limit);
+    raw = a.images.subarray(0, n * size);
   } else {
     n = 1;
     raw = fromImageFile(path, spec);

@@ -89,7 +89,7 @@ async function compressCommand(a: CompressArgs): Promise<number> {
   const mode: CodecMode = a.portable ? 'portable' : 'native';
   const started = performance.now();
   const weights = a.raw || Object.keys(ckpt.ema).length === 0 ? 'raw' : 'ema';
-  const { bytes, header } = compressValues(model, values, {
+  const { bytes, idealBits } = compressValues(model, values, {
     mode, block: a.block, weights, transform, labels,
     onBlock: (done, total) => process.stderr.isTTY && process.stderr.write(`\rcompressing: ${done}/${total} images`),
   });
@@ -98,8 +98,8 @@ async function compressCommand(a: CompressArgs): Promise<number> {
   await writeOut(a.out, bytes, a.force);
   const dims = n * height * width * channels;
   const report = {
-    images: n, file: a.out, bytes: bytes.length, bitsPerDim: (bytes.length * 8) / dims, modelBitsPerDim: header.stream.idealBits / dims,
-    overhead: (bytes.length * 8) / header.stream.idealBits - 1, seconds, imagesPerSec: n / seconds, mode, block: a.block, weights,
+    images: n, file: a.out, bytes: bytes.length, bitsPerDim: (bytes.length * 8) / dims, modelBitsPerDim: idealBits / dims,
+    overhead: (bytes.length * 8) / idealBits - 1, seconds, imagesPerSec: n / seconds, mode, block: a.block, weights,
   };
   if (a.json) out(JSON.stringify(report));
   else {

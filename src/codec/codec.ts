@@ -237,9 +237,9 @@ export function decodeImages(model: AutoregressiveModel, stream: Uint8Array, n: 
   return { images: new Tensor(images, [n, h, w, c]), labels };
 }
 
-/** SHA-256 of image values as bytes (every value is below 256), then of the labels: what a file records of what it holds. */
+/** 128 bits of the SHA-256 of image values as bytes (every value is below 256), then of the labels: what a file records of what it holds. */
 export function valuesDigest(images: Tensor, labels?: Int32Array | null): string {
   const h = createHash('sha256').update(Uint8Array.from(images.data as Int32Array));
   if (labels) h.update(new Uint8Array(labels.buffer, labels.byteOffset, labels.byteLength));
-  return h.digest('hex');
+  return h.digest('hex').slice(0, 32);
 }

@@ -12,7 +12,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { ARPIX_VERSION } from '../train/train.js';
 import { cpuCapabilities } from '../train/precision.js';
 import { DEFAULT_BLOCK, decodeImages, encodeImages, valuesDigest } from './codec.js';
-import { readCompressed, writeCompressed, FORMAT_VERSION, type CompressedHeader, type NumericSetup } from './format.js';
+import { readCompressed, writeCompressed, type CompressedHeader, type NumericSetup } from './format.js';
 
 /** Values a file may decode to at once (int32 each): 4 GiB. */
 const MAX_ELEMENTS = 2 ** 30;
@@ -20,7 +20,7 @@ const MAX_ELEMENTS = 2 ** 30;
 /** Which probabilities a file uses: native (fast, this kind of machine) or portable (the TypeScript backend, any machine). */
 export type CodecMode = 'native' | 'portable';
 
-/** SHA-256 of the model's config and its weights (sorted by name): a file decodes only with these. */
+/** The first 128 bits (32 hex digits) of the SHA-256 of the model's config and its weights (sorted by name): a file decodes only with these. */
 export function modelDigest(model: AutoregressiveModel): string {
   const h = createHash('sha256');
   h.update(JSON.stringify(model.config));
@@ -30,14 +30,14 @@ export function modelDigest(model: AutoregressiveModel): string {
     h.update(`\0${key}\0${t.dtype}\0${t.shape.join(',')}\0`);
     h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   }
-  return h.digest('hex');
+  return h.digest('hex').slice(0, 32);
 }
 
 /** The numbers of this process for a mode: what a file records, and what a decoder must match. */
 export function numericSetup(mode: CodecMode, block: number): NumericSetup {
-  if (mode === 'portable') return { mode, backend: 'ts', isa: null, block, arpixVersion: ARPIX_VERSION };
+  if (mode === 'portable') return { mode, isa: null, block, arpixVersion: ARPIX_VERSION };
   if (backendName() !== 'native') throw new ArgumentError('compress', 'mode', 'native needs the native backend, which is not loaded here; use --portable');
-  return { mode, backend: 'native', isa: cpuCapabilities()?.isa ?? null, block, arpixVersion: ARPIX_VERSION };
+  return { mode, isa: cpuCapabilities()?.isa ?? 'unknown', block, arpixVersion: ARPIX_VERSION };
 }
 
 /** Runs fn on the backend a mode computes with, and restores the one before. */
@@ -99,6 +99,8 @@ export interface CompressOptions {
 export interface Compressed {
   bytes: Uint8Array;
   header: CompressedHeader;
+  /** Σ −log₂ of the coded probabilities: the stream's ideal length in bits. */
+  idealBits: number;
 }
 
 /** Codes model-domain values int32 [N, H, W, C] into a file's bytes. */
@@ -110,12 +112,11 @@ export function compressValues(model: AutoregressiveModel, values: Tensor, o: Co
   const [n, h, w, c] = values.shape as [number, number, number, number];
   const { stream, idealBits } = inMode(mode, () => encodeImages(model, values, { block, labels: o.labels, onBlock: o.onBlock }));
   const header: CompressedHeader = {
-    format: 'arpix-compressed', version: FORMAT_VERSION,
     model: { digest: modelDigest(model), kind: model.config.kind, weights: o.weights, height: h, width: w, channels: c },
-    images: { count: n, labeled: o.labels != null, transform: codecTransform(o.transform), valuesSha256: valuesDigest(values, o.labels) },
-    numeric, stream: { bytes: stream.length, idealBits },
+    images: { count: n, labeled: o.labels != null, transform: codecTransform(o.transform), values: valuesDigest(values, o.labels) },
+    numeric,
   };
-  return { bytes: writeCompressed(header, stream), header };
+  return { bytes: writeCompressed(header, stream), header, idealBits };
 }
 
 /** Reads and checks a file, then decodes its values with `model`; refuses anything it cannot decode exactly. */
@@ -132,7 +133,7 @@ export function decompressBytes(bytes: Uint8Array, file: string, model: Autoregr
   const elements = header.images.count * cfg.height * cfg.width * cfg.channels;
   if (elements > MAX_ELEMENTS) throw new FormatError(file, `declares ${header.images.count} images (${elements} values), more than arpix decodes at once (${MAX_ELEMENTS}); the file is damaged, or split the images into several files`);
   const { images: values, labels } = inMode(header.numeric.mode, () => decodeImages(model, stream, header.images.count, file, { block: header.numeric.block, onBlock }));
-  if (valuesDigest(values, labels) !== header.images.valuesSha256) {
+  if (valuesDigest(values, labels) !== header.images.values) {
     throw new FormatError(file, 'decoded to values whose SHA-256 differs from the one it was written with: the probabilities here differ from the encoder\'s; nothing was written — compress with --portable to decode anywhere');
   }
   return { values, labels, header };

@@ -1,17 +1,27 @@
-// The compressed file (`arpix compress`), version 1, all integers little-endian:
+// The compressed file (`arpix compress`), version 1: a binary header of about a hundred bytes, so
+// that even a file of one 28×28 image is mostly its image. Integers are little-endian; a digest is
+// the first 16 bytes (128 bits) of a SHA-256.
 //
-//   magic        8 bytes  "ARPIXZ\r\n" (a text-mode copy breaks it visibly)
-//   version      u16      1
-//   header size  u32      bytes of the header
-//   header       JSON     CompressedHeader: the model's identity, the images' shape, count and pixel
-//                         transform, the numeric setup that computed the probabilities, the
-//                         stream's size and a SHA-256 of the decoded values and labels
-//   stream       bytes    the rANS stream (rans.ts): the class labels (uniform over the classes)
-//                         when the model is class-conditional, then every image, block after block
-//   checksum     32 bytes SHA-256 of everything before it
+//   offset  size
+//   0       8    magic "ARPIXZ\r\n" (a text-mode copy breaks it visibly)
+//   8       2    format version (1)
+//   10      1    flags: 1 the stream opens with class labels, 2 portable mode (else native),
+//                4 the model's trained weights (else their average, EMA)
+//   11      2    image height      13  2  width      15  1  channels
+//   16      4    image count
+//   20      1    pixel transform: 0 none, 1 quantise, 2 binarise     21  1  its bits (quantise)
+//   22      2    block: images per stepper call
+//   24      16   model digest: SHA-256 of the model's config and the weights used (compress.ts)
+//   40      16   values digest: SHA-256 of the decoded values as bytes, then the labels as int32
+//   56      1+k  model kind                     (a length byte, then UTF-8)
+//           1+k  oneDNN ISA of a native file    (empty for portable files)
+//           1+k  arpix version that wrote it
+//           …    the rANS stream (rans.ts): the labels (uniform over the classes) when flagged,
+//                then every image, block after block
+//   end−16  16   checksum: digest of everything before it
 //
-// A file is read whole and checked before anything is decoded: its size, magic, version, checksum
-// and header fields, each refused with one line saying what to do.
+// A file is read whole and checked before anything is decoded: its size, magic, version,
+// checksum and fields, each refused with one line saying what to do.
 
 import { createHash } from 'node:crypto';
 import { FormatError } from '../errors.js';
@@ -19,16 +29,17 @@ import type { PixelTransform } from '../data/transforms.js';
 
 export const MAGIC = Uint8Array.from([0x41, 0x52, 0x50, 0x49, 0x58, 0x5a, 0x0d, 0x0a]); // ARPIXZ\r\n
 export const FORMAT_VERSION = 1;
-const FIXED = MAGIC.length + 2 + 4;
-const CHECKSUM = 32;
-/** A header is a few hundred bytes; far beyond this is damage. */
-const MAX_HEADER = 1 << 20;
+const DIGEST = 16;
+const FIXED = 56;
+const FLAG_LABELED = 1;
+const FLAG_PORTABLE = 2;
+const FLAG_RAW = 4;
+const TRANSFORMS = ['none', 'quantise', 'binarise'] as const;
 
 /** How the probabilities were computed: a decoder must compute the same ones. */
 export interface NumericSetup {
   /** 'native': the oneDNN backend, exact on machines of the same ISA and build; 'portable': the TypeScript backend, the same everywhere Node runs. */
   mode: 'native' | 'portable';
-  backend: 'native' | 'ts';
   /** oneDNN's ISA for native files (its kernels differ between ISAs), else null. */
   isa: string | null;
   /** Images per stepper call. */
@@ -37,10 +48,8 @@ export interface NumericSetup {
 }
 
 export interface CompressedHeader {
-  format: 'arpix-compressed';
-  version: number;
   model: {
-    /** SHA-256 of the model's config and the weights used (see modelDigest). */
+    /** 32 hex digits: the first 128 bits of the SHA-256 of the model's config and the weights used. */
     digest: string;
     kind: string;
     weights: 'ema' | 'raw';
@@ -54,73 +63,95 @@ export interface CompressedHeader {
     labeled: boolean;
     /** What maps the 8-bit pixels to the values the model codes, and back. */
     transform: PixelTransform;
-    /** SHA-256 of the coded values (model domain) as bytes, then the labels as 32-bit integers. */
-    valuesSha256: string;
+    /** 32 hex digits of the SHA-256 of the coded values (model domain) as bytes, then the labels as int32. */
+    values: string;
   };
   numeric: NumericSetup;
-  stream: { bytes: number; idealBits: number };
+}
+
+/** The first 128 bits of a SHA-256, as 32 hex digits. */
+export function digest16(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex').slice(0, 2 * DIGEST);
+}
+
+function shortText(s: string, what: string): Uint8Array {
+  const b = new TextEncoder().encode(s);
+  if (b.length > 255) throw new RangeError(`compress: the ${what} '${s.slice(0, 40)}…' is longer than 255 bytes`);
+  return Uint8Array.of(b.length, ...b);
 }
 
 /** The file's bytes. */
-export function writeCompressed(header: CompressedHeader, stream: Uint8Array): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(FIXED + json.length + stream.length + CHECKSUM);
-  const view = new DataView(out.buffer);
+export function writeCompressed(h: CompressedHeader, stream: Uint8Array): Uint8Array {
+  const texts = [shortText(h.model.kind, 'model kind'), shortText(h.numeric.isa ?? '', 'ISA'), shortText(h.numeric.arpixVersion, 'version')];
+  const head = FIXED + texts.reduce((s, t) => s + t.length, 0);
+  const out = new Uint8Array(head + stream.length + DIGEST);
+  const v = new DataView(out.buffer);
   out.set(MAGIC, 0);
-  view.setUint16(MAGIC.length, FORMAT_VERSION, true);
-  view.setUint32(MAGIC.length + 2, json.length, true);
-  out.set(json, FIXED);
-  out.set(stream, FIXED + json.length);
-  const end = FIXED + json.length + stream.length;
-  out.set(createHash('sha256').update(out.subarray(0, end)).digest(), end);
+  v.setUint16(8, FORMAT_VERSION, true);
+  v.setUint8(10, (h.images.labeled ? FLAG_LABELED : 0) | (h.numeric.mode === 'portable' ? FLAG_PORTABLE : 0) | (h.model.weights === 'raw' ? FLAG_RAW : 0));
+  v.setUint16(11, h.model.height, true);
+  v.setUint16(13, h.model.width, true);
+  v.setUint8(15, h.model.channels);
+  v.setUint32(16, h.images.count, true);
+  const t = h.images.transform;
+  v.setUint8(20, TRANSFORMS.indexOf(t.kind as (typeof TRANSFORMS)[number]));
+  v.setUint8(21, t.kind === 'quantise' ? t.bits : 0);
+  v.setUint16(22, h.numeric.block, true);
+  out.set(Buffer.from(h.model.digest, 'hex'), 24);
+  out.set(Buffer.from(h.images.values, 'hex'), 40);
+  let at = FIXED;
+  for (const text of texts) { out.set(text, at); at += text.length; }
+  out.set(stream, head);
+  out.set(Buffer.from(digest16(out.subarray(0, head + stream.length)), 'hex'), head + stream.length);
   return out;
 }
 
-const isInt = (v: unknown, lo: number, hi: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
-const isHex = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
-
-/** The header's fields, checked; the message names the first field that is wrong. */
-function checkHeader(h: unknown, file: string): CompressedHeader {
-  const bad = (what: string) => new FormatError(file, `has a header whose ${what}; the file is damaged or was not written by arpix compress`);
-  const o = h as CompressedHeader;
-  if (typeof o !== 'object' || o === null || o.format !== 'arpix-compressed') throw bad("'format' is not arpix-compressed");
-  const m = o.model;
-  if (typeof m !== 'object' || m === null || !isHex(m.digest) || typeof m.kind !== 'string' || (m.weights !== 'ema' && m.weights !== 'raw')) throw bad('model is missing or malformed');
-  if (!isInt(m.height, 1, 4096) || !isInt(m.width, 1, 4096) || !isInt(m.channels, 1, 4)) throw bad('image shape is not positive integers');
-  const im = o.images;
-  if (typeof im !== 'object' || im === null || !isInt(im.count, 1, 2 ** 31) || !isHex(im.valuesSha256)) throw bad('images field is missing or malformed');
-  if (typeof im.labeled !== 'boolean') throw bad("'labeled' is not true or false");
-  const t = im.transform as { kind?: unknown; bits?: unknown };
-  if (typeof t !== 'object' || t === null || !['none', 'quantise', 'binarise'].includes(String(t.kind)) || (t.kind === 'quantise' && !isInt(t.bits, 1, 8))) throw bad('pixel transform is not none, quantise or binarise');
-  const n = o.numeric;
-  if (typeof n !== 'object' || n === null || (n.mode !== 'native' && n.mode !== 'portable') || (n.backend !== 'native' && n.backend !== 'ts') || !isInt(n.block, 1, 4096) || typeof n.arpixVersion !== 'string' || (n.isa !== null && typeof n.isa !== 'string')) throw bad('numeric setup is malformed');
-  const s = o.stream;
-  if (typeof s !== 'object' || s === null || !isInt(s.bytes, 7, 2 ** 52) || typeof s.idealBits !== 'number' || !(s.idealBits >= 0)) throw bad('stream size is malformed');
-  return o;
-}
-
-/** Reads a compressed file: checks its frame and checksum, returns its header and stream. */
+/** Reads a compressed file: checks its frame, checksum and fields; returns its header and stream. */
 export function readCompressed(bytes: Uint8Array, file: string): { header: CompressedHeader; stream: Uint8Array } {
-  if (bytes.length < FIXED + CHECKSUM || !MAGIC.every((b, i) => bytes[i] === b)) {
+  if (bytes.length < FIXED + 3 + DIGEST || !MAGIC.every((b, i) => bytes[i] === b)) {
     throw new FormatError(file, 'is not a file of arpix compress (its first bytes are not ARPIXZ); give a file that arpix compress wrote');
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const version = view.getUint16(MAGIC.length, true);
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = v.getUint16(8, true);
   if (version > FORMAT_VERSION) throw new FormatError(file, `was written in format version ${version} by a newer arpix; this arpix reads version ${FORMAT_VERSION} — upgrade arpix to decode it`);
   if (version < 1) throw new FormatError(file, `declares format version ${version}, which does not exist; the file is damaged`);
-  const headerSize = view.getUint32(MAGIC.length + 2, true);
-  if (headerSize > MAX_HEADER || FIXED + headerSize + CHECKSUM > bytes.length) throw new FormatError(file, `declares a ${headerSize}-byte header in a ${bytes.length}-byte file; the file is truncated or damaged`);
-  const end = bytes.length - CHECKSUM;
-  const sum = createHash('sha256').update(bytes.subarray(0, end)).digest();
-  if (!sum.equals(bytes.subarray(end))) throw new FormatError(file, 'fails its SHA-256 checksum: the file is damaged or truncated; nothing was decoded');
-  let header: unknown;
-  try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(FIXED, FIXED + headerSize)));
-  } catch {
-    throw new FormatError(file, 'has a header that is not JSON text; the file is damaged');
+  const end = bytes.length - DIGEST;
+  if (digest16(bytes.subarray(0, end)) !== Buffer.from(bytes.subarray(end)).toString('hex')) {
+    throw new FormatError(file, 'fails its checksum: the file is damaged or truncated; nothing was decoded');
   }
-  const h = checkHeader(header, file);
-  const stream = bytes.subarray(FIXED + headerSize, end);
-  if (stream.length !== h.stream.bytes) throw new FormatError(file, `holds a ${stream.length}-byte stream where its header says ${h.stream.bytes}; the file is damaged`);
-  return { header: h, stream };
+  // The checksum holds: what follows is what arpix wrote, or a deliberate edit, so every field is still checked.
+  const bad = (what: string) => new FormatError(file, `has a header whose ${what}; the file was not written by arpix compress`);
+  const flags = v.getUint8(10);
+  if (flags & ~(FLAG_LABELED | FLAG_PORTABLE | FLAG_RAW)) throw bad(`flags ${flags} include unknown ones`);
+  const [height, width, channels, count] = [v.getUint16(11, true), v.getUint16(13, true), v.getUint8(15), v.getUint32(16, true)];
+  if (height < 1 || width < 1 || channels < 1 || channels > 4 || count < 1) throw bad(`shape ${count}×${height}×${width}×${channels} is empty or has more than 4 channels`);
+  const tk = v.getUint8(20);
+  const bits = v.getUint8(21);
+  if (tk >= TRANSFORMS.length || (tk === 1 && (bits < 1 || bits > 8))) throw bad(`pixel transform ${tk} (bits ${bits}) is not none, quantise to 1..8 bits, or binarise`);
+  const transform: PixelTransform = tk === 1 ? { kind: 'quantise', bits } : { kind: TRANSFORMS[tk] as 'none' | 'binarise' };
+  const block = v.getUint16(22, true);
+  if (block < 1 || block > 4096) throw bad(`block ${block} is not in 1..4096`);
+  let at = FIXED;
+  const text = (what: string): string => {
+    const len = bytes[at]!;
+    if (at + 1 + len > end) throw bad(`${what} runs past the end`);
+    const s = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(at + 1, at + 1 + len));
+    at += 1 + len;
+    return s;
+  };
+  let kind: string, isa: string, arpixVersion: string;
+  try {
+    [kind, isa, arpixVersion] = [text('model kind'), text('ISA'), text('arpix version')];
+  } catch (e) {
+    if (e instanceof FormatError) throw e;
+    throw bad('texts are not UTF-8');
+  }
+  const portable = (flags & FLAG_PORTABLE) !== 0;
+  if (portable !== (isa === '')) throw bad(portable ? 'portable file names an ISA' : 'native file names no ISA');
+  const header: CompressedHeader = {
+    model: { digest: Buffer.from(bytes.subarray(24, 40)).toString('hex'), kind, weights: flags & FLAG_RAW ? 'raw' : 'ema', height, width, channels },
+    images: { count, labeled: (flags & FLAG_LABELED) !== 0, transform, values: Buffer.from(bytes.subarray(40, 56)).toString('hex') },
+    numeric: { mode: portable ? 'portable' : 'native', isa: portable ? null : isa, block, arpixVersion },
+  };
+  return { header, stream: bytes.subarray(at, end) };
 }

@@ -11,6 +11,13 @@ import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashKey } from '../data/rng.js';
 
+/** What every family of inputs takes (src/testing/*-fuzz.ts). */
+export interface FamilyOptions {
+  seed?: number;
+  /** Cases per family (the CLI family runs a quarter as many: each is a whole command). */
+  count?: number;
+}
+
 /** A seeded generator (mulberry32 keyed by seed and case index). */
 export class FuzzRng {
   private s: number;

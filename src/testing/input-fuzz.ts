@@ -34,16 +34,12 @@ import { configFileRaw, presetRaw, resolveRunConfig } from '../train/index.js';
 import { presetNames } from '../models/index.js';
 import {
   FuzzRng, HOSTILE_TOKENS, INTERNAL_PHRASES, changedPaths, equalBytes, errorVerdict, mutateArgs, mutateBytes, mutateJson, runFuzz, snapshotDir,
-  type FuzzCase, type FuzzTally, type Verdict,
+  type FamilyOptions, type FuzzCase, type FuzzTally, type Verdict,
 } from './fuzz.js';
 import { encodeGreyJpeg } from './jpeg.js';
 import { fuzzTorchSave } from './torch-fuzz.js';
 
-export interface FamilyOptions {
-  seed?: number;
-  /** Cases per family (the CLI family runs a quarter as many: each is a whole command). */
-  count?: number;
-}
+export type { FamilyOptions } from './fuzz.js';
 
 const isUserError = (e: unknown) => e instanceof ArpixError || e instanceof ConfigError;
 

@@ -21,7 +21,7 @@ import { constants, crc32, deflateRawSync, deflateSync } from 'node:zlib';
 import { encode as encodePng } from 'fast-png';
 import type { ServeOptions } from '../serve/index.js';
 import { FuzzRng, INTERNAL_PHRASES, mutateBytes, mutateJson, runFuzz, type FuzzCase, type FuzzTally, type Verdict } from './fuzz.js';
-import type { FamilyOptions } from './input-fuzz.js';
+import type { FamilyOptions } from './fuzz.js';
 import { trainTinyRuns, type TinyRuns } from './tiny-runs.js';
 
 /** /api/health must answer within this, between cases and during a flood (a generous bound on a shared machine). */

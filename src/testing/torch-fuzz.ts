@@ -29,7 +29,7 @@ import { createModel } from '../models/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { applyOverrides, presetRaw, resolveRunConfig, type RunConfig } from '../train/index.js';
 import { equalBytes, errorVerdict, mutateBytes, runFuzz, type FuzzRng, type FuzzTally, type Verdict } from './fuzz.js';
-import type { FamilyOptions } from './input-fuzz.js';
+import type { FamilyOptions } from './fuzz.js';
 
 // ---- writing torch.save files --------------------------------------------------------------
 

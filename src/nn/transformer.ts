@@ -7,6 +7,7 @@
 
 import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
 import type { DType } from '../kernels/contracts.js';
+import { cos, exp, log, sin } from '../backends/ts/portable-math.js';
 import { add, attention, attentionStep, gelu, noGrad, relu, reshape, rmsNorm, slice, zeros, type AttentionPatternInput } from '../ops/index.js';
 import { getDefaultGenerator, type Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -299,7 +300,8 @@ function positionRow(op: string, table: Tensor, position: number): Tensor {
  * Sinusoidal position encodings [length, dim] as tensor2tensor's get_timing_signal_1d: for
  * timescales τ_k = minTimescale·(maxTimescale/minTimescale)^(k/(dim/2 − 1)), k < dim/2, position p
  * has sin(p/τ_k) in channel k and cos(p/τ_k) in channel dim/2 + k (sines then cosines, not
- * interleaved); an odd dim gets a zero last channel.
+ * interleaved); an odd dim gets a zero last channel. With arpix's own exp, log, sin and cos: the
+ * table enters every activation, so it must be the same bits on every machine (portable-math.ts).
  */
 export function sinusoidalPositionEncoding(length: number, dim: number, opts: { minTimescale?: number; maxTimescale?: number; dtype?: DType } = {}): Tensor {
   checkPositiveInt('sinusoidalPositionEncoding', 'length', length);
@@ -307,14 +309,14 @@ export function sinusoidalPositionEncoding(length: number, dim: number, opts: { 
   const lo = opts.minTimescale ?? 1, hi = opts.maxTimescale ?? 1e4;
   if (!(lo > 0 && hi >= lo)) throw new ArgumentError('sinusoidalPositionEncoding', 'timescales', `must satisfy 0 < minTimescale ≤ maxTimescale, got ${lo}, ${hi}`);
   const half = Math.floor(dim / 2);
-  const logStep = Math.log(hi / lo) / Math.max(half - 1, 1);
+  const logStep = log(hi / lo) / Math.max(half - 1, 1);
   const t = zeros([length, dim], checkFloatDType('sinusoidalPositionEncoding', opts.dtype));
   const d = t.data;
   for (let p = 0; p < length; p++) {
     for (let k = 0; k < half; k++) {
-      const angle = p / (lo * Math.exp(k * logStep));
-      d[p * dim + k] = Math.sin(angle);
-      d[p * dim + half + k] = Math.cos(angle);
+      const angle = p / (lo * exp(k * logStep));
+      d[p * dim + k] = sin(angle);
+      d[p * dim + half + k] = cos(angle);
     }
   }
   return t;

@@ -2,9 +2,7 @@
 // plain loops in float64, the definition the native kernel is held to.
 
 import type { RowLSTMStepPlan, StepDense } from '../../kernels/contracts.js';
-import { UNARY } from './elementwise.js';
-
-const sigmoid = UNARY.sigmoid;
+import { sigmoid, tanh } from './portable-math.js';
 
 /** out [n, cout] = a [n, cin] · d.weight + d.bias. */
 function dense(d: StepDense, a: Float64Array, n: number): Float64Array {
@@ -63,10 +61,10 @@ export function rowLstmStep(plan: RowLSTMStepPlan, y: number, x: number): void {
       const at = (i * W + x) * h;
       for (let j = 0; j < h; j++) {
         const zi = i * g4;
-        const o = sigmoid(z[zi + j]!), fg = sigmoid(z[zi + h + j]!), ig = sigmoid(z[zi + 2 * h + j]!), g = Math.tanh(z[zi + 3 * h + j]!);
+        const o = sigmoid(z[zi + j]!), fg = sigmoid(z[zi + h + j]!), ig = sigmoid(z[zi + 2 * h + j]!), g = tanh(z[zi + 3 * h + j]!);
         const c = fg * layer.prevC[at + j]! + ig * g;
         layer.curC[at + j] = c;
-        layer.curH[at + j] = o * Math.tanh(c);
+        layer.curH[at + j] = o * tanh(c);
         hx[i * h + j] = layer.curH[at + j]!;
       }
     }

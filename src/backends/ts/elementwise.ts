@@ -2,33 +2,25 @@
 
 import type { BinaryOp, UnaryGradOp, UnaryOp, View } from '../../kernels/contracts.js';
 import { stridesOf } from '../../tensor/shape.js';
+import { exp, expm1, log, sigmoid, softplus, tanh } from './portable-math.js';
 
-function softplus(x: number): number {
-  // log(1 + e^x) without overflow for large x or loss of precision for very negative x.
-  return Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
-}
-
-function sigmoid(x: number): number {
-  // Split by sign so exp never overflows.
-  if (x >= 0) return 1 / (1 + Math.exp(-x));
-  const e = Math.exp(x);
-  return e / (1 + e);
-}
+// The transcendental functions are arpix's own (portable-math.ts), not the engine's Math.*: the
+// same bits on every machine, which the codec's portable mode relies on.
 
 export const UNARY: Record<UnaryOp, (x: number) => number> = {
   neg: (x) => -x,
-  exp: Math.exp,
-  log: Math.log,
+  exp,
+  log,
   sqrt: Math.sqrt,
   rsqrt: (x) => 1 / Math.sqrt(x),
   abs: Math.abs,
   sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : 0),
   square: (x) => x * x,
   reciprocal: (x) => 1 / x,
-  tanh: Math.tanh,
+  tanh,
   sigmoid,
   relu: (x) => (x > 0 ? x : 0),
-  elu: (x) => (x > 0 ? x : Math.expm1(x)),
+  elu: (x) => (x > 0 ? x : expm1(x)),
   softplus,
   logSigmoid: (x) => -softplus(-x),
 };
@@ -70,6 +62,8 @@ const BINARY_FLOAT: Record<BinaryOp, (a: number, b: number) => number> = {
   sub: (a, b) => a - b,
   mul: (a, b) => a * b,
   div: (a, b) => a / b,
+  // The engine's pow, not a portable one: no model's forward pass raises to a power (only the
+  // gradients of rsqrt and pow do), so no probability the codec codes depends on it.
   pow: Math.pow,
   maximum: Math.max,
   minimum: Math.min,

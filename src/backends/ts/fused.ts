@@ -3,9 +3,7 @@
 
 import type { AdamHyper, View } from '../../kernels/contracts.js';
 import { Generator } from '../../tensor/random.js';
-import { UNARY } from './elementwise.js';
-
-const sigmoid = UNARY.sigmoid;
+import { exp, expm1, log, sigmoid, tanh } from './portable-math.js';
 
 export function gate(x: View, out: View): void {
   const c = out.shape[out.shape.length - 1]!;
@@ -13,7 +11,7 @@ export function gate(x: View, out: View): void {
   const o = out.data;
   const rows = c === 0 ? 0 : o.length / c;
   for (let r = 0; r < rows; r++) {
-    for (let i = 0; i < c; i++) o[r * c + i] = Math.tanh(xd[2 * r * c + i]!) * sigmoid(xd[2 * r * c + c + i]!);
+    for (let i = 0; i < c; i++) o[r * c + i] = tanh(xd[2 * r * c + i]!) * sigmoid(xd[2 * r * c + c + i]!);
   }
 }
 
@@ -25,7 +23,7 @@ export function gateBackward(x: View, g: View, dx: View): void {
   const rows = c === 0 ? 0 : gd.length / c;
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < c; i++) {
-      const t = Math.tanh(xd[2 * r * c + i]!);
+      const t = tanh(xd[2 * r * c + i]!);
       const s = sigmoid(xd[2 * r * c + c + i]!);
       const gi = gd[r * c + i]!;
       o[2 * r * c + i] = gi * s * (1 - t * t);
@@ -45,9 +43,9 @@ export function softmaxCrossEntropy(logits: View, targets: View, loss: View, pro
     let m = -Infinity;
     for (let i = 0; i < k; i++) m = Math.max(m, x[base + i]!);
     let s = 0;
-    for (let i = 0; i < k; i++) s += p[base + i] = Math.exp(x[base + i]! - m);
+    for (let i = 0; i < k; i++) s += p[base + i] = exp(x[base + i]! - m);
     for (let i = 0; i < k; i++) p[base + i] = p[base + i]! / s;
-    l[j] = m + Math.log(s) - x[base + t[j]!]!;
+    l[j] = m + log(s) - x[base + t[j]!]!;
   }
 }
 
@@ -71,8 +69,8 @@ export function dropoutMask(out: View, seed: number, offset: number, p: number):
   for (let i = 0; i < o.length; i++) o[i] = o[i]! >= p ? scale : 0;
 }
 
-const elu = (z: number): number => (z > 0 ? z : Math.expm1(z));
-const eluGrad = (z: number): number => (z > 0 ? 1 : Math.exp(z));
+const elu = (z: number): number => (z > 0 ? z : expm1(z));
+const eluGrad = (z: number): number => (z > 0 ? 1 : exp(z));
 
 export function concatElu(x: View, out: View): void {
   const c = x.shape[x.shape.length - 1]!;

@@ -2,9 +2,7 @@
 // positions and channels, the definition the native kernels are held to.
 
 import type { View } from '../../kernels/contracts.js';
-import { UNARY } from './elementwise.js';
-
-const sigmoid = UNARY.sigmoid;
+import { sigmoid, tanh } from './portable-math.js';
 
 interface Dims { T: number; B: number; L: number; H: number; k: number }
 
@@ -36,11 +34,11 @@ export function lstmScan(xg: View, w: View, h0: View, c0: View, hs: View, cs: Vi
           }
         }
         for (let j = 0; j < H; j++) {
-          const o = sigmoid(z[j]!), f = sigmoid(z[H + j]!), ig = sigmoid(z[2 * H + j]!), g = Math.tanh(z[3 * H + j]!);
+          const o = sigmoid(z[j]!), f = sigmoid(z[H + j]!), ig = sigmoid(z[2 * H + j]!), g = tanh(z[3 * H + j]!);
           const cPrev = t === 0 ? c0.data[j]! : cs.data[(at - B * L) * H + j]!;
           const c = f * cPrev + ig * g;
           cs.data[at * H + j] = c;
-          hs.data[at * H + j] = o * Math.tanh(c);
+          hs.data[at * H + j] = o * tanh(c);
           const a = acts.data;
           a[at * 4 * H + j] = o;
           a[at * 4 * H + H + j] = f;
@@ -73,7 +71,7 @@ export function lstmScanBackward(w: View, h0: View, c0: View, hs: View, cs: View
         for (let j = 0; j < H; j++) {
           const a = acts.data;
           const o = a[at * G + j]!, f = a[at * G + H + j]!, ig = a[at * G + 2 * H + j]!, g = a[at * G + 3 * H + j]!;
-          const tc = Math.tanh(cs.data[at * H + j]!);
+          const tc = tanh(cs.data[at * H + j]!);
           const dh = dhs.data[at * H + j]! + dhNext[s * H + j]!;
           const dc = dcNext[s * H + j]! + dh * o * (1 - tc * tc);
           const cPrev = t === 0 ? c0.data[j]! : cs.data[(at - B * L) * H + j]!;

@@ -2,6 +2,7 @@
 
 import type { ReduceOp, View } from '../../kernels/contracts.js';
 import { broadcastStrides, forEachBroadcast } from './elementwise.js';
+import { exp, log } from './portable-math.js';
 
 export function reduce(x: View, out: View, _axes: readonly number[], op: ReduceOp): void {
   // out has x's shape with the reduced axes set to 1, so walking x's shape with out's broadcast
@@ -30,7 +31,7 @@ export function argmaxLast(x: View, out: View): void {
   }
 }
 
-export function softmaxLast(x: View, out: View, log: boolean): void {
+export function softmaxLast(x: View, out: View, logOut: boolean): void {
   const k = x.shape[x.shape.length - 1]!;
   const xd = x.data;
   const o = out.data;
@@ -40,12 +41,12 @@ export function softmaxLast(x: View, out: View, log: boolean): void {
     let m = -Infinity;
     for (let i = 0; i < k; i++) m = Math.max(m, xd[base + i]!);
     let s = 0;
-    for (let i = 0; i < k; i++) s += Math.exp(xd[base + i]! - m);
-    if (log) {
-      const ls = Math.log(s);
+    for (let i = 0; i < k; i++) s += exp(xd[base + i]! - m);
+    if (logOut) {
+      const ls = log(s);
       for (let i = 0; i < k; i++) o[base + i] = xd[base + i]! - m - ls;
     } else {
-      for (let i = 0; i < k; i++) o[base + i] = Math.exp(xd[base + i]! - m) / s;
+      for (let i = 0; i < k; i++) o[base + i] = exp(xd[base + i]! - m) / s;
     }
   }
 }

@@ -7,6 +7,7 @@
 import type { AttentionAttrs, View } from '../../kernels/contracts.js';
 import { attentionAllowed } from '../../kernels/attention.js';
 import { roundBf16, roundedBf16 } from '../../kernels/bf16.js';
+import { exp, log, tanh } from './portable-math.js';
 
 export function layerNorm(x: View, weight: View | null, bias: View | null, out: View, mean: View, rstd: View, eps: number, rms: boolean): void {
   const c = x.shape[x.shape.length - 1]!;
@@ -21,7 +22,7 @@ export function layerNorm(x: View, weight: View | null, bias: View | null, out: 
       mean.data[r] = mu;
     }
     let sq = 0;
-    for (let i = 0; i < c; i++) sq += (xd[base + i]! - mu) ** 2;
+    for (let i = 0; i < c; i++) sq += (xd[base + i]! - mu) * (xd[base + i]! - mu);
     const rs = 1 / Math.sqrt(sq / c + eps);
     rstd.data[r] = rs;
     for (let i = 0; i < c; i++) {
@@ -82,35 +83,35 @@ export function erf(x: number): number {
   // erfc(a) = e^{−a²}/√π · 1/(a + (1/2)/(a + 1/(a + (3/2)/(a + 2/(a + …))))), evaluated from the bottom.
   let f = a;
   for (let k = 60; k >= 1; k--) f = a + k / 2 / f;
-  const erfc = Math.exp(-a * a) / Math.sqrt(Math.PI) / f;
+  const erfc = exp(-a * a) / Math.sqrt(Math.PI) / f;
   return Math.sign(x) * (1 - erfc);
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const GELU_C = 0.044715;
 
-function geluValue(v: number, tanh: boolean): number {
-  if (tanh) return 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + GELU_C * v * v * v)));
+function geluValue(v: number, tanhForm: boolean): number {
+  if (tanhForm) return 0.5 * v * (1 + tanh(SQRT_2_OVER_PI * (v + GELU_C * v * v * v)));
   return 0.5 * v * (1 + erf(v / Math.SQRT2));
 }
 
-function geluGrad(v: number, tanh: boolean): number {
-  if (tanh) {
-    const t = Math.tanh(SQRT_2_OVER_PI * (v + GELU_C * v * v * v));
+function geluGrad(v: number, tanhForm: boolean): number {
+  if (tanhForm) {
+    const t = tanh(SQRT_2_OVER_PI * (v + GELU_C * v * v * v));
     return 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * GELU_C * v * v);
   }
   // Φ(v) + v·φ(v)
-  return 0.5 * (1 + erf(v / Math.SQRT2)) + (v * Math.exp(-0.5 * v * v)) / Math.sqrt(2 * Math.PI);
+  return 0.5 * (1 + erf(v / Math.SQRT2)) + (v * exp(-0.5 * v * v)) / Math.sqrt(2 * Math.PI);
 }
 
-export function gelu(x: View, out: View, tanh: boolean): void {
+export function gelu(x: View, out: View, tanhForm: boolean): void {
   const xd = x.data, o = out.data;
-  for (let i = 0; i < xd.length; i++) o[i] = geluValue(xd[i]!, tanh);
+  for (let i = 0; i < xd.length; i++) o[i] = geluValue(xd[i]!, tanhForm);
 }
 
-export function geluBackward(x: View, g: View, dx: View, tanh: boolean): void {
+export function geluBackward(x: View, g: View, dx: View, tanhForm: boolean): void {
   const xd = x.data, gd = g.data, o = dx.data;
-  for (let i = 0; i < xd.length; i++) o[i] = gd[i]! * geluGrad(xd[i]!, tanh);
+  for (let i = 0; i < xd.length; i++) o[i] = gd[i]! * geluGrad(xd[i]!, tanhForm);
 }
 
 /** Sizes of packed attention: qkv [N, L, 3C], C = heads·d. */
@@ -147,14 +148,14 @@ function rowLogits(q: ArrayLike<number>, qOff: number, k: ArrayLike<number>, kOf
 /** The log-sum-exp of logits s[0 … last] whose maximum is m. */
 function logSumExp(s: Float64Array, last: number, m: number): number {
   let sum = 0;
-  for (let j = 0; j <= last; j++) sum += Math.exp(s[j]! - m);
-  return m + Math.log(sum);
+  for (let j = 0; j <= last; j++) sum += exp(s[j]! - m);
+  return m + log(sum);
 }
 
 /** rowLogits, then p[j] = exp(s[j] − lse) in place (0 where masked); returns the log-sum-exp. */
 function rowProbabilities(q: ArrayLike<number>, qOff: number, k: ArrayLike<number>, kOff: number, kStride: number, i: number, last: number, d: number, a: AttentionAttrs, p: Float64Array): number {
   const lse = logSumExp(p, last, rowLogits(q, qOff, k, kOff, kStride, i, last, d, a, p));
-  for (let j = 0; j <= last; j++) p[j] = Math.exp(p[j]! - lse);
+  for (let j = 0; j <= last; j++) p[j] = exp(p[j]! - lse);
   return lse;
 }
 
@@ -172,10 +173,10 @@ export function attention(qkv: View, out: View, lse: View, a: AttentionAttrs): v
           // P·V takes exp(S − m̂), m̂ = m rounded up to a multiple of ln 2, rounded to bf16; the
           // division by the row sum exp(lse − m̂) follows the product (BF16_OPERANDS).
           const shift = Math.LN2 * Math.ceil(m / Math.LN2);
-          const norm = Math.exp(shift - rowLse);
-          for (let j = 0; j < l; j++) p[j] = roundBf16(Math.exp(p[j]! - shift)) * norm;
+          const norm = exp(shift - rowLse);
+          for (let j = 0; j < l; j++) p[j] = roundBf16(exp(p[j]! - shift)) * norm;
         } else {
-          for (let j = 0; j < l; j++) p[j] = Math.exp(p[j]! - rowLse);
+          for (let j = 0; j < l; j++) p[j] = exp(p[j]! - rowLse);
         }
         for (let t = 0; t < d; t++) {
           let s = 0;

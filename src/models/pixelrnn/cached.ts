@@ -14,11 +14,10 @@ import type { RowLSTM, RowLSTMLayer } from './row-lstm.js';
 import type { RowLSTMStepLayer, RowLSTMStepPlan, StepDense } from '../../kernels/contracts.js';
 import { add, matmul, noGrad, relu, rowLstmStep } from '../../ops/index.js';
 import { Tensor } from '../../tensor/tensor.js';
+import { sigmoid, tanh } from '../../backends/ts/portable-math.js';
 import type { Stepper } from '../sampling/options.js';
 import { Cache, PixelConv, Pointwise, inputImage, writeSampled } from '../sampling/causal-conv.js';
 import type { SampleSetup } from '../sampling/options.js';
-
-const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
 
 /** One direction's weights as a cached step reads them: [k·h, 4h], h0 and c0. */
 class StateWeights {
@@ -51,10 +50,10 @@ function cell(z: Float32Array, n: number, h: number, cPrev: (i: number) => Float
     const base = i * 4 * h;
     const at = offset(i);
     for (let j = 0; j < h; j++) {
-      const o = sigmoid(z[base + j]!), f = sigmoid(z[base + h + j]!), ig = sigmoid(z[base + 2 * h + j]!), g = Math.tanh(z[base + 3 * h + j]!);
+      const o = sigmoid(z[base + j]!), f = sigmoid(z[base + h + j]!), ig = sigmoid(z[base + 2 * h + j]!), g = tanh(z[base + 3 * h + j]!);
       const c = f * cp[j]! + ig * g;
       cOut[at + j] = c;
-      hOut[at + j] = o * Math.tanh(c);
+      hOut[at + j] = o * tanh(c);
     }
   }
 }

@@ -1,10 +1,11 @@
 // arpix serve's HTTP routes (hono): the page and its assets, the runs and their metrics (live, as
 // Server-Sent Events), and the model jobs — sampling and completion streamed row by row or pixel
-// by pixel, per-element bits, receptive fields, model facts, test images — run by the worker
-// pool. Every input is checked here or by the worker; anything wrong is a 4xx with one line that
-// says what to do, never a crash. Nothing a client sends may stall another: bodies, uploads, jobs
-// and streams are bounded in size and in number (past the bound, 503 with Retry-After), and every
-// image is decoded off the event loop, after its declared size was checked against the model's.
+// by pixel, per-element bits, receptive fields, model facts, test images, one image coded into a
+// real compressed file and decoded back — run by the worker pool. Every input is checked here or
+// by the worker; anything wrong is a 4xx with one line that says what to do, never a crash.
+// Nothing a client sends may stall another: bodies, uploads, jobs and streams are bounded in size
+// and in number (past the bound, 503 with Retry-After), and every image is decoded off the event
+// loop, after its declared size was checked against the model's.
 
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import { METRICS_FILE, transformFor, type RunConfig } from '../train/index.js';
 import { pageAssets, type PageAssets } from './assets.js';
 import { HttpError, undecodable } from './errors.js';
 import { WorkerPool } from './jobs.js';
-import type { DecodeJob, Job, WorkerMessage } from './protocol.js';
+import type { CompressResult, DecodeJob, Job, WorkerMessage } from './protocol.js';
 import { RunFolders, summarise } from './runs.js';
 import { sseResponse, type Send } from './sse.js';
 
@@ -229,6 +230,7 @@ export function createServeApp(opts: ServeOptions): ServeApp {
   runRoutes(app, s);
   samplingRoutes(app, s);
   modelRoutes(app, s);
+  compressRoutes(app, s);
   imageRoutes(app, s);
   s.pool.warm();
   return {
@@ -453,6 +455,50 @@ async function jobJson(pool: WorkerPool, c: Context, job: Job): Promise<Response
   const outcome = await pool.run(job, (m) => { if (m.type === 'done') result = m.result; }, c.req.raw.signal);
   if (outcome === 'cancelled') return c.json({ error: 'cancelled', status: 499 }, 400);
   return c.json(result as object);
+}
+
+// ---- the model as a compressor: a real file for one image ---------------------------------------
+
+/** A file name part: letters, digits, '.', '_' and '-', anything else '_'. */
+function fileNamePart(v: string): string {
+  return v.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80);
+}
+
+function compressRoutes(app: Hono, s: ServeState): void {
+  // { run, image, label?, mode?: 'native' | 'portable', name? } → the file of `arpix compress` for
+  // that one image, sent only after the worker decoded it back to exactly the image.
+  app.post('/api/compress', async (c) => {
+    const b = await jsonBody(s, c);
+    const { run, file } = s.runs.checkpoint(b.run);
+    const summary = summarise(run);
+    const { height: h, width: w, channels: ch } = summary;
+    const d = (h ?? 0) * (w ?? 0) * (ch ?? 1);
+    const values = intArray(b.image, 'image', d, (summary.levels ?? 256) - 1);
+    if (values.length !== d) throw new HttpError(400, `image must hold ${h}×${w}×${ch} = ${d} values in the model's levels, got ${values.length}`);
+    const mode = b.mode === undefined || b.mode === null ? 'native' : b.mode;
+    if (mode !== 'native' && mode !== 'portable') throw new HttpError(400, `mode must be 'native' or 'portable', got ${JSON.stringify(mode)}`);
+    const name = b.name === undefined || b.name === null ? 'image' : b.name;
+    if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new HttpError(400, `name must be 1..64 letters, digits, '.', '_' or '-' (it goes into the file name), got ${JSON.stringify(name)}`);
+    const fileName = `${fileNamePart(run.id.split('/').pop() ?? 'run')}-${name}.arpz`;
+    let result: CompressResult | null = null;
+    const job: Job = { op: 'compress', checkpoint: file, values, label: labelParam(b.label), mode, name: fileName };
+    const outcome = await s.pool.run(job, (m) => { if (m.type === 'done') result = m.result as CompressResult; }, c.req.raw.signal);
+    if (outcome === 'cancelled' || result === null) return c.json({ error: 'cancelled', status: 499 }, 400);
+    const r: CompressResult = result;
+    return c.body(r.bytes as Uint8Array<ArrayBuffer>, 200, {
+      'content-type': 'application/octet-stream',
+      'content-disposition': `attachment; filename="${fileName}"`,
+      'cache-control': 'no-store',
+      'x-arpix-bytes': String(r.bytes.length),
+      'x-arpix-bits-per-dim': String((r.bytes.length * 8) / d),
+      'x-arpix-model-bits': String(r.idealBits),
+      'x-arpix-mode': r.mode,
+      'x-arpix-weights': r.weights,
+      'x-arpix-encode-seconds': r.encodeSeconds.toFixed(3),
+      'x-arpix-decode-seconds': r.decodeSeconds.toFixed(3),
+      'x-arpix-decoded-exactly': 'true',
+    });
+  });
 }
 
 // ---- images uploaded ---------------------------------------------------------------------------

@@ -8,7 +8,9 @@ export type Job =
   | { op: 'bits'; checkpoint: string; values: number[]; label: number | null }
   | { op: 'field'; checkpoint: string; y: number; x: number }
   | { op: 'info'; checkpoint: string }
-  | { op: 'testImage'; checkpoint: string; index: number };
+  | { op: 'testImage'; checkpoint: string; index: number }
+  /** One image coded into a file of `arpix compress`, then decoded back from its bytes and compared. */
+  | { op: 'compress'; checkpoint: string; values: number[]; label: number | null; mode: 'native' | 'portable'; name: string };
 
 /** What the image decoder is asked: an upload whose declared size the server has already checked. */
 export interface DecodeJob {
@@ -42,6 +44,18 @@ export interface BitsResult {
   bitsPerDim: number;
   /** Bytes of the same image as an 8-bit PNG (fast-png, default compression). */
   pngBytes: number;
+}
+
+/** A file of `arpix compress` holding one image, already decoded back to exactly that image. */
+export interface CompressResult {
+  /** The file: what the client downloads. */
+  bytes: Uint8Array;
+  /** Σ −log₂ of the coder's quantised probabilities of the image (and its label): the stream's ideal length. */
+  idealBits: number;
+  mode: 'native' | 'portable';
+  weights: 'ema' | 'raw';
+  encodeSeconds: number;
+  decodeSeconds: number;
 }
 
 export interface FieldResult {

@@ -1,6 +1,7 @@
 // The model worker: loads checkpoints (kept while their file is unchanged) and runs one job at a
 // time — sampling streamed row by row or pixel by pixel, per-element bits, receptive fields,
-// model facts, test images — off the server's event loop. Cancelling a job terminates the worker.
+// model facts, test images, one image coded into a file and decoded back — off the server's event
+// loop. Cancelling a job terminates the worker.
 
 import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -14,12 +15,15 @@ import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { fixedLookupTable } from '../data/transforms.js';
 import { loadEvalData, modelInfo, pixelField, transformFor, type RunConfig } from '../train/index.js';
+import { compressImage } from './compress-job.js';
 import type { BitsResult, FieldResult, InfoResult, Job, ModelFacts, TestImageResult, WorkerMessage } from './protocol.js';
 
 interface Loaded {
   mtimeMs: number;
   model: AutoregressiveModel;
   config: RunConfig;
+  /** Which weights the model holds: the moving average when the checkpoint has one. */
+  weights: 'ema' | 'raw';
 }
 
 const models = new Map<string, Loaded>();
@@ -33,7 +37,7 @@ async function model(file: string): Promise<{ entry: Loaded; seconds: number }> 
   if (have && have.mtimeMs === mtimeMs) return { entry: have, seconds: 0 };
   const t0 = performance.now();
   const ckpt = await loadCheckpoint(file);
-  const entry: Loaded = { mtimeMs, model: modelFromCheckpoint(ckpt), config: ckpt.meta.config as unknown as RunConfig };
+  const entry: Loaded = { mtimeMs, model: modelFromCheckpoint(ckpt), config: ckpt.meta.config as unknown as RunConfig, weights: Object.keys(ckpt.ema).length > 0 ? 'ema' : 'raw' };
   models.delete(file);
   models.set(file, entry);
   while (models.size > KEEP_MODELS) models.delete(models.keys().next().value!);
@@ -109,6 +113,11 @@ async function run(job: Job, post: (m: WorkerMessage, transfer?: ArrayBuffer[]) 
       const bits = Array.from(lp.data, (v) => -v / Math.LN2);
       const totalBits = bits.reduce((a, b) => a + b, 0);
       result = { bits, totalBits, bitsPerDim: totalBits / m.dims, pngBytes: pngBytes(m, job.values) } satisfies BitsResult;
+      break;
+    }
+    case 'compress': {
+      const check = () => { if (cancelled()) throw new Cancelled(); };
+      result = compressImage(m, entry.config, entry.weights, { image: imageTensor(m, job.values, 1), label: labelsFor(m, job.label, 1), mode: job.mode, name: job.name, checkCancelled: check });
       break;
     }
     case 'field': {

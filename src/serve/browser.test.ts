@@ -3,17 +3,20 @@
 // against `arpix serve` on tiny trained runs. Asserts what a person sees — the runs table, a curve
 // that gains points as training appends metrics, sample canvases whose pixels are model.sample's
 // images for the seed, completions that keep the kept rows, a heat map whose colours and total are
-// the model's bits — and takes a screenshot of each panel. Nothing the page asks for fails, and
+// the model's bits, a compressed file downloaded that decodes back to the image shown — and takes
+// a screenshot of each panel. Nothing the page asks for fails, and
 // its console shows no error. The README's screenshots come from
 // trained runs: ARPIX_SCREENSHOT_RUNS=<folder of runs> ARPIX_SCREENSHOTS=docs/screenshots, with a
 // run whose folder name starts with ARPIX_SCREENSHOT_RUN (default pixelcnn-binary) shown in the
 // panels.
 
 import assert from 'node:assert/strict';
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { encode as encodePng } from 'fast-png';
+import { compressValues, decompressBytes } from '../codec/compress.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
@@ -201,6 +204,40 @@ describe('arpix serve in chromium', { skip }, () => {
     await screenshot('bits');
   });
 
+  test('the compressor panel downloads the real file of the shown image, which decodes back to it exactly', async () => {
+    // The page is on test image 0 of the gated run, whose bits the previous test checked.
+    const values = await testImage(0);
+    const image = new Tensor(Int32Array.from(values), [1, 28, 28, 1]);
+    const total = -noGrad(() => model.logProb(image)).data[0]! / Math.LN2;
+    const png = encodePng({ width: 28, height: 28, channels: 1, depth: 8, data: Uint8Array.from(values) }).length;
+    for (const mode of ['native', 'portable'] as const) {
+      await page.selectOption('#b-mode', mode);
+      assert.equal(await page.getAttribute('#b-file', 'data-state'), 'idle', 'a new mode forgets the file');
+      await page.click('#b-compress');
+      await page.waitForSelector('#b-file[data-state="done"]', { timeout: 120_000 });
+      // What arpix compress writes for this image, computed here.
+      const want = compressValues(model, image, { mode, block: 1, weights: 'ema', transform: transformFor(config.dataset) }).bytes;
+      assert.equal(await page.textContent('#b-download'), `Download the compressed file (${want.length} bytes)`);
+      const text = await page.textContent('#b-file') ?? '';
+      assert.match(text, /decoded back exactly ✓/);
+      assert.match(text, new RegExp(`${want.length} B\\s*the real file: ${((want.length * 8) / 784).toFixed(3)} bits/dim`));
+      assert.match(text, new RegExp(`${(total / 8).toFixed(0)} B\\s*the estimate above`));
+      const ratio = want.length <= png ? `${(png / want.length).toFixed(2)}× smaller` : `${(want.length / png).toFixed(2)}× larger`;
+      assert.match(text, new RegExp(`${png} B\\s*8-bit PNG: the file is ${ratio}`));
+      assert.match(text, new RegExp(`${mode} mode`));
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#b-download')]);
+      assert.equal(download.suggestedFilename(), 'gated-pixelcnn-fmnist-test-0.arpz');
+      const bytes = new Uint8Array(readFileSync((await download.path())!));
+      assert.equal(bytes.length, want.length, 'the download is the size the page says');
+      assert.deepEqual(bytes, want, 'and the file arpix compress writes');
+      const back = decompressBytes(bytes, download.suggestedFilename(), model);
+      assert.equal(back.header.numeric.mode, mode);
+      assert.deepEqual(Array.from(back.values.data), values, 'which decodes to the image shown');
+      if (mode === 'native') await screenshot('bits-file');
+    }
+    assert.deepEqual(pageErrors, [], 'the page threw no errors');
+  });
+
   test('the models panel shows the architecture and the receptive field of a clicked pixel', async () => {
     await page.click('#tabs button[data-tab="models"]');
     await page.waitForSelector('#m-canvas[data-pixels]', { timeout: 60_000 });
@@ -257,6 +294,8 @@ describe('arpix serve in chromium', { skip }, () => {
       await screenshot('complete', shots!);
       await page.click('#tabs button[data-tab="bits"]');
       await page.waitForSelector('#b-kpis[data-state="done"]', { timeout: 60_000 });
+      await page.click('#b-compress');
+      await page.waitForSelector('#b-file[data-state="done"]', { timeout: 120_000 });
       await screenshot('bits', shots!);
       await page.click('#tabs button[data-tab="models"]');
       await page.waitForSelector('#m-canvas[data-pixels]', { timeout: 60_000 });

@@ -25,6 +25,13 @@ export async function postBytes<T>(url: string, body: Blob): Promise<T> {
   return (await parse(await fetch(url, { method: 'POST', headers: { 'content-type': body.type || 'application/octet-stream' }, body }))) as T;
 }
 
+/** Sends `body` and returns the file the server answers with, and its headers (a JSON error is thrown as ApiError). */
+export async function postForFile(url: string, body: unknown, signal?: AbortSignal): Promise<{ blob: Blob; headers: Headers }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+  if (!res.ok) await parse(res);
+  return { blob: await res.blob(), headers: res.headers };
+}
+
 /** Sends `body` and calls onEvent for every event of the streamed answer; resolves when it ends. */
 export async function streamEvents(url: string, body: unknown, onEvent: (event: string, data: unknown) => void, signal: AbortSignal): Promise<void> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });

@@ -1,10 +1,11 @@
 // The arpix serve page: five panels over the generic API of every model kind — runs and live
 // curves, sampling painted as it streams, completion of kept rows or a painted mask, where the
-// bits go, and each model's architecture with the receptive field of a chosen pixel.
+// bits go (and the real compressed file of the image), and each model's architecture with the
+// receptive field of a chosen pixel.
 
 import uPlot from 'uplot';
 import type { BitsResult, FieldResult, InfoResult, RunSummary, TestImageResult } from '../protocol.js';
-import { ApiError, getJson, postBytes, postJson, streamEvents } from './api.js';
+import { ApiError, getJson, postBytes, postForFile, postJson, streamEvents } from './api.js';
 import { colormap, gridLayout, paintPixel, paintRows, type Grid } from './draw.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -421,7 +422,8 @@ async function runBits(): Promise<void> {
   const run = current;
   const { h, w, c } = dims(run);
   const load = ++bitsLoads;
-  const t = await testImage(Number($<HTMLInputElement>('b-index').value));
+  const index = Number($<HTMLInputElement>('b-index').value);
+  const t = await testImage(index);
   const label = run.numClasses > 0 ? t.label ?? 0 : null;
   const r = await postJson<BitsResult>('/api/bits', { run: run.id, image: t.values, label });
   if (load !== bitsLoads) return; // a later image is on its way
@@ -469,6 +471,83 @@ async function runBits(): Promise<void> {
     <div class="kpi"><div class="v">${r.pngBytes} B</div><div class="k">8-bit PNG of the same image</div><div class="meter png"><div style="width:${(100 * pngBits) / most}%"></div></div></div>
     <div class="kpi"><div class="v">${(pngBits / r.totalBits).toFixed(2)}×</div><div class="k">smaller than PNG</div></div>`;
   $('b-kpis').dataset.state = 'done';
+  const name = `test-${index}`;
+  if (shown?.run.id !== run.id || shown.name !== name) {
+    shown = { run, values: t.values, label, name, bits: r };
+    resetFile();
+  }
+}
+
+// ---- the model as a compressor: the real file of the shown image ---------------------------------
+
+/** The image the bits panel shows: what "Compress this image" codes. */
+let shown: { run: RunSummary; values: number[]; label: number | null; name: string; bits: BitsResult } | null = null;
+let fileUrl: string | null = null;
+let compressing: AbortController | null = null;
+
+/** Forgets the file of the image shown before (and stops one being made). */
+function resetFile(): void {
+  compressing?.abort();
+  compressing = null;
+  if (fileUrl) URL.revokeObjectURL(fileUrl);
+  fileUrl = null;
+  const el = $('b-file');
+  el.dataset.state = 'idle';
+  el.innerHTML = '<p class="hint">Codes the image into a real file of <code>arpix compress</code> with this model, and decodes it back before offering it.</p>';
+  $<HTMLButtonElement>('b-compress').disabled = shown === null;
+}
+
+/** Text made safe to put in HTML (run ids are folder names). */
+function esc(v: string): string {
+  return v.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+}
+
+/** Asks the server for the image's file, which it sends only once it decoded back to exactly the image; offers it for download. */
+async function compressShown(): Promise<void> {
+  if (!shown) return;
+  const s = shown;
+  resetFile();
+  const controller = new AbortController();
+  compressing = controller;
+  const mode = $<HTMLSelectElement>('b-mode').value;
+  const el = $('b-file');
+  el.dataset.state = 'running';
+  el.innerHTML = `<p class="hint">coding the image with the model, then decoding it back (${mode} mode)…</p>`;
+  $<HTMLButtonElement>('b-compress').disabled = true;
+  try {
+    const { blob, headers } = await postForFile('/api/compress', { run: s.run.id, image: s.values, label: s.label, mode, name: s.name }, controller.signal);
+    if (compressing !== controller) return; // another image or mode since
+    if (headers.get('x-arpix-decoded-exactly') !== 'true') throw new Error('the server did not say that the file decoded back exactly');
+    const bytes = blob.size;
+    const fileName = /filename="([^"]+)"/.exec(headers.get('content-disposition') ?? '')?.[1] ?? `${s.name}.arpz`;
+    const estimate = s.bits.totalBits / 8;
+    const { h, w, c } = dims(s.run);
+    fileUrl = URL.createObjectURL(blob);
+    el.dataset.state = 'done';
+    el.dataset.bytes = String(bytes);
+    el.innerHTML = `
+      <a id="b-download" class="download" href="${fileUrl}" download="${esc(fileName)}">Download the compressed file (${bytes} bytes)</a>
+      <p class="exact" id="b-exact">decoded back exactly ✓ <span class="hint">the server decoded these ${bytes} bytes with the model and got every value of the image back</span></p>
+      <div class="kpis">
+        <div class="kpi"><div class="v">${bytes} B</div><div class="k">the real file: ${((bytes * 8) / (h * w * c)).toFixed(3)} bits/dim, header included</div></div>
+        <div class="kpi"><div class="v">${estimate.toFixed(0)} B</div><div class="k">the estimate above: the file is ${bytes >= estimate ? `${(bytes - estimate).toFixed(0)} B more` : `${(estimate - bytes).toFixed(0)} B less`} (its header, the coder's state)</div></div>
+        <div class="kpi"><div class="v">${s.bits.pngBytes} B</div><div class="k">8-bit PNG: the file is ${bytes <= s.bits.pngBytes ? `${(s.bits.pngBytes / bytes).toFixed(2)}× smaller` : `${(bytes / s.bits.pngBytes).toFixed(2)}× larger`}</div></div>
+      </div>
+      <p class="hint">${mode} mode, ${headers.get('x-arpix-weights') === 'raw' ? 'trained' : 'averaged (EMA)'} weights; coded in ${headers.get('x-arpix-encode-seconds')} s, decoded in ${headers.get('x-arpix-decode-seconds')} s. Decode it with <code>arpix decompress ${esc(fileName)} --run ${esc(s.run.id)}${headers.get('x-arpix-weights') === 'raw' ? ' --raw' : ''} --out DIR</code>.</p>`;
+  } catch (e) {
+    if (controller.signal.aborted) return;
+    el.dataset.state = 'error';
+    const p = document.createElement('p');
+    p.className = 'file-error';
+    p.id = 'b-file-error';
+    p.textContent = `not compressed: ${e instanceof Error ? e.message : String(e)}`;
+    el.replaceChildren(p);
+  } finally {
+    if (compressing === controller) {
+      compressing = null;
+      $<HTMLButtonElement>('b-compress').disabled = false;
+    }
+  }
 }
 
 // ---- Models --------------------------------------------------------------------------------------
@@ -564,6 +643,8 @@ function wire(): void {
   $('b-prev').addEventListener('click', step('b-index', -1, reloadBits));
   $('b-next').addEventListener('click', step('b-index', 1, reloadBits));
   $('b-index').addEventListener('change', reloadBits);
+  $('b-compress').addEventListener('click', () => void compressShown());
+  $('b-mode').addEventListener('change', resetFile);
 
   $('m-canvas').addEventListener('click', (e) => {
     if (!current) return;

@@ -326,6 +326,7 @@ function jsonBases(): { path: string; body: Record<string, unknown> }[] {
     { path: '/api/complete', body: { run: RUN, image: IMAGE, keepRows: 20, samples: 1, seed: 2 } },
     { path: '/api/bits', body: { run: RUN, image: IMAGE } },
     { path: '/api/field', body: { run: RUN, y: 5, x: 7 } },
+    { path: '/api/compress', body: { run: RUN, image: IMAGE, mode: 'native', name: 'fuzz' } },
   ];
 }
 

@@ -146,6 +146,25 @@ describe('POST /api/compress: bad requests are a 4xx with one line', () => {
     await expectError(post(serve, { run: CONDITIONAL, image: cond.values, label: -1 }), 400, /^label must be an integer/);
   });
 
+  test('a server whose workers run the TypeScript backend refuses native files and writes portable ones', async () => {
+    // A worker reads ARPIX_BACKEND when it starts, from a copy of the environment made then.
+    const before = process.env.ARPIX_BACKEND;
+    process.env.ARPIX_BACKEND = 'ts';
+    const tsOnly = createServeApp({ runDirs: [runs.root], workers: 1 });
+    if (before === undefined) delete process.env.ARPIX_BACKEND;
+    else process.env.ARPIX_BACKEND = before;
+    try {
+      const ti = await testImage(id, 0);
+      await expectError(post(tsOnly, { run: id, image: ti.values }), 422, /^the native backend is not loaded in this server, so it cannot write a native file; choose the portable mode$/);
+      const r = await post(tsOnly, { run: id, image: ti.values, mode: 'portable' });
+      assert.equal(r.status, 200);
+      const back = decompressBytes(new Uint8Array(await r.arrayBuffer()), 'portable.arpz', loaded.get(id)!.model);
+      assert.deepEqual(Array.from(back.values.data), ti.values);
+    } finally {
+      await tsOnly.close();
+    }
+  });
+
   test('a full queue is a 503 with Retry-After before any work starts', async () => {
     // One worker, one place in the queue: of four requests at once, two are coded and two refused.
     const small = createServeApp({ runDirs: [runs.root], workers: 1, maxQueue: 1 });

@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { compressValues, decompressBytes, firstLossyPixel, fromValues, toValues, type CodecMode } from '../codec/compress.js';
+import { compressValues, decompressBytes, firstLossyPixel, fromValues, paletteColours, toValues, type CodecMode } from '../codec/compress.js';
 import { subset } from '../data/index.js';
 import { encodeNpyUint8 } from '../io/images.js';
 import { encode as encodePng } from 'fast-png';
@@ -85,7 +85,13 @@ async function compressCommand(a: CompressArgs): Promise<number> {
     const dims = height * width * channels;
     throw new CliError(`image ${Math.floor(lossy / dims)} holds the value ${pixels[lossy]} (pixel ${Math.floor((lossy % dims) / channels)}), which the model's data transform (${transform.kind}${transform.kind === 'quantise' ? ` to ${transform.bits} bits` : ''}) does not keep; the file would not decode to these images — pass --quantize to code the transformed images`, EXIT.error);
   }
-  const values = new Tensor(toValues(pixels, transform), [n, height, width, channels]);
+  let values = new Tensor(toValues(pixels, transform), [n, height, width, channels]);
+  const palette = paletteColours(model, values);
+  if (palette && palette.firstOff >= 0) {
+    const pixelsPerImage = height * width;
+    if (!a.quantize) throw new CliError(`image ${Math.floor(palette.firstOff / pixelsPerImage)} holds colours outside the model's ${(config.model.likelihood as { k?: number }).k}-colour palette (the first at pixel ${palette.firstOff % pixelsPerImage}); a palette model codes its colours only — pass --quantize to code each pixel's nearest palette colour`, EXIT.error);
+    values = palette.nearest;
+  }
   const mode: CodecMode = a.portable ? 'portable' : 'native';
   const started = performance.now();
   const weights = a.raw || Object.keys(ckpt.ema).length === 0 ? 'raw' : 'ema';
@@ -163,7 +169,7 @@ export function registerCodecCommands(program: Command, setExit: (code: number) 
     .option('--portable', 'compute the probabilities with the TypeScript backend, so the file decodes on any machine (slower)', false)
     .option('--raw', 'use the trained weights rather than their moving average (EMA)', false)
     .option('--block <n>', 'images per model call (the file records it)', intArg('--block', 1, 4096), 16)
-    .option('--quantize', "code the images as the model's data transform maps them, when it does not keep them exactly", false)
+    .option('--quantize', "code the images as the model sees them when it cannot keep them exactly: its data transform (fewer bits, binarised), or a palette's nearest colours", false)
     .option('--force', 'replace an existing --out file', false)
     .option('--json', 'print one JSON object', false)
     .option('--allow-unverified', ALLOW_UNVERIFIED, false)

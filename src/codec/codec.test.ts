@@ -11,6 +11,7 @@ import { createModel } from '../models/index.js';
 import { familyCases, type CaseTemplate } from '../testing/families.js';
 import { sample } from '../models/sampling/index.js';
 import { decodeImages, encodeImages } from './codec.js';
+import { compressValues, decompressBytes, paletteColours } from './compress.js';
 import { quantise } from './frequencies.js';
 import { PROB_TOTAL, RansDecoder, RansEncoder, symbolOf } from './rans.js';
 
@@ -67,6 +68,19 @@ describe('round trips through every family', () => {
       assert.ok(Math.abs(likelyBits - modelBits) < 1e-3 * modelBits + 0.5, `coded ${likelyBits.toFixed(2)} bits, model ${modelBits.toFixed(2)}`);
     });
   }
+});
+
+test('a palette model refuses colours outside its palette, and codes their nearest colours exactly', () => {
+  const cfg = familyCases(templates).find(([name]) => name.includes('palette'))![1];
+  const model = createModel({ ...cfg, numClasses: 0 }, { seed: 3 });
+  const images = imagesFor(model, 2, 4);
+  images.data[5] = 17; // not a colour of PALETTE
+  const opts = { mode: 'portable' as const, block: 2, weights: 'raw' as const, transform: { kind: 'none' as const } };
+  assert.throws(() => compressValues(model, images, opts), /hold \(\d+, \d+, 17\) at pixel 1 of image 0, which is not a colour of the model's palette/);
+  const { nearest, firstOff } = paletteColours(model, images)!;
+  assert.equal(firstOff, 1);
+  const file = compressValues(model, nearest, opts);
+  assert.deepEqual(Array.from(decompressBytes(file.bytes, 'f', model).values.data), Array.from(nearest.data));
 });
 
 describe('the coder alone', () => {

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { ArgumentError, FormatError } from '../errors.js';
 import { backendName, setBackend } from '../backends/registry.js';
 import { lookupTable, type PixelTransform } from '../data/transforms.js';
+import { isPaletteHead } from '../likelihoods/index.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { Tensor } from '../tensor/tensor.js';
 import { ARPIX_VERSION } from '../train/train.js';
@@ -87,6 +88,28 @@ export function firstLossyPixel(pixels: Uint8Array, t: PixelTransform): number {
   return -1;
 }
 
+/**
+ * For a palette head, the images as its nearest colours, and the first pixel (index over N·H·W)
+ * that is not a palette colour (-1 when all are): a palette model codes colours only, so only
+ * those round-trip.
+ */
+export function paletteColours(model: AutoregressiveModel, values: Tensor): { nearest: Tensor; firstOff: number } | null {
+  const head = model.likelihood;
+  if (!isPaletteHead(head) || head.palette === null) return null;
+  const tokens = head.tokens(values).data as Int32Array;
+  const c = model.config.channels;
+  const colours = head.palette.colours;
+  const out = new Int32Array(values.size);
+  let firstOff = -1;
+  for (let q = 0; q < tokens.length; q++) {
+    for (let ch = 0; ch < c; ch++) {
+      out[q * c + ch] = colours[tokens[q]! * c + ch]!;
+      if (firstOff < 0 && out[q * c + ch] !== values.data[q * c + ch]) firstOff = q;
+    }
+  }
+  return { nearest: new Tensor(out, values.shape), firstOff };
+}
+
 export interface CompressOptions {
   mode?: CodecMode;
   block?: number;
@@ -110,6 +133,11 @@ export function compressValues(model: AutoregressiveModel, values: Tensor, o: Co
   if (model.config.conditionDim > 0) throw new ArgumentError('compress', 'model', 'is conditioned on vectors (conditionDim > 0), which a file would have to carry; compress works with unconditional and class-conditional models');
   const numeric = numericSetup(mode, block);
   const [n, h, w, c] = values.shape as [number, number, number, number];
+  const off = paletteColours(model, values)?.firstOff ?? -1;
+  if (off >= 0) {
+    const colour = Array.from(values.data.subarray(off * c, (off + 1) * c)).join(', ');
+    throw new ArgumentError('compress', 'images', `hold (${colour}) at pixel ${off % (h * w)} of image ${Math.floor(off / (h * w))}, which is not a colour of the model's palette: a palette model codes its colours only (map the images to their nearest colours first: arpix compress --quantize does)`);
+  }
   const { stream, idealBits } = inMode(mode, () => encodeImages(model, values, { block, labels: o.labels, onBlock: o.onBlock }));
   const header: CompressedHeader = {
     model: { digest: modelDigest(model), kind: model.config.kind, weights: o.weights, height: h, width: w, channels: c },

@@ -205,4 +205,32 @@ describe('the ts kernels of the sampling path give the same float64 bits as wher
     }
     assert.equal(h.digest('hex'), '51800f30b28b6b976191a859341675d4f33aaabca295fb64ec4b82ef6ca8a611', 'the ts kernels compute other float64 bits here than where this file was written (see its header)');
   });
+
+  test('batch size does not change a kernel\'s bits: every image of a batch of 5 equals that image alone', () => {
+    // The ts backend is single-threaded, and each output's sum runs in an order fixed by its own
+    // indices (taps, channels, keys), never by how many images share the call.
+    const g = new Generator(37);
+    const u = (shape: number[]): Tensor => ax.sub(ax.mul(ax.rand(shape, { dtype: 'float64', generator: g }), 2), 1);
+    const w = u([3, 3, 6, 4]), m = u([6, 5]), lw = u([3, 4, 16]), h0 = u([4]), c0 = u([4]);
+    const x = u([5, 4, 5, 6]), qkv = u([5, 7, 18]), xg = u([2, 5, 3, 16]);
+    const kernels: [string, Tensor, (t: Tensor) => Tensor, number][] = [
+      ['conv2d', x, (t) => ax.conv2d(t, w, { padding: 1 }), 0],
+      ['matmul', x, (t) => ax.matmul(ax.reshape(t, [-1, 6]), m), 0],
+      ['softmax', x, (t) => ax.logSoftmax(t), 0],
+      ['attention', qkv, (t) => ax.attention(t, { heads: 3 }), 0],
+      ['lstmScan', xg, (t) => ax.lstmScan(t, lw, h0, c0, 1), 1],
+    ];
+    for (const [name, input, f, axis] of kernels) {
+      const all = f(input);
+      for (let i = 0; i < 5; i++) {
+        const begin = input.shape.map((_, a) => (a === axis ? i : 0));
+        const size = input.shape.map((d, a) => (a === axis ? 1 : d));
+        const one = f(ax.slice(input, begin, size));
+        const outSize = all.shape.map((d, a) => (a === axis ? 1 : d));
+        const outBegin = all.shape.map((_, a) => (a === axis ? i : 0));
+        const part = name === 'matmul' ? ax.slice(all, [i * 20, 0], [20, 5]) : ax.slice(all, outBegin, outSize);
+        assert.deepEqual(Array.from(one.data), Array.from(part.data), `${name}: image ${i}`);
+      }
+    }
+  });
 });

@@ -9,6 +9,7 @@ import { loadDataset } from '../data/index.js';
 import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
 import { checkOutputFolder, makeFolder } from '../io/files.js';
 import type { Checkpoint } from '../io/checkpoint.js';
+import { loadRunCheckpoint, type CheckpointPolicy, type UsableCheckpoint } from '../train/checkpoint.js';
 import { encodeNpyUint8, imageGridPng } from '../io/images.js';
 import { modelFromCheckpoint } from '../models/checkpoint.js';
 import { checkModelMemory, costOfConfig, createModel, familyOf, loadPreset, memoryNeeded } from '../models/index.js';
@@ -18,7 +19,7 @@ import { createLikelihood } from '../likelihoods/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import {
   applyOverrides, configFileRaw, describeData, evaluate, loadEvalData, modelInfo,
-  checkResumableChanges, loadRunCheckpoint, presetRaw, readMetrics, resolveRunConfig, train, transformFor, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE,
+  checkResumableChanges, presetRaw, readMetrics, resolveRunConfig, train, transformFor, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE,
   type Evaluation, type RunConfig, type TrainResult,
 } from '../train/index.js';
 import { readImages } from './inputs.js';
@@ -33,6 +34,9 @@ export class CliError extends Error {
 }
 
 export const EXIT = { ok: 0, error: 1, usage: 2, diverged: 3, interrupted: 130 } as const;
+
+/** The help of --allow-unverified, on every command that loads a checkpoint. */
+export const ALLOW_UNVERIFIED = 'use an arpix checkpoint that has no SHA-256 sums (from an older arpix, or edited): its integrity cannot be verified';
 
 export const out = (line = '') => process.stdout.write(line + '\n');
 
@@ -80,10 +84,14 @@ export function refuseExisting(paths: readonly string[], force: boolean): void {
   if (existing.length > 0) throw new CliError(`${existing.join(', ')} already exists; pass --force to replace it, or choose another --out`, EXIT.usage);
 }
 
-/** A run's checkpoint, verified and checked (see src/train/checkpoint.ts); one line when it predates checksums. */
-export async function readCheckpoint(path: string): Promise<Checkpoint> {
-  const c = await loadRunCheckpoint(path);
-  if (c.integrity === 'unverified') process.stderr.write(`arpix: warning: ${c.file} was written before checkpoints carried checksums; its integrity cannot be verified\n`);
+/**
+ * A run's checkpoint, put through the one check every command runs (validateCheckpoint in
+ * src/train/checkpoint.ts). A file without sums is refused unless --allow-unverified; allowed, it
+ * gets one line of warning.
+ */
+export async function readCheckpoint(path: string, policy: CheckpointPolicy = {}): Promise<UsableCheckpoint> {
+  const c = await loadRunCheckpoint(path, policy);
+  if (c.integrity === 'unverified') process.stderr.write(`arpix: warning: ${c.file} has no SHA-256 sums; used as --allow-unverified asks, its integrity is not verified\n`);
   return c;
 }
 
@@ -106,6 +114,8 @@ export interface TrainArgs {
   bar: boolean;
   /** Replace the config.json and metrics.jsonl of a run that wrote no checkpoint. */
   force?: boolean;
+  /** --resume from a checkpoint without SHA-256 sums. */
+  allowUnverified?: boolean;
 }
 
 function timestamp(): string {
@@ -141,7 +151,7 @@ export async function planRun(a: TrainArgs): Promise<RunPlan> {
     if (a.force) throw new CliError('--force cannot be combined with --resume: a resume replaces nothing', EXIT.usage);
     const dir = resolve(a.resume);
     if (existsSync(dir) && statSync(dir).isDirectory() && !existsSync(join(dir, CHECKPOINT_FILE))) return restartPlan(dir, a.overrides);
-    const ckpt = await readCheckpoint(a.resume);
+    const ckpt = await readCheckpoint(a.resume, a);
     const raw = ckpt.meta.config as Record<string, unknown>;
     return { config: resolveRunConfig(applyOverrides(raw, a.overrides)), runDir: resolve(a.resume), resume: true, restart: false };
   }
@@ -164,7 +174,7 @@ function lastCheckpointNote(runDir: string): string {
 }
 
 /** Runs training with a progress display and SIGINT/SIGTERM/SIGHUP handling; returns the result. */
-export async function runTraining(config: RunConfig, runDir: string, resume: boolean, bar: boolean, force = false): Promise<TrainResult> {
+export async function runTraining(config: RunConfig, runDir: string, resume: boolean, bar: boolean, force = false, policy: CheckpointPolicy = {}): Promise<TrainResult> {
   const reporter = createReporter(process.stderr, { bar });
   const controller = new AbortController();
   let interrupts = 0;
@@ -184,7 +194,7 @@ export async function runTraining(config: RunConfig, runDir: string, resume: boo
   for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   try {
     return await train(config, {
-      runDir, resume, force, signal: controller.signal,
+      runDir, resume, force, allowUnverified: policy.allowUnverified, signal: controller.signal,
       onProgress: (p) => reporter.progress(p),
       onEvent: (e) => reporter.event(e),
     });
@@ -210,7 +220,7 @@ export async function trainCommand(a: TrainArgs): Promise<number> {
   out(`run folder: ${runDir}`);
   out(`data: ${describeData(config.dataset).text}`);
   // train() creates the folder (and its parents) once the model and data have been checked.
-  const r = await runTraining(config, runDir, resume, a.bar, a.force || restart);
+  const r = await runTraining(config, runDir, resume, a.bar, a.force || restart, a);
   return reportTraining(r, runDir);
 }
 
@@ -238,7 +248,7 @@ function reportTraining(r: TrainResult, runDir: string): number {
 
 // ---- eval ----------------------------------------------------------------------------------
 
-export interface EvalArgs {
+export interface EvalArgs extends CheckpointPolicy {
   checkpoint: string;
   split: 'test' | 'validation';
   raw: boolean;
@@ -248,7 +258,7 @@ export interface EvalArgs {
 }
 
 export async function evalCommand(a: EvalArgs): Promise<number> {
-  const ckpt = await readCheckpoint(a.checkpoint);
+  const ckpt = await readCheckpoint(a.checkpoint, a);
   const config = ckpt.meta.config as unknown as RunConfig;
   checkModelMemory(config.model, 'eval', a.batchSize, `evaluating with --batch-size ${a.batchSize}`);
   const model = modelFromCheckpoint(ckpt, { useEma: !a.raw });
@@ -281,7 +291,7 @@ export async function evalCommand(a: EvalArgs): Promise<number> {
 
 // ---- sample / complete -----------------------------------------------------------------------
 
-export interface SampleArgs {
+export interface SampleArgs extends CheckpointPolicy {
   checkpoint: string;
   n: number;
   seed: number;
@@ -303,7 +313,7 @@ function rowProgress(total: number, what: string): (row: number) => void {
 }
 
 export async function sampleCommand(a: SampleArgs): Promise<number> {
-  const ckpt = await readCheckpoint(a.checkpoint);
+  const ckpt = await readCheckpoint(a.checkpoint, a);
   checkModelMemory((ckpt.meta.config as unknown as RunConfig).model, 'sample', a.n, `sampling --n ${a.n}`);
   const model = modelFromCheckpoint(ckpt, { useEma: !a.raw });
   const dir = outDirFor(a.checkpoint, a.out);
@@ -317,7 +327,7 @@ export async function sampleCommand(a: SampleArgs): Promise<number> {
   return EXIT.ok;
 }
 
-export interface CompleteArgs {
+export interface CompleteArgs extends CheckpointPolicy {
   checkpoint: string;
   images: string;
   keepRows: number;
@@ -358,7 +368,7 @@ export function completionGridPng(model: AutoregressiveModel, grid: Tensor, samp
 }
 
 export async function completeCommand(a: CompleteArgs): Promise<number> {
-  const ckpt = await readCheckpoint(a.checkpoint);
+  const ckpt = await readCheckpoint(a.checkpoint, a);
   const config = ckpt.meta.config as unknown as RunConfig;
   checkModelMemory(config.model, 'sample', a.limit * a.samples, `completing up to --limit ${a.limit} images × --samples ${a.samples}`);
   const model = modelFromCheckpoint(ckpt, { useEma: !a.raw });
@@ -381,7 +391,7 @@ export async function completeCommand(a: CompleteArgs): Promise<number> {
 
 // ---- info ----------------------------------------------------------------------------------
 
-export interface InfoArgs {
+export interface InfoArgs extends CheckpointPolicy {
   checkpoint?: string;
   preset?: string;
   config?: string;
@@ -405,7 +415,7 @@ export async function infoCommand(a: InfoArgs): Promise<number> {
   let ckpt: Checkpoint | null = null;
   let source: string;
   if (a.checkpoint !== undefined) {
-    ckpt = await readCheckpoint(a.checkpoint);
+    ckpt = await readCheckpoint(a.checkpoint, a);
     config = (ckpt.meta.config as unknown as RunConfig).model;
     setting = (ckpt.meta.config as unknown as Partial<RunConfig>).train?.precision ?? 'auto';
     source = `checkpoint ${a.checkpoint} (step ${ckpt.meta.step})`;
@@ -467,18 +477,18 @@ function genericSize(config: RunConfig['model']): number {
 // ---- verify --------------------------------------------------------------------------------
 
 /**
- * Checks a checkpoint without building its model: checksums, metadata schema, run config and
- * finite values. Exit 0 when it can be used; a damaged file fails with the line saying why.
+ * Runs on a checkpoint exactly the check every command that loads one runs (readCheckpoint):
+ * exit 0 when each of them can use it; otherwise the line any of them would refuse it with, exit 1.
  */
-export async function verifyCommand(path: string, json: boolean): Promise<number> {
-  const c = await readCheckpoint(path);
+export async function verifyCommand(path: string, json: boolean, policy: CheckpointPolicy = {}): Promise<number> {
+  const c = await readCheckpoint(path, policy);
   const tensors = [c.model, c.optimizer, c.ema].reduce((n, g) => n + Object.keys(g).length, 0);
   const bytes = [c.model, c.optimizer, c.ema].reduce((n, g) => n + Object.values(g).reduce((a, t) => a + t.data.byteLength, 0), 0);
   if (json) {
     out(JSON.stringify({ file: c.file, integrity: c.integrity, step: c.meta.step, kind: c.meta.modelKind, tensors, bytes }));
   } else {
-    const how = c.integrity === 'verified' ? 'SHA-256 of tensors and metadata verified' : 'no checksums to verify (older checkpoint); metadata and values checked';
-    out(`${c.file}: ok — ${how}; ${c.meta.modelKind} at step ${c.meta.step}, ${tensors} tensors, ${(bytes / 2 ** 20).toFixed(1)} MiB`);
+    const how = c.integrity === 'verified' ? 'SHA-256 of tensors and metadata verified' : 'no checksums to verify (--allow-unverified)';
+    out(`${c.file}: ok — ${how}; weights, average, optimiser state and run config fit its model; ${c.meta.modelKind} at step ${c.meta.step}, ${tensors} tensors, ${(bytes / 2 ** 20).toFixed(1)} MiB`);
   }
   return EXIT.ok;
 }

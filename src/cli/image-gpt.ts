@@ -10,7 +10,8 @@ import { fitPalette, greyPalette, makePalette, type Palette } from '../likelihoo
 import { modelFromCheckpoint } from '../models/checkpoint.js';
 import { probe, type ProbeLayerResult, type ProbeResult } from '../models/image-gpt/probe.js';
 import type { RunConfig } from '../train/index.js';
-import { CliError, EXIT, out, readCheckpoint, refuseExisting, writeOut } from './commands.js';
+import { ALLOW_UNVERIFIED, CliError, EXIT, out, readCheckpoint, refuseExisting, writeOut } from './commands.js';
+import type { CheckpointPolicy } from '../train/checkpoint.js';
 import { GLYPH_H, textWidth } from './font.js';
 import { Canvas, niceTicks, tickLabel, type RGB } from './plot.js';
 
@@ -31,13 +32,13 @@ function intArg(name: string, min: number) {
 }
 
 /** Reads a palette file, or the palette in a checkpoint or run folder. */
-async function readPalette(path: string): Promise<Palette> {
+async function readPalette(path: string, policy: CheckpointPolicy = {}): Promise<Palette> {
   if (!existsSync(path)) throw new CliError(`${path} does not exist; give a palette .json from \`arpix palette fit\`, or a run folder or checkpoint`, EXIT.usage);
   if (path.endsWith('.json')) {
     const f = JSON.parse(readFileSync(path, 'utf8')) as PaletteFile;
     return makePalette(f.colours, f.channels, f.k);
   }
-  const ckpt = await readCheckpoint(path);
+  const ckpt = await readCheckpoint(path, policy);
   const lik = (ckpt.meta.config as unknown as RunConfig).model.likelihood;
   if (lik.kind === 'palette') return makePalette(lik.colours, (ckpt.meta.config as unknown as RunConfig).model.channels, lik.k);
   if (lik.kind === 'categorical') return greyPalette(lik.levels);
@@ -139,9 +140,10 @@ export function registerImageGPTCommands(program: Command, setExit: (code: numbe
     .argument('<palette>', 'a palette .json, or a run folder or checkpoint of an image-gpt model')
     .requiredOption('--out <file>', 'the PNG to write')
     .option('--force', 'replace an existing --out file', false)
-    .action(async (path: string, o: { out: string; force: boolean }) => {
+    .option('--allow-unverified', ALLOW_UNVERIFIED, false)
+    .action(async (path: string, o: { out: string; force: boolean; allowUnverified: boolean }) => {
       refuseExisting([o.out], o.force);
-      const p = await readPalette(path);
+      const p = await readPalette(path, o);
       await writeOut(o.out, paletteSwatchesPng(p));
       out(`${p.k} colours of ${p.channels} channel${p.channels > 1 ? 's' : ''}: ${o.out}`);
       setExit(EXIT.ok);
@@ -159,8 +161,9 @@ export function registerImageGPTCommands(program: Command, setExit: (code: numbe
     .option('--out <file>', "with --layer all: the curve's PNG (default <run-dir>/probe.png)")
     .option('--force', 'replace an existing --out file', false)
     .option('--json', 'print one JSON object', false)
-    .action(async (runDir: string, o: { layer?: string; dataset?: string; bands?: number; trainImages?: number; testImages?: number; raw: boolean; out?: string; force: boolean; json: boolean }) => {
-      const ckpt = await readCheckpoint(runDir);
+    .option('--allow-unverified', ALLOW_UNVERIFIED, false)
+    .action(async (runDir: string, o: { layer?: string; dataset?: string; bands?: number; trainImages?: number; testImages?: number; raw: boolean; out?: string; force: boolean; json: boolean; allowUnverified: boolean }) => {
+      const ckpt = await readCheckpoint(runDir, o);
       const config = ckpt.meta.config as unknown as RunConfig;
       if (config.model.kind !== 'image-gpt') throw new CliError(`${runDir} is a ${config.model.kind} run; the probe reads an image-gpt model's hidden states`, EXIT.usage);
       const all = o.layer === 'all';

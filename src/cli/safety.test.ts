@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError } from '../errors.js';
@@ -23,6 +23,8 @@ import { configFileRaw, encodeNpyUint8, imageGridPng, resolveRunConfig, train, t
 import { MetricsLog } from '../train/metrics.js';
 import { describeError } from './main.js';
 import { rowReporter } from './progress.js';
+import { changedPaths, snapshotDir } from '../testing/fuzz.js';
+import { fixtureRunConfig, runArpix, writeFixtureImages } from '../testing/verify-fuzz.js';
 import { readImages } from './inputs.js';
 
 const MAIN = new URL('./main.ts', import.meta.url).pathname;
@@ -359,4 +361,113 @@ test('info --preset accepts overrides', () => {
   const small = JSON.parse(r.stdout) as { parameters: number };
   const d = spawnSync(process.execPath, ['--import', TSX, MAIN, 'info', '--preset', 'gated-pixelcnn-fmnist', '--json'], { env: ENV, encoding: 'utf8' });
   assert.ok(small.parameters < (JSON.parse(d.stdout) as { parameters: number }).parameters);
+});
+
+// ---- export and import outputs ----------------------------------------------------------------
+
+/** A trained tiny run (fixture of src/testing/verify-fuzz.ts) under `root`: its folder and images. */
+async function fixtureRun(root: string): Promise<{ run: string; npy: string }> {
+  const npy = join(root, 'images.npy');
+  writeFixtureImages(npy);
+  const run = join(root, 'run');
+  assert.equal((await train(fixtureRunConfig(npy), { runDir: run })).status, 'done');
+  return { run, npy };
+}
+
+test('export and import refuse an output folder on /proc at once, as train and sample do', async () => {
+  const root = tmp();
+  try {
+    const { run } = await fixtureRun(root);
+    for (const args of [['export', run, '--torch', '/proc/arpix-export'], ['export', '--preset', 'gated-pixelcnn-fmnist', '--torch', '/proc/arpix-export'], ['import', run, '--out', '/proc/arpix-import']]) {
+      // A process of its own, killed after a minute: a hang fails the test instead of stalling it.
+      const r = spawnSync(process.execPath, ['--import', TSX, MAIN, ...args], { env: ENV, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.signal, null, `${args[0]} hung`);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /^arpix: \/proc\/arpix-(export|import) is on \/proc, a proc pseudo-filesystem that holds no files; choose a folder on a disk\n$/);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("export into a folder holding the user's README.md and train.py refuses without --force and writes nothing; import likewise; --force replaces", async () => {
+  const root = tmp();
+  try {
+    const { run } = await fixtureRun(root);
+    const dir = join(root, 'mine');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'README.md'), '# my notes\n');
+    writeFileSync(join(dir, 'train.py'), 'print("my script")\n');
+    const before = snapshotDir(dir);
+    const r = await runArpix(['export', run, '--torch', dir]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, `arpix: ${join(dir, 'train.py')}, ${join(dir, 'README.md')} already exist; pass --force to replace them, or choose another --torch folder\n`);
+    assert.deepEqual(changedPaths(before, snapshotDir(dir)), [], 'nothing is written when one file is refused');
+
+    // One file of a run is enough for import to refuse (here the user's config.json), and nothing else appears.
+    const runDir = join(root, 'their-run');
+    mkdirSync(runDir);
+    writeFileSync(join(runDir, 'config.json'), '{"mine": true}\n');
+    const r2 = await runArpix(['import', run, '--out', runDir]);
+    assert.equal(r2.code, 1, r2.stderr);
+    assert.equal(r2.stderr, `arpix: ${join(runDir, 'config.json')} already exists; pass --force to replace it, or choose another --out\n`);
+    assert.deepEqual(readdirSync(runDir), ['config.json']);
+    assert.equal(readFileSync(join(runDir, 'config.json'), 'utf8'), '{"mine": true}\n');
+
+    // A second export into its own earlier export: refused too, naming a few of its files.
+    const again = join(root, 'export');
+    assert.equal((await runArpix(['export', run, '--torch', again, '--no-data'])).code, 0);
+    const r3 = await runArpix(['export', run, '--torch', again, '--no-data']);
+    assert.equal(r3.code, 1);
+    assert.match(r3.stderr, /^arpix: \S+config\.json, \S+checkpoint\.safetensors, \S+train\.py and \d+ more files already exist; pass --force to replace them, or choose another --torch folder\n$/);
+
+    // The run's own folder as the export's: its checkpoint would become PyTorch's layout.
+    const r4 = await runArpix(['export', run, '--torch', run, '--force', '--no-data']);
+    assert.equal(r4.code, 1);
+    assert.match(r4.stderr, /is the folder of the run being exported/);
+
+    const forced = await runArpix(['export', run, '--torch', dir, '--force', '--no-data']);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.notEqual(readFileSync(join(dir, 'README.md'), 'utf8'), '# my notes\n');
+    assert.ok(readdirSync(dir).every((f) => !f.endsWith('.tmp')), 'no temporary file is left');
+    assert.equal((await runArpix(['import', run, '--out', runDir, '--force'])).code, 0);
+    assert.equal((await runArpix(['verify', runDir])).code, 0);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('import --out and export --torch into a folder another process holds the lock of: refused in one line, nothing changed', async () => {
+  const root = tmp();
+  const owner = spawn('sleep', ['600'], { stdio: 'ignore' });
+  try {
+    const { run } = await fixtureRun(root);
+    // A training run writing `busy`: its checkpoint and config, and the lock of a live process.
+    const busy = join(root, 'busy');
+    assert.equal((await runArpix(['import', run, '--out', busy])).code, 0);
+    writeFileSync(join(busy, LOCK_FILE), JSON.stringify({ pid: owner.pid, host: hostname(), command: 'arpix train', started: 'earlier' }));
+    const before = snapshotDir(busy);
+    for (const args of [['import', run, '--out', busy, '--force'], ['export', run, '--torch', busy, '--force', '--no-data']]) {
+      const r = await runArpix(args);
+      assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+      assert.equal(r.stderr, `arpix: ${busy} is in use by process ${owner.pid} (arpix train, started earlier); wait for it to finish or stop it, or choose another folder\n`);
+      assert.deepEqual(changedPaths(before, snapshotDir(busy)), [], `${args[0]} changed the folder`);
+    }
+    // The same commands while this process holds the lock (as a train in it would): refused too.
+    rmSync(join(busy, LOCK_FILE));
+    const lock = lockFolder(busy, 'arpix train');
+    try {
+      const r = await runArpix(['import', run, '--out', busy, '--force']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, new RegExp(`^arpix: ${busy} is in use by process ${process.pid} \\(arpix train, `));
+    } finally {
+      lock.release();
+    }
+    // Once the folder is free, both go ahead and release the lock they took.
+    assert.equal((await runArpix(['import', run, '--out', busy, '--force'])).code, 0);
+    assert.ok(!existsSync(join(busy, LOCK_FILE)));
+  } finally {
+    owner.kill();
+    rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -1,13 +1,12 @@
 // `arpix export … --torch OUT_DIR` and `arpix import PATH --out RUN_DIR`: the hand-off to PyTorch
 // for training on many GPUs (torchrun + DDP), and the way back.
 
-import { existsSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { exportForTorch, importCheckpoint, writeImportedRun } from '../export/index.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
-import { applyOverrides, configFileRaw, presetRaw, resolveRunConfig, CHECKPOINT_FILE, type RunConfig } from '../train/index.js';
-import { CliError, EXIT } from './commands.js';
+import { checkOutputFolder } from '../io/files.js';
+import { applyOverrides, configFileRaw, presetRaw, resolveRunConfig, type RunConfig } from '../train/index.js';
+import { ALLOW_UNVERIFIED, CliError, EXIT, readCheckpoint } from './commands.js';
 
 const out = (line = '') => process.stdout.write(line + '\n');
 
@@ -26,22 +25,24 @@ export function registerTorchCommands(program: Command, setExit: (code: number) 
     .option('--config <file>', 'a new run of this config instead of a run')
     .requiredOption('--torch <out-dir>', 'the folder to write')
     .option('--no-data', 'do not write the dataset arrays (train.py then needs --data DIR)')
-    .option('--force', 'replace an existing export in --torch', false)
+    .option('--force', 'replace the files an export writes in --torch', false)
+    .option('--allow-unverified', ALLOW_UNVERIFIED, false)
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (first: string | undefined, o: { preset?: string; config?: string; torch: string; data: boolean; force: boolean }, cmd: Command) => {
+    .action(async (first: string | undefined, o: { preset?: string; config?: string; torch: string; data: boolean; force: boolean; allowUnverified: boolean }, cmd: Command) => {
       // An override flag lands in the optional argument when no run folder is given.
       const runDir = first?.startsWith('--') ? undefined : first;
       const overrides = collectOverrides(cmd, cmd.args.slice(runDir === undefined ? 0 : 1));
       const given = [runDir, o.preset, o.config].filter((x) => x !== undefined).length;
       if (given !== 1) throw new CliError('give a RUN_DIR, or --preset NAME, or --config FILE', EXIT.usage);
+      // An output folder no file can be written to is refused before anything is read.
+      checkOutputFolder(resolve(o.torch));
       let config: RunConfig;
       let ckpt = null;
       if (runDir !== undefined) {
         if (overrides.length > 0) throw new CliError('overrides apply to --preset or --config, not to a run (its config is fixed)', EXIT.usage);
-        const file = existsSync(runDir) && statSync(runDir).isDirectory() ? join(runDir, CHECKPOINT_FILE) : runDir;
-        ckpt = await loadCheckpoint(file);
-        config = ckpt.meta.config as unknown as RunConfig;
+        ckpt = await readCheckpoint(runDir, o);
+        config = ckpt.config;
       } else {
         config = configFrom(o, overrides)!;
       }
@@ -61,11 +62,15 @@ export function registerTorchCommands(program: Command, setExit: (code: number) 
     .option('--preset <name>', 'the architecture, for files that do not carry it')
     .option('--config <file>', 'the architecture (and dataset, train sections), for files that do not carry it')
     .option('--force', 'replace an existing run in --out', false)
+    .option('--allow-unverified', ALLOW_UNVERIFIED, false)
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (path: string, o: { out: string; preset?: string; config?: string; force: boolean }, cmd: Command) => {
+    .action(async (path: string, o: { out: string; preset?: string; config?: string; force: boolean; allowUnverified: boolean }, cmd: Command) => {
       const config = configFrom(o, collectOverrides(cmd, cmd.args.slice(1)));
-      const imported = await importCheckpoint(path, { config });
+      // An output folder no file can be written to is refused before anything is read.
+      checkOutputFolder(resolve(o.out));
+      const imported = await importCheckpoint(path, { config, allowUnverified: o.allowUnverified });
+      if (imported.checkpoint.integrity === 'unverified') process.stderr.write(`arpix: warning: ${imported.checkpoint.file ?? path} has no SHA-256 sums; imported as --allow-unverified asks, its integrity is not verified (the run written now has sums)\n`);
       const ckpt = await writeImportedRun(imported, path, resolve(o.out), o.force);
       const c = imported.checkpoint;
       const parts = [`step ${c.meta.step}`, Object.keys(c.optimizer).length > 0 ? 'optimiser state' : 'no optimiser state', Object.keys(c.ema).length > 0 ? 'averaged weights' : 'no average'];

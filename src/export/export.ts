@@ -10,13 +10,14 @@
 //   README.md                the exact commands
 // A checkpoint train.py writes comes back with `arpix import`.
 
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadDataset, type Dataset } from '../data/index.js';
-import { saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { encodeCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
+import { writeFilesAtomic } from '../io/atomic.js';
+import { checkOutputFolder, makeFolder, refuseExistingOutputs } from '../io/files.js';
+import { lockFolder } from '../io/lock.js';
 import { createModel } from '../models/index.js';
 import type { RunConfig } from '../train/config.js';
 import { loadTrainData } from '../train/data.js';
@@ -54,35 +55,32 @@ export function initialCheckpoint(config: RunConfig): Checkpoint {
   };
 }
 
-async function writeSplit(dir: string, split: string, ds: Dataset): Promise<{ n: number; labels: boolean }> {
-  await writeFile(join(dir, `${split}.u8`), ds.images);
+/** A split's arrays, as the files data/ holds: images, and labels when it has them. */
+function splitFiles(split: string, ds: Dataset): [string, Uint8Array][] {
+  const files: [string, Uint8Array][] = [[`data/${split}.u8`, ds.images]];
   if (ds.labels) {
     if (ds.numClasses > 256) throw new TrainError(`${ds.name} has ${ds.numClasses} classes; the export writes labels as uint8 (at most 256)`);
-    await writeFile(join(dir, `${split}-labels.u8`), Uint8Array.from(ds.labels));
+    files.push([`data/${split}-labels.u8`, Uint8Array.from(ds.labels)]);
   }
-  return { n: ds.shape[0], labels: ds.labels !== null };
+  return files;
 }
 
-/** Writes the dataset of a run config as flat arrays; returns data.json's content. */
-async function writeData(dir: string, config: RunConfig): Promise<Record<string, unknown>> {
-  await mkdir(dir, { recursive: true });
+/** The dataset of a run config as flat arrays and data.json, by path under the export folder. */
+async function dataFiles(config: RunConfig): Promise<[string, Uint8Array | string][]> {
   const { train, validation } = await loadTrainData(config.dataset, config.train.validationSize);
-  const splits: Record<string, { n: number; labels: boolean }> = {
-    train: await writeSplit(dir, 'train', train),
-    validation: await writeSplit(dir, 'validation', validation),
-  };
+  const named: [string, Dataset][] = [['train', train], ['validation', validation]];
   try {
-    splits.test = await writeSplit(dir, 'test', await loadDataset(config.dataset.name, { split: 'test' }));
+    named.push(['test', await loadDataset(config.dataset.name, { split: 'test' })]);
   } catch {
     // Folders and .npy files have no published test split: train and validation are enough.
   }
   const [, height, width, channels] = train.shape;
+  const splits = Object.fromEntries(named.map(([s, ds]) => [s, { n: ds.shape[0], labels: ds.labels !== null }]));
   const info = {
     dataset: config.dataset.name, height, width, channels, numClasses: train.numClasses, splits,
     note: 'uint8 [N, H, W, C] row-major, raw 8-bit values (train.py applies dataset.bits / dataset.binarize); the validation split is the one arpix train holds out (train.validationSize, seed 0)',
   };
-  await writeFile(join(dir, 'data.json'), JSON.stringify(info, null, 2) + '\n');
-  return info;
+  return [...named.flatMap(([s, ds]) => splitFiles(s, ds)), ['data/data.json', JSON.stringify(info, null, 2) + '\n']];
 }
 
 function readme(config: RunConfig, fromStep: number | null, withData: boolean): string {
@@ -140,27 +138,40 @@ default) for a rank that has died.
 
 /**
  * Exports a run's checkpoint (or, with `checkpoint` null, a new run of `config`) for PyTorch into
- * `outDir`.
+ * `outDir`. Every file is made in memory first (the data loaded, the weights converted), then the
+ * folder is checked as every output is: a pseudo-filesystem is refused at once, and any file the
+ * export would write that exists already is refused without `force` — all checked before any is
+ * written. The folder's lock is held while writing (a training run writing it refuses the export,
+ * and the other way round), and each file is written atomically.
  */
 export async function exportForTorch(config: RunConfig, checkpoint: Checkpoint | null, outDir: string, opts: ExportOptions = {}): Promise<ExportResult> {
-  const ckptFile = join(outDir, 'checkpoint.safetensors');
-  if (existsSync(ckptFile) && !opts.force) throw new TrainError(`${outDir} already holds an export; choose another OUT_DIR or pass --force`);
+  checkOutputFolder(outDir);
+  if (checkpoint?.file !== undefined && resolve(dirname(checkpoint.file)) === resolve(outDir)) {
+    throw new TrainError(`${outDir} is the folder of the run being exported; its checkpoint would be replaced by one in PyTorch's layout — choose another --torch folder`);
+  }
   const source = checkpoint ?? initialCheckpoint(config);
-  const exported = checkpointToPyTorch(source);
-  await mkdir(join(outDir, 'arpix_torch'), { recursive: true });
-  await writeFileAtomic(join(outDir, 'config.json'), JSON.stringify(source.meta.config, null, 2) + '\n');
-  await saveCheckpoint(ckptFile, exported);
-  const files = ['config.json', 'checkpoint.safetensors', 'train.py', 'README.md'];
-  for (const f of readdirSync(join(PYTHON_DIR, 'arpix_torch')).filter((f) => f.endsWith('.py'))) {
-    await copyFile(join(PYTHON_DIR, 'arpix_torch', f), join(outDir, 'arpix_torch', f));
-    files.push(`arpix_torch/${f}`);
-  }
-  await copyFile(join(PYTHON_DIR, 'train.py'), join(outDir, 'train.py'));
+  const checkpointBytes = encodeCheckpoint(checkpointToPyTorch(source));
   const withData = opts.data ?? true;
-  if (withData) {
-    const info = await writeData(join(outDir, 'data'), source.meta.config as unknown as RunConfig);
-    files.push('data/data.json', ...Object.keys(info.splits as object).map((s) => `data/${s}.u8`));
+  const runConfig = source.meta.config as unknown as RunConfig;
+  const python = readdirSync(join(PYTHON_DIR, 'arpix_torch')).filter((f) => f.endsWith('.py')).sort();
+  const files: [string, Uint8Array | string][] = [
+    ['config.json', JSON.stringify(source.meta.config, null, 2) + '\n'],
+    ['checkpoint.safetensors', checkpointBytes],
+    ['train.py', readFileSync(join(PYTHON_DIR, 'train.py'))],
+    ['README.md', readme(runConfig, checkpoint ? source.meta.step : null, withData)],
+    ...python.map((f): [string, Uint8Array] => [`arpix_torch/${f}`, readFileSync(join(PYTHON_DIR, 'arpix_torch', f))]),
+    ...(withData ? await dataFiles(runConfig) : []),
+  ];
+  const paths = files.map(([f]) => join(outDir, f));
+  refuseExistingOutputs(paths, opts.force ?? false, '--torch folder');
+  await makeFolder(outDir);
+  const lock = lockFolder(outDir, 'arpix export');
+  try {
+    refuseExistingOutputs(paths, opts.force ?? false, '--torch folder'); // again, now that no other arpix writes here
+    for (const sub of new Set(paths.map((p) => dirname(p)))) await makeFolder(sub);
+    await writeFilesAtomic(paths.map((p, i) => [p, files[i]![1]]), { exclusive: !opts.force });
+  } finally {
+    lock.release();
   }
-  await writeFileAtomic(join(outDir, 'README.md'), readme(source.meta.config as unknown as RunConfig, checkpoint ? source.meta.step : null, withData));
-  return { dir: outDir, files, parameters: createModel(config.model).numParameters(), checkpointBytes: statSync(ckptFile).size };
+  return { dir: outDir, files: files.map(([f]) => f), parameters: createModel(config.model).numParameters(), checkpointBytes: checkpointBytes.length };
 }

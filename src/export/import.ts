@@ -9,18 +9,20 @@
 
 import { constants as bufferConstants } from 'node:buffer';
 import { existsSync, statSync } from 'node:fs';
-import { copyFile, mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { ArpixError, FormatError, fmtShape } from '../errors.js';
-import { decodeCheckpoint, saveCheckpoint, configDifferences, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { readRegularFile } from '../io/files.js';
+import { decodeCheckpoint, encodeCheckpoint, configDifferences, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
+import { writeFilesAtomic } from '../io/atomic.js';
+import { checkOutputFolder, makeFolder, readRegularFile, refuseExistingOutputs, MAX_DATA_FILE } from '../io/files.js';
+import { lockFolder } from '../io/lock.js';
 import { decodeSafetensors } from '../io/safetensors.js';
 import { createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { RunConfig } from '../train/config.js';
-import { ARPIX_VERSION, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, TrainError } from '../train/train.js';
+import { validateCheckpoint, type CheckpointPolicy } from '../train/checkpoint.js';
+import { ARPIX_VERSION, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE } from '../train/train.js';
 import { checkpointFromPyTorch } from './convert.js';
 import { MASKED_FORMULATIONS, type StateMap } from './masked.js';
 import { readTorchSave, type PyValue, type TorchSaveLimits } from './pickle.js';
@@ -150,7 +152,7 @@ function freshMeta(config: RunConfig, extra: Record<string, unknown>): Checkpoin
  * arpix's layout. `config` is needed for files that carry no architecture; for those that do, it
  * must agree with theirs.
  */
-export async function importCheckpoint(path: string, opts: { config?: RunConfig } = {}): Promise<Imported> {
+export async function importCheckpoint(path: string, opts: { config?: RunConfig } & CheckpointPolicy = {}): Promise<Imported> {
   const file = existsSync(path) && statSync(path).isDirectory() ? join(path, CHECKPOINT_FILE) : path;
   // A regular file only: a FIFO or /dev/zero is refused at once, not read forever.
   const bytes: Uint8Array = readRegularFile(file, bufferConstants.MAX_LENGTH, 'a checkpoint');
@@ -166,13 +168,17 @@ export async function importCheckpoint(path: string, opts: { config?: RunConfig 
         const diffs = configDifferences(raw.meta.config.model, opts.config.model, 'model');
         if (diffs.length > 0) throw new ImportMismatchError(`${file}: the checkpoint carries its own architecture, which differs from the one given: ${diffs[0]}; leave out --preset/--config`);
       }
-      const checkpoint = checkpointFromPyTorch(raw);
+      let checkpoint: Checkpoint;
+      try {
+        checkpoint = checkpointFromPyTorch(raw);
+      } catch (e) {
+        if (e instanceof ArpixError && !(e instanceof FormatError)) throw new FormatError(file, `has weights that do not convert from PyTorch's layout: ${e.message}`, { cause: e });
+        throw e;
+      }
       delete (checkpoint.meta as { layout?: string }).layout;
       checkpoint.meta.generators ??= {};
-      // Fails with the first key that does not fit, like every other import.
-      const own = createModel(checkpoint.meta.config.model);
-      const m = mismatch(own, new Map(Object.entries(checkpoint.model)), 'arpix');
-      if (m !== null) throw new ImportMismatchError(`${file}: the checkpoint's weights do not fit its own config: ${m}`);
+      // The one check every command runs on a checkpoint, with the same message for the same fault.
+      validateCheckpoint(Object.assign(checkpoint, { integrity: raw.integrity, file }), opts);
       return { checkpoint, format: pytorch ? 'arpix checkpoint (PyTorch layout)' : 'arpix checkpoint', masked: false };
     }
     sd = new Map(Object.entries(tensors));
@@ -194,15 +200,34 @@ export async function importCheckpoint(path: string, opts: { config?: RunConfig 
   return { checkpoint: { meta, model: model.stateDict(), optimizer: {}, ema: {} }, format, masked };
 }
 
-/** Writes an imported checkpoint as a run folder (config.json, checkpoint.safetensors, metrics.jsonl when there is one). */
+/**
+ * Writes an imported checkpoint as a run folder: config.json, checkpoint.safetensors and the
+ * source's metrics.jsonl when it has one. Like every output: a folder on a pseudo-filesystem is
+ * refused at once; any run file already there is refused without `force` (all are checked before
+ * any is written); the folder's lock is held while writing, so a training run writing the folder
+ * refuses this import and the other way round; each file is written atomically.
+ */
 export async function writeImportedRun(imported: Imported, source: string, outDir: string, force = false): Promise<string> {
-  const ckpt = join(outDir, CHECKPOINT_FILE);
-  if (existsSync(ckpt) && !force) throw new TrainError(`${outDir} already holds a run (${CHECKPOINT_FILE}); choose another --out or pass --force`);
-  await mkdir(outDir, { recursive: true });
-  await writeFileAtomic(join(outDir, CONFIG_FILE), JSON.stringify(imported.checkpoint.meta.config, null, 2) + '\n');
-  await saveCheckpoint(ckpt, imported.checkpoint);
-  const dir = existsSync(source) && statSync(source).isDirectory() ? source : dirname(source);
-  const metrics = join(dir, METRICS_FILE);
-  if (existsSync(metrics) && dir !== outDir) await copyFile(metrics, join(outDir, METRICS_FILE));
-  return ckpt;
+  checkOutputFolder(outDir);
+  const dir = resolve(existsSync(source) && statSync(source).isDirectory() ? source : dirname(source));
+  const inPlace = dir === resolve(outDir);
+  const metricsFrom = join(dir, METRICS_FILE);
+  const files: [string, Uint8Array | string][] = [
+    [join(outDir, CONFIG_FILE), JSON.stringify(imported.checkpoint.meta.config, null, 2) + '\n'],
+    [join(outDir, CHECKPOINT_FILE), encodeCheckpoint(imported.checkpoint)],
+  ];
+  if (!inPlace && existsSync(metricsFrom)) files.push([join(outDir, METRICS_FILE), readRegularFile(metricsFrom, MAX_DATA_FILE, 'a metrics file')]);
+  // Every file of a run counts, written here or not: a metrics.jsonl left beside an imported checkpoint is another run's.
+  const runFiles = [CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE].map((f) => join(outDir, f));
+  refuseExistingOutputs(runFiles, force, '--out');
+  await makeFolder(outDir);
+  const lock = lockFolder(outDir, 'arpix import');
+  try {
+    refuseExistingOutputs(runFiles, force, '--out'); // again, now that no other arpix writes here
+    await writeFilesAtomic(files, { exclusive: !force });
+    if (force && !inPlace && files.length === 2) await rm(join(outDir, METRICS_FILE), { force: true });
+  } finally {
+    lock.release();
+  }
+  return join(outDir, CHECKPOINT_FILE);
 }

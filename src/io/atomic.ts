@@ -6,6 +6,7 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'n
 import { link, open, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
+import { OutputExistsError } from './files.js';
 
 function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
@@ -97,4 +98,27 @@ async function writeViaTemp(path: string, data: Uint8Array | string, place: (tmp
     throw e;
   }
   await syncDir(dirname(path));
+}
+
+/**
+ * Writes several files, each atomically. `exclusive`: each must not exist (checked by the write
+ * itself, as writeFileExclusive does), and when one cannot be written the ones this call created
+ * are removed again, so either all of them are there or none is.
+ */
+export async function writeFilesAtomic(files: readonly (readonly [string, Uint8Array | string])[], opts: { exclusive: boolean }): Promise<void> {
+  const created: string[] = [];
+  try {
+    for (const [path, data] of files) {
+      if (opts.exclusive) await writeFileExclusive(path, data);
+      else await writeFileAtomic(path, data);
+      created.push(path);
+    }
+  } catch (e) {
+    if (opts.exclusive) for (const p of created) await rm(p, { force: true });
+    const path = files[created.length]![0];
+    // Another process wrote it since the caller checked: refused, naming the file and not the temporary one.
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new OutputExistsError([path], 'folder', { cause: e });
+    if (e && typeof e === 'object' && !('path' in e)) Object.assign(e, { path });
+    throw e;
+  }
 }

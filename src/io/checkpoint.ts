@@ -144,6 +144,7 @@ export function checkCheckpointMeta(file: string, meta: unknown): CheckpointMeta
   const r = v.safeParse(checkpointMetaSchema, meta);
   if (!r.success) throw new FormatError(file, `has bad checkpoint metadata: ${firstIssue(r.issues)}`);
   const m = r.output as unknown as CheckpointMeta;
+  if (m.config.model.kind === undefined) throw new FormatError(file, "has bad checkpoint metadata: field 'config.model.kind' is missing");
   if (m.config.model.kind !== m.modelKind) {
     throw new FormatError(file, `has bad checkpoint metadata: modelKind '${m.modelKind}' differs from config.model.kind ${JSON.stringify(m.config.model.kind)}`);
   }

@@ -156,3 +156,18 @@ export async function makeFolder(dir: string): Promise<void> {
     throw e;
   }
 }
+
+/** Output files that exist already, refused without --force; the message names them and what to do. */
+export class OutputExistsError extends ArpixError {
+  constructor(readonly paths: readonly string[], instead: string, options?: { cause?: unknown }) {
+    const named = paths.length > 4 ? `${paths.slice(0, 3).join(', ')} and ${paths.length - 3} more files` : paths.join(', ');
+    super(`${named} already ${paths.length === 1 ? 'exists' : 'exist'}; pass --force to replace ${paths.length === 1 ? 'it' : 'them'}, or choose another ${instead}`, options);
+  }
+}
+
+/** Refuses, unless `force`, every one of `paths` that exists, all named in one line. */
+export function refuseExistingOutputs(paths: readonly string[], force: boolean, instead: string): void {
+  if (force) return;
+  const existing = paths.filter((p) => existsSync(p));
+  if (existing.length > 0) throw new OutputExistsError(existing, instead);
+}

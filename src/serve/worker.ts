@@ -8,13 +8,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { encode as encodePng } from 'fast-png';
 import type { Dataset } from '../data/index.js';
 import { ArpixError } from '../errors.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
 import { modelFromCheckpoint } from '../models/checkpoint.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { fixedLookupTable } from '../data/transforms.js';
-import { loadEvalData, modelInfo, pixelField, transformFor, type RunConfig } from '../train/index.js';
+import { loadEvalData, loadRunCheckpoint, modelInfo, pixelField, transformFor, type RunConfig } from '../train/index.js';
 import { compressImage } from './compress-job.js';
 import type { BitsResult, FieldResult, InfoResult, Job, ModelFacts, TestImageResult, WorkerMessage } from './protocol.js';
 
@@ -36,8 +35,9 @@ async function model(file: string): Promise<{ entry: Loaded; seconds: number }> 
   const have = models.get(file);
   if (have && have.mtimeMs === mtimeMs) return { entry: have, seconds: 0 };
   const t0 = performance.now();
-  const ckpt = await loadCheckpoint(file);
-  const entry: Loaded = { mtimeMs, model: modelFromCheckpoint(ckpt), config: ckpt.meta.config as unknown as RunConfig, weights: Object.keys(ckpt.ema).length > 0 ? 'ema' : 'raw' };
+  // The check every command runs on a checkpoint (validateCheckpoint), then its model.
+  const ckpt = await loadRunCheckpoint(file, { allowUnverified: (workerData as { allowUnverified?: boolean } | null)?.allowUnverified });
+  const entry: Loaded = { mtimeMs, model: modelFromCheckpoint(ckpt), config: ckpt.config, weights: Object.keys(ckpt.ema).length > 0 ? 'ema' : 'raw' };
   models.delete(file);
   models.set(file, entry);
   while (models.size > KEEP_MODELS) models.delete(models.keys().next().value!);

@@ -21,7 +21,7 @@ import { modelFromCheckpoint } from '../models/checkpoint.js';
 import { FAMILIES, MemoryLimitError } from '../models/index.js';
 import { setBackend } from '../backends/registry.js';
 import { Tensor } from '../tensor/tensor.js';
-import { checkpointRunConfig } from '../train/checkpoint.js';
+import { checkpointRunConfig, validateCheckpoint } from '../train/checkpoint.js';
 import type { RunConfig } from '../train/config.js';
 import type { RunData } from '../train/data.js';
 import { train } from '../train/train.js';
@@ -48,10 +48,9 @@ function contents(c: Checkpoint): string {
   return parts.join('\n');
 }
 
-/** Reads as every command does; returns the checkpoint, or throws what a command would report. */
+/** Reads as every command does (the one check, validateCheckpoint); returns the checkpoint, or throws what a command would report. */
 function use(bytes: Uint8Array, file: string, data: RunData): Checkpoint {
-  const c = decodeCheckpoint(bytes, file);
-  c.meta.config = checkpointRunConfig(c) as unknown as Checkpoint['meta']['config'];
+  const c = validateCheckpoint(decodeCheckpoint(bytes, file));
   const model = modelFromCheckpoint(c);
   const n = 1;
   const [, h, w, ch] = data.validation.shape;
@@ -65,7 +64,7 @@ function use(bytes: Uint8Array, file: string, data: RunData): Checkpoint {
 type Kind = 'bytes' | 'meta' | 'tensor';
 
 /** A structural edit of one tensor; every one is damage. */
-function damageTensor(c: Checkpoint, rng: FuzzRng): string {
+export function damageTensor(c: Checkpoint, rng: FuzzRng): string {
   const groups = (['model', 'optimizer', 'ema'] as const).filter((g) => Object.keys(c[g]).length > 0);
   const g = rng.pick(groups);
   const name = rng.pick(Object.keys(c[g]).sort());

@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
-import { ArpixError, FormatError } from '../errors.js';
+import { ArpixError } from '../errors.js';
 import { BatchLoader, type Batch, type LoaderState } from '../data/index.js';
 import { checkModelConfig, configDifferences, saveCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoint } from '../io/checkpoint.js';
 import { writeFileAtomic, writeFileExclusive } from '../io/atomic.js';
@@ -20,12 +20,13 @@ import { lockFolder, type FolderLock } from '../io/lock.js';
 import { checkCheckpointTensors } from '../models/checkpoint.js';
 import { checkModelMemory, createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
-import { Adam, AdamW, EMA, LRScheduler, RMSProp, SGD, clipGradNorm, constant, cosineDecay, exponentialDecay, noam, withWarmup, type Optimizer, type BaseOptions, type Schedule, type OptimizerJSONState } from '../optim/index.js';
+import { EMA, LRScheduler, clipGradNorm, type Optimizer, type BaseOptions, type OptimizerJSONState } from '../optim/index.js';
 import { Conv2d, ConvTranspose2d } from '../nn/index.js';
 import { getDefaultGenerator, manualSeed } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { RunConfig, TrainConfig } from './config.js';
-import { loadRunCheckpoint, loadingFrom } from './checkpoint.js';
+import { loadRunCheckpoint, loadingFrom, type CheckpointPolicy } from './checkpoint.js';
+import { makeOptimizer, makeSchedule } from './optimizers.js';
 import { checkDataFits, loadTrainData, type RunData } from './data.js';
 import { adoptPalette, fitConfigPalette, needsPalette } from './palette.js';
 import { EvaluationAborted, evaluate, type Evaluation } from './evaluate.js';
@@ -85,6 +86,8 @@ export interface TrainOptions {
   data?: RunData;
   /** Start a new run over the config.json and metrics.jsonl an earlier run without a checkpoint left. */
   force?: boolean;
+  /** Resume from a checkpoint without SHA-256 sums (--allow-unverified). */
+  allowUnverified?: boolean;
 }
 
 export interface TrainResult {
@@ -100,26 +103,6 @@ export interface TrainResult {
   message?: string;
   model: AutoregressiveModel;
   ema: EMA | null;
-}
-
-function makeOptimizer(model: AutoregressiveModel, t: TrainConfig): Optimizer<BaseOptions> {
-  const params = model.parameters();
-  const betas = [t.betas[0]!, t.betas[1]!] as const;
-  switch (t.optimizer) {
-    case 'adam': return new Adam(params, { lr: t.lr, betas, eps: t.eps, weightDecay: t.weightDecay });
-    case 'adamw': return new AdamW(params, { lr: t.lr, betas, eps: t.eps, weightDecay: t.weightDecay });
-    case 'sgd': return new SGD(params, { lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay });
-    case 'rmsprop': return new RMSProp(params, { lr: t.lr, alpha: t.alpha, eps: t.eps, momentum: t.momentum, weightDecay: t.weightDecay });
-  }
-}
-
-function makeSchedule(t: TrainConfig): Schedule {
-  const s = t.schedule;
-  if (s.decay === 'noam') return noam(s.warmup);
-  const after = s.decay === 'exponential' ? exponentialDecay(s.gamma)
-    : s.decay === 'cosine' ? cosineDecay(t.steps - s.warmup, s.minFactor)
-      : constant();
-  return s.warmup > 0 ? withWarmup(s.warmup, after) : after;
 }
 
 /**
@@ -188,7 +171,7 @@ export async function train(config: RunConfig, opts: TrainOptions): Promise<Trai
 
 /** The run's phases in order: everything is checked before the first one that writes. */
 async function trainLocked(config: RunConfig, opts: TrainOptions, held: { lock: FolderLock | null }): Promise<TrainResult> {
-  const resumed = opts.resume ? await openResumed(config, opts.runDir, held) : null;
+  const resumed = opts.resume ? await openResumed(config, opts.runDir, held, opts) : null;
   if (!resumed) checkNewRun(opts.runDir, opts.force);
   const { model, data } = await prepare(config, opts, resumed);
   const state = trainingState(config, model, data, resumed);
@@ -226,22 +209,17 @@ function checkNewRun(dir: string, force: boolean | undefined): void {
 }
 
 /** A resumed run's checkpoint, read under the folder's lock and checked against the config. */
-async function openResumed(config: RunConfig, dir: string, held: { lock: FolderLock | null }): Promise<Checkpoint> {
+async function openResumed(config: RunConfig, dir: string, held: { lock: FolderLock | null }, policy: CheckpointPolicy): Promise<Checkpoint> {
   const ckptPath = join(dir, CHECKPOINT_FILE);
   if (!existsSync(ckptPath)) throw new TrainError(`${dir} holds no ${CHECKPOINT_FILE} to resume from; start a new run without --resume`);
   // Locked before the checkpoint is read, so a run still writing it cannot change it meanwhile.
   held.lock = lockFolder(dir, 'arpix train --resume');
-  const resumed = await loadRunCheckpoint(ckptPath);
+  // Checked as every reader checks it, the training state a resume needs included (validateCheckpoint).
+  const resumed = await loadRunCheckpoint(ckptPath, policy);
   adoptPalette(config.model, (resumed.meta.config as unknown as RunConfig).model);
   checkResumeConfig(ckptPath, resumed, config);
-  const m = resumed.meta;
-  // An imported state dict (arpix import) starts its optimiser, schedule and data afresh; a run
-  // trained by an exported train.py carries torch's generators, not arpix's, so dropout restarts
-  // from train.seed when the default generator's state is absent.
-  const imported = typeof m.extra.importedFrom === 'string';
-  const lacking = imported ? null : m.optimizer === null ? 'optimizer state' : m.scheduler === null ? 'scheduler state'
-    : m.loader === null ? "the data loader's position" : config.train.ema > 0 && m.ema === null ? 'EMA state (train.ema is set)' : null;
-  if (lacking !== null) throw new FormatError(ckptPath, `has no ${lacking} to resume from; the file is damaged or was not written by train`);
+  // A run trained by an exported train.py carries torch's generators, not arpix's, so dropout
+  // restarts from train.seed when the default generator's state is absent.
   return resumed;
 }
 

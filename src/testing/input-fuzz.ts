@@ -446,5 +446,5 @@ export async function fuzzCli(o: FamilyOptions = {}): Promise<FuzzTally> {
 
 /** Every family, in order; the CLI family last (it trains a tiny run first). */
 export async function fuzzAll(o: FamilyOptions = {}): Promise<FuzzTally[]> {
-  return [await fuzzPng(o), await fuzzJpeg(o), await fuzzNpy(o), await fuzzIdx(o), await fuzzIdxGz(o), await fuzzConfigs(o), await fuzzTorchSave(o), await fuzzCli(o), await (await import('./serve-fuzz.js')).fuzzServe(o), ...(await (await import('./trainpy-fuzz.js')).fuzzTrainPy({ ...o, count: Math.ceil((o.count ?? 900) / 3) }))];
+  return [await fuzzPng(o), await fuzzJpeg(o), await fuzzNpy(o), await fuzzIdx(o), await fuzzIdxGz(o), await fuzzConfigs(o), await fuzzTorchSave(o), await fuzzCli(o), await (await import('./serve-fuzz.js')).fuzzServe(o), await (await import('./verify-fuzz.js')).fuzzVerify({ seed: o.seed, count: Math.ceil((o.count ?? 900) / 3) }), ...(await (await import('./trainpy-fuzz.js')).fuzzTrainPy({ ...o, count: Math.ceil((o.count ?? 900) / 3) }))];
 }

@@ -344,8 +344,9 @@ test('two sample commands into one folder: one writes, the other is refused, non
     const out = join(root, 'samples');
     const runs = await Promise.all([0, 1].map(() => spawnArpix(['sample', runDir, '--n', '4', '--out', out]).done));
     const codes = runs.map((r) => r.code).sort();
-    assert.deepEqual(codes, [0, 2], runs.map((r) => r.stderr).join('\n'));
-    assert.match(runs.find((r) => r.code === 2)!.stderr, /samples-seed0\.(png|npy) already exists.*--force/);
+    // A conflict at run time, not bad usage: exit 1.
+    assert.deepEqual(codes, [0, 1], runs.map((r) => r.stderr).join('\n'));
+    assert.match(runs.find((r) => r.code === 1)!.stderr, /samples-seed0\.(png|npy) already exists.*--force/);
     assert.deepEqual(readNpyImages(join(out, 'samples-seed0.npy')).shape, [4, 8, 8, 1]);
     // With --force the second replaces the first, as asked.
     assert.equal((await spawnArpix(['sample', runDir, '--n', '2', '--out', out, '--force']).done).code, 0);

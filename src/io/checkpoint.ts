@@ -10,8 +10,9 @@
 // table and data section and the SHA-256 of the `arpix` JSON. Every reader checks both before it
 // parses anything further, then checks the metadata against one schema (types and ranges) and
 // refuses non-finite floats, so a damaged file is refused with a line saying what is wrong rather
-// than evaluated, sampled from or trained on. A checkpoint written before the sums existed loads
-// as 'unverified' (the CLI says so in one line).
+// than evaluated, sampled from or trained on. A file without sums decodes as 'unverified'; every
+// command refuses it unless the user passes --allow-unverified (validateCheckpoint in
+// src/train/checkpoint.ts, the one check all of them and `arpix verify` run).
 
 import { constants as bufferConstants } from 'node:buffer';
 import { createHash } from 'node:crypto';
@@ -62,7 +63,7 @@ export interface Checkpoint {
   model: Record<string, Tensor>;
   optimizer: Record<string, Tensor>;
   ema: Record<string, Tensor>;
-  /** Set by the reader: 'verified' when the file's SHA-256 sums matched, 'unverified' for a file from before them. */
+  /** Set by the reader: 'verified' when the file's SHA-256 sums matched, 'unverified' for a file without them. */
   integrity?: 'verified' | 'unverified';
   /** Set by the reader: the file it came from, for errors found later. */
   file?: string;

@@ -436,6 +436,10 @@ test("export into a folder holding the user's README.md and train.py refuses wit
     assert.ok(readdirSync(dir).every((f) => !f.endsWith('.tmp')), 'no temporary file is left');
     assert.equal((await runArpix(['import', run, '--out', runDir, '--force'])).code, 0);
     assert.equal((await runArpix(['verify', runDir])).code, 0);
+    assert.ok(existsSync(join(runDir, 'metrics.jsonl')), 'the run metrics come along');
+    // Replaced by a checkpoint without metrics (an export's): the earlier run's metrics go, not left beside it.
+    assert.equal((await runArpix(['import', join(again, 'checkpoint.safetensors'), '--out', runDir, '--force'])).code, 0);
+    assert.deepEqual(readdirSync(runDir).sort(), ['checkpoint.safetensors', 'config.json']);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -1,5 +1,6 @@
 // `npm run bench -- compress [--json] [--datasets mnist,fashion-mnist,cifar10] [--limit N]
-//   [--codecs png,webp,jxl] [--layouts per-image,tiled] [--jobs 2] [--verify 100] [--refresh] [--no-cache]`:
+//   [--codecs png,webp,jxl] [--layouts per-image,tiled] [--jobs 2] [--verify 100] [--refresh] [--no-cache]
+//   [--runs mnist=RUN,fashion-mnist=RUN] [--modes native,portable] [--speed [--batches 1,16] [--rounds 5]]`:
 // bits/dim of the test sets (the first --limit images; all 10,000 by default) under the classical
 // lossless codecs — PNG by optipng -o7, WebP lossless (cwebp -lossless -z 9 -exact), JPEG XL lossless
 // (cjxl -d 0 -e 9), Debian's optipng, webp and libjxl-tools — one file per image and the set tiled
@@ -10,10 +11,12 @@
 // encodes of optipng and cjxl -e 9; `--limit 1000` takes a few minutes.
 
 import { loadDataset, locateDataset } from '../../src/data/index.js';
+import { basename } from 'node:path';
 import { option } from '../torch.js';
+import { arpixCodecFigures, codecVsSampling } from '../codecs/arpix.js';
 import { same, type Reporter, type Suite } from '../harness.js';
 import {
-  CODEC_NAMES, CODECS, LAYOUTS, benchCacheDir, measureClassical, missingCodecs, shortVersion,
+  CODEC_NAMES, CODECS, LAYOUTS, benchCacheDir, bestClassical, measureClassical, missingCodecs, shortVersion,
   type ClassicalResult, type CodecName, type ImageSet, type Layout,
 } from '../codecs/classical.js';
 
@@ -115,10 +118,29 @@ const suite: Suite = async ({ reporter, args }) => {
     if (limit !== null && limit < 10000) reporter.note(`--limit ${limit}: the issue's figures (last column) are for all 10,000 test images, which tile and compress better`);
 
     // ── arpix's files (issue #26) ────────────────────────────────────────────────────────────
-    // HOOK for src/codec/'s compressImages(...): for each entry of `measured`, compress entry.set
-    // with the dataset's model, report the files' bits/dim (headers included) against the model's
-    // −log₂ p, and the ratios to bestClassical(entry.classical, 'per-image') and to
-    // bestClassical(entry.classical, 'tiled') (bench/codecs/classical.ts).
+    // --runs mnist=RUN,fashion-mnist=RUN: each run's model codes the same test images (one file),
+    // against its own −log₂ p and the best classical codec per image and tiled; --speed times
+    // encoding and decoding against cached sampling at --batches (default 1,16).
+    const runs = new Map(option(args, '--runs', '').split(',').filter((s) => s.includes('=')).map((s) => s.split('=', 2) as [string, string]));
+    const modes = list(args, '--modes', ['native', 'portable'] as const, ['native']);
+    const threads = Number(process.env.OMP_NUM_THREADS) || 2;
+    if (runs.size === 0) reporter.note('no --runs dataset=RUN_DIR given: arpix\'s own files are not measured');
+    for (const [dataset, run] of runs) {
+      const entry = measured.find((m) => m.dataset === dataset);
+      for (const mode of modes) {
+        const r = await arpixCodecFigures(reporter, { run, name: `${dataset} test ×${entry?.set.shape[0] ?? limit ?? 'all'} arpix (${basename(run)})`, split: 'test', limit: limit ?? undefined, mode, block: 16, threads });
+        if (!entry) continue;
+        for (const layout of LAYOUTS) {
+          const best = bestClassical(entry.classical, layout);
+          if (best === null) continue;
+          reporter.add({ suite: 'compress', case: `${dataset}: best ${layout} classical (${CODECS[best.codec].label}) / arpix ${mode} file`, system: 'ratio', threads, unit: '×', ...same(best.bitsPerDim / r.bitsPerDim) });
+        }
+      }
+      if (args.includes('--speed')) {
+        const batches = option(args, '--batches', '1,16').split(',').map(Number);
+        for (const mode of modes) await codecVsSampling(reporter, { run, name: `${dataset} ${basename(run)}`, batches, rounds: Number(option(args, '--rounds', '5')), threads, mode });
+      }
+    }
   } catch (e) {
     if (!(e instanceof Error)) throw e;
     process.stderr.write(`compress: ${e.message}\n`);

@@ -45,6 +45,19 @@ test('a config file holding null, a list or a number is refused with one line, n
   }
 });
 
+test('optimiser settings out of range are refused with the config key, before anything is built', () => {
+  for (const [flag, re] of [
+    ['--train.betas=[0.9,1]', /^arpix: config: train\.betas must be two numbers in \[0, 1\), got \[0\.9,1\]/],
+    ['--train.eps=-1', /^arpix: config: train\.eps must be ≥ 0, got -1/],
+    ['--train.weightDecay=-0.1', /^arpix: config: train\.weightDecay must be ≥ 0/],
+    ['--train.momentum=-1', /^arpix: config: train\.momentum must be ≥ 0/],
+  ] as const) {
+    const r = arpix('info', '--preset', 'gated-pixelcnn-fmnist', flag);
+    assert.equal(r.code, EXIT.usage, `${flag}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+  }
+});
+
 test('a command group named alone prints its usage and exits 2; an unknown member names the known ones', () => {
   for (const [group, members] of [['data', /list, download, verify/], ['palette', /fit, show/]] as const) {
     const r = arpix(group);

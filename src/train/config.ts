@@ -142,7 +142,10 @@ function checkTrain(t: TrainConfig): void {
   if (!(t.minutes >= 0)) throw new ConfigError('train.minutes', `must be ≥ 0, got ${t.minutes}`);
   if (!(t.gradClip >= 0)) throw new ConfigError('train.gradClip', `must be ≥ 0 (0 turns clipping off), got ${t.gradClip}`);
   if (!(t.ema >= 0 && t.ema < 1)) throw new ConfigError('train.ema', `must be in [0, 1) (0 turns the average off), got ${t.ema}`);
-  if (t.betas.length !== 2) throw new ConfigError('train.betas', `must be two numbers, got ${JSON.stringify(t.betas)}`);
+  if (!(t.eps >= 0) || (t.optimizer === 'rmsprop' && !(t.eps > 0))) throw new ConfigError('train.eps', `must be ${t.optimizer === 'rmsprop' ? 'positive for rmsprop' : '≥ 0'}, got ${t.eps}`);
+  if (!(t.weightDecay >= 0)) throw new ConfigError('train.weightDecay', `must be ≥ 0, got ${t.weightDecay}`);
+  if (!(t.momentum >= 0)) throw new ConfigError('train.momentum', `must be ≥ 0, got ${t.momentum}`);
+  if (t.betas.length !== 2 || !t.betas.every((b) => b >= 0 && b < 1)) throw new ConfigError('train.betas', `must be two numbers in [0, 1), got ${JSON.stringify(t.betas)}`);
   if (!(t.schedule.gamma > 0 && t.schedule.gamma <= 1)) throw new ConfigError('train.schedule.gamma', `must be in (0, 1], got ${t.schedule.gamma}`);
   if (t.steps === 0 && t.epochs === 0 && t.minutes === 0) {
     throw new ConfigError('train', 'has no stopping point: set train.steps, train.epochs or train.minutes');

@@ -14,8 +14,9 @@ import { decodeImages, encodeImages } from './codec.js';
 import { compressValues, decompressBytes, paletteColours } from './compress.js';
 import { quantise } from './frequencies.js';
 import { PROB_TOTAL, RansDecoder, RansEncoder, symbolOf } from './rans.js';
+import { TEST_PALETTE, codableImages } from '../testing/codec.js';
 
-const PALETTE = [0, 0, 0, 200, 30, 30, 30, 200, 30, 30, 30, 200, 255, 255, 255];
+const PALETTE = TEST_PALETTE;
 const templates: CaseTemplate[] = [
   { name: 'categorical grey 7×5', height: 7, width: 5, channels: 1, likelihood: { kind: 'categorical', levels: 256 } },
   { name: 'categorical RGB with labels', height: 5, width: 4, channels: 3, likelihood: { kind: 'categorical', levels: 8 }, numClasses: 3 },
@@ -25,18 +26,6 @@ const templates: CaseTemplate[] = [
   { name: 'palette RGB with labels', height: 5, width: 4, channels: 3, likelihood: { kind: 'palette', k: 5, colours: PALETTE }, numClasses: 3 },
 ];
 
-/** Images the model can code: values below its levels, or palette colours. */
-function imagesFor(model: ReturnType<typeof createModel>, n: number, seed: number): Tensor {
-  const { height: h, width: w, channels: c } = model.config;
-  const g = new Generator(seed);
-  if (model.likelihood.config.kind === 'palette') {
-    const tokens = ax.randint(0, 5, [n * h * w], { generator: g }).data as Int32Array;
-    const out = new Int32Array(n * h * w * c);
-    for (let q = 0; q < tokens.length; q++) for (let ch = 0; ch < c; ch++) out[q * c + ch] = PALETTE[tokens[q]! * c + ch]!;
-    return new Tensor(out, [n, h, w, c]);
-  }
-  return ax.randint(0, model.likelihood.levels, [n, h, w, c], { generator: g });
-}
 
 describe('round trips through every family', () => {
   for (const [name, cfg] of familyCases(templates)) {
@@ -47,7 +36,7 @@ describe('round trips through every family', () => {
       const n = 5;
       const labels = model.config.numClasses > 0 ? Int32Array.from({ length: n }, (_, i) => i % model.config.numClasses) : null;
       // Images the model finds likely (its own samples), and uniform noise it finds unlikely.
-      const images = ax.concat([sample(model, { n: 3, seed: 9, labels: labels ? Array.from(labels.subarray(0, 3)) : null }), imagesFor(model, n - 3, 9)], 0);
+      const images = ax.concat([sample(model, { n: 3, seed: 9, labels: labels ? Array.from(labels.subarray(0, 3)) : null }), codableImages(model, n - 3, 9)], 0);
       // A block of 2: two full blocks and a padded one.
       const { stream, idealBits } = encodeImages(model, images, { block: 2, labels });
       const back = decodeImages(model, stream, n, 'test stream', { block: 2 });
@@ -73,7 +62,7 @@ describe('round trips through every family', () => {
 test('a palette model refuses colours outside its palette, and codes their nearest colours exactly', () => {
   const cfg = familyCases(templates).find(([name]) => name.includes('palette'))![1];
   const model = createModel({ ...cfg, numClasses: 0 }, { seed: 3 });
-  const images = imagesFor(model, 2, 4);
+  const images = codableImages(model, 2, 4);
   images.data[5] = 17; // not a colour of PALETTE
   const opts = { mode: 'portable' as const, block: 2, weights: 'raw' as const, transform: { kind: 'none' as const } };
   assert.throws(() => compressValues(model, images, opts), /hold \(\d+, \d+, 17\) at pixel 1 of image 0, which is not a colour of the model's palette/);

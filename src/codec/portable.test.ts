@@ -37,8 +37,9 @@ import { familyCases, type CaseTemplate } from '../testing/families.js';
 import { backendName, nativeAvailable, setBackend } from '../backends/registry.js';
 import { compressValues, decompressBytes } from './compress.js';
 import { readCompressed } from './format.js';
+import { TEST_PALETTE, codableImages } from '../testing/codec.js';
 
-const PALETTE = [0, 0, 0, 200, 30, 30, 30, 200, 30, 30, 30, 200, 255, 255, 255];
+const PALETTE = TEST_PALETTE;
 const templates: CaseTemplate[] = [
   { name: 'categorical grey', height: 4, width: 3, channels: 1, likelihood: { kind: 'categorical', levels: 16 } },
   { name: 'mixture RGB with labels', height: 3, width: 3, channels: 3, likelihood: { kind: 'logistic-mixture', nrMix: 2 }, numClasses: 3 },
@@ -59,18 +60,6 @@ function portableWeights(model: AutoregressiveModel, seed: number): void {
   }
 }
 
-/** Fixed images the model can code: values below its levels, or palette colours. */
-function images(model: AutoregressiveModel, n: number): Tensor {
-  const { height: h, width: w, channels: c } = model.config;
-  const g = new Generator(11);
-  if (model.likelihood.config.kind === 'palette') {
-    const tokens = ax.randint(0, 5, [n * h * w], { generator: g }).data as Int32Array;
-    const out = new Int32Array(n * h * w * c);
-    for (let q = 0; q < tokens.length; q++) for (let ch = 0; ch < c; ch++) out[q * c + ch] = PALETTE[tokens[q]! * c + ch]!;
-    return new Tensor(out, [n, h, w, c]);
-  }
-  return ax.randint(0, model.likelihood.levels, [n, h, w, c], { generator: g });
-}
 
 /** SHA-256 of each case's coded stream (not the header, which names the arpix version), recorded where this file was written. */
 const GOLDEN: Record<string, string> = {
@@ -127,7 +116,7 @@ function setup(cfg: ReturnType<typeof familyCases>[number][1]): { model: Autoreg
   model.eval();
   const n = 3;
   const labels = model.config.numClasses > 0 ? Int32Array.from({ length: n }, (_, i) => (2 * i + 1) % model.config.numClasses) : null;
-  return { model, values: images(model, n), labels };
+  return { model, values: codableImages(model, n, 11), labels };
 }
 
 /** Runs fn on the other backend than the one active, where there is one, and restores it. */

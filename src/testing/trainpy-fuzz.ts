@@ -25,9 +25,9 @@ import { createInterface, type Interface } from 'node:readline';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../io/checkpoint.js';
 import { exportForTorch } from '../export/export.js';
 import { findTorchPython } from '../export/python.js';
-import { Tensor } from '../tensor/tensor.js';
 import { applyOverrides, presetRaw, resolveRunConfig } from '../train/index.js';
-import { INTERNAL_PHRASES, mutateBytes, mutateJson, runFuzz, type FuzzRng, type FuzzTally, type Verdict } from './fuzz.js';
+import { INTERNAL_PHRASES, mutateBytes, mutateJson, runFuzz, type FuzzTally, type Verdict } from './fuzz.js';
+import { damageTensor } from './checkpoint-fuzz.js';
 
 /** One case for the harness: the inputs prepare() reads. */
 interface Inputs { config: string; data: string; init: string; out: string }
@@ -105,33 +105,6 @@ class Harness {
     this.child?.kill('SIGKILL');
     this.child = null;
   }
-}
-
-/** A structural edit of one tensor; every one is damage. */
-function damageTensor(c: Checkpoint, rng: FuzzRng): string {
-  const groups = (['model', 'optimizer', 'ema'] as const).filter((g) => Object.keys(c[g]).length > 0);
-  const g = rng.pick(groups);
-  const name = rng.pick(Object.keys(c[g]).sort());
-  const t = c[g][name]!;
-  const kind = rng.pick(['reshape', 'retype', 'remove', 'add', 'double', 'nan', 'inf'] as const);
-  switch (kind) {
-    case 'reshape': {
-      const options = [[...t.shape].reverse(), [t.size], [...t.shape, 1], [1, ...t.shape]].filter((s) => s.join() !== t.shape.join());
-      c[g][name] = new Tensor(t.data, options.length > 0 ? rng.pick(options) : [t.size, 1]);
-      break;
-    }
-    case 'retype': c[g][name] = new Tensor(rng.next() < 0.5 ? Int32Array.from(t.data, Math.round) : Float64Array.from(t.data), t.shape); break;
-    case 'remove': delete c[g][name]; break;
-    case 'add': c[g][`${name}.fuzz`] = new Tensor(new Float32Array(3), [3]); break;
-    case 'double': c[g][name] = new Tensor(new Float32Array(2 * t.size), [2 * t.size]); break;
-    case 'nan': case 'inf': {
-      const d = Float32Array.from(t.data);
-      d[rng.int(0, d.length)] = kind === 'nan' ? NaN : rng.next() < 0.5 ? Infinity : -Infinity;
-      c[g][name] = new Tensor(d, t.shape);
-      break;
-    }
-  }
-  return `${kind}:${g}.${name}`;
 }
 
 export interface TrainPyFuzzOptions {

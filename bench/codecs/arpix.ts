@@ -19,21 +19,29 @@ export interface ArpixCodecOptions {
   threads: number;
 }
 
+/** A run's model (EMA weights when it has them), its data set's split and its pixel transform. */
+async function openRun(run: string, split: 'test' | 'validation') {
+  const { loadRunCheckpoint, loadEvalData, transformFor } = await import('../../src/train/index.js');
+  const { modelFromCheckpoint } = await import('../../src/models/checkpoint.js');
+  const ckpt = await loadRunCheckpoint(run, {});
+  const model = modelFromCheckpoint(ckpt, { useEma: true });
+  const config = ckpt.meta.config as unknown as { dataset: Parameters<typeof transformFor>[0]; train: { validationSize: number } };
+  const ds = await loadEvalData(config.dataset, split, config.train.validationSize);
+  return { ckpt, model, ds, transform: transformFor(config.dataset) };
+}
+
 /** Codes the images, decodes them, checks them; reports bits/dim and speeds. Returns the file's bits/dim. */
 export async function arpixCodecFigures(reporter: Reporter, o: ArpixCodecOptions): Promise<{ bitsPerDim: number; modelBitsPerDim: number; encode: number; decode: number }> {
-  const { loadRunCheckpoint, loadEvalData, evaluate, transformFor } = await import('../../src/train/index.js');
-  const { modelFromCheckpoint } = await import('../../src/models/checkpoint.js');
+  const { evaluate } = await import('../../src/train/index.js');
   const { subset } = await import('../../src/data/index.js');
   const { Tensor } = await import('../../src/tensor/tensor.js');
   const { compressValues, decompressBytes, toValues } = await import('../../src/codec/compress.js');
-  const ckpt = await loadRunCheckpoint(o.run, {});
-  const model = modelFromCheckpoint(ckpt, { useEma: true });
-  const config = ckpt.meta.config as unknown as { dataset: Parameters<typeof transformFor>[0]; train: { validationSize: number } };
-  let ds = await loadEvalData(config.dataset, o.split, config.train.validationSize);
+  const opened = await openRun(o.run, o.split);
+  const { ckpt, model, transform } = opened;
+  let ds = opened.ds;
   if (o.limit !== undefined && o.limit < ds.shape[0]) ds = subset(ds, Array.from({ length: o.limit }, (_, i) => i));
   const [n, h, w, c] = ds.shape;
   const dims = n * h * w * c;
-  const transform = transformFor(config.dataset);
   const values = new Tensor(toValues(ds.images, transform), [n, h, w, c]);
   const labels = model.config.numClasses > 0 ? ds.labels : null;
   const weights = Object.keys(ckpt.ema).length > 0 ? 'ema' : 'raw';
@@ -61,16 +69,10 @@ export async function arpixCodecFigures(reporter: Reporter, o: ArpixCodecOptions
  * interleaved rounds of sample B / encode B / decode B images (one block), medians after a warm-up.
  */
 export async function codecVsSampling(reporter: Reporter, o: { run: string; name: string; batches: number[]; rounds: number; threads: number; mode: 'native' | 'portable' }): Promise<void> {
-  const { loadRunCheckpoint, loadEvalData, transformFor } = await import('../../src/train/index.js');
-  const { modelFromCheckpoint } = await import('../../src/models/checkpoint.js');
   const { Tensor } = await import('../../src/tensor/tensor.js');
   const { compressValues, decompressBytes, toValues } = await import('../../src/codec/compress.js');
-  const ckpt = await loadRunCheckpoint(o.run, {});
-  const model = modelFromCheckpoint(ckpt, { useEma: true });
-  const config = ckpt.meta.config as unknown as { dataset: Parameters<typeof transformFor>[0]; train: { validationSize: number } };
-  const ds = await loadEvalData(config.dataset, 'test', config.train.validationSize);
+  const { model, ds, transform } = await openRun(o.run, 'test');
   const [, h, w, c] = ds.shape;
-  const transform = transformFor(config.dataset);
   for (const b of o.batches) {
     const values = new Tensor(toValues(ds.images.subarray(0, b * h * w * c), transform), [b, h, w, c]);
     const labels = model.config.numClasses > 0 ? ds.labels!.subarray(0, b) : null;

@@ -12,6 +12,8 @@ import { familyCases, type CaseTemplate } from '../testing/families.js';
 import { sample } from '../models/sampling/index.js';
 import { decodeImages, encodeImages } from './codec.js';
 import { compressValues, decompressBytes, paletteColours } from './compress.js';
+import { readCompressed } from './format.js';
+import { nativeAvailable, nativeBackend } from '../backends/registry.js';
 import { quantise } from './frequencies.js';
 import { PROB_TOTAL, RansDecoder, RansEncoder, symbolOf } from './rans.js';
 import { TEST_PALETTE, codableImages } from '../testing/codec.js';
@@ -70,6 +72,27 @@ test('a palette model refuses colours outside its palette, and codes their neare
   assert.equal(firstOff, 1);
   const file = compressValues(model, nearest, opts);
   assert.deepEqual(Array.from(decompressBytes(file.bytes, 'f', model).values.data), Array.from(nearest.data));
+});
+
+test('a native file records its encoder\'s thread count, and its decoder runs with as many, then restores its own', { skip: nativeAvailable() ? false : 'the native backend is not built' }, () => {
+  const native = nativeBackend() as unknown as { threads(): number; setThreads(n: number): void };
+  const before = native.threads();
+  const cfg = familyCases(templates).find(([name]) => name.startsWith('gated-pixelcnn categorical grey'))![1];
+  const model = createModel(cfg, { seed: 3 });
+  const images = codableImages(model, 3, 5);
+  try {
+    native.setThreads(2);
+    const file = compressValues(model, images, { mode: 'native', block: 2, weights: 'raw', transform: { kind: 'none' } });
+    assert.equal(readCompressed(file.bytes, 'f').header.numeric.threads, 2);
+    native.setThreads(1);
+    let during = 0;
+    const back = decompressBytes(file.bytes, 'f', model, () => (during = native.threads()));
+    assert.deepEqual(Array.from(back.values.data), Array.from(images.data));
+    assert.equal(during, 2, 'decoded with the encoder\'s 2 threads');
+    assert.equal(native.threads(), 1, 'and the 1 thread set before is back');
+  } finally {
+    native.setThreads(before);
+  }
 });
 
 describe('the coder alone', () => {

@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { ArgumentError, FormatError } from '../errors.js';
-import { backendName, setBackend } from '../backends/registry.js';
+import { backendName, nativeBackend, setBackend } from '../backends/registry.js';
 import { lookupTable, type PixelTransform } from '../data/transforms.js';
 import { isPaletteHead } from '../likelihoods/index.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
@@ -36,18 +36,31 @@ export function modelDigest(model: AutoregressiveModel): string {
 
 /** The numbers of this process for a mode: what a file records, and what a decoder must match. */
 export function numericSetup(mode: CodecMode, block: number): NumericSetup {
-  if (mode === 'portable') return { mode, isa: null, block, arpixVersion: ARPIX_VERSION };
+  if (mode === 'portable') return { mode, isa: null, block, threads: 0, arpixVersion: ARPIX_VERSION };
   if (backendName() !== 'native') throw new ArgumentError('compress', 'mode', 'native needs the native backend, which is not loaded here; use --portable');
-  return { mode, isa: cpuCapabilities()?.isa ?? 'unknown', block, arpixVersion: ARPIX_VERSION };
+  return { mode, isa: cpuCapabilities()?.isa ?? 'unknown', block, threads: Math.min(255, nativeThreads()?.threads() ?? 1), arpixVersion: ARPIX_VERSION };
 }
 
-/** Runs fn on the backend a mode computes with, and restores the one before. */
-function inMode<T>(mode: CodecMode, fn: () => T): T {
+/** The native backend's thread control, or null on the TypeScript backend. */
+function nativeThreads(): { threads(): number; setThreads(n: number): void } | null {
+  const b = nativeBackend() as Partial<{ threads(): number; setThreads(n: number): void }> | null;
+  return b && typeof b.threads === 'function' && typeof b.setThreads === 'function' ? (b as { threads(): number; setThreads(n: number): void }) : null;
+}
+
+/**
+ * Runs fn on the backend a mode computes with (a native file's decoder with its encoder's thread
+ * count: a kernel may divide its work by the threads), and restores the backend and threads before.
+ */
+function inMode<T>(mode: CodecMode, fn: () => T, threads = 0): T {
   const before = backendName();
   setBackend(mode === 'portable' ? 'ts' : 'native');
+  const omp = mode === 'native' && threads > 0 ? nativeThreads() : null;
+  const threadsBefore = omp?.threads() ?? 0;
+  if (omp && threads !== threadsBefore) omp.setThreads(threads);
   try {
     return fn();
   } finally {
+    if (omp && threads !== threadsBefore) omp.setThreads(threadsBefore);
     setBackend(before);
   }
 }
@@ -160,7 +173,7 @@ export function decompressBytes(bytes: Uint8Array, file: string, model: Autoregr
   if (header.images.labeled !== cfg.numClasses > 0) throw new FormatError(file, `carries ${header.images.labeled ? 'class labels, but the model is unconditional' : 'no class labels, but the model is class-conditional'}; the file is damaged`);
   const elements = header.images.count * cfg.height * cfg.width * cfg.channels;
   if (elements > MAX_ELEMENTS) throw new FormatError(file, `declares ${header.images.count} images (${elements} values), more than arpix decodes at once (${MAX_ELEMENTS}); the file is damaged, or split the images into several files`);
-  const { images: values, labels } = inMode(header.numeric.mode, () => decodeImages(model, stream, header.images.count, file, { block: header.numeric.block, onBlock }));
+  const { images: values, labels } = inMode(header.numeric.mode, () => decodeImages(model, stream, header.images.count, file, { block: header.numeric.block, onBlock }), header.numeric.threads);
   if (valuesDigest(values, labels) !== header.images.values) {
     throw new FormatError(file, 'decoded to values whose SHA-256 differs from the one it was written with: the probabilities here differ from the encoder\'s; nothing was written — compress with --portable to decode anywhere');
   }

@@ -13,7 +13,8 @@
 //   22      2    block: images per stepper call
 //   24      16   model digest: SHA-256 of the model's config and the weights used (compress.ts)
 //   40      16   values digest: SHA-256 of the decoded values as bytes, then the labels as int32
-//   56      1+k  model kind                     (a length byte, then UTF-8)
+//   56      1    OpenMP threads of a native file's encoder (0 for portable); its decoder uses as many
+//   57      1+k  model kind                     (a length byte, then UTF-8)
 //           1+k  oneDNN ISA of a native file    (empty for portable files)
 //           1+k  arpix version that wrote it
 //           …    the rANS stream (rans.ts): the labels (uniform over the classes) when flagged,
@@ -30,7 +31,7 @@ import type { PixelTransform } from '../data/transforms.js';
 export const MAGIC = Uint8Array.from([0x41, 0x52, 0x50, 0x49, 0x58, 0x5a, 0x0d, 0x0a]); // ARPIXZ\r\n
 export const FORMAT_VERSION = 1;
 const DIGEST = 16;
-const FIXED = 56;
+const FIXED = 57;
 const FLAG_LABELED = 1;
 const FLAG_PORTABLE = 2;
 const FLAG_RAW = 4;
@@ -44,6 +45,8 @@ export interface NumericSetup {
   isa: string | null;
   /** Images per stepper call. */
   block: number;
+  /** OpenMP threads of a native encoder (a kernel may split its work by them); 0 for portable files. */
+  threads: number;
   arpixVersion: string;
 }
 
@@ -99,6 +102,7 @@ export function writeCompressed(h: CompressedHeader, stream: Uint8Array): Uint8A
   v.setUint16(22, h.numeric.block, true);
   out.set(Buffer.from(h.model.digest, 'hex'), 24);
   out.set(Buffer.from(h.images.values, 'hex'), 40);
+  v.setUint8(56, h.numeric.threads);
   let at = FIXED;
   for (const text of texts) { out.set(text, at); at += text.length; }
   out.set(stream, head);
@@ -131,6 +135,7 @@ export function readCompressed(bytes: Uint8Array, file: string): { header: Compr
   const transform: PixelTransform = tk === 1 ? { kind: 'quantise', bits } : { kind: TRANSFORMS[tk] as 'none' | 'binarise' };
   const block = v.getUint16(22, true);
   if (block < 1 || block > 4096) throw bad(`block ${block} is not in 1..4096`);
+  const threads = v.getUint8(56);
   let at = FIXED;
   const text = (what: string): string => {
     const len = bytes[at]!;
@@ -148,10 +153,11 @@ export function readCompressed(bytes: Uint8Array, file: string): { header: Compr
   }
   const portable = (flags & FLAG_PORTABLE) !== 0;
   if (portable !== (isa === '')) throw bad(portable ? 'portable file names an ISA' : 'native file names no ISA');
+  if (portable !== (threads === 0)) throw bad(portable ? 'portable file names a thread count' : 'native file names no thread count');
   const header: CompressedHeader = {
     model: { digest: Buffer.from(bytes.subarray(24, 40)).toString('hex'), kind, weights: flags & FLAG_RAW ? 'raw' : 'ema', height, width, channels },
     images: { count, labeled: (flags & FLAG_LABELED) !== 0, transform, values: Buffer.from(bytes.subarray(40, 56)).toString('hex') },
-    numeric: { mode: portable ? 'portable' : 'native', isa: portable ? null : isa, block, arpixVersion },
+    numeric: { mode: portable ? 'portable' : 'native', isa: portable ? null : isa, block, threads, arpixVersion },
   };
   return { header, stream: bytes.subarray(at, end) };
 }

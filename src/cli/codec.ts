@@ -6,7 +6,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { compressValues, decompressBytes, firstLossyPixel, fromValues, paletteColours, toValues, type CodecMode } from '../codec/compress.js';
-import { subset } from '../data/index.js';
+import { loadDataset, subset } from '../data/index.js';
 import { encodeNpyUint8 } from '../io/images.js';
 import { encode as encodePng } from 'fast-png';
 import { modelFromCheckpoint } from '../models/checkpoint.js';
@@ -32,6 +32,7 @@ function intArg(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
 interface CompressArgs {
   run: string;
   images?: string;
+  dataset?: string;
   split?: 'test' | 'validation';
   limit?: number;
   label?: number;
@@ -46,7 +47,8 @@ interface CompressArgs {
 }
 
 async function compressCommand(a: CompressArgs): Promise<number> {
-  if ((a.images === undefined) === (a.split === undefined)) throw new CliError('give --images PATH, or --split test|validation for the run\'s own data set', EXIT.usage);
+  if ((a.images === undefined) === (a.split === undefined && a.dataset === undefined)) throw new CliError('give --images PATH, or --split test|validation for the run\'s own data set (or --dataset NAME for another)', EXIT.usage);
+  if (a.dataset !== undefined && a.split === 'validation') throw new CliError('--split validation is the run\'s own held-out images; with --dataset NAME give --split test', EXIT.usage);
   refuseExisting([a.out], a.force);
   const ckpt = await readCheckpoint(a.run, a);
   const config = ckpt.meta.config as unknown as RunConfig;
@@ -69,7 +71,10 @@ async function compressCommand(a: CompressArgs): Promise<number> {
     }
     what = a.images;
   } else {
-    let ds = await loadEvalData(config.dataset, a.split!, config.train.validationSize);
+    let ds = a.dataset !== undefined ? await loadDataset(a.dataset, { split: 'test' }) : await loadEvalData(config.dataset, a.split!, config.train.validationSize);
+    if (ds.shape[1] !== height || ds.shape[2] !== width || ds.shape[3] !== channels) {
+      throw new CliError(`${ds.name} holds ${ds.shape[1]}×${ds.shape[2]}×${ds.shape[3]} images, but the model takes ${height}×${width}×${channels}`, EXIT.usage);
+    }
     if (a.limit !== undefined && a.limit < ds.shape[0]) ds = subset(ds, Array.from({ length: a.limit }, (_, i) => i));
     n = ds.shape[0];
     pixels = ds.images;
@@ -77,7 +82,7 @@ async function compressCommand(a: CompressArgs): Promise<number> {
       if (!ds.labels) throw new CliError(`${ds.name} has no labels, and the model is class-conditional; give --images with --label`, EXIT.usage);
       labels = ds.labels;
     }
-    what = `${ds.name} ${a.split} (${n} images)`;
+    what = `${ds.name} ${a.split ?? 'test'} (${n} images)`;
   }
   if (a.label !== undefined && numClasses === 0) throw new CliError('--label is for class-conditional models; this one is unconditional', EXIT.usage);
   const lossy = firstLossyPixel(pixels, transform);
@@ -163,6 +168,7 @@ export function registerCodecCommands(program: Command, setExit: (code: number) 
     .argument('<run>', 'a run folder or checkpoint')
     .option('--images <path>', 'a PNG/JPEG image, a .npy of uint8 images, an IDX file, or a folder of images')
     .addOption(new Option('--split <split>', "the run's own data set: its test or validation images").choices(['test', 'validation']))
+    .option('--dataset <name>', "another data set arpix knows (arpix data list), of the model's image shape: its test images")
     .option('--limit <n>', 'the first N images only', intArg('--limit', 1))
     .option('--label <l>', 'the class label of --images for a class-conditional model', intArg('--label', 0))
     .requiredOption('--out <file>', 'the compressed file')

@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { crc32 } from 'node:zlib';
 import { ArpixError } from '../errors.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { saveSafetensorsSync } from '../io/safetensors.js';
@@ -21,7 +20,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { importCheckpoint } from './import.js';
 import { readTorchSave, unpickle, UnsafePickleError } from './pickle.js';
 import { locateDataset } from '../data/index.js';
-import { encodeTorchSave, tinyTorchConfig, torchSaveSpec, zeroBomb, type TorchSaveSpec, type TorchTensorSpec } from '../testing/torch-fuzz.js';
+import { encodeTorchSave, tinyTorchConfig, torchSaveSpec, zeroBomb, zipArchive, type TorchSaveSpec, type TorchTensorSpec } from '../testing/torch-fuzz.js';
 import { findTorchPython } from './python.js';
 
 const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
@@ -43,37 +42,7 @@ function assertOneLine(r: { code: number | null; stderr: string }, re: RegExp): 
 
 /** A zip of stored entries (what torch.save writes), enough for the reader. */
 function zip(files: Record<string, Uint8Array>): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const [name, data] of Object.entries(files)) {
-    const n = Buffer.from(name);
-    const crc = crc32(data);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18);
-    local.writeUInt32LE(data.length, 22);
-    local.writeUInt16LE(n.length, 26);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(data.length, 20);
-    central.writeUInt32LE(data.length, 24);
-    central.writeUInt16LE(n.length, 28);
-    central.writeUInt32LE(offset, 42);
-    locals.push(local, n, Buffer.from(data));
-    centrals.push(central, n);
-    offset += 30 + n.length + data.length;
-  }
-  const dir = Buffer.concat(centrals);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(Object.keys(files).length, 8);
-  end.writeUInt16LE(Object.keys(files).length, 10);
-  end.writeUInt32LE(dir.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, dir, end]);
+  return Buffer.from(zipArchive(Object.entries(files).map(([name, data]) => ({ name, data, o: {} }))));
 }
 
 const str = (s: string) => Buffer.concat([Buffer.from([0x8c, s.length]), Buffer.from(s)]); // SHORT_BINUNICODE

@@ -144,7 +144,7 @@ function statePickle(spec: TorchSaveSpec): Buffer {
 }
 
 /** A zip of the entries, each stored or deflated, with the sizes and CRCs the overrides give. */
-function zipArchive(entries: { name: string; data: Uint8Array; o: EntryOverride }[]): Uint8Array {
+export function zipArchive(entries: { name: string; data: Uint8Array; o: EntryOverride }[]): Uint8Array {
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
   let offset = 0;

@@ -30,6 +30,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { applyOverrides, presetRaw, resolveRunConfig, type RunConfig } from '../train/index.js';
 import { equalBytes, errorVerdict, mutateBytes, runFuzz, type FuzzRng, type FuzzTally, type Verdict } from './fuzz.js';
 import type { FamilyOptions } from './fuzz.js';
+import { stridesOf } from '../tensor/shape.js';
 
 // ---- writing torch.save files --------------------------------------------------------------
 
@@ -76,19 +77,9 @@ export function torchSaveSpec(sd: Record<string, Tensor>): TorchSaveSpec {
     const storage = String(storages.size);
     const f32 = Float32Array.from(t.data);
     storages.set(storage, new Uint8Array(f32.buffer));
-    tensors.push({ key, storage, storageType: 'FloatStorage', numel: t.size, offset: 0, shape: [...t.shape], stride: rowMajor(t.shape) });
+    tensors.push({ key, storage, storageType: 'FloatStorage', numel: t.size, offset: 0, shape: [...t.shape], stride: stridesOf(t.shape) });
   }
   return { tensors, storages, entries: new Map() };
-}
-
-export function rowMajor(shape: readonly number[]): number[] {
-  const out = new Array<number>(shape.length);
-  let s = 1;
-  for (let k = shape.length - 1; k >= 0; k--) {
-    out[k] = s;
-    s *= shape[k]!;
-  }
-  return out;
 }
 
 /** Protocol-2 pickle opcodes, written the way torch.save's pickler writes them. */
@@ -274,12 +265,12 @@ function editSpec(spec: TorchSaveSpec, rng: FuzzRng, bomb: Uint8Array, damageOnl
     case 'shape-grow': {
       const k = rng.int(0, shape.length);
       t.shape[k] = shape[k]! + rng.pick([1, shape[k]!, 1000]);
-      t.stride = rowMajor(t.shape.map(Number));
+      t.stride = stridesOf(t.shape.map(Number));
       return { op, expect: 'damage' };
     }
     case 'shape-huge':
       t.shape = rng.pick([[2 ** 31, 2 ** 31], [2 ** 40, 2 ** 40, 2 ** 40], [2n ** 70n], [65536, 65536, 65536]]);
-      t.stride = rng.next() < 0.5 ? rowMajor(t.shape.map(Number)).map((s) => (Number.isSafeInteger(s) ? s : 2 ** 53 - 1)) : t.shape.map(() => 0);
+      t.stride = rng.next() < 0.5 ? stridesOf(t.shape.map(Number)).map((s) => (Number.isSafeInteger(s) ? s : 2 ** 53 - 1)) : t.shape.map(() => 0);
       return { op, expect: 'damage' };
     case 'shape-negative':
       t.shape[rng.int(0, shape.length)] = -1;
@@ -329,7 +320,7 @@ function editSpec(spec: TorchSaveSpec, rng: FuzzRng, bomb: Uint8Array, damageOnl
       const [a, b] = [big[0]!, big[big.length - 1]!];
       const perm = shape.map((_, k) => (k === a ? b : k === b ? a : k));
       const permShape = perm.map((k) => shape[k]!);
-      const ps = rowMajor(permShape);
+      const ps = stridesOf(permShape);
       const src = new Float32Array(storage.buffer, storage.byteOffset, storage.length / 4);
       const out = new Float32Array(src.length);
       const idx = new Array<number>(shape.length).fill(0);

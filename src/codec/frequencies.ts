@@ -100,24 +100,31 @@ export class MixtureTables {
     return mean;
   }
 
-  /** cdf[j] = P(value < j) of component m's channel ch at the bin edges, j = 0..levels. */
-  private edges(params: Float32Array | Float64Array, base: number, ch: number, m: number, xs: ArrayLike<number>): void {
+  /** Component m's channel ch: its mean (moved by the earlier channels) and inverse scale. */
+  private shape(params: Float32Array | Float64Array, base: number, ch: number, m: number, xs: ArrayLike<number>): [number, number] {
     const M = this.nrMix;
-    const mean = this.mean(params, base, ch, m, xs);
     const logScale = Math.max(params[base + M + ch * this.per * M + M + m]!, MIN_LOG_SCALE);
     // e^−logScale, from drawExp's non-positive arguments only.
-    const inv = logScale >= 0 ? drawExp(-logScale) : 1 / drawExp(logScale);
-    const half = 1 / (this.levels - 1);
-    const cdf = this.cdf;
-    cdf[0] = 0;
-    for (let j = 1; j < this.levels; j++) cdf[j] = sigmoid(((2 * j) / (this.levels - 1) - 1 - half - mean) * inv);
-    cdf[this.levels] = 1;
+    return [this.mean(params, base, ch, m, xs), logScale >= 0 ? drawExp(-logScale) : 1 / drawExp(logScale)];
   }
 
-  /** Bin mass of value v of component m's channel ch. */
+  /** P(value < j) at bin edge j (0 and 1 at the ends) for a component of this mean and inverse scale. */
+  private cdfAt(j: number, mean: number, inv: number): number {
+    if (j <= 0) return 0;
+    if (j >= this.levels) return 1;
+    return sigmoid(((2 * j) / (this.levels - 1) - 1 - 1 / (this.levels - 1) - mean) * inv);
+  }
+
+  /** cdf[j] at every bin edge j = 0..levels of component m's channel ch. */
+  private edges(params: Float32Array | Float64Array, base: number, ch: number, m: number, xs: ArrayLike<number>): void {
+    const [mean, inv] = this.shape(params, base, ch, m, xs);
+    for (let j = 0; j <= this.levels; j++) this.cdf[j] = this.cdfAt(j, mean, inv);
+  }
+
+  /** Bin mass of value v of component m's channel ch: two edges, not all of them. */
   private mass(params: Float32Array | Float64Array, base: number, ch: number, m: number, xs: ArrayLike<number>, v: number): number {
-    this.edges(params, base, ch, m, xs);
-    return Math.max(this.cdf[v + 1]! - this.cdf[v]!, 0);
+    const [mean, inv] = this.shape(params, base, ch, m, xs);
+    return Math.max(this.cdfAt(v + 1, mean, inv) - this.cdfAt(v, mean, inv), 0);
   }
 
   /**

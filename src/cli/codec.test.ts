@@ -118,6 +118,15 @@ test('compress and decompress a trained run: bit for bit, in both modes, any thr
       assert.ok(!existsSync(out), `${name}: nothing written`);
     }
 
+    // An output place that cannot hold files is refused before any decoding, and so is one under a file.
+    for (const out of ['/proc/arpix-decoded', '/proc/arpix.npy', join(file, 'x.npy')]) {
+      const r = arpix(['decompress', file, '--run', run, '--out', out]);
+      assert.ok(r.code === 1 || r.code === 2, r.stderr);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.doesNotMatch(r.stderr, /internal error/);
+    }
+    assert.notEqual(arpix(['compress', run, '--split', 'test', '--limit', '1', '--out', '/proc/x.arpz']).code, 0);
+
     // An existing output is not replaced without --force, and neither is an existing --out of compress.
     refused(arpix(['decompress', file, '--run', run, '--out', join(root, 'a.npy')]), /already exists; pass --force/, 2);
     const before = readFileSync(file);

@@ -3,7 +3,8 @@
 // whole input was coded, or decoded and checked against the file's digest of its values.
 
 import { statSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { compressValues, decompressBytes, firstLossyPixel, fromValues, paletteColours, toValues, type CodecMode } from '../codec/compress.js';
 import { loadDataset, subset } from '../data/index.js';
@@ -13,7 +14,7 @@ import { modelFromCheckpoint } from '../models/checkpoint.js';
 import { checkModelMemory } from '../models/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { loadEvalData, transformFor, type RunConfig } from '../train/index.js';
-import { readRegularFile } from '../io/files.js';
+import { checkOutputFolder, readRegularFile } from '../io/files.js';
 import { ALLOW_UNVERIFIED, CliError, EXIT, out, readCheckpoint, refuseExisting, writeOut } from './commands.js';
 import { readImages } from './inputs.js';
 import { formatDuration } from './progress.js';
@@ -49,6 +50,7 @@ interface CompressArgs {
 async function compressCommand(a: CompressArgs): Promise<number> {
   if ((a.images === undefined) === (a.split === undefined && a.dataset === undefined)) throw new CliError('give --images PATH, or --split test|validation for the run\'s own data set (or --dataset NAME for another)', EXIT.usage);
   if (a.dataset !== undefined && a.split === 'validation') throw new CliError('--split validation is the run\'s own held-out images; with --dataset NAME give --split test', EXIT.usage);
+  checkOutputFolder(dirname(a.out));
   refuseExisting([a.out], a.force);
   const ckpt = await readCheckpoint(a.run, a);
   const config = ckpt.meta.config as unknown as RunConfig;
@@ -131,6 +133,8 @@ interface DecompressArgs {
 
 async function decompressCommand(a: DecompressArgs): Promise<number> {
   const npy = a.out.endsWith('.npy');
+  // Before hours of decoding: an output place that can hold files (not /proc, not under a file).
+  checkOutputFolder(npy ? dirname(a.out) : a.out);
   const bytes = readRegularFile(a.file, MAX_COMPRESSED, 'a file of arpix compress');
   const ckpt = await readCheckpoint(a.run, a);
   const model = modelFromCheckpoint(ckpt, { useEma: !a.raw });
@@ -153,12 +157,9 @@ async function decompressCommand(a: DecompressArgs): Promise<number> {
     if (labels) files.push([join(a.out, 'labels.json'), JSON.stringify(Array.from(labels)) + '\n']);
   }
   refuseExisting(files.map(([p]) => p), a.force);
-  if (!npy) {
-    const { mkdir } = await import('node:fs/promises');
-    await mkdir(a.out, { recursive: true });
-  }
+  if (!npy) await mkdir(a.out, { recursive: true });
   for (const [p, data] of files) await writeOut(p, data, a.force);
-  out(`${n} images decoded exactly (their SHA-256 matches the file's) in ${formatDuration(seconds)}, ${(n / seconds).toFixed(1)} images/s: ${a.out}`);
+  out(`${n} images decoded exactly (their digest matches the file's) in ${formatDuration(seconds)}, ${(n / seconds).toFixed(1)} images/s: ${a.out}`);
   return EXIT.ok;
 }
 

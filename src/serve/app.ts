@@ -20,6 +20,7 @@ import { WorkerPool } from './jobs.js';
 import type { CompressResult, DecodeJob, Job, WorkerMessage } from './protocol.js';
 import { RunFolders, summarise } from './runs.js';
 import { sseResponse, type Send } from './sse.js';
+import { MODEL_LIMITS } from '../web/protocol.js';
 
 export const LIMITS = {
   /** Bytes of a JSON request body. */
@@ -34,16 +35,8 @@ export const LIMITS = {
   metricsStreams: 32,
   /** Seconds a 503 asks the client to wait before trying again (its Retry-After). */
   retryAfter: 2,
-  /** Images one sample request may draw. */
-  samples: 64,
-  /** Completions of one image per request. */
-  completions: 16,
-  /** Elements (n · H · W · C) one request may sample. */
-  sampleElements: 1 << 20,
-  /** Pixel-by-pixel streaming up to this many pixels per image (rows above it). */
-  pixelStreamPixels: 64 * 64,
-  temperature: [0.05, 5] as const,
-  seed: 2 ** 31 - 1,
+  /** Images, completions, values and streaming per sampling request: the engine's bounds, which the page applies too. */
+  ...MODEL_LIMITS,
 };
 
 export interface ServeOptions {

@@ -12,8 +12,9 @@ import type { ComputePrecision } from '../ops/precision.js';
 import { backendName, nativeBackend } from '../backends/registry.js';
 import type { CpuCapabilities } from '../backends/native/index.js';
 
-export type PrecisionSetting = ComputePrecision | 'auto';
-export const PRECISION_SETTINGS: readonly PrecisionSetting[] = ['auto', 'fp32', 'bf16'];
+import type { PrecisionSetting } from './run-config.js';
+
+export { PRECISION_SETTINGS, type PrecisionSetting } from './run-config.js';
 
 export interface PrecisionChoice {
   readonly precision: ComputePrecision;

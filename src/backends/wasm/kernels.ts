@@ -1,0 +1,352 @@
+// The Kernels contract on top of the module's exports: each adapter copies its inputs into the
+// module's memory (weights through the resident cache), calls the C kernel and copies the outputs
+// back. Argument checks live in the op layer, as for native; what the module does not cover —
+// other dtypes (int32 arithmetic, float64 everywhere), bf16 products, pow — runs on the ts
+// reference in the same call. Cached sampling calls these tens of thousands of times on [4, 64]
+// tensors, so an adapter allocates nothing but an output's subarray: shapes go through a reused
+// Int32Array, attributes as plain numbers.
+
+import type { AttentionAttrs, BinaryOp, ConvParams, Kernels, UnaryOp, View } from '../../kernels/contracts.js';
+import { BINARY_OPS, UNARY_OPS } from '../../kernels/contracts.js';
+import { patternCode } from '../../kernels/attention.js';
+import { tsKernels } from '../ts/index.js';
+import type { WasmHeap } from './heap.js';
+import { rowLstmStepKernel } from './row-lstm.js';
+
+/** The module's exported functions, as the TypeScript side calls them (pointers are byte offsets). */
+export interface WasmExports {
+  memory: WebAssembly.Memory;
+  __heap_base: WebAssembly.Global;
+  arpix_math_init(): void;
+  unary_f32(x: number, out: number, n: number, op: number): void;
+  clamp_f32(x: number, out: number, n: number, lo: number, hi: number): void;
+  binary_f32(a: number, b: number, out: number, op: number, rank: number, dims: number, strides: number): void;
+  gate_f32(x: number, out: number, rows: number, c: number): void;
+  gated_residual_f32(x: number, h: number, out: number, rows: number, c: number): void;
+  concat_elu_f32(x: number, out: number, rows: number, c: number): void;
+  softmax_last_f32(x: number, out: number, rows: number, k: number, log: number): void;
+  softmax_cross_entropy_f32(x: number, targets: number, loss: number, probs: number, rows: number, k: number): void;
+  layer_norm_f32(x: number, weight: number, bias: number, out: number, mean: number, rstd: number, rows: number, c: number, eps: number, rms: number): void;
+  gelu_f32(x: number, out: number, n: number, tanh: number): void;
+  pack_b(b: number, k: number, n: number, transB: number, bp: number): void;
+  gemm_packed(a: number, lda: number, m: number, k: number, bp: number, n: number, out: number, ldo: number, bias: number, accumulate: number): void;
+  matmul_f32(a: number, aStep: number, bp: number, bpStep: number, out: number, batch: number, m: number, k: number, n: number): void;
+  transpose_f32(a: number, rows: number, cols: number, at: number): void;
+  conv2d_f32(x: number, wp: number, bias: number, out: number, residual: number, accumulate: number, geom: number, rows: number, zero: number): void;
+  attention_step_f32(q: number, k: number, v: number, out: number, n: number, rows: number, c: number, heads: number, scale: number, position: number, lo: number, pattern: number, scratch: number): void;
+  attention_f32(qkv: number, out: number, lse: number, n: number, l: number, c: number, heads: number, scale: number, pattern: number, scratch: number): void;
+  row_lstm_step_f32(plan: number): void;
+}
+
+/** Columns per packed panel (NR in wasm/arpix.h). */
+export const NR = 8;
+
+const UNARY_CODE = new Map<UnaryOp, number>(UNARY_OPS.map((op, i) => [op, i]));
+const BINARY_CODE = new Map<BinaryOp, number>(BINARY_OPS.map((op, i) => [op, i]));
+
+/** count floats of v from offset: the array itself when that is all of it (no subarray object). */
+const operand = (v: View, offset: number, count: number): Float32Array => {
+  const d = v.data as Float32Array;
+  return offset === 0 && count === d.length ? d : d.subarray(offset, offset + count);
+};
+const isF32 = (v: View): boolean => v.data instanceof Float32Array;
+const last = (v: View): number => (v.shape.length === 0 ? 1 : v.shape[v.shape.length - 1]!);
+const rowsOf = (v: View): number => {
+  const c = last(v);
+  return c === 0 ? 0 : v.data.length / c;
+};
+
+/** The kernels the module implements, as a partial Backend's kernel set. */
+export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
+  // A small int32 buffer for shapes and strides, copied into scratch per call.
+  const ints = new Int32Array(64);
+  const intsInput = (count: number, from = 0): number => heap.ints(ints, from, count);
+  const sa = ints.subarray(16, 24), sb = ints.subarray(24, 32);
+
+  /**
+   * B of a product as packed panels: resident when the same tensor (storage and version) comes
+   * again — a layer's weights —, else packed into scratch. Must come before the call's scratch.
+   */
+  const packedB = (b: View, offset: number, k: number, n: number, transB: boolean, cacheable: boolean): number => {
+    const bytes = 4 * Math.ceil(n / NR) * NR * k;
+    const tag = `${transB ? 'T' : 'N'}${k}x${n}@${offset}`;
+    if (cacheable && b.storageId > 0) {
+      const hit = heap.lookup(b.storageId, b.version, tag);
+      if (hit !== null) return hit;
+      if (heap.secondSight(b.storageId, b.version)) {
+        const at = heap.resident(b.storageId, b.version, tag, bytes);
+        const raw = heap.scratch(4 * k * n);
+        heap.f32.set(operand(b, offset, k * n), raw >> 2);
+        w.pack_b(raw, k, n, transB ? 1 : 0, at);
+        heap.dropScratch(); // the raw copy is not needed any more
+        return at;
+      }
+    }
+    const at = heap.scratch(bytes);
+    const raw = heap.scratch(4 * k * n);
+    heap.f32.set(operand(b, offset, k * n), raw >> 2);
+    w.pack_b(raw, k, n, transB ? 1 : 0, at);
+    return at;
+  };
+
+  const unary: Kernels['unary'] = (x, out, op) => {
+    if (!isF32(x) || !isF32(out)) return tsKernels.unary(x, out, op);
+    heap.begin();
+    const xi = heap.input(x.data as Float32Array);
+    const oi = heap.scratch(4 * out.data.length);
+    w.unary_f32(xi, oi, out.data.length, UNARY_CODE.get(op)!);
+    heap.output(oi, out.data as Float32Array);
+  };
+
+  const clamp: Kernels['clamp'] = (x, out, lo, hi) => {
+    if (!isF32(x) || !isF32(out)) return tsKernels.clamp(x, out, lo, hi);
+    heap.begin();
+    const xi = heap.input(x.data as Float32Array);
+    const oi = heap.scratch(4 * out.data.length);
+    w.clamp_f32(xi, oi, out.data.length, lo, hi);
+    heap.output(oi, out.data as Float32Array);
+  };
+
+  const binary: Kernels['binary'] = (a, b, out, op) => {
+    const rank = out.shape.length;
+    if (!isF32(a) || !isF32(b) || !isF32(out) || op === 'pow' || rank > 8) return tsKernels.binary(a, b, out, op);
+    // Broadcast strides of a and b at out's rank, then adjacent axes merged where both allow.
+    const dims = ints;
+    let ra = 1, rb = 1;
+    for (let i = rank - 1; i >= 0; i--) {
+      const ia = i - (rank - a.shape.length), ib = i - (rank - b.shape.length);
+      const da = ia >= 0 ? a.shape[ia]! : 1, db = ib >= 0 ? b.shape[ib]! : 1;
+      dims[i] = out.shape[i]!;
+      sa[i] = da === 1 ? 0 : ra;
+      sb[i] = db === 1 ? 0 : rb;
+      ra *= da;
+      rb *= db;
+    }
+    let r = 0;
+    for (let i = 0; i < rank; i++) {
+      if (dims[i] === 1) continue; // a unit axis moves nothing
+      if (r > 0 && sa[r - 1] === sa[i]! * dims[i]! && sb[r - 1] === sb[i]! * dims[i]!) {
+        dims[r - 1] = dims[r - 1]! * dims[i]!;
+        sa[r - 1] = sa[i]!;
+        sb[r - 1] = sb[i]!;
+      } else {
+        dims[r] = dims[i]!;
+        sa[r] = sa[i]!;
+        sb[r] = sb[i]!;
+        r++;
+      }
+    }
+    for (let i = 0; i < r; i++) ints[32 + i] = sa[i]!;
+    for (let i = 0; i < r; i++) ints[32 + r + i] = sb[i]!;
+    heap.begin();
+    const ai = heap.input(a.data as Float32Array);
+    const bi = heap.input(b.data as Float32Array);
+    const oi = heap.scratch(4 * out.data.length);
+    const di = intsInput(r);
+    const si = intsInput(2 * r, 32);
+    w.binary_f32(ai, bi, oi, BINARY_CODE.get(op)!, r, di, si);
+    heap.output(oi, out.data as Float32Array);
+  };
+
+  const matmul: Kernels['matmul'] = (a, b, out, transA, transB, bf16 = false) => {
+    if (bf16 || !isF32(a) || !isF32(b) || !isF32(out)) return tsKernels.matmul(a, b, out, transA, transB, bf16);
+    const ar = a.shape.length, br = b.shape.length;
+    const [ra, ca] = [a.shape[ar - 2]!, a.shape[ar - 1]!];
+    const [rb, cb] = [b.shape[br - 2]!, b.shape[br - 1]!];
+    const m = transA ? ca : ra, k = transA ? ra : ca, n = transB ? rb : cb;
+    const batch = out.shape.length === 3 ? out.shape[0]! : 1;
+    const bBatched = br === 3;
+    heap.begin();
+    // The shared (2-D) right operand first: it may be resident.
+    let bp: number;
+    const bpStep = Math.ceil(n / NR) * NR * k;
+    if (!bBatched) bp = packedB(b, 0, k, n, transB, true);
+    else {
+      bp = heap.scratch(4 * bpStep * batch);
+      for (let p = 0; p < batch; p++) {
+        const raw = heap.scratch(4 * k * n);
+        heap.f32.set(b.data.subarray(p * k * n, (p + 1) * k * n) as Float32Array, raw >> 2);
+        w.pack_b(raw, k, n, transB ? 1 : 0, bp + 4 * p * bpStep);
+      }
+    }
+    let ai = heap.input(a.data as Float32Array);
+    const aBatched = ar === 3;
+    if (transA) {
+      const at = heap.scratch(4 * a.data.length);
+      for (let p = 0; p < (aBatched ? batch : 1); p++) w.transpose_f32(ai + 4 * p * m * k, k, m, at + 4 * p * m * k);
+      ai = at;
+    }
+    const oi = heap.scratch(4 * out.data.length);
+    w.matmul_f32(ai, aBatched ? m * k : 0, bp, bBatched ? bpStep : 0, oi, batch, m, k, n);
+    heap.output(oi, out.data as Float32Array);
+  };
+
+  const conv2d: Kernels['conv2d'] = (x, wt, bias, out, p, accumulate = false, keepInput = false, residual = null) => {
+    if (p.bf16 || !isF32(x) || !isF32(wt) || !isF32(out)) return tsKernels.conv2d(x, wt, bias, out, p, accumulate, keepInput, residual);
+    const [n, h, wd, cin] = x.shape as [number, number, number, number];
+    const [kh, kw] = wt.shape as [number, number, number, number];
+    const [, oh, ow, cout] = out.shape as [number, number, number, number];
+    const taps = kh * kw;
+    heap.begin();
+    const wp = packedB(wt, 0, taps * cin, cout, false, true);
+    const geom = convGeom(ints, n, h, wd, cin, oh, ow, cout, kh, kw, p);
+    const gi = intsInput(geom);
+    const xi = heap.input(x.data as Float32Array);
+    const bi = bias ? heap.input(bias.data as Float32Array) : 0;
+    const oi = accumulate ? heap.input(out.data as Float32Array) : heap.scratch(4 * out.data.length);
+    const ri = residual ? heap.input(residual.data as Float32Array) : 0;
+    const rows = heap.scratch(16 * taps);
+    const zero = heap.scratch(4 * Math.max(cin, 1));
+    w.conv2d_f32(xi, wp, bi, oi, ri, accumulate ? 1 : 0, gi, rows, zero);
+    heap.output(oi, out.data as Float32Array);
+    return 0; // nothing is kept: a backward pass runs on ts and reads x as it is
+  };
+
+  const gate: Kernels['gate'] = (x, out) => {
+    if (!isF32(x) || !isF32(out)) return tsKernels.gate(x, out);
+    heap.begin();
+    const xi = heap.input(x.data as Float32Array);
+    const oi = heap.scratch(4 * out.data.length);
+    w.gate_f32(xi, oi, rowsOf(out), last(out));
+    heap.output(oi, out.data as Float32Array);
+  };
+
+  const gatedResidual: Kernels['gatedResidual'] = (x, h, out) => {
+    if (!isF32(x) || !isF32(h) || !isF32(out)) return tsKernels.gatedResidual(x, h, out);
+    heap.begin();
+    const xi = heap.input(x.data as Float32Array);
+    const hi = heap.input(h.data as Float32Array);
+    const oi = heap.scratch(4 * out.data.length);
+    w.gated_residual_f32(xi, hi, oi, rowsOf(x), last(x));
+    heap.output(oi, out.data as Float32Array);
+  };
+
+  const concatElu: Kernels['concatElu'] = (x, out) => {
+    if (!isF32(x) || !isF32(out)) return tsKernels.concatElu(x, out);
+    heap.begin();
+    const xi = heap.input(x.data as Float32Array);
+    const oi = heap.scratch(4 * out.data.length);
+    w.concat_elu_f32(xi, oi, rowsOf(x), last(x));
+    heap.output(oi, out.data as Float32Array);
+  };
+
+  const softmaxLast: Kernels['softmaxLast'] = (x, out, log) => {
+    if (!isF32(x) || !isF32(out)) return tsKernels.softmaxLast(x, out, log);
+    heap.begin();
+    const xi = heap.input(x.data as Float32Array);
+    const oi = heap.scratch(4 * out.data.length);
+    w.softmax_last_f32(xi, oi, rowsOf(x), last(x), log ? 1 : 0);
+    heap.output(oi, out.data as Float32Array);
+  };
+
+  const softmaxCrossEntropy: Kernels['softmaxCrossEntropy'] = (logits, targets, loss, probs) => {
+    if (!isF32(logits) || !isF32(loss) || !isF32(probs)) return tsKernels.softmaxCrossEntropy(logits, targets, loss, probs);
+    heap.begin();
+    const xi = heap.input(logits.data as Float32Array);
+    const ti = heap.input(targets.data as Int32Array);
+    const li = heap.scratch(4 * loss.data.length);
+    const pi = heap.scratch(4 * probs.data.length);
+    w.softmax_cross_entropy_f32(xi, ti, li, pi, targets.data.length, last(logits));
+    heap.output(li, loss.data as Float32Array);
+    heap.output(pi, probs.data as Float32Array);
+  };
+
+  const layerNorm: Kernels['layerNorm'] = (x, weight, bias, out, mean, rstd, eps, rms) => {
+    if (!isF32(x) || !isF32(out) || !isF32(mean) || !isF32(rstd) || (weight && !isF32(weight)) || (bias && !isF32(bias))) {
+      return tsKernels.layerNorm(x, weight, bias, out, mean, rstd, eps, rms);
+    }
+    heap.begin();
+    const xi = heap.input(x.data as Float32Array);
+    const wi = weight ? heap.input(weight.data as Float32Array) : 0;
+    const bi = bias ? heap.input(bias.data as Float32Array) : 0;
+    const oi = heap.scratch(4 * out.data.length);
+    // RMS norm leaves mean untouched: it goes in as it is and comes back unchanged.
+    const mi = heap.input(mean.data as Float32Array);
+    const si = heap.scratch(4 * rstd.data.length);
+    w.layer_norm_f32(xi, wi, bi, oi, mi, si, rowsOf(x), last(x), eps, rms ? 1 : 0);
+    heap.output(oi, out.data as Float32Array);
+    if (!rms) heap.output(mi, mean.data as Float32Array);
+    heap.output(si, rstd.data as Float32Array);
+  };
+
+  const gelu: Kernels['gelu'] = (x, out, tanh) => {
+    if (!isF32(x) || !isF32(out)) return tsKernels.gelu(x, out, tanh);
+    heap.begin();
+    const xi = heap.input(x.data as Float32Array);
+    const oi = heap.scratch(4 * out.data.length);
+    w.gelu_f32(xi, oi, out.data.length, tanh ? 1 : 0);
+    heap.output(oi, out.data as Float32Array);
+  };
+
+  const attentionStep: Kernels['attentionStep'] = (q, k, v, out, position, a) => {
+    if (!isF32(q) || !isF32(k) || !isF32(v) || !isF32(out)) return tsKernels.attentionStep(q, k, v, out, position, a);
+    const [n, c] = q.shape as [number, number];
+    const t = k.shape[1]!;
+    const lo = firstKey(a, position);
+    const count = position - lo + 1;
+    heap.begin();
+    const qi = heap.input(q.data as Float32Array);
+    // Only the rows this query can read: lo … position of every image.
+    const ki = heap.scratch(4 * n * count * c);
+    const vi = heap.scratch(4 * n * count * c);
+    const f32 = heap.f32;
+    for (let b = 0; b < n; b++) {
+      const from = (b * t + lo) * c, to = (b * t + position + 1) * c;
+      f32.set((k.data as Float32Array).subarray(from, to), (ki >> 2) + b * count * c);
+      f32.set((v.data as Float32Array).subarray(from, to), (vi >> 2) + b * count * c);
+    }
+    const pi = patternInput(a);
+    const oi = heap.scratch(4 * out.data.length);
+    const si = heap.scratch(4 * (count + 4));
+    w.attention_step_f32(qi, ki, vi, oi, n, count, c, a.heads, a.scale, position, lo, pi, si);
+    heap.output(oi, out.data as Float32Array);
+  };
+
+  const attention: Kernels['attention'] = (qkv, out, lse, a) => {
+    if (a.bf16 || !isF32(qkv) || !isF32(out) || !isF32(lse)) return tsKernels.attention(qkv, out, lse, a);
+    const [n, l, c3] = qkv.shape as [number, number, number];
+    heap.begin();
+    const qi = heap.input(qkv.data as Float32Array);
+    const pi = patternInput(a);
+    const oi = heap.scratch(4 * out.data.length);
+    const li = heap.scratch(4 * lse.data.length);
+    const si = heap.scratch(4 * (l + 4));
+    w.attention_f32(qi, oi, li, n, l, c3 / 3, a.heads, a.scale, pi, si);
+    heap.output(oi, out.data as Float32Array);
+    heap.output(li, lse.data as Float32Array);
+  };
+
+  /** The attention pattern's integers (patternCode) in scratch. */
+  const patternInput = (a: AttentionAttrs): number => {
+    const code = patternCode(a.pattern);
+    for (let i = 0; i < code.length; i++) ints[i] = code[i]!;
+    return intsInput(8);
+  };
+
+  return {
+    unary, clamp, binary, matmul, conv2d, gate, gatedResidual, concatElu, softmaxLast, softmaxCrossEntropy,
+    layerNorm, gelu, attentionStep, attention,
+    rowLstmStep: rowLstmStepKernel(w, heap),
+  };
+}
+
+/** conv2d's geometry (wasm/gemm.c's conv2d_f32 reads these 15 integers). */
+function convGeom(into: Int32Array, n: number, h: number, w: number, cin: number, oh: number, ow: number, cout: number, kh: number, kw: number, p: ConvParams): number {
+  const g = [n, h, w, cin, oh, ow, cout, kh, kw, p.strideH, p.strideW, p.padTop, p.padLeft, p.dilationH, p.dilationW];
+  for (let i = 0; i < g.length; i++) into[i] = g[i]!;
+  return g.length;
+}
+
+/**
+ * The first key position a query at `position` may read under the pattern (every allowed key is
+ * at or after it): 0 for causal, the window's start for local1d and for local2d in raster order.
+ */
+export function firstKey(a: AttentionAttrs, position: number): number {
+  const p = a.pattern;
+  if (p.kind === 'local1d') return Math.max(0, Math.floor(position / p.block) * p.block - p.memory);
+  if (p.kind === 'local2d' && p.order === 'raster') {
+    const by = Math.floor(Math.floor(position / p.width) / p.blockHeight) * p.blockHeight;
+    return Math.max(0, (by - p.memoryHeight) * p.width);
+  }
+  return 0;
+}

@@ -1,0 +1,396 @@
+// Every wasm kernel against the ts reference on random inputs: odd sizes (not multiples of the 4
+// lanes or the 8-column panels), size-1 axes, broadcasting, strides, dilations and padding, large
+// and empty tensors, special values. Outputs start as garbage (NaN under ARPIX_POISON=1), so a
+// kernel that leaves an element unwritten fails. The elementwise, normalisation and softmax
+// kernels must store the reference's exact bits; the products agree within float32 rounding.
+// Skipped, saying why, when the module is not built.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { BinaryOp, ConvParams, Kernels, RowLSTMStepPlan, UnaryOp } from '../../kernels/contracts.js';
+import type { AttentionAttrs } from '../../kernels/attention.js';
+import { BINARY_OPS, UNARY_OPS } from '../../kernels/contracts.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { assertClose } from '../../testing/gradcheck.js';
+import { agreement, empty, ints, size, sumTol, uniform } from '../../testing/kernels.js';
+import { tsBackend } from '../ts/index.js';
+import { wasmBackend, wasmLoadError, wasmModulePath } from './node.js';
+import { WASM_EXPORTS, createWasmBackend, instantiateWasmBackend } from './index.js';
+import { readFileSync } from 'node:fs';
+
+const skip = wasmBackend ? false : `wasm backend not built (${wasmLoadError}): run \`npm run build:wasm\` (needs \`apt-get install -y clang-14 lld-14\`)`;
+const ref: Kernels = tsBackend;
+const wasm = { ...tsBackend, ...wasmBackend } as Kernels;
+const agree = agreement(ref, wasm);
+/** Exactly the reference's bits. */
+const exact = { atol: 0, rtol: 0 };
+
+describe('the wasm module', () => {
+  test('is built (npm run build:wasm) and exports what the backend calls', { skip }, () => {
+    const names = WebAssembly.Module.exports(new WebAssembly.Module(readFileSync(wasmModulePath()))).map((e) => e.name);
+    for (const name of WASM_EXPORTS) assert.ok(names.includes(name), `exports ${name}`);
+  });
+
+  test('a module that lacks a function is refused with one line saying to rebuild', () => {
+    // The smallest valid module: no exports at all.
+    const empty = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+    assert.throws(() => createWasmBackend(empty), /the WebAssembly module lacks memory, __heap_base, .*: .*rebuild it with `npm run build:wasm`/);
+  });
+
+  test('instantiates asynchronously too, to a backend that computes', { skip }, async () => {
+    const b = await instantiateWasmBackend(readFileSync(wasmModulePath()));
+    const x = new Tensor(new Float32Array([-1, 0, 2]), [3]);
+    const out = empty([3]);
+    b.unary!(x, out, 'exp');
+    assert.deepEqual(Array.from(out.data), [Math.fround(Math.exp(-1)), 1, Math.fround(Math.exp(2))].map((v) => Math.fround(v)));
+  });
+});
+
+describe('wasm backend vs ts reference', { skip }, () => {
+  // ---- elementwise: the same bits as the reference ----
+
+  const unaryInput: Partial<Record<UnaryOp, [number, number]>> = {
+    log: [0.05, 20], sqrt: [0, 9], rsqrt: [0.05, 9], reciprocal: [0.1, 4],
+    sigmoid: [-40, 40], softplus: [-40, 40], logSigmoid: [-40, 40], tanh: [-6, 6], exp: [-20, 20], elu: [-5, 5],
+  };
+  for (const op of UNARY_OPS) {
+    test(`unary ${op}: [5, 7, 3], [1], [40001] — the reference's bits`, () => {
+      const [lo, hi] = unaryInput[op] ?? [-3, 3];
+      for (const shape of [[5, 7, 3], [1], [40001]]) {
+        const x = uniform(shape, lo, hi, 3);
+        if (op === 'sign' || op === 'relu') x.data[0] = 0;
+        agree((k, [o]) => k.unary(x, o!, op), [[shape, 'float32']], exact, `${op} ${shape}`);
+      }
+    });
+  }
+
+  test('unary special values: ±Infinity, NaN, ±0, overflow and underflow edges, subnormals', () => {
+    const v = [NaN, Infinity, -Infinity, 0, -0, 88.7, 88.8, -87.3, -104, 1e-8, -1e-8, 0.6249, 0.6251, -0.6251, 20, -20, 50, -50, 1e-40, -1e-40, 3e38, 0.7, -0.7, 22.5, -22.5];
+    const x = new Tensor(Float32Array.from(v), [v.length]);
+    for (const op of UNARY_OPS) agree((k, [o]) => k.unary(x, o!, op), [[[v.length], 'float32']], exact, op);
+  });
+
+  test('unary on int32 runs on the reference', () => {
+    const x = ints([6, 5], -50, 50);
+    for (const op of ['neg', 'abs', 'sign', 'square'] as const) agree((k, [o]) => k.unary(x, o!, op), [[[6, 5], 'int32']], {}, op);
+  });
+
+  test('clamp float32 [5, 7] and [50001], with NaN', () => {
+    for (const shape of [[5, 7], [50001]]) {
+      const x = uniform(shape, -2, 2);
+      x.data[1] = NaN;
+      agree((k, [o]) => k.clamp(x, o!, -0.5, 0.75), [[shape, 'float32']], exact);
+    }
+  });
+
+  const broadcastPairs: [number[], number[]][] = [
+    [[5, 7], [5, 7]], [[5, 7], []], [[], [5, 7]], [[5, 7], [1]], [[2, 5, 7, 3], [3]], [[5, 1], [1, 7]],
+    [[2, 1, 7], [5, 1]], [[1, 5, 1, 3], [4, 1, 6, 1]], [[3], [4, 1]], [[4, 64], [64]], [[4, 192], [192]],
+    [[16, 28, 28, 8], [8]], [[16, 1, 28, 8], [16, 28, 1, 8]], [[70001], []], [[], []], [[0, 3], [3]], [[3, 1, 1], [1, 1, 5]],
+  ];
+  const outShapeOf = (a: readonly number[], b: readonly number[]) => {
+    const r = Math.max(a.length, b.length);
+    return Array.from({ length: r }, (_, i) => {
+      const da = a[a.length - r + i] ?? 1;
+      const db = b[b.length - r + i] ?? 1;
+      return da === 1 ? db : da;
+    });
+  };
+  for (const op of BINARY_OPS) {
+    test(`binary ${op}: same shape, scalars, bias rows, two-sided and large broadcasts — the reference's bits`, () => {
+      for (const [sa, sb] of broadcastPairs) {
+        const a = uniform(sa, op === 'pow' ? 0.1 : -2, 2, 5);
+        const b = uniform(sb, -2, 2, 6);
+        if (a.size > 0 && b.size > 0) a.data[0] = b.data[0]!;
+        if (a.size > 2 && b.size > 2) { a.data[1] = NaN; b.data[2] = -0; a.data[2] = 0; }
+        agree((k, [o]) => k.binary(a, b, o!, op as BinaryOp), [[outShapeOf(sa, sb), 'float32']], exact, `${op} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`);
+      }
+    });
+  }
+
+  test('binary on int32 and comparisons into int32 run on the reference', () => {
+    const a = ints([4, 6], -20, 20, 7);
+    const b = ints([6], -4, 4, 8);
+    for (const op of BINARY_OPS) agree((k, [o]) => k.binary(a, b, o!, op), [[[4, 6], 'int32']], {}, op);
+    const af = uniform([5, 7]), bf = uniform([7], -1, 1, 10);
+    agree((k, [o]) => k.binary(af, bf, o!, 'greater'), [[[5, 7], 'int32']], {});
+  });
+
+  // ---- fused and row-wise: the same bits ----
+
+  test('gate, gatedResidual, concatElu: odd channels, a large tensor, tails and special values', () => {
+    for (const [rows, c] of [[2 * 5 * 7, 3], [1, 1], [16, 128], [4 * 28, 33]] as const) {
+      const x = uniform([rows, 2 * c], -40, 40, 50);
+      const specials = [0, -0, Infinity, -Infinity, NaN, 1e-30, 88, -88, 100, -100, 1e-7, 20];
+      specials.forEach((v, i) => { if (i < x.size) x.data[i] = v; });
+      agree((k, [o]) => k.gate(x, o!), [[[rows, c], 'float32']], exact, 'gate');
+      const r = uniform([rows, c], -2, 2, 51);
+      agree((k, [o]) => k.gatedResidual(r, x, o!), [[[rows, c], 'float32']], exact, 'gatedResidual');
+      const xs = uniform([rows, c], -6, 6, 52);
+      agree((k, [o]) => k.concatElu(xs, o!), [[[rows, 2 * c], 'float32']], exact, 'concatElu');
+    }
+  });
+
+  for (const log of [false, true]) {
+    test(`softmaxLast (log=${log}): [5, 7, 11], large logits, one class, [2048, 257]`, () => {
+      for (const [shape, lo, hi] of [[[5, 7, 11], -3, 3], [[4, 9], -300, 300], [[6, 1], -1, 1], [[2048, 257], -10, 10]] as const) {
+        const x = uniform(shape, lo, hi, 13);
+        agree((k, [o]) => k.softmaxLast(x, o!, log), [[shape, 'float32']], exact, JSON.stringify(shape));
+      }
+    });
+  }
+
+  test('softmaxCrossEntropy: [35, 11], large logits, [4096, 256]', () => {
+    for (const [J, K, lo, hi] of [[35, 11, -3, 3], [9, 4, -300, 300], [4096, 256, -8, 8]] as const) {
+      const x = uniform([J, K], lo, hi, 52);
+      const t = ints([J], 0, K - 1, 53);
+      agree((k, [loss, probs]) => k.softmaxCrossEntropy(x, t, loss!, probs!), [[[J], 'float32'], [[J, K], 'float32']], exact, `sce ${J}x${K}`);
+    }
+  });
+
+  test('layerNorm and RMS norm, with and without weight and bias: [4, 64], [3, 5, 7], [1, 1]', () => {
+    for (const shape of [[4, 64], [3, 5, 7], [1, 1], [300, 129]]) {
+      const c = shape[shape.length - 1]!, rows = size(shape) / c;
+      const x = uniform(shape, -3, 3, 70), wgt = uniform([c], 0.5, 1.5, 71), b = uniform([c], -1, 1, 72);
+      for (const rms of [false, true]) {
+        for (const [wv, bv] of [[wgt, b], [null, null], [wgt, null]] as const) {
+          agree((k, [o, m, r]) => {
+            if (rms) m!.data.fill(7); // left untouched by RMS norm
+            k.layerNorm(x, wv, rms ? null : bv, o!, m!, r!, 1e-5, rms);
+          }, [[shape, 'float32'], [[rows], 'float32'], [[rows], 'float32']], exact, `${shape} rms=${rms} w=${!!wv} b=${!!bv}`);
+        }
+      }
+    }
+  });
+
+  test('gelu, exact and tanh forms: [16, 256] and [7, 3] with tails', () => {
+    for (const shape of [[16, 256], [7, 3]]) {
+      const x = uniform(shape, -8, 8, 80);
+      x.data[0] = 0; x.data[1] = -0; x.data[2] = NaN; x.data[3] = 5.5;
+      for (const tanh of [false, true]) agree((k, [o]) => k.gelu(x, o!, tanh), [[shape, 'float32']], exact, `tanh=${tanh}`);
+    }
+  });
+
+  // ---- products: within float32 rounding ----
+
+  test('matmul 2-D, all four transpositions, odd sizes, one row, one column', () => {
+    for (const [m, kk, n] of [[5, 7, 3], [1, 1, 1], [4, 64, 192], [3, 9, 17], [13, 33, 8], [1, 300, 1]]) {
+      for (const ta of [false, true]) {
+        for (const tb of [false, true]) {
+          const a = uniform(ta ? [kk!, m!] : [m!, kk!], -1, 1, 14);
+          const b = uniform(tb ? [n!, kk!] : [kk!, n!], -1, 1, 15);
+          agree((k, [o]) => k.matmul(a, b, o!, ta, tb), [[[m!, n!], 'float32']], sumTol(kk!), `[${m}, ${kk}] x [${kk}, ${n}] ta=${ta} tb=${tb}`);
+        }
+      }
+    }
+  });
+
+  test('matmul batched [4, ·, ·], with a 2-D operand shared across the batch, large, and K = 0', () => {
+    const [B, m, kk, n] = [4, 5, 9, 6];
+    for (const ta of [false, true]) {
+      for (const tb of [false, true]) {
+        const sa = ta ? [kk, m] : [m, kk];
+        const sb = tb ? [n, kk] : [kk, n];
+        for (const [aBatched, bBatched] of [[true, true], [false, true], [true, false]]) {
+          const a = uniform(aBatched ? [B, ...sa] : sa, -1, 1, 16);
+          const b = uniform(bBatched ? [B, ...sb] : sb, -1, 1, 17);
+          agree((k, [o]) => k.matmul(a, b, o!, ta, tb), [[[B, m, n], 'float32']], sumTol(kk), `ta=${ta} tb=${tb} a3=${aBatched} b3=${bBatched}`);
+        }
+      }
+    }
+    const a = uniform([300, 257]);
+    const b = uniform([257, 129]);
+    agree((k, [o]) => k.matmul(a, b, o!, false, false), [[[300, 129], 'float32']], sumTol(257));
+    agree((k, [o]) => k.matmul(uniform([4, 0]), uniform([0, 5]), o!, false, false), [[[4, 5], 'float32']]);
+  });
+
+  test('matmul with resident weights: the second and later calls reuse the packed copy, a version bump repacks', () => {
+    const b = uniform([192, 64], -1, 1, 90); // a Linear's weight [out, in], used with transB
+    const expected = empty([4, 192]), actual = empty([4, 192]);
+    for (let step = 0; step < 4; step++) {
+      const a = uniform([4, 64], -1, 1, 91 + step);
+      ref.matmul(a, b, expected, false, true);
+      wasm.matmul(a, b, actual, false, true);
+      assertClose(actual.data, expected.data, { ...sumTol(64), label: `step ${step}` });
+      if (step === 2) {
+        // An optimiser step: an in-place write with a version bump must be seen.
+        b.data.forEach((v, i) => { b.data[i] = -2 * v; });
+        b.bumpVersion();
+      }
+    }
+    assert.ok(wasmBackend!.residentSize().blocks >= 1, 'the weight became resident');
+  });
+
+  // ---- convolutions ----
+
+  interface ConvCase { name: string; x: number[]; k: [number, number]; cout: number; p: ConvParams; out?: [number, number] }
+  const P = (s: number, pt: number, pl: number, d = 1, sw = s, dw = d): ConvParams => ({ strideH: s, strideW: sw, padTop: pt, padLeft: pl, dilationH: d, dilationW: dw });
+  const convCases: ConvCase[] = [
+    { name: '3×3 same, [2, 5, 7, 3] → 4', x: [2, 5, 7, 3], k: [3, 3], cout: 4, p: P(1, 1, 1) },
+    { name: '1×1, [3, 4, 4, 8] → 5', x: [3, 4, 4, 8], k: [1, 1], cout: 5, p: P(1, 0, 0) },
+    { name: '3×3 stride 2 on even size, [2, 6, 8, 3] → 4', x: [2, 6, 8, 3], k: [3, 3], cout: 4, p: P(2, 0, 0) },
+    { name: '3×3 stride 2 pad 1, [1, 7, 5, 2] → 3', x: [1, 7, 5, 2], k: [3, 3], cout: 3, p: P(2, 1, 1) },
+    { name: '3×3 dilation 2, [2, 9, 8, 3] → 2', x: [2, 9, 8, 3], k: [3, 3], cout: 2, p: P(1, 2, 2, 2) },
+    { name: 'down-shifted 2×3, [2, 5, 7, 3] → 4', x: [2, 5, 7, 3], k: [2, 3], cout: 4, p: P(1, 1, 1), out: [5, 7] },
+    { name: 'padding wider than the kernel, [1, 5, 5, 2] → 3', x: [1, 5, 5, 2], k: [3, 3], cout: 3, p: P(1, 3, 3) },
+    { name: 'asymmetric stride 1×2, dilation 2×1, [2, 7, 9, 5] → 3', x: [2, 7, 9, 5], k: [3, 2], cout: 3, p: P(1, 2, 0, 2, 2, 1) },
+    { name: 'Gated PixelCNN row step [4, 2, 28, 64] w[2, 3, 64, 128] dilation 1×2', x: [4, 2, 28, 64], k: [2, 3], cout: 128, p: P(1, 1, 2, 1, 1, 2), out: [1, 28] },
+    { name: 'PixelCNN++ row step [4, 2, 28, 64] w[2, 3, 64, 64]', x: [4, 2, 28, 64], k: [2, 3], cout: 64, p: P(1, 1, 1), out: [1, 28] },
+    { name: 'first layer [3, 9, 11, 1] 7×7 → 13', x: [3, 9, 11, 1], k: [7, 7], cout: 13, p: P(1, 3, 3) },
+  ];
+  const outOf = (c: ConvCase): number[] => {
+    const [n, h, w] = c.x;
+    const [kh, kw] = c.k;
+    if (c.out) return [n!, c.out[0], c.out[1], c.cout];
+    const oh = Math.floor((h! + 2 * c.p.padTop - ((kh - 1) * c.p.dilationH + 1)) / c.p.strideH) + 1;
+    const ow = Math.floor((w! + 2 * c.p.padLeft - ((kw - 1) * c.p.dilationW + 1)) / c.p.strideW) + 1;
+    return [n!, oh, ow, c.cout];
+  };
+  for (const c of convCases) {
+    test(`conv2d: ${c.name}: plain, bias, accumulate, residual`, () => {
+      const ys = outOf(c);
+      const x = uniform(c.x, -1, 1, 18);
+      const w = uniform([c.k[0], c.k[1], c.x[3]!, c.cout], -1, 1, 19);
+      const bias = uniform([c.cout], -1, 1, 20);
+      const kSum = c.k[0] * c.k[1] * c.x[3]!;
+      agree((k, [o]) => k.conv2d(x, w, null, o!, c.p), [[ys, 'float32']], sumTol(kSum), 'forward');
+      agree((k, [o]) => k.conv2d(x, w, bias, o!, c.p), [[ys, 'float32']], sumTol(kSum), 'forward+bias');
+      agree((k, [o]) => k.conv2d(x, w, bias, o!, c.p), [[ys, 'float32']], sumTol(kSum), 'forward+bias, weights resident');
+      // Accumulating reads out: both sides start from the same garbage (not NaN here).
+      agree((k, [o]) => { o!.data.fill(0.25); k.conv2d(x, w, bias, o!, c.p, true); }, [[ys, 'float32']], sumTol(kSum), 'forward+bias, accumulated');
+      const residual = uniform(ys, -3, 3, 22);
+      agree((k, [o]) => k.conv2d(x, w, bias, o!, c.p, false, false, residual), [[ys, 'float32']], sumTol(kSum, 3), 'forward+bias+residual');
+      assert.equal(wasm.conv2d(x, w, null, empty(ys), c.p, false, true), 0, 'nothing is kept for a backward pass');
+    });
+  }
+
+  test('conv2d on empty batches and zero input channels', () => {
+    const p = P(1, 1, 1);
+    agree((k, [o]) => k.conv2d(uniform([0, 5, 5, 3]), uniform([3, 3, 3, 2]), null, o!, p), [[[0, 5, 5, 2], 'float32']]);
+    agree((k, [o]) => k.conv2d(uniform([2, 5, 5, 0]), uniform([3, 3, 0, 2]), uniform([2]), o!, p), [[[2, 5, 5, 2], 'float32']]);
+  });
+
+  // ---- attention ----
+
+  const patterns: [string, AttentionAttrs['pattern'], number][] = [
+    ['causal', { kind: 'causal' }, 37],
+    ['local1d', { kind: 'local1d', block: 8, memory: 8 }, 37],
+    ['local2d raster', { kind: 'local2d', height: 6, width: 6, blockHeight: 2, blockWidth: 3, memoryHeight: 2, memoryWidth: 3, order: 'raster' }, 36],
+    ['local2d block', { kind: 'local2d', height: 6, width: 6, blockHeight: 2, blockWidth: 3, memoryHeight: 2, memoryWidth: 3, order: 'block' }, 36],
+  ];
+  for (const [name, pattern, l] of patterns) {
+    test(`attentionStep and attention (${name}): heads of 16, 5 and 1 channels, every position`, () => {
+      for (const [n, heads, d] of [[3, 4, 16], [2, 2, 5], [1, 3, 1]] as const) {
+        const c = heads * d;
+        const a: AttentionAttrs = { heads, scale: 1 / Math.sqrt(d), pattern };
+        const q = uniform([n, c], -2, 2, 30), k = uniform([n, l, c], -2, 2, 31), v = uniform([n, l, c], -2, 2, 32);
+        for (let position = 0; position < l; position++) {
+          agree((kk, [o]) => kk.attentionStep(q, k, v, o!, position, a), [[[n, c], 'float32']], sumTol(d + l), `${name} n${n} h${heads} d${d} position ${position}`);
+        }
+        const qkv = uniform([n, l, 3 * c], -2, 2, 33);
+        agree((kk, [o, lse]) => kk.attention(qkv, o!, lse!, a), [[[n, l, c], 'float32'], [[n, heads, l], 'float32']], sumTol(d + l), `${name} attention n${n} h${heads} d${d}`);
+      }
+    });
+  }
+
+  test('attention with the full pattern, and a bf16 request runs on the reference', () => {
+    const a: AttentionAttrs = { heads: 2, scale: 0.25, pattern: { kind: 'full' } };
+    const qkv = uniform([2, 9, 3 * 8], -2, 2, 34);
+    agree((kk, [o, lse]) => kk.attention(qkv, o!, lse!, a), [[[2, 9, 8], 'float32'], [[2, 2, 9], 'float32']], sumTol(9));
+    agree((kk, [o, lse]) => kk.attention(qkv, o!, lse!, { ...a, bf16: true }), [[[2, 9, 8], 'float32'], [[2, 2, 9], 'float32']], sumTol(9));
+  });
+
+  // ---- Row LSTM's cached step ----
+
+  test('rowLstmStep: two rows of pixels, edges included, for odd h, k = 1, 3, 5, masked and unmasked taps', () => {
+    // [n, H, W, C, h, k, input taps, first taps, outHidden, params]
+    const cases: [number, number, number, number, number, number, number[], number[], number, number][] = [
+      [3, 3, 4, 1, 5, 3, [-1, 0], [-1, -1, -1, 0, -1, 1, 0, -1], 7, 16],
+      [2, 2, 5, 3, 4, 1, [-2, -1], [-1, 0, 0, -1, 0, 0], 9, 3],
+      [1, 2, 3, 2, 3, 5, [-1], [0, -2, 0, -1], 4, 6],
+      [16, 2, 28, 1, 16, 3, [-1, 0], [-3, -3, -2, 0, -1, 2, 0, -3, 0, -1], 64, 256],
+    ];
+    cases.forEach(([n, H, W, C, h, k, inputTaps, firstTaps, oh, Pn], ci) => {
+      const L = 3, f2 = 2 * h, g4 = 4 * h;
+      let seed = 300 + 20 * ci;
+      const floats = (count: number, lo = -1, hi = 1) => Float32Array.from(uniform([count], lo, hi, seed++).data);
+      const dense = (cin: number, cout: number) => ({ weight: floats(cin * cout, -0.5, 0.5), bias: floats(cout), cin, cout });
+      const make = (): RowLSTMStepPlan => {
+        seed = 300 + 20 * ci; // both plans get the same values
+        return {
+          n, height: H, width: W, channels: C, hidden: h, kernel: k, image: floats(n * H * W * C),
+          firstTaps: Int32Array.from(firstTaps), first: dense((firstTaps.length / 2) * C, f2),
+          rows: Array.from({ length: L }, () => floats(n * W * f2, 5, 6)), // garbage the step must overwrite before reading
+          layers: Array.from({ length: L }, () => ({
+            inputTaps: Int32Array.from(inputTaps), gates: floats((inputTaps.length * f2 + k * h) * g4, -0.5, 0.5), gateBias: floats(n * g4),
+            output: dense(h, f2), prevH: floats(n * W * h), prevC: floats(n * W * h, -2, 2), curH: floats(n * W * h, 5, 6), curC: floats(n * W * h, 5, 6),
+          })),
+          skip: dense(L * f2, f2), outHidden: dense(f2, oh), out: dense(oh, Pn), logits: floats(n * Pn, 5, 6),
+        };
+      };
+      const a = make(), b = make();
+      for (let y = 0; y < H; y++) {
+        if (y > 0) for (const p of [a, b]) for (const l of p.layers) { l.prevH.set(l.curH); l.prevC.set(l.curC); }
+        for (let x = 0; x < W; x++) {
+          // The sampler writes the pixel's value into the image between steps.
+          if (y > 0 || x > 0) for (const p of [a, b]) for (let i = 0; i < n; i++) p.image[((i * H + y) * W + x) * C] = (x - y) / 10;
+          wasm.rowLstmStep(a, y, x);
+          ref.rowLstmStep(b, y, x);
+          const label = `case ${ci} (${y}, ${x})`;
+          assertClose(a.logits, b.logits, { ...sumTol(L * f2 + oh), label: `${label} logits` });
+          a.layers.forEach((l, i) => {
+            const at = (q: Float32Array) => Array.from({ length: n }, (_, j) => Array.from(q.subarray((j * W + x) * h, (j * W + x + 1) * h))).flat();
+            assertClose(at(l.curH), at(b.layers[i]!.curH), { atol: 1e-5, rtol: 1e-4, label: `${label} layer ${i} h` });
+            assertClose(at(l.curC), at(b.layers[i]!.curC), { atol: 1e-5, rtol: 1e-4, label: `${label} layer ${i} c` });
+          });
+        }
+        a.rows.forEach((r, i) => assertClose(r, b.rows[i]!, { atol: 1e-5, rtol: 1e-4, label: `case ${ci} row ${y} input row of layer ${i}` }));
+      }
+    });
+  });
+
+  test('rowLstmStep names a plan field of the wrong size and a pixel off the image', () => {
+    const f = (count: number) => new Float32Array(count);
+    const dense = (cin: number, cout: number) => ({ weight: f(cin * cout), bias: f(cout), cin, cout });
+    const plan: RowLSTMStepPlan = {
+      n: 1, height: 2, width: 2, channels: 1, hidden: 2, kernel: 3, image: f(4), firstTaps: Int32Array.from([0, -1]), first: dense(1, 4),
+      rows: [f(2 * 4)], layers: [{ inputTaps: Int32Array.from([-1, 0]), gates: f((2 * 4 + 3 * 2) * 8), gateBias: f(8), output: dense(2, 4), prevH: f(4), prevC: f(4), curH: f(4), curC: f(3) }],
+      skip: dense(4, 4), outHidden: dense(4, 3), out: dense(3, 2), logits: f(2),
+    };
+    assert.throws(() => wasm.rowLstmStep(plan, 0, 0), /rowLstmPlan: curC holds 3 elements, expected 4/);
+    const good = { ...plan, layers: [{ ...plan.layers[0]!, curC: f(4) }] };
+    assert.throws(() => wasm.rowLstmStep(good, 2, 0), /rowLstmStep: pixel \(2, 0\) is off the image/);
+    wasm.rowLstmStep(good, 1, 1);
+    assert.deepEqual(Array.from(good.logits), [0, 0]);
+  });
+
+  // ---- dtypes the module does not take ----
+
+  test('float64 runs on the reference, whatever the kernel', () => {
+    const x = new Tensor(Float64Array.from([1, -2, 3.5]), [3]);
+    const out = new Tensor(new Float64Array(3), [3]);
+    const expected = new Tensor(new Float64Array(3), [3]);
+    wasm.unary(x, out, 'tanh');
+    ref.unary(x, expected, 'tanh');
+    assert.deepEqual(Array.from(out.data), Array.from(expected.data));
+    const m = new Tensor(new Float64Array(9).fill(1), [3, 3]);
+    const o = new Tensor(new Float64Array(9), [3, 3]);
+    wasm.matmul(m, m, o, false, false);
+    assert.deepEqual(Array.from(o.data), new Array(9).fill(3));
+  });
+
+  test('a memory that grows keeps earlier resident weights valid', () => {
+    const b = uniform([64, 32], -1, 1, 95);
+    const a = uniform([4, 64], -1, 1, 96);
+    const before = empty([4, 32]);
+    wasm.matmul(a, b, before, false, false);
+    wasm.matmul(a, b, before, false, false); // resident now
+    // A large product forces the memory to grow.
+    const big = uniform([2048, 1024], -1, 1, 97);
+    const bigOut = empty([2048, 16]);
+    wasm.matmul(big, uniform([1024, 16], -1, 1, 98), bigOut, false, false);
+    const after = empty([4, 32]);
+    wasm.matmul(a, b, after, false, false);
+    assert.deepEqual(Array.from(after.data), Array.from(before.data));
+  });
+});

@@ -1,0 +1,173 @@
+// Attention in float32 SIMD: the cached step of sampling (one query against the KV cache) and the
+// forward pass of evaluation. The pattern (src/kernels/attention.ts) comes as patternCode()'s
+// integers: causal [0], full [1], local1d [2, block, memory], local2d [3, height, width,
+// blockHeight, blockWidth, memoryHeight, memoryWidth, raster].
+
+#include "arpix.h"
+
+static void coords(const int *p, int i, int *y, int *x) {
+  int height = p[1], width = p[2], bh = p[3], bw = p[4];
+  (void)height;
+  if (p[7]) {
+    *y = i / width;
+    *x = i % width;
+    return;
+  }
+  int block = bh * bw, per_row = width / bw;
+  int b = i / block, r = i - b * block;
+  int by = b / per_row, bx = b - by * per_row;
+  *y = by * bh + r / bw;
+  *x = bx * bw + r % bw;
+}
+
+static int allowed(const int *p, int i, int j) {
+  switch (p[0]) {
+    case 1: return 1;
+    case 0: return j <= i;
+    case 2: return j <= i && j >= (i / p[1]) * p[1] - p[2];
+    default: {
+      if (j > i) return 0;
+      int yi, xi, yj, xj;
+      coords(p, i, &yi, &xi);
+      coords(p, j, &yj, &xj);
+      int by = (yi / p[3]) * p[3], bx = (xi / p[4]) * p[4];
+      return yj >= by - p[5] && yj < by + p[3] && xj >= bx - p[6] && xj < bx + p[4] + p[6];
+    }
+  }
+}
+
+/** The first key position query i may read (every allowed j is at or after it). */
+static int first_key(const int *p, int i) {
+  if (p[0] == 2) {
+    int lo = (i / p[1]) * p[1] - p[2];
+    return lo > 0 ? lo : 0;
+  }
+  if (p[0] == 3 && p[7]) {
+    int width = p[2];
+    int by = ((i / width) / p[3]) * p[3];
+    int lo = (by - p[5]) * width;
+    return lo > 0 ? lo : 0;
+  }
+  return 0;
+}
+
+static inline float hsum(v128_t v) {
+  v = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  v = wasm_f32x4_add(v, wasm_i32x4_shuffle(v, v, 1, 0, 3, 2));
+  return wasm_f32x4_extract_lane(v, 0);
+}
+
+static inline float dot(const float *a, const float *b, int d) {
+  int t = 0;
+  float s = 0;
+  if (d >= 4) {
+    v128_t acc = wasm_f32x4_mul(wasm_v128_load(a), wasm_v128_load(b));
+    for (t = 4; t + 4 <= d; t += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(a + t), wasm_v128_load(b + t)));
+    s = hsum(acc);
+  }
+  for (; t < d; t++) s += a[t] * b[t];
+  return s;
+}
+
+/**
+ * One query row against keys lo … last (rows `stride` apart): p[j − lo] = exp(s_j − m) for the
+ * allowed keys and 0 for the masked ones, s_j = scale·q·k_j; returns Σ p (and the max in *m).
+ */
+static float row_softmax(const float *q, const float *k, long stride, int d, float scale, const int *pat, int i, int lo, int last, float *p, float *m_out) {
+  int count = last - lo + 1;
+  float m = -__builtin_inff();
+  int dense = pat[0] <= 1 || pat[0] == 2;  // every key lo … last is allowed
+  for (int j = lo; j <= last; j++) {
+    if (!dense && !allowed(pat, i, j)) {
+      p[j - lo] = -__builtin_inff();
+      continue;
+    }
+    float s = dot(q, k + (long)j * stride, d) * scale;
+    p[j - lo] = s;
+    if (s > m) m = s;
+  }
+  v128_t mv = wasm_f32x4_splat(m), sum = wasm_f32x4_splat(0);
+  int j = 0;
+  for (; j + 4 <= count; j += 4) {
+    v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(p + j), mv));
+    wasm_v128_store(p + j, e);
+    sum = wasm_f32x4_add(sum, e);
+  }
+  float s = hsum(sum);
+  for (; j < count; j++) {
+    float e = wasm_f32x4_extract_lane(exp4(wasm_f32x4_splat(p[j] - m)), 0);
+    p[j] = e;
+    s += e;
+  }
+  *m_out = m;
+  return s;
+}
+
+/** out[0 … d) = Σ_j p[j − lo]·v_j / sum over values lo … last (rows `stride` apart). */
+static void weighted_values(const float *p, const float *v, long stride, int d, int lo, int last, float sum, float *out) {
+  int t = 0;
+  float inv = 1.0f / sum;
+  for (; t + 8 <= d; t += 8) {
+    v128_t a0 = wasm_f32x4_splat(0), a1 = a0;
+    for (int j = lo; j <= last; j++) {
+      v128_t pj = wasm_v128_load32_splat(p + (j - lo));
+      const float *vr = v + (long)j * stride + t;
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(pj, wasm_v128_load(vr)));
+      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(pj, wasm_v128_load(vr + 4)));
+    }
+    wasm_v128_store(out + t, wasm_f32x4_mul(a0, wasm_f32x4_splat(inv)));
+    wasm_v128_store(out + t + 4, wasm_f32x4_mul(a1, wasm_f32x4_splat(inv)));
+  }
+  for (; t + 4 <= d; t += 4) {
+    v128_t a0 = wasm_f32x4_splat(0);
+    for (int j = lo; j <= last; j++) a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load32_splat(p + (j - lo)), wasm_v128_load(v + (long)j * stride + t)));
+    wasm_v128_store(out + t, wasm_f32x4_mul(a0, wasm_f32x4_splat(inv)));
+  }
+  for (; t < d; t++) {
+    float a = 0;
+    for (int j = lo; j <= last; j++) a += p[j - lo] * v[(long)j * stride + t];
+    out[t] = a * inv;
+  }
+}
+
+/**
+ * attentionStep: q [n, c] at sequence position `position` against k, v [n, t, c]; out [n, c].
+ * k and v hold rows `lo` … position only (the caller copies no more): row j at (j − lo).
+ * scratch: position − lo + 1 floats.
+ */
+EXPORT(attention_step_f32) void attention_step_f32(const float *q, const float *k, const float *v, float *out, int n, int rows, int c, int heads, float scale, int position, int lo, const int *pat, float *scratch) {
+  int d = c / heads;
+  for (int b = 0; b < n; b++) {
+    for (int h = 0; h < heads; h++) {
+      const float *kb = k + (long)b * rows * c + h * d - (long)lo * c;
+      const float *vb = v + (long)b * rows * c + h * d - (long)lo * c;
+      float m;
+      float sum = row_softmax(q + (long)b * c + h * d, kb, c, d, scale, pat, position, lo, position, scratch, &m);
+      weighted_values(scratch, vb, c, d, lo, position, sum, out + (long)b * c + h * d);
+    }
+  }
+}
+
+/** The first query row that key... lo for a row: see first_key. */
+EXPORT(attention_first_key) int attention_first_key(const int *pat, int i) {
+  return first_key(pat, i);
+}
+
+/** attention forward: qkv [n, l, 3c] → out [n, l, c], lse [n, heads, l]. scratch: l floats. */
+EXPORT(attention_f32) void attention_f32(const float *qkv, float *out, float *lse, int n, int l, int c, int heads, float scale, const int *pat, float *scratch) {
+  int d = c / heads;
+  long row = 3L * c;
+  for (int b = 0; b < n; b++) {
+    const float *base = qkv + (long)b * l * row;
+    for (int h = 0; h < heads; h++) {
+      for (int i = 0; i < l; i++) {
+        int lo = first_key(pat, i);
+        int last = pat[0] == 1 ? l - 1 : i;
+        float m;
+        float sum = row_softmax(base + (long)i * row + h * d, base + c + h * d, row, d, scale, pat, i, lo, last, scratch, &m);
+        lse[((long)b * heads + h) * l + i] = (float)(m + pm_log(sum));
+        weighted_values(scratch, base + 2 * c + h * d, row, d, lo, last, sum, out + ((long)b * l + i) * c + h * d);
+      }
+    }
+  }
+}

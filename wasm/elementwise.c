@@ -1,0 +1,223 @@
+// Elementwise, fused and row-wise float32 kernels. Where the ts reference computes in double and
+// rounds once on storing (transcendental functions, layer norm, softmax), these do the same double
+// operations in the same order, so they store the same bits; + − × ÷ √, max and min are computed
+// in float32 directly, which rounds to the same value as double-then-float for these operations.
+
+#include "arpix.h"
+
+// The op codes are the indices of UNARY_OPS and BINARY_OPS in src/kernels/contracts.ts.
+enum { U_NEG, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_ABS, U_SIGN, U_SQUARE, U_RECIPROCAL, U_TANH, U_SIGMOID, U_RELU, U_ELU, U_SOFTPLUS, U_LOGSIGMOID };
+enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAXIMUM, B_MINIMUM, B_GREATER, B_GREATER_EQUAL, B_LESS, B_LESS_EQUAL, B_EQUAL, B_NOT_EQUAL };
+
+static inline double elu(double x) { return x > 0 ? x : pm_expm1(x); }
+
+static double unary_scalar(int op, double x) {
+  switch (op) {
+    case U_EXP: return pm_exp(x);
+    case U_LOG: return pm_log(x);
+    case U_RSQRT: return 1 / pm_sqrt(x);
+    case U_SIGN: return x > 0 ? 1 : x < 0 ? -1 : 0;
+    case U_TANH: return pm_tanh(x);
+    case U_SIGMOID: return pm_sigmoid(x);
+    case U_RELU: return x > 0 ? x : 0;
+    case U_ELU: return elu(x);
+    case U_SOFTPLUS: return pm_softplus(x);
+    case U_LOGSIGMOID: return -pm_softplus(-x);
+    default: return x;
+  }
+}
+
+EXPORT(unary_f32) void unary_f32(const float *x, float *out, int n, int op) {
+  int i = 0;
+  switch (op) {
+    case U_NEG: for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, wasm_f32x4_neg(wasm_v128_load(x + i))); break;
+    case U_ABS: for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, wasm_f32x4_abs(wasm_v128_load(x + i))); break;
+    case U_SQRT: for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, wasm_f32x4_sqrt(wasm_v128_load(x + i))); break;
+    case U_SQUARE: for (; i + 4 <= n; i += 4) { v128_t v = wasm_v128_load(x + i); wasm_v128_store(out + i, wasm_f32x4_mul(v, v)); } break;
+    case U_RECIPROCAL: for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, wasm_f32x4_div(wasm_f32x4_splat(1), wasm_v128_load(x + i))); break;
+    case U_RELU: {
+      // x > 0 ? x : 0 — NaN and −0 give +0, as the reference's comparison does.
+      const v128_t zero = wasm_f32x4_splat(0);
+      for (; i + 4 <= n; i += 4) { v128_t v = wasm_v128_load(x + i); wasm_v128_store(out + i, wasm_v128_and(v, wasm_f32x4_gt(v, zero))); }
+      break;
+    }
+    default: break;
+  }
+  for (; i < n; i++) {
+    float v = x[i];
+    switch (op) {
+      case U_NEG: out[i] = -v; break;
+      case U_ABS: out[i] = __builtin_fabsf(v); break;
+      case U_SQRT: out[i] = __builtin_sqrtf(v); break;
+      case U_SQUARE: out[i] = v * v; break;
+      case U_RECIPROCAL: out[i] = 1.0f / v; break;
+      default: out[i] = (float)unary_scalar(op, v);
+    }
+  }
+}
+
+EXPORT(clamp_f32) void clamp_f32(const float *x, float *out, int n, double lo, double hi) {
+  for (int i = 0; i < n; i++) out[i] = (float)js_min(js_max(x[i], lo), hi);
+}
+
+static inline v128_t binary4(int op, v128_t a, v128_t b) {
+  const v128_t one = wasm_f32x4_splat(1);
+  switch (op) {
+    case B_ADD: return wasm_f32x4_add(a, b);
+    case B_SUB: return wasm_f32x4_sub(a, b);
+    case B_MUL: return wasm_f32x4_mul(a, b);
+    case B_DIV: return wasm_f32x4_div(a, b);
+    case B_MAXIMUM: return wasm_f32x4_max(a, b);
+    case B_MINIMUM: return wasm_f32x4_min(a, b);
+    case B_GREATER: return wasm_v128_and(wasm_f32x4_gt(a, b), one);
+    case B_GREATER_EQUAL: return wasm_v128_and(wasm_f32x4_ge(a, b), one);
+    case B_LESS: return wasm_v128_and(wasm_f32x4_lt(a, b), one);
+    case B_LESS_EQUAL: return wasm_v128_and(wasm_f32x4_le(a, b), one);
+    case B_EQUAL: return wasm_v128_and(wasm_f32x4_eq(a, b), one);
+    default: return wasm_v128_and(wasm_f32x4_ne(a, b), one);
+  }
+}
+
+static inline float binary1(int op, float a, float b) {
+  return wasm_f32x4_extract_lane(binary4(op, wasm_f32x4_splat(a), wasm_f32x4_splat(b)), 0);
+}
+
+/** One contiguous run of n outputs, a and b stepping by sa and sb (each 0 or 1). */
+static void binary_run(int op, const float *a, int sa, const float *b, int sb, float *out, int n) {
+  int i = 0;
+  if (sa && sb) {
+    for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, binary4(op, wasm_v128_load(a + i), wasm_v128_load(b + i)));
+  } else if (sa) {
+    v128_t bv = wasm_f32x4_splat(b[0]);
+    for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, binary4(op, wasm_v128_load(a + i), bv));
+  } else if (sb) {
+    v128_t av = wasm_f32x4_splat(a[0]);
+    for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, binary4(op, av, wasm_v128_load(b + i)));
+  }
+  for (; i < n; i++) out[i] = binary1(op, a[sa * i], b[sb * i]);
+}
+
+/**
+ * out = op(a, b) broadcast. dims [rank] is out's shape with adjacent axes merged where both
+ * operands allow, strides [2·rank] the element strides of a then b on those axes (0 where
+ * broadcast); the last axis's strides are 0 or 1.
+ */
+EXPORT(binary_f32) void binary_f32(const float *a, const float *b, float *out, int op, int rank, const int *dims, const int *strides) {
+  if (rank == 0) {
+    out[0] = binary1(op, a[0], b[0]);
+    return;
+  }
+  const int *sa = strides, *sb = strides + rank;
+  int inner = dims[rank - 1];
+  int outer = 1;
+  for (int d = 0; d < rank - 1; d++) outer *= dims[d];
+  if (inner == 0 || outer == 0) return;
+  int idx[8] = {0};
+  int oa = 0, ob = 0;
+  for (int o = 0; o < outer; o++) {
+    binary_run(op, a + oa, sa[rank - 1], b + ob, sb[rank - 1], out + (long)o * inner, inner);
+    for (int d = rank - 2; d >= 0; d--) {
+      idx[d]++;
+      oa += sa[d];
+      ob += sb[d];
+      if (idx[d] < dims[d]) break;
+      oa -= sa[d] * dims[d];
+      ob -= sb[d] * dims[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+// ---- fused activations (src/backends/ts/fused.ts) ----
+
+EXPORT(gate_f32) void gate_f32(const float *x, float *out, int rows, int c) {
+  for (int r = 0; r < rows; r++) {
+    const float *a = x + 2L * r * c, *b = a + c;
+    for (int i = 0; i < c; i++) out[(long)r * c + i] = (float)(pm_tanh(a[i]) * pm_sigmoid(b[i]));
+  }
+}
+
+EXPORT(gated_residual_f32) void gated_residual_f32(const float *x, const float *h, float *out, int rows, int c) {
+  for (int r = 0; r < rows; r++) {
+    const float *a = h + 2L * r * c, *b = a + c;
+    for (int i = 0; i < c; i++) out[(long)r * c + i] = (float)((double)x[(long)r * c + i] + a[i] * pm_sigmoid(b[i]));
+  }
+}
+
+EXPORT(concat_elu_f32) void concat_elu_f32(const float *x, float *out, int rows, int c) {
+  for (int r = 0; r < rows; r++) {
+    for (int i = 0; i < c; i++) {
+      double v = x[(long)r * c + i];
+      out[2L * r * c + i] = (float)elu(v);
+      out[2L * r * c + c + i] = (float)elu(-v);
+    }
+  }
+}
+
+// ---- row-wise: softmax, cross-entropy, layer norm, GELU ----
+
+EXPORT(softmax_last_f32) void softmax_last_f32(const float *x, float *out, int rows, int k, int log_out) {
+  for (int j = 0; j < rows; j++) {
+    const float *xr = x + (long)j * k;
+    float *o = out + (long)j * k;
+    double m = -__builtin_inf();
+    for (int i = 0; i < k; i++) m = js_max(m, xr[i]);
+    double s = 0;
+    for (int i = 0; i < k; i++) s += pm_exp(xr[i] - m);
+    if (log_out) {
+      double ls = pm_log(s);
+      for (int i = 0; i < k; i++) o[i] = (float)(xr[i] - m - ls);
+    } else {
+      for (int i = 0; i < k; i++) o[i] = (float)(pm_exp(xr[i] - m) / s);
+    }
+  }
+}
+
+EXPORT(softmax_cross_entropy_f32) void softmax_cross_entropy_f32(const float *x, const int *targets, float *loss, float *probs, int rows, int k) {
+  for (int j = 0; j < rows; j++) {
+    const float *xr = x + (long)j * k;
+    float *p = probs + (long)j * k;
+    double m = -__builtin_inf();
+    for (int i = 0; i < k; i++) m = js_max(m, xr[i]);
+    double s = 0;
+    for (int i = 0; i < k; i++) {
+      double e = pm_exp(xr[i] - m);
+      p[i] = (float)e;
+      s += e;
+    }
+    for (int i = 0; i < k; i++) p[i] = (float)(p[i] / s);
+    loss[j] = (float)(m + pm_log(s) - xr[targets[j]]);
+  }
+}
+
+EXPORT(layer_norm_f32) void layer_norm_f32(const float *x, const float *weight, const float *bias, float *out, float *mean, float *rstd, int rows, int c, double eps, int rms) {
+  for (int r = 0; r < rows; r++) {
+    const float *xr = x + (long)r * c;
+    double mu = 0;
+    if (!rms) {
+      for (int i = 0; i < c; i++) mu += xr[i];
+      mu /= c;
+      mean[r] = (float)mu;
+    }
+    double sq = 0;
+    for (int i = 0; i < c; i++) sq += (xr[i] - mu) * (xr[i] - mu);
+    double rs = 1 / pm_sqrt(sq / c + eps);
+    rstd[r] = (float)rs;
+    for (int i = 0; i < c; i++) {
+      double y = (xr[i] - mu) * rs;
+      if (weight) y *= weight[i];
+      if (bias) y += bias[i];
+      out[(long)r * c + i] = (float)y;
+    }
+  }
+}
+
+EXPORT(gelu_f32) void gelu_f32(const float *x, float *out, int n, int tanh_form) {
+  const double SQRT_2_OVER_PI = pm_sqrt(2 / 3.141592653589793);
+  const double GELU_C = 0.044715;
+  for (int i = 0; i < n; i++) {
+    double v = x[i];
+    out[i] = tanh_form ? (float)(0.5 * v * (1 + pm_tanh(SQRT_2_OVER_PI * (v + GELU_C * v * v * v))))
+                       : (float)(0.5 * v * (1 + pm_erf(v / 1.4142135623730951)));
+  }
+}

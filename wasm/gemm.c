@@ -1,0 +1,168 @@
+// Matrix products and convolutions in float32 SIMD. The right operand (weights) is packed once into
+// panels of NR = 8 columns; a block of four output rows by one panel keeps its 4 × 8 sums in eight
+// vector registers, and each output adds its K products in order (k = 0, 1, …) whatever the
+// blocking, so an output's value depends on its inputs alone, not on M or on where it sits.
+//
+// A convolution is the same product with each output pixel's row of the left operand gathered
+// tap by tap: four row pointers per kernel tap, pointing at a zero row where the tap falls in the
+// padding.
+
+#include "arpix.h"
+
+EXPORT(pack_b) void pack_b(const float *b, int k, int n, int trans_b, float *bp) {
+  int panels = (n + NR - 1) / NR;
+  for (int p = 0; p < panels; p++) {
+    float *dst = bp + (long)p * k * NR;
+    for (int kk = 0; kk < k; kk++) {
+      for (int j = 0; j < NR; j++) {
+        int col = p * NR + j;
+        dst[kk * NR + j] = col >= n ? 0.0f : trans_b ? b[(long)col * k + kk] : b[(long)kk * n + col];
+      }
+    }
+  }
+}
+
+/**
+ * Sums for 4 rows × 8 columns over `taps` groups of `cin` inputs: row r's inputs of tap t start at
+ * rows[t·4 + r]; the panel holds the taps' weights one after another ([taps·cin, 8]).
+ */
+static inline void block_4x8(const float *const *rows, int taps, int cin, const float *panel, v128_t acc[8]) {
+  v128_t c00 = acc[0], c01 = acc[1], c10 = acc[2], c11 = acc[3], c20 = acc[4], c21 = acc[5], c30 = acc[6], c31 = acc[7];
+  const float *w = panel;
+  for (int t = 0; t < taps; t++) {
+    const float *x0 = rows[4 * t], *x1 = rows[4 * t + 1], *x2 = rows[4 * t + 2], *x3 = rows[4 * t + 3];
+    for (int i = 0; i < cin; i++) {
+      v128_t b0 = wasm_v128_load(w), b1 = wasm_v128_load(w + 4);
+      w += NR;
+      v128_t a = wasm_v128_load32_splat(x0 + i);
+      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a, b0));
+      c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a, b1));
+      a = wasm_v128_load32_splat(x1 + i);
+      c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a, b0));
+      c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a, b1));
+      a = wasm_v128_load32_splat(x2 + i);
+      c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a, b0));
+      c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a, b1));
+      a = wasm_v128_load32_splat(x3 + i);
+      c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a, b0));
+      c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a, b1));
+    }
+  }
+  acc[0] = c00; acc[1] = c01; acc[2] = c10; acc[3] = c11; acc[4] = c20; acc[5] = c21; acc[6] = c30; acc[7] = c31;
+}
+
+/**
+ * The sums' starting values for rows out[r] (r < m) and columns col … col + nv − 1: what out holds
+ * when accumulating, else 0; then + bias.
+ */
+static inline void block_init(float *const *out, int m, int col, int nv, const float *bias, int accumulate, v128_t acc[8]) {
+  float tmp[NR];
+  for (int r = 0; r < 4; r++) {
+    for (int j = 0; j < NR; j++) {
+      float v = (accumulate && r < m && j < nv) ? out[r][col + j] : 0.0f;
+      if (bias && j < nv) v += bias[col + j];
+      tmp[j] = v;
+    }
+    acc[2 * r] = wasm_v128_load(tmp);
+    acc[2 * r + 1] = wasm_v128_load(tmp + 4);
+  }
+}
+
+static inline void block_store(float *const *out, int m, int col, int nv, const v128_t acc[8]) {
+  for (int r = 0; r < m; r++) {
+    float *o = out[r] + col;
+    if (nv == NR) {
+      wasm_v128_store(o, acc[2 * r]);
+      wasm_v128_store(o + 4, acc[2 * r + 1]);
+    } else {
+      float tmp[NR];
+      wasm_v128_store(tmp, acc[2 * r]);
+      wasm_v128_store(tmp + 4, acc[2 * r + 1]);
+      for (int j = 0; j < nv; j++) o[j] = tmp[j];
+    }
+  }
+}
+
+EXPORT(gemm_packed) void gemm_packed(const float *a, int lda, int m, int k, const float *bp, int n, float *out, int ldo, const float *bias, int accumulate) {
+  int panels = (n + NR - 1) / NR;
+  for (int i = 0; i < m; i += 4) {
+    int mv = m - i < 4 ? m - i : 4;
+    const float *rows[4];
+    float *orows[4];
+    for (int r = 0; r < 4; r++) {
+      int rr = r < mv ? r : mv - 1;  // a short block repeats its last row and stores only its own
+      rows[r] = a + (long)(i + rr) * lda;
+      orows[r] = out + (long)(i + rr) * ldo;
+    }
+    for (int p = 0; p < panels; p++) {
+      int col = p * NR;
+      int nv = n - col < NR ? n - col : NR;
+      v128_t acc[8];
+      block_init(orows, mv, col, nv, bias, accumulate, acc);
+      block_4x8(rows, 1, k, bp + (long)p * k * NR, acc);
+      block_store(orows, mv, col, nv, acc);
+    }
+  }
+}
+
+/**
+ * out[B, M, N] = op(a) · op(b) for each of `batch` products, a and b already in [M, K] row-major
+ * (the TypeScript side transposes a when asked) and b packed; a_step and bp_step the elements
+ * between batches (0 when shared).
+ */
+EXPORT(matmul_f32) void matmul_f32(const float *a, long a_step, const float *bp, long bp_step, float *out, int batch, int m, int k, int n) {
+  for (int p = 0; p < batch; p++) gemm_packed(a + p * a_step, k, m, k, bp + p * bp_step, n, out + (long)p * m * n, n, 0, 0);
+}
+
+/** a [M, K] → at [K, M] (the transposed left operand of a product). */
+EXPORT(transpose_f32) void transpose_f32(const float *a, int rows, int cols, float *at) {
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < cols; c++) at[(long)c * rows + r] = a[(long)r * cols + c];
+}
+
+/**
+ * conv2d (src/kernels/contracts.ts) on x [N, H, W, Cin] with weights packed from HWIO as
+ * [kh·kw·Cin, Cout] into out [N, OH, OW, Cout]: out = (out when accumulating, residual when given,
+ * else 0) + bias + Σ taps. geom: n, h, w, cin, oh, ow, cout, kh, kw, stride h/w, pad top/left,
+ * dilation h/w. `rows` has room for 4·kh·kw pointers, `zero` for cin zeros.
+ */
+EXPORT(conv2d_f32) void conv2d_f32(const float *x, const float *wp, const float *bias, float *out, const float *residual, int accumulate, const int *geom, const float **rows, float *zero) {
+  int n = geom[0], h = geom[1], w = geom[2], cin = geom[3], oh = geom[4], ow = geom[5], cout = geom[6];
+  int kh = geom[7], kw = geom[8], sh = geom[9], sw = geom[10], pt = geom[11], pl = geom[12], dh = geom[13], dw = geom[14];
+  int taps = kh * kw;
+  for (int i = 0; i < cin; i++) zero[i] = 0;
+  long pixels = (long)n * oh * ow;
+  if (residual && !accumulate) {
+    for (long i = 0; i < pixels * cout; i++) out[i] = residual[i];
+    accumulate = 1;
+  }
+  int panels = (cout + NR - 1) / NR;
+  long K = (long)taps * cin;
+  for (long q = 0; q < pixels; q += 4) {
+    int mv = pixels - q < 4 ? (int)(pixels - q) : 4;
+    float *orows[4];
+    for (int r = 0; r < 4; r++) {
+      long pix = q + (r < mv ? r : mv - 1);
+      orows[r] = out + pix * cout;
+      int b = (int)(pix / ((long)oh * ow));
+      int rem = (int)(pix - (long)b * oh * ow);
+      int oy = rem / ow, ox = rem - oy * ow;
+      for (int ky = 0; ky < kh; ky++) {
+        int iy = oy * sh - pt + ky * dh;
+        for (int kx = 0; kx < kw; kx++) {
+          int ix = ox * sw - pl + kx * dw;
+          int ok = iy >= 0 && iy < h && ix >= 0 && ix < w;
+          rows[4 * (ky * kw + kx) + r] = ok ? x + (((long)b * h + iy) * w + ix) * cin : zero;
+        }
+      }
+    }
+    for (int p = 0; p < panels; p++) {
+      int col = p * NR;
+      int nv = cout - col < NR ? cout - col : NR;
+      v128_t acc[8];
+      block_init(orows, mv, col, nv, bias, accumulate, acc);
+      block_4x8(rows, taps, cin, wp + (long)p * K * NR, acc);
+      block_store(orows, mv, col, nv, acc);
+    }
+  }
+}

@@ -28,7 +28,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['models'],
   ['train'],
   ['codec'],
-  ['export', 'serve', 'serve/page'],
+  ['export', 'serve', 'serve/page', 'web'],
   ['cli'],
   ['testing'],
   ['index.ts'],

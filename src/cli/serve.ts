@@ -41,7 +41,11 @@ export function registerServeCommand(program: Command, setExit: (code: number) =
     }, 2)
     .option('--open', 'open the page in the default browser', false)
     .option('--allow-unverified', ALLOW_UNVERIFIED, false)
-    .action(async (dirs: string[], o: { port: number; host: string; workers: number; open: boolean; allowUnverified: boolean }) => {
+    .option('--compute <where>', "where the page computes sampling, completion, bits and receptive fields when it opens: 'server' or 'page' (the browser, on the run's weights; the page switches between them)", (v) => {
+      if (v !== 'server' && v !== 'page') throw new InvalidArgumentError("--compute must be 'server' or 'page'");
+      return v;
+    }, 'server')
+    .action(async (dirs: string[], o: { port: number; host: string; workers: number; open: boolean; allowUnverified: boolean; compute: 'server' | 'page' }) => {
       const runDirs = dirs.length > 0 ? dirs : ['runs'];
       for (const d of runDirs) {
         if (!existsSync(d)) throw new CliError(`${d} does not exist; give run folders or a folder of runs (train one with: arpix train --preset gated-pixelcnn-fmnist)`, EXIT.usage);
@@ -49,7 +53,7 @@ export function registerServeCommand(program: Command, setExit: (code: number) =
       const { startServer } = await import('../serve/index.js');
       let server;
       try {
-        server = await startServer({ runDirs, port: o.port, host: o.host, workers: o.workers, allowUnverified: o.allowUnverified });
+        server = await startServer({ runDirs, port: o.port, host: o.host, workers: o.workers, allowUnverified: o.allowUnverified, compute: o.compute });
       } catch (e) {
         throw bindError(e, o.host, o.port);
       }

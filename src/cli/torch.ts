@@ -1,9 +1,11 @@
 // `arpix export … --torch OUT_DIR` and `arpix import PATH --out RUN_DIR`: the hand-off to PyTorch
-// for training on many GPUs (torchrun + DDP), and the way back.
+// for training on many GPUs (torchrun + DDP), and the way back. `arpix export --web OUT RUN…`: the
+// runs as a static web page that computes in the browser (src/export/web.ts).
 
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { exportForTorch, importCheckpoint, writeImportedRun } from '../export/index.js';
+import { exportWeb } from '../export/web.js';
 import { checkOutputFolder } from '../io/files.js';
 import { applyOverrides, configFileRaw, presetRaw, resolveRunConfig, type RunConfig } from '../train/index.js';
 import { ALLOW_UNVERIFIED, CliError, EXIT, readCheckpoint } from './commands.js';
@@ -17,26 +19,52 @@ function configFrom(o: { preset?: string; config?: string }, overrides: string[]
   return resolveRunConfig(applyOverrides(raw, overrides), o.preset ?? '');
 }
 
+/** `arpix export --web OUT RUN…`: every run checked as every loader checks it, then the folder written. */
+async function exportWebCommand(runDirs: string[], o: { web: string; preset?: string; config?: string; testImages: number; force: boolean; allowUnverified: boolean }, setExit: (code: number) => void): Promise<void> {
+  if (o.preset !== undefined || o.config !== undefined) throw new CliError('--web exports trained runs: give run folders, not --preset or --config', EXIT.usage);
+  const flags = runDirs.filter((d) => d.startsWith('--'));
+  if (flags.length > 0) throw new CliError(`--web takes no overrides (${flags[0]}); give run folders`, EXIT.usage);
+  if (runDirs.length === 0) throw new CliError('give one or more run folders to export: arpix export --web OUT RUN_DIR…', EXIT.usage);
+  if (!Number.isInteger(o.testImages) || o.testImages < 1 || o.testImages > 1000) throw new CliError('--test-images must be an integer in 1..1000', EXIT.usage);
+  checkOutputFolder(resolve(o.web));
+  const runs = [];
+  for (const dir of runDirs) runs.push({ dir, ckpt: await readCheckpoint(dir, o) });
+  const started = performance.now();
+  const r = await exportWeb(runs, o.web, { force: o.force, testImages: o.testImages });
+  const seconds = (performance.now() - started) / 1000;
+  out(`exported ${r.runs.length} run${r.runs.length === 1 ? '' : 's'} as a web page to ${r.dir} in ${seconds.toFixed(2)} s`);
+  for (const run of r.runs) out(`  runs/${run.name}: ${run.kind}, weights ${(run.weightsBytes / 1e6).toFixed(2)} MB, ${run.testImages} test images`);
+  out(`  app.js ${(r.bundleBytes / 1024).toFixed(0)} KiB, worker.js ${(r.workerBytes / 1024).toFixed(0)} KiB, ${r.wasmBytes > 0 ? `arpix.wasm ${(r.wasmBytes / 1024).toFixed(0)} KiB` : `no arpix.wasm (${r.wasmReason}): the page computes on the TypeScript backend`}`);
+  out(`next: serve the folder from any static host, e.g. cd ${r.dir} && python3 -m http.server 8000, then open http://127.0.0.1:8000/`);
+  setExit(EXIT.ok);
+}
+
 export function registerTorchCommands(program: Command, setExit: (code: number) => void, collectOverrides: (cmd: Command, rest: readonly string[]) => string[]): void {
   program.command('export')
-    .description('write a PyTorch folder (model module, weights, data, train.py for torchrun/DDP, README) for a run, a preset or a config')
-    .argument('[run-dir]', 'a run folder or checkpoint (weights, optimiser state and average are exported)')
+    .description('write a PyTorch folder (model module, weights, data, train.py for torchrun/DDP, README) for a run, a preset or a config (--torch); or a static web page that samples, completes and explains runs in the browser (--web)')
+    .argument('[run-dirs...]', 'a run folder or checkpoint (weights, optimiser state and average are exported); for --web, one or more run folders')
     .option('--preset <name>', 'a new run of this preset instead of a run')
     .option('--config <file>', 'a new run of this config instead of a run')
-    .requiredOption('--torch <out-dir>', 'the folder to write')
+    .option('--torch <out-dir>', 'the PyTorch folder to write')
+    .option('--web <out-dir>', 'the static web folder to write (index.html, bundles, .wasm, each run\'s weights and test images)')
+    .option('--test-images <n>', 'test images per run in a --web folder', (v) => Number(v), 16)
     .option('--no-data', 'do not write the dataset arrays (train.py then needs --data DIR)')
-    .option('--force', 'replace the files an export writes in --torch', false)
+    .option('--force', 'replace the files an export writes in --torch, or an earlier export in --web', false)
     .option('--allow-unverified', ALLOW_UNVERIFIED, false)
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (first: string | undefined, o: { preset?: string; config?: string; torch: string; data: boolean; force: boolean; allowUnverified: boolean }, cmd: Command) => {
+    .action(async (args: string[], o: { preset?: string; config?: string; torch?: string; web?: string; testImages: number; data: boolean; force: boolean; allowUnverified: boolean }, cmd: Command) => {
+      if ((o.torch === undefined) === (o.web === undefined)) throw new CliError('give --torch OUT_DIR (a PyTorch folder) or --web OUT_DIR (a static web page), one of them', EXIT.usage);
+      if (o.web !== undefined) return exportWebCommand(args, o as typeof o & { web: string }, setExit);
+      const first = args[0];
+      if (args.length > 1 && !args[1]!.startsWith('--')) throw new CliError('--torch exports one run: give one RUN_DIR', EXIT.usage);
       // An override flag lands in the optional argument when no run folder is given.
       const runDir = first?.startsWith('--') ? undefined : first;
       const overrides = collectOverrides(cmd, cmd.args.slice(runDir === undefined ? 0 : 1));
       const given = [runDir, o.preset, o.config].filter((x) => x !== undefined).length;
       if (given !== 1) throw new CliError('give a RUN_DIR, or --preset NAME, or --config FILE', EXIT.usage);
       // An output folder no file can be written to is refused before anything is read.
-      checkOutputFolder(resolve(o.torch));
+      checkOutputFolder(resolve(o.torch!));
       let config: RunConfig;
       let ckpt = null;
       if (runDir !== undefined) {
@@ -47,7 +75,7 @@ export function registerTorchCommands(program: Command, setExit: (code: number) 
         config = configFrom(o, overrides)!;
       }
       const started = performance.now();
-      const r = await exportForTorch(config, ckpt, resolve(o.torch), { data: o.data, force: o.force });
+      const r = await exportForTorch(config, ckpt, resolve(o.torch!), { data: o.data, force: o.force });
       const seconds = (performance.now() - started) / 1000;
       out(`exported ${config.model.kind} (${r.parameters.toLocaleString('en')} parameters${ckpt ? `, step ${ckpt.meta.step}` : ', new run'}) to ${r.dir} in ${seconds.toFixed(2)} s`);
       out(`  checkpoint.safetensors: ${(r.checkpointBytes / 1e6).toFixed(1)} MB (PyTorch layout)${o.data ? '; data/ with train, validation and test arrays' : '; no data (train.py --data DIR)'}`);

@@ -20,6 +20,7 @@ import { WorkerPool } from './jobs.js';
 import type { CompressResult, DecodeJob, Job, WorkerMessage } from './protocol.js';
 import { RunFolders, summarise } from './runs.js';
 import { sseResponse, type Send } from './sse.js';
+import { withConfig, type PageConfig } from '../web/page-config.js';
 import { MODEL_LIMITS } from '../web/protocol.js';
 
 export const LIMITS = {
@@ -52,6 +53,12 @@ export interface ServeOptions {
   allowUnverified?: boolean;
   /** A request body must arrive within this time (ms, default 10000), else 408. */
   bodyMs?: number;
+  /**
+   * Where the page computes its model panels when it opens (default 'server'): 'page' runs them in
+   * the browser's Web Worker on the run's weights, with the engine the server uses; the page can
+   * switch between the two.
+   */
+  compute?: 'server' | 'page';
 }
 
 export interface ServeApp {
@@ -203,6 +210,8 @@ interface ServeState {
   reading: number;
   /** A request body must arrive within this time (ms). */
   bodyMs: number;
+  /** What the page is told when it loads. */
+  page: PageConfig;
 }
 
 /** The server's parts, in order: its state, its error answers, its routes by what they serve, its workers. */
@@ -216,10 +225,14 @@ export function createServeApp(opts: ServeOptions): ServeApp {
     streams: new Set<AbortController>(),
     reading: 0,
     bodyMs: opts.bodyMs ?? 10_000,
+    page: { mode: 'serve', compute: opts.compute ?? 'server', allowUnverified: opts.allowUnverified ?? false, worker: 'worker.js', wasm: null, wasmReason: null, runs: [] },
   };
+  const wasm = s.assets.wasm();
+  s.page.wasm = wasm.file === null ? null : 'arpix.wasm';
+  s.page.wasmReason = wasm.reason;
   const app = new Hono();
   errorAnswers(app);
-  pageRoutes(app, s.assets);
+  pageRoutes(app, s.assets, s.page);
   runRoutes(app, s);
   samplingRoutes(app, s);
   modelRoutes(app, s);
@@ -246,9 +259,18 @@ function errorAnswers(app: Hono): void {
 
 // ---- the page ----------------------------------------------------------------------------------
 
-function pageRoutes(app: Hono, assets: PageAssets): void {
-  app.get('/', (c) => c.html(assets.html));
+/** Cross-origin isolation: the page may share memory with its worker (threads, and stopping a job mid-way). */
+const ISOLATED = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
+
+function pageRoutes(app: Hono, assets: PageAssets, page: PageConfig): void {
+  app.get('/', (c) => c.html(withConfig(assets.html, page), 200, ISOLATED));
   app.get('/app.js', async (c) => c.body(await assets.script(), 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' }));
+  app.get('/worker.js', async (c) => c.body(await assets.worker(), 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache', ...ISOLATED }));
+  app.get('/arpix.wasm', async (c) => {
+    const w = assets.wasm();
+    if (w.file === null) throw new HttpError(404, `${w.reason}; the page computes on the TypeScript backend`);
+    return c.body(new Uint8Array(await readFile(w.file)), 200, { 'content-type': 'application/wasm', 'cache-control': 'no-cache' });
+  });
   app.get('/app.css', (c) => c.body(assets.css, 200, { 'content-type': 'text/css; charset=utf-8' }));
   app.get('/vendor/uPlot.min.css', (c) => c.body(assets.uplotCss, 200, { 'content-type': 'text/css; charset=utf-8' }));
   app.get('/favicon.ico', (c) => c.body(assets.favicon, 200, { 'content-type': 'image/x-icon', 'cache-control': 'max-age=86400' }));
@@ -434,6 +456,18 @@ function modelRoutes(app: Hono, s: ServeState): void {
     const y = intParam(b.y, 'y', 0, (summary.height ?? 1) - 1);
     const x = intParam(b.x, 'x', 0, (summary.width ?? 1) - 1);
     return jobJson(s.pool, c, { op: 'field', checkpoint: file, y, x });
+  });
+
+  // The run's checkpoint as it is on disk, for the page to compute with (it checks the file as every reader does).
+  app.get('/api/weights', async (c) => {
+    const { file } = s.runs.checkpoint(c.req.query('run'));
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(file);
+    } catch {
+      throw new HttpError(404, 'the run\'s checkpoint could not be read; wait for training to write it');
+    }
+    return c.body(new Uint8Array(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.length), 200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
   });
 
   app.get('/api/info', (c) => {

@@ -1,6 +1,8 @@
 // The page: its HTML and CSS as files beside this module, its TypeScript bundled by esbuild on the
-// first request (uPlot included, from node_modules), uPlot's stylesheet from node_modules, and an
-// icon drawn here. Nothing is fetched from elsewhere, so the page works offline.
+// first request (uPlot included, from node_modules), the Web Worker that computes the panels in the
+// page (src/web/worker.ts, bundled the same way) and its WebAssembly module when it was built,
+// uPlot's stylesheet from node_modules, and an icon drawn here. Nothing is fetched from elsewhere,
+// so the page works offline; `arpix export --web` writes the same files into a folder.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -8,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { encode as encodePng } from 'fast-png';
 
 export interface PageAssets {
+  /** The page's HTML, with a <!--arpix-config--> placeholder for its PageConfig. */
   html: string;
   css: string;
   uplotCss: string;
@@ -15,21 +18,47 @@ export interface PageAssets {
   favicon: Uint8Array<ArrayBuffer>;
   /** The bundled page script (built once, then kept). */
   script(): Promise<string>;
+  /** The bundled Web Worker of the page (built once, then kept). */
+  worker(): Promise<string>;
+  /** The WebAssembly backend's module (`npm run build:wasm`), or null with why there is none. */
+  wasm(): { file: string; reason: null } | { file: null; reason: string };
 }
 
 const pageDir = fileURLToPath(new URL('./page/', import.meta.url));
+const webDir = fileURLToPath(new URL('../web/', import.meta.url));
+/** Where `npm run build:wasm` puts the module. */
+export const WASM_FILE = fileURLToPath(new URL('../../build/wasm/arpix.wasm', import.meta.url));
 
-/** Bundles the page's entry (main.ts in a checkout, main.js when built) into one minified script. */
-export async function bundlePage(): Promise<string> {
+/** A module's file: its .ts in a checkout, its .js when built. */
+function sourceOf(dir: string, name: string): string {
+  return existsSync(`${dir}${name}.ts`) ? `${dir}${name}.ts` : `${dir}${name}.js`;
+}
+
+/** One minified browser bundle of an entry; it may import no Node built-in (esbuild refuses one). */
+async function bundle(entry: string): Promise<string> {
   const { build } = await import('esbuild');
-  const entry = existsSync(`${pageDir}main.ts`) ? `${pageDir}main.ts` : `${pageDir}main.js`;
   const r = await build({ entryPoints: [entry], bundle: true, format: 'esm', minify: true, write: false, target: 'es2022', platform: 'browser', logLevel: 'silent' });
   return r.outputFiles[0]!.text;
+}
+
+/** Bundles the page's entry (main.ts in a checkout, main.js when built) into one minified script. */
+export function bundlePage(): Promise<string> {
+  return bundle(sourceOf(pageDir, 'main'));
+}
+
+/** Bundles the page's Web Worker: the model engine and the backends a browser has. */
+export function bundleWorker(): Promise<string> {
+  return bundle(sourceOf(webDir, 'worker'));
+}
+
+export function wasmModule(): { file: string; reason: null } | { file: null; reason: string } {
+  return existsSync(WASM_FILE) ? { file: WASM_FILE, reason: null } : { file: null, reason: 'the WebAssembly module was not built (npm run build:wasm)' };
 }
 
 export function pageAssets(): PageAssets {
   const require = createRequire(import.meta.url);
   let script: Promise<string> | null = null;
+  let worker: Promise<string> | null = null;
   return {
     html: readFileSync(`${pageDir}index.html`, 'utf8'),
     css: readFileSync(`${pageDir}style.css`, 'utf8'),
@@ -39,6 +68,11 @@ export function pageAssets(): PageAssets {
       script ??= bundlePage();
       return script;
     },
+    worker() {
+      worker ??= bundleWorker();
+      return worker;
+    },
+    wasm: wasmModule,
   };
 }
 

@@ -4,15 +4,41 @@
 // receptive field of a chosen pixel.
 
 import uPlot from 'uplot';
-import type { BitsResult, FieldResult, InfoResult, RunSummary, TestImageResult } from '../protocol.js';
-import { ApiError, getJson, postBytes, postForFile, postJson, streamEvents } from './api.js';
+import type { BitsResult, RunSummary, TestImageResult } from '../protocol.js';
+import { CONFIG_ELEMENT_ID, type PageConfig } from '../../web/page-config.js';
+import { LocalEngine } from '../../web/client.js';
+import { ApiError, postForFile } from './api.js';
 import { colormap, gridLayout, paintPixel, paintRows, type Grid } from './draw.js';
+import { PageComputeApi, ServerApi, StaticApi, type PanelApi } from './panels-api.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const PALETTE = ['#6ea8fe', '#f5a524', '#4cc38a', '#f2555a', '#9b7bff', '#2dd4bf', '#f472b6', '#a3e635'];
 
 let runs: RunSummary[] = [];
 let current: RunSummary | null = null;
+
+/** What the page was told when it loaded (by arpix serve, or by the export that wrote it). */
+function pageConfig(): PageConfig {
+  const el = document.getElementById(CONFIG_ELEMENT_ID);
+  const fallback: PageConfig = { mode: 'serve', compute: 'server', allowUnverified: false, worker: 'worker.js', wasm: null, wasmReason: null, runs: [] };
+  if (!el?.textContent) return fallback;
+  return { ...fallback, ...(JSON.parse(el.textContent) as Partial<PageConfig>) };
+}
+
+const config = pageConfig();
+let engine: LocalEngine | null = null;
+/** The page's Web Worker, started the first time a panel is computed in the page. */
+function localEngine(): LocalEngine {
+  engine ??= new LocalEngine(config.worker, config.wasm, config.wasmReason);
+  return engine;
+}
+
+function makeApi(where: 'server' | 'page'): PanelApi {
+  if (config.mode === 'static') return new StaticApi(localEngine(), config);
+  return where === 'page' ? new PageComputeApi(localEngine(), config.allowUnverified) : new ServerApi();
+}
+
+let api: PanelApi = makeApi(config.compute);
 
 function toast(e: unknown): void {
   const el = $('toast');
@@ -72,7 +98,7 @@ function selectRun(id: string): void {
 
 type TrainKey = 'loss' | 'imagesPerSec' | 'lr' | 'gradNorm';
 const TRAIN_LABELS: Record<TrainKey, string> = { loss: 'bits/dim', imagesPerSec: 'images/s', lr: 'learning rate', gradNorm: 'gradient norm' };
-interface Curves { trainStep: number[]; train: Record<TrainKey, number[]>; valStep: number[]; bpd: number[]; source: EventSource | null }
+interface Curves { trainStep: number[]; train: Record<TrainKey, number[]>; valStep: number[]; bpd: number[]; stop: (() => void) | null }
 let trainKey: TrainKey = 'loss';
 const noTrain = (): Record<TrainKey, number[]> => ({ loss: [], imagesPerSec: [], lr: [], gradNorm: [] });
 const curves = new Map<string, Curves>();
@@ -129,13 +155,12 @@ function redrawCharts(rebuild = false): void {
 
 function follow(id: string): void {
   if (curves.has(id)) return;
-  const c: Curves = { trainStep: [], train: noTrain(), valStep: [], bpd: [], source: null };
+  const c: Curves = { trainStep: [], train: noTrain(), valStep: [], bpd: [], stop: null };
   curves.set(id, c);
-  const source = new EventSource(`/api/metrics/stream?run=${encodeURIComponent(id)}`);
-  c.source = source;
-  source.addEventListener('reset', () => { c.trainStep = []; c.train = noTrain(); c.valStep = []; c.bpd = []; });
-  source.addEventListener('records', (ev) => {
-    for (const r of JSON.parse((ev as MessageEvent).data) as ({ type: string; step: number; bitsPerDim?: number } & Partial<Record<TrainKey, number>>)[]) {
+  const run = runs.find((r) => r.id === id);
+  if (!run) return;
+  c.stop = api.follow(run, { reset: () => { c.trainStep = []; c.train = noTrain(); c.valStep = []; c.bpd = []; }, records: (records) => {
+    for (const r of records as ({ type: string; step: number; bitsPerDim?: number } & Partial<Record<TrainKey, number>>)[]) {
       if (r.type === 'train' && typeof r.loss === 'number') {
         c.trainStep.push(r.step);
         for (const k of Object.keys(c.train) as TrainKey[]) c.train[k].push(typeof r[k] === 'number' ? r[k] : NaN);
@@ -143,11 +168,11 @@ function follow(id: string): void {
       if (r.type === 'validation' && typeof r.bitsPerDim === 'number') { c.valStep.push(r.step); c.bpd.push(r.bitsPerDim); }
     }
     redrawCharts();
-  });
+  } });
 }
 
 function unfollow(id: string): void {
-  curves.get(id)?.source?.close();
+  curves.get(id)?.stop?.();
   curves.delete(id);
 }
 
@@ -181,8 +206,7 @@ function renderRunsTable(): void {
 }
 
 async function loadRuns(first = false): Promise<void> {
-  const got = await getJson<{ runs: RunSummary[] }>('/api/runs');
-  runs = got.runs;
+  runs = await api.runs();
   const select = $<HTMLSelectElement>('run');
   const keep = current?.id;
   select.innerHTML = runs.map((r) => `<option value="${r.id}">${r.id}</option>`).join('');
@@ -245,22 +269,23 @@ async function runSample(): Promise<void> {
     firstPaint ??= performance.now() - t0;
   };
   try {
-    await streamEvents('/api/sample', { run: run.id, n, seed: Number($<HTMLInputElement>('s-seed').value), temperature: Number($<HTMLInputElement>('s-temp').value), label: labelValue('s-label'), granularity }, (event, data) => {
+    await api.sample(run, { n, seed: Number($<HTMLInputElement>('s-seed').value), temperature: Number($<HTMLInputElement>('s-temp').value), label: labelValue('s-label'), granularity, complete: null }, (event, data) => {
       if (event === 'row') {
-        const { y, values } = data as { y: number; values: number[] };
+        const { y, values } = data as { y: number; values: ArrayLike<number> };
         for (let i = 0; i < n; i++) paintRows(image.data, grid.width, grid.origin(i), values, w, c, levels, y, y + 1, i * w * c);
         painted();
         rowsDone = y + 1;
         show();
       } else if (event === 'pixel') {
-        const { y, x, values } = data as { y: number; x: number; values: number[] };
+        const { y, x, values } = data as { y: number; x: number; values: ArrayLike<number> };
         for (let i = 0; i < n; i++) paintPixel(image.data, grid.width, grid.origin(i), values, w, c, levels, y, x, i * c);
         painted();
         if (x === w - 1) { rowsDone = y + 1; show(); }
-      } else if (event === 'error') throw new ApiError((data as { status: number }).status, (data as { message: string }).message);
+      }
     }, controller.signal);
-    canvas.dataset.state = 'done';
+    canvas.dataset.state = controller.signal.aborted ? 'stopped' : 'done';
     canvas.dataset.firstPaintMs = String(firstPaint);
+    canvas.dataset.where = api.where;
     show();
   } catch (e) {
     canvas.dataset.state = controller.signal.aborted ? 'stopped' : 'error';
@@ -277,7 +302,7 @@ const testImages = new Map<number, TestImageResult>();
 async function testImage(index: number): Promise<TestImageResult> {
   const have = testImages.get(index);
   if (have) return have;
-  const got = await getJson<TestImageResult>(`/api/test-image?run=${encodeURIComponent(current!.id)}&index=${index}`);
+  const got = await api.testImage(current!, index);
   testImages.set(index, got);
   return got;
 }
@@ -394,19 +419,19 @@ async function runComplete(): Promise<void> {
   const t0 = performance.now();
   let rows = 0;
   try {
-    await streamEvents('/api/complete', {
-      run: run.id, image: editor.values, keepRows: start, mask: editor.usedMask ? Array.from(keep) : null, samples,
-      seed: Number($<HTMLInputElement>('c-seed').value), temperature: Number($<HTMLInputElement>('c-temp').value), label: labelValue('c-label'),
+    await api.sample(run, {
+      n: samples, seed: Number($<HTMLInputElement>('c-seed').value), temperature: Number($<HTMLInputElement>('c-temp').value), label: labelValue('c-label'),
+      granularity: 'row', complete: { values: editor.values.slice(), keepRows: start, mask: editor.usedMask ? Array.from(keep) : null },
     }, (event, data) => {
       if (event === 'row') {
-        const { y, values } = data as { y: number; values: number[] };
+        const { y, values } = data as { y: number; values: ArrayLike<number> };
         for (let i = 0; i < samples; i++) paintRows(image.data, grid.width, grid.origin(i + 2), values, w, c, levels, y, y + 1, i * w * c);
         ctx.putImageData(image, 0, 0);
         rows++;
         $('c-stats').innerHTML = `<span>row <b>${y + 1}</b> / ${h}</span><span><b>${(rows / ((performance.now() - t0) / 1000)).toFixed(1)}</b> rows/s</span>`;
-      } else if (event === 'error') throw new ApiError((data as { status: number }).status, (data as { message: string }).message);
+      }
     }, controller.signal);
-    canvas.dataset.state = 'done';
+    canvas.dataset.state = controller.signal.aborted ? 'stopped' : 'done';
   } catch (e) {
     canvas.dataset.state = 'error';
     if (!controller.signal.aborted) toast(e);
@@ -425,7 +450,7 @@ async function runBits(): Promise<void> {
   const index = Number($<HTMLInputElement>('b-index').value);
   const t = await testImage(index);
   const label = run.numClasses > 0 ? t.label ?? 0 : null;
-  const r = await postJson<BitsResult>('/api/bits', { run: run.id, image: t.values, label });
+  const r = await api.bits(run, t.values, label);
   if (load !== bitsLoads) return; // a later image is on its way
   drawValues($<HTMLCanvasElement>('b-image'), t.values, run, 280);
   const max = Math.max(...r.bits);
@@ -471,6 +496,7 @@ async function runBits(): Promise<void> {
     <div class="kpi"><div class="v">${r.pngBytes} B</div><div class="k">8-bit PNG of the same image</div><div class="meter png"><div style="width:${(100 * pngBits) / most}%"></div></div></div>
     <div class="kpi"><div class="v">${(pngBits / r.totalBits).toFixed(2)}×</div><div class="k">smaller than PNG</div></div>`;
   $('b-kpis').dataset.state = 'done';
+  $('b-kpis').dataset.where = api.where;
   const name = `test-${index}`;
   if (shown?.run.id !== run.id || shown.name !== name) {
     shown = { run, values: t.values, label, name, bits: r };
@@ -493,6 +519,11 @@ function resetFile(): void {
   fileUrl = null;
   const el = $('b-file');
   el.dataset.state = 'idle';
+  if (api.noCompress !== null) {
+    el.innerHTML = `<p class="hint">${esc(api.noCompress)}</p>`;
+    $<HTMLButtonElement>('b-compress').disabled = true;
+    return;
+  }
   el.innerHTML = '<p class="hint">Codes the image into a real file of <code>arpix compress</code> with this model, and decodes it back before offering it.</p>';
   $<HTMLButtonElement>('b-compress').disabled = shown === null;
 }
@@ -557,7 +588,7 @@ let fieldPixel: [number, number] | null = null;
 async function showModel(): Promise<void> {
   if (!current?.hasCheckpoint) return;
   const run = current;
-  const info = await getJson<InfoResult>(`/api/info?run=${encodeURIComponent(run.id)}`);
+  const info = await api.info(run);
   if (current !== run) return;
   const rf = info.receptiveField;
   $('m-kpis').innerHTML = `
@@ -579,7 +610,7 @@ async function drawField(): Promise<void> {
   const run = current;
   const [y, x] = fieldPixel;
   const { w } = dims(run);
-  const [t, f] = await Promise.all([testImage(0), postJson<FieldResult>('/api/field', { run: run.id, y, x })]);
+  const [t, f] = await Promise.all([testImage(0), api.field(run, y, x)]);
   const max = Math.max(...f.influence);
   const canvas = $<HTMLCanvasElement>('m-canvas');
   drawValues(canvas, t.values, run, 420, (q) => {
@@ -630,7 +661,7 @@ function wire(): void {
     const file = (e.target as HTMLInputElement).files?.[0];
     if (!file || !current) return;
     try {
-      const got = await postBytes<{ values: number[] }>(`/api/upload?run=${encodeURIComponent(current.id)}`, file);
+      const got = await api.upload(current, file);
       editor.values = got.values;
       drawEditor();
     } catch (err) {
@@ -660,9 +691,58 @@ function wire(): void {
   window.addEventListener('resize', () => redrawCharts(true));
 }
 
+/** Says once, in the header, which way computes the model panels and on which backend. */
+async function showWhere(): Promise<void> {
+  const el = $('where');
+  if (api.where === 'server') {
+    el.textContent = 'computed by arpix serve';
+    el.dataset.backend = 'server';
+    el.title = '';
+    return;
+  }
+  el.textContent = 'computed in this page…';
+  const b = await api.backend();
+  if (!b) return;
+  el.textContent = `computed in this page · ${b.backend === 'wasm' ? 'WebAssembly' : 'TypeScript'} backend`;
+  el.dataset.backend = b.backend;
+  el.title = b.note;
+}
+
+/** A page opened from a file: browsers refuse its worker and its fetches, so say what works instead. */
+function fileNotice(): boolean {
+  if (location.protocol !== 'file:') return false;
+  const el = $('notice');
+  el.innerHTML = 'This page computes in a Web Worker and fetches its weights, which browsers do not allow for a page opened from a file. '
+    + 'Serve the folder instead: run <code>python3 -m http.server 8000</code> in it (or put it on any static web host) and open <code>http://127.0.0.1:8000/</code>.';
+  el.hidden = false;
+  return true;
+}
+
+function wireCompute(): void {
+  if (config.mode === 'static') {
+    document.title = 'arpix';
+    document.querySelector('.brand .sub')!.textContent = 'in your browser';
+  }
+  const pick = $<HTMLSelectElement>('compute');
+  $('compute-wrap').hidden = config.mode !== 'serve';
+  pick.value = api.where;
+  pick.addEventListener('change', () => {
+    sampling?.abort();
+    api = makeApi(pick.value === 'page' ? 'page' : 'server');
+    void showWhere().catch(toast);
+    resetFile();
+    const active = document.querySelector<HTMLButtonElement>('#tabs button.active')?.dataset.tab ?? 'runs';
+    if (active !== 'sample' && active !== 'complete') panels[active]?.show?.();
+  });
+}
+
 wire();
-loadRuns(true).then(() => {
-  const tab = location.hash.slice(1);
-  if (tab && document.getElementById(`panel-${tab}`)) showTab(tab);
-  setInterval(() => void loadRuns().catch(() => {}), 5000);
-}).catch(toast);
+if (!fileNotice()) {
+  wireCompute();
+  void showWhere().catch(toast);
+  loadRuns(true).then(() => {
+    const tab = location.hash.slice(1);
+    if (tab && document.getElementById(`panel-${tab}`)) showTab(tab);
+    if (config.mode === 'serve') setInterval(() => void loadRuns().catch(() => {}), 5000);
+  }).catch(toast);
+}

@@ -1,0 +1,108 @@
+// The page's Web Worker: the model engine (engine.ts) off the page's main thread. It chooses its
+// backend once (WebAssembly when the page gives it a .wasm that loads, else the TypeScript
+// reference, and says which and why), fetches a run's weights the first time a job needs them,
+// checks them as every reader of a checkpoint does, and answers each job with the engine's
+// messages. A job is stopped through a shared cell when the page is cross-origin isolated (the
+// page terminates the worker otherwise). Nothing here throws past a message: every failure is one
+// line for the page to show.
+
+import { registerBackend, setBackend } from '../backends/registry.js';
+import { sha256 } from '../env.js';
+import { Cancelled, checkModelJob, facts, jobError, loadModelBytes, runModelJob, type LoadedModel } from './engine.js';
+import type { ModelFacts, WorkerMessage } from './protocol.js';
+import { wasmBackend } from './wasm.js';
+import type { FromPage, ModelSource, ToPage } from './messages.js';
+
+interface WorkerScope {
+  onmessage: ((e: { data: FromPage }) => void) | null;
+  postMessage(message: ToPage, transfer?: ArrayBuffer[]): void;
+}
+
+const scope = globalThis as unknown as WorkerScope;
+const models = new Map<string, { loaded: LoadedModel; facts: ModelFacts }>();
+const KEEP_MODELS = 3;
+let cancel: Int32Array | null = null;
+let queue: Promise<void> = Promise.resolve();
+
+async function fetchBytes(url: string, what: string): Promise<Uint8Array> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new PageError(`${what} could not be fetched from ${url} (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (!res.ok) throw new PageError(`${what} could not be fetched from ${url}: ${res.status} ${res.statusText}`.trimEnd());
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** A problem with what the page was given (a file, an answer), said in one line. */
+class PageError extends Error {}
+
+/** WebAssembly when its bytes load into a backend, else the TypeScript reference; and why. */
+async function chooseBackend(wasmUrl: string | null, reason: string | null): Promise<{ backend: 'wasm' | 'ts'; note: string }> {
+  if (wasmUrl === null) return { backend: 'ts', note: reason ?? 'no WebAssembly module was given' };
+  try {
+    const bytes = await fetchBytes(wasmUrl, 'the WebAssembly module');
+    const b = await wasmBackend(bytes);
+    registerBackend('wasm', b);
+    setBackend('wasm');
+    return { backend: 'wasm', note: `WebAssembly (${wasmUrl}, ${(bytes.length / 1024).toFixed(0)} KiB)` };
+  } catch (e) {
+    registerBackend('wasm', null, e instanceof Error ? e.message : String(e));
+    setBackend('ts');
+    return { backend: 'ts', note: `the WebAssembly backend did not load (${e instanceof Error ? e.message : String(e)}); the TypeScript backend computes instead` };
+  }
+}
+
+/** The run's model: loaded and checked once, then kept (a few runs at a time). */
+async function modelOf(src: ModelSource): Promise<{ entry: { loaded: LoadedModel; facts: ModelFacts }; seconds: number }> {
+  const have = models.get(src.key);
+  if (have) return { entry: have, seconds: 0 };
+  const t0 = performance.now();
+  const bytes = await fetchBytes(src.url, `the weights of run ${src.key}`);
+  if (src.sha256 !== null) {
+    const sum = sha256().update(bytes).hex();
+    if (sum !== src.sha256) throw new PageError(`${src.file} is damaged: its SHA-256 is not the one the page lists (${bytes.length} bytes fetched); export the page again`);
+  }
+  const loaded = loadModelBytes(bytes, src.file, { allowUnverified: src.allowUnverified });
+  const f = facts(loaded.model);
+  const e = src.expect;
+  if (e && (e.kind !== f.kind || e.height !== f.height || e.width !== f.width || e.channels !== f.channels)) {
+    throw new PageError(`${src.file} holds a ${f.kind} model of ${f.height}×${f.width}×${f.channels} images, but run ${src.key} is listed as a ${e.kind} of ${e.height}×${e.width}×${e.channels}; export the page again`);
+  }
+  const entry = { loaded, facts: f };
+  models.set(src.key, entry);
+  while (models.size > KEEP_MODELS) models.delete(models.keys().next().value!);
+  return { entry, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function runJob(id: number, src: ModelSource, job: Parameters<typeof runModelJob>[1]): Promise<void> {
+  const post = (msg: WorkerMessage, transfer?: ArrayBuffer[]) => scope.postMessage({ type: 'job', id, msg }, transfer);
+  const cancelled = () => cancel !== null && Atomics.load(cancel, 0) === id;
+  try {
+    const { entry, seconds } = await modelOf(src);
+    checkModelJob(entry.facts, job);
+    post({ type: 'start', model: entry.facts, loadSeconds: seconds });
+    const t0 = performance.now();
+    const result = runModelJob(entry.loaded, job, post, cancelled);
+    post({ type: 'done', result, seconds: (performance.now() - t0) / 1000 });
+  } catch (e) {
+    if (e instanceof Cancelled) return post({ type: 'cancelled' });
+    if (e instanceof PageError) return post({ type: 'error', status: 422, message: e.message });
+    const { status, message } = jobError(e);
+    post({ type: 'error', status, message });
+  }
+}
+
+scope.onmessage = ({ data }) => {
+  if (data.type === 'init') {
+    cancel = data.cancel ? new Int32Array(data.cancel) : null;
+    queue = queue.then(async () => {
+      const r = await chooseBackend(data.wasmUrl, data.wasmReason);
+      scope.postMessage({ type: 'ready', backend: r.backend, note: r.note });
+    });
+  } else if (data.type === 'job') {
+    // One job at a time, in the order given: a job waits for the one before it.
+    queue = queue.then(() => runJob(data.id, data.source, data.job));
+  }
+};

@@ -43,9 +43,6 @@ static inline double js_min(double a, double b) {
   return a < b ? a : b;
 }
 
-/** e^x for four floats, within about an ulp: the softmax of attention (not a ts-exact path). */
-v128_t exp4(v128_t x);
-
 // ---- matrix products (gemm.c) ----
 
 /** Columns per packed panel of a product's right operand. */

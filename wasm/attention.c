@@ -4,6 +4,7 @@
 // blockHeight, blockWidth, memoryHeight, memoryWidth, raster].
 
 #include "arpix.h"
+#include "fmath.h"
 
 static void coords(const int *p, int i, int *y, int *x) {
   int height = p[1], width = p[2], bh = p[3], bw = p[4];
@@ -89,13 +90,13 @@ static float row_softmax(const float *q, const float *k, long stride, int d, flo
   v128_t mv = wasm_f32x4_splat(m), sum = wasm_f32x4_splat(0);
   int j = 0;
   for (; j + 4 <= count; j += 4) {
-    v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(p + j), mv));
+    v128_t e = expf4(wasm_f32x4_sub(wasm_v128_load(p + j), mv));
     wasm_v128_store(p + j, e);
     sum = wasm_f32x4_add(sum, e);
   }
   float s = hsum(sum);
   for (; j < count; j++) {
-    float e = wasm_f32x4_extract_lane(exp4(wasm_f32x4_splat(p[j] - m)), 0);
+    float e = wasm_f32x4_extract_lane(expf4(wasm_f32x4_splat(p[j] - m)), 0);
     p[j] = e;
     s += e;
   }

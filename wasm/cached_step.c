@@ -1,10 +1,10 @@
 // Row LSTM's cached step (rowLstmStep in src/kernels/contracts.ts): one pixel, every layer, in one
 // call. The TypeScript side keeps the plan resident — its weights packed for gemm_packed, and
 // mirrors of its state arrays — and copies in, before each call, the state this pixel reads, and
-// out, after it, what the pixel wrote. The products are float32 SIMD; the cell's gates are the
-// reference's double-precision functions.
+// out, after it, what the pixel wrote. The products and the cell's gates are float32 SIMD (fmath.h).
 
 #include "arpix.h"
+#include "fmath.h"
 
 // The plan descriptor: int32 fields at these indices (src/backends/wasm/row-lstm.ts writes it).
 enum {
@@ -83,12 +83,23 @@ EXPORT(row_lstm_step_f32) void row_lstm_step_f32(const int *plan) {
     for (int i = 0; i < n; i++) {
       long at = ((long)i * W + x) * h;
       const float *zi = z + i * g4;
-      for (int j = 0; j < h; j++) {
-        double o = pm_sigmoid(zi[j]), fg = pm_sigmoid(zi[h + j]), ig = pm_sigmoid(zi[2 * h + j]), g = pm_tanh(zi[3 * h + j]);
-        double c = fg * prev_c[at + j] + ig * g;
-        cur_c[at + j] = (float)c;
-        cur_h[at + j] = (float)(o * pm_tanh(c));
-        hx[i * h + j] = cur_h[at + j];
+      for (int j = 0; j < h; j += 4) {
+        // groups of four channels; past h they read the next gate block (or scratch) and store nothing
+        v128_t o = sigmoidf4(wasm_v128_load(zi + j)), fg = sigmoidf4(wasm_v128_load(zi + h + j));
+        v128_t ig = sigmoidf4(wasm_v128_load(zi + 2 * h + j)), g = tanhf4(wasm_v128_load(zi + 3 * h + j));
+        float pc[4] = {0, 0, 0, 0};
+        int m = h - j < 4 ? h - j : 4;
+        for (int q = 0; q < m; q++) pc[q] = prev_c[at + j + q];
+        v128_t c = wasm_f32x4_add(wasm_f32x4_mul(fg, wasm_v128_load(pc)), wasm_f32x4_mul(ig, g));
+        v128_t hv = wasm_f32x4_mul(o, tanhf4(c));
+        float cs[4], hs[4];
+        wasm_v128_store(cs, c);
+        wasm_v128_store(hs, hv);
+        for (int q = 0; q < m; q++) {
+          cur_c[at + j + q] = cs[q];
+          cur_h[at + j + q] = hs[q];
+          hx[i * h + j + q] = hs[q];
+        }
       }
     }
     // f = input at x + output(h): the next layer's input, and this layer's skip term

@@ -4,6 +4,19 @@
 // in float32 directly, which rounds to the same value as double-then-float for these operations.
 
 #include "arpix.h"
+#include "vmath.h"
+#include "fmath.h"
+
+/** Lane 0, and lane j, of four floats. */
+static inline float f4_1(v128_t v) { return wasm_f32x4_extract_lane(v, 0); }
+static inline float f4_lane(v128_t v, int j) {
+  float t[4];
+  wasm_v128_store(t, v);
+  return t[j];
+}
+
+/** Four floats through a double function of two lanes, twice. */
+#define MAP4(fn, v) to4f(fn(lo2d(v)), fn(hi2d(v)))
 
 // The op codes are the indices of UNARY_OPS and BINARY_OPS in src/kernels/contracts.ts.
 enum { U_NEG, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_ABS, U_SIGN, U_SQUARE, U_RECIPROCAL, U_TANH, U_SIGMOID, U_RELU, U_ELU, U_SOFTPLUS, U_LOGSIGMOID };
@@ -35,6 +48,10 @@ EXPORT(unary_f32) void unary_f32(const float *x, float *out, int n, int op) {
     case U_SQRT: for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, wasm_f32x4_sqrt(wasm_v128_load(x + i))); break;
     case U_SQUARE: for (; i + 4 <= n; i += 4) { v128_t v = wasm_v128_load(x + i); wasm_v128_store(out + i, wasm_f32x4_mul(v, v)); } break;
     case U_RECIPROCAL: for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, wasm_f32x4_div(wasm_f32x4_splat(1), wasm_v128_load(x + i))); break;
+    case U_EXP: for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, MAP4(exp2d, wasm_v128_load(x + i))); break;
+    case U_TANH: for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, MAP4(tanh2d, wasm_v128_load(x + i))); break;
+    case U_SIGMOID: for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, MAP4(sigmoid2d, wasm_v128_load(x + i))); break;
+    case U_ELU: for (; i + 4 <= n; i += 4) wasm_v128_store(out + i, MAP4(elu2d, wasm_v128_load(x + i))); break;
     case U_RELU: {
       // x > 0 ? x : 0 — NaN and −0 give +0, as the reference's comparison does.
       const v128_t zero = wasm_f32x4_splat(0);
@@ -133,23 +150,40 @@ EXPORT(binary_f32) void binary_f32(const float *a, const float *b, float *out, i
 EXPORT(gate_f32) void gate_f32(const float *x, float *out, int rows, int c) {
   for (int r = 0; r < rows; r++) {
     const float *a = x + 2L * r * c, *b = a + c;
-    for (int i = 0; i < c; i++) out[(long)r * c + i] = (float)(pm_tanh(a[i]) * pm_sigmoid(b[i]));
+    float *o = out + (long)r * c;
+    int i = 0;
+    for (; i + 4 <= c; i += 4) {
+      wasm_v128_store(o + i, wasm_f32x4_mul(tanhf4(wasm_v128_load(a + i)), sigmoidf4(wasm_v128_load(b + i))));
+    }
+    for (; i < c; i++) o[i] = f4_1(wasm_f32x4_mul(tanhf4(F4(a[i])), sigmoidf4(F4(b[i]))));
   }
 }
 
 EXPORT(gated_residual_f32) void gated_residual_f32(const float *x, const float *h, float *out, int rows, int c) {
   for (int r = 0; r < rows; r++) {
-    const float *a = h + 2L * r * c, *b = a + c;
-    for (int i = 0; i < c; i++) out[(long)r * c + i] = (float)((double)x[(long)r * c + i] + a[i] * pm_sigmoid(b[i]));
+    const float *a = h + 2L * r * c, *b = a + c, *xr = x + (long)r * c;
+    float *o = out + (long)r * c;
+    int i = 0;
+    for (; i + 4 <= c; i += 4) {
+      wasm_v128_store(o + i, wasm_f32x4_add(wasm_v128_load(xr + i), wasm_f32x4_mul(wasm_v128_load(a + i), sigmoidf4(wasm_v128_load(b + i)))));
+    }
+    for (; i < c; i++) o[i] = xr[i] + a[i] * f4_1(sigmoidf4(F4(b[i])));
   }
 }
 
 EXPORT(concat_elu_f32) void concat_elu_f32(const float *x, float *out, int rows, int c) {
   for (int r = 0; r < rows; r++) {
-    for (int i = 0; i < c; i++) {
-      double v = x[(long)r * c + i];
-      out[2L * r * c + i] = (float)elu(v);
-      out[2L * r * c + c + i] = (float)elu(-v);
+    const float *xr = x + (long)r * c;
+    float *o = out + 2L * r * c;
+    int i = 0;
+    for (; i + 4 <= c; i += 4) {
+      v128_t v = wasm_v128_load(xr + i);
+      wasm_v128_store(o + i, eluf4(v));
+      wasm_v128_store(o + c + i, eluf4(wasm_f32x4_neg(v)));
+    }
+    for (; i < c; i++) {
+      o[i] = f4_1(eluf4(F4(xr[i])));
+      o[c + i] = f4_1(eluf4(F4(-xr[i])));
     }
   }
 }
@@ -163,12 +197,24 @@ EXPORT(softmax_last_f32) void softmax_last_f32(const float *x, float *out, int r
     double m = -__builtin_inf();
     for (int i = 0; i < k; i++) m = js_max(m, xr[i]);
     double s = 0;
-    for (int i = 0; i < k; i++) s += pm_exp(xr[i] - m);
+    int i = 0;
+    v128_t mv = D2(m);
+    for (; i + 2 <= k; i += 2) {
+      v128_t e = exp2d(wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(wasm_v128_load64_zero(xr + i)), mv));
+      s += wasm_f64x2_extract_lane(e, 0);
+      s += wasm_f64x2_extract_lane(e, 1);
+    }
+    for (; i < k; i++) s += pm_exp(xr[i] - m);
     if (log_out) {
       double ls = pm_log(s);
-      for (int i = 0; i < k; i++) o[i] = (float)(xr[i] - m - ls);
+      for (i = 0; i < k; i++) o[i] = (float)(xr[i] - m - ls);
     } else {
-      for (int i = 0; i < k; i++) o[i] = (float)(pm_exp(xr[i] - m) / s);
+      v128_t sv = D2(s);
+      for (i = 0; i + 2 <= k; i += 2) {
+        v128_t e = exp2d(wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(wasm_v128_load64_zero(xr + i)), mv));
+        wasm_v128_store64_lane(o + i, wasm_f32x4_demote_f64x2_zero(wasm_f64x2_div(e, sv)), 0);
+      }
+      for (; i < k; i++) o[i] = (float)(pm_exp(xr[i] - m) / s);
     }
   }
 }
@@ -215,9 +261,21 @@ EXPORT(layer_norm_f32) void layer_norm_f32(const float *x, const float *weight, 
 EXPORT(gelu_f32) void gelu_f32(const float *x, float *out, int n, int tanh_form) {
   const double SQRT_2_OVER_PI = pm_sqrt(2 / 3.141592653589793);
   const double GELU_C = 0.044715;
+  if (tanh_form) {
+    int i = 0;
+    for (; i < n; i += 4) {
+      // the last group reads up to three floats past x (scratch) and keeps only its own
+      v128_t v = wasm_v128_load(x + i);
+      v128_t cube = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_mul(F4((float)GELU_C), v), v), v);
+      v128_t t = tanhf4(wasm_f32x4_mul(F4((float)SQRT_2_OVER_PI), wasm_f32x4_add(v, cube)));
+      v128_t y = wasm_f32x4_mul(wasm_f32x4_mul(F4(0.5f), v), wasm_f32x4_add(F4(1), t));
+      if (i + 4 <= n) wasm_v128_store(out + i, y);
+      else for (int j = 0; i + j < n; j++) out[i + j] = f4_lane(y, j);
+    }
+    return;
+  }
   for (int i = 0; i < n; i++) {
     double v = x[i];
-    out[i] = tanh_form ? (float)(0.5 * v * (1 + pm_tanh(SQRT_2_OVER_PI * (v + GELU_C * v * v * v))))
-                       : (float)(0.5 * v * (1 + pm_erf(v / 1.4142135623730951)));
+    out[i] = (float)(0.5 * v * (1 + pm_erf(v / 1.4142135623730951)));
   }
 }

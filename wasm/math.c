@@ -5,7 +5,7 @@
 
 #include "arpix.h"
 
-static double INV_FACT[21];
+double INV_FACT[21];
 
 // ln 2 = LN2_HI + LN2_LO, LN2_HI with 40 significant bits (n·LN2_HI exact for |n| < 2^13).
 static const double LN2_HI = 762123384785.0 / 1099511627776.0;
@@ -173,39 +173,6 @@ double pm_erf(double x) {
   double erfc = pm_exp(-a * a) / pm_sqrt(PI) / f;
   double sign = x > 0 ? 1 : x < 0 ? -1 : x;
   return sign * (1 - erfc);
-}
-
-// ---- four floats at once, for the attention softmax (fp32 there, like its products) ----
-
-/**
- * e^x = 2^n·e^r, n = round(x·log2 e), r = x − n·ln 2 in two parts (n·LN2F_HI exact), e^r by its
- * Taylor series to r^7 (the rest below 10⁻⁸ of the value for |r| ≤ ln2/2); 0 below −103.9 and
- * ∞ above 88.8 (NaN stays NaN).
- */
-v128_t exp4(v128_t x) {
-  const v128_t hi_lim = wasm_f32x4_splat(88.8f), lo_lim = wasm_f32x4_splat(-103.9f);
-  v128_t xc = wasm_f32x4_pmax(wasm_f32x4_pmin(x, hi_lim), lo_lim);
-  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(xc, wasm_f32x4_splat(1.44269504088896341f)));
-  v128_t r = wasm_f32x4_sub(xc, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
-  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
-  v128_t p = wasm_f32x4_splat(1.0f / 5040);
-  p = wasm_f32x4_add(wasm_f32x4_splat(1.0f / 720), wasm_f32x4_mul(r, p));
-  p = wasm_f32x4_add(wasm_f32x4_splat(1.0f / 120), wasm_f32x4_mul(r, p));
-  p = wasm_f32x4_add(wasm_f32x4_splat(1.0f / 24), wasm_f32x4_mul(r, p));
-  p = wasm_f32x4_add(wasm_f32x4_splat(1.0f / 6), wasm_f32x4_mul(r, p));
-  p = wasm_f32x4_add(wasm_f32x4_splat(0.5f), wasm_f32x4_mul(r, p));
-  p = wasm_f32x4_add(r, wasm_f32x4_mul(wasm_f32x4_mul(r, r), p));
-  p = wasm_f32x4_add(wasm_f32x4_splat(1.0f), p);
-  // 2^n in two factors, so that n down to −150 (subnormal results) and up to 128 scale exactly.
-  v128_t ni = wasm_i32x4_trunc_sat_f32x4(n);
-  v128_t n1 = wasm_i32x4_shr(ni, 1);
-  v128_t n2 = wasm_i32x4_sub(ni, n1);
-  v128_t s1 = wasm_i32x4_shl(wasm_i32x4_add(n1, wasm_i32x4_splat(127)), 23);
-  v128_t s2 = wasm_i32x4_shl(wasm_i32x4_add(n2, wasm_i32x4_splat(127)), 23);
-  v128_t y = wasm_f32x4_mul(wasm_f32x4_mul(p, s1), s2);
-  y = wasm_v128_bitselect(wasm_f32x4_splat(0.0f), y, wasm_f32x4_lt(x, lo_lim));
-  y = wasm_v128_bitselect(wasm_f32x4_splat(__builtin_inff()), y, wasm_f32x4_gt(x, hi_lim));
-  return wasm_v128_bitselect(x, y, wasm_f32x4_ne(x, x));
 }
 
 // ---- the two memory functions clang may call ----

@@ -1,5 +1,6 @@
 // `npm run bench -- <suite> [--json] [suite options]`: runs one suite from bench/suites/.
 
+import '../src/backends/node.js'; // Node's services and the native backend, registered before anything computes
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { machineLine, Reporter, type Suite } from './harness.js';

@@ -8,6 +8,7 @@
 //
 //   node --import tsx bench/shared-worker.ts train|sample PRESET BATCH
 
+import '../src/backends/node.js'; // Node's services and the native backend, registered before anything computes
 import { createInterface } from 'node:readline';
 
 const [role, preset = 'gated-pixelcnn-fmnist', batchArg = '32'] = process.argv.slice(2);
@@ -15,7 +16,8 @@ if (role !== 'train' && role !== 'sample') throw new Error(`shared-worker: role 
 const batch = Number(batchArg);
 
 const ax = await import('../src/index.js');
-const { createModel, loadPreset } = await import('../src/models/index.js');
+const { createModel } = await import('../src/models/index.js');
+const { loadPreset } = await import('../src/models/presets.js');
 const { Adam } = await import('../src/optim/index.js');
 const { trainingSteps } = await import('./harness.js');
 const { loadNativeBackend, openmpSettings } = await import('../src/backends/native/index.js');

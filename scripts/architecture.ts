@@ -16,7 +16,7 @@ import ts from 'typescript';
  * of src/ is this list in words.
  */
 export const LAYERS: readonly (readonly string[])[] = [
-  ['errors.ts', 'config.ts', 'kernels'],
+  ['errors.ts', 'config.ts', 'env.ts', 'kernels'],
   ['tensor'],
   ['backends', 'backends/ts', 'backends/native'],
   ['ops'],
@@ -31,7 +31,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['export', 'serve', 'serve/page', 'web'],
   ['cli'],
   ['testing'],
-  ['index.ts'],
+  ['index.ts', 'core.ts', 'browser.ts'],
 ];
 
 export interface ImportEdge {

@@ -1,27 +1,9 @@
-// arpix's public surface, exported on purpose: models and their likelihoods and samplers, the
-// Tensor and its ops, autograd, the backend switch, random generators and the error classes.
-// Layers, optimisers, data, training and files have subpaths: arpix/nn, arpix/optim, arpix/data,
-// arpix/train, arpix/io.
+// arpix's public surface in Node: everything of src/core.ts, with Node's services and the native
+// backend registered (src/backends/node.ts) and the presets shipped as files. Layers, optimisers,
+// data, training and files have subpaths: arpix/nn, arpix/optim, arpix/data, arpix/train, arpix/io.
+// A page imports arpix/browser instead.
 
-export { Tensor } from './tensor/tensor.js';
-export type { GradFn } from './tensor/tensor.js';
-export { backward, type BackwardOptions } from './tensor/autograd.js';
-export { Generator, manualSeed, getDefaultGenerator } from './tensor/random.js';
-export type { GeneratorState } from './tensor/random.js';
-export * from './ops/index.js';
-export { setBackend, backendName, nativeAvailable } from './backends/registry.js';
-export type { BackendName } from './backends/registry.js';
-export type { DType, TypedArray, Kernels, View, ConvParams } from './kernels/contracts.js';
-export { BF16_OPERANDS } from './kernels/contracts.js';
-export { roundBf16, bf16Bits } from './kernels/bf16.js';
-export { ArpixError, ShapeError, DTypeError, AxisError, ArgumentError, FormatError } from './errors.js';
-
-export { createModel, resolveModelConfig, loadPreset, presetNames, MODEL_KINDS, AutoregressiveModel, GatedPixelCNN, ImageGPT, PixelCNN, PixelCNNPP } from './models/index.js';
-export type { ModelConfig, ModelKind, Preset, BaseModelConfig, Condition, GatedPixelCNNConfig, ImageGPTConfig, PixelCNNConfig, PixelCNNPPConfig } from './models/index.js';
-export { createLikelihood, logisticMixtureLogProb, sampleLogisticMixture, bitsPerDim, fitPalette, greyPalette, makePalette, PaletteIndex, isPaletteHead } from './likelihoods/index.js';
-export type { Likelihood, LikelihoodConfig, Palette, PaletteHead, KMeansOptions, KMeansResult } from './likelihoods/index.js';
-export { probe } from './models/image-gpt/probe.js';
-export type { ProbeOptions, ProbeResult } from './models/image-gpt/probe.js';
-export { sample, sampleCached, sampleNaive } from './models/sampling/index.js';
-export type { SampleOptions } from './models/sampling/index.js';
-export { ConfigError } from './config.js';
+import './backends/node.js'; // Node's services and the native backend, registered before anything computes
+export * from './core.js';
+export { loadPreset, presetNames } from './models/presets.js';
+export type { Preset } from './models/presets.js';

@@ -39,7 +39,8 @@ const suite: Suite = async ({ reporter, args }) => {
   const overrides = option(args, '--model', ''); // e.g. embedDim=16,layers=1 for a smoke run
 
   const ax = await import('../../src/index.js');
-  const { createModel, loadPreset } = await import('../../src/models/index.js');
+  const { createModel } = await import('../../src/models/index.js');
+  const { loadPreset } = await import('../../src/models/presets.js');
   const { Adam } = await import('../../src/optim/index.js');
   if (!ax.nativeAvailable()) reporter.note('the native backend is not built: arpix figures are on the slow ts backend');
   const config = { ...loadPreset(PRESET).model } as Record<string, unknown>;
@@ -94,7 +95,7 @@ const suite: Suite = async ({ reporter, args }) => {
       const runDir = join(dir, 'run');
       const result = await train(run, { runDir });
       const { modelFromCheckpoint } = await import('../../src/models/checkpoint.js');
-      const { loadCheckpoint } = await import('../../src/io/checkpoint.js');
+      const { loadCheckpoint } = await import('../../src/io/disk.js');
       const trained = modelFromCheckpoint(await loadCheckpoint(result.checkpoint!));
       let test = await loadDataset('fashion-mnist', { split: 'test' });
       const testImages = Number(option(args, '--test-images', String(test.shape[0])));

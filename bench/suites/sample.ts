@@ -21,7 +21,8 @@ const suite: Suite = async ({ reporter, args }) => {
   const runs = Number(option(args, '--runs', '3'));
 
   const ax = await import('../../src/index.js');
-  const { createModel, loadPreset } = await import('../../src/models/index.js');
+  const { createModel } = await import('../../src/models/index.js');
+  const { loadPreset } = await import('../../src/models/presets.js');
   const { naiveStepper } = await import('../../src/models/sampling/naive.js');
   const { prepareSampling } = await import('../../src/models/sampling/options.js');
   if (!ax.nativeAvailable()) reporter.note('the native backend is not built: arpix figures are on the slow ts backend');

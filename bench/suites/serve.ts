@@ -40,7 +40,7 @@ const suite: Suite = async ({ reporter, args }) => {
   const th = threads();
 
   const { applyOverrides, presetRaw, resolveRunConfig, train } = await import('../../src/train/index.js');
-  const { loadCheckpoint } = await import('../../src/io/checkpoint.js');
+  const { loadCheckpoint } = await import('../../src/io/disk.js');
   const { modelFromCheckpoint } = await import('../../src/models/checkpoint.js');
   const { startServer } = await import('../../src/serve/index.js');
   const { bundlePage } = await import('../../src/serve/assets.js');

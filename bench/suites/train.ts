@@ -26,7 +26,8 @@ const suite: Suite = async ({ reporter, args }) => {
 
   // Imported after OMP_NUM_THREADS is set, so the addon's OpenMP pool has that many threads.
   const ax = await import('../../src/index.js');
-  const { createModel, loadPreset } = await import('../../src/models/index.js');
+  const { createModel } = await import('../../src/models/index.js');
+  const { loadPreset } = await import('../../src/models/presets.js');
   const { Adam } = await import('../../src/optim/index.js');
   const { modelInfo } = await import('../../src/train/info.js');
   if (!ax.nativeAvailable()) reporter.note('the native backend is not built: arpix figures are on the slow ts backend');

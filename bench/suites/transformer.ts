@@ -41,7 +41,8 @@ const suite: Suite = async ({ reporter, args }) => {
 
   // Imported after OMP_NUM_THREADS is set, so the addon's OpenMP pool has that many threads.
   const ax = await import('../../src/index.js');
-  const { createModel, loadPreset } = await import('../../src/models/index.js');
+  const { createModel } = await import('../../src/models/index.js');
+  const { loadPreset } = await import('../../src/models/presets.js');
   const { Adam } = await import('../../src/optim/index.js');
   const { naiveStepper } = await import('../../src/models/sampling/naive.js');
   const { prepareSampling } = await import('../../src/models/sampling/options.js');

@@ -2,6 +2,7 @@
 // user can cause ends as one line on stderr that says what to do, and a non-zero exit code:
 // 1 an error, 2 bad usage or config, 3 training diverged, 130 interrupted.
 
+import '../backends/node.js'; // Node's services and the native backend, registered before anything computes
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -12,7 +13,7 @@ import { CheckpointMismatchError } from '../io/checkpoint.js';
 import { StateDictError } from '../nn/module.js';
 import { ARPIX_VERSION, TrainError } from '../train/index.js';
 import { UnverifiedCheckpointError } from '../train/checkpoint.js';
-import { presetNames } from '../models/index.js';
+import { presetNames } from '../models/presets.js';
 import { registerDataCommands } from './data.js';
 import { registerImageGPTCommands } from './image-gpt.js';
 import { registerTorchCommands } from './torch.js';

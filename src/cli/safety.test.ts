@@ -13,7 +13,7 @@ import { encodeGreyJpeg } from '../testing/jpeg.js';
 import { readIdx } from '../data/idx.js';
 import { readNpyImages } from '../data/npy.js';
 import { decodeImage } from '../data/decode.js';
-import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../io/disk.js';
 import { checkOutputFolder, makeFolder, readRegularFile } from '../io/files.js';
 import { LOCK_FILE, LockedError, lockFolder } from '../io/lock.js';
 import { writeFileExclusive } from '../io/atomic.js';

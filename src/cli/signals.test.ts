@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { locateDataset } from '../data/index.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint } from '../io/disk.js';
 import { LOCK_FILE } from '../io/lock.js';
 import { interruptTraining } from '../testing/signals.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { locateDataset } from '../data/index.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint } from '../io/disk.js';
 import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { modelFromCheckpoint } from '../models/checkpoint.js';

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { loadSafetensorsSync, saveSafetensorsSync } from '../io/safetensors.js';
+import { loadSafetensorsSync, saveSafetensorsSync } from '../io/disk.js';
 import { createModel, MODEL_KINDS } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';

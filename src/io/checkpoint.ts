@@ -14,15 +14,12 @@
 // command refuses it unless the user passes --allow-unverified (validateCheckpoint in
 // src/train/checkpoint.ts, the one check all of them and `arpix verify` run).
 
-import { constants as bufferConstants } from 'node:buffer';
-import { createHash } from 'node:crypto';
 import * as v from 'valibot';
+import { sha256 } from '../env.js';
 import { ArpixError, FormatError } from '../errors.js';
 import type { GeneratorState } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { decodeSafetensors, encodeSafetensors, fileBytesOf, inspectSafetensors, safetensorsLayout, type TensorPlacement } from './safetensors.js';
-import { writeFileAtomic } from './atomic.js';
-import { readRegularFile } from './files.js';
 
 export const CHECKPOINT_FORMAT = 'arpix-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -161,14 +158,14 @@ interface Sums {
 
 /** SHA-256 of the tensor table (names, dtypes, shapes, offsets) and then the data section's bytes. */
 function tensorSum(placements: readonly TensorPlacement[], data: Iterable<Uint8Array>): string {
-  const h = createHash('sha256');
+  const h = sha256();
   const table = [...placements].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of table) h.update(`${e.name}\t${e.dtype}\t${e.shape.join(',')}\t${e.begin}\t${e.end}\n`);
   for (const chunk of data) h.update(chunk);
-  return h.digest('hex');
+  return h.hex();
 }
 
-const metaSum = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
+const metaSum = (text: string): string => sha256().update(text).hex();
 
 /** Verifies the sums recorded in a checkpoint's header against its bytes; false when it has none. */
 function verifySums(file: string, bytes: Uint8Array, info: ReturnType<typeof inspectSafetensors>): boolean {
@@ -227,17 +224,6 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
   return encodeSafetensors(tensors, { [META_KEY]: text, [SUM_KEY]: JSON.stringify(sums) });
 }
 
-/** Writes a checkpoint atomically (temporary file in the same folder, fsync, rename). */
-export async function saveCheckpoint(path: string, c: Checkpoint): Promise<void> {
-  try {
-    await writeFileAtomic(path, encodeCheckpoint(c));
-  } catch (e) {
-    // A failed write() names no file; say which one could not be written.
-    if (e && typeof e === 'object' && !('path' in e)) Object.assign(e, { path });
-    throw e;
-  }
-}
-
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -283,12 +269,6 @@ export function decodeCheckpoint(bytes: Uint8Array, file: string, opts: DecodeOp
   if (meta.ema !== null && Object.keys(out.ema).length === 0) throw new FormatError(file, 'has EMA state in its metadata but no averaged (ema.) weights');
   checkFinite(file, out);
   return out;
-}
-
-/** Reads and parses a checkpoint file. */
-export async function loadCheckpoint(file: string, opts: DecodeOptions = {}): Promise<Checkpoint> {
-  // A regular file only (a FIFO or /dev/zero is refused, not read forever), up to what one read can hold.
-  return decodeCheckpoint(readRegularFile(file, bufferConstants.MAX_LENGTH, 'a checkpoint'), file, opts);
 }
 
 /**

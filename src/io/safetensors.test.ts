@@ -13,9 +13,8 @@ import { Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
 import { InteropNet } from './fixtures/interop-model.js';
-import {
-  decodeSafetensors, encodeSafetensors, inspectSafetensors, loadSafetensors, loadSafetensorsSync, saveSafetensors, saveSafetensorsSync,
-} from './safetensors.js';
+import { decodeSafetensors, encodeSafetensors, inspectSafetensors } from './safetensors.js';
+import { loadSafetensors, loadSafetensorsSync, saveSafetensors, saveSafetensorsSync } from './disk.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'arpix-safetensors-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

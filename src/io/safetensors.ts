@@ -9,13 +9,9 @@
 // Everything in a file is checked before a tensor is made: a FormatError names the file and what
 // is wrong with it.
 
-import { constants as bufferConstants } from 'node:buffer';
-import { endianness } from 'node:os';
 import { ArgumentError, FormatError, fmtShape } from '../errors.js';
 import type { DType, TypedArray } from '../kernels/contracts.js';
 import { Tensor } from '../tensor/tensor.js';
-import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
-import { readRegularFile } from './files.js';
 
 /** Element sizes of the dtypes arpix reads, by their safetensors names. */
 const ITEM_SIZE = {
@@ -31,7 +27,7 @@ const WRITE_DTYPE: Record<DType, FileDType> = { float32: 'F32', float64: 'F64', 
 /** The reference implementation's cap; a larger header is a corrupt length, not a real header. */
 const MAX_HEADER = 100_000_000;
 const METADATA = '__metadata__';
-const LITTLE_ENDIAN = endianness() === 'LE';
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export interface SafetensorsContents {
   tensors: Record<string, Tensor>;
@@ -114,9 +110,10 @@ export function encodeSafetensors(tensors: Record<string, Tensor>, metadata: Rec
     const begin = offsets.get(name)!;
     header[name] = { dtype: WRITE_DTYPE[t.dtype], shape: [...t.shape], data_offsets: [begin, begin + t.data.byteLength] };
   }
-  let json = Buffer.from(JSON.stringify(header), 'utf8');
-  const padded = Math.ceil((8 + json.length) / 8) * 8 - 8; // data starts 8-byte aligned
-  if (padded > json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
+  const text = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil((8 + text.length) / 8) * 8 - 8; // data starts 8-byte aligned
+  const json = new Uint8Array(padded).fill(0x20);
+  json.set(text);
   const out = new Uint8Array(8 + json.length + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
   out.set(json, 8);
@@ -128,15 +125,6 @@ export function encodeSafetensors(tensors: Record<string, Tensor>, metadata: Rec
     if (!LITTLE_ENDIAN) swapBytes(out.subarray(at, at + d.byteLength), d.BYTES_PER_ELEMENT);
   }
   return out;
-}
-
-/** Writes tensors and string metadata to `path` as safetensors, atomically. */
-export async function saveSafetensors(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<void> {
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
-}
-
-export function saveSafetensorsSync(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): void {
-  writeFileAtomicSync(path, encodeSafetensors(tensors, metadata));
 }
 
 // ---- reading -----------------------------------------------------------------------------
@@ -295,14 +283,4 @@ export function inspectSafetensors(bytes: Uint8Array, file = '<safetensors bytes
   const tensors: Record<string, { dtype: string; shape: number[] }> = {};
   for (const e of entries) tensors[e.name] = { dtype: e.dtype, shape: e.shape };
   return { tensors, metadata, placements: entries.map((e) => ({ ...e })), dataStart };
-}
-
-/** Reads a safetensors file: its tensors (in header order) and metadata. */
-export async function loadSafetensors(path: string): Promise<SafetensorsContents> {
-  return loadSafetensorsSync(path);
-}
-
-/** Reads a safetensors file; a FIFO, a device or a folder is refused at once, not read forever. */
-export function loadSafetensorsSync(path: string): SafetensorsContents {
-  return decodeSafetensors(readRegularFile(path, bufferConstants.MAX_LENGTH, 'a safetensors file'), path);
 }

@@ -6,8 +6,8 @@
 // The limit is 80 % of this machine's memory, or ARPIX_MEMORY_LIMIT (bytes, or with a K/M/G/T
 // suffix: 8G; `off` turns the checks off). Families without a cost slot are not checked.
 
-import { totalmem } from 'node:os';
 import { ConfigError } from '../config.js';
+import { envVar, platform } from '../env.js';
 import { ArpixError } from '../errors.js';
 import { familyOf } from './families.js';
 import type { ModelCost } from './core/family.js';
@@ -33,9 +33,9 @@ export function formatBytes(n: number): string {
 const SUFFIX: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
 
 /** The limit in bytes (Infinity when off) and where it comes from, for messages. */
-export function memoryLimit(env: string | undefined = process.env.ARPIX_MEMORY_LIMIT): { bytes: number; source: string } {
+export function memoryLimit(env: string | undefined = envVar('ARPIX_MEMORY_LIMIT')): { bytes: number; source: string } {
   if (env === undefined || env === '') {
-    return { bytes: Math.floor(0.8 * totalmem()), source: `80% of this machine's ${formatBytes(totalmem())}` };
+    return { bytes: Math.floor(0.8 * platform().totalMemory()), source: `80% of this machine's ${formatBytes(platform().totalMemory())}` };
   }
   if (env === 'off') return { bytes: Infinity, source: 'off' };
   const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$/i.exec(env);

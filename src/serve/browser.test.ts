@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { encode as encodePng } from 'fast-png';
 import { compressValues, decompressBytes } from '../codec/compress.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint } from '../io/disk.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';

@@ -1,6 +1,7 @@
 // arpix serve: a local web app over run folders. `startServer` binds the hono app to a port on
 // 127.0.0.1 (by default) and returns its URL and a way to stop it.
 
+import '../backends/node.js'; // Node's services and the native backend, registered before anything computes
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createServeApp, type ServeApp, type ServeOptions } from './app.js';

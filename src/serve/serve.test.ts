@@ -8,7 +8,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decode as decodePng, encode as encodePng } from 'fast-png';
-import { loadCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint } from '../io/disk.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';

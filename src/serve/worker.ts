@@ -4,6 +4,7 @@
 // page's Web Worker runs too), test images, and one image coded into a file and decoded back.
 // Cancelling a job sets a shared cell the sampler reads after every row or pixel.
 
+import '../backends/node.js'; // Node's services and the native backend, registered before anything computes
 import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Dataset } from '../data/index.js';

@@ -4,6 +4,7 @@
 import type { DType, TypedArray, View } from '../kernels/contracts.js';
 import { ArgumentError, ArpixError, ShapeError, fmtShape } from '../errors.js';
 import { shapeSize } from './shape.js';
+import { envVar, platform } from '../env.js';
 
 let nextStorageId = 1;
 
@@ -55,7 +56,7 @@ export function arrayFor(dtype: DType, n: number): TypedArray {
 const ITEM_BYTES: Record<DType, number> = { float32: 4, float64: 8, int32: 4 };
 // Poisoning (ARPIX_POISON=1, used by a test run) fills uninitialised outputs with NaN or a
 // sentinel, so a kernel that reads an output before writing it fails loudly instead of by luck.
-const POISON = !!process.env.ARPIX_POISON;
+const POISON = !!envVar('ARPIX_POISON');
 
 // Buffers handed back by autograd (recycleBuffer) when a gradient it made is used up, or when
 // backward({ releaseGraph: true }) drops a graph, by byte length. A new ArrayBuffer costs more than
@@ -109,7 +110,7 @@ export function recycledBytes(): number {
 /**
  * A typed array whose contents are unspecified: for kernel outputs, which the contract says are
  * fully overwritten. Large zero-filled allocations cost a memset each (an activation-sized output
- * every op); Node's unsafe Buffer skips it, and recycled buffers skip the allocation too.
+ * every op); Node's unsafe Buffer skips it (src/env.ts: the platform's allocate), and recycled buffers skip the allocation too.
  */
 export function uninitArrayFor(dtype: DType, n: number): TypedArray {
   const need = n * ITEM_BYTES[dtype];
@@ -118,7 +119,7 @@ export function uninitArrayFor(dtype: DType, n: number): TypedArray {
   let buffer = pool.get(bytes)?.pop();
   if (buffer) pooledBytes -= bytes;
   else {
-    buffer = Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer;
+    buffer = platform().allocate(bytes);
     made.add(buffer);
     if (addressMod64) viewOffset.set(buffer, (64 - addressMod64(buffer)) % 64);
   }

@@ -31,7 +31,7 @@ import { encodeNpyUint8, imageGridPng } from '../io/images.js';
 import { createModel } from '../models/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { configFileRaw, presetRaw, resolveRunConfig } from '../train/index.js';
-import { presetNames } from '../models/index.js';
+import { presetNames } from '../models/presets.js';
 import {
   FuzzRng, HOSTILE_TOKENS, INTERNAL_PHRASES, changedPaths, equalBytes, errorVerdict, mutateArgs, mutateBytes, mutateJson, runFuzz, snapshotDir,
   type FamilyOptions, type FuzzCase, type FuzzTally, type Verdict,

@@ -7,7 +7,7 @@
 
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint } from '../io/disk.js';
 import { validateCheckpoint, type CheckpointPolicy, type UsableCheckpoint } from './validate.js';
 
 export * from './validate.js';

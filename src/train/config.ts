@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config.js';
 import { MAX_CONFIG_FILE, readRegularFile } from '../io/files.js';
-import { loadPreset } from '../models/index.js';
+import { loadPreset } from '../models/presets.js';
 import { clone, isObject, resolveRunConfig, SECTIONS, type Raw } from './run-config.js';
 
 export * from './run-config.js';

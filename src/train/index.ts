@@ -3,6 +3,7 @@
 // (src/io) and Image GPT's linear probe (src/models/image-gpt) live in their own places and are
 // re-exported here.
 
+import '../backends/node.js'; // Node's services and the native backend, registered before anything computes
 export type { RunConfig, TrainConfig, DatasetConfig, ScheduleConfig } from './config.js';
 export { trainDefaults, datasetDefaults, resolveRunConfig, presetRaw, configFileRaw, applyOverrides } from './config.js';
 export type { RunData, Binarisation, DataDescription } from './data.js';

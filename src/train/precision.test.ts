@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../config.js';
 import { makeDataset, splitValidation } from '../data/index.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint } from '../io/disk.js';
 import { Generator } from '../tensor/random.js';
 import { applyOverrides, evaluate, presetRaw, resolveRunConfig, train, type RunConfig, type RunData } from './index.js';
 import { choosePrecision, cpuCapabilities } from './precision.js';

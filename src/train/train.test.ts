@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../config.js';
 import { makeDataset, splitValidation } from '../data/index.js';
-import { CheckpointMismatchError, checkModelConfig, decodeCheckpoint, encodeCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
-import { loadSafetensorsSync } from '../io/safetensors.js';
+import { CheckpointMismatchError, checkModelConfig, decodeCheckpoint, encodeCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint } from '../io/disk.js';
+import { loadSafetensorsSync } from '../io/disk.js';
 import { createModel } from '../models/index.js';
 import { FormatError } from '../errors.js';
 import { Generator } from '../tensor/random.js';
@@ -146,7 +147,7 @@ for (const name of ['k3', 'k5']) {
 
 test('modelInfo counts every convolution of gated-pixelcnn-fmnist, the conv2dSum terms included', async () => {
   const { modelInfo } = await import('./info.js');
-  const { loadPreset } = await import('../models/index.js');
+  const { loadPreset } = await import('../models/presets.js');
   const info = modelInfo(createModel(loadPreset('gated-pixelcnn-fmnist').model));
   // Per image (784 pixels, 2 FLOPs a multiply-add): vFirst 1×3 1→64 and hFirst 1×1 1→64; 7 blocks
   // of vConv 2×3 64→128, hConv 1×2 64→128, link 1×1 128→128, residual 1×1 64→64; out 1×1 64→256.

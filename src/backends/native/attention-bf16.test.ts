@@ -105,7 +105,7 @@ describe(`bf16 attention kernels: native (${dotProducts ? 'AVX512-BF16 dot produ
   test('the same cases on the fp32 loops (a child with ONEDNN_MAX_CPU_ISA=AVX512_CORE): the CPU changes the speed, not the numbers', { skip: !dotProducts || capped ? 'only where the dot products run, from the parent' : false }, () => {
     // Without NODE_TEST_CONTEXT, which would make the child's runner report to a parent runner.
     const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', fileURLToPath(import.meta.url)], {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', fileURLToPath(new URL('../node.ts', import.meta.url)), '--test', fileURLToPath(import.meta.url)], {
       env: { ...env, ONEDNN_MAX_CPU_ISA: 'AVX512_CORE', [CHILD]: '1' },
       encoding: 'utf8',
     });

@@ -7,7 +7,8 @@ import { describe, test } from 'node:test';
 import * as ax from '../../ops/index.js';
 import { Generator } from '../../tensor/random.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { createModel, loadPreset } from '../index.js';
+import { createModel } from '../index.js';
+import { loadPreset } from '../presets.js';
 import { positionEncoding2d } from './image-transformer.js';
 
 const base = {

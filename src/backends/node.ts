@@ -1,7 +1,8 @@
 // Node's entry to the core, imported for its effects by every Node program of arpix (the package's
 // main module, the CLI, serve's workers, the benches; `npm test` preloads it): it installs Node's
 // services in place of the portable ones (src/env.ts) and registers the native backend, which
-// then becomes the default. Nothing the core needs is here; a browser simply never imports it.
+// then becomes the default, and the wasm backend. Nothing the core needs is here; a browser
+// simply never imports it.
 
 import { constants as bufferConstants } from 'node:buffer';
 import { createHash } from 'node:crypto';
@@ -9,6 +10,7 @@ import { totalmem } from 'node:os';
 import { installPlatform, type Sha256 } from '../env.js';
 import { loadNativeBackend, nativeLoadError } from './native/index.js';
 import { kernelProfileTable, registerBackend } from './registry.js';
+import './wasm/node.js'; // registers the WebAssembly backend (ARPIX_BACKEND=wasm, setBackend('wasm'))
 
 function opensslSha256(): Sha256 {
   const h = createHash('sha256');

@@ -708,13 +708,10 @@ async function showWhere(): Promise<void> {
   el.title = b.note;
 }
 
-/** A page opened from a file: browsers refuse its worker and its fetches, so say what works instead. */
+/** A page opened from a file: browsers refuse its worker and fetches; the HTML's notice says what works instead. */
 function fileNotice(): boolean {
   if (location.protocol !== 'file:') return false;
-  const el = $('notice');
-  el.innerHTML = 'This page computes in a Web Worker and fetches its weights, which browsers do not allow for a page opened from a file. '
-    + 'Serve the folder instead: run <code>python3 -m http.server 8000</code> in it (or put it on any static web host) and open <code>http://127.0.0.1:8000/</code>.';
-  el.hidden = false;
+  $('notice').hidden = false;
   return true;
 }
 

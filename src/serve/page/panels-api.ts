@@ -248,20 +248,22 @@ export class StaticApi implements PanelApi {
     const png = head[0] === 0x89 && head[1] === 0x50 && head[2] === 0x4e && head[3] === 0x47;
     const jpeg = head[0] === 0xff && head[1] === 0xd8;
     if (!png && !jpeg) throw new ApiError(415, 'the file is not a PNG or JPEG image (its first bytes say otherwise)');
-    let bitmap: ImageBitmap;
+    const url = URL.createObjectURL(file);
+    const img = new Image();
     try {
-      bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+      img.src = url;
+      await img.decode();
     } catch {
       throw new ApiError(422, `the image cannot be decoded: it is a damaged ${png ? 'PNG' : 'JPEG'}`);
+    } finally {
+      URL.revokeObjectURL(url);
     }
-    if (bitmap.height !== h || bitmap.width !== w) {
-      bitmap.close();
-      throw new ApiError(422, `the image is ${bitmap.width}×${bitmap.height} but this model takes ${w}×${h}; resize or crop it first`);
-    }
-    const canvas = new OffscreenCanvas(w, h);
-    const ctx = canvas.getContext('2d')!;
-    ctx.drawImage(bitmap, 0, 0);
-    bitmap.close();
+    if (img.naturalHeight !== h || img.naturalWidth !== w) throw new ApiError(422, `the image is ${img.naturalWidth}×${img.naturalHeight} but this model takes ${w}×${h}; resize or crop it first`);
+    const canvas = document.createElement('canvas');
+    canvas.width = w;
+    canvas.height = h;
+    const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
+    ctx.drawImage(img, 0, 0);
     const rgba = ctx.getImageData(0, 0, w, h).data;
     let grey = true;
     for (let p = 0; p < w * h && grey; p++) grey = rgba[p * 4] === rgba[p * 4 + 1] && rgba[p * 4] === rgba[p * 4 + 2];

@@ -1,0 +1,327 @@
+/// <reference lib="dom" />
+// `arpix export --web` in a real browser: a tiny random-initialised model of every family in the
+// table (and a class-conditional one) exported into one folder, served by a static file server on
+// 127.0.0.1 (with and without cross-origin isolation), opened in Debian's chromium through
+// playwright-core. In the page's Web Worker, with nothing computed by any server: sampling with a
+// seed paints the images Node samples with the same backend and seed, value for value; completion
+// keeps the kept rows and completes like Node; the bits of an image are Node's; the receptive field
+// of a pixel is Node's. Bad inputs — damaged weights, a model of another kind, an upload of the
+// wrong size — show one line; a page opened from a file says how to serve it. One browser for all.
+
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { encode as encodePng } from 'fast-png';
+import '../backends/wasm/node.js';
+import { backendName, setBackend, type BackendName } from '../backends/registry.js';
+import { fixedLookupTable } from '../data/transforms.js';
+import { saveCheckpoint } from '../io/disk.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
+import { FAMILIES } from '../models/families.js';
+import { noGrad } from '../ops/index.js';
+import { Tensor } from '../tensor/tensor.js';
+import { loadEvalData, loadRunCheckpoint, modelFromCheckpoint, pixelField, resolveRunConfig, transformFor, type RunConfig } from '../train/index.js';
+import { levelToByte } from '../serve/page/draw.js';
+import { gridLayout } from '../serve/page/draw.js';
+import { runModelJob } from '../web/engine.js';
+import type { PageConfig } from '../web/page-config.js';
+import type { BitsResult } from '../web/protocol.js';
+import { initialCheckpoint } from './export.js';
+import { exportWeb, WEB_MARKER } from './web.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM) ? false : `chromium is not installed at ${CHROMIUM}: apt-get install -y --no-install-recommends chromium (CI installs it)`;
+
+type Page = import('playwright-core').Page;
+type Browser = import('playwright-core').Browser;
+
+interface Run {
+  name: string;
+  config: RunConfig;
+  model: AutoregressiveModel;
+}
+
+let base: string;
+let out: string;
+let browser: Browser;
+const servers: Server[] = [];
+const runs: Run[] = [];
+let testValues: number[][];
+let testLabels: number[];
+
+/** A tiny model of each family on Fashion-MNIST's shape, and a class-conditional Gated PixelCNN. */
+function tinyConfigs(): { name: string; config: RunConfig }[] {
+  const list = FAMILIES.map((f) => ({
+    name: f.kind.replace(/[^a-z-]/g, 'p'),
+    model: { kind: f.kind, height: 28, width: 28, channels: 1, numClasses: 0, likelihood: f.kind === 'pixelcnn++' ? { kind: 'logistic-mixture', nrMix: 2, levels: 256 } : { kind: 'categorical', levels: 256 }, ...f.tiny(28, 28), ...(f.kind === 'pixelcnn++' ? { dropout: 0 } : {}) },
+  }));
+  const gated = FAMILIES.find((f) => f.kind === 'gated-pixelcnn')!;
+  list.push({ name: 'gated-labels', model: { kind: 'gated-pixelcnn', height: 28, width: 28, channels: 1, numClasses: 10, likelihood: { kind: 'categorical', levels: 256 }, ...gated.tiny(28, 28) } });
+  return list.map(({ name, model }) => ({ name, config: resolveRunConfig({ model, dataset: { name: 'fashion-mnist' }, train: { steps: 1, seed: 7 } }) }));
+}
+
+/** A static file server of `root` on 127.0.0.1; `isolated` adds the headers that make a page cross-origin isolated. */
+async function staticServer(root: string, isolated: boolean): Promise<string> {
+  const types: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm' };
+  const server = createServer((req, res) => {
+    const rel = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '').replace(/^\/+/, '') || 'index.html';
+    let body: Buffer;
+    try {
+      body = readFileSync(join(root, rel));
+    } catch {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    const headers: Record<string, string> = { 'content-type': types[extname(rel)] ?? 'application/octet-stream', 'cache-control': 'no-store' };
+    if (isolated) Object.assign(headers, { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' });
+    res.writeHead(200, headers).end(body);
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+}
+
+/** A new page on `url`, recording what it threw. */
+async function open(url: string): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(url);
+  return { page, errors };
+}
+
+/** The RGBA pixels of a canvas, read back as the page drew them. */
+function canvasPixels(page: Page, id: string): Promise<{ width: number; data: number[] }> {
+  return page.evaluate((cid) => {
+    const c = document.getElementById(cid) as HTMLCanvasElement;
+    return { width: c.width, data: Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data) };
+  }, id);
+}
+
+/** The backend the page's worker chose, once it said. */
+async function pageBackend(page: Page): Promise<BackendName> {
+  await page.waitForFunction(() => ['wasm', 'ts'].includes(document.getElementById('where')!.dataset.backend ?? ''));
+  return (await page.getAttribute('#where', 'data-backend')) as BackendName;
+}
+
+/** Runs `fn` on the named backend in this process. */
+function on<T>(name: BackendName, fn: () => T): T {
+  const was = backendName();
+  setBackend(name);
+  try {
+    return fn();
+  } finally {
+    setBackend(was);
+  }
+}
+
+/** Sets an input's value, shown or not (the label inputs show only for class-conditional runs). */
+async function setValue(page: Page, selector: string, value: string): Promise<void> {
+  await page.$eval(selector, (el, v) => { (el as HTMLInputElement).value = v; }, value);
+}
+
+/** The toast's text once it shows. */
+async function toast(page: Page): Promise<string> {
+  await page.waitForSelector('#toast:not([hidden])', { timeout: 30_000 });
+  return (await page.textContent('#toast')) ?? '';
+}
+
+describe('arpix export --web in chromium', { skip }, () => {
+  before(async () => {
+    base = mkdtempSync(join(tmpdir(), 'arpix-web-'));
+    const dirs: string[] = [];
+    for (const { name, config } of tinyConfigs()) {
+      const dir = join(base, 'runs', name);
+      mkdirSync(dir, { recursive: true });
+      await saveCheckpoint(join(dir, 'checkpoint.safetensors'), initialCheckpoint(config));
+      dirs.push(dir);
+    }
+    const loaded = [];
+    for (const dir of dirs) loaded.push({ dir, ckpt: await loadRunCheckpoint(dir) });
+    for (const { dir, ckpt } of loaded) runs.push({ name: dir.split('/').pop()!, config: ckpt.config, model: modelFromCheckpoint(ckpt) });
+    out = join(base, 'site');
+    await exportWeb(loaded, out, { testImages: 4 });
+    const ds = await loadEvalData(runs[0]!.config.dataset, 'test', 16);
+    const lut = fixedLookupTable(transformFor(runs[0]!.config.dataset));
+    testValues = [0, 1].map((i) => Array.from(ds.images.subarray(i * 784, (i + 1) * 784), (v) => lut[v]!));
+    testLabels = [ds.labels![0]!, ds.labels![1]!];
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    for (const s of servers) s.close();
+    if (base) rmSync(base, { recursive: true, force: true });
+  });
+
+  test('the folder holds the page, its bundles, each run\'s weights and test images; an existing folder is refused without --force', async () => {
+    for (const f of ['index.html', 'app.js', 'worker.js', 'app.css', 'vendor/uPlot.min.css', 'favicon.ico', WEB_MARKER]) assert.ok(existsSync(join(out, f)), f);
+    const html = readFileSync(join(out, 'index.html'), 'utf8');
+    const config = JSON.parse(/<script id="arpix-config" type="application\/json">(.*?)<\/script>/.exec(html)![1]!) as PageConfig;
+    assert.equal(config.mode, 'static');
+    assert.deepEqual(config.runs.map((r) => r.summary.id), runs.map((r) => r.name));
+    const tests = JSON.parse(readFileSync(join(out, config.runs[0]!.tests), 'utf8')) as { values: number[][] };
+    assert.deepEqual(tests.values.slice(0, 2), testValues, 'the test images are the data set\'s, in the model\'s levels');
+    await assert.rejects(exportWeb([], out), /give at least one run/);
+    const again = [{ dir: join(base, 'runs', runs[0]!.name), ckpt: await loadRunCheckpoint(join(base, 'runs', runs[0]!.name)) }];
+    await assert.rejects(exportWeb(again, out), /already exists; pass --force/);
+    const other = join(base, 'not-an-export');
+    mkdirSync(other);
+    writeFileSync(join(other, 'notes.txt'), 'mine');
+    await assert.rejects(exportWeb(again, other, { force: true }), /is not a web export of arpix/);
+    assert.equal(readFileSync(join(other, 'notes.txt'), 'utf8'), 'mine', 'a folder that is not an export is left alone');
+  });
+
+  test('every family samples and completes in the page exactly as Node does with the same backend and seed', async () => {
+    const url = await staticServer(out, false);
+    const { page, errors } = await open(`${url}#sample`);
+    const backend = await pageBackend(page);
+    process.stdout.write(`# the page computes on the ${backend} backend\n`);
+    for (const run of runs) {
+      const label = run.model.config.numClasses > 0 ? 3 : null;
+      await page.selectOption('#run', run.name);
+      await page.click('#tabs button[data-tab="sample"]');
+      await page.fill('#s-n', '2');
+      await page.fill('#s-seed', '11');
+      await setValue(page, '#s-label', label === null ? '' : String(label));
+      await page.selectOption('#s-gran', run.name === 'pixelcnn' ? 'pixel' : 'row');
+      await page.click('#s-go');
+      await page.waitForSelector('#s-canvas[data-state="done"]', { timeout: 60_000 });
+      const want = on(backend, () => run.model.sample({ n: 2, seed: 11, labels: label === null ? null : new Tensor(new Int32Array([label, label]), [2]) }));
+      const px = await canvasPixels(page, 's-canvas');
+      const grid = gridLayout(2, 28, 28, 2);
+      for (let i = 0; i < 2; i++) {
+        const [x0, y0] = grid.origin(i);
+        const got: number[] = [];
+        for (let q = 0; q < 784; q++) got.push(px.data[((y0 + Math.floor(q / 28)) * px.width + x0 + (q % 28)) * 4]!);
+        assert.deepEqual(got, Array.from(want.data.subarray(i * 784, (i + 1) * 784), (v) => levelToByte(v, 256)), `${run.name}: image ${i}`);
+      }
+
+      await page.click('#tabs button[data-tab="complete"]');
+      await page.fill('#c-index', '1');
+      await page.dispatchEvent('#c-index', 'change');
+      await page.waitForSelector('#c-source[data-index="1"]');
+      await page.$eval('#c-rows', (el) => { (el as HTMLInputElement).value = '14'; el.dispatchEvent(new Event('input')); });
+      await page.fill('#c-samples', '2');
+      await page.fill('#c-seed', '5');
+      await setValue(page, '#c-label', label === null ? '' : String(label));
+      await page.evaluate(() => { delete (document.getElementById('c-canvas') as HTMLCanvasElement).dataset.state; });
+      await page.click('#c-go');
+      await page.waitForSelector('#c-canvas[data-state="done"]', { timeout: 60_000 });
+      const images = new Tensor(Int32Array.from([...testValues[1]!, ...testValues[1]!]), [2, 28, 28, 1]);
+      const completed = on(backend, () => run.model.sample({ n: 2, seed: 5, complete: { images, keepRows: 14 }, labels: label === null ? null : new Tensor(new Int32Array([label, label]), [2]) }));
+      const cp = await canvasPixels(page, 'c-canvas');
+      const cgrid = gridLayout(4, 28, 28, 4, 2);
+      for (let k = 0; k < 2; k++) {
+        const [x0, y0] = cgrid.origin(k + 2);
+        for (let q = 0; q < 784; q++) {
+          const v = cp.data[((y0 + Math.floor(q / 28)) * cp.width + x0 + (q % 28)) * 4]!;
+          if (q < 14 * 28) assert.equal(v, testValues[1]![q], `${run.name}: completion ${k} kept pixel ${q}`);
+          assert.equal(v, completed.data[k * 784 + q], `${run.name}: completion ${k} pixel ${q}`);
+        }
+      }
+    }
+    assert.deepEqual(errors, [], 'the page threw nothing');
+    await page.close();
+  });
+
+  test('bits per image and receptive fields in a cross-origin isolated page are Node\'s', async () => {
+    const url = await staticServer(out, true);
+    const { page, errors } = await open(`${url}#bits`);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+    const backend = await pageBackend(page);
+    for (const run of runs) {
+      // The panel measures test image 0 with its own label.
+      const label = run.model.config.numClasses > 0 ? testLabels[0]! : null;
+      await page.evaluate(() => { delete document.getElementById('b-kpis')!.dataset.state; });
+      await page.selectOption('#run', run.name);
+      await page.click('#tabs button[data-tab="bits"]');
+      await page.waitForSelector('#b-kpis[data-state="done"]', { timeout: 60_000 });
+      const image = new Tensor(Int32Array.from(testValues[0]!), [1, 28, 28, 1]);
+      const labels = label === null ? null : new Tensor(new Int32Array([label]), [1]);
+      // The engine's bits in Node, on the same backend: the same numbers, to the last bit.
+      const engine = on(backend, () => runModelJob({ model: run.model, config: run.config, weights: 'raw' }, { op: 'bits', values: testValues[0]!, label }, () => {}, () => false)) as BitsResult;
+      const shown = Number(await page.getAttribute('#b-total', 'data-bits'));
+      assert.equal(shown, engine.totalBits, `${run.name}: the page's bits are the engine's in Node`);
+      // And arpix eval's: log p of the image summed in float32 by the model, so within float32 rounding of 784 terms.
+      const total = on(backend, () => -noGrad(() => run.model.logProb(image, { labels })).data[0]! / Math.LN2);
+      assert.ok(Math.abs(shown - total) <= 784 * 2 ** -24 * total, `${run.name}: the page says ${shown} bits, arpix eval's log p ${total}`);
+
+      await page.evaluate(() => { delete (document.getElementById('m-canvas') as HTMLCanvasElement).dataset.pixels; });
+      await page.click('#tabs button[data-tab="models"]');
+      await page.waitForSelector('#m-canvas[data-pixels]', { timeout: 60_000 });
+      const f = on(backend, () => pixelField(run.model, 14, 14));
+      assert.equal(Number(await page.getAttribute('#m-canvas', 'data-pixels')), f.pixels, `${run.name}: pixels seen by (14, 14)`);
+      assert.match(await page.textContent('#m-stats') ?? '', new RegExp(`sees ${f.pixels} of the ${f.of} pixels`));
+    }
+    assert.deepEqual(errors, [], 'the page threw nothing');
+    await page.close();
+  });
+
+  test('a damaged weights file, a model of another kind and an upload of the wrong size each show one line', async () => {
+    const bad = join(base, 'bad-site');
+    cpSync(out, bad, { recursive: true });
+    const weights = join(bad, 'runs', 'pixelcnn', 'weights.safetensors');
+    const bytes = readFileSync(weights);
+    bytes[bytes.length - 5] ^= 0x40;
+    writeFileSync(weights, bytes);
+    // Another kind's weights where the page lists the gated run, its sum updated so only the kind differs.
+    const html = readFileSync(join(bad, 'index.html'), 'utf8');
+    const m = /(<script id="arpix-config" type="application\/json">)(.*?)(<\/script>)/.exec(html)!;
+    const config = JSON.parse(m[2]!) as PageConfig;
+    const gated = config.runs.find((r) => r.summary.id === 'gated-pixelcnn')!;
+    const rowLstm = config.runs.find((r) => r.summary.id === 'row-lstm')!;
+    cpSync(join(bad, rowLstm.weights.file), join(bad, gated.weights.file));
+    gated.weights.sha256 = rowLstm.weights.sha256;
+    writeFileSync(join(bad, 'index.html'), html.replace(m[0], `${m[1]}${JSON.stringify(config).replace(/</g, '\\u003c')}${m[3]}`));
+    const url = await staticServer(bad, false);
+    const { page, errors } = await open(`${url}#sample`);
+
+    await page.selectOption('#run', 'pixelcnn');
+    await page.click('#s-go');
+    const damaged = await toast(page);
+    assert.match(damaged, /^runs\/pixelcnn\/weights\.safetensors is damaged: its SHA-256 is not the one the page lists/);
+    assert.equal(damaged.split('\n').length, 1);
+    assert.equal(await page.getAttribute('#s-canvas', 'data-state'), 'error');
+    await page.evaluate(() => { document.getElementById('toast')!.hidden = true; });
+
+    await page.selectOption('#run', 'gated-pixelcnn');
+    await page.click('#s-go');
+    assert.match(await toast(page), /^runs\/gated-pixelcnn\/weights\.safetensors holds a row-lstm model of 28×28×1 images, but run gated-pixelcnn is listed as a gated-pixelcnn/);
+    await page.evaluate(() => { document.getElementById('toast')!.hidden = true; });
+
+    await page.selectOption('#run', 'image-gpt');
+    await page.click('#tabs button[data-tab="complete"]');
+    await page.waitForSelector('#c-source[data-index]');
+    const png = encodePng({ width: 10, height: 12, channels: 1, depth: 8, data: new Uint8Array(120) });
+    await page.setInputFiles('#c-file', { name: 'small.png', mimeType: 'image/png', buffer: Buffer.from(png) });
+    assert.equal(await toast(page), 'the image is 10×12 but this model takes 28×28; resize or crop it first');
+    await page.evaluate(() => { document.getElementById('toast')!.hidden = true; });
+    await page.setInputFiles('#c-file', { name: 'not.png', mimeType: 'image/png', buffer: Buffer.from('hello, not an image') });
+    assert.equal(await toast(page), 'the file is not a PNG or JPEG image (its first bytes say otherwise)');
+    // An upload of the right size becomes the image to complete, value for value.
+    const right = encodePng({ width: 28, height: 28, channels: 1, depth: 8, data: Uint8Array.from(testValues[0]!) });
+    await page.evaluate(() => { document.getElementById('toast')!.hidden = true; });
+    await page.setInputFiles('#c-file', { name: 'right.png', mimeType: 'image/png', buffer: Buffer.from(right) });
+    await page.waitForFunction(() => document.getElementById('c-rows-v')!.textContent !== '' && (document.getElementById('c-source') as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, 28, 1).data[0] !== -1);
+    await page.waitForTimeout(200);
+    const src = await canvasPixels(page, 'c-source');
+    for (let q = 0; q < 14 * 28; q++) assert.equal(src.data[q * 4], testValues[0]![q], `uploaded pixel ${q}`);
+    assert.equal(await page.isHidden('#toast'), true, 'and says nothing is wrong');
+    assert.deepEqual(errors, [], 'the page threw nothing');
+    await page.close();
+  });
+
+  test('a page opened from a file says how to serve the folder', async () => {
+    const { page, errors } = await open(pathToFileURL(join(out, 'index.html')).href);
+    await page.waitForSelector('#notice:not([hidden])');
+    assert.match(await page.textContent('#notice') ?? '', /python3 -m http\.server 8000/);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything arpix needs on Debian/Ubuntu: the system packages (oneDNN, a C++ toolchain,
-# Fashion-MNIST), the npm dependencies and the native addon. Safe to run again.
+# Fashion-MNIST, clang for WebAssembly), the npm dependencies, the native addon and the WebAssembly
+# backend. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libdnnl-dev dataset-fashion-mnist g++ make python3 python3-torch)
+packages=(libdnnl-dev dataset-fashion-mnist g++ make python3 python3-torch clang-14 lld-14)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -27,6 +28,8 @@ if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q 'install ok ins
 fi
 
 npm ci
+# The WebAssembly backend (wasm/*.c → build/wasm/arpix.wasm) with clang-14 and wasm-ld-14.
+npm run build:wasm
 # npm ci builds the addon through the install script; build again loudly so a failure is visible.
 npm run build:native
 node --import tsx -e "import('./src/backends/registry.ts').then((r) => { if (!r.nativeAvailable()) { console.error('arpix setup: the native backend did not load'); process.exit(1); } console.log('arpix setup: native backend ready'); })"

@@ -3,3 +3,4 @@
 export type { SampleOptions } from './options.js';
 export { sample, sampleCached } from './sample.js';
 export { sampleNaive } from './naive.js';
+export { samplePart, type BatchPart } from './part.js';

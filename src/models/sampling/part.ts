@@ -22,7 +22,7 @@ export interface BatchPart {
 
 /** Rows from…to−1 of a tensor whose first dimension is the batch (a copy). */
 function rowsOf(t: Tensor, from: number, to: number, n: number, what: string): Tensor {
-  if (t.shape[0] !== n) throw new ShapeError(`samplePart: ${what} must have ${n} rows (one per image of the batch), got ${fmtShape(t.shape)}`);
+  if (t.shape[0] !== n) throw new ShapeError('samplePart', what, `must have ${n} rows (one per image of the batch), got ${fmtShape(t.shape)}`, [t.shape]);
   const size = t.shape.slice(1).reduce((a, b) => a * b, 1);
   return new Tensor(t.data.slice(from * size, to * size), [to - from, ...t.shape.slice(1)]);
 }

@@ -166,3 +166,67 @@ EXPORT(conv2d_f32) void conv2d_f32(const float *x, const float *wp, const float 
     }
   }
 }
+
+/**
+ * Weights HWIO [taps, cin, cout] packed for conv2dBackwardData: the product's right operand is
+ * B[t·cout + c, i] = w[t, i, c] (each tap's matrix transposed), in panels of NR columns over cin.
+ */
+EXPORT(pack_conv_transposed) void pack_conv_transposed(const float *w, int taps, int cin, int cout, float *bp) {
+  int panels = (cin + NR - 1) / NR;
+  long K = (long)taps * cout;
+  for (int p = 0; p < panels; p++) {
+    float *dst = bp + (long)p * K * NR;
+    for (int t = 0; t < taps; t++) {
+      for (int c = 0; c < cout; c++) {
+        for (int j = 0; j < NR; j++) {
+          int i = p * NR + j;
+          dst[((long)t * cout + c) * NR + j] = i >= cin ? 0.0f : w[((long)t * cin + i) * cout + c];
+        }
+      }
+    }
+  }
+}
+
+/**
+ * conv2dBackwardData: dx [N, H, W, Cin] = Σ over the output pixels and taps that read each input
+ * pixel of dy · wᵀ, gathered per input pixel (each dx element is written once, its sum in tap
+ * order). Weights packed by pack_conv_transposed; geom and scratch as conv2d_f32's.
+ */
+EXPORT(conv2d_backward_data_f32) void conv2d_backward_data_f32(const float *dy, const float *wp, float *dx, const int *geom, const float **rows, float *zero) {
+  int n = geom[0], h = geom[1], w = geom[2], cin = geom[3], oh = geom[4], ow = geom[5], cout = geom[6];
+  int kh = geom[7], kw = geom[8], sh = geom[9], sw = geom[10], pt = geom[11], pl = geom[12], dh = geom[13], dw = geom[14];
+  int taps = kh * kw;
+  for (int c = 0; c < cout; c++) zero[c] = 0;
+  long pixels = (long)n * h * w;
+  int panels = (cin + NR - 1) / NR;
+  long K = (long)taps * cout;
+  for (long q = 0; q < pixels; q += 4) {
+    int mv = pixels - q < 4 ? (int)(pixels - q) : 4;
+    float *orows[4];
+    for (int r = 0; r < 4; r++) {
+      long pix = q + (r < mv ? r : mv - 1);
+      orows[r] = dx + pix * cin;
+      int b = (int)(pix / ((long)h * w));
+      int rem = (int)(pix - (long)b * h * w);
+      int iy = rem / w, ix = rem - iy * w;
+      for (int ky = 0; ky < kh; ky++) {
+        int ny = iy + pt - ky * dh;  // = oy·sh when output row oy reads this input row at tap ky
+        int oy = ny >= 0 && ny % sh == 0 ? ny / sh : -1;
+        for (int kx = 0; kx < kw; kx++) {
+          int nx = ix + pl - kx * dw;
+          int ox = nx >= 0 && nx % sw == 0 ? nx / sw : -1;
+          int ok = oy >= 0 && oy < oh && ox >= 0 && ox < ow;
+          rows[4 * (ky * kw + kx) + r] = ok ? dy + (((long)b * oh + oy) * ow + ox) * cout : zero;
+        }
+      }
+    }
+    for (int p = 0; p < panels; p++) {
+      int col = p * NR;
+      int nv = cin - col < NR ? cin - col : NR;
+      v128_t acc[8];
+      block_init(orows, mv, col, nv, 0, 0, acc);
+      block_4x8(rows, taps, cout, wp + (long)p * K * NR, acc);
+      block_store(orows, mv, col, nv, acc);
+    }
+  }
+}

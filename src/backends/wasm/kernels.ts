@@ -33,6 +33,8 @@ export interface WasmExports {
   matmul_f32(a: number, aStep: number, bp: number, bpStep: number, out: number, batch: number, m: number, k: number, n: number): void;
   transpose_f32(a: number, rows: number, cols: number, at: number): void;
   conv2d_f32(x: number, wp: number, bias: number, out: number, residual: number, accumulate: number, geom: number, rows: number, zero: number): void;
+  pack_conv_transposed(w: number, taps: number, cin: number, cout: number, bp: number): void;
+  conv2d_backward_data_f32(dy: number, wp: number, dx: number, geom: number, rows: number, zero: number): void;
   attention_step_f32(q: number, k: number, v: number, out: number, n: number, rows: number, c: number, heads: number, scale: number, position: number, lo: number, pattern: number, scratch: number): void;
   attention_f32(qkv: number, out: number, lse: number, n: number, l: number, c: number, heads: number, scale: number, pattern: number, scratch: number): void;
   row_lstm_step_f32(plan: number): void;
@@ -67,25 +69,29 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
    * B of a product as packed panels: resident when the same tensor (storage and version) comes
    * again — a layer's weights —, else packed into scratch. Must come before the call's scratch.
    */
-  const packedB = (b: View, offset: number, k: number, n: number, transB: boolean, cacheable: boolean): number => {
+  const packedB = (b: View, offset: number, k: number, n: number, transB: boolean, cacheable: boolean): number =>
+    packed(b, offset, k, n, transB ? 'T' : 'N', (raw, at) => w.pack_b(raw, k, n, transB ? 1 : 0, at), cacheable);
+
+  /**
+   * A product's right operand [K, N] packed into panels from `k·n` floats of v at `offset` by
+   * `pack` (raw → packed): resident when the same tensor (storage and version) comes again — a
+   * layer's weights —, else packed into scratch. Must come before the call's other scratch.
+   */
+  const packed = (v: View, offset: number, k: number, n: number, kind: string, pack: (raw: number, at: number) => void, cacheable = true): number => {
     const bytes = 4 * Math.ceil(n / NR) * NR * k;
-    const tag = `${transB ? 'T' : 'N'}${k}x${n}@${offset}`;
-    if (cacheable && b.storageId > 0) {
-      const hit = heap.lookup(b.storageId, b.version, tag);
+    const tag = `${kind}${k}x${n}@${offset}`;
+    if (cacheable && v.storageId > 0) {
+      const hit = heap.lookup(v.storageId, v.version, tag);
       if (hit !== null) return hit;
-      if (heap.secondSight(b.storageId, b.version)) {
-        const at = heap.resident(b.storageId, b.version, tag, bytes);
-        const raw = heap.scratch(4 * k * n);
-        heap.f32.set(operand(b, offset, k * n), raw >> 2);
-        w.pack_b(raw, k, n, transB ? 1 : 0, at);
+      if (heap.secondSight(v.storageId, v.version)) {
+        const at = heap.resident(v.storageId, v.version, tag, bytes);
+        pack(heap.input(operand(v, offset, k * n)), at);
         heap.dropScratch(); // the raw copy is not needed any more
         return at;
       }
     }
     const at = heap.scratch(bytes);
-    const raw = heap.scratch(4 * k * n);
-    heap.f32.set(operand(b, offset, k * n), raw >> 2);
-    w.pack_b(raw, k, n, transB ? 1 : 0, at);
+    pack(heap.input(operand(v, offset, k * n)), at);
     return at;
   };
 
@@ -189,8 +195,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const taps = kh * kw;
     heap.begin();
     const wp = packedB(wt, 0, taps * cin, cout, false, true);
-    const geom = convGeom(ints, n, h, wd, cin, oh, ow, cout, kh, kw, p);
-    const gi = intsInput(geom);
+    const gi = intsInput(convGeom(ints, n, h, wd, cin, oh, ow, cout, kh, kw, p));
     const xi = heap.input(x.data as Float32Array);
     const bi = bias ? heap.input(bias.data as Float32Array) : 0;
     const oi = accumulate ? heap.input(out.data as Float32Array) : heap.scratch(4 * out.data.length);
@@ -200,6 +205,23 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     w.conv2d_f32(xi, wp, bi, oi, ri, accumulate ? 1 : 0, gi, rows, zero);
     heap.output(oi, out.data as Float32Array);
     return 0; // nothing is kept: a backward pass runs on ts and reads x as it is
+  };
+
+  const conv2dBackwardData: Kernels['conv2dBackwardData'] = (dy, wt, dx, p) => {
+    if (p.bf16 || !isF32(dy) || !isF32(wt) || !isF32(dx)) return tsKernels.conv2dBackwardData(dy, wt, dx, p);
+    const [n, h, wd, cin] = dx.shape as [number, number, number, number];
+    const [kh, kw, , cout] = wt.shape as [number, number, number, number];
+    const [, oh, ow] = dy.shape as [number, number, number, number];
+    const taps = kh * kw;
+    heap.begin();
+    const wp = packed(wt, 0, taps * cout, cin, 'D', (raw, at) => w.pack_conv_transposed(raw, taps, cin, cout, at));
+    const gi = intsInput(convGeom(ints, n, h, wd, cin, oh, ow, cout, kh, kw, p));
+    const yi = heap.input(dy.data as Float32Array);
+    const oi = heap.scratch(4 * dx.data.length);
+    const rows = heap.scratch(16 * taps);
+    const zero = heap.scratch(4 * Math.max(cout, 1));
+    w.conv2d_backward_data_f32(yi, wp, oi, gi, rows, zero);
+    heap.output(oi, dx.data as Float32Array);
   };
 
   const gate: Kernels['gate'] = (x, out) => {
@@ -324,7 +346,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
   };
 
   return {
-    unary, clamp, binary, matmul, conv2d, gate, gatedResidual, concatElu, softmaxLast, softmaxCrossEntropy,
+    unary, clamp, binary, matmul, conv2d, conv2dBackwardData, gate, gatedResidual, concatElu, softmaxLast, softmaxCrossEntropy,
     layerNorm, gelu, attentionStep, attention,
     rowLstmStep: rowLstmStepKernel(w, heap),
   };

@@ -272,6 +272,8 @@ describe('wasm backend vs ts reference', { skip }, () => {
     { name: 'Gated PixelCNN row step [4, 2, 28, 64] w[2, 3, 64, 128] dilation 1×2', x: [4, 2, 28, 64], k: [2, 3], cout: 128, p: P(1, 1, 2, 1, 1, 2), out: [1, 28] },
     { name: 'PixelCNN++ row step [4, 2, 28, 64] w[2, 3, 64, 64]', x: [4, 2, 28, 64], k: [2, 3], cout: 64, p: P(1, 1, 1), out: [1, 28] },
     { name: 'first layer [3, 9, 11, 1] 7×7 → 13', x: [3, 9, 11, 1], k: [7, 7], cout: 13, p: P(1, 3, 3) },
+    { name: 'PixelCNN++ down-sampling 2×3 stride 2, [2, 8, 8, 9] → 10', x: [2, 8, 8, 9], k: [2, 3], cout: 10, p: P(2, 1, 1), out: [4, 4] },
+    { name: 'PixelCNN++ down-right 2×2 stride 2, [2, 7, 7, 9] → 10', x: [2, 7, 7, 9], k: [2, 2], cout: 10, p: P(2, 1, 1), out: [4, 4] },
   ];
   const outOf = (c: ConvCase): number[] => {
     const [n, h, w] = c.x;
@@ -282,7 +284,7 @@ describe('wasm backend vs ts reference', { skip }, () => {
     return [n!, oh, ow, c.cout];
   };
   for (const c of convCases) {
-    test(`conv2d: ${c.name}: plain, bias, accumulate, residual`, () => {
+    test(`conv2d: ${c.name}: plain, bias, accumulate, residual; backward-data`, () => {
       const ys = outOf(c);
       const x = uniform(c.x, -1, 1, 18);
       const w = uniform([c.k[0], c.k[1], c.x[3]!, c.cout], -1, 1, 19);
@@ -296,6 +298,10 @@ describe('wasm backend vs ts reference', { skip }, () => {
       const residual = uniform(ys, -3, 3, 22);
       agree((k, [o]) => k.conv2d(x, w, bias, o!, c.p, false, false, residual), [[ys, 'float32']], sumTol(kSum, 3), 'forward+bias+residual');
       assert.equal(wasm.conv2d(x, w, null, empty(ys), c.p, false, true), 0, 'nothing is kept for a backward pass');
+      // The data gradient: also the forward pass of a transposed convolution (PixelCNN++'s up-sampling).
+      const dy = uniform(ys, -1, 1, 21);
+      agree((k, [o]) => k.conv2dBackwardData(dy, w, o!, c.p), [[c.x, 'float32']], sumTol(c.k[0] * c.k[1] * c.cout), 'backward-data');
+      agree((k, [o]) => k.conv2dBackwardData(dy, w, o!, c.p), [[c.x, 'float32']], sumTol(c.k[0] * c.k[1] * c.cout), 'backward-data, weights resident');
     });
   }
 

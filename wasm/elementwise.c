@@ -226,12 +226,19 @@ EXPORT(softmax_cross_entropy_f32) void softmax_cross_entropy_f32(const float *x,
     double m = -__builtin_inf();
     for (int i = 0; i < k; i++) m = js_max(m, xr[i]);
     double s = 0;
-    for (int i = 0; i < k; i++) {
+    int i = 0;
+    for (; i + 2 <= k; i += 2) {
+      v128_t e = exp2d(wasm_f64x2_sub(wasm_f64x2_promote_low_f32x4(wasm_v128_load64_zero(xr + i)), D2(m)));
+      wasm_v128_store64_lane(p + i, wasm_f32x4_demote_f64x2_zero(e), 0);
+      s += wasm_f64x2_extract_lane(e, 0);
+      s += wasm_f64x2_extract_lane(e, 1);
+    }
+    for (; i < k; i++) {
       double e = pm_exp(xr[i] - m);
       p[i] = (float)e;
       s += e;
     }
-    for (int i = 0; i < k; i++) p[i] = (float)(p[i] / s);
+    for (i = 0; i < k; i++) p[i] = (float)(p[i] / s);
     loss[j] = (float)(m + pm_log(s) - xr[targets[j]]);
   }
 }

@@ -83,6 +83,23 @@ static inline void block_store(float *const *out, int m, int col, int nv, const 
   }
 }
 
+/**
+ * Rows orows[0 … mv) of a product over n columns whose left operand is gathered: row r's inputs
+ * of tap t start at rows[4·t + r] (cin floats each); weights packed over K = taps·cin.
+ */
+void gather_gemm(float *const *orows, int mv, const float *const *rows, int taps, int cin, const float *wp, int n, int accumulate) {
+  int panels = (n + NR - 1) / NR;
+  long K = (long)taps * cin;
+  for (int p = 0; p < panels; p++) {
+    int col = p * NR;
+    int nv = n - col < NR ? n - col : NR;
+    v128_t acc[8];
+    block_init(orows, mv, col, nv, 0, accumulate, acc);
+    block_4x8(rows, taps, cin, wp + (long)p * K * NR, acc);
+    block_store(orows, mv, col, nv, acc);
+  }
+}
+
 EXPORT(gemm_packed) void gemm_packed(const float *a, int lda, int m, int k, const float *bp, int n, float *out, int ldo, const float *bias, int accumulate) {
   int panels = (n + NR - 1) / NR;
   for (int i = 0; i < m; i += 4) {

@@ -8,5 +8,5 @@ export const WASM_EXPORTS = [
   'softmax_last_f32', 'softmax_cross_entropy_f32', 'layer_norm_f32', 'gelu_f32',
   'pack_b', 'gemm_packed', 'matmul_f32', 'transpose_f32', 'conv2d_f32', 'pack_conv_transposed', 'conv2d_backward_data_f32',
   'attention_step_f32', 'attention_f32',
-  'row_lstm_step_f32',
+  'row_lstm_step_f32', 'lstm_scan_f32',
 ] as const;

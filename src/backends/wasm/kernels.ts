@@ -38,6 +38,7 @@ export interface WasmExports {
   attention_step_f32(q: number, k: number, v: number, out: number, n: number, rows: number, c: number, heads: number, scale: number, position: number, lo: number, pattern: number, scratch: number): void;
   attention_f32(qkv: number, out: number, lse: number, n: number, l: number, c: number, heads: number, scale: number, pattern: number, scratch: number): void;
   row_lstm_step_f32(plan: number): void;
+  lstm_scan_f32(xg: number, wp: number, h0: number, c0: number, hs: number, cs: number, acts: number, T: number, B: number, L: number, H: number, k: number, pad: number, rows: number, zero: number): void;
 }
 
 /** Columns per packed panel (NR in wasm/arpix.h). */
@@ -224,6 +225,26 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     heap.output(oi, dx.data as Float32Array);
   };
 
+  const lstmScan: Kernels['lstmScan'] = (xg, wt, h0, c0, hs, cs, acts, pad) => {
+    if (![xg, wt, h0, c0, hs, cs, acts].every(isF32)) return tsKernels.lstmScan(xg, wt, h0, c0, hs, cs, acts, pad);
+    const [T, B, L, G] = xg.shape as [number, number, number, number];
+    const H = G / 4, k = wt.shape[0]!;
+    heap.begin();
+    const wp = packedB(wt, 0, k * H, G, false, true);
+    const xi = heap.input(xg.data as Float32Array);
+    const h0i = heap.input(h0.data as Float32Array);
+    const c0i = heap.input(c0.data as Float32Array);
+    const hi = heap.scratch(4 * hs.data.length);
+    const ci = heap.scratch(4 * cs.data.length);
+    const ai = heap.scratch(4 * acts.data.length);
+    const rows = heap.scratch(16 * k);
+    const zero = heap.scratch(4 * Math.max(H, 1));
+    w.lstm_scan_f32(xi, wp, h0i, c0i, hi, ci, ai, T, B, L, H, k, pad, rows, zero);
+    heap.output(hi, hs.data as Float32Array);
+    heap.output(ci, cs.data as Float32Array);
+    heap.output(ai, acts.data as Float32Array);
+  };
+
   const gate: Kernels['gate'] = (x, out) => {
     if (!isF32(x) || !isF32(out)) return tsKernels.gate(x, out);
     heap.begin();
@@ -347,7 +368,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
 
   return {
     unary, clamp, binary, matmul, conv2d, conv2dBackwardData, gate, gatedResidual, concatElu, softmaxLast, softmaxCrossEntropy,
-    layerNorm, gelu, attentionStep, attention,
+    layerNorm, gelu, attentionStep, attention, lstmScan,
     rowLstmStep: rowLstmStepKernel(w, heap),
   };
 }

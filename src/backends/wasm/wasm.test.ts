@@ -341,6 +341,18 @@ describe('wasm backend vs ts reference', { skip }, () => {
     agree((kk, [o, lse]) => kk.attention(qkv, o!, lse!, { ...a, bf16: true }), [[[2, 9, 8], 'float32'], [[2, 2, 9], 'float32']], sumTol(9));
   });
 
+  // ---- recurrences ----
+
+  test('lstmScan: small and odd shapes, k = 3, 2, 1, pad 0 and 1, and a Row-LSTM-sized [28, 32, 28, 4·16]', () => {
+    const cases: [number, number, number, number, number, number][] = [[4, 3, 5, 3, 3, 1], [6, 5, 4, 2, 2, 1], [3, 1, 7, 5, 1, 0], [5, 7, 6, 4, 3, 0], [28, 32, 28, 16, 3, 1]];
+    for (const [t, b, l, h, k, pad] of cases) {
+      const xg = uniform([t, b, l, 4 * h], -2, 2, 61), w = uniform([k, h, 4 * h], -0.5, 0.5, 62);
+      const h0 = uniform([h], -1, 1, 63), c0 = uniform([h], -1, 1, 64);
+      const st: [number[], 'float32'][] = [[[t, b, l, h], 'float32'], [[t, b, l, h], 'float32'], [[t, b, l, 4 * h], 'float32']];
+      agree((kk, [hs, cs, acts]) => kk.lstmScan(xg, w, h0, c0, hs!, cs!, acts!, pad), st, sumTol(k * h), `lstmScan [${t}, ${b}, ${l}, ${4 * h}] k ${k} pad ${pad}`);
+    }
+  });
+
   // ---- Row LSTM's cached step ----
 
   test('rowLstmStep: two rows of pixels, edges included, for odd h, k = 1, 3, 5, masked and unmasked taps', () => {

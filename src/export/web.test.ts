@@ -164,6 +164,7 @@ describe('arpix export --web in chromium', { skip }, () => {
     const html = readFileSync(join(out, 'index.html'), 'utf8');
     const config = JSON.parse(/<script id="arpix-config" type="application\/json">(.*?)<\/script>/.exec(html)![1]!) as PageConfig;
     assert.equal(config.mode, 'static');
+    assert.doesNotMatch(html, /(href|src)="\//, 'every file is named relative to the page, so the folder works under any path');
     assert.deepEqual(config.runs.map((r) => r.summary.id), runs.map((r) => r.name));
     const tests = JSON.parse(readFileSync(join(out, config.runs[0]!.tests), 'utf8')) as { values: number[][] };
     assert.deepEqual(tests.values.slice(0, 2), testValues, 'the test images are the data set\'s, in the model\'s levels');
@@ -315,6 +316,56 @@ describe('arpix export --web in chromium', { skip }, () => {
     assert.equal(await page.isHidden('#toast'), true, 'and says nothing is wrong');
     assert.deepEqual(errors, [], 'the page threw nothing');
     await page.close();
+  });
+
+  test('without its WebAssembly module the page computes on the TypeScript backend, says so, and still samples as Node does', async () => {
+    const noWasm = join(base, 'no-wasm-site');
+    cpSync(out, noWasm, { recursive: true });
+    rmSync(join(noWasm, 'arpix.wasm'), { force: true });
+    const url = await staticServer(noWasm, false);
+    const { page, errors } = await open(`${url}#sample`);
+    assert.equal(await pageBackend(page), 'ts');
+    assert.match(await page.getAttribute('#where', 'title') ?? '', /WebAssembly|TypeScript/);
+    const run = runs.find((r) => r.name === 'gated-pixelcnn')!;
+    await page.selectOption('#run', run.name);
+    await page.fill('#s-n', '2');
+    await page.fill('#s-seed', '4');
+    await page.click('#s-go');
+    await page.waitForSelector('#s-canvas[data-state="done"]', { timeout: 60_000 });
+    const want = on('ts', () => run.model.sample({ n: 2, seed: 4 }));
+    const px = await canvasPixels(page, 's-canvas');
+    const [x0, y0] = gridLayout(2, 28, 28, 2).origin(1);
+    for (let q = 0; q < 784; q++) assert.equal(px.data[((y0 + Math.floor(q / 28)) * px.width + x0 + (q % 28)) * 4], want.data[784 + q], `pixel ${q}`);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('arpix serve --compute page: the server gives the weights, the page samples them as Node does, and the switch goes back to the server', async () => {
+    const { startServer } = await import('../serve/index.js');
+    const server = await startServer({ runDirs: [join(base, 'runs')], port: 0, compute: 'page', workers: 1 });
+    try {
+      const { page, errors } = await open(`${server.url}#sample`);
+      assert.equal(await page.inputValue('#compute'), 'page');
+      const backend = await pageBackend(page);
+      const run = runs.find((r) => r.name === 'image-transformer')!;
+      await page.selectOption('#run', `runs/${run.name}`);
+      await page.fill('#s-n', '2');
+      await page.fill('#s-seed', '9');
+      await page.click('#s-go');
+      await page.waitForSelector('#s-canvas[data-state="done"][data-where="page"]', { timeout: 60_000 });
+      const want = on(backend, () => run.model.sample({ n: 2, seed: 9 }));
+      const px = await canvasPixels(page, 's-canvas');
+      const [x0, y0] = gridLayout(2, 28, 28, 2).origin(0);
+      for (let q = 0; q < 784; q++) assert.equal(px.data[((y0 + Math.floor(q / 28)) * px.width + x0 + (q % 28)) * 4], want.data[q], `pixel ${q}`);
+      await page.selectOption('#compute', 'server');
+      await page.waitForSelector('#where[data-backend="server"]');
+      await page.click('#s-go');
+      await page.waitForSelector('#s-canvas[data-state="done"][data-where="server"]', { timeout: 60_000 });
+      assert.deepEqual(errors, []);
+      await page.close();
+    } finally {
+      await server.close();
+    }
   });
 
   test('a page opened from a file says how to serve the folder', async () => {

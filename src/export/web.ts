@@ -74,6 +74,11 @@ export function samplingCheckpoint(c: UsableCheckpoint, name: string): { bytes: 
   return { bytes: encodeCheckpoint({ meta, model: { ...c.model, ...c.ema }, optimizer: {}, ema: {} }), which };
 }
 
+/** The serve page's HTML for a folder: its files named relative to the page, which may live under any path of a host. */
+function staticHtml(html: string): string {
+  return html.replace('<title>arpix serve</title>', '<title>arpix</title>').replace(/(href|src)="\//g, '$1="');
+}
+
 /** A run's last `max` metric records (train and validation), or null when it has none. */
 function metricRecords(dir: string, max: number): unknown[] | null {
   let text: string;
@@ -169,7 +174,7 @@ export async function exportWeb(runs: readonly WebRun[], outDir: string, opts: W
   const page: PageConfig = { mode: 'static', compute: 'page', allowUnverified: false, worker: 'worker.js', wasm: wasmBytes ? 'arpix.wasm' : null, wasmReason: wasm.reason, runs: staticRuns };
   const require = createRequire(import.meta.url);
   files.push(
-    ['index.html', withConfig(readFileSync(new URL('index.html', PAGE_DIR), 'utf8').replace('<title>arpix serve</title>', '<title>arpix</title>'), page)],
+    ['index.html', withConfig(staticHtml(readFileSync(new URL('index.html', PAGE_DIR), 'utf8')), page)],
     ['app.js', app], ['worker.js', worker],
     ['app.css', readFileSync(new URL('style.css', PAGE_DIR), 'utf8')],
     ['vendor/uPlot.min.css', readFileSync(require.resolve('uplot/dist/uPlot.min.css'), 'utf8')],

@@ -225,10 +225,10 @@ export function createServeApp(opts: ServeOptions): ServeApp {
     streams: new Set<AbortController>(),
     reading: 0,
     bodyMs: opts.bodyMs ?? 10_000,
-    page: { mode: 'serve', compute: opts.compute ?? 'server', allowUnverified: opts.allowUnverified ?? false, worker: 'worker.js', wasm: null, wasmReason: null, runs: [] },
+    page: { mode: 'serve', compute: opts.compute ?? 'server', allowUnverified: opts.allowUnverified ?? false, worker: '/worker.js', wasm: null, wasmReason: null, runs: [] },
   };
   const wasm = s.assets.wasm();
-  s.page.wasm = wasm.file === null ? null : 'arpix.wasm';
+  s.page.wasm = wasm.file === null ? null : '/arpix.wasm';
   s.page.wasmReason = wasm.reason;
   const app = new Hono();
   errorAnswers(app);

@@ -210,7 +210,9 @@ async function loadRuns(first = false): Promise<void> {
   const select = $<HTMLSelectElement>('run');
   const keep = current?.id;
   select.innerHTML = runs.map((r) => `<option value="${r.id}">${r.id}</option>`).join('');
-  if (first) for (const r of runs.slice(0, 6)) { compared.add(r.id); follow(r.id); }
+  // At most 4 live metrics streams at first: a browser opens 6 connections to one server, and
+  // streams holding all of them would leave none for the page's other requests (its worker's too).
+  if (first) for (const r of runs.slice(0, 4)) { compared.add(r.id); follow(r.id); }
   renderRunsTable();
   const pick = runs.find((r) => r.id === keep) ?? runs.find((r) => r.hasCheckpoint) ?? runs[0];
   if (pick) {

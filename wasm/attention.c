@@ -154,20 +154,99 @@ EXPORT(attention_first_key) int attention_first_key(const int *pat, int i) {
   return first_key(pat, i);
 }
 
-/** attention forward: qkv [n, l, 3c] → out [n, l, c], lse [n, heads, l]. scratch: l floats. */
+void gemm_packed(const float *a, int lda, int m, int k, const float *bp, int n, float *out, int ldo, const float *bias, int accumulate);
+
+/**
+ * attention forward: qkv [n, l, 3c] → out [n, l, c], lse [n, heads, l]. Per image and head, the
+ * keys are packed as the right operand of S = Q·Kᵀ ([d, l] in panels of 8 keys) and the values as
+ * that of O = P·V ([l, d]); a block of 4 queries takes its scores over the keys it may read,
+ * its softmax (exp in float32, masked keys 0), and its outputs, through gemm_packed.
+ * scratch: lp·d + dp·lp + 8·d + 4·lp + 64 floats (lp, dp: l and d rounded up to 8).
+ */
 EXPORT(attention_f32) void attention_f32(const float *qkv, float *out, float *lse, int n, int l, int c, int heads, float scale, const int *pat, float *scratch) {
   int d = c / heads;
   long row = 3L * c;
+  int lp = (l + NR - 1) / NR * NR, dp = (d + NR - 1) / NR * NR;
+  float *kp = scratch;                 // Kᵀ packed: [d, l] in panels of 8 keys
+  float *vp = kp + (long)lp * d;       // V packed: [lp, d] in panels of 8 channels
+  float *qb = vp + (long)dp * lp;       // 4 query rows [4, d]
+  float *s = qb + 4L * d + 16;         // 4 score rows [4, lp]
+  float *ob = s + 4L * lp + 16;        // 4 output rows [4, d]
+  int causal_like = pat[0] == 0 || pat[0] == 2;
   for (int b = 0; b < n; b++) {
     const float *base = qkv + (long)b * l * row;
     for (int h = 0; h < heads; h++) {
-      for (int i = 0; i < l; i++) {
-        int lo = first_key(pat, i);
-        int last = pat[0] == 1 ? l - 1 : i;
-        float m;
-        float sum = row_softmax(base + (long)i * row + h * d, base + c + h * d, row, d, scale, pat, i, lo, last, scratch, &m);
-        lse[((long)b * heads + h) * l + i] = (float)(m + pm_log(sum));
-        weighted_values(scratch, base + 2 * c + h * d, row, d, lo, last, sum, out + ((long)b * l + i) * c + h * d);
+      // Kᵀ: panel p holds keys p·8 … p·8 + 7, channel t at [(p·d + t)·8 + jj]; V as pack_b would.
+      for (int p = 0; p < lp / NR; p++) {
+        for (int t = 0; t < d; t++) {
+          for (int jj = 0; jj < NR; jj++) {
+            int j = p * NR + jj;
+            kp[((long)p * d + t) * NR + jj] = j < l ? base[(long)j * row + c + h * d + t] : 0.0f;
+          }
+        }
+      }
+      // (each value panel padded with zero rows to lp keys: a block's last panel of scores may reach past l)
+      for (int p = 0; p < dp / NR; p++) {
+        for (int j = 0; j < lp; j++) {
+          for (int jj = 0; jj < NR; jj++) {
+            int t = p * NR + jj;
+            vp[((long)p * lp + j) * NR + jj] = t < d && j < l ? base[(long)j * row + 2 * c + h * d + t] : 0.0f;
+          }
+        }
+      }
+      for (int i0 = 0; i0 < l; i0 += 4) {
+        int mv = l - i0 < 4 ? l - i0 : 4;
+        int last = pat[0] == 1 ? l - 1 : i0 + mv - 1;  // the keys any of the block's queries may read
+        int lo = first_key(pat, i0);
+        for (int r = 0; r < mv; r++) {
+          for (int t = 0; t < d; t++) qb[r * d + t] = base[(long)(i0 + r) * row + h * d + t];
+        }
+        // scores for keys lo/8·8 … last of the block's rows (whole panels)
+        int p0 = lo / NR, p1 = last / NR;
+        float inv[4];
+        int span = (p1 - p0 + 1) * NR;
+        gemm_packed(qb, d, mv, d, kp + (long)p0 * d * NR, span, s, lp, 0, 0);
+        for (int r = 0; r < mv; r++) {
+          int i = i0 + r;
+          float *sr = s + (long)r * lp;
+          int first = first_key(pat, i) - p0 * NR, end = (pat[0] == 1 ? l - 1 : i) - p0 * NR;  // this query's keys [first, end]
+          // scale the keys this query reads, −∞ for the rest (a pattern with holes asks allowed())
+          int j = 0;
+          for (; j < first && j < span; j++) sr[j] = -__builtin_inff();
+          int stop = end + 1 < span ? end + 1 : span;
+          if (causal_like || pat[0] == 1) {
+            v128_t sv = wasm_f32x4_splat(scale);
+            for (; j + 4 <= stop; j += 4) wasm_v128_store(sr + j, wasm_f32x4_mul(wasm_v128_load(sr + j), sv));
+            for (; j < stop; j++) sr[j] *= scale;
+          } else {
+            for (; j < stop; j++) sr[j] = allowed(pat, i, j + p0 * NR) ? sr[j] * scale : -__builtin_inff();
+          }
+          for (; j < span; j++) sr[j] = -__builtin_inff();
+          v128_t mx = wasm_f32x4_splat(-__builtin_inff());
+          for (j = 0; j < span; j += 4) mx = wasm_f32x4_pmax(mx, wasm_v128_load(sr + j));
+          mx = wasm_f32x4_pmax(mx, wasm_i32x4_shuffle(mx, mx, 2, 3, 0, 1));
+          mx = wasm_f32x4_pmax(mx, wasm_i32x4_shuffle(mx, mx, 1, 0, 3, 2));
+          float m = wasm_f32x4_extract_lane(mx, 0);
+          v128_t mvv = wasm_f32x4_splat(m), sum = wasm_f32x4_splat(0);
+          for (j = 0; j < span; j += 4) {
+            v128_t e = expf4(wasm_f32x4_sub(wasm_v128_load(sr + j), mvv));
+            wasm_v128_store(sr + j, e);
+            sum = wasm_f32x4_add(sum, e);
+          }
+          float total = hsum(sum);
+          lse[((long)b * heads + h) * l + i] = (float)(m + pm_log(total));
+          inv[r] = 1.0f / total;
+        }
+        // outputs: P [mv, span] · V rows p0·8 … (a panel-aligned window of each value panel)
+        int panels = dp / NR;
+        for (int p = 0; p < panels; p++) {
+          int nv = d - p * NR < NR ? d - p * NR : NR;
+          gemm_packed(s, lp, mv, span, vp + ((long)p * lp + p0 * NR) * NR, nv, ob + p * NR, d, 0, 0);
+        }
+        // the softmax's normalisation, once per output instead of once per key
+        for (int r = 0; r < mv; r++) {
+          for (int t = 0; t < d; t++) out[((long)b * l + i0 + r) * c + h * d + t] = ob[r * d + t] * inv[r];
+        }
       }
     }
   }

@@ -56,6 +56,23 @@ static inline void block_4x8(const float *const *rows, int taps, int cin, const 
  * when accumulating, else 0; then + bias.
  */
 static inline void block_init(float *const *out, int m, int col, int nv, const float *bias, int accumulate, v128_t acc[8]) {
+  if (nv == NR && !accumulate) {
+    v128_t b0 = bias ? wasm_v128_load(bias + col) : wasm_f32x4_splat(0);
+    v128_t b1 = bias ? wasm_v128_load(bias + col + 4) : wasm_f32x4_splat(0);
+    for (int r = 0; r < 4; r++) {
+      acc[2 * r] = b0;
+      acc[2 * r + 1] = b1;
+    }
+    return;
+  }
+  if (nv == NR && !bias) {
+    for (int r = 0; r < 4; r++) {
+      const float *o = out[r < m ? r : m - 1] + col;
+      acc[2 * r] = wasm_v128_load(o);
+      acc[2 * r + 1] = wasm_v128_load(o + 4);
+    }
+    return;
+  }
   float tmp[NR];
   for (int r = 0; r < 4; r++) {
     for (int j = 0; j < NR; j++) {

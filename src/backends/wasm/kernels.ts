@@ -353,8 +353,10 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const pi = patternInput(a);
     const oi = heap.scratch(4 * out.data.length);
     const li = heap.scratch(4 * lse.data.length);
-    const si = heap.scratch(4 * (l + 4));
-    w.attention_f32(qi, oi, li, n, l, c3 / 3, a.heads, a.scale, pi, si);
+    const c = c3 / 3, d = c / a.heads;
+    const lp = Math.ceil(l / NR) * NR, dp = Math.ceil(d / NR) * NR;
+    const si = heap.scratch(4 * (lp * d + dp * lp + 8 * d + 4 * lp + 128));
+    w.attention_f32(qi, oi, li, n, l, c, a.heads, a.scale, pi, si);
     heap.output(oi, out.data as Float32Array);
     heap.output(li, lse.data as Float32Array);
   };

@@ -339,6 +339,12 @@ describe('wasm backend vs ts reference', { skip }, () => {
     const qkv = uniform([2, 9, 3 * 8], -2, 2, 34);
     agree((kk, [o, lse]) => kk.attention(qkv, o!, lse!, a), [[[2, 9, 8], 'float32'], [[2, 2, 9], 'float32']], sumTol(9));
     agree((kk, [o, lse]) => kk.attention(qkv, o!, lse!, { ...a, bf16: true }), [[[2, 9, 8], 'float32'], [[2, 2, 9], 'float32']], sumTol(9));
+    // Longer sequences: many key panels, a last one cut short, every query block.
+    for (const pattern of [{ kind: 'causal' }, { kind: 'full' }, { kind: 'local1d', block: 32, memory: 16 }] as const) {
+      const big = uniform([2, 203, 3 * 64], -2, 2, 35);
+      const ab: AttentionAttrs = { heads: 4, scale: 0.25, pattern };
+      agree((kk, [o, lse]) => kk.attention(big, o!, lse!, ab), [[[2, 203, 64], 'float32'], [[2, 4, 203], 'float32']], sumTol(203), `[2, 203, 192] ${pattern.kind}`);
+    }
   });
 
   // ---- recurrences ----

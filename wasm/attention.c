@@ -149,11 +149,6 @@ EXPORT(attention_step_f32) void attention_step_f32(const float *q, const float *
   }
 }
 
-/** The first query row that key... lo for a row: see first_key. */
-EXPORT(attention_first_key) int attention_first_key(const int *pat, int i) {
-  return first_key(pat, i);
-}
-
 void gemm_packed(const float *a, int lda, int m, int k, const float *bp, int n, float *out, int ldo, const float *bias, int accumulate);
 
 /**

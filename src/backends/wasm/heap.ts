@@ -19,7 +19,7 @@ interface Block {
   /** The storage version (tensors) the block was made from; −1 for plans. */
   version: number;
   /** What the block holds, so one storage packed two ways is two different things. */
-  tag: string;
+  tag: number;
   lastUse: number;
 }
 
@@ -98,7 +98,7 @@ export class WasmHeap {
    * The resident block for `key` when it holds `tag` made from `version`, touched; else null.
    * Plans use negative keys, tensors their storage id.
    */
-  lookup(key: number, version: number, tag: string): number | null {
+  lookup(key: number, version: number, tag: number): number | null {
     const b = this.blocks.get(key);
     if (b === undefined || b.version !== version || b.tag !== tag) return null;
     b.lastUse = this.clock;
@@ -117,7 +117,7 @@ export class WasmHeap {
    * A resident block of `bytes` for `key` (replacing what the key held), evicting the least
    * recently used blocks beyond the budget. Only before the call's first scratch allocation.
    */
-  resident(key: number, version: number, tag: string, bytes: number): number {
+  resident(key: number, version: number, tag: number, bytes: number): number {
     if (this.scratchTop !== this.scratchStart) throw new Error('arpix wasm backend: a resident block was asked for after scratch memory (an adapter bug)');
     this.release(key);
     bytes = align(bytes);

@@ -47,11 +47,8 @@ export const NR = 8;
 const UNARY_CODE = new Map<UnaryOp, number>(UNARY_OPS.map((op, i) => [op, i]));
 const BINARY_CODE = new Map<BinaryOp, number>(BINARY_OPS.map((op, i) => [op, i]));
 
-/** count floats of v from offset: the array itself when that is all of it (no subarray object). */
-const operand = (v: View, offset: number, count: number): Float32Array => {
-  const d = v.data as Float32Array;
-  return offset === 0 && count === d.length ? d : d.subarray(offset, offset + count);
-};
+// How a product's right operand is packed (wasm/gemm.c).
+const PACK_PLAIN = 0, PACK_TRANSPOSED = 1, PACK_CONV_DATA = 2;
 const isF32 = (v: View): boolean => v.data instanceof Float32Array;
 const last = (v: View): number => (v.shape.length === 0 ? 1 : v.shape[v.shape.length - 1]!);
 const rowsOf = (v: View): number => {
@@ -70,30 +67,37 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
    * B of a product as packed panels: resident when the same tensor (storage and version) comes
    * again — a layer's weights —, else packed into scratch. Must come before the call's scratch.
    */
-  const packedB = (b: View, offset: number, k: number, n: number, transB: boolean, cacheable: boolean): number =>
-    packed(b, offset, k, n, transB ? 'T' : 'N', (raw, at) => w.pack_b(raw, k, n, transB ? 1 : 0, at), cacheable);
+  /** B of a product, [K, N] or [N, K] when transB. */
+  const packedB = (b: View, k: number, n: number, transB: boolean): number => packed(b, k, n, transB ? PACK_TRANSPOSED : PACK_PLAIN);
 
   /**
-   * A product's right operand [K, N] packed into panels from `k·n` floats of v at `offset` by
-   * `pack` (raw → packed): resident when the same tensor (storage and version) comes again — a
-   * layer's weights —, else packed into scratch. Must come before the call's other scratch.
+   * A product's right operand [K, N] packed into panels (`how`: as it is, transposed, or a
+   * convolution's taps transposed for conv2dBackwardData): resident when the same tensor (storage
+   * and version) comes again — a layer's weights —, else packed into scratch. Comes before the
+   * call's other scratch. taps: for PACK_CONV_DATA, the kernel's taps (K = taps·cout, N = cin).
    */
-  const packed = (v: View, offset: number, k: number, n: number, kind: string, pack: (raw: number, at: number) => void, cacheable = true): number => {
+  const packed = (v: View, k: number, n: number, how: number, taps = 1): number => {
     const bytes = 4 * Math.ceil(n / NR) * NR * k;
-    const tag = `${kind}${k}x${n}@${offset}`;
-    if (cacheable && v.storageId > 0) {
+    // What the block holds, as one number (the same storage may be packed two ways).
+    const tag = k < 2 ** 21 && n < 2 ** 21 ? (how * 2 ** 21 + k) * 2 ** 21 + n : -1;
+    if (tag >= 0 && v.storageId > 0) {
       const hit = heap.lookup(v.storageId, v.version, tag);
       if (hit !== null) return hit;
       if (heap.secondSight(v.storageId, v.version)) {
         const at = heap.resident(v.storageId, v.version, tag, bytes);
-        pack(heap.input(operand(v, offset, k * n)), at);
+        pack(heap.input(v.data as Float32Array), at, k, n, how, taps);
         heap.dropScratch(); // the raw copy is not needed any more
         return at;
       }
     }
     const at = heap.scratch(bytes);
-    pack(heap.input(operand(v, offset, k * n)), at);
+    pack(heap.input(v.data as Float32Array), at, k, n, how, taps);
     return at;
+  };
+
+  const pack = (raw: number, at: number, k: number, n: number, how: number, taps: number): void => {
+    if (how === PACK_CONV_DATA) w.pack_conv_transposed(raw, taps, n, k / taps, at);
+    else w.pack_b(raw, k, n, how === PACK_TRANSPOSED ? 1 : 0, at);
   };
 
   const unary: Kernels['unary'] = (x, out, op) => {
@@ -167,7 +171,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     // The shared (2-D) right operand first: it may be resident.
     let bp: number;
     const bpStep = Math.ceil(n / NR) * NR * k;
-    if (!bBatched) bp = packedB(b, 0, k, n, transB, true);
+    if (!bBatched) bp = packedB(b, k, n, transB);
     else {
       bp = heap.scratch(4 * bpStep * batch);
       for (let p = 0; p < batch; p++) {
@@ -195,7 +199,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const [, oh, ow, cout] = out.shape as [number, number, number, number];
     const taps = kh * kw;
     heap.begin();
-    const wp = packedB(wt, 0, taps * cin, cout, false, true);
+    const wp = packedB(wt, taps * cin, cout, false);
     const gi = intsInput(convGeom(ints, n, h, wd, cin, oh, ow, cout, kh, kw, p));
     const xi = heap.input(x.data as Float32Array);
     const bi = bias ? heap.input(bias.data as Float32Array) : 0;
@@ -215,7 +219,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const [, oh, ow] = dy.shape as [number, number, number, number];
     const taps = kh * kw;
     heap.begin();
-    const wp = packed(wt, 0, taps * cout, cin, 'D', (raw, at) => w.pack_conv_transposed(raw, taps, cin, cout, at));
+    const wp = packed(wt, taps * cout, cin, PACK_CONV_DATA, taps);
     const gi = intsInput(convGeom(ints, n, h, wd, cin, oh, ow, cout, kh, kw, p));
     const yi = heap.input(dy.data as Float32Array);
     const oi = heap.scratch(4 * dx.data.length);
@@ -230,7 +234,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const [T, B, L, G] = xg.shape as [number, number, number, number];
     const H = G / 4, k = wt.shape[0]!;
     heap.begin();
-    const wp = packedB(wt, 0, k * H, G, false, true);
+    const wp = packedB(wt, k * H, G, false);
     const xi = heap.input(xg.data as Float32Array);
     const h0i = heap.input(h0.data as Float32Array);
     const c0i = heap.input(c0.data as Float32Array);

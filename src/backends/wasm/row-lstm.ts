@@ -28,6 +28,9 @@ interface PlanLayout {
   layers: { rows: number; prevH: number; prevC: number; curH: number; curC: number }[];
 }
 
+/** The tag of a plan's resident block. */
+const PLAN_TAG = -2;
+
 const align = (n: number): number => (n + 15) & ~15;
 const packedBytes = (k: number, n: number): number => 4 * Math.ceil(n / NR) * NR * k;
 
@@ -95,7 +98,7 @@ export function rowLstmStepKernel(w: WasmExports, heap: WasmHeap): Kernels['rowL
     }
     bytes += align(4 * n * H * W * C) + align(4 * plan.logits.length) + align(4 * scratchFloats(plan));
 
-    const base = heap.resident(key, -1, 'rowLstmPlan', bytes);
+    const base = heap.resident(key, -1, PLAN_TAG, bytes);
     let at = base;
     const take = (b: number): number => {
       const here = at;
@@ -164,7 +167,7 @@ export function rowLstmStepKernel(w: WasmExports, heap: WasmHeap): Kernels['rowL
     let key = ids.get(plan);
     if (key === undefined) ids.set(plan, (key = nextId--));
     let layout = layouts.get(plan);
-    if (heap.lookup(key, -1, 'rowLstmPlan') === null || layout === undefined) layouts.set(plan, (layout = build(plan, key)));
+    if (heap.lookup(key, -1, PLAN_TAG) === null || layout === undefined) layouts.set(plan, (layout = build(plan, key)));
     const f32 = heap.f32, i32 = heap.i32;
     i32[(layout.desc >> 2) + P.y] = y;
     i32[(layout.desc >> 2) + P.x] = x;

@@ -138,6 +138,10 @@ describe('arpix export --web in chromium', { skip }, () => {
       const dir = join(base, 'runs', name);
       mkdirSync(dir, { recursive: true });
       await saveCheckpoint(join(dir, 'checkpoint.safetensors'), initialCheckpoint(config));
+      if (name === 'gated-pixelcnn') {
+        const lines = [1, 2, 3].map((step) => JSON.stringify({ type: 'train', step, epoch: 0, loss: 8 - step, lr: 1e-3, gradNorm: 1, imagesPerSec: 50, seconds: step }));
+        writeFileSync(join(dir, 'metrics.jsonl'), [...lines, JSON.stringify({ type: 'validation', step: 3, epoch: 0, bitsPerDim: 4.25, stderr: 0.1, ema: false, seconds: 3 }), ''].join('\n'));
+      }
       dirs.push(dir);
     }
     const loaded = [];
@@ -180,7 +184,12 @@ describe('arpix export --web in chromium', { skip }, () => {
 
   test('every family samples and completes in the page exactly as Node does with the same backend and seed', async () => {
     const url = await staticServer(out, false);
-    const { page, errors } = await open(`${url}#sample`);
+    const { page, errors } = await open(url);
+    // The runs table and the curves of the exported metrics.
+    await page.waitForSelector('#runs-table tr[data-run="gated-pixelcnn"]');
+    assert.equal(await page.$$eval('#runs-table tbody tr', (trs) => trs.length), runs.length);
+    assert.match(await page.textContent('#runs-table tr[data-run="gated-pixelcnn"]') ?? '', /4\.250/);
+    await page.waitForFunction(() => Number(document.getElementById('chart-loss')!.dataset.points) === 3 && Number(document.getElementById('chart-val')!.dataset.points) === 1);
     const backend = await pageBackend(page);
     process.stdout.write(`# the page computes on the ${backend} backend\n`);
     for (const run of runs) {
@@ -336,6 +345,17 @@ describe('arpix export --web in chromium', { skip }, () => {
     const px = await canvasPixels(page, 's-canvas');
     const [x0, y0] = gridLayout(2, 28, 28, 2).origin(1);
     for (let q = 0; q < 784; q++) assert.equal(px.data[((y0 + Math.floor(q / 28)) * px.width + x0 + (q % 28)) * 4], want.data[784 + q], `pixel ${q}`);
+    // Stop, in a page that shares no memory with its worker, ends the worker mid-way; the next job starts a fresh one.
+    await page.fill('#s-n', '64');
+    await page.click('#s-go');
+    await page.waitForFunction(() => (document.getElementById('s-progress')!.style.width || '0%') !== '0%');
+    await page.click('#s-stop');
+    await page.waitForSelector('#s-canvas[data-state="stopped"]');
+    await page.fill('#s-n', '2');
+    await page.click('#s-go');
+    await page.waitForSelector('#s-canvas[data-state="done"]', { timeout: 60_000 });
+    const again = await canvasPixels(page, 's-canvas');
+    assert.deepEqual(again.data, px.data, 'the same seed after a stop paints the same images');
     assert.deepEqual(errors, []);
     await page.close();
   });

@@ -1,10 +1,11 @@
 // rowLstmStep on the module (wasm/cached_step.c). A plan becomes one resident block the first time
 // it is stepped: a descriptor of int32 fields, the weights packed for the products, and mirrors of
 // the state arrays. The plan's arrays stay the truth — the sampler writes sampled values into
-// `image` and moves rows of states between calls — so each call copies in exactly what the pixel
-// reads (the image at the first convolution's taps, each layer's input row at its earlier taps,
-// the previous row's h around x and c at x) and copies out what it wrote (each layer's input row
-// and states at x, the logits).
+// `image` and moves rows of states between calls — so each call copies in what the sampler may
+// have changed that the pixel reads (the image at the first convolution's taps, the previous
+// row's h around x and c at x) and copies out what the step wrote (each layer's input row and
+// states at x, the logits). The input rows are written by steps only (the contract), so their
+// mirrors are copied in once, when the block is made.
 
 import type { Kernels, RowLSTMStepPlan, StepDense } from '../../kernels/contracts.js';
 import { ArgumentError } from '../../errors.js';
@@ -147,6 +148,7 @@ export function rowLstmStepKernel(w: WasmExports, heap: WasmHeap): Kernels['rowL
       d[o + LF.outW] = packed(layer.output.weight, h, f2);
       d[o + LF.outB] = floats(layer.output.bias);
       const s = { rows: take(4 * n * W * f2), prevH: take(4 * n * W * h), prevC: take(4 * n * W * h), curH: take(4 * n * W * h), curC: take(4 * n * W * h) };
+      heap.f32.set(plan.rows[l]!, s.rows >> 2); // what earlier steps of this row wrote
       d[o + LF.rows] = s.rows; d[o + LF.prevH] = s.prevH; d[o + LF.prevC] = s.prevC; d[o + LF.curH] = s.curH; d[o + LF.curC] = s.curC;
       layers.push(s);
     });
@@ -171,57 +173,49 @@ export function rowLstmStepKernel(w: WasmExports, heap: WasmHeap): Kernels['rowL
     const f32 = heap.f32, i32 = heap.i32;
     i32[(layout.desc >> 2) + P.y] = y;
     i32[(layout.desc >> 2) + P.x] = x;
-    const f2 = 2 * h, r = k >> 1;
+    const f2 = 2 * h, r = k >> 1, L = plan.layers.length;
 
-    // In: the image at the first convolution's taps.
+    // In: the image at the first convolution's taps (the sampler writes sampled values there).
     const img = plan.image, imgAt = layout.image >> 2, taps = plan.firstTaps;
-    for (let i = 0; i < n; i++) {
-      for (let t = 0; t < taps.length; t += 2) {
-        const yy = y + taps[t]!, xx = x + taps[t + 1]!;
-        if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+    for (let t = 0; t < taps.length; t += 2) {
+      const yy = y + taps[t]!, xx = x + taps[t + 1]!;
+      if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+      for (let i = 0; i < n; i++) {
         const from = ((i * H + yy) * W + xx) * C;
         for (let c = 0; c < C; c++) f32[imgAt + from + c] = img[from + c]!;
       }
     }
-    // In: each layer's input row at its earlier taps, h of the previous row around x, c at x.
+    // In: h of the previous row around x and c at x (the sampler moves rows of states). The
+    // input rows need no copy: only steps write them, and a rebuilt block copied them whole.
     const lo = Math.max(0, x - r), hi = Math.min(W - 1, x + r);
-    plan.layers.forEach((layer, l) => {
-      const s = layout.layers[l]!;
-      const row = plan.rows[l]!, rowAt = s.rows >> 2;
-      for (const dx of layer.inputTaps) {
-        const xx = x + dx;
-        if (dx === 0 || xx < 0) continue;
-        for (let i = 0; i < n; i++) {
-          const from = (i * W + xx) * f2;
-          for (let c = 0; c < f2; c++) f32[rowAt + from + c] = row[from + c]!;
-        }
-      }
+    for (let l = 0; l < L; l++) {
+      const layer = plan.layers[l]!, s = layout.layers[l]!;
       const ph = layer.prevH, pc = layer.prevC, phAt = s.prevH >> 2, pcAt = s.prevC >> 2;
       for (let i = 0; i < n; i++) {
-        const from = (i * W + lo) * h, to = (i * W + hi + 1) * h;
-        for (let j = from; j < to; j++) f32[phAt + j] = ph[j]!;
+        const to = (i * W + hi + 1) * h;
+        for (let j = (i * W + lo) * h; j < to; j++) f32[phAt + j] = ph[j]!;
         const c0 = (i * W + x) * h;
         for (let j = c0; j < c0 + h; j++) f32[pcAt + j] = pc[j]!;
       }
-    });
+    }
 
     w.row_lstm_step_f32(layout.desc);
 
     // Out: each layer's input row and states at x, and the logits.
-    plan.layers.forEach((layer, l) => {
-      const s = layout.layers[l]!;
+    for (let l = 0; l < L; l++) {
+      const layer = plan.layers[l]!, s = layout.layers[l]!;
       const row = plan.rows[l]!, rowAt = s.rows >> 2;
       const ch = layer.curH, cc = layer.curC, chAt = s.curH >> 2, ccAt = s.curC >> 2;
       for (let i = 0; i < n; i++) {
         const from = (i * W + x) * f2;
-        for (let c = 0; c < f2; c++) row[from + c] = f32[rowAt + from + c]!;
+        for (let c = from; c < from + f2; c++) row[c] = f32[rowAt + c]!;
         const at = (i * W + x) * h;
         for (let j = at; j < at + h; j++) {
           ch[j] = f32[chAt + j]!;
           cc[j] = f32[ccAt + j]!;
         }
       }
-    });
+    }
     heap.output(layout.logits, plan.logits);
   };
 }

@@ -184,7 +184,13 @@ describe('arpix export --web in chromium', { skip }, () => {
 
   test('every family samples and completes in the page exactly as Node does with the same backend and seed', async () => {
     const url = await staticServer(out, false);
-    const { page, errors } = await open(url);
+    // Opened without a tab, the page samples the first run at once.
+    const first = await open(url);
+    await first.page.waitForSelector('#s-canvas[data-state="done"]', { timeout: 60_000 });
+    assert.ok(await first.page.evaluate(() => performance.getEntriesByName('arpix-first-row').length === 1));
+    assert.deepEqual(first.errors, []);
+    await first.page.close();
+    const { page, errors } = await open(`${url}#runs`);
     // The runs table and the curves of the exported metrics.
     await page.waitForSelector('#runs-table tr[data-run="gated-pixelcnn"]');
     assert.equal(await page.$$eval('#runs-table tbody tr', (trs) => trs.length), runs.length);

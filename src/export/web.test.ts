@@ -9,7 +9,8 @@
 // wrong size — show one line; a page opened from a file says how to serve it. One browser for all.
 
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
@@ -401,4 +402,41 @@ describe('arpix export --web in chromium', { skip }, () => {
     assert.deepEqual(errors, []);
     await page.close();
   });
+});
+
+test('arpix export --web on the command line: the folder and its one-line summary; bad arguments and damaged runs are one line and no folder', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'arpix-web-cli-'));
+  try {
+    const config = resolveRunConfig({ model: { kind: 'gated-pixelcnn', height: 28, width: 28, channels: 1, likelihood: { kind: 'categorical', levels: 256 }, ...FAMILIES.find((f) => f.kind === 'gated-pixelcnn')!.tiny(28, 28) }, dataset: { name: 'fashion-mnist' }, train: { steps: 1 } });
+    const run = join(dir, 'runs', 'tiny');
+    mkdirSync(run, { recursive: true });
+    await saveCheckpoint(join(run, 'checkpoint.safetensors'), initialCheckpoint(config));
+    const arpix = (...args: string[]) => spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), new URL('../cli/main.ts', import.meta.url).pathname, 'export', ...args], { encoding: 'utf8', env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+    const oneLine = (r: ReturnType<typeof arpix>, code: number, re: RegExp) => {
+      assert.equal(r.status, code, r.stderr);
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0]!, re);
+    };
+    const site = join(dir, 'site');
+    oneLine(arpix('--web', site), 2, /^arpix: give one or more run folders to export/);
+    oneLine(arpix('--web', site, '--torch', join(dir, 't'), run), 2, /--torch OUT_DIR .* or --web OUT_DIR .*, one of them/);
+    oneLine(arpix('--web', site, '--preset', 'gated-pixelcnn-fmnist'), 2, /--web exports trained runs/);
+    const damaged = join(dir, 'runs', 'damaged');
+    mkdirSync(damaged);
+    const bytes = readFileSync(join(run, 'checkpoint.safetensors'));
+    bytes[bytes.length - 9] ^= 0x10;
+    writeFileSync(join(damaged, 'checkpoint.safetensors'), bytes);
+    oneLine(arpix('--web', site, run, damaged), 1, /damaged\/checkpoint\.safetensors: is damaged/);
+    assert.equal(existsSync(site), false, 'nothing is written when a run is refused');
+    const r = arpix('--web', site, run);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^exported 1 run as a web page to .* in [\d.]+ s\n {2}runs\/tiny: gated-pixelcnn, weights [\d.]+ MB, 16 test images\n/);
+    assert.ok(existsSync(join(site, 'index.html')) && existsSync(join(site, 'runs', 'tiny', 'weights.safetensors')));
+    oneLine(arpix('--web', site, run), 1, /already exists; pass --force to replace an earlier web export/);
+    assert.equal(arpix('--web', site, run, '--force').status, 0);
+    assert.deepEqual(readdirSync(dir).sort(), ['runs', 'site'], 'no temporary folder is left beside it');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

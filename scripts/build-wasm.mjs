@@ -52,7 +52,9 @@ const link = spawnSync('wasm-ld-14', ['--no-entry', '--export=__heap_base', '-z'
 if (link.status !== 0) fail(`wasm-ld-14 failed:\n${link.stderr}`);
 
 // The module must export what the TypeScript side calls.
-const expected = [...readFileSync(exportsFile, 'utf8').matchAll(/'([A-Za-z_0-9]+)'/g)].map((m) => m[1]);
+const list = /WASM_EXPORTS = \[([^\]]*)\]/.exec(readFileSync(exportsFile, 'utf8'));
+if (!list) fail('src/backends/wasm/exports.ts has no WASM_EXPORTS = [...] list to check the module against');
+const expected = [...list[1].matchAll(/'([A-Za-z_0-9]+)'/g)].map((m) => m[1]);
 const { Module } = globalThis.WebAssembly;
 const exported = new Set(Module.exports(new Module(readFileSync(partial))).map((e) => e.name));
 const missing = expected.filter((name) => !exported.has(name));

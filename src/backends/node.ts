@@ -10,7 +10,7 @@ import { totalmem } from 'node:os';
 import { installPlatform, type Sha256 } from '../env.js';
 import { loadNativeBackend, nativeLoadError } from './native/index.js';
 import { kernelProfileTable, registerBackend } from './registry.js';
-import './wasm/node.js'; // registers the WebAssembly backend (ARPIX_BACKEND=wasm, setBackend('wasm'))
+import { wasmBackend, wasmLoadError } from './wasm/node.js';
 
 function opensslSha256(): Sha256 {
   const h = createHash('sha256');
@@ -36,5 +36,6 @@ installPlatform({
 
 const native = loadNativeBackend();
 registerBackend('native', native, nativeLoadError ?? 'the addon did not load');
+registerBackend('wasm', wasmBackend, wasmLoadError ?? 'it did not load'); // ARPIX_BACKEND=wasm, setBackend('wasm')
 
 if (process.env.ARPIX_PROFILE) process.on('exit', () => process.stderr.write(kernelProfileTable()));

@@ -1,8 +1,9 @@
 // Chooses the backend kernels run on. The registry itself runs anywhere (it imports no backend
 // but the ts reference): backends register themselves — `native` (the oneDNN addon) from Node's
-// entry, src/backends/node.ts; `wasm` from src/backends/wasm/node.ts in Node or from a page that
-// instantiated the module. `native` becomes the default when it registers; without it kernels run
-// on `ts` (with one warning in Node). `ARPIX_BACKEND=ts|native|wasm` or `setBackend()` choose.
+// entry, src/backends/node.ts, which also loads `wasm` (src/backends/wasm/node.ts) and registers
+// it; a page registers `wasm` itself once it instantiated the module. `native` becomes the default
+// when it registers; without it kernels run on `ts` (with one warning in Node).
+// `ARPIX_BACKEND=ts|native|wasm` or `setBackend()` choose.
 // Kernels a backend does not implement, and every float64 computation, run on `ts`.
 
 import type { Backend, ConvParams, Kernels } from '../kernels/contracts.js';
@@ -61,7 +62,7 @@ export function setBackend(name: BackendName): void {
   if (!r) {
     throw new ArgumentError('setBackend', name, name === 'native'
       ? 'is not registered: it exists only in Node, where importing arpix (or src/backends/node.ts) registers it'
-      : 'is not registered: in Node import src/backends/wasm/node.ts; in a page, instantiate the module and call registerBackend(\'wasm\', …)');
+      : 'is not registered: in Node import src/backends/node.ts; in a page, instantiate the module and call registerBackend(\'wasm\', …)');
   }
   if (!r.backend) throw new ArgumentError('setBackend', name, `is not available: ${r.reason}. ${HOW_TO[name]}`);
   activeName = name;
@@ -169,7 +170,7 @@ function chooseInitial(): void {
   const refuse = (): never => {
     throw new ArgumentError('ARPIX_BACKEND', env, env === 'native'
       ? 'asks for the native backend, which was never registered: it exists only in Node programs that import arpix (or src/backends/node.ts)'
-      : 'asks for the wasm backend, which was never registered: import src/backends/wasm/node.ts in Node, or register the instantiated module in a page');
+      : 'asks for the wasm backend, which was never registered: import src/backends/node.ts in Node, or register the instantiated module in a page');
   };
   active = Object.fromEntries(Object.keys(tsKernels).map((k) => [k, refuse])) as unknown as Kernels;
 }

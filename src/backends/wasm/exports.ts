@@ -1,6 +1,7 @@
 // The functions the TypeScript side calls in build/wasm/arpix.wasm, written once: the backend
 // refuses a module that lacks one (built from older sources), and scripts/build-wasm.mjs checks a
-// fresh build against this list (it reads the names between the brackets below).
+// fresh build against WASM_EXPORTS (it reads the names between its brackets). Their signatures
+// follow, as the adapters call them.
 
 export const WASM_EXPORTS = [
   'memory', '__heap_base', 'arpix_math_init',
@@ -10,3 +11,34 @@ export const WASM_EXPORTS = [
   'attention_step_f32', 'attention_f32',
   'row_lstm_step_f32', 'lstm_scan_f32',
 ] as const;
+
+/** The module's exported functions, as the TypeScript side calls them (pointers are byte offsets). */
+export interface WasmExports {
+  memory: WebAssembly.Memory;
+  __heap_base: WebAssembly.Global;
+  arpix_math_init(): void;
+  unary_f32(x: number, out: number, n: number, op: number): void;
+  clamp_f32(x: number, out: number, n: number, lo: number, hi: number): void;
+  binary_f32(a: number, b: number, out: number, op: number, rank: number, dims: number, strides: number): void;
+  gate_f32(x: number, out: number, rows: number, c: number): void;
+  gated_residual_f32(x: number, h: number, out: number, rows: number, c: number): void;
+  concat_elu_f32(x: number, out: number, rows: number, c: number): void;
+  softmax_last_f32(x: number, out: number, rows: number, k: number, log: number): void;
+  softmax_cross_entropy_f32(x: number, targets: number, loss: number, probs: number, rows: number, k: number): void;
+  layer_norm_f32(x: number, weight: number, bias: number, out: number, mean: number, rstd: number, rows: number, c: number, eps: number, rms: number): void;
+  gelu_f32(x: number, out: number, n: number, tanh: number): void;
+  pack_b(b: number, k: number, n: number, transB: number, bp: number): void;
+  gemm_packed(a: number, lda: number, m: number, k: number, bp: number, n: number, out: number, ldo: number, bias: number, accumulate: number): void;
+  matmul_f32(a: number, aStep: number, bp: number, bpStep: number, out: number, batch: number, m: number, k: number, n: number): void;
+  transpose_f32(a: number, rows: number, cols: number, at: number): void;
+  conv2d_f32(x: number, wp: number, bias: number, out: number, residual: number, accumulate: number, geom: number, rows: number, zero: number): void;
+  pack_conv_transposed(w: number, taps: number, cin: number, cout: number, bp: number): void;
+  conv2d_backward_data_f32(dy: number, wp: number, dx: number, geom: number, rows: number, zero: number): void;
+  attention_step_f32(q: number, k: number, v: number, out: number, n: number, rows: number, c: number, heads: number, scale: number, position: number, lo: number, pattern: number, scratch: number): void;
+  attention_f32(qkv: number, out: number, lse: number, n: number, l: number, c: number, heads: number, scale: number, pattern: number, scratch: number): void;
+  row_lstm_step_f32(plan: number): void;
+  lstm_scan_f32(xg: number, wp: number, h0: number, c0: number, hs: number, cs: number, acts: number, T: number, B: number, L: number, H: number, k: number, pad: number, rows: number, zero: number): void;
+}
+
+/** Columns per packed panel (NR in wasm/arpix.h). */
+export const NR = 8;

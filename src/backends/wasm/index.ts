@@ -12,9 +12,8 @@
 
 import type { Backend } from '../../kernels/contracts.js';
 import { WasmHeap } from './heap.js';
-import type { WasmExports } from './kernels.js';
 import { wasmKernels } from './kernels.js';
-import { WASM_EXPORTS } from './exports.js';
+import { WASM_EXPORTS, type WasmExports } from './exports.js';
 
 export { WASM_EXPORTS } from './exports.js';
 

@@ -1,11 +1,10 @@
-// Node's loader of the wasm backend: reads build/wasm/arpix.wasm from the package and registers
-// the backend (or, when the file is missing or does not load, registers why). Importing this file
-// is all a Node program does to make `setBackend('wasm')` / ARPIX_BACKEND=wasm available.
+// Node's loader of the wasm backend: reads build/wasm/arpix.wasm from the package, or says why it
+// could not. Node's entry (src/backends/node.ts) registers what it loaded, as it does the native
+// backend's, so that `setBackend('wasm')` / ARPIX_BACKEND=wasm work in every Node program.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { registerBackend } from '../registry.js';
 import { createWasmBackend, type WasmBackend } from './index.js';
 
 /** Why the backend did not load, or null when it did. */
@@ -41,5 +40,5 @@ function load(): WasmBackend | null {
   }
 }
 
+/** The backend, or null with wasmLoadError saying why. */
 export const wasmBackend: WasmBackend | null = load();
-registerBackend('wasm', wasmBackend, wasmLoadError ?? 'it did not load');

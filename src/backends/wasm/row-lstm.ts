@@ -10,8 +10,7 @@
 import type { Kernels, RowLSTMStepPlan, StepDense } from '../../kernels/contracts.js';
 import { ArgumentError } from '../../errors.js';
 import type { WasmHeap } from './heap.js';
-import type { WasmExports } from './kernels.js';
-import { NR } from './kernels.js';
+import { NR, type WasmExports } from './exports.js';
 
 // The descriptor's fields (the enums of wasm/cached_step.c).
 const P = {

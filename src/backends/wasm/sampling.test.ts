@@ -13,6 +13,7 @@ import { runSampler } from '../../models/sampling/driver.js';
 import { pixelParams } from '../../models/sampling/naive.js';
 import { prepareSampling, type SampleOptions } from '../../models/sampling/options.js';
 import { familyCases, type CaseTemplate } from '../../testing/families.js';
+import '../node.js'; // registers the wasm backend
 import { backendName, setBackend } from '../registry.js';
 import { wasmBackend, wasmLoadError } from './node.js';
 

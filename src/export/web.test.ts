@@ -276,6 +276,35 @@ describe('arpix export --web in chromium', { skip }, () => {
       assert.equal(Number(await page.getAttribute('#m-canvas', 'data-pixels')), f.pixels, `${run.name}: pixels seen by (14, 14)`);
       assert.match(await page.textContent('#m-stats') ?? '', new RegExp(`sees ${f.pixels} of the ${f.of} pixels`));
     }
+    // Stop, in a page that shares memory with its worker, sets the cell the sampler reads after each row; the worker goes on.
+    const run = runs.find((r) => r.name === 'diagonal-bilstm')!;
+    await page.selectOption('#run', run.name);
+    await page.click('#tabs button[data-tab="sample"]');
+    await page.fill('#s-n', '64');
+    const workers = page.workers();
+    assert.equal(workers.length, 1);
+    // Stop the moment the first row is painted, while the worker samples the rest.
+    await page.evaluate(() => new Promise<void>((resolve) => {
+      const bar = document.getElementById('s-progress')!;
+      const seen = new MutationObserver(() => {
+        if (bar.style.width === '0%' || bar.style.width === '') return;
+        seen.disconnect();
+        document.getElementById('s-stop')!.click();
+        resolve();
+      });
+      seen.observe(bar, { attributes: true });
+      document.getElementById('s-go')!.click();
+    }));
+    await page.waitForSelector('#s-canvas[data-state="stopped"]');
+    await page.fill('#s-n', '2');
+    await page.fill('#s-seed', '1');
+    await page.click('#s-go');
+    await page.waitForSelector('#s-canvas[data-state="done"]', { timeout: 60_000 });
+    const want = on(backend, () => run.model.sample({ n: 2, seed: 1 }));
+    const px = await canvasPixels(page, 's-canvas');
+    const [x0, y0] = gridLayout(2, 28, 28, 2).origin(1);
+    for (let q = 0; q < 784; q++) assert.equal(px.data[((y0 + Math.floor(q / 28)) * px.width + x0 + (q % 28)) * 4], want.data[784 + q], `after a stop, pixel ${q}`);
+    assert.deepEqual(page.workers(), workers, 'the same worker ran the job after the stop');
     assert.deepEqual(errors, [], 'the page threw nothing');
     await page.close();
   });

@@ -43,7 +43,7 @@ export class WasmHeap {
   /** Counts calls; blocks used by the current call are never evicted by it. */
   private clock = 0;
 
-  constructor(private readonly memory: WebAssembly.Memory, heapBase: number, private readonly budget = RESIDENT_BUDGET) {
+  constructor(private readonly memory: WebAssembly.Memory, heapBase: number, readonly poison = false, private readonly budget = RESIDENT_BUDGET) {
     this.buffer = memory.buffer;
     this.f32 = new Float32Array(this.buffer);
     this.i32 = new Int32Array(this.buffer);
@@ -70,6 +70,17 @@ export class WasmHeap {
     const at = this.scratch(4 * data.length);
     if (data instanceof Float32Array) this.f32.set(data, at >> 2);
     else this.i32.set(data, at >> 2);
+    return at;
+  }
+
+  /**
+   * Scratch for `count` floats of a kernel's output. Poisoned (NaN) when the heap was made with
+   * `poison` (ARPIX_POISON=1), so that an element a kernel fails to write comes back as NaN, not
+   * as what an earlier call left there.
+   */
+  outputSpace(count: number): number {
+    const at = this.scratch(4 * count);
+    if (this.poison) this.f32.fill(NaN, at >> 2, (at >> 2) + count);
     return at;
   }
 

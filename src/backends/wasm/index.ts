@@ -11,6 +11,7 @@
 // Kernels it does not implement, and dtypes it does not take, run on the ts reference.
 
 import type { Backend } from '../../kernels/contracts.js';
+import { envVar } from '../../env.js';
 import { WasmHeap } from './heap.js';
 import { wasmKernels } from './kernels.js';
 import { WASM_EXPORTS, type WasmExports } from './exports.js';
@@ -33,7 +34,7 @@ function fromInstance(instance: WebAssembly.Instance): WasmBackend {
   }
   const w = exports as unknown as WasmExports;
   w.arpix_math_init();
-  const heap = new WasmHeap(w.memory, w.__heap_base.value as number);
+  const heap = new WasmHeap(w.memory, w.__heap_base.value as number, !!envVar('ARPIX_POISON'));
   return {
     name: 'wasm',
     ...wasmKernels(w, heap),

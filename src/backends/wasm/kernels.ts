@@ -74,7 +74,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     if (!isF32(x) || !isF32(out)) return tsKernels.unary(x, out, op);
     heap.begin();
     const xi = heap.input(x.data as Float32Array);
-    const oi = heap.scratch(4 * out.data.length);
+    const oi = heap.outputSpace(out.data.length);
     w.unary_f32(xi, oi, out.data.length, UNARY_CODE.get(op)!);
     heap.output(oi, out.data as Float32Array);
   };
@@ -83,7 +83,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     if (!isF32(x) || !isF32(out)) return tsKernels.clamp(x, out, lo, hi);
     heap.begin();
     const xi = heap.input(x.data as Float32Array);
-    const oi = heap.scratch(4 * out.data.length);
+    const oi = heap.outputSpace(out.data.length);
     w.clamp_f32(xi, oi, out.data.length, lo, hi);
     heap.output(oi, out.data as Float32Array);
   };
@@ -122,7 +122,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     heap.begin();
     const ai = heap.input(a.data as Float32Array);
     const bi = heap.input(b.data as Float32Array);
-    const oi = heap.scratch(4 * out.data.length);
+    const oi = heap.outputSpace(out.data.length);
     const di = intsInput(r);
     const si = intsInput(2 * r, 32);
     w.binary_f32(ai, bi, oi, BINARY_CODE.get(op)!, r, di, si);
@@ -157,7 +157,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
       for (let p = 0; p < (aBatched ? batch : 1); p++) w.transpose_f32(ai + 4 * p * m * k, k, m, at + 4 * p * m * k);
       ai = at;
     }
-    const oi = heap.scratch(4 * out.data.length);
+    const oi = heap.outputSpace(out.data.length);
     w.matmul_f32(ai, aBatched ? m * k : 0, bp, bBatched ? bpStep : 0, oi, batch, m, k, n);
     heap.output(oi, out.data as Float32Array);
   };
@@ -173,7 +173,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const gi = intsInput(convGeom(ints, n, h, wd, cin, oh, ow, cout, kh, kw, p));
     const xi = heap.input(x.data as Float32Array);
     const bi = bias ? heap.input(bias.data as Float32Array) : 0;
-    const oi = accumulate ? heap.input(out.data as Float32Array) : heap.scratch(4 * out.data.length);
+    const oi = accumulate ? heap.input(out.data as Float32Array) : heap.outputSpace(out.data.length);
     const ri = residual ? heap.input(residual.data as Float32Array) : 0;
     const rows = heap.scratch(16 * taps);
     const zero = heap.scratch(4 * Math.max(cin, 1));
@@ -192,7 +192,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const wp = packed(wt, taps * cout, cin, PACK_CONV_DATA, taps);
     const gi = intsInput(convGeom(ints, n, h, wd, cin, oh, ow, cout, kh, kw, p));
     const yi = heap.input(dy.data as Float32Array);
-    const oi = heap.scratch(4 * dx.data.length);
+    const oi = heap.outputSpace(dx.data.length);
     const rows = heap.scratch(16 * taps);
     const zero = heap.scratch(4 * Math.max(cout, 1));
     w.conv2d_backward_data_f32(yi, wp, oi, gi, rows, zero);
@@ -208,9 +208,9 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const xi = heap.input(xg.data as Float32Array);
     const h0i = heap.input(h0.data as Float32Array);
     const c0i = heap.input(c0.data as Float32Array);
-    const hi = heap.scratch(4 * hs.data.length);
-    const ci = heap.scratch(4 * cs.data.length);
-    const ai = heap.scratch(4 * acts.data.length);
+    const hi = heap.outputSpace(hs.data.length);
+    const ci = heap.outputSpace(cs.data.length);
+    const ai = heap.outputSpace(acts.data.length);
     const rows = heap.scratch(16 * k);
     const zero = heap.scratch(4 * Math.max(H, 1));
     w.lstm_scan_f32(xi, wp, h0i, c0i, hi, ci, ai, T, B, L, H, k, pad, rows, zero);
@@ -223,7 +223,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     if (!isF32(x) || !isF32(out)) return tsKernels.gate(x, out);
     heap.begin();
     const xi = heap.input(x.data as Float32Array);
-    const oi = heap.scratch(4 * out.data.length);
+    const oi = heap.outputSpace(out.data.length);
     w.gate_f32(xi, oi, rowsOf(out), last(out));
     heap.output(oi, out.data as Float32Array);
   };
@@ -233,7 +233,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     heap.begin();
     const xi = heap.input(x.data as Float32Array);
     const hi = heap.input(h.data as Float32Array);
-    const oi = heap.scratch(4 * out.data.length);
+    const oi = heap.outputSpace(out.data.length);
     w.gated_residual_f32(xi, hi, oi, rowsOf(x), last(x));
     heap.output(oi, out.data as Float32Array);
   };
@@ -242,7 +242,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     if (!isF32(x) || !isF32(out)) return tsKernels.concatElu(x, out);
     heap.begin();
     const xi = heap.input(x.data as Float32Array);
-    const oi = heap.scratch(4 * out.data.length);
+    const oi = heap.outputSpace(out.data.length);
     w.concat_elu_f32(xi, oi, rowsOf(x), last(x));
     heap.output(oi, out.data as Float32Array);
   };
@@ -251,7 +251,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     if (!isF32(x) || !isF32(out)) return tsKernels.softmaxLast(x, out, log);
     heap.begin();
     const xi = heap.input(x.data as Float32Array);
-    const oi = heap.scratch(4 * out.data.length);
+    const oi = heap.outputSpace(out.data.length);
     w.softmax_last_f32(xi, oi, rowsOf(x), last(x), log ? 1 : 0);
     heap.output(oi, out.data as Float32Array);
   };
@@ -261,8 +261,8 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     heap.begin();
     const xi = heap.input(logits.data as Float32Array);
     const ti = heap.input(targets.data as Int32Array);
-    const li = heap.scratch(4 * loss.data.length);
-    const pi = heap.scratch(4 * probs.data.length);
+    const li = heap.outputSpace(loss.data.length);
+    const pi = heap.outputSpace(probs.data.length);
     w.softmax_cross_entropy_f32(xi, ti, li, pi, targets.data.length, last(logits));
     heap.output(li, loss.data as Float32Array);
     heap.output(pi, probs.data as Float32Array);
@@ -276,10 +276,10 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const xi = heap.input(x.data as Float32Array);
     const wi = weight ? heap.input(weight.data as Float32Array) : 0;
     const bi = bias ? heap.input(bias.data as Float32Array) : 0;
-    const oi = heap.scratch(4 * out.data.length);
+    const oi = heap.outputSpace(out.data.length);
     // RMS norm leaves mean untouched: it goes in as it is and comes back unchanged.
     const mi = heap.input(mean.data as Float32Array);
-    const si = heap.scratch(4 * rstd.data.length);
+    const si = heap.outputSpace(rstd.data.length);
     w.layer_norm_f32(xi, wi, bi, oi, mi, si, rowsOf(x), last(x), eps, rms ? 1 : 0);
     heap.output(oi, out.data as Float32Array);
     if (!rms) heap.output(mi, mean.data as Float32Array);
@@ -290,7 +290,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     if (!isF32(x) || !isF32(out)) return tsKernels.gelu(x, out, tanh);
     heap.begin();
     const xi = heap.input(x.data as Float32Array);
-    const oi = heap.scratch(4 * out.data.length);
+    const oi = heap.outputSpace(out.data.length);
     w.gelu_f32(xi, oi, out.data.length, tanh ? 1 : 0);
     heap.output(oi, out.data as Float32Array);
   };
@@ -313,7 +313,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
       f32.set((v.data as Float32Array).subarray(from, to), (vi >> 2) + b * count * c);
     }
     const pi = patternInput(a);
-    const oi = heap.scratch(4 * out.data.length);
+    const oi = heap.outputSpace(out.data.length);
     const si = heap.scratch(4 * (count + 4));
     w.attention_step_f32(qi, ki, vi, oi, n, count, c, a.heads, a.scale, position, lo, pi, si);
     heap.output(oi, out.data as Float32Array);
@@ -325,8 +325,8 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     heap.begin();
     const qi = heap.input(qkv.data as Float32Array);
     const pi = patternInput(a);
-    const oi = heap.scratch(4 * out.data.length);
-    const li = heap.scratch(4 * lse.data.length);
+    const oi = heap.outputSpace(out.data.length);
+    const li = heap.outputSpace(lse.data.length);
     const c = c3 / 3, d = c / a.heads;
     const lp = Math.ceil(l / NR) * NR, dp = Math.ceil(d / NR) * NR;
     const si = heap.scratch(4 * (lp * d + dp * lp + 8 * d + 4 * lp + 128));

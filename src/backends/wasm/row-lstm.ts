@@ -198,6 +198,17 @@ export function rowLstmStepKernel(w: WasmExports, heap: WasmHeap): Kernels['rowL
       }
     }
 
+    if (heap.poison) {
+      // What the step must write — the logits, each layer's input row and states at x — as NaN
+      // first, so that an element it misses cannot pass for a value an earlier step left.
+      f32.fill(NaN, layout.logits >> 2, (layout.logits >> 2) + plan.logits.length);
+      for (const s of layout.layers) {
+        for (let i = 0; i < n; i++) {
+          f32.fill(NaN, (s.rows >> 2) + (i * W + x) * f2, (s.rows >> 2) + (i * W + x + 1) * f2);
+          for (const at of [s.curH, s.curC]) f32.fill(NaN, (at >> 2) + (i * W + x) * h, (at >> 2) + (i * W + x + 1) * h);
+        }
+      }
+    }
     w.row_lstm_step_f32(layout.desc);
 
     // Out: each layer's input row and states at x, and the logits.

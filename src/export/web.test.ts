@@ -17,7 +17,7 @@ import { extname, join, normalize } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { encode as encodePng } from 'fast-png';
-import '../backends/wasm/node.js';
+import '../backends/node.js'; // Node's services, and the native and wasm backends registered
 import { backendName, setBackend, type BackendName } from '../backends/registry.js';
 import { fixedLookupTable } from '../data/transforms.js';
 import { saveCheckpoint } from '../io/disk.js';

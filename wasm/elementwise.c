@@ -286,3 +286,46 @@ EXPORT(gelu_f32) void gelu_f32(const float *x, float *out, int n, int tanh_form)
     out[i] = (float)(0.5 * v * (1 + pm_erf(v / 1.4142135623730951)));
   }
 }
+
+// ---- reductions ----
+
+enum { R_SUM, R_MAX, R_MIN };
+
+/**
+ * reduce (keep-dims) of x [dims] into out: ostrides are out's element strides on x's axes, 0 on
+ * the reduced ones. Like the reference, every element of x is combined into its output element
+ * in x's row-major order, in float32 (the reference stores each partial result into a float32
+ * array, which rounds the same way), so the bits are the reference's.
+ */
+EXPORT(reduce_f32) void reduce_f32(const float *x, float *out, int out_size, int op, int rank, const int *dims, const int *ostrides) {
+  float init = op == R_SUM ? 0.0f : op == R_MAX ? -__builtin_inff() : __builtin_inff();
+  for (int i = 0; i < out_size; i++) out[i] = init;
+  if (rank == 0) {
+    out[0] = binary1(op == R_SUM ? B_ADD : op == R_MAX ? B_MAXIMUM : B_MINIMUM, out[0], x[0]);
+    return;
+  }
+  int bop = op == R_SUM ? B_ADD : op == R_MAX ? B_MAXIMUM : B_MINIMUM;
+  int inner = dims[rank - 1], sin = ostrides[rank - 1];
+  long outer = 1;
+  for (int d = 0; d < rank - 1; d++) outer *= dims[d];
+  if (inner == 0 || outer == 0) return;
+  int idx[8] = {0};
+  long io = 0;
+  const float *xp = x;
+  for (long o = 0; o < outer; o++, xp += inner) {
+    if (sin == 0) {
+      float acc = out[io];
+      for (int j = 0; j < inner; j++) acc = binary1(bop, acc, xp[j]);
+      out[io] = acc;
+    } else {
+      binary_run(bop, out + io, 1, xp, 1, out + io, inner);
+    }
+    for (int d = rank - 2; d >= 0; d--) {
+      idx[d]++;
+      io += ostrides[d];
+      if (idx[d] < dims[d]) break;
+      io -= (long)ostrides[d] * dims[d];
+      idx[d] = 0;
+    }
+  }
+}

@@ -6,7 +6,7 @@
 export const WASM_EXPORTS = [
   'memory', '__heap_base', 'arpix_math_init',
   'unary_f32', 'clamp_f32', 'binary_f32', 'gate_f32', 'gated_residual_f32', 'concat_elu_f32',
-  'softmax_last_f32', 'softmax_cross_entropy_f32', 'layer_norm_f32', 'gelu_f32',
+  'softmax_last_f32', 'softmax_cross_entropy_f32', 'reduce_f32', 'layer_norm_f32', 'gelu_f32',
   'pack_b', 'gemm_packed', 'matmul_f32', 'transpose_f32', 'conv2d_f32', 'pack_conv_transposed', 'conv2d_backward_data_f32',
   'attention_step_f32', 'attention_f32',
   'row_lstm_step_f32', 'lstm_scan_f32',
@@ -24,6 +24,7 @@ export interface WasmExports {
   gated_residual_f32(x: number, h: number, out: number, rows: number, c: number): void;
   concat_elu_f32(x: number, out: number, rows: number, c: number): void;
   softmax_last_f32(x: number, out: number, rows: number, k: number, log: number): void;
+  reduce_f32(x: number, out: number, outSize: number, op: number, rank: number, dims: number, outStrides: number): void;
   softmax_cross_entropy_f32(x: number, targets: number, loss: number, probs: number, rows: number, k: number): void;
   layer_norm_f32(x: number, weight: number, bias: number, out: number, mean: number, rstd: number, rows: number, c: number, eps: number, rms: number): void;
   gelu_f32(x: number, out: number, n: number, tanh: number): void;

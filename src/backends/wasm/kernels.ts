@@ -6,8 +6,8 @@
 // tensors, so an adapter allocates next to nothing (an output's subarray view): shapes go through
 // a reused Int32Array, attributes as plain numbers; a call costs about 0.2 µs beyond its work.
 
-import type { AttentionAttrs, BinaryOp, ConvParams, Kernels, UnaryOp, View } from '../../kernels/contracts.js';
-import { BINARY_OPS, UNARY_OPS } from '../../kernels/contracts.js';
+import type { AttentionAttrs, BinaryOp, ConvParams, Kernels, ReduceOp, UnaryOp, View } from '../../kernels/contracts.js';
+import { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from '../../kernels/contracts.js';
 import { patternCode } from '../../kernels/attention.js';
 import { tsKernels } from '../ts/index.js';
 import type { WasmHeap } from './heap.js';
@@ -16,6 +16,7 @@ import { rowLstmStepKernel } from './row-lstm.js';
 
 const UNARY_CODE = new Map<UnaryOp, number>(UNARY_OPS.map((op, i) => [op, i]));
 const BINARY_CODE = new Map<BinaryOp, number>(BINARY_OPS.map((op, i) => [op, i]));
+const REDUCE_CODE = new Map<ReduceOp, number>(REDUCE_OPS.map((op, i) => [op, i]));
 
 // How a product's right operand is packed (wasm/gemm.c).
 const PACK_PLAIN = 0, PACK_TRANSPOSED = 1, PACK_CONV_DATA = 2;
@@ -123,6 +124,25 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const di = intsInput(r);
     const si = intsInput(2 * r, 32);
     w.binary_f32(ai, bi, oi, BINARY_CODE.get(op)!, r, di, si);
+    heap.output(oi, out.data as Float32Array);
+  };
+
+  const reduce: Kernels['reduce'] = (x, out, axes, op) => {
+    const rank = x.shape.length;
+    if (!isF32(x) || !isF32(out) || rank > 8) return tsKernels.reduce(x, out, axes, op);
+    // out's strides on x's axes (out has x's shape with the reduced axes set to 1): 0 where reduced.
+    let stride = 1;
+    for (let i = rank - 1; i >= 0; i--) {
+      ints[i] = x.shape[i]!;
+      ints[16 + i] = out.shape[i] === 1 ? 0 : stride;
+      stride *= out.shape[i]!;
+    }
+    heap.begin();
+    const xi = heap.input(x.data as Float32Array);
+    const oi = heap.outputSpace(out.data.length);
+    const di = intsInput(rank);
+    const si = intsInput(rank, 16);
+    w.reduce_f32(xi, oi, out.data.length, REDUCE_CODE.get(op)!, rank, di, si);
     heap.output(oi, out.data as Float32Array);
   };
 
@@ -340,7 +360,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
   };
 
   return {
-    unary, clamp, binary, matmul, conv2d, conv2dBackwardData, gate, gatedResidual, concatElu, softmaxLast, softmaxCrossEntropy,
+    unary, clamp, binary, reduce, matmul, conv2d, conv2dBackwardData, gate, gatedResidual, concatElu, softmaxLast, softmaxCrossEntropy,
     layerNorm, gelu, attentionStep, attention, lstmScan,
     rowLstmStep: rowLstmStepKernel(w, heap),
   };

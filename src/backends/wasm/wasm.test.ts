@@ -118,6 +118,21 @@ describe('wasm backend vs ts reference', { skip }, () => {
     agree((k, [o]) => k.binary(af, bf, o!, 'greater'), [[[5, 7], 'int32']], {});
   });
 
+  const reduceCases: [number[], number[]][] = [
+    [[5, 7, 3], [2]], [[5, 7, 3], [0]], [[5, 7, 3], [0, 1]], [[5, 7, 3], [1]], [[5, 7, 3], [0, 2]], [[5, 7, 3], [0, 1, 2]],
+    [[1, 5, 1, 3], [1]], [[2, 3, 4, 5], [1, 3]], [[32, 28, 28, 1], [1, 2, 3]], [[64, 28, 28, 8], [3]], [[8, 28, 28, 16], [1, 2]], [[4, 1], [1]], [[0, 3], [0]], [[], []],
+  ];
+  for (const op of ['sum', 'max', 'min'] as const) {
+    test(`reduce ${op}: last, leading, middle and mixed axes, size-1 axes, large, empty — the reference's bits`, () => {
+      for (const [shape, axes] of reduceCases) {
+        const x = uniform(shape, -1, 1, 12);
+        if (x.size > 3) x.data[3] = NaN;
+        const os = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+        agree((k, [o]) => k.reduce(x, o!, axes, op), [[os, 'float32']], exact, `${op} ${JSON.stringify(shape)} ${JSON.stringify(axes)}`);
+      }
+    });
+  }
+
   // ---- fused activations: float32 within a couple of ulp ----
 
   test('gate, gatedResidual, concatElu: odd channels, a large tensor, tails and special values', () => {

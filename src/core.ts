@@ -22,8 +22,8 @@ export { createLikelihood, logisticMixtureLogProb, sampleLogisticMixture, bitsPe
 export type { Likelihood, LikelihoodConfig, Palette, PaletteHead, KMeansOptions, KMeansResult } from './likelihoods/index.js';
 export { probe } from './models/image-gpt/probe.js';
 export type { ProbeOptions, ProbeResult } from './models/image-gpt/probe.js';
-export { sample, sampleCached, sampleNaive } from './models/sampling/index.js';
-export type { SampleOptions } from './models/sampling/index.js';
+export { sample, sampleCached, sampleNaive, samplePart } from './models/sampling/index.js';
+export type { BatchPart, SampleOptions } from './models/sampling/index.js';
 export { ConfigError } from './config.js';
 export { decodeCheckpoint, type Checkpoint, type CheckpointMeta } from './io/checkpoint.js';
 export { decodeSafetensors, encodeSafetensors, inspectSafetensors } from './io/safetensors.js';

@@ -1,0 +1,189 @@
+// `npm run bench -- web [--presets a,b] [--n 16] [--runs 3] [--page-threads K] [--json]`: arpix in a browser page,
+// measured in Debian's chromium (headless, driven by playwright-core) on 127.0.0.1.
+//  - Cached sampling of `n` images per preset in the page, on the wasm backend in one Web Worker
+//    and in K (the batch split between them: samplePart, the same images), and on the ts backend
+//    in the same page, against native Node (the oneDNN addon, this process, its OpenMP threads)
+//    on the same checkpoint: rounds interleaved, medians.
+//  - The time from opening a folder written by `arpix export --web` to its first painted sampled
+//    row (the exported page's own `performance` mark), for every preset.
+// Weights are a preset's initial ones after one training step (the speed does not depend on
+// them); the runs are kept in ~/.cache/arpix/bench/web/runs.
+
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { homedir, tmpdir } from 'node:os';
+import { extname, join, normalize, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { median, threads, type Suite } from '../harness.js';
+import { option } from '../torch.js';
+
+const PRESETS = [
+  'gated-pixelcnn-fmnist', 'pixelcnn-binary-fmnist-small', 'pixelcnnpp-fmnist-small', 'image-transformer-fmnist-small',
+  'image-gpt-fmnist-small', 'row-lstm-fmnist-small', 'diagonal-bilstm-fmnist-small',
+];
+/** The presets whose page sampling the issue asks to reach a third of native Node's. */
+const TARGETED = new Set(['gated-pixelcnn-fmnist', 'row-lstm-fmnist-small', 'image-gpt-fmnist-small']);
+const CHROMIUM = '/usr/bin/chromium';
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const MAIN = join(root, 'src/cli/main.ts');
+
+const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.safetensors': 'application/octet-stream', '.png': 'image/png' };
+
+/** A static file server of `dir` on 127.0.0.1, cross-origin isolated when `isolated`. */
+async function serveFolder(dir: string, isolated: boolean): Promise<{ url: string; server: Server }> {
+  const server = createServer((req, res) => {
+    const path = normalize(join(dir, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)));
+    const file = path.endsWith('/') ? join(path, 'index.html') : path;
+    if (!resolve(file).startsWith(resolve(dir)) || !existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    const headers: Record<string, string> = { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' };
+    if (isolated) Object.assign(headers, { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' });
+    res.writeHead(200, headers).end(readFileSync(file));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const address = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${address.port}/`, server };
+}
+
+/** A run folder of `preset` after one training step, made once and kept in the cache. */
+function runOf(preset: string): string {
+  const dir = join(homedir(), '.cache', 'arpix', 'bench', 'web', 'runs', preset);
+  if (existsSync(join(dir, 'checkpoint.safetensors'))) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, '..'), { recursive: true });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'train', '--preset', preset, '--out', dir, '--no-bar', '--train.steps=1', '--train.validateEvery=0', '--train.validationSize=100'], { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`training ${preset} for one step failed: ${r.stderr.slice(-500)}`);
+  return dir;
+}
+
+const suite: Suite = async ({ reporter, args }) => {
+  const presets = option(args, '--presets', PRESETS.join(',')).split(',');
+  const n = Number(option(args, '--n', '16'));
+  const runs = Number(option(args, '--runs', '3'));
+  const pageThreads = Number(option(args, '--page-threads', String(threads())));
+  if (!existsSync(CHROMIUM)) {
+    reporter.warn(`no ${CHROMIUM}: nothing is measured (apt-get install -y --no-install-recommends chromium)`);
+    return;
+  }
+  const wasmFile = join(root, 'build', 'wasm', 'arpix.wasm');
+  if (!existsSync(wasmFile)) {
+    reporter.warn('build/wasm/arpix.wasm is missing: run `npm run build:wasm` first');
+    return;
+  }
+  const ax = await import('../../src/index.js');
+  await import('../../src/backends/wasm/node.js');
+  const { loadCheckpoint } = await import('../../src/io/disk.js');
+  const { modelFromCheckpoint } = await import('../../src/models/checkpoint.js');
+  if (!ax.nativeAvailable()) reporter.warn('the native backend is not built: the Node figures are on the ts backend');
+
+  const base = mkdtempSync(join(tmpdir(), 'arpix-bench-web-'));
+  try {
+    // The bench page: bench/web's page and worker bundled for the browser, the .wasm and the checkpoints.
+    const site = join(base, 'site');
+    await build({ absWorkingDir: root, entryPoints: { page: 'bench/web/page.ts', worker: 'bench/web/worker.ts' }, bundle: true, platform: 'browser', format: 'esm', target: 'es2022', minify: true, outdir: site, logLevel: 'silent' });
+    copyFileSync(wasmFile, join(site, 'arpix.wasm'));
+    writeFileSync(join(site, 'index.html'), '<!doctype html><meta charset="utf-8"><title>arpix bench</title><script type="module" src="./page.js"></script>\n');
+    const runDirs = new Map(presets.map((p) => [p, runOf(p)]));
+    for (const [p, dir] of runDirs) copyFileSync(join(dir, 'checkpoint.safetensors'), join(site, `${p}.safetensors`));
+
+    const { server, url } = await serveFolder(site, true);
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM, headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      for (const preset of presets) {
+        const page = await browser.newPage();
+        await page.goto(url);
+        await page.waitForFunction(() => 'bench' in globalThis);
+        const call = (req: Record<string, unknown>) => page.evaluate((r) => (globalThis as unknown as { bench: (x: unknown) => Promise<unknown> }).bench(r), req) as Promise<{ seconds: number; sum: number }>;
+        await call({ kind: 'load', checkpoint: `${preset}.safetensors`, wasm: 'arpix.wasm' });
+        const model = modelFromCheckpoint(await loadCheckpoint(join(runDirs.get(preset)!, 'checkpoint.safetensors')));
+        const nodeRun = (backend: 'native' | 'wasm', seed: number): { seconds: number; sum: number } => {
+          ax.setBackend(backend);
+          const t0 = performance.now();
+          const images = model.sample({ n, seed });
+          const seconds = (performance.now() - t0) / 1000;
+          let sum = 0;
+          for (const v of images.data) sum += v;
+          return { seconds, sum };
+        };
+        // Warm-up of each, then interleaved rounds: the page with one worker and with `pageThreads`
+        // (the batch split between them, the same images), Node's native and wasm backends.
+        await call({ kind: 'sample', backend: 'wasm', n, seed: 0, threads: 1 });
+        await call({ kind: 'sample', backend: 'wasm', n, seed: 0, threads: pageThreads });
+        nodeRun('native', 0);
+        nodeRun('wasm', 0);
+        const page1: number[] = [];
+        const pageK: number[] = [];
+        const native: number[] = [];
+        const nodeWasm: number[] = [];
+        for (let i = 1; i <= runs; i++) {
+          const one = await call({ kind: 'sample', backend: 'wasm', n, seed: i, threads: 1 });
+          const many = await call({ kind: 'sample', backend: 'wasm', n, seed: i, threads: pageThreads });
+          const w = nodeRun('wasm', i);
+          if (one.sum !== w.sum || many.sum !== w.sum) reporter.warn(`${preset}: the page's images differ from Node's wasm images at seed ${i}`);
+          page1.push(n / one.seconds);
+          pageK.push(n / many.seconds);
+          native.push(n / nodeRun('native', i).seconds);
+          nodeWasm.push(n / w.seconds);
+        }
+        // The ts backend in the same page: one warm-up of one image, one timed run (it is slow).
+        await call({ kind: 'sample', backend: 'ts', n: 1, seed: 0, threads: 1 });
+        const ts = n / (await call({ kind: 'sample', backend: 'ts', n, seed: 1, threads: 1 })).seconds;
+        const spread = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+        const of = (xs: number[]) => ({
+          'of native': `${(median(xs) / median(native)).toFixed(2)}×${TARGETED.has(preset) ? ' (target ≥ 0.33)' : ''}`,
+          'of ts (page)': `${(median(xs) / ts).toFixed(1)}× (target ≥ 20)`,
+        });
+        reporter.add({ suite: 'web', case: `${preset} cached sampling`, system: 'native (Node)', batch: n, threads: threads(), unit: 'images/s', ...spread(native) });
+        reporter.add({ suite: 'web', case: `${preset} cached sampling`, system: 'wasm (Node)', batch: n, threads: 1, unit: 'images/s', ...spread(nodeWasm) });
+        reporter.add({ suite: 'web', case: `${preset} cached sampling`, system: 'ts (page)', batch: n, threads: 1, unit: 'images/s', median: ts, min: ts, max: ts });
+        reporter.add({ suite: 'web', case: `${preset} cached sampling`, system: 'wasm (page)', batch: n, threads: 1, unit: 'images/s', ...spread(page1), extra: of(page1) });
+        reporter.add({ suite: 'web', case: `${preset} cached sampling`, system: 'wasm (page, workers)', batch: n, threads: pageThreads, unit: 'images/s', ...spread(pageK), extra: of(pageK) });
+        await page.close();
+      }
+
+      // Opening an exported folder: a fresh browser context each time (nothing cached), from the
+      // request of index.html to the first sampled row painted on its canvas.
+      for (const preset of presets) {
+        const out = join(base, `export-${preset}`);
+        const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'export', '--web', out, runDirs.get(preset)!], { cwd: root, encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`arpix export --web ${preset} failed: ${r.stderr.slice(-500)}`);
+        for (const isolated of [false, true]) {
+          const exported = await serveFolder(out, isolated);
+          const painted: number[] = [];
+          try {
+            for (let i = 0; i <= runs; i++) {
+              const context = await browser.newContext();
+              const page = await context.newPage();
+              await page.goto(exported.url);
+              await page.waitForFunction(() => performance.getEntriesByName('arpix-first-row').length > 0, undefined, { timeout: 120_000 });
+              const ms = await page.evaluate(() => performance.getEntriesByName('arpix-first-row')[0]!.startTime);
+              if (i > 0) painted.push(ms); // the first opening warms the machine's file cache
+              await context.close();
+            }
+          } finally {
+            exported.server.close();
+          }
+          reporter.add({
+            suite: 'web', case: `${preset} open the exported page → first painted row${isolated ? ' (cross-origin isolated)' : ''}`, system: 'chromium', threads: 1, unit: 'ms',
+            median: median(painted), min: Math.min(...painted), max: Math.max(...painted), extra: { target: '< 1000 ms' },
+          });
+        }
+      }
+    } finally {
+      await browser.close();
+      server.close();
+    }
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+};
+
+export default suite;

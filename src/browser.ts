@@ -3,3 +3,4 @@
 // instantiated from the module's bytes (registerBackend('wasm', …), then setBackend('wasm')).
 
 export * from './core.js';
+export { createWasmBackend, instantiateWasmBackend, type WasmBackend } from './backends/wasm/index.js';

@@ -5,18 +5,20 @@
 //    in the same page, against native Node (the oneDNN addon, this process, its OpenMP threads)
 //    on the same checkpoint: rounds interleaved, medians.
 //  - The time from opening a folder written by `arpix export --web` to its first painted sampled
-//    row (the exported page's own `performance` mark), for every preset.
+//    row (the exported page's own `performance` mark), for every preset, and the folder's files
+//    as written and gzipped.
 // Weights are a preset's initial ones after one training step (the speed does not depend on
 // them); the runs are kept in ~/.cache/arpix/bench/web/runs.
 
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
 import { extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
-import { median, threads, type Suite } from '../harness.js';
+import { median, same, threads, type Suite } from '../harness.js';
 import { option } from '../torch.js';
 
 const PRESETS = [
@@ -155,6 +157,15 @@ const suite: Suite = async ({ reporter, args }) => {
         const out = join(base, `export-${preset}`);
         const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'export', '--web', out, runDirs.get(preset)!], { cwd: root, encoding: 'utf8' });
         if (r.status !== 0) throw new Error(`arpix export --web ${preset} failed: ${r.stderr.slice(-500)}`);
+        // What a page costs to download: each file of the folder, as written and gzipped (level 9).
+        for (const file of readdirSync(out, { recursive: true, withFileTypes: true })) {
+          if (!file.isFile()) continue;
+          const bytes = readFileSync(join(file.parentPath, file.name));
+          if (bytes.length < 4096) continue;
+          const gz = gzipSync(bytes, { level: 9 }).length;
+          const name = join(file.parentPath, file.name).slice(out.length + 1);
+          reporter.add({ suite: 'web', case: `${preset} exported ${name}`, system: 'gzip -9', threads: 1, unit: 'KiB', ...same(gz / 1024), extra: { 'as written': `${(bytes.length / 1024).toFixed(0)} KiB` } });
+        }
         for (const isolated of [false, true]) {
           const exported = await serveFolder(out, isolated);
           const painted: number[] = [];

@@ -19,6 +19,7 @@ import { pathToFileURL } from 'node:url';
 import { encode as encodePng } from 'fast-png';
 import '../backends/node.js'; // Node's services, and the native and wasm backends registered
 import { backendName, setBackend, type BackendName } from '../backends/registry.js';
+import { greyPalette } from '../likelihoods/index.js';
 import { fixedLookupTable } from '../data/transforms.js';
 import { saveCheckpoint } from '../io/disk.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
@@ -54,13 +55,15 @@ const runs: Run[] = [];
 let testValues: number[][];
 let testLabels: number[];
 
-/** A tiny model of each family on Fashion-MNIST's shape, and a class-conditional Gated PixelCNN. */
+/** A tiny model of each family on Fashion-MNIST's shape, an Image GPT with a palette head, and a class-conditional Gated PixelCNN. */
 function tinyConfigs(): { name: string; config: RunConfig }[] {
-  const list = FAMILIES.map((f) => ({
+  const list: { name: string; model: Record<string, unknown> }[] = FAMILIES.map((f) => ({
     name: f.kind.replace(/[^a-z-]/g, 'p'),
     model: { kind: f.kind, height: 28, width: 28, channels: 1, numClasses: 0, likelihood: f.kind === 'pixelcnn++' ? { kind: 'logistic-mixture', nrMix: 2, levels: 256 } : { kind: 'categorical', levels: 256 }, ...f.tiny(28, 28), ...(f.kind === 'pixelcnn++' ? { dropout: 0 } : {}) },
   }));
   const gated = FAMILIES.find((f) => f.kind === 'gated-pixelcnn')!;
+  const gpt = FAMILIES.find((f) => f.kind === 'image-gpt')!;
+  list.push({ name: 'image-gpt-palette', model: { kind: 'image-gpt', height: 28, width: 28, channels: 1, numClasses: 0, likelihood: { kind: 'palette', k: 8, colours: Array.from(greyPalette(8).colours) }, ...gpt.tiny(28, 28) } });
   list.push({ name: 'gated-labels', model: { kind: 'gated-pixelcnn', height: 28, width: 28, channels: 1, numClasses: 10, likelihood: { kind: 'categorical', levels: 256 }, ...gated.tiny(28, 28) } });
   return list.map(({ name, model }) => ({ name, config: resolveRunConfig({ model, dataset: { name: 'fashion-mnist' }, train: { steps: 1, seed: 7 } }) }));
 }
@@ -118,6 +121,26 @@ function on<T>(name: BackendName, fn: () => T): T {
   } finally {
     setBackend(was);
   }
+}
+
+/** The images of a grid canvas of n images (the red channel, 0..255), as sampleImages lays them out. */
+async function gridImages(page: Page, id: string, n: number, cols: number, rows = 1, first = 0): Promise<number[][]> {
+  const px = await canvasPixels(page, id);
+  const grid = gridLayout(n, 28, 28, cols, rows);
+  const out: number[][] = [];
+  for (let i = first; i < n; i++) {
+    const [x0, y0] = grid.origin(i);
+    const img: number[] = [];
+    for (let q = 0; q < 784; q++) img.push(px.data[((y0 + Math.floor(q / 28)) * px.width + x0 + (q % 28)) * 4]!);
+    out.push(img);
+  }
+  return out;
+}
+
+/** A batch's images as the page paints them (8-bit). */
+function painted(t: Tensor): number[][] {
+  const d = 784;
+  return Array.from({ length: t.shape[0]! }, (_, i) => Array.from(t.data.subarray(i * d, (i + 1) * d), (v) => levelToByte(v, 256)));
 }
 
 /** Sets an input's value, shown or not (the label inputs show only for class-conditional runs). */
@@ -183,7 +206,7 @@ describe('arpix export --web in chromium', { skip }, () => {
     assert.equal(readFileSync(join(other, 'notes.txt'), 'utf8'), 'mine', 'a folder that is not an export is left alone');
   });
 
-  test('every family samples and completes in the page exactly as Node does with the same backend and seed', async () => {
+  test('every family samples and completes in the page, its batch split between two workers, exactly as Node does with the same backend and seed', async () => {
     const url = await staticServer(out, false);
     // Opened without a tab, the page samples the first run at once.
     const first = await open(url);
@@ -192,6 +215,8 @@ describe('arpix export --web in chromium', { skip }, () => {
     assert.deepEqual(first.errors, []);
     await first.page.close();
     const { page, errors } = await open(`${url}#runs`);
+    // Two threads: each batch of two is sampled one image per worker, and the rows merged.
+    await page.selectOption('#threads', '2');
     // The runs table and the curves of the exported metrics.
     await page.waitForSelector('#runs-table tr[data-run="gated-pixelcnn"]');
     assert.equal(await page.$$eval('#runs-table tbody tr', (trs) => trs.length), runs.length);
@@ -209,6 +234,7 @@ describe('arpix export --web in chromium', { skip }, () => {
       await page.selectOption('#s-gran', run.name === 'pixelcnn' ? 'pixel' : 'row');
       await page.click('#s-go');
       await page.waitForSelector('#s-canvas[data-state="done"]', { timeout: 60_000 });
+      assert.equal(await page.getAttribute('#s-canvas', 'data-threads'), '2');
       const want = on(backend, () => run.model.sample({ n: 2, seed: 11, labels: label === null ? null : new Tensor(new Int32Array([label, label]), [2]) }));
       const px = await canvasPixels(page, 's-canvas');
       const grid = gridLayout(2, 28, 28, 2);
@@ -230,6 +256,7 @@ describe('arpix export --web in chromium', { skip }, () => {
       await page.evaluate(() => { delete (document.getElementById('c-canvas') as HTMLCanvasElement).dataset.state; });
       await page.click('#c-go');
       await page.waitForSelector('#c-canvas[data-state="done"]', { timeout: 60_000 });
+      assert.equal(await page.getAttribute('#c-canvas', 'data-threads'), '2');
       const images = new Tensor(Int32Array.from([...testValues[1]!, ...testValues[1]!]), [2, 28, 28, 1]);
       const completed = on(backend, () => run.model.sample({ n: 2, seed: 5, complete: { images, keepRows: 14 }, labels: label === null ? null : new Tensor(new Int32Array([label, label]), [2]) }));
       const cp = await canvasPixels(page, 'c-canvas');
@@ -276,13 +303,13 @@ describe('arpix export --web in chromium', { skip }, () => {
       assert.equal(Number(await page.getAttribute('#m-canvas', 'data-pixels')), f.pixels, `${run.name}: pixels seen by (14, 14)`);
       assert.match(await page.textContent('#m-stats') ?? '', new RegExp(`sees ${f.pixels} of the ${f.of} pixels`));
     }
-    // Stop, in a page that shares memory with its worker, sets the cell the sampler reads after each row; the worker goes on.
+    // Stop, in a page that shares memory with its workers, sets the cell their samplers read after each row; the workers go on.
     const run = runs.find((r) => r.name === 'diagonal-bilstm')!;
     await page.selectOption('#run', run.name);
     await page.click('#tabs button[data-tab="sample"]');
     await page.fill('#s-n', '64');
-    const workers = page.workers();
-    assert.equal(workers.length, 1);
+    await page.selectOption('#threads', '2');
+    assert.equal(page.workers().length, 1, 'the panels so far ran on one worker');
     // Stop the moment the first row is painted, while the worker samples the rest.
     await page.evaluate(() => new Promise<void>((resolve) => {
       const bar = document.getElementById('s-progress')!;
@@ -296,6 +323,20 @@ describe('arpix export --web in chromium', { skip }, () => {
       document.getElementById('s-go')!.click();
     }));
     await page.waitForSelector('#s-canvas[data-state="stopped"]');
+    const workers = page.workers();
+    assert.equal(workers.length, 2, 'the 64 images were split between two workers');
+    // Each worker stopped its part of the batch mid-way: once its part has ended (the worker may
+    // be asked while it still samples the row it was on), it says it was cancelled.
+    for (const w of workers) {
+      let last: { outcome: string; part: { from: number; to: number } | null } | undefined;
+      for (;;) {
+        last = await w.evaluate(() => (globalThis as { arpixLastJob?: { outcome: string; part: { from: number; to: number } | null } }).arpixLastJob);
+        if (last?.part) break;
+        await page.waitForTimeout(50);
+      }
+      assert.equal(last.outcome, 'cancelled', `worker ${w.url()}: ${JSON.stringify(last)}`);
+      assert.equal(last.part!.to - last.part!.from, 32);
+    }
     await page.fill('#s-n', '2');
     await page.fill('#s-seed', '1');
     await page.click('#s-go');
@@ -304,8 +345,80 @@ describe('arpix export --web in chromium', { skip }, () => {
     const px = await canvasPixels(page, 's-canvas');
     const [x0, y0] = gridLayout(2, 28, 28, 2).origin(1);
     for (let q = 0; q < 784; q++) assert.equal(px.data[((y0 + Math.floor(q / 28)) * px.width + x0 + (q % 28)) * 4], want.data[784 + q], `after a stop, pixel ${q}`);
-    assert.deepEqual(page.workers(), workers, 'the same worker ran the job after the stop');
+    assert.deepEqual(page.workers(), workers, 'the same workers ran the job after the stop');
     assert.deepEqual(errors, [], 'the page threw nothing');
+    await page.close();
+  });
+
+  test('threads in a cross-origin isolated page: 1, 2 or 3 workers sample a batch of 5 as Node does, row by row or pixel by pixel, and complete it', async () => {
+    const url = await staticServer(out, true);
+    const { page, errors } = await open(`${url}#sample`);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+    const backend = await pageBackend(page);
+    // Heads drawn per channel (categorical), whole pixels at once (a logistic mixture, a palette), and a recurrent family.
+    for (const [name, granularity] of [['gated-pixelcnn', 'row'], ['pixelcnnpp', 'pixel'], ['row-lstm', 'row'], ['image-gpt-palette', 'pixel']] as const) {
+      const run = runs.find((r) => r.name === name)!;
+      await page.selectOption('#run', run.name);
+      await page.fill('#s-n', '5');
+      await page.fill('#s-seed', '13');
+      await page.selectOption('#s-gran', granularity);
+      const want = painted(on(backend, () => run.model.sample({ n: 5, seed: 13 })));
+      for (const k of ['1', '2', '3']) {
+        await page.selectOption('#threads', k);
+        await page.click('#s-go');
+        await page.waitForSelector('#s-canvas[data-state="done"]', { timeout: 60_000 });
+        assert.equal(await page.getAttribute('#s-canvas', 'data-threads'), k);
+        assert.deepEqual(await gridImages(page, 's-canvas', 5, 5), want, `${name}, ${granularity} by ${granularity}, ${k} workers`);
+      }
+    }
+    assert.equal(page.workers().length, 3);
+    // Completion of test image 1's top half, five times on three workers.
+    const run = runs.find((r) => r.name === 'pixelcnnpp')!;
+    await page.selectOption('#run', run.name);
+    await page.click('#tabs button[data-tab="complete"]');
+    await page.fill('#c-index', '1');
+    await page.dispatchEvent('#c-index', 'change');
+    await page.waitForSelector('#c-source[data-index="1"]');
+    await page.$eval('#c-rows', (el) => { (el as HTMLInputElement).value = '14'; el.dispatchEvent(new Event('input')); });
+    await page.fill('#c-samples', '5');
+    await page.fill('#c-seed', '6');
+    await page.click('#c-go');
+    await page.waitForSelector('#c-canvas[data-state="done"]', { timeout: 60_000 });
+    assert.equal(await page.getAttribute('#c-canvas', 'data-threads'), '3');
+    const images = new Tensor(Int32Array.from(Array.from({ length: 5 }, () => testValues[1]!).flat()), [5, 28, 28, 1]);
+    const completed = painted(on(backend, () => run.model.sample({ n: 5, seed: 6, complete: { images, keepRows: 14 } })));
+    assert.deepEqual(await gridImages(page, 'c-canvas', 7, 7, 2, 2), completed);
+    assert.deepEqual(errors, [], 'the page threw nothing');
+    await page.close();
+  });
+
+  test('an image uploaded to an Image GPT with a palette head is completed as Node completes it', async () => {
+    const url = await staticServer(out, false);
+    const { page, errors } = await open(`${url}#complete`);
+    const backend = await pageBackend(page);
+    const run = runs.find((r) => r.name === 'image-gpt-palette')!;
+    await page.selectOption('#run', run.name);
+    await page.waitForSelector('#c-source[data-index]');
+    // Grey values that are not palette colours: the model sees each as its nearest colour, the page keeps them as they are.
+    const values = testValues[0]!.map((v, q) => (v + q) % 256);
+    const png = encodePng({ width: 28, height: 28, channels: 1, depth: 8, data: Uint8Array.from(values) });
+    await page.setInputFiles('#c-file', { name: 'grey.png', mimeType: 'image/png', buffer: Buffer.from(png) });
+    await page.waitForFunction((v0) => (document.getElementById('c-source') as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, 1, 1).data[0] === v0, values[0]);
+    const src = await canvasPixels(page, 'c-source');
+    for (let q = 0; q < 14 * 28; q++) assert.equal(src.data[q * 4], values[q], `uploaded pixel ${q}`);
+    await page.$eval('#c-rows', (el) => { (el as HTMLInputElement).value = '14'; el.dispatchEvent(new Event('input')); });
+    await page.fill('#c-samples', '2');
+    await page.fill('#c-seed', '3');
+    await page.click('#c-go');
+    await page.waitForSelector('#c-canvas[data-state="done"]', { timeout: 60_000 });
+    const images = new Tensor(Int32Array.from([...values, ...values]), [2, 28, 28, 1]);
+    const completed = painted(on(backend, () => run.model.sample({ n: 2, seed: 3, complete: { images, keepRows: 14 } })));
+    const got = await gridImages(page, 'c-canvas', 4, 4, 2, 2);
+    assert.deepEqual(got, completed);
+    const colours = new Set(greyPalette(8).colours);
+    for (const img of got) assert.ok(img.slice(14 * 28).every((v) => colours.has(v)), 'the completed rows are palette colours');
+    assert.equal(await page.isHidden('#toast'), true);
+    assert.deepEqual(errors, []);
     await page.close();
   });
 
@@ -373,6 +486,7 @@ describe('arpix export --web in chromium', { skip }, () => {
     assert.match(await page.getAttribute('#where', 'title') ?? '', /WebAssembly|TypeScript/);
     const run = runs.find((r) => r.name === 'gated-pixelcnn')!;
     await page.selectOption('#run', run.name);
+    await page.selectOption('#threads', '2');
     await page.fill('#s-n', '2');
     await page.fill('#s-seed', '4');
     await page.click('#s-go');
@@ -381,12 +495,17 @@ describe('arpix export --web in chromium', { skip }, () => {
     const px = await canvasPixels(page, 's-canvas');
     const [x0, y0] = gridLayout(2, 28, 28, 2).origin(1);
     for (let q = 0; q < 784; q++) assert.equal(px.data[((y0 + Math.floor(q / 28)) * px.width + x0 + (q % 28)) * 4], want.data[784 + q], `pixel ${q}`);
-    // Stop, in a page that shares no memory with its worker, ends the worker mid-way; the next job starts a fresh one.
+    // Stop, in a page that shares no memory with its workers, ends both workers of the split batch
+    // mid-way; the next job starts fresh ones.
     await page.fill('#s-n', '64');
     await page.click('#s-go');
     await page.waitForFunction(() => (document.getElementById('s-progress')!.style.width || '0%') !== '0%');
+    assert.equal(page.workers().length, 2);
+    const ended = page.workers().map((w) => new Promise<void>((resolve) => w.once('close', () => resolve())));
     await page.click('#s-stop');
     await page.waitForSelector('#s-canvas[data-state="stopped"]');
+    await Promise.all(ended);
+    assert.equal(page.workers().length, 0, 'every worker of the job was ended');
     await page.fill('#s-n', '2');
     await page.click('#s-go');
     await page.waitForSelector('#s-canvas[data-state="done"]', { timeout: 60_000 });

@@ -10,6 +10,7 @@ import { ArpixError } from '../errors.js';
 import { decodeCheckpoint } from '../io/checkpoint.js';
 import { modelFromCheckpoint } from '../models/checkpoint.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
+import { samplePart } from '../models/sampling/index.js';
 import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { modelInfo, pixelField } from '../train/info.js';
@@ -89,6 +90,12 @@ export function checkModelJob(f: ModelFacts, job: ModelJob): void {
     if (job.granularity === 'pixel' && pixels > MODEL_LIMITS.pixelStreamPixels) throw new ArpixError(`pixel-by-pixel streaming is for images up to ${MODEL_LIMITS.pixelStreamPixels} pixels; this model's have ${pixels}: stream row by row`);
     const elements = job.n * pixels * f.channels;
     if (elements > MODEL_LIMITS.sampleElements) throw new ArpixError(`${job.n} images of ${f.height}×${f.width}×${f.channels} are ${elements} values; the limit per request is ${MODEL_LIMITS.sampleElements}: ask for fewer`);
+    if (job.part !== undefined) {
+      const p = job.part;
+      if (p === null || typeof p !== 'object' || !Number.isInteger(p.from) || !Number.isInteger(p.to) || p.from < 0 || p.to > job.n || p.from >= p.to) {
+        throw new ArpixError(`the part of the batch must be images from…to−1 with 0 ≤ from < to ≤ ${job.n}, got ${JSON.stringify(p)}`);
+      }
+    }
     if (job.complete) {
       intIn(job.complete.keepRows, 'keep rows', 0, f.height);
       const mask = job.complete.mask;
@@ -115,17 +122,20 @@ export function runModelJob(loaded: LoadedModel, job: ModelJob, post: (m: Worker
       const labels = labelsFor(m, job.label, job.n);
       const complete = job.complete ? { images: imageTensor(m, job.complete.values, job.n), keepRows: job.complete.keepRows, mask: job.complete.mask } : null;
       const send = (msg: WorkerMessage & { values: Int32Array }) => post(msg, [msg.values.buffer as ArrayBuffer]);
-      m.sample({
+      const opts = {
         n: job.n, seed: job.seed, temperature: job.temperature, labels, complete,
-        onRow: (y, values) => {
+        onRow: (y: number, values: Int32Array) => {
           if (cancelled()) throw new Cancelled();
           if (job.granularity === 'row') send({ type: 'row', y, values });
         },
-        onPixel: job.granularity === 'pixel' ? (y, x, values) => {
+        onPixel: job.granularity === 'pixel' ? (y: number, x: number, values: Int32Array) => {
           if (cancelled()) throw new Cancelled();
           send({ type: 'pixel', y, x, values });
         } : undefined,
-      });
+      };
+      // A part draws from the whole batch's random stream (samplePart slices labels and images).
+      if (job.part) samplePart(m, opts, job.part);
+      else m.sample(opts);
       return null;
     }
     case 'bits': {

@@ -20,7 +20,13 @@ export const MODEL_LIMITS = {
 export type ModelJob =
   | { op: 'sample'; n: number; seed: number; temperature: number; label: number | null; granularity: 'row' | 'pixel';
       /** Completion: one image (H·W·C values in the model's levels) completed n times. */
-      complete: { values: number[]; keepRows: number; mask: number[] | null } | null }
+      complete: { values: number[]; keepRows: number; mask: number[] | null } | null;
+      /**
+       * Only images from…to−1 of the batch (samplePart: the same values the whole batch gives them),
+       * as one of the page's workers samples its part; rows and pixels then hold those images only.
+       * Absent: the whole batch.
+       */
+      part?: { from: number; to: number } }
   | { op: 'bits'; values: number[]; label: number | null }
   | { op: 'field'; y: number; x: number }
   | { op: 'info' };

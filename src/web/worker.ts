@@ -2,7 +2,8 @@
 // backend once (WebAssembly when the page gives it a .wasm that loads, else the TypeScript
 // reference, and says which and why), fetches a run's weights the first time a job needs them,
 // checks them as every reader of a checkpoint does, and answers each job with the engine's
-// messages. A job is stopped through a shared cell when the page is cross-origin isolated (the
+// messages. The page may run several of these, each sampling its part of a batch (the job's
+// `part`). A job is stopped through a shared cell when the page is cross-origin isolated (the
 // page terminates the worker otherwise). Nothing here throws past a message: every failure is one
 // line for the page to show.
 
@@ -23,6 +24,14 @@ const models = new Map<string, { loaded: LoadedModel; facts: ModelFacts }>();
 const KEEP_MODELS = 3;
 let cancel: Int32Array | null = null;
 let queue: Promise<void> = Promise.resolve();
+
+/** How this worker's last job ended, and which part of its batch it sampled (the browser tests read it). */
+interface LastJob {
+  id: number;
+  outcome: 'done' | 'cancelled' | 'error';
+  part: { from: number; to: number } | null;
+}
+const record = (last: LastJob) => { (globalThis as { arpixLastJob?: LastJob }).arpixLastJob = last; };
 
 async function fetchBytes(url: string, what: string): Promise<Uint8Array> {
   let res: Response;
@@ -77,7 +86,11 @@ async function modelOf(src: ModelSource): Promise<{ entry: { loaded: LoadedModel
 }
 
 async function runJob(id: number, src: ModelSource, job: Parameters<typeof runModelJob>[1]): Promise<void> {
-  const post = (msg: WorkerMessage, transfer?: ArrayBuffer[]) => scope.postMessage({ type: 'job', id, msg }, transfer);
+  const part = job.op === 'sample' ? job.part ?? null : null;
+  const post = (msg: WorkerMessage, transfer?: ArrayBuffer[]) => {
+    if (msg.type === 'done' || msg.type === 'cancelled' || msg.type === 'error') record({ id, outcome: msg.type, part });
+    scope.postMessage({ type: 'job', id, msg }, transfer);
+  };
   const cancelled = () => cancel !== null && Atomics.load(cancel, 0) === id;
   try {
     const { entry, seconds } = await modelOf(src);

@@ -6,7 +6,7 @@
 import uPlot from 'uplot';
 import type { BitsResult, RunSummary, TestImageResult } from '../protocol.js';
 import { CONFIG_ELEMENT_ID, type PageConfig } from '../../web/page-config.js';
-import { LocalEngine } from '../../web/client.js';
+import { LocalEngine, MAX_THREADS } from '../../web/client.js';
 import { ApiError, postForFile } from './api.js';
 import { colormap, gridLayout, paintPixel, paintRows, type Grid } from './draw.js';
 import { PageComputeApi, ServerApi, StaticApi, type PanelApi } from './panels-api.js';
@@ -255,15 +255,18 @@ async function runSample(): Promise<void> {
   const granularity = $<HTMLSelectElement>('s-gran').value as 'row' | 'pixel';
   const grid = gridLayout(n, h, w, Math.min(n, 8));
   const { canvas, ctx, image } = gridCanvas('s-canvas', grid, n, h, w, 720);
+  delete canvas.dataset.threads;
   const t0 = performance.now();
   let firstPaint: number | null = null;
   let rowsDone = 0;
+  let threads: number | null = null;
   const stats = $('s-stats');
   const bar = $('s-progress');
   $<HTMLButtonElement>('s-stop').disabled = false;
+  // Rows and rates are of whole rows of all n images (a split batch's parts are merged first).
   const show = () => {
     const s = (performance.now() - t0) / 1000;
-    stats.innerHTML = `<span>first row <b>${firstPaint === null ? '…' : `${Math.round(firstPaint)} ms`}</b></span><span><b>${(rowsDone / s).toFixed(1)}</b> rows/s</span><span><b>${((rowsDone / h) * n / s).toFixed(2)}</b> images/s</span>`;
+    stats.innerHTML = `<span>first row <b>${firstPaint === null ? '…' : `${Math.round(firstPaint)} ms`}</b></span><span><b>${(rowsDone / s).toFixed(1)}</b> rows/s</span><span><b>${((rowsDone / h) * n / s).toFixed(2)}</b> images/s</span>${threads !== null ? `<span>on <b>${threads}</b> ${threads === 1 ? 'worker' : 'workers'}</span>` : ''}`;
     bar.style.width = `${(100 * rowsDone) / h}%`;
   };
   const painted = () => {
@@ -276,7 +279,10 @@ async function runSample(): Promise<void> {
   };
   try {
     await api.sample(run, { n, seed: Number($<HTMLInputElement>('s-seed').value), temperature: Number($<HTMLInputElement>('s-temp').value), label: labelValue('s-label'), granularity, complete: null }, (event, data) => {
-      if (event === 'row') {
+      if (event === 'start') {
+        const t = (data as { threads?: number }).threads;
+        if (t !== undefined) canvas.dataset.threads = String(threads = t);
+      } else if (event === 'row') {
         const { y, values } = data as { y: number; values: ArrayLike<number> };
         for (let i = 0; i < n; i++) paintRows(image.data, grid.width, grid.origin(i), values, w, c, levels, y, y + 1, i * w * c);
         painted();
@@ -407,6 +413,7 @@ async function runComplete(): Promise<void> {
   const grid: Grid = gridLayout(cols, h, w, cols, 2);
   const { canvas, ctx, image } = gridCanvas('c-canvas', grid, cols, h, w, 900);
   canvas.dataset.keepRows = String(start);
+  delete canvas.dataset.threads;
   paintRows(image.data, grid.width, grid.origin(0), editor.values, w, c, levels, 0, h);
   // What the model is given: kept pixels as they are, the others dimmed red; completions start from the kept pixels.
   for (let q = 0; q < h * w; q++) {
@@ -429,7 +436,10 @@ async function runComplete(): Promise<void> {
       n: samples, seed: Number($<HTMLInputElement>('c-seed').value), temperature: Number($<HTMLInputElement>('c-temp').value), label: labelValue('c-label'),
       granularity: 'row', complete: { values: editor.values.slice(), keepRows: start, mask: editor.usedMask ? Array.from(keep) : null },
     }, (event, data) => {
-      if (event === 'row') {
+      if (event === 'start') {
+        const t = (data as { threads?: number }).threads;
+        if (t !== undefined) canvas.dataset.threads = String(t);
+      } else if (event === 'row') {
         const { y, values } = data as { y: number; values: ArrayLike<number> };
         for (let i = 0; i < samples; i++) paintRows(image.data, grid.width, grid.origin(i + 2), values, w, c, levels, y, y + 1, i * w * c);
         ctx.putImageData(image, 0, 0);
@@ -732,9 +742,16 @@ function wireCompute(): void {
   const pick = $<HTMLSelectElement>('compute');
   $('compute-wrap').hidden = config.mode !== 'serve';
   pick.value = api.where;
+  // The page's threads: how many workers a batch is split between (read when a job starts).
+  const threads = $<HTMLSelectElement>('threads');
+  threads.innerHTML = Array.from({ length: MAX_THREADS }, (_, i) => `<option value="${i + 1}">${i + 1}</option>`).join('');
+  threads.value = String(localEngine().threads);
+  threads.addEventListener('change', () => { localEngine().threads = Number(threads.value); });
+  $('threads-wrap').hidden = api.where !== 'page';
   pick.addEventListener('change', () => {
     sampling?.abort();
     api = makeApi(pick.value === 'page' ? 'page' : 'server');
+    $('threads-wrap').hidden = api.where !== 'page';
     void showWhere().catch(toast);
     resetFile();
     const active = document.querySelector<HTMLButtonElement>('#tabs button.active')?.dataset.tab ?? 'runs';

@@ -106,7 +106,7 @@ async function localStream(engine: LocalEngine, source: ModelSource, job: ModelJ
   let first: number | null = null;
   let rows = 0;
   await engine.run(source, job, (m: WorkerMessage) => {
-    if (m.type === 'start') onEvent('start', { model: m.model, loadSeconds: m.loadSeconds, n, seed });
+    if (m.type === 'start') onEvent('start', { model: m.model, loadSeconds: m.loadSeconds, n, seed, threads: engine.threadsFor(n) });
     else if (m.type === 'row') {
       first ??= (performance.now() - t0) / 1000;
       rows++;

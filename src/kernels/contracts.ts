@@ -300,6 +300,19 @@ export const KERNELS = {
    * uniform a Generator(seed, offset) would draw (tensor/random.ts): the same mask on every backend.
    */
   dropoutMask: kernel(tensor('out', F32), attr('uint', 'seed'), attr('uint', 'offset'), attr('number', 'p')),
+  /**
+   * A sampler's categorical draw, one per row of logits viewed as [J, P]: row j's distribution is
+   * softmax(logits[j, at … at + levels) / temperature) (at temperature 1 nothing is divided), and
+   * out[j] (int32 [J]) the index where its CDF passes the uniform u[j] (float32 [J] in [0, 1), exact
+   * in float32). In double precision, in this order: m = the first largest of v_k = logit_k / T;
+   * w_k = drawExp(v_k − m) (src/backends/ts/sampling.ts: its operations, not merely its values);
+   * total = w_0 + w_1 + … left to right; pick = u·total; then k = 0 and, while k < levels − 1 and
+   * pick ≥ w_k, pick −= w_k and k += 1. Every backend returns the reference's index, so a seed gives
+   * the same images on all of them.
+   */
+  categoricalDraw: kernel(
+    tensor('logits', F32), tensor('u', F32, { size: 'rows of logits' }), tensor('out', I32, { size: 'rows of logits' }),
+    attr('uint', 'at'), attr('uint', 'levels'), attr('number', 'temperature')),
 
   // ---- the transformer core ----
 

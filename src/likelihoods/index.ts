@@ -11,12 +11,13 @@
 //                sample is a token decoded to its colour (see palette.ts).
 
 import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
-import { binaryCrossEntropyWithLogits, cast, crossEntropy, mul, neg, reshape, sum } from '../ops/index.js';
+import { binaryCrossEntropyWithLogits, cast, categoricalDraw, crossEntropy, mul, neg, reshape, sum } from '../ops/index.js';
 import type { Generator } from '../tensor/random.js';
 import { logisticMixtureElementLogProb, logisticMixtureLogProb, mixtureParamsPerPixel, sampleLogisticMixture } from './mixture.js';
 import { makePalette, PaletteIndex, type Palette } from './palette.js';
 import { Tensor } from '../tensor/tensor.js';
 
+export { drawExp } from '../backends/ts/sampling.js';
 export { fitPalette, greyPalette, makePalette, PaletteIndex } from './palette.js';
 export type { KMeansOptions, KMeansResult, Palette } from './palette.js';
 export { logisticMixtureLogProb, logisticMixtureElementLogProb, sampleLogisticMixture, splitMixtureParams, mixtureParamsPerPixel, MIN_LOG_SCALE } from './mixture.js';
@@ -63,37 +64,15 @@ function uniforms(generator: Generator): (n: number) => Float64Array {
   };
 }
 
-/** Draws from softmax(logits[at..at+levels) / temperature) by inverting its CDF at the uniform u. */
-// 2^n for n = −1075 … 0: the scale of drawExp.
-const POW2 = Float64Array.from({ length: 1076 }, (_, i) => 2 ** (i - 1075));
-
 /**
- * e^x for x ≤ 0, to ~1e-10 relative: x = n·ln2 + r with |r| ≤ ln2/2, a degree-9 Taylor
- * polynomial of e^r, times 2^n. A sampler draws from 256 levels of 16 images at every pixel, and
- * Math.exp (V8's fdlibm port) was a third of a cached PixelRNN step; this is a fraction of it.
+ * One categorical draw per row of params [rows, p] over params[at … at + levels) at this
+ * temperature (the categoricalDraw op: the same indices on every backend); one uniform per row.
  */
-export function drawExp(x: number): number {
-  if (x < -745) return 0;
-  const n = Math.round(x * Math.LOG2E);
-  const r = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10;
-  const p = 1 + r * (1 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r * (1 / 5040 + r * (1 / 40320 + r / 362880))))))));
-  return p * POW2[n + 1075]!;
-}
-
-function drawCategorical(logits: Float32Array | Float64Array, at: number, levels: number, temperature: number, u: number, weights: Float64Array): number {
-  // At temperature 1 the division is skipped: x / 1 is x, so the draws are the same either way.
-  const plain = temperature === 1;
-  let mx = -Infinity;
-  for (let k = 0; k < levels; k++) {
-    const v = plain ? logits[at + k]! : logits[at + k]! / temperature;
-    if (v > mx) mx = v;
-  }
-  let total = 0;
-  for (let k = 0; k < levels; k++) total += weights[k] = drawExp((plain ? logits[at + k]! : logits[at + k]! / temperature) - mx);
-  let pick = u * total;
-  let k = 0;
-  while (k < levels - 1 && pick >= weights[k]!) pick -= weights[k++]!;
-  return k;
+function drawCategorical(params: Float32Array | Float64Array, rows: number, p: number, at: number, levels: number, temperature: number, generator: Generator): Int32Array {
+  const u = new Float32Array(rows);
+  generator.uniform(u);
+  const logits = new Tensor(params.subarray(0, rows * p), [rows, p]);
+  return categoricalDraw(logits, new Tensor(u, [rows]), at, levels, temperature).data as Int32Array;
 }
 
 function checkImages(op: string, params: Tensor, images: Tensor, channels: number, p: number): void {
@@ -158,12 +137,8 @@ export function createLikelihood(config: LikelihoodConfig, channels: number): Li
           return neg(crossEntropy(reshape(params, [n, h, w, channels, levels]), images, 'none'));
         },
         sample(params, rows, channel, generator, temperature, out) {
-          const u = uniforms(generator)(rows);
-          const p = channels * levels;
-          const weights = new Float64Array(levels);
-          for (let r = 0; r < rows; r++) {
-            out[r * channels + channel] = drawCategorical(params, r * p + channel * levels, levels, temperature, u[r]!, weights);
-          }
+          const drawn = drawCategorical(params, rows, channels * levels, channel * levels, levels, temperature, generator);
+          for (let r = 0; r < rows; r++) out[r * channels + channel] = drawn[r]!;
         },
       };
     }
@@ -263,10 +238,9 @@ function createPaletteHead(config: Extract<LikelihoodConfig, { kind: 'palette' }
     },
     sample(params, rows, _channel, generator, temperature, out) {
       const { colours } = fitted('sample');
-      const u = uniforms(generator)(rows);
-      const weights = new Float64Array(k);
+      const drawn = drawCategorical(params, rows, k, 0, k, temperature, generator);
       for (let r = 0; r < rows; r++) {
-        const j = drawCategorical(params, r * k, k, temperature, u[r]!, weights);
+        const j = drawn[r]!;
         for (let ch = 0; ch < channels; ch++) out[r * channels + ch] = colours[j * channels + ch]!;
       }
     },

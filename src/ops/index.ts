@@ -21,6 +21,7 @@ export * from './transformer.js';
 export * from './creation.js';
 export * from './custom.js';
 export * from './precision.js';
+export * from './sampling.js';
 export { noGrad, isGradEnabled } from '../tensor/autograd.js';
 
 installAutogradHelpers((a, b) => ew.add(a, b), onesLike);

@@ -857,7 +857,9 @@ describe('the addon against the kernel table', { skip }, () => {
   const bind = (table: Record<string, unknown>) => () => nativeKernels(addon, table as typeof KERNELS);
 
   test('binds every kernel of the table it implements', () => {
-    assert.deepEqual(Object.keys(nativeKernels(addon)).sort(), Object.keys(KERNELS).sort());
+    // Kernels native leaves to the ts reference (the registry fills them in): the samplers' draw.
+    const onTs = ['categoricalDraw'];
+    assert.deepEqual(Object.keys(nativeKernels(addon)).sort(), Object.keys(KERNELS).filter((k) => !onTs.includes(k)).sort());
   });
 
   test('refuses a C++ kernel whose parameters disagree with its entry, naming the kernel and the argument', () => {

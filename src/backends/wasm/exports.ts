@@ -9,7 +9,7 @@ export const WASM_EXPORTS = [
   'softmax_last_f32', 'softmax_cross_entropy_f32', 'reduce_f32', 'layer_norm_f32', 'gelu_f32',
   'pack_b', 'gemm_packed', 'matmul_f32', 'transpose_f32', 'conv2d_f32', 'pack_conv_transposed', 'conv2d_backward_data_f32',
   'attention_step_f32', 'attention_f32',
-  'row_lstm_step_f32', 'lstm_scan_f32',
+  'row_lstm_step_f32', 'lstm_scan_f32', 'categorical_draw_f32', 'draw_exp_f64',
 ] as const;
 
 /** The module's exported functions, as the TypeScript side calls them (pointers are byte offsets). */
@@ -38,6 +38,9 @@ export interface WasmExports {
   attention_step_f32(q: number, k: number, v: number, out: number, n: number, rows: number, c: number, heads: number, scale: number, position: number, lo: number, pattern: number, scratch: number): void;
   attention_f32(qkv: number, out: number, lse: number, n: number, l: number, c: number, heads: number, scale: number, pattern: number, scratch: number): void;
   row_lstm_step_f32(plan: number): void;
+  categorical_draw_f32(logits: number, u: number, out: number, rows: number, p: number, at: number, levels: number, temperature: number, w: number): void;
+  /** The tests' probe of the draw's exponential (not called by the backend). */
+  draw_exp_f64(x: number, out: number, n: number): void;
   lstm_scan_f32(xg: number, wp: number, h0: number, c0: number, hs: number, cs: number, acts: number, T: number, B: number, L: number, H: number, k: number, pad: number, rows: number, zero: number): void;
 }
 

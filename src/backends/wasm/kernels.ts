@@ -352,6 +352,19 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     heap.output(li, lse.data as Float32Array);
   };
 
+  // A sampler's draw per pixel: 16 rows of 256 logits, 4096 exponentials in double precision.
+  const categoricalDraw: Kernels['categoricalDraw'] = (logits, u, out, at, levels, temperature) => {
+    if (!isF32(logits) || !isF32(u)) return tsKernels.categoricalDraw(logits, u, out, at, levels, temperature);
+    const rows = out.data.length;
+    heap.begin();
+    const li = heap.input(logits.data as Float32Array);
+    const ui = heap.input(u.data as Float32Array);
+    const oi = heap.outputSpace(rows);
+    const wi = heap.scratch(8 * levels);
+    w.categorical_draw_f32(li, ui, oi, rows, last(logits), at, levels, temperature, wi);
+    heap.output(oi, out.data as Int32Array);
+  };
+
   /** The attention pattern's integers (patternCode) in scratch. */
   const patternInput = (a: AttentionAttrs): number => {
     const code = patternCode(a.pattern);
@@ -361,7 +374,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
 
   return {
     unary, clamp, binary, reduce, matmul, conv2d, conv2dBackwardData, gate, gatedResidual, concatElu, softmaxLast, softmaxCrossEntropy,
-    layerNorm, gelu, attentionStep, attention, lstmScan,
+    layerNorm, gelu, attentionStep, attention, lstmScan, categoricalDraw,
     rowLstmStep: rowLstmStepKernel(w, heap),
   };
 }

@@ -13,6 +13,9 @@ import { runSampler } from '../../models/sampling/driver.js';
 import { pixelParams } from '../../models/sampling/naive.js';
 import { prepareSampling, type SampleOptions } from '../../models/sampling/options.js';
 import { familyCases, type CaseTemplate } from '../../testing/families.js';
+import { uniform } from '../../testing/kernels.js';
+import { createLikelihood } from '../../likelihoods/index.js';
+import { Generator } from '../../tensor/random.js';
 import '../node.js'; // registers the wasm backend
 import { backendName, setBackend } from '../registry.js';
 import { wasmBackend, wasmLoadError } from './node.js';
@@ -71,6 +74,40 @@ describe('cached sampling on the wasm backend', { skip }, () => {
       }
     });
   }
+
+  test('the categorical and palette heads draw the ts reference\'s images from the same parameters, at any temperature', () => {
+    const heads = [
+      ['categorical RGB, 256 levels', createLikelihood({ kind: 'categorical', levels: 256 }, 3)],
+      ['categorical grey, 16 levels', createLikelihood({ kind: 'categorical', levels: 16 }, 1)],
+      ['palette of 512 colours', createLikelihood({ kind: 'palette', k: 512, colours: Array.from({ length: 512 * 3 }, (_, i) => (i * 37) % 256) }, 3)],
+    ] as const;
+    const n = 16, pixels = 6 * 7;
+    for (const [name, head] of heads) {
+      for (const temperature of [1, 0.8, 1.7]) {
+        const passes = head.perChannel ? head.channels : 1;
+        const params = Array.from({ length: pixels * passes }, (_, i) => {
+          const p = uniform([n * head.paramsPerPixel], -6, 6, 40 + i).data as Float32Array;
+          for (let j = 0; j < n; j++) p[j * head.paramsPerPixel + ((i * 7 + j * 13) % head.paramsPerPixel)]! += 8; // a likely value per row
+          return p;
+        });
+        const image = (backend: 'wasm' | 'ts'): { values: number[]; offset: number } => {
+          setBackend(backend);
+          const generator = new Generator(21);
+          const values: number[] = [];
+          const out = new Int32Array(n * head.channels);
+          for (let px = 0; px < pixels; px++) {
+            for (let pass = 0; pass < passes; pass++) head.sample(params[px * passes + pass]!, n, pass, generator, temperature, out);
+            values.push(...out);
+          }
+          return { values, offset: generator.offset };
+        };
+        const a = image('wasm'), b = image('ts');
+        assert.deepEqual(a.values, b.values, `${name} at temperature ${temperature}: other values on wasm`);
+        assert.equal(a.offset, b.offset, 'the same uniforms were drawn');
+        assert.ok(new Set(a.values).size >= 8, `${name}: the draws vary`);
+      }
+    }
+  });
 
   test('a seeded sample of a model on wasm draws from its distribution: a label-conditioned model is not the unconditioned one', () => {
     const [, cfg] = familyCases([templates[1]!])[0]!;

@@ -12,8 +12,9 @@ import type { AttentionAttrs } from '../../kernels/attention.js';
 import { BINARY_OPS, UNARY_OPS } from '../../kernels/contracts.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { assertClose } from '../../testing/gradcheck.js';
-import { agreement, empty, ints, size, sumTol, uniform } from '../../testing/kernels.js';
+import { agreement, empty, ints, rng, size, sumTol, uniform } from '../../testing/kernels.js';
 import { tsBackend } from '../ts/index.js';
+import { drawExp } from '../ts/sampling.js';
 import { wasmBackend, wasmLoadError, wasmModulePath } from './node.js';
 import { WASM_EXPORTS, createWasmBackend, instantiateWasmBackend } from './index.js';
 import { readFileSync } from 'node:fs';
@@ -436,6 +437,84 @@ describe('wasm backend vs ts reference', { skip }, () => {
     assert.throws(() => wasm.rowLstmStep(good, 2, 0), /rowLstmStep: pixel \(2, 0\) is off the image/);
     wasm.rowLstmStep(good, 1, 1);
     assert.deepEqual(Array.from(good.logits), [0, 0]);
+  });
+
+  // ---- the samplers' draw: the reference's index for every row ----
+
+  test('categoricalDraw: the reference\'s index for every row — ties, huge negatives, wide spans, special values, temperatures, 2 … 512 levels', () => {
+    const r = rng(77);
+    const kinds = ['random', 'peaked', 'ties', 'huge negatives', 'wide span', 'special'] as const;
+    const row = (kind: (typeof kinds)[number], levels: number): number[] => Array.from({ length: levels }, (_, k) => {
+      switch (kind) {
+        case 'random': return 12 * r() - 6;
+        case 'peaked': return k === Math.floor(levels / 3) ? 9 : 4 * r() - 2;
+        case 'ties': return [-1, 0, 2, 2][Math.floor(4 * r())]!;
+        case 'huge negatives': return r() < 0.5 ? [-1e30, -3.4e38, -Infinity, -745.5][Math.floor(4 * r())]! : 3 * r();
+        case 'wide span': return -1600 * r(); // weights below 2^−1022 and exactly 0: the scalar path
+        case 'special': return r() < 0.1 ? [NaN, Infinity][Math.floor(2 * r())]! : 2 * r();
+      }
+    });
+    for (const levels of [2, 3, 5, 256, 512]) {
+      for (const temperature of [1, 0.7, 2.5, 0.01]) {
+        const at = 2, p = levels + 3, rowsPerKind = 7;
+        const logits: number[] = [];
+        for (const kind of kinds) {
+          for (let j = 0; j < rowsPerKind; j++) logits.push(0.5, -0.5, ...row(kind, levels), 100); // values outside at … at+levels never count
+        }
+        const rows = logits.length / p;
+        const u = Float32Array.from({ length: rows }, (_, j) => (j % 9 === 0 ? 0 : j % 9 === 1 ? 1 - 2 ** -24 : Math.floor(r() * 2 ** 24) / 2 ** 24));
+        const x = new Tensor(Float32Array.from(logits), [rows, p]);
+        const ut = new Tensor(u, [rows]);
+        agree((k, [o]) => k.categoricalDraw(x, ut, o!, at, levels, temperature), [[[rows], 'int32']], exact, `levels ${levels} T ${temperature}`);
+        const drawn = empty([rows], 'int32');
+        wasm.categoricalDraw(x, ut, drawn, at, levels, temperature);
+        const seen = new Set(drawn.data);
+        assert.ok(seen.size > Math.min(levels, 3) - 1, `levels ${levels} T ${temperature}: the draws are not all one index (${[...seen].join(', ')})`);
+        for (const v of drawn.data) assert.ok(v >= 0 && v < levels, `index ${v} of ${levels} levels`);
+      }
+    }
+  });
+
+  test('the draw\'s exponential has drawExp\'s bits: two lanes and one, halfway roundings of Math.round, subnormal and zero results, NaN', () => {
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(wasmModulePath())), {});
+    const e = instance.exports as unknown as { memory: WebAssembly.Memory; __heap_base: WebAssembly.Global; draw_exp_f64(x: number, out: number, n: number): void };
+    const r = rng(78);
+    const xs: number[] = [];
+    for (let i = 0; i < 60000; i++) xs.push(-[1, 30, 800][i % 3]! * r());
+    // Arguments whose x·log2 e is exactly a half: Math.round takes them up, C's round would not.
+    for (let k = 0; k <= 1075; k++) {
+      const x0 = -(k + 0.5) / Math.LOG2E;
+      for (const x of [x0, x0 * (1 + 2 ** -52), x0 * (1 - 2 ** -52), x0 * (1 + 2 ** -51), x0 * (1 - 2 ** -51)]) if (x * Math.LOG2E === -(k + 0.5)) xs.push(x, -r());
+    }
+    const halves = xs.length - 60000;
+    const special = [0, -0, -745, -745.0000000000001, -744.9999999999999, -708.3964185322641, -708.4, -709.1, -744.44, -Infinity, NaN, -5e-324, -1e-300, -0.34657359027997264, -0.3465735902799727];
+    for (const v of special) xs.push(v, -r(), -r(), v); // each in the first and the second lane of a pair
+    xs.push(-0.25); // an odd count: the last one scalar
+    const n = xs.length;
+    const base = e.__heap_base.value as number;
+    const need = base + 16 * n + 64;
+    if (e.memory.buffer.byteLength < need) e.memory.grow(Math.ceil((need - e.memory.buffer.byteLength) / 65536));
+    const xAt = Math.ceil(base / 16) * 16, outAt = xAt + 8 * n + 16 - ((8 * n) % 16);
+    new Float64Array(e.memory.buffer, xAt, n).set(xs);
+    e.draw_exp_f64(xAt, outAt, n);
+    const got = new Float64Array(e.memory.buffer, outAt, n);
+    let zeros = 0, subnormal = 0;
+    for (let i = 0; i < n; i++) {
+      const want = drawExp(xs[i]!);
+      if (!Object.is(got[i], want)) assert.fail(`drawExp(${xs[i]}): wasm ${got[i]}, reference ${want}`);
+      if (want === 0) zeros++;
+      else if (want < 2 ** -1022) subnormal++;
+    }
+    assert.ok(halves > 500, `found ${halves} halfway arguments`);
+    assert.ok(zeros > 100 && subnormal > 100, `${zeros} zero and ${subnormal} subnormal results were compared`);
+  });
+
+  test('categoricalDraw of 16 rows × 256 levels, as a sampler calls it, and of float64 logits on the reference', () => {
+    const x = uniform([16, 3 * 256], -8, 8, 91);
+    const u = new Tensor(Float32Array.from(uniform([16], 0, 1, 92).data, (v) => Math.floor(v * 2 ** 24) / 2 ** 24), [16]);
+    for (const at of [0, 256, 512]) agree((k, [o]) => k.categoricalDraw(x, u, o!, at, 256, 1), [[[16], 'int32']], exact, `channel at ${at}`);
+    const x64 = new Tensor(Float64Array.from(x.data), [16, 3 * 256]);
+    agree((k, [o]) => k.categoricalDraw(x64, u, o!, 256, 256, 0.9), [[[16], 'int32']], exact, 'float64');
   });
 
   // ---- dtypes the module does not take ----

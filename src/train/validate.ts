@@ -6,6 +6,7 @@ import { ConfigError } from '../config.js';
 import { ArpixError, FormatError } from '../errors.js';
 import type { Checkpoint } from '../io/checkpoint.js';
 import { modelFromCheckpoint } from '../models/checkpoint.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
 import { EMA, LRScheduler, type BaseOptions, type Optimizer, type OptimizerJSONState } from '../optim/index.js';
 import { checkDataFits } from './data-fit.js';
 import { makeOptimizer, makeSchedule } from './optimizers.js';
@@ -91,6 +92,15 @@ function checkOptimizerGroups(c: Checkpoint, optimizer: Optimizer<BaseOptions>, 
  * config makes, as a resumed run loads them. `c.meta.config` becomes the resolved config.
  */
 export function validateCheckpoint(c: Checkpoint, policy: CheckpointPolicy = {}): UsableCheckpoint {
+  return validatedModel(c, policy).ckpt;
+}
+
+/**
+ * validateCheckpoint, and the model the check built from it — the one modelFromCheckpoint gives
+ * (averaged weights when there are any, eval mode; the optimiser and average loaded beside it only
+ * copy from it) — so a reader that wants the model builds it once.
+ */
+export function validatedModel(c: Checkpoint, policy: CheckpointPolicy = {}): { ckpt: UsableCheckpoint; model: AutoregressiveModel } {
   const file = c.file ?? '<checkpoint>';
   if (c.integrity !== 'verified' && !policy.allowUnverified) throw new UnverifiedCheckpointError(file);
   const config = checkpointRunConfig(c);
@@ -118,5 +128,5 @@ export function validateCheckpoint(c: Checkpoint, policy: CheckpointPolicy = {})
   if (m.optimizer) loadingFrom(c, 'optimizer state', () => made.optimizer.loadStateDict({ tensors: c.optimizer, state: m.optimizer as unknown as OptimizerJSONState }));
   if (m.scheduler) loadingFrom(c, 'scheduler state', () => made.scheduler.loadStateDict(m.scheduler!));
   if (made.ema && m.ema) loadingFrom(c, 'EMA state', () => made.ema!.loadStateDict({ tensors: c.ema, state: m.ema! }));
-  return Object.assign(c, { config });
+  return { ckpt: Object.assign(c, { config }), model };
 }

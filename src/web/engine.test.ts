@@ -5,7 +5,8 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encodeCheckpoint } from '../io/checkpoint.js';
+import { decodeCheckpoint, encodeCheckpoint } from '../io/checkpoint.js';
+import { modelFromCheckpoint } from '../models/checkpoint.js';
 import { initialCheckpoint } from '../export/export.js';
 import { noGrad } from '../ops/index.js';
 import { bundleWorker } from '../serve/assets.js';
@@ -85,4 +86,22 @@ test('the page\'s worker bundles for a browser: esbuild with platform browser fi
   const js = await bundleWorker();
   assert.ok(js.length > 50_000);
   assert.doesNotMatch(js, /\bfrom\s*["']node:|require\(["']node:/);
+});
+
+test('a checkpoint with averaged weights loads them, built once by the check, as modelFromCheckpoint builds them', () => {
+  const cfg = config('gated-pixelcnn');
+  const c = initialCheckpoint({ ...cfg, train: { ...cfg.train, ema: 0.99 } });
+  const model = modelFromCheckpoint(c);
+  c.ema = Object.fromEntries(model.namedParameters().map(([name, p]) => [name, new Tensor(Float32Array.from(p.data, (v) => v / 2 + 0.01), p.shape)]));
+  c.meta.ema = { decay: 0.99, warmup: true, updates: 3 };
+  c.meta.extra = { importedFrom: 'averaged.pt' };
+  const file = encodeCheckpoint(c);
+  const loaded = loadModelBytes(file, 'ema.safetensors');
+  assert.equal(loaded.weights, 'ema');
+  const want = modelFromCheckpoint(decodeCheckpoint(file, 'ema.safetensors')).stateDict();
+  const got = loaded.model.stateDict();
+  assert.deepEqual(Object.keys(got), Object.keys(want));
+  for (const k of Object.keys(want)) assert.deepEqual(got[k]!.data, want[k]!.data, k);
+  assert.notDeepEqual(got[Object.keys(c.ema)[0]!]!.data, c.model[Object.keys(c.ema)[0]!]!.data, 'the averaged weights, not the trained ones');
+  assert.equal(loaded.model.training, false);
 });

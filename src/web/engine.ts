@@ -15,7 +15,7 @@ import { noGrad } from '../ops/index.js';
 import { Tensor } from '../tensor/tensor.js';
 import { modelInfo, pixelField } from '../train/info.js';
 import type { RunConfig } from '../train/run-config.js';
-import { validateCheckpoint, type CheckpointPolicy, type UsableCheckpoint } from '../train/validate.js';
+import { validatedModel, type CheckpointPolicy, type UsableCheckpoint } from '../train/validate.js';
 import { MODEL_LIMITS, type BitsResult, type FieldResult, type InfoResult, type ModelFacts, type ModelJob, type WorkerMessage } from './protocol.js';
 
 export interface LoadedModel {
@@ -25,14 +25,15 @@ export interface LoadedModel {
   weights: 'ema' | 'raw';
 }
 
-/** The model of a checkpoint that passed validateCheckpoint (EMA weights, as `arpix sample` uses). */
-export function loadedFrom(ckpt: UsableCheckpoint): LoadedModel {
-  return { model: modelFromCheckpoint(ckpt), config: ckpt.config, weights: Object.keys(ckpt.ema).length > 0 ? 'ema' : 'raw' };
+/** The model of a checkpoint that passed validateCheckpoint (EMA weights, as `arpix sample` uses), or the one the check built. */
+export function loadedFrom(ckpt: UsableCheckpoint, model: AutoregressiveModel = modelFromCheckpoint(ckpt)): LoadedModel {
+  return { model, config: ckpt.config, weights: Object.keys(ckpt.ema).length > 0 ? 'ema' : 'raw' };
 }
 
-/** A checkpoint's bytes (`file` names it in errors): decoded, its sums and config checked, its model built. */
+/** A checkpoint's bytes (`file` names it in errors): decoded, its sums and config checked, its model built (once). */
 export function loadModelBytes(bytes: Uint8Array, file: string, policy: CheckpointPolicy = {}): LoadedModel {
-  return loadedFrom(validateCheckpoint(decodeCheckpoint(bytes, file), policy));
+  const { ckpt, model } = validatedModel(decodeCheckpoint(bytes, file), policy);
+  return loadedFrom(ckpt, model);
 }
 
 export function facts(m: AutoregressiveModel): ModelFacts {

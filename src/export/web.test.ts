@@ -33,7 +33,7 @@ import { runModelJob } from '../web/engine.js';
 import type { PageConfig } from '../web/page-config.js';
 import type { BitsResult } from '../web/protocol.js';
 import { initialCheckpoint } from './export.js';
-import { exportWeb, WEB_MARKER } from './web.js';
+import { exportWeb, WEB_MARKER, writeFolder } from './web.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM) ? false : `chromium is not installed at ${CHROMIUM}: apt-get install -y --no-install-recommends chromium (CI installs it)`;
@@ -587,4 +587,52 @@ test('arpix export --web on the command line: the folder and its one-line summar
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe('writeFolder: the export is the whole folder or nothing, never a temporary left beside it', () => {
+  test('an error while writing removes the temporary folder and leaves an earlier folder as it was', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arpix-web-write-'));
+    try {
+      const site = join(dir, 'site');
+      // The second file needs a.txt to be a folder: writing it fails after the first was written.
+      await assert.rejects(writeFolder(site, [['a.txt', 'x'], ['a.txt/b.txt', 'y']]), /ENOTDIR|EEXIST/);
+      assert.deepEqual(readdirSync(dir), [], 'no folder and no temporary');
+      mkdirSync(site);
+      writeFileSync(join(site, 'earlier.txt'), 'mine');
+      await assert.rejects(writeFolder(site, [['a.txt', 'x'], ['a.txt/b.txt', 'y']]), /ENOTDIR|EEXIST/);
+      assert.deepEqual(readdirSync(dir), ['site']);
+      assert.deepEqual(readdirSync(site), ['earlier.txt']);
+      await writeFolder(site, [['a/b.txt', 'new']]);
+      assert.deepEqual(readdirSync(dir), ['site'], 'replaced, with nothing left beside it');
+      assert.equal(readFileSync(join(site, 'a', 'b.txt'), 'utf8'), 'new');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('Ctrl-C while writing removes the temporary folder, keeps an earlier folder, and ends the process by the signal', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arpix-web-signal-'));
+    try {
+      const site = join(dir, 'site');
+      mkdirSync(site);
+      writeFileSync(join(site, 'earlier.txt'), 'mine');
+      // A child writes many files and interrupts itself once its temporary folder exists.
+      const script = `
+        import { readdirSync } from 'node:fs';
+        import { writeFolder } from ${JSON.stringify(new URL('./web.ts', import.meta.url).href)};
+        const files = Array.from({ length: 4000 }, (_, i) => ['f/' + i + '.txt', 'x'.repeat(100)]);
+        const p = writeFolder(${JSON.stringify(site)}, files);
+        while (!readdirSync(${JSON.stringify(dir)}).some((n) => n.includes('.tmp-'))) await new Promise((r) => setImmediate(r));
+        process.kill(process.pid, 'SIGINT');
+        await p;
+        console.log('finished');`;
+      const r = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+      assert.equal(r.signal, 'SIGINT', `the process ends by the signal (status ${r.status}): ${r.stdout}${r.stderr}`);
+      assert.doesNotMatch(r.stdout, /finished/);
+      assert.deepEqual(readdirSync(dir), ['site'], 'no temporary folder left');
+      assert.deepEqual(readdirSync(site), ['earlier.txt'], 'the earlier folder as it was');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -13,7 +13,7 @@
 //   arpix-web.json            what this folder is (so --force replaces only an export)
 // The folder is built beside OUT and renamed into place, so OUT is the whole export or untouched.
 
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
@@ -25,8 +25,7 @@ import { checkOutputFolder, makeFolder } from '../io/files.js';
 import { bundlePage, bundleWorker, favicon, wasmModule } from '../serve/assets.js';
 import { summarise } from '../serve/runs.js';
 import { loadEvalData, METRICS_FILE, transformFor } from '../train/index.js';
-import { validateCheckpoint, type UsableCheckpoint } from '../train/validate.js';
-import { loadedFrom } from '../web/engine.js';
+import { validatedModel, type UsableCheckpoint } from '../train/validate.js';
 import { withConfig, type PageConfig, type StaticRun } from '../web/page-config.js';
 
 export const WEB_MARKER = 'arpix-web.json';
@@ -122,6 +121,61 @@ function checkOut(out: string, force: boolean): void {
   if (!empty && !existsSync(join(out, WEB_MARKER))) throw new ArpixError(`${out} exists and is not a web export of arpix (it has no ${WEB_MARKER}); --force replaces only an export, so choose another folder`);
 }
 
+/** Signals that end the command: the folder being written is removed before the process goes. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Writes `files` (paths relative to the folder) as the folder `out`, whole or not at all: built
+ * beside it as OUT.tmp-*, then renamed into place; an earlier folder is moved aside to OUT.old-*
+ * first and removed last. On an error, and on Ctrl-C, kill or a closed terminal while it writes,
+ * the temporary folder is removed and an earlier folder is put back; after a signal, once the file
+ * being written is closed, the signal is raised again and ends the process as it would have.
+ */
+export async function writeFolder(out: string, files: readonly (readonly [string, Uint8Array | string])[]): Promise<void> {
+  await makeFolder(dirname(out));
+  const stamp = `${process.pid}-${Date.now()}`;
+  const tmp = `${out}.tmp-${stamp}`;
+  const old = `${out}.old-${stamp}`;
+  let signal: NodeJS.Signals | null = null;
+  let failure: unknown = null;
+  // The first signal stops the writing after the file in hand (a second one ends the process at once).
+  const onSignal = (sig: NodeJS.Signals) => {
+    signal = sig;
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  const step = async (op: () => Promise<unknown>) => {
+    if (signal) throw new ArpixError(`${signal}: stopped writing ${out}`);
+    await op();
+  };
+  try {
+    for (const [rel, data] of files) {
+      const p = join(tmp, rel);
+      await step(() => mkdir(dirname(p), { recursive: true }));
+      await step(() => writeFile(p, data));
+    }
+    if (existsSync(out)) {
+      await step(() => rename(out, old));
+      await rename(tmp, out);
+      await rm(old, { recursive: true, force: true });
+    } else {
+      await step(() => rename(tmp, out));
+    }
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (existsSync(old)) {
+      if (existsSync(out)) rmSync(old, { recursive: true, force: true });
+      else renameSync(old, out);
+    }
+    failure = e;
+  } finally {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  }
+  // Stopped (or finished while being stopped): the signal ends the process now that the disk is in order.
+  if (signal) process.kill(process.pid, signal);
+  if (failure !== null) throw failure;
+}
+
 /** Writes the folder (see the file's header). Every run was validated by the caller. */
 export async function exportWeb(runs: readonly WebRun[], outDir: string, opts: WebExportOptions = {}): Promise<WebExportResult> {
   const out = resolve(outDir);
@@ -141,8 +195,7 @@ export async function exportWeb(runs: readonly WebRun[], outDir: string, opts: W
     const name = names[i]!;
     const { bytes, which } = samplingCheckpoint(ckpt, name);
     // The file the page will fetch passes the check every reader runs, and builds the run's model.
-    const again = validateCheckpoint(decodeCheckpoint(bytes, `runs/${name}/weights.safetensors`));
-    const m = loadedFrom(again).model;
+    const m = validatedModel(decodeCheckpoint(bytes, `runs/${name}/weights.safetensors`)).model;
     const config = ckpt.config;
     const ds = await loadEvalData(config.dataset, 'test', config.train.validationSize);
     const [count, h, w, c] = ds.shape;
@@ -183,30 +236,6 @@ export async function exportWeb(runs: readonly WebRun[], outDir: string, opts: W
   );
   if (wasmBytes) files.push(['arpix.wasm', new Uint8Array(wasmBytes)]);
 
-  // Built beside OUT, then renamed into place; an earlier export is moved aside first and removed last.
-  await makeFolder(dirname(out));
-  const tmp = `${out}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    for (const [rel, data] of files) {
-      const p = join(tmp, rel);
-      await mkdir(dirname(p), { recursive: true });
-      await writeFile(p, data);
-    }
-    if (existsSync(out)) {
-      const old = `${out}.old-${process.pid}-${Date.now()}`;
-      await rename(out, old);
-      try {
-        await rename(tmp, out);
-      } catch (e) {
-        await rename(old, out);
-        throw e;
-      }
-      await rm(old, { recursive: true, force: true });
-    } else {
-      await rename(tmp, out);
-    }
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
-  }
+  await writeFolder(out, files);
   return { dir: out, runs: summaries, bundleBytes: Buffer.byteLength(app), workerBytes: Buffer.byteLength(worker), wasmBytes: wasmBytes?.length ?? 0, wasmReason: wasm.reason };
 }

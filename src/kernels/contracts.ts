@@ -266,7 +266,7 @@ export const KERNELS = {
   /** dx [J, K] = g[j] · (probs[j] − onehot(targets[j])). */
   softmaxCrossEntropyBackward: kernel(tensor('probs', F32), tensor('targets', I32, { size: 'rows of probs' }), tensor('g', F32, { size: 'rows of probs' }), tensor('dx', F32, { size: 'probs' })),
   /**
-   * One Adam step, in place on p, m and v (the one kernel that writes its inputs), in float64
+   * One Adam step, in place on p, m and v (it writes its inputs, as kvCacheWrite does), in float64
    * arithmetic with float32 stores, element by element: w = p·decay; g' = g + l2·w;
    * m = β1·m + (1 − β1)·g'; v = β2·v + (1 − β2)·g'²; p = w − stepSize·m / (√v / bc2Sqrt + eps).
    */
@@ -355,6 +355,14 @@ export const KERNELS = {
    * would give.
    */
   attentionStep: kernel(tensor('q', F32), tensor('k', F32), tensor('v', F32, { size: 'k' }), tensor('out', F32, { size: 'q' }), attr('int', 'position'), attr('attentionAttrs', 'a')),
+  /**
+   * A KV cache's write (cached sampling): the keys and values of qkv [N, 3C] ([q | k | v]) into
+   * row `position` of k and v [N, T, C] (distinct storages); their other rows stay as they are.
+   * It writes its operands k and v in place, and the op then bumps each one's version exactly once:
+   * a backend that keeps a copy of a cache for attentionStep (wasm) may write the same row into
+   * its copy and hold it as current at the next version, instead of copying the cache per step.
+   */
+  kvCacheWrite: kernel(tensor('qkv', F32), tensor('k', F32, { identity: true }), tensor('v', F32, { size: 'k', identity: true }), attr('int', 'position')),
 
   // ---- cached sampling ----
 

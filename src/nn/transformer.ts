@@ -8,7 +8,7 @@
 import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
 import type { DType } from '../kernels/contracts.js';
 import { cos, exp, log, sin } from '../backends/ts/portable-math.js';
-import { add, attention, attentionStep, gelu, noGrad, relu, reshape, rmsNorm, slice, zeros, type AttentionPatternInput } from '../ops/index.js';
+import { add, attention, attentionStep, gelu, kvCacheWrite, noGrad, relu, reshape, rmsNorm, slice, zeros, type AttentionPatternInput } from '../ops/index.js';
 import { getDefaultGenerator, type Generator } from '../tensor/random.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkFloatDType, checkPositiveInt } from './check.js';
@@ -62,7 +62,7 @@ export class KVCache {
     this.v = zeros([batch, length, channels], dtype);
   }
 
-  /** Stores position `position`'s keys and values from a packed qkv row [N, 3C]. */
+  /** Stores position `position`'s keys and values from a packed qkv row [N, 3C] (the kvCacheWrite op, which bumps the caches' versions). */
   write(position: number, qkv: Tensor): void {
     const c = this.channels;
     if (qkv.rank !== 2 || qkv.shape[0] !== this.batch || qkv.shape[1] !== 3 * c) {
@@ -71,14 +71,7 @@ export class KVCache {
     if (!Number.isInteger(position) || position < 0 || position >= this.length) {
       throw new ArgumentError('KVCache.write', 'position', `must be an integer in 0..${this.length - 1}, got ${position}`);
     }
-    const src = qkv.data, kd = this.k.data, vd = this.v.data;
-    for (let n = 0; n < this.batch; n++) {
-      const at = (n * this.length + position) * c;
-      kd.set(src.subarray(n * 3 * c + c, n * 3 * c + 2 * c), at);
-      vd.set(src.subarray(n * 3 * c + 2 * c, n * 3 * c + 3 * c), at);
-    }
-    this.k.bumpVersion();
-    this.v.bumpVersion();
+    kvCacheWrite(qkv, this.k, this.v, position);
   }
 }
 

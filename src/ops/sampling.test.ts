@@ -1,6 +1,7 @@
-// categoricalDraw, the samplers' draw: the index where each row's CDF passes its uniform (checked
-// on distributions whose weights are exact), the logits outside the row's window ignored, the
-// temperature applied, and one clear line for every bad argument.
+// The samplers' ops. categoricalDraw: the index where each row's CDF passes its uniform (checked on
+// distributions whose weights are exact), the logits outside the row's window ignored, the
+// temperature applied. kvCacheWrite: one row written, the rest kept, the versions bumped. One
+// clear line for every bad argument.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -53,6 +54,39 @@ describe('categoricalDraw', () => {
       [() => ax.categoricalDraw(logits, u, 0, 2.5, 1), /^categoricalDraw: levels must be a positive integer, got 2.5/],
       [() => ax.categoricalDraw(logits, u, 0, 4, 0), /^categoricalDraw: temperature must be a positive number, got 0/],
       [() => ax.categoricalDraw(logits, u, 0, 4, NaN), /^categoricalDraw: temperature must be a positive number, got NaN/],
+    ];
+    for (const [run, message] of cases) {
+      assert.throws(run, (e: Error) => message.test(e.message) && !e.message.includes('\n'), String(message));
+    }
+  });
+});
+
+describe('kvCacheWrite', () => {
+  test('writes one row of keys and values per sequence, leaves the others, and bumps both versions', () => {
+    const n = 2, t = 4, c = 3;
+    const k = new Tensor(new Float32Array(n * t * c).fill(-1), [n, t, c]), v = new Tensor(new Float32Array(n * t * c).fill(-2), [n, t, c]);
+    const qkv = f32(Array.from({ length: n * 3 * c }, (_, i) => i), [n, 3 * c]);
+    const [kv0, vv0] = [k.version, v.version];
+    ax.kvCacheWrite(qkv, k, v, 2);
+    assert.deepEqual([k.version, v.version], [kv0 + 1, vv0 + 1]);
+    const row = (x: Tensor, b: number, p: number) => Array.from(x.data.subarray((b * t + p) * c, (b * t + p + 1) * c));
+    assert.deepEqual(row(k, 0, 2), [3, 4, 5]);
+    assert.deepEqual(row(v, 0, 2), [6, 7, 8]);
+    assert.deepEqual(row(k, 1, 2), [12, 13, 14]);
+    assert.deepEqual(row(v, 1, 2), [15, 16, 17]);
+    for (const p of [0, 1, 3]) for (let b = 0; b < n; b++) assert.deepEqual([...row(k, b, p), ...row(v, b, p)], [-1, -1, -1, -2, -2, -2]);
+  });
+
+  test('refuses bad arguments in one line naming them', () => {
+    const k = new Tensor(new Float32Array(2 * 4 * 3), [2, 4, 3]), v = new Tensor(new Float32Array(2 * 4 * 3), [2, 4, 3]);
+    const qkv = new Tensor(new Float32Array(2 * 9), [2, 9]);
+    const cases: [() => unknown, RegExp][] = [
+      [() => ax.kvCacheWrite(new Tensor(new Float32Array(2 * 8), [2, 8]), k, v, 0), /^kvCacheWrite: qkv .*must be \[2, 9\] for caches \[2, 4, 3\]/],
+      [() => ax.kvCacheWrite(qkv, k, new Tensor(new Float32Array(2 * 5 * 3), [2, 5, 3]), 0), /^kvCacheWrite: v .*must be k's shape/],
+      [() => ax.kvCacheWrite(qkv, k.reshape([8, 3]), v, 0), /^kvCacheWrite: k .*must be \[N, T, C\]/],
+      [() => ax.kvCacheWrite(qkv, k, k, 0), /^kvCacheWrite: v shares its storage with k/],
+      [() => ax.kvCacheWrite(qkv, k, v, 4), /^kvCacheWrite: position must be an integer in 0..3 .*got 4/],
+      [() => ax.kvCacheWrite(new Tensor(new Float64Array(18), [2, 9]), k, v, 0), /^kvCacheWrite: .*dtype float32/],
     ];
     for (const [run, message] of cases) {
       assert.throws(run, (e: Error) => message.test(e.message) && !e.message.includes('\n'), String(message));

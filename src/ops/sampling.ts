@@ -1,9 +1,10 @@
-// The samplers' draws as an op: the arguments are checked here, the arithmetic is the
-// categoricalDraw kernel's (src/kernels/contracts.ts), the same on every backend.
+// The samplers' ops: the categorical draw, whose arithmetic is the categoricalDraw kernel's
+// (src/kernels/contracts.ts), the same on every backend, and a KV cache's write. Arguments are
+// checked here.
 
 import { ArgumentError, DTypeError, ShapeError, fmtShape } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { K, checkFloat, empty } from './core.js';
+import { K, checkFloat, checkSameDType, empty } from './core.js';
 
 /**
  * One draw per row of logits [..., P]: from softmax(logits[..., at … at + levels) / temperature),
@@ -27,4 +28,25 @@ export function categoricalDraw(logits: Tensor, u: Tensor, at: number, levels: n
   const out = empty(rowsShape, 'int32');
   K(logits).categoricalDraw(logits, u, out, at, levels, temperature);
   return out;
+}
+
+/**
+ * Writes position `position`'s keys and values from qkv [N, 3C] (a packed [q | k | v] row per
+ * sequence) into row `position` of the caches k and v [N, T, C], in place, and bumps their versions
+ * (a backend may keep a copy of a cache and update only that row). Returns nothing.
+ */
+export function kvCacheWrite(qkv: Tensor, k: Tensor, v: Tensor, position: number): void {
+  const op = 'kvCacheWrite';
+  checkFloat(op, 'qkv', qkv);
+  checkSameDType(op, qkv, k);
+  checkSameDType(op, qkv, v);
+  if (k.rank !== 3) throw new ShapeError(op, 'k', `must be [N, T, C], got ${fmtShape(k.shape)}`, [k.shape]);
+  const [n, t, c] = k.shape as [number, number, number];
+  if (v.rank !== 3 || v.shape[0] !== n || v.shape[1] !== t || v.shape[2] !== c) throw new ShapeError(op, 'v', `must be k's shape ${fmtShape(k.shape)}, got ${fmtShape(v.shape)}`, [k.shape, v.shape]);
+  if (qkv.rank !== 2 || qkv.shape[0] !== n || qkv.shape[1] !== 3 * c) throw new ShapeError(op, 'qkv', `must be [${n}, ${3 * c}] for caches ${fmtShape(k.shape)}, got ${fmtShape(qkv.shape)}`, [qkv.shape, k.shape]);
+  if (k.storageId === v.storageId) throw new ArgumentError(op, 'v', 'shares its storage with k; keys and values need caches of their own');
+  if (!Number.isInteger(position) || position < 0 || position >= t) throw new ArgumentError(op, 'position', `must be an integer in 0..${t - 1} (the caches hold ${t} positions), got ${position}`);
+  K(qkv, k, v).kvCacheWrite(qkv, k, v, position);
+  k.bumpVersion();
+  v.bumpVersion();
 }

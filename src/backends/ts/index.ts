@@ -9,7 +9,7 @@ import { concat, gatherRows, oneHot, pad, permute, pickLast, pickLastBackward, s
 import { argmaxLast, reduce, softmaxLast } from './reduce.js';
 import { lstmScan, lstmScanBackward } from './lstm.js';
 import { rowLstmStep } from './cached-step.js';
-import { categoricalDraw } from './sampling.js';
+import { categoricalDraw, kvCacheWrite } from './sampling.js';
 import { attention, attentionBackward, attentionStep, gelu, geluBackward, layerNorm, layerNormBackward } from './transformer.js';
 import { adamUpdate, concatElu, concatEluBackward, dropoutMask, gate, gatedResidual, gatedResidualBackward, gateBackward, softmaxCrossEntropy, softmaxCrossEntropyBackward } from './fused.js';
 
@@ -20,7 +20,7 @@ export const tsKernels: Kernels = {
   softmaxLast, cast, oneHot,
   gate, gateBackward, softmaxCrossEntropy, softmaxCrossEntropyBackward, dropoutMask, concatElu, concatEluBackward, gatedResidual, gatedResidualBackward, adamUpdate,
   lstmScan, lstmScanBackward,
-  layerNorm, layerNormBackward, gelu, geluBackward, attention, attentionBackward, attentionStep,
+  layerNorm, layerNormBackward, gelu, geluBackward, attention, attentionBackward, attentionStep, kvCacheWrite,
   rowLstmStep, categoricalDraw,
 };
 

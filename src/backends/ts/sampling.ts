@@ -1,6 +1,6 @@
-// The samplers' draws: e^x for the weights of a categorical distribution (drawExp) and the
-// categoricalDraw kernel, whose every operation the other backends repeat (wasm/sampling.c), so
-// that a seed gives the same images on each of them.
+// The samplers' kernels: the categorical draw — e^x for its weights (drawExp) and categoricalDraw,
+// whose every operation the other backends repeat (wasm/sampling.c), so that a seed gives the same
+// images on each of them — and a KV cache's write (kvCacheWrite).
 
 import type { View } from '../../kernels/contracts.js';
 
@@ -44,4 +44,16 @@ export function categoricalDraw(logits: View, u: View, out: View, at: number, le
   const x = logits.data, ud = u.data, o = out.data;
   const weights = new Float64Array(levels);
   for (let j = 0; j < o.length; j++) o[j] = drawRow(x, j * p + at, levels, temperature, ud[j]!, weights);
+}
+
+export function kvCacheWrite(qkv: View, k: View, v: View, position: number): void {
+  const [n, t, c] = k.shape as [number, number, number];
+  const src = qkv.data, kd = k.data, vd = v.data;
+  for (let b = 0; b < n; b++) {
+    const from = b * 3 * c, at = (b * t + position) * c;
+    for (let i = 0; i < c; i++) {
+      kd[at + i] = src[from + c + i]!;
+      vd[at + i] = src[from + 2 * c + i]!;
+    }
+  }
 }

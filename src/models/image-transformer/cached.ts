@@ -15,8 +15,8 @@
 // no row outside the window.
 
 import type { ImageTransformer } from './image-transformer.js';
-import { add, attentionStep, type AttentionPatternInput } from '../../ops/index.js';
-import { Tensor } from '../../tensor/tensor.js';
+import { add, attentionStep, kvCacheWrite, type AttentionPatternInput } from '../../ops/index.js';
+import { Tensor, arrayFor } from '../../tensor/tensor.js';
 import type { Stepper } from '../sampling/options.js';
 import type { SampleSetup } from '../sampling/options.js';
 
@@ -67,10 +67,10 @@ export function transformerCachedStepper(model: ImageTransformer, s: SampleSetup
   const blocks = [...model.blocks];
   const win = windowOf(model);
   const t = win.size;
-  const keys = blocks.map(() => new Float32Array(n * t * d));
-  const values = blocks.map(() => new Float32Array(n * t * d));
-  const kTensors = keys.map((k) => new Tensor(k, [n, t, d]));
-  const vTensors = values.map((v) => new Tensor(v, [n, t, d]));
+  // Written only through kvCacheWrite and slide, both of which bump the versions (a backend may keep a copy).
+  const dtype = blocks[0]?.attn.qkv.weight.dtype ?? 'float32';
+  const kTensors = blocks.map(() => new Tensor(arrayFor(dtype, n * t * d), [n, t, d]));
+  const vTensors = blocks.map(() => new Tensor(arrayFor(dtype, n * t * d), [n, t, d]));
   const positions = model.positions.data;
   const condition = model.cond.forward(s.cond); // [n, D] or null
   const canvas = Int32Array.from(s.canvas.data); // kept rows for completion, then each sampled value
@@ -105,8 +105,10 @@ export function transformerCachedStepper(model: ImageTransformer, s: SampleSetup
     const nb = win.base(p);
     if (nb === base) return;
     const shift = nb - base;
-    for (const cache of [...keys, ...values]) {
-      for (let i = 0; i < n; i++) cache.copyWithin(i * t * d, (i * t + shift) * d, (i + 1) * t * d);
+    for (const cache of [...kTensors, ...vTensors]) {
+      const data = cache.data;
+      for (let i = 0; i < n; i++) data.copyWithin(i * t * d, (i * t + shift) * d, (i + 1) * t * d);
+      cache.bumpVersion(); // every row moved: a backend's copy of the cache is stale
     }
     base = nb;
   }
@@ -118,13 +120,11 @@ export function transformerCachedStepper(model: ImageTransformer, s: SampleSetup
     let x = input(p);
     blocks.forEach((block, l) => {
       // The block's post-norm forward at one position, attention read from the window.
-      const qkv = block.attn.qkv.forward(x).data; // [n, 3D]
-      const q = new Float32Array(n * d);
-      for (let i = 0; i < n; i++) {
-        q.set(qkv.subarray(i * 3 * d, i * 3 * d + d), i * d);
-        keys[l]!.set(qkv.subarray(i * 3 * d + d, i * 3 * d + 2 * d), (i * t + at) * d);
-        values[l]!.set(qkv.subarray(i * 3 * d + 2 * d, (i + 1) * 3 * d), (i * t + at) * d);
-      }
+      const qkvT = block.attn.qkv.forward(x); // [n, 3D]
+      const qkv = qkvT.data;
+      const q = arrayFor(dtype, n * d);
+      for (let i = 0; i < n; i++) q.set(qkv.subarray(i * 3 * d, i * 3 * d + d), i * d);
+      kvCacheWrite(qkvT, kTensors[l]!, vTensors[l]!, at);
       const a = attentionStep(new Tensor(q, [n, d]), kTensors[l]!, vTensors[l]!, at, { heads, pattern: win.pattern });
       x = block.norm1.forward(add(x, block.attn.out.forward(a)));
       x = block.norm2.forward(add(x, block.feedForward(x)));

@@ -116,6 +116,30 @@ export class WasmHeap {
     return b.at;
   }
 
+  /**
+   * Marks the block for `key` holding `tag` made from `version` as made from `next`: its holder
+   * changed it as the storage changed (a KV cache's row). False when there is no such block.
+   */
+  restamp(key: number, version: number, tag: number, next: number): boolean {
+    const b = this.blocks.get(key);
+    if (b === undefined || b.version !== version || b.tag !== tag) return false;
+    b.version = next;
+    b.lastUse = this.clock;
+    return true;
+  }
+
+  /** Bytes of the resident blocks that hold `tag`. */
+  bytesOf(tag: number): number {
+    let bytes = 0;
+    for (const b of this.blocks.values()) if (b.tag === tag) bytes += b.bytes;
+    return bytes;
+  }
+
+  /** Releases the blocks holding `tag` that no call used in the last `calls` calls. */
+  releaseIdle(tag: number, calls: number): void {
+    for (const [key, b] of [...this.blocks]) if (b.tag === tag && b.lastUse < this.clock - calls) this.release(key);
+  }
+
   /** Whether a tensor seen now should become resident: the second time at the same version. */
   secondSight(storageId: number, version: number): boolean {
     if (this.seen.get(storageId) === version) return true;

@@ -10,7 +10,7 @@ import type { AttentionAttrs, BinaryOp, ConvParams, Kernels, ReduceOp, UnaryOp, 
 import { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from '../../kernels/contracts.js';
 import { patternCode } from '../../kernels/attention.js';
 import { tsKernels } from '../ts/index.js';
-import type { WasmHeap } from './heap.js';
+import { RESIDENT_BUDGET, type WasmHeap } from './heap.js';
 import { NR, type WasmExports } from './exports.js';
 import { rowLstmStepKernel } from './row-lstm.js';
 
@@ -20,6 +20,13 @@ const REDUCE_CODE = new Map<ReduceOp, number>(REDUCE_OPS.map((op, i) => [op, i])
 
 // How a product's right operand is packed (wasm/gemm.c).
 const PACK_PLAIN = 0, PACK_TRANSPOSED = 1, PACK_CONV_DATA = 2;
+
+// Resident KV caches (see kvCacheWrite): their blocks' tag (packed weights' tags are ≥ 0), the
+// bytes they may hold together (larger caches are copied per step, as they were), and the calls
+// after which an unused one belongs to a sampler that finished.
+const KV_TAG = -2;
+const KV_BUDGET = RESIDENT_BUDGET / 2;
+const KV_IDLE_CALLS = 65536;
 
 const isF32 = (v: View): boolean => v.data instanceof Float32Array;
 const last = (v: View): number => (v.shape.length === 0 ? 1 : v.shape[v.shape.length - 1]!);
@@ -312,6 +319,40 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     heap.output(oi, out.data as Float32Array);
   };
 
+  // KV caches stay resident across a sampler's steps: a cache is copied in whole at its first
+  // kvCacheWrite (when it fits KV_BUDGET), then only the row each write changes. A copy is current
+  // exactly when its stamp is the storage's version: kvCacheWrite restamps it to the version its op
+  // bumps to; any other write to the cache bumps the version alone (an Image Transformer's window
+  // sliding), so attentionStep then copies the rows it reads, as without a resident copy, and the
+  // next kvCacheWrite copies the cache in whole again.
+  const kvKeep = (cache: View, position: number): void => {
+    if (cache.storageId <= 0) return;
+    const [n, t, c] = cache.shape as [number, number, number];
+    const data = cache.data as Float32Array;
+    const at = heap.lookup(cache.storageId, cache.version, KV_TAG);
+    if (at !== null) {
+      const f32 = heap.f32;
+      for (let b = 0; b < n; b++) {
+        const from = (b * t + position) * c, to = (at >> 2) + from;
+        for (let i = 0; i < c; i++) f32[to + i] = data[from + i]!;
+      }
+      heap.restamp(cache.storageId, cache.version, KV_TAG, cache.version + 1);
+      return;
+    }
+    heap.releaseIdle(KV_TAG, KV_IDLE_CALLS); // caches of samplers that finished
+    if (heap.bytesOf(KV_TAG) + 4 * data.length > KV_BUDGET) return;
+    const block = heap.resident(cache.storageId, cache.version + 1, KV_TAG, 4 * data.length);
+    heap.f32.set(data, block >> 2);
+  };
+
+  const kvCacheWrite: Kernels['kvCacheWrite'] = (qkv, k, v, position) => {
+    tsKernels.kvCacheWrite(qkv, k, v, position);
+    if (!isF32(k) || !isF32(v)) return;
+    heap.begin();
+    kvKeep(k, position);
+    kvKeep(v, position);
+  };
+
   const attentionStep: Kernels['attentionStep'] = (q, k, v, out, position, a) => {
     if (!isF32(q) || !isF32(k) || !isF32(v) || !isF32(out)) return tsKernels.attentionStep(q, k, v, out, position, a);
     const [n, c] = q.shape as [number, number];
@@ -319,20 +360,31 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const lo = firstKey(a, position);
     const count = position - lo + 1;
     heap.begin();
+    // Resident caches (kvCacheWrite keeps them current): their rows lo … position in place, T rows per image.
+    const kr = heap.lookup(k.storageId, k.version, KV_TAG);
+    const vr = kr === null ? null : heap.lookup(v.storageId, v.version, KV_TAG);
     const qi = heap.input(q.data as Float32Array);
-    // Only the rows this query can read: lo … position of every image.
-    const ki = heap.scratch(4 * n * count * c);
-    const vi = heap.scratch(4 * n * count * c);
-    const f32 = heap.f32;
-    for (let b = 0; b < n; b++) {
-      const from = (b * t + lo) * c, to = (b * t + position + 1) * c;
-      f32.set((k.data as Float32Array).subarray(from, to), (ki >> 2) + b * count * c);
-      f32.set((v.data as Float32Array).subarray(from, to), (vi >> 2) + b * count * c);
+    let ki: number, vi: number, rows: number;
+    if (kr !== null && vr !== null) {
+      ki = kr + 4 * lo * c;
+      vi = vr + 4 * lo * c;
+      rows = t;
+    } else {
+      // Only the rows this query can read: lo … position of every image.
+      ki = heap.scratch(4 * n * count * c);
+      vi = heap.scratch(4 * n * count * c);
+      rows = count;
+      const f32 = heap.f32;
+      for (let b = 0; b < n; b++) {
+        const from = (b * t + lo) * c, to = (b * t + position + 1) * c;
+        f32.set((k.data as Float32Array).subarray(from, to), (ki >> 2) + b * count * c);
+        f32.set((v.data as Float32Array).subarray(from, to), (vi >> 2) + b * count * c);
+      }
     }
     const pi = patternInput(a);
     const oi = heap.outputSpace(out.data.length);
     const si = heap.scratch(4 * (count + 4));
-    w.attention_step_f32(qi, ki, vi, oi, n, count, c, a.heads, a.scale, position, lo, pi, si);
+    w.attention_step_f32(qi, ki, vi, oi, n, rows, c, a.heads, a.scale, position, lo, pi, si);
     heap.output(oi, out.data as Float32Array);
   };
 
@@ -374,7 +426,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
 
   return {
     unary, clamp, binary, reduce, matmul, conv2d, conv2dBackwardData, gate, gatedResidual, concatElu, softmaxLast, softmaxCrossEntropy,
-    layerNorm, gelu, attentionStep, attention, lstmScan, categoricalDraw,
+    layerNorm, gelu, attentionStep, kvCacheWrite, attention, lstmScan, categoricalDraw,
     rowLstmStep: rowLstmStepKernel(w, heap),
   };
 }

@@ -350,6 +350,76 @@ describe('wasm backend vs ts reference', { skip }, () => {
     });
   }
 
+  test('kvCacheWrite keeps the caches resident for attentionStep: the bits of reading copied rows at every position, through an outside write that bumps the version, a slide and a fresh cache', () => {
+    const backend = createWasmBackend(readFileSync(wasmModulePath())); // its own heap, so its blocks can be counted
+    const kw = { ...tsBackend, ...backend } as Kernels;
+    for (const [name, pattern] of patterns.slice(0, 3)) {
+      const n = 3, heads = 2, d = 5, c = heads * d, t = 36;
+      const a: AttentionAttrs = { heads, scale: 1 / Math.sqrt(d), pattern };
+      const k = empty([n, t, c]), v = empty([n, t, c]);
+      k.data.fill(0);
+      v.data.fill(0);
+      backend.clearCaches();
+      for (let p = 0; p < t; p++) {
+        const label = `${name} position ${p}`;
+        kw.kvCacheWrite(uniform([n, 3 * c], -2, 2, 600 + p), k, v, p);
+        k.bumpVersion(); // as the op does
+        v.bumpVersion();
+        assert.equal(backend.residentSize().blocks, 2, `${label}: k and v are resident`);
+        if (p === 20) {
+          // An outside write (the Image Transformer's slide moves every row): it bumps the version, so it is seen.
+          for (let i = 0; i < n * t * c; i++) k.data[i] = -k.data[i]!;
+          k.bumpVersion();
+        }
+        const q = uniform([n, c], -2, 2, 700 + p);
+        const out = empty([n, c]);
+        kw.attentionStep(q, k, v, out, p, a);
+        // The same kernel reading copied rows (caches it never saw written), and the reference.
+        const copied = empty([n, c]);
+        kw.attentionStep(q, new Tensor(Float32Array.from(k.data), k.shape), new Tensor(Float32Array.from(v.data), v.shape), copied, p, a);
+        assert.deepEqual(Array.from(out.data), Array.from(copied.data), `${label}: other bits than from copied rows`);
+        const want = empty([n, c]);
+        ref.attentionStep(q, k, v, want, p, a);
+        assertClose(out.data, want.data, { ...sumTol(d + t), label });
+      }
+      // A write that does not bump the version breaks the rule this relies on, and is not seen:
+      // proof that attentionStep read the resident copy.
+      kw.kvCacheWrite(uniform([n, 3 * c], -2, 2, 800), k, v, t - 1);
+      k.bumpVersion();
+      v.bumpVersion();
+      for (let i = 0; i < n * t * c; i++) v.data[i] = v.data[i]! + 1;
+      const q = uniform([n, c], -2, 2, 801);
+      const stale = empty([n, c]), fresh = empty([n, c]);
+      kw.attentionStep(q, k, v, stale, t - 1, a);
+      v.bumpVersion();
+      kw.attentionStep(q, k, v, fresh, t - 1, a);
+      const want = empty([n, c]);
+      ref.attentionStep(q, k, v, want, t - 1, a);
+      assertClose(fresh.data, want.data, { ...sumTol(d + t), label: `${name} after the bump` });
+      assert.notDeepEqual(Array.from(stale.data), Array.from(fresh.data), `${name}: the resident copy was read`);
+    }
+  });
+
+  test('kvCacheWrite: caches beyond the budget are not kept, and float64 caches run on the reference', () => {
+    const backend = createWasmBackend(readFileSync(wasmModulePath()));
+    const kw = { ...tsBackend, ...backend } as Kernels;
+    // 2 × 96 MiB exceeds the half of the resident budget caches may take: one is kept, the other copied per step.
+    const n = 1, t = 3 * 2 ** 20, c = 8;
+    const k = empty([n, t, c]), v = empty([n, t, c]);
+    kw.kvCacheWrite(uniform([n, 3 * c], -1, 1, 900), k, v, 5);
+    assert.equal(backend.residentSize().blocks, 1);
+    const a: AttentionAttrs = { heads: 1, scale: 0.5, pattern: { kind: 'local1d', block: 4, memory: 4 } };
+    k.bumpVersion();
+    v.bumpVersion();
+    const q = uniform([n, c], -1, 1, 901);
+    agree((kk, [o]) => kk.attentionStep(q, k, v, o!, 5, a), [[[n, c], 'float32']], sumTol(8));
+    const k64 = new Tensor(new Float64Array(2 * 4 * 3), [2, 4, 3]), v64 = new Tensor(new Float64Array(2 * 4 * 3), [2, 4, 3]);
+    const qkv64 = new Tensor(Float64Array.from({ length: 2 * 9 }, (_, i) => i), [2, 9]);
+    kw.kvCacheWrite(qkv64, k64, v64, 2);
+    assert.deepEqual(Array.from(k64.data.subarray(6, 9)), [3, 4, 5]);
+    assert.deepEqual(Array.from(v64.data.subarray(18, 21)), [15, 16, 17]);
+  });
+
   test('attention with the full pattern, and a bf16 request runs on the reference', () => {
     const a: AttentionAttrs = { heads: 2, scale: 0.25, pattern: { kind: 'full' } };
     const qkv = uniform([2, 9, 3 * 8], -2, 2, 34);

@@ -78,7 +78,34 @@ static float row_softmax(const float *q, const float *k, long stride, int d, flo
   int count = last - lo + 1;
   float m = -__builtin_inff();
   int dense = pat[0] <= 1 || pat[0] == 2;  // every key lo … last is allowed
-  for (int j = lo; j <= last; j++) {
+  int from = lo;
+  if (dense && d >= 4 && (d & 3) == 0) {
+    // Four keys at a time: four products of d channels, then their four sums at once — each the
+    // one dot() forms, (a0 + a2) + (a1 + a3) of its lanes — and the maximum lane by lane.
+    v128_t m4 = wasm_f32x4_splat(-__builtin_inff()), sc = wasm_f32x4_splat(scale);
+    for (; from + 4 <= last + 1; from += 4) {
+      const float *k0 = k + (long)from * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+      v128_t qv = wasm_v128_load(q);
+      v128_t a0 = wasm_f32x4_mul(qv, wasm_v128_load(k0)), a1 = wasm_f32x4_mul(qv, wasm_v128_load(k1));
+      v128_t a2 = wasm_f32x4_mul(qv, wasm_v128_load(k2)), a3 = wasm_f32x4_mul(qv, wasm_v128_load(k3));
+      for (int t = 4; t < d; t += 4) {
+        qv = wasm_v128_load(q + t);
+        a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(qv, wasm_v128_load(k0 + t)));
+        a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(qv, wasm_v128_load(k1 + t)));
+        a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(qv, wasm_v128_load(k2 + t)));
+        a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(qv, wasm_v128_load(k3 + t)));
+      }
+      v128_t s01 = wasm_f32x4_add(wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7));
+      v128_t s23 = wasm_f32x4_add(wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5), wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7));
+      v128_t sv = wasm_f32x4_mul(wasm_f32x4_add(wasm_i32x4_shuffle(s01, s23, 0, 1, 4, 5), wasm_i32x4_shuffle(s01, s23, 2, 3, 6, 7)), sc);
+      wasm_v128_store(p + (from - lo), sv);
+      m4 = wasm_f32x4_pmax(m4, sv);  // lane < s ? s : lane — `if (s > m) m = s`, as below
+    }
+    float lanes[4];
+    wasm_v128_store(lanes, m4);
+    for (int l = 0; l < 4; l++) if (lanes[l] > m) m = lanes[l];
+  }
+  for (int j = from; j <= last; j++) {
     if (!dense && !allowed(pat, i, j)) {
       p[j - lo] = -__builtin_inff();
       continue;
@@ -132,19 +159,60 @@ static void weighted_values(const float *p, const float *v, long stride, int d, 
 }
 
 /**
- * attentionStep: q [n, c] at sequence position `position` against k, v [n, t, c]; out [n, c].
- * k and v hold rows `lo` … position only (the caller copies no more): row j at (j − lo).
- * scratch: position − lo + 1 floats.
+ * out[0 … c) for one image: each channel's Σ_j p_h[j − lo]·v_j / sum_h over values lo … last (rows
+ * c apart), h its head, whose weights p_h are `cp` floats after p_(h−1). Heads of d = 4k channels:
+ * up to 32 channels at once — eight independent sums where weighted_values has two — each summed
+ * over j in the same order, so the same bits.
+ */
+static void weighted_heads(const float *p, int cp, const float *v, int c, int d, int lo, int last, const float *sums, float *out) {
+  int t = 0;
+  for (; t + 32 <= c; t += 32) {
+    const float *ph[8];
+    for (int i = 0; i < 8; i++) ph[i] = p + (long)((t + 4 * i) / d) * cp - lo;
+    v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (int j = lo; j <= last; j++) {
+      const float *vr = v + (long)j * c + t;
+      a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load32_splat(ph[0] + j), wasm_v128_load(vr)));
+      a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load32_splat(ph[1] + j), wasm_v128_load(vr + 4)));
+      a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load32_splat(ph[2] + j), wasm_v128_load(vr + 8)));
+      a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load32_splat(ph[3] + j), wasm_v128_load(vr + 12)));
+      a4 = wasm_f32x4_add(a4, wasm_f32x4_mul(wasm_v128_load32_splat(ph[4] + j), wasm_v128_load(vr + 16)));
+      a5 = wasm_f32x4_add(a5, wasm_f32x4_mul(wasm_v128_load32_splat(ph[5] + j), wasm_v128_load(vr + 20)));
+      a6 = wasm_f32x4_add(a6, wasm_f32x4_mul(wasm_v128_load32_splat(ph[6] + j), wasm_v128_load(vr + 24)));
+      a7 = wasm_f32x4_add(a7, wasm_f32x4_mul(wasm_v128_load32_splat(ph[7] + j), wasm_v128_load(vr + 28)));
+    }
+    v128_t acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+    for (int i = 0; i < 8; i++) wasm_v128_store(out + t + 4 * i, wasm_f32x4_mul(acc[i], wasm_f32x4_splat(1.0f / sums[(t + 4 * i) / d])));
+  }
+  for (; t < c; t += 4) {
+    const float *ph = p + (long)(t / d) * cp - lo;
+    v128_t a = wasm_f32x4_splat(0);
+    for (int j = lo; j <= last; j++) a = wasm_f32x4_add(a, wasm_f32x4_mul(wasm_v128_load32_splat(ph + j), wasm_v128_load(v + (long)j * c + t)));
+    wasm_v128_store(out + t, wasm_f32x4_mul(a, wasm_f32x4_splat(1.0f / sums[t / d])));
+  }
+}
+
+/**
+ * attentionStep: q [n, c] at sequence position `position` against k, v [n, rows, c]; out [n, c].
+ * Image b's key j is row j − lo of its `rows` (the caller copies rows lo … position only, or
+ * passes a resident cache from its row lo on, rows = the cache's length).
+ * scratch: heads·(position − lo + 4) + heads + 4 floats.
  */
 EXPORT(attention_step_f32) void attention_step_f32(const float *q, const float *k, const float *v, float *out, int n, int rows, int c, int heads, float scale, int position, int lo, const int *pat, float *scratch) {
   int d = c / heads;
+  int cp = (position - lo + 4) & ~3;  // each head's weights, 16-byte aligned
+  float *sums = scratch + (long)heads * cp;
   for (int b = 0; b < n; b++) {
+    const float *kb = k + (long)b * rows * c - (long)lo * c;
+    const float *vb = v + (long)b * rows * c - (long)lo * c;
     for (int h = 0; h < heads; h++) {
-      const float *kb = k + (long)b * rows * c + h * d - (long)lo * c;
-      const float *vb = v + (long)b * rows * c + h * d - (long)lo * c;
       float m;
-      float sum = row_softmax(q + (long)b * c + h * d, kb, c, d, scale, pat, position, lo, position, scratch, &m);
-      weighted_values(scratch, vb, c, d, lo, position, sum, out + (long)b * c + h * d);
+      sums[h] = row_softmax(q + (long)b * c + h * d, kb + h * d, c, d, scale, pat, position, lo, position, scratch + (long)h * cp, &m);
+    }
+    if ((d & 3) == 0) {
+      weighted_heads(scratch, cp, vb, c, d, lo, position, sums, out + (long)b * c);
+    } else {
+      for (int h = 0; h < heads; h++) weighted_values(scratch + (long)h * cp, vb + h * d, c, d, lo, position, sums[h], out + (long)b * c + h * d);
     }
   }
 }

@@ -383,7 +383,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     }
     const pi = patternInput(a);
     const oi = heap.outputSpace(out.data.length);
-    const si = heap.scratch(4 * (count + 4));
+    const si = heap.scratch(4 * (a.heads * (count + 4) + a.heads + 4));
     w.attention_step_f32(qi, ki, vi, oi, n, rows, c, a.heads, a.scale, position, lo, pi, si);
     heap.output(oi, out.data as Float32Array);
   };

@@ -336,8 +336,8 @@ describe('wasm backend vs ts reference', { skip }, () => {
     ['local2d block', { kind: 'local2d', height: 6, width: 6, blockHeight: 2, blockWidth: 3, memoryHeight: 2, memoryWidth: 3, order: 'block' }, 36],
   ];
   for (const [name, pattern, l] of patterns) {
-    test(`attentionStep and attention (${name}): heads of 16, 5 and 1 channels, every position`, () => {
-      for (const [n, heads, d] of [[3, 4, 16], [2, 2, 5], [1, 3, 1]] as const) {
+    test(`attentionStep and attention (${name}): heads of 16, 5, 1, 8 and 36 channels, every position`, () => {
+      for (const [n, heads, d] of [[3, 4, 16], [2, 2, 5], [1, 3, 1], [2, 3, 8], [1, 1, 36]] as const) {
         const c = heads * d;
         const a: AttentionAttrs = { heads, scale: 1 / Math.sqrt(d), pattern };
         const q = uniform([n, c], -2, 2, 30), k = uniform([n, l, c], -2, 2, 31), v = uniform([n, l, c], -2, 2, 32);
@@ -354,7 +354,7 @@ describe('wasm backend vs ts reference', { skip }, () => {
     const backend = createWasmBackend(readFileSync(wasmModulePath())); // its own heap, so its blocks can be counted
     const kw = { ...tsBackend, ...backend } as Kernels;
     for (const [name, pattern] of patterns.slice(0, 3)) {
-      const n = 3, heads = 2, d = 5, c = heads * d, t = 36;
+      const n = 3, heads = 2, d = 16, c = heads * d, t = 36;
       const a: AttentionAttrs = { heads, scale: 1 / Math.sqrt(d), pattern };
       const k = empty([n, t, c]), v = empty([n, t, c]);
       k.data.fill(0);

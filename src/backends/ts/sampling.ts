@@ -51,9 +51,7 @@ export function kvCacheWrite(qkv: View, k: View, v: View, position: number): voi
   const src = qkv.data, kd = k.data, vd = v.data;
   for (let b = 0; b < n; b++) {
     const from = b * 3 * c, at = (b * t + position) * c;
-    for (let i = 0; i < c; i++) {
-      kd[at + i] = src[from + c + i]!;
-      vd[at + i] = src[from + 2 * c + i]!;
-    }
+    kd.set(src.subarray(from + c, from + 2 * c), at);
+    vd.set(src.subarray(from + 2 * c, from + 3 * c), at);
   }
 }

@@ -333,8 +333,8 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     if (at !== null) {
       const f32 = heap.f32;
       for (let b = 0; b < n; b++) {
-        const from = (b * t + position) * c, to = (at >> 2) + from;
-        for (let i = 0; i < c; i++) f32[to + i] = data[from + i]!;
+        const from = (b * t + position) * c;
+        f32.set(data.subarray(from, from + c), (at >> 2) + from);
       }
       heap.restamp(cache.storageId, cache.version, KV_TAG, cache.version + 1);
       return;

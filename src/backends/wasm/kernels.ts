@@ -26,7 +26,7 @@ const PACK_PLAIN = 0, PACK_TRANSPOSED = 1, PACK_CONV_DATA = 2;
 // after which an unused one belongs to a sampler that finished.
 const KV_TAG = -2;
 const KV_BUDGET = RESIDENT_BUDGET / 2;
-const KV_IDLE_CALLS = 65536;
+const KV_IDLE_CALLS = 8192;
 
 const isF32 = (v: View): boolean => v.data instanceof Float32Array;
 const last = (v: View): number => (v.shape.length === 0 ? 1 : v.shape[v.shape.length - 1]!);

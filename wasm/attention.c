@@ -196,15 +196,25 @@ static void weighted_heads(const float *p, int cp, const float *v, int c, int d,
  * attentionStep: q [n, c] at sequence position `position` against k, v [n, rows, c]; out [n, c].
  * Image b's key j is row j − lo of its `rows` (the caller copies rows lo … position only, or
  * passes a resident cache from its row lo on, rows = the cache's length).
- * scratch: heads·(position − lo + 4) + heads + 4 floats.
+ * scratch: heads·(position − lo + 4) + heads + 4 floats. stage: null, or room for 2·(position −
+ * lo + 1)·c floats where each image's keys and values are first copied: a resident cache was last
+ * read a whole step ago and is cold, and one sequential copy fetches it faster than the head-by-head
+ * passes below, which then read it warm.
  */
-EXPORT(attention_step_f32) void attention_step_f32(const float *q, const float *k, const float *v, float *out, int n, int rows, int c, int heads, float scale, int position, int lo, const int *pat, float *scratch) {
+EXPORT(attention_step_f32) void attention_step_f32(const float *q, const float *k, const float *v, float *out, int n, int rows, int c, int heads, float scale, int position, int lo, const int *pat, float *scratch, float *stage) {
   int d = c / heads;
-  int cp = (position - lo + 4) & ~3;  // each head's weights, 16-byte aligned
+  int count = position - lo + 1;
+  int cp = (count + 3) & ~3;  // each head's weights, 16-byte aligned
   float *sums = scratch + (long)heads * cp;
   for (int b = 0; b < n; b++) {
     const float *kb = k + (long)b * rows * c - (long)lo * c;
     const float *vb = v + (long)b * rows * c - (long)lo * c;
+    if (stage) {
+      __builtin_memcpy(stage, kb + (long)lo * c, 4L * count * c);
+      __builtin_memcpy(stage + (long)count * c, vb + (long)lo * c, 4L * count * c);
+      kb = stage - (long)lo * c;
+      vb = stage + (long)count * c - (long)lo * c;
+    }
     for (int h = 0; h < heads; h++) {
       float m;
       sums[h] = row_softmax(q + (long)b * c + h * d, kb + h * d, c, d, scale, pat, position, lo, position, scratch + (long)h * cp, &m);

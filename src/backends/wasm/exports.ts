@@ -35,7 +35,7 @@ export interface WasmExports {
   conv2d_f32(x: number, wp: number, bias: number, out: number, residual: number, accumulate: number, geom: number, rows: number, zero: number): void;
   pack_conv_transposed(w: number, taps: number, cin: number, cout: number, bp: number): void;
   conv2d_backward_data_f32(dy: number, wp: number, dx: number, geom: number, rows: number, zero: number): void;
-  attention_step_f32(q: number, k: number, v: number, out: number, n: number, rows: number, c: number, heads: number, scale: number, position: number, lo: number, pattern: number, scratch: number): void;
+  attention_step_f32(q: number, k: number, v: number, out: number, n: number, rows: number, c: number, heads: number, scale: number, position: number, lo: number, pattern: number, scratch: number, stage: number): void;
   attention_f32(qkv: number, out: number, lse: number, n: number, l: number, c: number, heads: number, scale: number, pattern: number, scratch: number): void;
   row_lstm_step_f32(plan: number): void;
   categorical_draw_f32(logits: number, u: number, out: number, rows: number, p: number, at: number, levels: number, temperature: number, w: number): void;

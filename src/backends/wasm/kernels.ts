@@ -384,7 +384,8 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const pi = patternInput(a);
     const oi = heap.outputSpace(out.data.length);
     const si = heap.scratch(4 * (a.heads * (count + 4) + a.heads + 4));
-    w.attention_step_f32(qi, ki, vi, oi, n, rows, c, a.heads, a.scale, position, lo, pi, si);
+    const stage = rows === count ? 0 : heap.scratch(8 * count * c); // a resident cache's rows, staged image by image
+    w.attention_step_f32(qi, ki, vi, oi, n, rows, c, a.heads, a.scale, position, lo, pi, si, stage);
     heap.output(oi, out.data as Float32Array);
   };
 

@@ -246,9 +246,14 @@ function gridCanvas(id: string, grid: Grid, n: number, h: number, w: number, tar
   return { canvas, ctx, image: ctx.getImageData(0, 0, grid.width, grid.height) };
 }
 
+/** The sampling that paints the Sample panel now: one stopped by a newer one leaves the panel to it. */
+let sampleCanvasOwner: AbortController | null = null;
+let completeCanvasOwner: AbortController | null = null;
+
 async function runSample(): Promise<void> {
   if (!current) return;
   const controller = newStream();
+  sampleCanvasOwner = controller;
   const run = current;
   const { h, w, c, levels } = dims(run);
   const n = Number($<HTMLInputElement>('s-n').value);
@@ -295,15 +300,17 @@ async function runSample(): Promise<void> {
         if (x === w - 1) { rowsDone = y + 1; show(); }
       }
     }, controller.signal);
+    if (sampleCanvasOwner !== controller) return; // a newer sampling owns the canvas and the Stop button now
     canvas.dataset.state = controller.signal.aborted ? 'stopped' : 'done';
     canvas.dataset.firstPaintMs = String(firstPaint);
     canvas.dataset.where = api.where;
     show();
   } catch (e) {
+    if (sampleCanvasOwner !== controller) return;
     canvas.dataset.state = controller.signal.aborted ? 'stopped' : 'error';
     if (!controller.signal.aborted) toast(e);
   } finally {
-    $<HTMLButtonElement>('s-stop').disabled = true;
+    if (sampleCanvasOwner === controller) $<HTMLButtonElement>('s-stop').disabled = true;
   }
 }
 
@@ -404,6 +411,7 @@ function editorPointer(e: PointerEvent): void {
 async function runComplete(): Promise<void> {
   if (!current) return;
   const controller = newStream();
+  completeCanvasOwner = controller;
   const run = current;
   const { h, w, c, levels } = dims(run);
   const samples = Number($<HTMLInputElement>('c-samples').value);
@@ -447,9 +455,11 @@ async function runComplete(): Promise<void> {
         $('c-stats').innerHTML = `<span>row <b>${y + 1}</b> / ${h}</span><span><b>${(rows / ((performance.now() - t0) / 1000)).toFixed(1)}</b> rows/s</span>`;
       }
     }, controller.signal);
+    if (completeCanvasOwner !== controller) return;
     canvas.dataset.state = controller.signal.aborted ? 'stopped' : 'done';
   } catch (e) {
-    canvas.dataset.state = 'error';
+    if (completeCanvasOwner !== controller) return;
+    canvas.dataset.state = controller.signal.aborted ? 'stopped' : 'error';
     if (!controller.signal.aborted) toast(e);
   }
 }

@@ -11,6 +11,9 @@
 /** Bytes the resident blocks may hold together before the least recently used are evicted. */
 export const RESIDENT_BUDGET = 256 * 2 ** 20;
 
+/** The tags of resident blocks that are not packed weights (whose tags are ≥ 0): a Row LSTM step plan, a KV cache. */
+export const PLAN_TAG = -2, KV_TAG = -3;
+
 const PAGE = 65536;
 
 interface Block {

@@ -10,7 +10,7 @@ import type { AttentionAttrs, BinaryOp, ConvParams, Kernels, ReduceOp, UnaryOp, 
 import { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from '../../kernels/contracts.js';
 import { patternCode } from '../../kernels/attention.js';
 import { tsKernels } from '../ts/index.js';
-import { RESIDENT_BUDGET, type WasmHeap } from './heap.js';
+import { KV_TAG, RESIDENT_BUDGET, type WasmHeap } from './heap.js';
 import { NR, type WasmExports } from './exports.js';
 import { rowLstmStepKernel } from './row-lstm.js';
 
@@ -21,10 +21,9 @@ const REDUCE_CODE = new Map<ReduceOp, number>(REDUCE_OPS.map((op, i) => [op, i])
 // How a product's right operand is packed (wasm/gemm.c).
 const PACK_PLAIN = 0, PACK_TRANSPOSED = 1, PACK_CONV_DATA = 2;
 
-// Resident KV caches (see kvCacheWrite): their blocks' tag (packed weights' tags are ≥ 0), the
-// bytes they may hold together (larger caches are copied per step, as they were), and the calls
-// after which an unused one belongs to a sampler that finished.
-const KV_TAG = -2;
+// Resident KV caches (see kvCacheWrite; their blocks' tag is KV_TAG): the bytes they may hold
+// together (larger caches are copied per step, as they were), and the calls after which an unused
+// one belongs to a sampler that finished.
 const KV_BUDGET = RESIDENT_BUDGET / 2;
 const KV_IDLE_CALLS = 8192;
 

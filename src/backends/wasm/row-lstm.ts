@@ -9,7 +9,7 @@
 
 import type { Kernels, RowLSTMStepPlan, StepDense } from '../../kernels/contracts.js';
 import { ArgumentError } from '../../errors.js';
-import type { WasmHeap } from './heap.js';
+import { PLAN_TAG, type WasmHeap } from './heap.js';
 import { NR, type WasmExports } from './exports.js';
 
 // The descriptor's fields (the enums of wasm/cached_step.c).
@@ -27,9 +27,6 @@ interface PlanLayout {
   logits: number;
   layers: { rows: number; prevH: number; prevC: number; curH: number; curC: number }[];
 }
-
-/** The tag of a plan's resident block. */
-const PLAN_TAG = -2;
 
 const align = (n: number): number => (n + 15) & ~15;
 const packedBytes = (k: number, n: number): number => 4 * Math.ceil(n / NR) * NR * k;

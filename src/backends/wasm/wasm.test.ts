@@ -17,6 +17,7 @@ import { tsBackend } from '../ts/index.js';
 import { drawExp } from '../ts/sampling.js';
 import { wasmBackend, wasmLoadError, wasmModulePath } from './node.js';
 import { WASM_EXPORTS, createWasmBackend, instantiateWasmBackend } from './index.js';
+import { KV_TAG, PLAN_TAG, WasmHeap } from './heap.js';
 import { readFileSync } from 'node:fs';
 
 const skip = wasmBackend ? false : `wasm backend not built (${wasmLoadError}): run \`npm run build:wasm\` (needs \`apt-get install -y clang-14 lld-14\`)`;
@@ -46,6 +47,31 @@ describe('the wasm module', () => {
     const out = empty([3]);
     b.unary!(x, out, 'exp');
     assert.deepEqual(Array.from(out.data), [Math.fround(Math.exp(-1)), 1, Math.fround(Math.exp(2))].map((v) => Math.fround(v)));
+  });
+});
+
+describe('the module\'s heap', () => {
+  test('restamps, counts and releases the blocks of one tag only: KV caches are not step plans', () => {
+    const heap = new WasmHeap(new WebAssembly.Memory({ initial: 1 }), 1024);
+    const cycle = (calls: number) => { for (let i = 0; i < calls; i++) heap.begin(); };
+    heap.begin();
+    heap.resident(-1, -1, PLAN_TAG, 4000);
+    heap.resident(7, 3, KV_TAG, 1000);
+    assert.equal(heap.bytesOf(KV_TAG), 1008);
+    assert.equal(heap.bytesOf(PLAN_TAG), 4000);
+    assert.equal(heap.restamp(7, 2, KV_TAG, 4), false, 'not the version the block holds');
+    assert.equal(heap.restamp(7, 3, PLAN_TAG, 4), false, 'not the tag the block holds');
+    assert.equal(heap.restamp(7, 3, KV_TAG, 4), true);
+    assert.equal(heap.lookup(7, 3, KV_TAG), null);
+    assert.notEqual(heap.lookup(7, 4, KV_TAG), null);
+    cycle(10);
+    heap.releaseIdle(KV_TAG, 20);
+    assert.notEqual(heap.lookup(7, 4, KV_TAG), null, 'used 10 calls ago: kept');
+    cycle(30);
+    heap.releaseIdle(KV_TAG, 20);
+    assert.equal(heap.lookup(7, 4, KV_TAG), null, 'idle for 30 calls: released');
+    assert.notEqual(heap.lookup(-1, -1, PLAN_TAG), null, 'the plan, idle as long, is another tag\'s');
+    assert.deepEqual(heap.residentSize(), { blocks: 1, bytes: 4000 });
   });
 });
 

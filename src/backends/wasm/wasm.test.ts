@@ -12,7 +12,7 @@ import type { AttentionAttrs } from '../../kernels/attention.js';
 import { BINARY_OPS, UNARY_OPS } from '../../kernels/contracts.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { assertClose } from '../../testing/gradcheck.js';
-import { agreement, empty, ints, rng, size, sumTol, uniform } from '../../testing/kernels.js';
+import { agreement, checkRowLstmStep, empty, ints, rng, size, sumTol, uniform } from '../../testing/kernels.js';
 import { tsBackend } from '../ts/index.js';
 import { drawExp } from '../ts/sampling.js';
 import { wasmBackend, wasmLoadError, wasmModulePath } from './node.js';
@@ -474,50 +474,7 @@ describe('wasm backend vs ts reference', { skip }, () => {
   // ---- Row LSTM's cached step ----
 
   test('rowLstmStep: two rows of pixels, edges included, for odd h, k = 1, 3, 5, masked and unmasked taps', () => {
-    // [n, H, W, C, h, k, input taps, first taps, outHidden, params]
-    const cases: [number, number, number, number, number, number, number[], number[], number, number][] = [
-      [3, 3, 4, 1, 5, 3, [-1, 0], [-1, -1, -1, 0, -1, 1, 0, -1], 7, 16],
-      [2, 2, 5, 3, 4, 1, [-2, -1], [-1, 0, 0, -1, 0, 0], 9, 3],
-      [1, 2, 3, 2, 3, 5, [-1], [0, -2, 0, -1], 4, 6],
-      [16, 2, 28, 1, 16, 3, [-1, 0], [-3, -3, -2, 0, -1, 2, 0, -3, 0, -1], 64, 256],
-    ];
-    cases.forEach(([n, H, W, C, h, k, inputTaps, firstTaps, oh, Pn], ci) => {
-      const L = 3, f2 = 2 * h, g4 = 4 * h;
-      let seed = 300 + 20 * ci;
-      const floats = (count: number, lo = -1, hi = 1) => Float32Array.from(uniform([count], lo, hi, seed++).data);
-      const dense = (cin: number, cout: number) => ({ weight: floats(cin * cout, -0.5, 0.5), bias: floats(cout), cin, cout });
-      const make = (): RowLSTMStepPlan => {
-        seed = 300 + 20 * ci; // both plans get the same values
-        return {
-          n, height: H, width: W, channels: C, hidden: h, kernel: k, image: floats(n * H * W * C),
-          firstTaps: Int32Array.from(firstTaps), first: dense((firstTaps.length / 2) * C, f2),
-          rows: Array.from({ length: L }, () => floats(n * W * f2, 5, 6)), // garbage the step must overwrite before reading
-          layers: Array.from({ length: L }, () => ({
-            inputTaps: Int32Array.from(inputTaps), gates: floats((inputTaps.length * f2 + k * h) * g4, -0.5, 0.5), gateBias: floats(n * g4),
-            output: dense(h, f2), prevH: floats(n * W * h), prevC: floats(n * W * h, -2, 2), curH: floats(n * W * h, 5, 6), curC: floats(n * W * h, 5, 6),
-          })),
-          skip: dense(L * f2, f2), outHidden: dense(f2, oh), out: dense(oh, Pn), logits: floats(n * Pn, 5, 6),
-        };
-      };
-      const a = make(), b = make();
-      for (let y = 0; y < H; y++) {
-        if (y > 0) for (const p of [a, b]) for (const l of p.layers) { l.prevH.set(l.curH); l.prevC.set(l.curC); }
-        for (let x = 0; x < W; x++) {
-          // The sampler writes the pixel's value into the image between steps.
-          if (y > 0 || x > 0) for (const p of [a, b]) for (let i = 0; i < n; i++) p.image[((i * H + y) * W + x) * C] = (x - y) / 10;
-          wasm.rowLstmStep(a, y, x);
-          ref.rowLstmStep(b, y, x);
-          const label = `case ${ci} (${y}, ${x})`;
-          assertClose(a.logits, b.logits, { ...sumTol(L * f2 + oh), label: `${label} logits` });
-          a.layers.forEach((l, i) => {
-            const at = (q: Float32Array) => Array.from({ length: n }, (_, j) => Array.from(q.subarray((j * W + x) * h, (j * W + x + 1) * h))).flat();
-            assertClose(at(l.curH), at(b.layers[i]!.curH), { atol: 1e-5, rtol: 1e-4, label: `${label} layer ${i} h` });
-            assertClose(at(l.curC), at(b.layers[i]!.curC), { atol: 1e-5, rtol: 1e-4, label: `${label} layer ${i} c` });
-          });
-        }
-        a.rows.forEach((r, i) => assertClose(r, b.rows[i]!, { atol: 1e-5, rtol: 1e-4, label: `case ${ci} row ${y} input row of layer ${i}` }));
-      }
-    });
+    checkRowLstmStep((plan, y, x) => wasm.rowLstmStep(plan, y, x), (plan, y, x) => ref.rowLstmStep(plan, y, x));
   });
 
   test('rowLstmStep names a plan field of the wrong size and a pixel off the image', () => {

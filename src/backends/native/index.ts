@@ -6,8 +6,7 @@
 
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import type { Backend, Kernels } from '../../kernels/contracts.js';
 import type { ConvBenchBest, CpuCapabilities, NativeAddon } from './addon.js';
@@ -15,6 +14,7 @@ import { nativeKernels } from './kernels.js';
 import { tsKernels } from '../ts/index.js';
 import { alignBuffersWith } from '../../tensor/tensor.js';
 import { withOpenmpDefaults, type OpenmpSettings } from './openmp.js';
+import { packageRoot } from './package-root.js';
 
 export type { ConvBenchBest, ConvBenchFigure, CpuCapabilities } from './addon.js';
 export type { OpenmpSettings } from './openmp.js';
@@ -68,20 +68,6 @@ let openmp: OpenmpSettings | null = null;
 /** The wait policy the addon's OpenMP loaded with (null before it loaded): see openmp.ts. */
 export function openmpSettings(): OpenmpSettings | null {
   return openmp;
-}
-
-/**
- * The package root, found by walking up from this file (under src/ or dist/) to the folder that
- * holds binding.gyp — not merely a package.json, which a build may also write into dist/.
- */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'binding.gyp')) && existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the arpix package root (no binding.gyp above the native backend)');
-    dir = up;
-  }
 }
 
 /**

@@ -3,23 +3,12 @@
 // backend's, so that `setBackend('wasm')` / ARPIX_BACKEND=wasm work in every Node program.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../native/package-root.js';
 import { createWasmBackend, type WasmBackend } from './index.js';
 
 /** Why the backend did not load, or null when it did. */
 export let wasmLoadError: string | null = null;
-
-/** The package root: the folder above this file (under src/ or dist/) holding package.json and wasm/. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'wasm'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the arpix package root (no wasm/ folder above the wasm backend)');
-    dir = up;
-  }
-}
 
 /** The path of the built module. */
 export function wasmModulePath(): string {

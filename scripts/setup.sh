@@ -32,4 +32,5 @@ npm ci
 npm run build:wasm
 # npm ci builds the addon through the install script; build again loudly so a failure is visible.
 npm run build:native
-node --import tsx -e "import('./src/backends/registry.ts').then((r) => { if (!r.nativeAvailable()) { console.error('arpix setup: the native backend did not load'); process.exit(1); } console.log('arpix setup: native backend ready'); })"
+# Node's entry registers both backends; each must have loaded.
+node --import tsx -e "import('./src/backends/node.ts').then(() => import('./src/backends/registry.ts')).then((r) => { for (const b of ['native', 'wasm']) if (!r.registeredBackend(b)) { console.error('arpix setup: the ' + b + ' backend did not load'); process.exit(1); } console.log('arpix setup: native and wasm backends ready'); })"

@@ -4,6 +4,7 @@
 // internal errors, silently accepted damage and files changed by a failed resume (all of the
 // last five must be 0), with the first failures. Exit 1 when any of them is not 0.
 
+import '../src/backends/node.js'; // Node's services and the native backend, as every Node program of arpix
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

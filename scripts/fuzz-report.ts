@@ -3,6 +3,7 @@
 // crashes, hangs, internal errors, silently accepted damage and files changed by a failed command
 // (all of the last five must be 0), with the first failures of each family.
 
+import '../src/backends/node.js'; // Node's services and the native backend, as every Node program of arpix
 import { formatTallies, failureCount } from '../src/testing/fuzz.js';
 import { fuzzAll, type ConfigTally } from '../src/testing/input-fuzz.js';
 

@@ -1,4 +1,4 @@
-// Builds the WebAssembly backend: wasm/*.c → build/wasm/arpix.wasm with Debian's clang-14 and
+// Builds the WebAssembly backend: wasm/*.c → wasm/build/arpix.wasm with Debian's clang-14 and
 // wasm-ld-14 (SIMD128, no libc, no fused multiply-adds: the same bits on every machine). Skips
 // when the module is newer than its sources; checks that the module exports every function
 // src/backends/wasm/exports.ts lists. `npm run build:wasm`; `--force` rebuilds.
@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'wasm');
-const outDir = join(root, 'build', 'wasm');
+// Beside its sources, not under build/, which node-gyp's rebuild deletes.
+const outDir = join(root, 'wasm', 'build');
 const out = join(outDir, 'arpix.wasm');
 const exportsFile = join(root, 'src', 'backends', 'wasm', 'exports.ts');
 const force = process.argv.includes('--force');
@@ -29,7 +30,7 @@ const inputs = [...readdirSync(src).map((f) => join(src, f)), fileURLToPath(impo
 if (!force && existsSync(out)) {
   const built = statSync(out).mtimeMs;
   if (inputs.every((f) => statSync(f).mtimeMs <= built)) {
-    console.log('arpix build:wasm: build/wasm/arpix.wasm is up to date');
+    console.log('arpix build:wasm: wasm/build/arpix.wasm is up to date');
     process.exit(0);
   }
 }
@@ -63,4 +64,4 @@ if (missing.length > 0) {
   fail(`the module lacks ${missing.join(', ')}, which src/backends/wasm/exports.ts lists: add them to wasm/*.c`);
 }
 renameSync(partial, out);
-console.log(`arpix build:wasm: built build/wasm/arpix.wasm (${(statSync(out).size / 1024).toFixed(0)} KiB, ${exported.size} exports)`);
+console.log(`arpix build:wasm: built wasm/build/arpix.wasm (${(statSync(out).size / 1024).toFixed(0)} KiB, ${exported.size} exports)`);

@@ -28,7 +28,7 @@ if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q 'install ok ins
 fi
 
 npm ci
-# The WebAssembly backend (wasm/*.c → build/wasm/arpix.wasm) with clang-14 and wasm-ld-14.
+# The WebAssembly backend (wasm/*.c → wasm/build/arpix.wasm) with clang-14 and wasm-ld-14.
 npm run build:wasm
 # npm ci builds the addon through the install script; build again loudly so a failure is visible.
 npm run build:native

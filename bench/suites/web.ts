@@ -20,6 +20,7 @@ import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { median, same, threads, type Suite } from '../harness.js';
 import { option } from '../torch.js';
+import { wasmModulePath } from '../../src/backends/wasm/node.js';
 
 const PRESETS = [
   'gated-pixelcnn-fmnist', 'pixelcnn-binary-fmnist-small', 'pixelcnnpp-fmnist-small', 'image-transformer-fmnist-small',
@@ -71,9 +72,9 @@ const suite: Suite = async ({ reporter, args }) => {
     reporter.warn(`no ${CHROMIUM}: nothing is measured (apt-get install -y --no-install-recommends chromium)`);
     return;
   }
-  const wasmFile = join(root, 'build', 'wasm', 'arpix.wasm');
+  const wasmFile = wasmModulePath();
   if (!existsSync(wasmFile)) {
-    reporter.warn('build/wasm/arpix.wasm is missing: run `npm run build:wasm` first');
+    reporter.warn('wasm/build/arpix.wasm is missing: run `npm run build:wasm` first');
     return;
   }
   const ax = await import('../../src/index.js');

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { encode as encodePng } from 'fast-png';
+import { wasmModulePath } from '../backends/wasm/node.js';
 
 export interface PageAssets {
   /** The page's HTML, with a <!--arpix-config--> placeholder for its PageConfig. */
@@ -27,7 +28,7 @@ export interface PageAssets {
 const pageDir = fileURLToPath(new URL('./page/', import.meta.url));
 const webDir = fileURLToPath(new URL('../web/', import.meta.url));
 /** Where `npm run build:wasm` puts the module. */
-export const WASM_FILE = fileURLToPath(new URL('../../build/wasm/arpix.wasm', import.meta.url));
+export const WASM_FILE = wasmModulePath();
 
 /** A module's file: its .ts in a checkout, its .js when built. */
 function sourceOf(dir: string, name: string): string {

@@ -1,5 +1,5 @@
 // Node only: the arpix package's root folder, where the built backends live (build/Release for the
-// native addon, build/wasm for the WebAssembly module).
+// native addon, wasm/build for the WebAssembly module).
 
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -1,4 +1,4 @@
-// The functions the TypeScript side calls in build/wasm/arpix.wasm, written once: the backend
+// The functions the TypeScript side calls in wasm/build/arpix.wasm, written once: the backend
 // refuses a module that lacks one (built from older sources), and scripts/build-wasm.mjs checks a
 // fresh build against WASM_EXPORTS (it reads the names between its brackets). Their signatures
 // follow, as the adapters call them.

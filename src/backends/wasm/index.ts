@@ -1,5 +1,5 @@
 // The `wasm` backend: arpix's kernels compiled to WebAssembly with SIMD (wasm/*.c, built into
-// build/wasm/arpix.wasm by `npm run build:wasm`). It runs wherever WebAssembly does — a page, a
+// wasm/build/arpix.wasm by `npm run build:wasm`). It runs wherever WebAssembly does — a page, a
 // Web Worker, Node — and gives the same bits everywhere: WebAssembly's arithmetic is IEEE 754 with
 // no fused multiply-adds, and every kernel sums in an order fixed by the shapes. Its elementwise,
 // normalisation and softmax kernels store exactly what the ts reference stores; its products

@@ -1,4 +1,4 @@
-// Node's loader of the wasm backend: reads build/wasm/arpix.wasm from the package, or says why it
+// Node's loader of the wasm backend: reads wasm/build/arpix.wasm from the package, or says why it
 // could not. Node's entry (src/backends/node.ts) registers what it loaded, as it does the native
 // backend's, so that `setBackend('wasm')` / ARPIX_BACKEND=wasm work in every Node program.
 
@@ -12,7 +12,7 @@ export let wasmLoadError: string | null = null;
 
 /** The path of the built module. */
 export function wasmModulePath(): string {
-  return join(packageRoot(), 'build', 'wasm', 'arpix.wasm');
+  return join(packageRoot(), 'wasm', 'build', 'arpix.wasm');
 }
 
 function load(): WasmBackend | null {

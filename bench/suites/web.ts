@@ -58,7 +58,7 @@ function runOf(preset: string): string {
   if (existsSync(join(dir, 'checkpoint.safetensors'))) return dir;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, '..'), { recursive: true });
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'train', '--preset', preset, '--out', dir, '--no-bar', '--train.steps=1', '--train.validateEvery=0', '--train.validationSize=100'], { cwd: root, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'train', '--preset', preset, '--out', dir, '--no-bar', '--train.steps=1', '--train.validateEvery=0', '--train.validationSize=100', '--train.schedule.decay=constant', '--train.schedule.warmup=0'], { cwd: root, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`training ${preset} for one step failed: ${r.stderr.slice(-500)}`);
   return dir;
 }

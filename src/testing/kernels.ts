@@ -120,3 +120,25 @@ export function checkRowLstmStep(step: Kernels['rowLstmStep'], ref: Kernels['row
     }
   });
 }
+
+/**
+ * Batched matmul on a backend against the reference (`agree` from agreement()): [4, ·, ·] with each
+ * transpose, a 2-D operand shared across the batch on either side, and a large odd-sized product.
+ */
+export function checkBatchedMatmul(agree: ReturnType<typeof agreement>): void {
+  const [B, m, kk, n] = [4, 5, 9, 6];
+  for (const ta of [false, true]) {
+    for (const tb of [false, true]) {
+      const sa = ta ? [kk, m] : [m, kk];
+      const sb = tb ? [n, kk] : [kk, n];
+      for (const [aBatched, bBatched] of [[true, true], [false, true], [true, false]]) {
+        const a = uniform(aBatched ? [B, ...sa] : sa, -1, 1, 16);
+        const b = uniform(bBatched ? [B, ...sb] : sb, -1, 1, 17);
+        agree((k, [o]) => k.matmul(a, b, o!, ta, tb), [[[B, m, n], 'float32']], sumTol(kk), `ta=${ta} tb=${tb} a3=${aBatched} b3=${bBatched}`);
+      }
+    }
+  }
+  const a = uniform([300, 257]);
+  const b = uniform([257, 129]);
+  agree((k, [o]) => k.matmul(a, b, o!, false, false), [[[300, 129], 'float32']], sumTol(257));
+}

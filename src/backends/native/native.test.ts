@@ -9,7 +9,7 @@ import * as ax from '../../ops/index.js';
 import { BINARY_OPS, UNARY_GRAD_OPS, UNARY_OPS } from '../../kernels/contracts.js';
 import { Tensor, uninitArrayFor } from '../../tensor/tensor.js';
 import { assertClose } from '../../testing/gradcheck.js';
-import { agreement, checkRowLstmStep, empty, ints, size, sumTol, uniform } from '../../testing/kernels.js';
+import { agreement, checkBatchedMatmul, checkRowLstmStep, empty, ints, size, sumTol, uniform } from '../../testing/kernels.js';
 import { tsBackend } from '../ts/index.js';
 import { loadNativeBackend, nativeLoadError } from './index.js';
 import { nativeKernels } from './kernels.js';
@@ -358,21 +358,7 @@ describe('native backend vs ts reference', { skip }, () => {
   });
 
   test('matmul batched [4, ·, ·], with a 2-D operand shared across the batch, and large', () => {
-    const [B, m, kk, n] = [4, 5, 9, 6];
-    for (const ta of [false, true]) {
-      for (const tb of [false, true]) {
-        const sa = ta ? [kk, m] : [m, kk];
-        const sb = tb ? [n, kk] : [kk, n];
-        for (const [aBatched, bBatched] of [[true, true], [false, true], [true, false]]) {
-          const a = uniform(aBatched ? [B, ...sa] : sa, -1, 1, 16);
-          const b = uniform(bBatched ? [B, ...sb] : sb, -1, 1, 17);
-          agree((k, [o]) => k.matmul(a, b, o!, ta, tb), [[[B, m, n], 'float32']], sumTol(kk), `ta=${ta} tb=${tb} a3=${aBatched} b3=${bBatched}`);
-        }
-      }
-    }
-    const a = uniform([300, 257]);
-    const b = uniform([257, 129]);
-    agree((k, [o]) => k.matmul(a, b, o!, false, false), [[[300, 129], 'float32']], sumTol(257));
+    checkBatchedMatmul(agree);
   });
 
   // ---- convolutions ----

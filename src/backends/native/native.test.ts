@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import type { BinaryOp, ConvParams, DType, Kernels, RowLSTMStepPlan, UnaryOp, View } from '../../kernels/contracts.js';
 import * as ax from '../../ops/index.js';
 import { BINARY_OPS, UNARY_GRAD_OPS, UNARY_OPS } from '../../kernels/contracts.js';
+import { broadcastShapes } from '../../tensor/shape.js';
 import { Tensor, uninitArrayFor } from '../../tensor/tensor.js';
 import { assertClose } from '../../testing/gradcheck.js';
 import { agreement, checkBatchedMatmul, checkRowLstmStep, empty, ints, size, sumTol, uniform } from '../../testing/kernels.js';
@@ -93,14 +94,7 @@ describe('native backend vs ts reference', { skip }, () => {
     [[16, 1, 28, 8], [16, 28, 1, 8]],
     [[70000], []],
   ];
-  const outShapeOf = (a: readonly number[], b: readonly number[]) => {
-    const r = Math.max(a.length, b.length);
-    return Array.from({ length: r }, (_, i) => {
-      const da = a[a.length - r + i] ?? 1;
-      const db = b[b.length - r + i] ?? 1;
-      return da === 1 ? db : da;
-    });
-  };
+  const outShapeOf = (a: readonly number[], b: readonly number[]) => broadcastShapes('binary', a, b);
 
   for (const op of BINARY_OPS) {
     test(`binary ${op}: same shape, scalar, bias over leading axes, two-sided and large broadcasts`, () => {

@@ -10,6 +10,7 @@ import { describe, test } from 'node:test';
 import type { BinaryOp, ConvParams, Kernels, RowLSTMStepPlan, UnaryOp } from '../../kernels/contracts.js';
 import type { AttentionAttrs } from '../../kernels/attention.js';
 import { BINARY_OPS, UNARY_OPS } from '../../kernels/contracts.js';
+import { broadcastShapes } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { assertClose } from '../../testing/gradcheck.js';
 import { agreement, checkBatchedMatmul, checkRowLstmStep, empty, ints, rng, size, sumTol, uniform } from '../../testing/kernels.js';
@@ -117,14 +118,7 @@ describe('wasm backend vs ts reference', { skip }, () => {
     [[2, 1, 7], [5, 1]], [[1, 5, 1, 3], [4, 1, 6, 1]], [[3], [4, 1]], [[4, 64], [64]], [[4, 192], [192]],
     [[16, 28, 28, 8], [8]], [[16, 1, 28, 8], [16, 28, 1, 8]], [[70001], []], [[], []], [[0, 3], [3]], [[3, 1, 1], [1, 1, 5]],
   ];
-  const outShapeOf = (a: readonly number[], b: readonly number[]) => {
-    const r = Math.max(a.length, b.length);
-    return Array.from({ length: r }, (_, i) => {
-      const da = a[a.length - r + i] ?? 1;
-      const db = b[b.length - r + i] ?? 1;
-      return da === 1 ? db : da;
-    });
-  };
+  const outShapeOf = (a: readonly number[], b: readonly number[]) => broadcastShapes('binary', a, b);
   for (const op of BINARY_OPS) {
     test(`binary ${op}: same shape, scalars, bias rows, two-sided and large broadcasts — the reference's bits`, () => {
       for (const [sa, sb] of broadcastPairs) {

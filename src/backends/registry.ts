@@ -36,8 +36,9 @@ export function registerBackend(name: Exclude<BackendName, 'ts'>, backend: Backe
   registered.set(name, { backend, reason: backend ? '' : unavailableReason });
   const wanted = envVar('ARPIX_BACKEND');
   if (wanted === name) {
-    setBackend(name);
     chosen = true;
+    if (backend) setBackend(name);
+    else refuseKernels(new ArgumentError('ARPIX_BACKEND', name, `asks for the ${name} backend, which is not available: ${unavailableReason}. ${HOW_TO[name]}`));
   } else if (!chosen && name === 'native') {
     if (backend) setBackend('native');
     else if (wanted !== 'ts') warn(`arpix: the native backend did not load (${unavailableReason}); using the slower ts backend. Install libdnnl-dev and run \`npm run build:native\`.`);
@@ -53,6 +54,7 @@ function warn(message: string): void {
 export function setBackend(name: BackendName): void {
   chosen = true;
   if (name === 'ts') {
+    choiceError = null;
     activeName = 'ts';
     active = maybeProfile(tsKernels, null);
     return;
@@ -65,6 +67,7 @@ export function setBackend(name: BackendName): void {
       : 'is not registered: in Node import src/backends/node.ts; in a page, instantiate the module and call registerBackend(\'wasm\', …)');
   }
   if (!r.backend) throw new ArgumentError('setBackend', name, `is not available: ${r.reason}. ${HOW_TO[name]}`);
+  choiceError = null;
   activeName = name;
   active = maybeProfile({ ...tsKernels, ...r.backend } as Kernels, r.backend);
 }
@@ -158,19 +161,38 @@ function chooseInitial(): void {
     active = maybeProfile(tsKernels, null);
     return;
   }
+  chosen = true;
   if (!(BACKEND_NAMES as readonly string[]).includes(env)) {
-    throw new ArgumentError('ARPIX_BACKEND', 'value', `must be one of ${BACKEND_NAMES.join(', ')}, got '${env}'`);
+    refuseKernels(new ArgumentError('ARPIX_BACKEND', 'value', `must be one of ${BACKEND_NAMES.join(', ')}, got '${env}'`));
+    return;
   }
   if (env === 'ts') {
     setBackend('ts');
     return;
   }
-  chosen = true;
   activeName = env as BackendName;
+  refuseKernels(new ArgumentError('ARPIX_BACKEND', env, env === 'native'
+    ? 'asks for the native backend, which was never registered: it exists only in Node programs that import arpix (or src/backends/node.ts)'
+    : 'asks for the wasm backend, which was never registered: import src/backends/node.ts in Node, or register the instantiated module in a page'));
+}
+
+/** Why the backend ARPIX_BACKEND asks for cannot run, or null (see refuseKernels). */
+let choiceError: ArgumentError | null = null;
+
+/**
+ * The error every kernel throws while the backend ARPIX_BACKEND asks for cannot run (until a
+ * registration or setBackend() mends it), or null: a program checks it at start to say so in one
+ * line before any work (the CLI does).
+ */
+export function backendChoiceError(): ArgumentError | null {
+  return choiceError;
+}
+
+/** Every kernel throws `error`: no op silently computes on another backend than the one asked for. */
+function refuseKernels(error: ArgumentError): void {
+  choiceError = error;
   const refuse = (): never => {
-    throw new ArgumentError('ARPIX_BACKEND', env, env === 'native'
-      ? 'asks for the native backend, which was never registered: it exists only in Node programs that import arpix (or src/backends/node.ts)'
-      : 'asks for the wasm backend, which was never registered: import src/backends/node.ts in Node, or register the instantiated module in a page');
+    throw error;
   };
   active = Object.fromEntries(Object.keys(tsKernels).map((k) => [k, refuse])) as unknown as Kernels;
 }

@@ -300,3 +300,18 @@ test('a full disk: a one-line error, no temporary file, the previous checkpoint 
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('ARPIX_BACKEND naming no backend is one line and exit 1 before any work', () => {
+  const run = (env: Record<string, string>, args: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', TSX, MAIN, ...args], { env: { ...ENV, ...env }, encoding: 'utf8' });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const dir = tmp();
+  try {
+    const out = join(dir, 'run');
+    assertOneLineError(run({ ARPIX_BACKEND: 'gpu' }, ['train', '--preset', 'gated-pixelcnn-fmnist', '--out', out]), 1, /ARPIX_BACKEND: value must be one of ts, native, wasm, got 'gpu'/);
+    assert.ok(!existsSync(out), 'nothing was written');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

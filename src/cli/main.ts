@@ -9,6 +9,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ConfigError } from '../config.js';
 import { DatasetUnavailableError } from '../data/index.js';
 import { ArpixError, FormatError } from '../errors.js';
+import { backendChoiceError } from '../backends/registry.js';
 import { CheckpointMismatchError } from '../io/checkpoint.js';
 import { StateDictError } from '../nn/module.js';
 import { ARPIX_VERSION, TrainError } from '../train/index.js';
@@ -248,6 +249,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       program.outputHelp();
       return EXIT.usage;
     }
+    // A backend ARPIX_BACKEND asks for that cannot run: one line now, not a refusal mid-command.
+    const choice = backendChoiceError();
+    if (choice) throw choice;
     await program.parseAsync(argv, { from: 'user' });
     return code;
   } catch (e) {

@@ -10,7 +10,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Dataset } from '../data/index.js';
 import { ArpixError } from '../errors.js';
 import { fixedLookupTable } from '../data/transforms.js';
-import { loadEvalData, loadRunCheckpoint, transformFor } from '../train/index.js';
+import { loadCheckpoint } from '../io/disk.js';
+import { checkpointPathOf, loadEvalData, transformFor } from '../train/index.js';
+import { validatedModel } from '../train/validate.js';
 import { Cancelled, facts, imageTensor, labelsFor, loadedFrom, runModelJob, type LoadedModel } from '../web/engine.js';
 import { compressImage } from './compress-job.js';
 import type { Job, TestImageResult, WorkerMessage } from './protocol.js';
@@ -29,9 +31,9 @@ async function model(file: string): Promise<{ entry: Loaded; seconds: number }> 
   const have = models.get(file);
   if (have && have.mtimeMs === mtimeMs) return { entry: have, seconds: 0 };
   const t0 = performance.now();
-  // The check every command runs on a checkpoint (validateCheckpoint), then its model.
-  const ckpt = await loadRunCheckpoint(file, { allowUnverified: (workerData as { allowUnverified?: boolean } | null)?.allowUnverified });
-  const entry: Loaded = { mtimeMs, ...loadedFrom(ckpt) };
+  // The check every command runs on a checkpoint (validateCheckpoint), keeping the model it built.
+  const { ckpt, model: built } = validatedModel(await loadCheckpoint(checkpointPathOf(file)), { allowUnverified: (workerData as { allowUnverified?: boolean } | null)?.allowUnverified });
+  const entry: Loaded = { mtimeMs, ...loadedFrom(ckpt, built) };
   models.delete(file);
   models.set(file, entry);
   while (models.size > KEEP_MODELS) models.delete(models.keys().next().value!);

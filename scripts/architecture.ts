@@ -16,7 +16,7 @@ import ts from 'typescript';
  * of src/ is this list in words.
  */
 export const LAYERS: readonly (readonly string[])[] = [
-  ['errors.ts', 'config.ts', 'env.ts', 'kernels'],
+  ['errors.ts', 'config.ts', 'env.ts', 'version.ts', 'kernels'],
   ['tensor'],
   ['backends', 'backends/ts', 'backends/native'],
   ['ops'],

@@ -17,3 +17,8 @@ test('every dependency whose install script npm runs is declared in allowScripts
   assert.deepEqual([...new Set(withScripts)].sort(), Object.keys(allowed).sort());
   for (const name of withScripts) assert.equal(allowed[name], true, `${name}'s install script is needed (esbuild checks its binary)`);
 });
+
+test('the version the code knows (src/version.ts) is package.json\'s', async () => {
+  const { ARPIX_VERSION } = await import('./version.js');
+  assert.equal(ARPIX_VERSION, read('package.json').version, 'set src/version.ts to package.json\'s version');
+});

@@ -6,7 +6,7 @@
 // dropout generator's state — so a run resumed from it takes exactly the steps the uninterrupted
 // run would have taken, bit for bit.
 
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -34,13 +34,14 @@ import { EvaluationAborted, evaluate, type Evaluation } from './evaluate.js';
 import { MetricsLog, truncateMetrics } from './metrics.js';
 import { choosePrecision, type PrecisionChoice } from './precision.js';
 import { withPrecision } from '../ops/precision.js';
+import { ARPIX_VERSION } from '../version.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const CONFIG_FILE = 'config.json';
 export const METRICS_FILE = 'metrics.jsonl';
 
 /** The arpix version, written into checkpoints. */
-export const ARPIX_VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export { ARPIX_VERSION };
 
 /** A run that cannot start or continue; the message says what to do. */
 export class TrainError extends ArpixError {}

@@ -95,13 +95,23 @@ test('compress and decompress a trained run: bit for bit, in both modes, any thr
     assert.equal(p.code, 0, p.stderr);
     assert.deepEqual(npyPixels(join(root, 'p.npy')), want.subarray(0, 5 * 784));
 
+    // Wasm: decoded by a process computing on the ts backend otherwise; --portable and --wasm are one choice.
+    const wasm = join(root, 'wasm.arpz');
+    const wc = arpix(['compress', run, '--split', 'test', '--limit', '5', '--wasm', '--out', wasm]);
+    assert.equal(wc.code, 0, wc.stderr);
+    assert.match(wc.stdout, /wasm mode \(decodes exactly wherever the WebAssembly backend runs/);
+    const wd = arpix(['decompress', wasm, '--run', run, '--out', join(root, 'w.npy')], { ARPIX_BACKEND: 'ts' });
+    assert.equal(wd.code, 0, wd.stderr);
+    assert.deepEqual(npyPixels(join(root, 'w.npy')), want.subarray(0, 5 * 784));
+    refused(arpix(['compress', run, '--split', 'test', '--limit', '1', '--portable', '--wasm', '--out', join(root, 'both.arpz')]), /cannot be used with/, 2);
+
     // Files that cannot be decoded exactly: one line, exit 1, nothing written.
     const bytes = new Uint8Array(readFileSync(file));
     const cases: [string, Uint8Array | null, string[], RegExp, Record<string, string>?][] = [
       ['a changed byte', Uint8Array.from(bytes, (b, i) => (i === 600 ? b ^ 1 : b)), [], /fails its checksum/],
       ['a truncated file', bytes.subarray(0, bytes.length - 100), [], /fails its checksum/],
       ['not a compressed file', new Uint8Array(readFileSync(join(run, 'config.json'))), [], /is not a file of arpix compress/],
-      ['a newer format', edited(bytes, () => {}, 2), [], /format version 2 by a newer arpix/],
+      ['a newer format', edited(bytes, () => {}, 3), [], /format version 3 by a newer arpix/],
       ['another model', bytes, ['--run', other], /was written with another model/],
       ['the raw weights', bytes, ['--raw'], /was written with another model/],
       ['another oneDNN ISA', edited(bytes, (h) => (h.numeric.isa = 'avx2-imaginary')), [], /cannot be decoded exactly here: .*where oneDNN ran avx2-imaginary/],

@@ -30,6 +30,13 @@ function intArg(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+/** What the summary line says of a file's mode: where it decodes. */
+const MODE_NOTES: Record<CodecMode, string> = {
+  native: ' (decodes exactly on a machine with the same oneDNN ISA and arpix version; --wasm or --portable decode anywhere)',
+  wasm: ' (decodes exactly wherever the WebAssembly backend runs, on any machine, with the same arpix version)',
+  portable: '',
+};
+
 interface CompressArgs {
   run: string;
   images?: string;
@@ -39,6 +46,7 @@ interface CompressArgs {
   label?: number;
   out: string;
   portable: boolean;
+  wasm: boolean;
   raw: boolean;
   block: number;
   quantize: boolean;
@@ -99,7 +107,7 @@ async function compressCommand(a: CompressArgs): Promise<number> {
     if (!a.quantize) throw new CliError(`image ${Math.floor(palette.firstOff / pixelsPerImage)} holds colours outside the model's ${(config.model.likelihood as { k?: number }).k}-colour palette (the first at pixel ${palette.firstOff % pixelsPerImage}); a palette model codes its colours only — pass --quantize to code each pixel's nearest palette colour`, EXIT.error);
     values = palette.nearest;
   }
-  const mode: CodecMode = a.portable ? 'portable' : 'native';
+  const mode: CodecMode = a.portable ? 'portable' : a.wasm ? 'wasm' : 'native';
   const started = performance.now();
   const weights = a.raw || Object.keys(ckpt.ema).length === 0 ? 'raw' : 'ema';
   const { bytes, idealBits } = compressValues(model, values, {
@@ -117,7 +125,7 @@ async function compressCommand(a: CompressArgs): Promise<number> {
   if (a.json) out(JSON.stringify(report));
   else {
     out(`${what}: ${bytes.length} bytes, ${report.bitsPerDim.toFixed(4)} bits/dim in the file (the model's −log₂ p: ${report.modelBitsPerDim.toFixed(4)}, ${(report.overhead * 100).toFixed(2)} % more with the header) in ${formatDuration(seconds)}, ${report.imagesPerSec.toFixed(1)} images/s`);
-    out(`${a.out}: ${mode} mode${mode === 'native' ? ' (decodes exactly on a machine with the same oneDNN ISA and arpix version; --portable decodes anywhere)' : ''}`);
+    out(`${a.out}: ${mode} mode${MODE_NOTES[mode]}`);
   }
   return EXIT.ok;
 }
@@ -173,7 +181,8 @@ export function registerCodecCommands(program: Command, setExit: (code: number) 
     .option('--limit <n>', 'the first N images only', intArg('--limit', 1))
     .option('--label <l>', 'the class label of --images for a class-conditional model', intArg('--label', 0))
     .requiredOption('--out <file>', 'the compressed file')
-    .option('--portable', 'compute the probabilities with the TypeScript backend, so the file decodes on any machine (slower)', false)
+    .addOption(new Option('--portable', 'compute the probabilities with the TypeScript backend, so the file decodes on any machine (slower)').default(false).conflicts('wasm'))
+    .option('--wasm', 'compute the probabilities with the WebAssembly backend, so the file decodes wherever WebAssembly runs (Node, any browser) with the same arpix version', false)
     .option('--raw', 'use the trained weights rather than their moving average (EMA)', false)
     .option('--block <n>', 'images per model call (the file records it)', intArg('--block', 1, 4096), 16)
     .option('--quantize', "code the images as the model sees them when it cannot keep them exactly: its data transform (fewer bits, binarised), or a palette's nearest colours", false)

@@ -13,7 +13,7 @@
 // digest of the decoded values (format.ts): a stream decoded with other numbers is refused, never
 // returned.
 
-import { createHash } from 'node:crypto';
+import { sha256 } from '../env.js';
 import { ArgumentError } from '../errors.js';
 import { drawExp, isPaletteHead, type Likelihood } from '../likelihoods/index.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
@@ -239,7 +239,7 @@ export function decodeImages(model: AutoregressiveModel, stream: Uint8Array, n: 
 
 /** 128 bits of the SHA-256 of image values as bytes (every value is below 256), then of the labels: what a file records of what it holds. */
 export function valuesDigest(images: Tensor, labels?: Int32Array | null): string {
-  const h = createHash('sha256').update(Uint8Array.from(images.data as Int32Array));
+  const h = sha256().update(Uint8Array.from(images.data as Int32Array));
   if (labels) h.update(new Uint8Array(labels.buffer, labels.byteOffset, labels.byteLength));
-  return h.digest('hex').slice(0, 32);
+  return h.hex().slice(0, 32);
 }

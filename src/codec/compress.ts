@@ -3,27 +3,25 @@
 // transform, and the numeric setup that computed its probabilities; decoding checks each before it
 // starts, and the decoded values against the file's digest of them before it returns them.
 
-import { createHash } from 'node:crypto';
+import { sha256 } from '../env.js';
 import { ArgumentError, FormatError } from '../errors.js';
-import { backendName, nativeBackend, setBackend } from '../backends/registry.js';
+import { backendName, nativeBackend, registeredBackend, setBackend } from '../backends/registry.js';
 import { lookupTable, type PixelTransform } from '../data/transforms.js';
 import { isPaletteHead } from '../likelihoods/index.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { Tensor } from '../tensor/tensor.js';
-import { ARPIX_VERSION } from '../train/train.js';
-import { cpuCapabilities } from '../train/precision.js';
+import { ARPIX_VERSION } from '../version.js';
 import { DEFAULT_BLOCK, decodeImages, encodeImages, valuesDigest } from './codec.js';
-import { readCompressed, writeCompressed, type CompressedHeader, type NumericSetup } from './format.js';
+import { readCompressed, writeCompressed, type CodecMode, type CompressedHeader, type NumericSetup } from './format.js';
+
+export { CODEC_MODES, type CodecMode } from './format.js';
 
 /** Values a file may decode to at once (int32 each): 4 GiB. */
 const MAX_ELEMENTS = 2 ** 30;
 
-/** Which probabilities a file uses: native (fast, this kind of machine) or portable (the TypeScript backend, any machine). */
-export type CodecMode = 'native' | 'portable';
-
 /** The first 128 bits (32 hex digits) of the SHA-256 of the model's config and its weights (sorted by name): a file decodes only with these. */
 export function modelDigest(model: AutoregressiveModel): string {
-  const h = createHash('sha256');
+  const h = sha256();
   h.update(JSON.stringify(model.config));
   const sd = model.stateDict();
   for (const key of Object.keys(sd).sort()) {
@@ -31,20 +29,33 @@ export function modelDigest(model: AutoregressiveModel): string {
     h.update(`\0${key}\0${t.dtype}\0${t.shape.join(',')}\0`);
     h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   }
-  return h.digest('hex').slice(0, 32);
+  return h.hex().slice(0, 32);
+}
+
+/** What the native backend tells of itself: its OpenMP threads and oneDNN's ISA. */
+interface NativeControl {
+  threads(): number;
+  setThreads(n: number): void;
+  cpuCapabilities?(): { isa: string };
+}
+
+/** The native backend's own controls, or null where it is not loaded. */
+function nativeControl(): NativeControl | null {
+  const b = nativeBackend() as Partial<NativeControl> | null;
+  return b && typeof b.threads === 'function' && typeof b.setThreads === 'function' ? (b as NativeControl) : null;
 }
 
 /** The numbers of this process for a mode: what a file records, and what a decoder must match. */
 export function numericSetup(mode: CodecMode, block: number): NumericSetup {
   if (mode === 'portable') return { mode, isa: null, block, threads: 0, arpixVersion: ARPIX_VERSION };
+  if (mode === 'wasm') {
+    if (registeredBackend('wasm') === null) throw new ArgumentError('compress', 'mode', 'wasm needs the WebAssembly backend, which is not loaded here: build it with `npm run build:wasm`, or use --portable');
+    // Single-threaded, and the same bits on every machine: only the kernels' version matters.
+    return { mode, isa: null, block, threads: 0, arpixVersion: ARPIX_VERSION };
+  }
   if (backendName() !== 'native') throw new ArgumentError('compress', 'mode', 'native needs the native backend, which is not loaded here; use --portable');
-  return { mode, isa: cpuCapabilities()?.isa ?? 'unknown', block, threads: Math.min(255, nativeThreads()?.threads() ?? 1), arpixVersion: ARPIX_VERSION };
-}
-
-/** The native backend's thread control, or null on the TypeScript backend. */
-function nativeThreads(): { threads(): number; setThreads(n: number): void } | null {
-  const b = nativeBackend() as Partial<{ threads(): number; setThreads(n: number): void }> | null;
-  return b && typeof b.threads === 'function' && typeof b.setThreads === 'function' ? (b as { threads(): number; setThreads(n: number): void }) : null;
+  const native = nativeControl();
+  return { mode, isa: native?.cpuCapabilities?.().isa ?? 'unknown', block, threads: Math.min(255, native?.threads() ?? 1), arpixVersion: ARPIX_VERSION };
 }
 
 /**
@@ -53,8 +64,8 @@ function nativeThreads(): { threads(): number; setThreads(n: number): void } | n
  */
 function inMode<T>(mode: CodecMode, fn: () => T, threads = 0): T {
   const before = backendName();
-  setBackend(mode === 'portable' ? 'ts' : 'native');
-  const omp = mode === 'native' && threads > 0 ? nativeThreads() : null;
+  setBackend(mode === 'portable' ? 'ts' : mode);
+  const omp = mode === 'native' && threads > 0 ? nativeControl() : null;
   const threadsBefore = omp?.threads() ?? 0;
   if (omp && threads !== threadsBefore) omp.setThreads(threads);
   try {
@@ -65,13 +76,19 @@ function inMode<T>(mode: CodecMode, fn: () => T, threads = 0): T {
   }
 }
 
-/** Why this process cannot compute a file's probabilities, or null when it can. */
+/** Why this process cannot compute a file's probabilities and what to do, or null when it can. */
 export function setupMismatch(file: NumericSetup): string | null {
   if (file.mode === 'portable') return null;
-  if (backendName() !== 'native') return `it was written in native mode, and the native backend is not loaded here`;
+  if (file.mode === 'wasm') {
+    if (registeredBackend('wasm') === null) return 'it was written in wasm mode, and the WebAssembly backend is not loaded here; build it with `npm run build:wasm`, or decode the file where it is loaded';
+    if (file.arpixVersion !== ARPIX_VERSION) return `it was written in wasm mode by arpix ${file.arpixVersion}, and this is arpix ${ARPIX_VERSION}, whose WebAssembly kernels may round differently; decode it with arpix ${file.arpixVersion}`;
+    return null;
+  }
+  const fix = 'decode it on a machine like the encoder\'s, or compress with --portable';
+  if (backendName() !== 'native') return `it was written in native mode, and the native backend is not loaded here; ${fix}`;
   const here = numericSetup('native', file.block);
-  if (here.isa !== file.isa) return `it was written in native mode where oneDNN ran ${file.isa ?? 'an unknown ISA'}, and here it runs ${here.isa ?? 'an unknown ISA'}, whose kernels round differently`;
-  if (here.arpixVersion !== file.arpixVersion) return `it was written in native mode by arpix ${file.arpixVersion}, and this is arpix ${here.arpixVersion}, whose kernels may round differently`;
+  if (here.isa !== file.isa) return `it was written in native mode where oneDNN ran ${file.isa ?? 'an unknown ISA'}, and here it runs ${here.isa ?? 'an unknown ISA'}, whose kernels round differently; ${fix}`;
+  if (here.arpixVersion !== file.arpixVersion) return `it was written in native mode by arpix ${file.arpixVersion}, and this is arpix ${here.arpixVersion}, whose kernels may round differently; ${fix}`;
   return null;
 }
 
@@ -169,7 +186,7 @@ export function decompressBytes(bytes: Uint8Array, file: string, model: Autoregr
     throw new FormatError(file, `was written with another model (${m.kind}, ${m.weights} weights, digest ${m.digest.slice(0, 12)}…); decode it with the run it was compressed with${m.weights === 'raw' ? ' and --raw' : ''}`);
   }
   const why = setupMismatch(header.numeric);
-  if (why !== null) throw new FormatError(file, `cannot be decoded exactly here: ${why}; decode it on a machine like the encoder's, or compress with --portable`);
+  if (why !== null) throw new FormatError(file, `cannot be decoded exactly here: ${why}`);
   if (header.images.labeled !== cfg.numClasses > 0) throw new FormatError(file, `carries ${header.images.labeled ? 'class labels, but the model is unconditional' : 'no class labels, but the model is class-conditional'}; the file is damaged`);
   const elements = header.images.count * cfg.height * cfg.width * cfg.channels;
   if (elements > MAX_ELEMENTS) throw new FormatError(file, `declares ${header.images.count} images (${elements} values), more than arpix decodes at once (${MAX_ELEMENTS}); the file is damaged, or split the images into several files`);

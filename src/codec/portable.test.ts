@@ -36,7 +36,7 @@ import type { AutoregressiveModel } from '../models/core/model.js';
 import { familyCases, type CaseTemplate } from '../testing/families.js';
 import { backendName, nativeAvailable, setBackend } from '../backends/registry.js';
 import { compressValues, decompressBytes } from './compress.js';
-import { readCompressed } from './format.js';
+import { readCompressed, writeCompressed } from './format.js';
 import { TEST_PALETTE, codableImages } from '../testing/codec.js';
 
 const PALETTE = TEST_PALETTE;
@@ -106,6 +106,9 @@ const GOLDEN: Record<string, string> = {
   "diagonal-bilstm palette RGB": "e1f1745d6fbeceaf80f8f083a31b59b31f828b1302a6f4255123a6b07ec0983f",
 };
 
+/** A portable file of format version 1, as arpix 0.1.0 wrote it (base64). */
+const OLD_PORTABLE_FILE = 'QVJQSVhaDQoBAAcDAAMAAwMAAAAAAAIADrSG2xFDYHy7AY2gxvB/LOyHoofyfChnwp9P9SuRqw0ADmdhdGVkLXBpeGVsY25uAAUwLjEuMABcMYhZ2s8z1abBw+TJkzMIOsaI189xYbCYEJu8ur3oSBULmjXCJYDVsrW4vzpuO+98vqbk51qGUsV15YhA1EyqVgyXGnShB93gPIcKejBIueiI3RT5ESzHwR0+cPCitVa93NDJAJnVdt5/oDud0F3X+AjZICg=';
+
 /** SHA-256 of the teacher-forced parameters of every case in turn (little-endian float32). */
 const PARAMS_DIGEST = 'b6f6c515d0d393f2c8b74d4b49c70406dc85a977d9fb05d6208e152a111048a6';
 
@@ -142,6 +145,20 @@ describe('portable streams are the same bits as where they were recorded', () =>
       assert.equal(digest, GOLDEN[name], `${name}: the portable stream differs from the one recorded (see this file's header)`);
     });
   }
+
+  test('a file arpix wrote before the wasm mode (format version 1, kept here) decodes, and this arpix writes the same bytes', () => {
+    // gated-pixelcnn mixture RGB with labels, written by arpix 0.1.0 before format version 2 existed.
+    const old = Uint8Array.from(atob(OLD_PORTABLE_FILE), (ch) => ch.charCodeAt(0));
+    const [name, cfg] = familyCases(templates).find(([n]) => n === 'gated-pixelcnn mixture RGB with labels')!;
+    const { model, values, labels } = setup(cfg);
+    const back = decompressBytes(old, name, model);
+    assert.deepEqual(Array.from(back.values.data), Array.from(values.data));
+    assert.deepEqual(back.labels, labels);
+    // The header names the version that wrote it; with that one, today's file is the same bytes.
+    const now = compressValues(model, values, { mode: 'portable', block: 2, weights: 'raw', transform: { kind: 'none' }, labels });
+    const { header, stream } = readCompressed(now.bytes, name);
+    assert.deepEqual(writeCompressed({ ...header, numeric: { ...header.numeric, arpixVersion: '0.1.0' } }, stream), old);
+  });
 
   test('and so are the float32 parameters the ts backend computes for every case (one digest)', () => {
     // The integer frequencies absorb most last-bit differences of the probabilities, so the streams

@@ -10,14 +10,17 @@ import { ArgumentError, FormatError, fmtShape } from '../errors.js';
 import type { Checkpoint } from '../io/checkpoint.js';
 import { createModel } from './index.js';
 import type { AutoregressiveModel } from './core/model.js';
+import { withoutInitialisers } from '../nn/init.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** The model in a checkpoint, with the averaged weights when there are any and `useEma` is set. */
 export function modelFromCheckpoint(c: Checkpoint, opts: { useEma?: boolean } = {}): AutoregressiveModel {
   let model: AutoregressiveModel;
+  let loaded: () => boolean;
   try {
-    model = createModel(c.meta.config.model);
+    // Built without drawing its initial weights: every one of them is loaded below.
+    ({ value: model, loaded } = withoutInitialisers(() => createModel(c.meta.config.model)));
   } catch (e) {
     // A config the ranges let through but the family's constructor refuses is still the file's fault.
     if (e instanceof ArgumentError || e instanceof ConfigError) throw new FormatError(c.file ?? 'the checkpoint', `has a model config its family refuses: ${e.message}`, { cause: e });
@@ -26,6 +29,7 @@ export function modelFromCheckpoint(c: Checkpoint, opts: { useEma?: boolean } = 
   // Names, shapes and dtypes of the weights, the averaged weights and the moments, exactly.
   checkCheckpointTensors(c, model);
   model.loadStateDict(c.model);
+  if (!loaded()) throw new Error(`${c.file ?? 'the checkpoint'}: its ${model.config.kind} model has a tensor its initialisers fill that is not among its weights, so loading them left it unfilled; this is a bug in arpix`);
   if ((opts.useEma ?? true) && Object.keys(c.ema).length > 0) model.loadStateDict(c.ema, { strict: false });
   model.eval();
   return model;

@@ -11,9 +11,35 @@ function floatData(op: string, t: Tensor): Float32Array | Float64Array {
   return t.data as Float32Array | Float64Array;
 }
 
+/** While a build runs under `withoutInitialisers`: the tensors left unfilled, and their versions then. */
+let unfilled: { tensor: Tensor; version: number }[] | null = null;
+
+/**
+ * Runs `build` with uniform_ and normal_ filling nothing (their tensors keep their zeros), though
+ * they move their generators on exactly as a draw would, so what draws after is unchanged. For a
+ * model whose every weight is then loaded from a file: drawing weights only to overwrite them is
+ * most of building one. `loaded()` is false when a tensor left unfilled has not been written since.
+ */
+export function withoutInitialisers<T>(build: () => T): { value: T; loaded: () => boolean } {
+  const outer = unfilled;
+  const mine: { tensor: Tensor; version: number }[] = [];
+  unfilled = mine;
+  try {
+    const value = build();
+    return { value, loaded: () => mine.every((u) => u.tensor.version !== u.version) };
+  } finally {
+    unfilled = outer;
+  }
+}
+
 /** Fills t with values uniform in [lo, hi). */
 export function uniform_(t: Tensor, lo: number, hi: number, generator: Generator): Tensor {
   const d = floatData('uniform_', t);
+  if (unfilled) {
+    generator.skipUniform(d.length);
+    unfilled.push({ tensor: t, version: t.version });
+    return t;
+  }
   generator.uniform(d);
   for (let i = 0; i < d.length; i++) d[i] = lo + (hi - lo) * d[i]!;
   t.bumpVersion();
@@ -23,6 +49,11 @@ export function uniform_(t: Tensor, lo: number, hi: number, generator: Generator
 /** Fills t with normal values of the given mean and standard deviation. */
 export function normal_(t: Tensor, mean: number, std: number, generator: Generator): Tensor {
   const d = floatData('normal_', t);
+  if (unfilled) {
+    generator.skipNormal(d.length);
+    unfilled.push({ tensor: t, version: t.version });
+    return t;
+  }
   generator.normal(d);
   for (let i = 0; i < d.length; i++) d[i] = mean + std * d[i]!;
   t.bumpVersion();

@@ -10,6 +10,7 @@ import {
   Conv2d, ConvTranspose2d, Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, Sequential,
   StateDictError, fromPyTorchLayout, toPyTorchLayout,
 } from './index.js';
+import { normal_, uniform_, withoutInitialisers } from './init.js';
 
 const gen = (seed = 1) => new Generator(seed);
 
@@ -314,4 +315,28 @@ describe('state dicts', () => {
     }
     assert.throws(() => toPyTorchLayout(zeros([2, 2]), 'conv2d', 'w'), /toPyTorchLayout: w is a convolution weight and must have rank 4, got shape \[2, 2\]/);
   });
+});
+
+test('withoutInitialisers: uniform_ and normal_ fill nothing but move their generator on as a draw does', () => {
+  for (const fill of [(t: Tensor, g: Generator) => uniform_(t, -1, 1, g), (t: Tensor, g: Generator) => normal_(t, 0, 1, g)]) {
+    const drawn = new Generator(4);
+    const a = zeros([7, 3]);
+    fill(a, drawn);
+    const skipped = new Generator(4);
+    const b = zeros([7, 3]);
+    const { loaded } = withoutInitialisers(() => fill(b, skipped));
+    assert.ok(Array.from(a.data).some((v) => v !== 0), 'the draw filled a');
+    assert.ok(Array.from(b.data).every((v) => v === 0), 'b was left unfilled');
+    assert.equal(skipped.offset, drawn.offset);
+    assert.equal(loaded(), false);
+    b.data.set(a.data);
+    b.bumpVersion();
+    assert.equal(loaded(), true);
+    // What draws next is what would have been drawn next.
+    const x = new Float32Array(5);
+    const y = new Float32Array(5);
+    drawn.uniform(x);
+    skipped.uniform(y);
+    assert.deepEqual(y, x);
+  }
 });

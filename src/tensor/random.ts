@@ -100,6 +100,11 @@ export class Generator {
     this.offset += blocks;
   }
 
+  /** Moves the stream past a normal draw of n values (one block each), as `normal` would. */
+  skipNormal(n: number): void {
+    this.offset += n;
+  }
+
   /** Fills out with standard normals (Box–Muller on the first two words of one block each). */
   normal(out: Float32Array | Float64Array): void {
     const n = out.length;

@@ -139,6 +139,14 @@ export class LocalEngine {
     return this.slots[i]!;
   }
 
+  /**
+   * Starts the workers a batch is split between, so that their scripts, backends and first weights
+   * load while the page sets itself up rather than after its first job is asked for.
+   */
+  warm(): void {
+    for (let i = 0; i < this.threadsFor(MAX_THREADS); i++) this.slot(i).start();
+  }
+
   /** The backend the first worker computes on (starting it if needed). */
   backend(): Promise<BackendInfo> {
     return this.slot(0).backend();

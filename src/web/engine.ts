@@ -7,7 +7,7 @@
 
 import { encode as encodePng } from 'fast-png';
 import { ArpixError } from '../errors.js';
-import { decodeCheckpoint } from '../io/checkpoint.js';
+import { decodeCheckpoint, type DecodeOptions } from '../io/checkpoint.js';
 import { modelFromCheckpoint } from '../models/checkpoint.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { samplePart } from '../models/sampling/index.js';
@@ -31,8 +31,8 @@ export function loadedFrom(ckpt: UsableCheckpoint, model: AutoregressiveModel = 
 }
 
 /** A checkpoint's bytes (`file` names it in errors): decoded, its sums and config checked, its model built (once). */
-export function loadModelBytes(bytes: Uint8Array, file: string, policy: CheckpointPolicy = {}): LoadedModel {
-  const { ckpt, model } = validatedModel(decodeCheckpoint(bytes, file), policy);
+export function loadModelBytes(bytes: Uint8Array, file: string, policy: CheckpointPolicy = {}, decode: DecodeOptions = {}): LoadedModel {
+  const { ckpt, model } = validatedModel(decodeCheckpoint(bytes, file, decode), policy);
   return loadedFrom(ckpt, model);
 }
 

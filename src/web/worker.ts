@@ -33,7 +33,7 @@ interface LastJob {
 }
 const record = (last: LastJob) => { (globalThis as { arpixLastJob?: LastJob }).arpixLastJob = last; };
 
-async function fetchBytes(url: string, what: string): Promise<Uint8Array> {
+async function fetchBytes(url: string, what: string): Promise<Uint8Array<ArrayBuffer>> {
   let res: Response;
   try {
     res = await fetch(url);
@@ -63,17 +63,43 @@ async function chooseBackend(wasmUrl: string | null, reason: string | null): Pro
   }
 }
 
+/**
+ * The SHA-256 of bytes, in hex: the browser's own (native, off this thread) where the page is a
+ * secure context, as 127.0.0.1 and HTTPS are; else arpix's.
+ */
+async function digestOf(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const subtle = (globalThis as { crypto?: { subtle?: SubtleCrypto } }).crypto?.subtle;
+  if (!subtle) return sha256().update(bytes).hex();
+  let hex = '';
+  for (const b of new Uint8Array(await subtle.digest('SHA-256', bytes))) hex += b.toString(16).padStart(2, '0');
+  return hex;
+}
+
+/** Weights fetched as soon as a job names them, while the jobs before it (and the backend) get ready. */
+const fetching = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
+
+function prefetch(src: ModelSource): void {
+  if (models.has(src.key) || fetching.has(src.url)) return;
+  const p = fetchBytes(src.url, `the weights of run ${src.key}`);
+  p.catch(() => {}); // its job reports the failure
+  fetching.set(src.url, p);
+}
+
 /** The run's model: loaded and checked once, then kept (a few runs at a time). */
 async function modelOf(src: ModelSource): Promise<{ entry: { loaded: LoadedModel; facts: ModelFacts }; seconds: number }> {
   const have = models.get(src.key);
   if (have) return { entry: have, seconds: 0 };
   const t0 = performance.now();
-  const bytes = await fetchBytes(src.url, `the weights of run ${src.key}`);
+  prefetch(src);
+  const pending = fetching.get(src.url)!;
+  fetching.delete(src.url);
+  const bytes = await pending;
   if (src.sha256 !== null) {
-    const sum = sha256().update(bytes).hex();
+    const sum = await digestOf(bytes);
     if (sum !== src.sha256) throw new PageError(`${src.file} is damaged: its SHA-256 is not the one the page lists (${bytes.length} bytes fetched); export the page again`);
   }
-  const loaded = loadModelBytes(bytes, src.file, { allowUnverified: src.allowUnverified });
+  // The whole file matched the digest the export took of a checked checkpoint: its inner sums hold.
+  const loaded = loadModelBytes(bytes, src.file, { allowUnverified: src.allowUnverified }, { digestChecked: src.sha256 !== null });
   const f = facts(loaded.model);
   const e = src.expect;
   if (e && (e.kind !== f.kind || e.height !== f.height || e.width !== f.width || e.channels !== f.channels)) {
@@ -115,7 +141,8 @@ scope.onmessage = ({ data }) => {
       scope.postMessage({ type: 'ready', backend: r.backend, note: r.note });
     });
   } else if (data.type === 'job') {
-    // One job at a time, in the order given: a job waits for the one before it.
+    // One job at a time, in the order given: a job waits for the one before it, its weights not.
+    prefetch(data.source);
     queue = queue.then(() => runJob(data.id, data.source, data.job));
   }
 };

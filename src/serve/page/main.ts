@@ -34,8 +34,10 @@ function localEngine(): LocalEngine {
 }
 
 function makeApi(where: 'server' | 'page'): PanelApi {
-  if (config.mode === 'static') return new StaticApi(localEngine(), config);
-  return where === 'page' ? new PageComputeApi(localEngine(), config.allowUnverified) : new ServerApi();
+  if (config.mode !== 'static' && where === 'server') return new ServerApi();
+  // The page computes: its workers start loading now, while the page sets itself up.
+  localEngine().warm();
+  return config.mode === 'static' ? new StaticApi(localEngine(), config) : new PageComputeApi(localEngine(), config.allowUnverified);
 }
 
 let api: PanelApi = makeApi(config.compute);

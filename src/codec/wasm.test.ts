@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import '../backends/node.js'; // registers the wasm backend
 import { wasmBackend, wasmLoadError } from '../backends/wasm/node.js';
-import { backendName, registerBackend, registeredBackend, setBackend, type BackendName } from '../backends/registry.js';
+import { registerBackend, registeredBackend } from '../backends/registry.js';
+import { onBackend as on } from '../testing/backend.js';
 import { createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { sample } from '../models/sampling/index.js';
@@ -41,17 +42,6 @@ function build(cfg: TinyConfig): AutoregressiveModel {
   for (const p of model.parameters()) p.data.set(ax.mul(p, 2).data);
   model.eval();
   return model;
-}
-
-/** Runs fn on the named backend and restores the one before. */
-function on<T>(name: BackendName, fn: () => T): T {
-  const before = backendName();
-  setBackend(name);
-  try {
-    return fn();
-  } finally {
-    setBackend(before);
-  }
 }
 
 /** fn throws one line matching re. */

@@ -18,7 +18,8 @@ import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { encode as encodePng } from 'fast-png';
 import '../backends/node.js'; // Node's services, and the native and wasm backends registered
-import { backendName, setBackend, type BackendName } from '../backends/registry.js';
+import type { BackendName } from '../backends/registry.js';
+import { onBackend as on } from '../testing/backend.js';
 import { greyPalette } from '../likelihoods/index.js';
 import { fixedLookupTable } from '../data/transforms.js';
 import { saveCheckpoint } from '../io/disk.js';
@@ -30,6 +31,7 @@ import { loadEvalData, loadRunCheckpoint, modelFromCheckpoint, pixelField, resol
 import { levelToByte } from '../serve/page/draw.js';
 import { gridLayout } from '../serve/page/draw.js';
 import { runModelJob } from '../web/engine.js';
+import { compressValues, decompressBytes } from '../codec/compress.js';
 import type { PageConfig } from '../web/page-config.js';
 import type { BitsResult } from '../web/protocol.js';
 import { initialCheckpoint } from './export.js';
@@ -89,6 +91,14 @@ async function staticServer(root: string, isolated: boolean): Promise<string> {
   return `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
 }
 
+/** A copy of the export without its WebAssembly module, served: its page computes on the TypeScript backend. */
+function noWasmSite(name: string): Promise<string> {
+  const dir = join(base, name);
+  cpSync(out, dir, { recursive: true });
+  rmSync(join(dir, 'arpix.wasm'), { force: true });
+  return staticServer(dir, false);
+}
+
 /** A new page on `url`, recording what it threw. */
 async function open(url: string): Promise<{ page: Page; errors: string[] }> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -112,16 +122,6 @@ async function pageBackend(page: Page): Promise<BackendName> {
   return (await page.getAttribute('#where', 'data-backend')) as BackendName;
 }
 
-/** Runs `fn` on the named backend in this process. */
-function on<T>(name: BackendName, fn: () => T): T {
-  const was = backendName();
-  setBackend(name);
-  try {
-    return fn();
-  } finally {
-    setBackend(was);
-  }
-}
 
 /** The images of a grid canvas of n images (the red channel, 0..255), as sampleImages lays them out. */
 async function gridImages(page: Page, id: string, n: number, cols: number, rows = 1, first = 0): Promise<number[][]> {
@@ -481,10 +481,7 @@ describe('arpix export --web in chromium', { skip }, () => {
   });
 
   test('without its WebAssembly module the page computes on the TypeScript backend, says so, and still samples as Node does', async () => {
-    const noWasm = join(base, 'no-wasm-site');
-    cpSync(out, noWasm, { recursive: true });
-    rmSync(join(noWasm, 'arpix.wasm'), { force: true });
-    const url = await staticServer(noWasm, false);
+    const url = await noWasmSite('no-wasm-site');
     const { page, errors } = await open(`${url}#sample`);
     assert.equal(await pageBackend(page), 'ts');
     assert.match(await page.getAttribute('#where', 'title') ?? '', /WebAssembly|TypeScript/);
@@ -545,6 +542,65 @@ describe('arpix export --web in chromium', { skip }, () => {
     } finally {
       await server.close();
     }
+  });
+
+  test('the compressor panel writes the shown image\'s file in the page — wasm mode — and Node decodes its bytes on the wasm backend to exactly the image', async () => {
+    const url = await staticServer(out, false);
+    const { page, errors } = await open(`${url}#bits`);
+    assert.equal(await pageBackend(page), 'wasm', 'the export holds the WebAssembly module, which the worker loaded');
+    for (const run of runs.filter((r) => r.name === 'gated-labels' || r.name === 'image-transformer')) {
+      const label = run.model.config.numClasses > 0 ? testLabels[0]! : null;
+      await page.evaluate(() => { delete document.getElementById('b-kpis')!.dataset.state; });
+      await page.selectOption('#run', run.name);
+      await page.waitForSelector('#b-kpis[data-state="done"]', { timeout: 60_000 });
+      assert.deepEqual(await page.$$eval('#b-mode option', (os) => os.map((o) => (o as HTMLOptionElement).value)), ['wasm'], 'the page writes wasm files');
+      await page.click('#b-compress');
+      await page.waitForSelector('#b-file[data-state="done"]', { timeout: 60_000 });
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#b-download')]);
+      const name = `${run.name}-test-0.arpz`;
+      assert.equal(download.suggestedFilename(), name);
+      const bytes = new Uint8Array(readFileSync((await download.path())!));
+      // Decoded in Node, its WebAssembly backend chosen by the file: the page's image and label.
+      const back = decompressBytes(bytes, name, run.model);
+      assert.equal(back.header.numeric.mode, 'wasm');
+      assert.deepEqual(Array.from(back.values.data), testValues[0], `${run.name}: the image shown`);
+      assert.deepEqual(back.labels && Array.from(back.labels), label === null ? null : [label]);
+      // Byte for byte the file Node writes for it in wasm mode: the same probabilities in both engines.
+      const image = new Tensor(Int32Array.from(testValues[0]!), [1, 28, 28, 1]);
+      const want = compressValues(run.model, image, { mode: 'wasm', block: 1, weights: back.header.model.weights, transform: transformFor(run.config.dataset), labels: label === null ? null : Int32Array.of(label) });
+      assert.deepEqual(bytes, want.bytes);
+      // What the panel says: the file's size, who decoded it, its mode, and the command that decodes it.
+      assert.equal(await page.textContent('#b-download'), `Download the compressed file (${bytes.length} bytes)`);
+      const text = (await page.textContent('#b-file')) ?? '';
+      assert.match(text, new RegExp(`this page decoded these ${bytes.length} bytes`));
+      assert.match(text, /wasm mode, trained weights; coded in \d+\.\d{3} s, decoded in \d+\.\d{3} s/);
+      assert.match(text, new RegExp(`arpix decompress ${name} --run ${run.name} --raw --out DIR`));
+      assert.equal(await page.$('#b-mode-note'), null, 'and no note: the page chose wasm');
+    }
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('a page whose worker computes on the TypeScript backend still compresses, in portable mode, and says why', async () => {
+    const url = await noWasmSite('no-wasm-compress-site');
+    const { page, errors } = await open(`${url}#bits`);
+    assert.equal(await pageBackend(page), 'ts');
+    const run = runs.find((r) => r.name === 'gated-pixelcnn')!;
+    await page.selectOption('#run', run.name);
+    await page.waitForSelector('#b-kpis[data-state="done"]', { timeout: 60_000 });
+    assert.deepEqual(await page.$$eval('#b-mode option', (os) => os.map((o) => (o as HTMLOptionElement).value)), ['portable']);
+    assert.match(await page.textContent('#b-mode-note') ?? '', /computes on the TypeScript backend .*so its files are portable ones/);
+    await page.click('#b-compress');
+    await page.waitForSelector('#b-file[data-state="done"]', { timeout: 60_000 });
+    assert.match(await page.textContent('#b-file') ?? '', /portable mode, trained weights/);
+    assert.match(await page.textContent('#b-mode-note') ?? '', /TypeScript backend/);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#b-download')]);
+    const bytes = new Uint8Array(readFileSync((await download.path())!));
+    const back = on('ts', () => decompressBytes(bytes, download.suggestedFilename(), run.model));
+    assert.equal(back.header.numeric.mode, 'portable');
+    assert.deepEqual(Array.from(back.values.data), testValues[0]);
+    assert.deepEqual(errors, []);
+    await page.close();
   });
 
   test('a page opened from a file says how to serve the folder', async () => {

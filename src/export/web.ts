@@ -224,7 +224,7 @@ export async function exportWeb(runs: readonly WebRun[], outDir: string, opts: W
   const wasm = wasmModule();
   const [app, worker] = await Promise.all([bundlePage(), bundleWorker()]);
   const wasmBytes = wasm.file ? readFileSync(wasm.file) : null;
-  const page: PageConfig = { mode: 'static', compute: 'page', allowUnverified: false, worker: 'worker.js', wasm: wasmBytes ? 'arpix.wasm' : null, wasmReason: wasm.reason, runs: staticRuns };
+  const page: PageConfig = { mode: 'static', compute: 'page', allowUnverified: false, worker: 'worker.js', wasm: wasmBytes ? 'arpix.wasm' : null, wasmReason: wasm.reason, compressModes: [], runs: staticRuns };
   const require = createRequire(import.meta.url);
   files.push(
     ['index.html', withConfig(staticHtml(readFileSync(new URL('index.html', PAGE_DIR), 'utf8')), page)],

@@ -21,7 +21,9 @@ import type { CompressResult, DecodeJob, Job, WorkerMessage } from './protocol.j
 import { RunFolders, summarise } from './runs.js';
 import { sseResponse, type Send } from './sse.js';
 import { withConfig, type PageConfig } from '../web/page-config.js';
-import { MODEL_LIMITS } from '../web/protocol.js';
+import { COMPRESS_NAME, MODEL_LIMITS, compressedFileName } from '../web/protocol.js';
+import { CODEC_MODES, type CodecMode } from '../codec/format.js';
+import { backendName, registeredBackend } from '../backends/registry.js';
 
 export const LIMITS = {
   /** Bytes of a JSON request body. */
@@ -214,6 +216,11 @@ interface ServeState {
   page: PageConfig;
 }
 
+/** The modes the model workers write files in: they load the backends this process loaded, and choose as it chose. */
+function compressModes(): CodecMode[] {
+  return CODEC_MODES.filter((m) => (m === 'native' ? backendName() === 'native' : m === 'wasm' ? registeredBackend('wasm') !== null : true));
+}
+
 /** The server's parts, in order: its state, its error answers, its routes by what they serve, its workers. */
 export function createServeApp(opts: ServeOptions): ServeApp {
   const s: ServeState = {
@@ -225,7 +232,7 @@ export function createServeApp(opts: ServeOptions): ServeApp {
     streams: new Set<AbortController>(),
     reading: 0,
     bodyMs: opts.bodyMs ?? 10_000,
-    page: { mode: 'serve', compute: opts.compute ?? 'server', allowUnverified: opts.allowUnverified ?? false, worker: '/worker.js', wasm: null, wasmReason: null, runs: [] },
+    page: { mode: 'serve', compute: opts.compute ?? 'server', allowUnverified: opts.allowUnverified ?? false, worker: '/worker.js', wasm: null, wasmReason: null, compressModes: compressModes(), runs: [] },
   };
   const wasm = s.assets.wasm();
   s.page.wasm = wasm.file === null ? null : '/arpix.wasm';
@@ -486,13 +493,8 @@ async function jobJson(pool: WorkerPool, c: Context, job: Job): Promise<Response
 
 // ---- the model as a compressor: a real file for one image ---------------------------------------
 
-/** A file name part: letters, digits, '.', '_' and '-', anything else '_'. */
-function fileNamePart(v: string): string {
-  return v.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80);
-}
-
 function compressRoutes(app: Hono, s: ServeState): void {
-  // { run, image, label?, mode?: 'native' | 'portable', name? } → the file of `arpix compress` for
+  // { run, image, label?, mode?: 'native' | 'portable' | 'wasm', name? } → the file of `arpix compress` for
   // that one image, sent only after the worker decoded it back to exactly the image.
   app.post('/api/compress', async (c) => {
     const b = await jsonBody(s, c);
@@ -503,12 +505,12 @@ function compressRoutes(app: Hono, s: ServeState): void {
     const values = intArray(b.image, 'image', d, (summary.levels ?? 256) - 1);
     if (values.length !== d) throw new HttpError(400, `image must hold ${h}×${w}×${ch} = ${d} values in the model's levels, got ${values.length}`);
     const mode = b.mode === undefined || b.mode === null ? 'native' : b.mode;
-    if (mode !== 'native' && mode !== 'portable') throw new HttpError(400, `mode must be 'native' or 'portable', got ${JSON.stringify(mode)}`);
+    if (!CODEC_MODES.includes(mode as CodecMode)) throw new HttpError(400, `mode must be one of ${CODEC_MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(mode)}`);
     const name = b.name === undefined || b.name === null ? 'image' : b.name;
-    if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new HttpError(400, `name must be 1..64 letters, digits, '.', '_' or '-' (it goes into the file name), got ${JSON.stringify(name)}`);
-    const fileName = `${fileNamePart(run.id.split('/').pop() ?? 'run')}-${name}.arpz`;
+    if (typeof name !== 'string' || !COMPRESS_NAME.test(name)) throw new HttpError(400, `name must be 1..64 letters, digits, '.', '_' or '-' (it goes into the file name), got ${JSON.stringify(name)}`);
+    const fileName = compressedFileName(run.id, name);
     let result: CompressResult | null = null;
-    const job: Job = { op: 'compress', checkpoint: file, values, label: labelParam(b.label), mode, name: fileName };
+    const job: Job = { op: 'compress', checkpoint: file, values, label: labelParam(b.label), mode: mode as CodecMode, name: fileName };
     const outcome = await s.pool.run(job, (m) => { if (m.type === 'done') result = m.result as CompressResult; }, c.req.raw.signal);
     if (outcome === 'cancelled' || result === null) return c.json({ error: 'cancelled', status: 499 }, 400);
     const r: CompressResult = result;

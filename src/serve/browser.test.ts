@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { encode as encodePng } from 'fast-png';
 import { compressValues, decompressBytes } from '../codec/compress.js';
+import { registeredBackend } from '../backends/registry.js';
 import { loadCheckpoint } from '../io/disk.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
@@ -210,7 +211,10 @@ describe('arpix serve in chromium', { skip }, () => {
     const image = new Tensor(Int32Array.from(values), [1, 28, 28, 1]);
     const total = -noGrad(() => model.logProb(image)).data[0]! / Math.LN2;
     const png = encodePng({ width: 28, height: 28, channels: 1, depth: 8, data: Uint8Array.from(values) }).length;
-    for (const mode of ['native', 'portable'] as const) {
+    // The server offers the modes its workers write: wasm too where its module loaded.
+    const modes = registeredBackend('wasm') ? ['native', 'wasm', 'portable'] as const : ['native', 'portable'] as const;
+    assert.deepEqual(await page.$$eval('#b-mode option', (os) => os.map((o) => (o as HTMLOptionElement).value)), modes);
+    for (const mode of modes) {
       await page.selectOption('#b-mode', mode);
       assert.equal(await page.getAttribute('#b-file', 'data-state'), 'idle', 'a new mode forgets the file');
       await page.click('#b-compress');

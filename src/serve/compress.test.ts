@@ -15,6 +15,8 @@ import { Tensor } from '../tensor/tensor.js';
 import { trainTinyRuns, type TinyRuns } from '../testing/tiny-runs.js';
 import { applyOverrides, loadEvalData, modelFromCheckpoint, presetRaw, resolveRunConfig, train, transformFor, type RunConfig } from '../train/index.js';
 import { createServeApp, LIMITS, type ServeApp } from './app.js';
+import { registeredBackend } from '../backends/registry.js';
+import { ARPIX_VERSION } from '../version.js';
 import type { TestImageResult } from './protocol.js';
 
 let runs: TinyRuns;
@@ -121,6 +123,22 @@ describe('POST /api/compress: a real file for one image', () => {
   });
 });
 
+test('wasm mode: a file the WebAssembly backend decodes anywhere, the same image; the page is told the server writes it', { skip: registeredBackend('wasm') ? false : 'the wasm backend is not built' }, async () => {
+  const id = 'runs/gated-conditional';
+  const { model } = loaded.get(id)!;
+  const ti = await testImage(id, 1);
+  const r = await post(serve, { run: id, image: ti.values, label: ti.label, mode: 'wasm' });
+  assert.equal(r.status, 200, await r.clone().text());
+  assert.equal(r.headers.get('x-arpix-mode'), 'wasm');
+  const bytes = new Uint8Array(await r.arrayBuffer());
+  const back = decompressBytes(bytes, 'wasm.arpz', model);
+  assert.deepEqual(back.header.numeric, { mode: 'wasm', isa: null, block: 1, threads: 0, arpixVersion: ARPIX_VERSION });
+  assert.deepEqual(Array.from(back.values.data), ti.values);
+  assert.deepEqual(Array.from(back.labels!), [ti.label]);
+  const html = await (await serve.app.request('/')).text();
+  assert.match(html, /"compressModes":\["native","portable","wasm"\]|"compressModes":\["portable","wasm"\]/);
+});
+
 describe('POST /api/compress: bad requests are a 4xx with one line', () => {
   const id = 'runs/gated-pixelcnn-fmnist';
 
@@ -130,7 +148,7 @@ describe('POST /api/compress: bad requests are a 4xx with one line', () => {
     await expectError(post(serve, { run: id, image: [...ti.values, 0] }), 400, /^image must hold 1\.\.784 values, got 785$/);
     await expectError(post(serve, { run: id, image: ti.values.map((v, i) => (i === 9 ? 256 : v)) }), 400, /^image\[9\] must be an integer in 0\.\.255, got 256$/);
     await expectError(post(serve, { run: id, image: 'pixels' }), 400, /image must be an array of integers/);
-    await expectError(post(serve, { run: id, image: ti.values, mode: 'zip' }), 400, /^mode must be 'native' or 'portable', got "zip"$/);
+    await expectError(post(serve, { run: id, image: ti.values, mode: 'zip' }), 400, /^mode must be one of 'native', 'portable', 'wasm', got "zip"$/);
     await expectError(post(serve, { run: id, image: ti.values, name: '../etc/passwd' }), 400, /^name must be 1\.\.64 letters, digits/);
     await expectError(post(serve, { run: id, image: ti.values, name: 'a'.repeat(65) }), 400, /^name must be 1\.\.64/);
     await expectError(post(serve, { run: 'runs/nope', image: ti.values }), 404, /nope/);
@@ -156,7 +174,7 @@ describe('POST /api/compress: bad requests are a 4xx with one line', () => {
     else process.env.ARPIX_BACKEND = before;
     try {
       const ti = await testImage(id, 0);
-      await expectError(post(tsOnly, { run: id, image: ti.values }), 422, /^the native backend is not loaded in this server, so it cannot write a native file; choose the portable mode$/);
+      await expectError(post(tsOnly, { run: id, image: ti.values }), 422, /^the native backend is not loaded here, so it cannot write a native file; choose the wasm or portable mode$/);
       const r = await post(tsOnly, { run: id, image: ti.values, mode: 'portable' });
       assert.equal(r.status, 200);
       const back = decompressBytes(new Uint8Array(await r.arrayBuffer()), 'portable.arpz', loaded.get(id)!.model);

@@ -1,7 +1,7 @@
 // The model worker: loads checkpoints (kept while their file is unchanged) and runs one job at a
 // time off the server's event loop — the model engine's jobs (sampling streamed row by row or
-// pixel by pixel, per-element bits, receptive fields, model facts: src/web/engine.ts, which the
-// page's Web Worker runs too), test images, and one image coded into a file and decoded back.
+// pixel by pixel, per-element bits, receptive fields, model facts, one image coded into a file and
+// decoded back: src/web/engine.ts, which the page's Web Worker runs too), and test images.
 // Cancelling a job sets a shared cell the sampler reads after every row or pixel.
 
 import '../backends/node.js'; // Node's services and the native backend, registered before anything computes
@@ -13,8 +13,7 @@ import { fixedLookupTable } from '../data/transforms.js';
 import { loadCheckpoint } from '../io/disk.js';
 import { checkpointPathOf, loadEvalData, transformFor } from '../train/index.js';
 import { validatedModel } from '../train/validate.js';
-import { Cancelled, facts, imageTensor, labelsFor, loadedFrom, runModelJob, type LoadedModel } from '../web/engine.js';
-import { compressImage } from './compress-job.js';
+import { Cancelled, facts, loadedFrom, runModelJob, type LoadedModel } from '../web/engine.js';
 import type { Job, TestImageResult, WorkerMessage } from './protocol.js';
 
 interface Loaded extends LoadedModel {
@@ -50,14 +49,10 @@ async function run(job: Job, post: (m: WorkerMessage, transfer?: ArrayBuffer[]) 
     case 'sample':
     case 'bits':
     case 'field':
-    case 'info': {
+    case 'info':
+    case 'compress': {
       const { checkpoint: _file, ...modelJob } = job;
       result = runModelJob(entry, modelJob, post, cancelled);
-      break;
-    }
-    case 'compress': {
-      const check = () => { if (cancelled()) throw new Cancelled(); };
-      result = compressImage(m, entry.config, entry.weights, { image: imageTensor(m, job.values, 1), label: labelsFor(m, job.label, 1), mode: job.mode, name: job.name, checkCancelled: check });
       break;
     }
     case 'testImage': {

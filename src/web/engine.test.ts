@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeCheckpoint, encodeCheckpoint } from '../io/checkpoint.js';
+import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../io/checkpoint.js';
 import { modelFromCheckpoint } from '../models/checkpoint.js';
 import { initialCheckpoint } from '../export/export.js';
 import { noGrad } from '../ops/index.js';
@@ -13,7 +13,10 @@ import { bundleWorker } from '../serve/assets.js';
 import { Tensor } from '../tensor/tensor.js';
 import { resolveRunConfig } from '../train/run-config.js';
 import { Cancelled, checkModelJob, facts, jobError, loadModelBytes, runModelJob } from './engine.js';
-import type { BitsResult, FieldResult, InfoResult, WorkerMessage } from './protocol.js';
+import type { BitsResult, CompressResult, FieldResult, InfoResult, WorkerMessage } from './protocol.js';
+import { decompressBytes } from '../codec/compress.js';
+import { samplingCheckpoint } from '../export/web.js';
+import { validateCheckpoint } from '../train/validate.js';
 
 function config(kind: string, extra: Record<string, unknown> = {}) {
   return resolveRunConfig({
@@ -88,13 +91,19 @@ test('the page\'s worker bundles for a browser: esbuild with platform browser fi
   assert.doesNotMatch(js, /\bfrom\s*["']node:|require\(["']node:/);
 });
 
-test('a checkpoint with averaged weights loads them, built once by the check, as modelFromCheckpoint builds them', () => {
+/** A checkpoint whose averaged weights differ from its trained ones. */
+function averagedCheckpoint(): Checkpoint {
   const cfg = config('gated-pixelcnn');
   const c = initialCheckpoint({ ...cfg, train: { ...cfg.train, ema: 0.99 } });
   const model = modelFromCheckpoint(c);
   c.ema = Object.fromEntries(model.namedParameters().map(([name, p]) => [name, new Tensor(Float32Array.from(p.data, (v) => v / 2 + 0.01), p.shape)]));
   c.meta.ema = { decay: 0.99, warmup: true, updates: 3 };
   c.meta.extra = { importedFrom: 'averaged.pt' };
+  return c;
+}
+
+test('a checkpoint with averaged weights loads them, built once by the check, as modelFromCheckpoint builds them', () => {
+  const c = averagedCheckpoint();
   const file = encodeCheckpoint(c);
   const loaded = loadModelBytes(file, 'ema.safetensors');
   assert.equal(loaded.weights, 'ema');
@@ -104,4 +113,24 @@ test('a checkpoint with averaged weights loads them, built once by the check, as
   for (const k of Object.keys(want)) assert.deepEqual(got[k]!.data, want[k]!.data, k);
   assert.notDeepEqual(got[Object.keys(c.ema)[0]!]!.data, c.model[Object.keys(c.ema)[0]!]!.data, 'the averaged weights, not the trained ones');
   assert.equal(loaded.model.training, false);
+});
+
+test('the compress job: a file that decodes to the image; an export\'s copy of averaged weights writes files of the averaged weights, which the run\'s own model decodes', () => {
+  const saved = decodeCheckpoint(encodeCheckpoint(averagedCheckpoint()), 'run.safetensors');
+  const averaged = modelFromCheckpoint(saved);
+  // What arpix export --web writes: the averaged weights in the model's place, and which they are.
+  const loaded = loadModelBytes(samplingCheckpoint(validateCheckpoint(saved), 'run').bytes, 'weights.safetensors');
+  assert.equal(loaded.weights, 'ema');
+  const values = Array.from({ length: 64 }, (_, i) => (i * 7) % 16);
+  const job = { op: 'compress' as const, values, label: null, mode: 'portable' as const, name: 'run-test-0.arpz' };
+  const r = runModelJob(loaded, job, () => {}, () => false) as CompressResult;
+  assert.equal(r.weights, 'ema');
+  const back = decompressBytes(r.bytes, job.name, averaged);
+  assert.equal(back.header.model.weights, 'ema');
+  assert.deepEqual(Array.from(back.values.data), values);
+  // Bad requests, and a job cancelled between coding and decoding.
+  const f = facts(loaded.model);
+  assert.throws(() => checkModelJob(f, { ...job, mode: 'zip' as 'wasm' }), /the mode must be one of native, portable, wasm, got "zip"/);
+  assert.throws(() => checkModelJob(f, { ...job, name: '' }), /the file's name must be 1\.\.200 characters/);
+  assert.throws(() => runModelJob(loaded, job, () => {}, () => true), Cancelled);
 });

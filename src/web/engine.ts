@@ -16,18 +16,25 @@ import { Tensor } from '../tensor/tensor.js';
 import { modelInfo, pixelField } from '../train/info.js';
 import type { RunConfig } from '../train/run-config.js';
 import { validatedModel, type CheckpointPolicy, type UsableCheckpoint } from '../train/validate.js';
+import { CODEC_MODES } from '../codec/format.js';
+import { compressImage } from './compress.js';
 import { MODEL_LIMITS, type BitsResult, type FieldResult, type InfoResult, type ModelFacts, type ModelJob, type WorkerMessage } from './protocol.js';
 
 export interface LoadedModel {
   model: AutoregressiveModel;
   config: RunConfig;
-  /** Which weights the model holds: the moving average when the checkpoint has one. */
+  /**
+   * Which weights the model holds: the moving average when the checkpoint has one, or when it is
+   * the copy `arpix export --web` made of a run's average (extra.weights): what a compressed file
+   * records, so that `arpix decompress` takes the same weights from the run.
+   */
   weights: 'ema' | 'raw';
 }
 
 /** The model of a checkpoint that passed validateCheckpoint (EMA weights, as `arpix sample` uses), or the one the check built. */
 export function loadedFrom(ckpt: UsableCheckpoint, model: AutoregressiveModel = modelFromCheckpoint(ckpt)): LoadedModel {
-  return { model, config: ckpt.config, weights: Object.keys(ckpt.ema).length > 0 ? 'ema' : 'raw' };
+  const averaged = Object.keys(ckpt.ema).length > 0 || ckpt.meta.extra.weights === 'ema';
+  return { model, config: ckpt.config, weights: averaged ? 'ema' : 'raw' };
 }
 
 /** A checkpoint's bytes (`file` names it in errors): decoded, its sums and config checked, its model built (once). */
@@ -105,6 +112,9 @@ export function checkModelJob(f: ModelFacts, job: ModelJob): void {
   } else if (job.op === 'field') {
     intIn(job.y, 'y', 0, f.height - 1);
     intIn(job.x, 'x', 0, f.width - 1);
+  } else if (job.op === 'compress') {
+    if (!CODEC_MODES.includes(job.mode)) throw new ArpixError(`the mode must be one of ${CODEC_MODES.join(', ')}, got ${JSON.stringify(job.mode)}`);
+    if (typeof job.name !== 'string' || job.name === '' || job.name.length > 200) throw new ArpixError(`the file's name must be 1..200 characters, got ${JSON.stringify(job.name)}`);
   }
 }
 
@@ -149,6 +159,10 @@ export function runModelJob(loaded: LoadedModel, job: ModelJob, post: (m: Worker
     case 'field': {
       const f = pixelField(m, job.y, job.x);
       return { y: job.y, x: job.x, influence: Array.from(f.influence), pixels: f.pixels, of: f.of } satisfies FieldResult;
+    }
+    case 'compress': {
+      const checkCancelled = () => { if (cancelled()) throw new Cancelled(); };
+      return compressImage(m, loaded.config, loaded.weights, { image: imageTensor(m, job.values, 1), label: labelsFor(m, job.label, 1), mode: job.mode, name: job.name, checkCancelled });
     }
     case 'info': {
       const info = modelInfo(m);

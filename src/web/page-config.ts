@@ -2,6 +2,7 @@
 // the backend's module) or by `arpix export --web` (the runs of the folder and their files), so
 // the page asks no server what it is.
 
+import type { CodecMode } from '../codec/format.js';
 import type { RunSummary } from './protocol.js';
 
 /** A run of an exported folder: its files, relative to index.html. */
@@ -27,6 +28,12 @@ export interface PageConfig {
   /** The WebAssembly module, or null with why there is none. */
   wasm: string | null;
   wasmReason: string | null;
+  /**
+   * The modes arpix serve's model workers write compressed files in: native where the addon
+   * loaded, wasm where the module did, portable always. Empty in an export: the page's own worker
+   * writes wasm files when it computes on WebAssembly, else portable ones.
+   */
+  compressModes: CodecMode[];
   runs: StaticRun[];
 }
 

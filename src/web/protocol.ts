@@ -2,6 +2,8 @@
 // in a worker thread of `arpix serve` or in a Web Worker of the page, so the page paints either
 // path's answers with the same code.
 
+import type { CodecMode } from '../codec/format.js';
+
 /** The bounds of one request, the same on the server and in the page. */
 export const MODEL_LIMITS = {
   /** Images one sample request may draw. */
@@ -29,7 +31,9 @@ export type ModelJob =
       part?: { from: number; to: number } }
   | { op: 'bits'; values: number[]; label: number | null }
   | { op: 'field'; y: number; x: number }
-  | { op: 'info' };
+  | { op: 'info' }
+  /** One image (H·W·C values) coded into a file of `arpix compress`, then decoded back from its bytes and compared (compress.ts); `name` names the file in messages. */
+  | { op: 'compress'; values: number[]; label: number | null; mode: CodecMode; name: string };
 
 export interface ModelFacts {
   kind: string;
@@ -56,6 +60,27 @@ export interface BitsResult {
   bitsPerDim: number;
   /** Bytes of the same image as an 8-bit PNG (fast-png, default compression). */
   pngBytes: number;
+}
+
+/** What a compress request's name may be: it goes into the file's name. */
+export const COMPRESS_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The file a run's image is offered as: `<run's last folder>-<name>.arpz`, safe on any file system. */
+export function compressedFileName(runId: string, name: string): string {
+  const part = (v: string) => v.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80);
+  return `${part(runId.split('/').pop() || 'run')}-${part(name)}.arpz`;
+}
+
+/** A file of `arpix compress` holding one image, already decoded back to exactly that image. */
+export interface CompressResult {
+  /** The file: what is offered for download. */
+  bytes: Uint8Array;
+  /** Σ −log₂ of the coder's quantised probabilities of the image (and its label): the stream's ideal length. */
+  idealBits: number;
+  mode: CodecMode;
+  weights: 'ema' | 'raw';
+  encodeSeconds: number;
+  decodeSeconds: number;
 }
 
 export interface FieldResult {

@@ -7,9 +7,10 @@ import uPlot from 'uplot';
 import type { BitsResult, RunSummary, TestImageResult } from '../protocol.js';
 import { CONFIG_ELEMENT_ID, type PageConfig } from '../../web/page-config.js';
 import { LocalEngine, MAX_THREADS } from '../../web/client.js';
-import { ApiError, postForFile } from './api.js';
+import { ApiError } from './api.js';
 import { colormap, gridLayout, paintPixel, paintRows, type Grid } from './draw.js';
 import { PageComputeApi, ServerApi, StaticApi, type PanelApi } from './panels-api.js';
+import type { CodecMode } from '../../codec/format.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const PALETTE = ['#6ea8fe', '#f5a524', '#4cc38a', '#f2555a', '#9b7bff', '#2dd4bf', '#f472b6', '#a3e635'];
@@ -20,7 +21,7 @@ let current: RunSummary | null = null;
 /** What the page was told when it loaded (by arpix serve, or by the export that wrote it). */
 function pageConfig(): PageConfig {
   const el = document.getElementById(CONFIG_ELEMENT_ID);
-  const fallback: PageConfig = { mode: 'serve', compute: 'server', allowUnverified: false, worker: 'worker.js', wasm: null, wasmReason: null, runs: [] };
+  const fallback: PageConfig = { mode: 'serve', compute: 'server', allowUnverified: false, worker: 'worker.js', wasm: null, wasmReason: null, compressModes: [], runs: [] };
   if (!el?.textContent) return fallback;
   return { ...fallback, ...(JSON.parse(el.textContent) as Partial<PageConfig>) };
 }
@@ -34,7 +35,7 @@ function localEngine(): LocalEngine {
 }
 
 function makeApi(where: 'server' | 'page'): PanelApi {
-  if (config.mode !== 'static' && where === 'server') return new ServerApi();
+  if (config.mode !== 'static' && where === 'server') return new ServerApi(config.compressModes);
   // The page computes: its workers start loading now, while the page sets itself up.
   localEngine().warm();
   return config.mode === 'static' ? new StaticApi(localEngine(), config) : new PageComputeApi(localEngine(), config.allowUnverified);
@@ -538,6 +539,33 @@ async function runBits(): Promise<void> {
 let shown: { run: RunSummary; values: number[]; label: number | null; name: string; bits: BitsResult } | null = null;
 let fileUrl: string | null = null;
 let compressing: AbortController | null = null;
+/** Why the way computing offers only the modes it does (the page's backend), or null. */
+let modeNote: string | null = null;
+
+const MODE_LABELS: Record<CodecMode, string> = {
+  native: 'native: exact on this kind of machine',
+  wasm: 'wasm: exact wherever WebAssembly runs',
+  portable: 'portable: exact on any machine, slower',
+};
+
+/** The file modes the way computing writes, as the choice the panel offers (fastest first). */
+async function showCompressModes(): Promise<void> {
+  const asked = api;
+  const { modes, note } = await api.compressModes();
+  if (api !== asked) return;
+  const select = $<HTMLSelectElement>('b-mode');
+  const before = select.value;
+  select.innerHTML = (['native', 'wasm', 'portable'] as const).filter((m) => modes.includes(m)).map((m) => `<option value="${m}">${MODE_LABELS[m]}</option>`).join('');
+  if (modes.includes(before as CodecMode)) select.value = before;
+  select.disabled = modes.length < 2;
+  modeNote = note;
+  resetFile();
+}
+
+/** The note on the modes, as the panel shows it. */
+function modeNoteHtml(): string {
+  return modeNote === null ? '' : `<p class="hint" id="b-mode-note">${esc(modeNote)}</p>`;
+}
 
 /** Forgets the file of the image shown before (and stops one being made). */
 function resetFile(): void {
@@ -547,13 +575,8 @@ function resetFile(): void {
   fileUrl = null;
   const el = $('b-file');
   el.dataset.state = 'idle';
-  if (api.noCompress !== null) {
-    el.innerHTML = `<p class="hint">${esc(api.noCompress)}</p>`;
-    $<HTMLButtonElement>('b-compress').disabled = true;
-    return;
-  }
-  el.innerHTML = '<p class="hint">Codes the image into a real file of <code>arpix compress</code> with this model, and decodes it back before offering it.</p>';
-  $<HTMLButtonElement>('b-compress').disabled = shown === null;
+  el.innerHTML = `<p class="hint">Codes the image into a real file of <code>arpix compress</code> with this model, and decodes it back before offering it.</p>${modeNoteHtml()}`;
+  $<HTMLButtonElement>('b-compress').disabled = shown === null || $<HTMLSelectElement>('b-mode').options.length === 0;
 }
 
 /** Text made safe to put in HTML (run ids are folder names). */
@@ -561,38 +584,37 @@ function esc(v: string): string {
   return v.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 }
 
-/** Asks the server for the image's file, which it sends only once it decoded back to exactly the image; offers it for download. */
+/** Asks for the image's file (the server, or the page's worker), given only once it decoded back to exactly the image; offers it for download. */
 async function compressShown(): Promise<void> {
   if (!shown) return;
   const s = shown;
   resetFile();
   const controller = new AbortController();
   compressing = controller;
-  const mode = $<HTMLSelectElement>('b-mode').value;
+  const mode = $<HTMLSelectElement>('b-mode').value as CodecMode;
   const el = $('b-file');
   el.dataset.state = 'running';
   el.innerHTML = `<p class="hint">coding the image with the model, then decoding it back (${mode} mode)…</p>`;
   $<HTMLButtonElement>('b-compress').disabled = true;
   try {
-    const { blob, headers } = await postForFile('/api/compress', { run: s.run.id, image: s.values, label: s.label, mode, name: s.name }, controller.signal);
+    const r = await api.compress(s.run, { values: s.values, label: s.label, mode, name: s.name }, controller.signal);
     if (compressing !== controller) return; // another image or mode since
-    if (headers.get('x-arpix-decoded-exactly') !== 'true') throw new Error('the server did not say that the file decoded back exactly');
-    const bytes = blob.size;
-    const fileName = /filename="([^"]+)"/.exec(headers.get('content-disposition') ?? '')?.[1] ?? `${s.name}.arpz`;
+    const bytes = r.bytes.length;
+    const fileName = r.fileName;
     const estimate = s.bits.totalBits / 8;
     const { h, w, c } = dims(s.run);
-    fileUrl = URL.createObjectURL(blob);
+    fileUrl = URL.createObjectURL(new Blob([r.bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }));
     el.dataset.state = 'done';
     el.dataset.bytes = String(bytes);
     el.innerHTML = `
       <a id="b-download" class="download" href="${fileUrl}" download="${esc(fileName)}">Download the compressed file (${bytes} bytes)</a>
-      <p class="exact" id="b-exact">decoded back exactly ✓ <span class="hint">the server decoded these ${bytes} bytes with the model and got every value of the image back</span></p>
+      <p class="exact" id="b-exact">decoded back exactly ✓ <span class="hint">${api.where === 'server' ? 'the server' : 'this page'} decoded these ${bytes} bytes with the model and got every value of the image back</span></p>
       <div class="kpis">
         <div class="kpi"><div class="v">${bytes} B</div><div class="k">the real file: ${((bytes * 8) / (h * w * c)).toFixed(3)} bits/dim, header included</div></div>
         <div class="kpi"><div class="v">${estimate.toFixed(0)} B</div><div class="k">the estimate above: the file is ${bytes >= estimate ? `${(bytes - estimate).toFixed(0)} B more` : `${(estimate - bytes).toFixed(0)} B less`} (its header, the coder's state)</div></div>
         <div class="kpi"><div class="v">${s.bits.pngBytes} B</div><div class="k">8-bit PNG: the file is ${bytes <= s.bits.pngBytes ? `${(s.bits.pngBytes / bytes).toFixed(2)}× smaller` : `${(bytes / s.bits.pngBytes).toFixed(2)}× larger`}</div></div>
       </div>
-      <p class="hint">${mode} mode, ${headers.get('x-arpix-weights') === 'raw' ? 'trained' : 'averaged (EMA)'} weights; coded in ${headers.get('x-arpix-encode-seconds')} s, decoded in ${headers.get('x-arpix-decode-seconds')} s. Decode it with <code>arpix decompress ${esc(fileName)} --run ${esc(s.run.id)}${headers.get('x-arpix-weights') === 'raw' ? ' --raw' : ''} --out DIR</code>.</p>`;
+      <p class="hint">${r.mode} mode, ${r.weights === 'raw' ? 'trained' : 'averaged (EMA)'} weights; coded in ${r.encodeSeconds.toFixed(3)} s, decoded in ${r.decodeSeconds.toFixed(3)} s. Decode it with <code>arpix decompress ${esc(fileName)} --run ${esc(s.run.id)}${r.weights === 'raw' ? ' --raw' : ''} --out DIR</code>.</p>${modeNoteHtml()}`;
   } catch (e) {
     if (controller.signal.aborted) return;
     el.dataset.state = 'error';
@@ -766,6 +788,7 @@ function wireCompute(): void {
     $('threads-wrap').hidden = api.where !== 'page';
     void showWhere().catch(toast);
     resetFile();
+    void showCompressModes().catch(toast);
     const active = document.querySelector<HTMLButtonElement>('#tabs button.active')?.dataset.tab ?? 'runs';
     if (active !== 'sample' && active !== 'complete') panels[active]?.show?.();
   });
@@ -775,6 +798,7 @@ wire();
 if (!fileNotice()) {
   wireCompute();
   void showWhere().catch(toast);
+  void showCompressModes().catch(toast);
   loadRuns(true).then(() => {
     const tab = location.hash.slice(1) || (config.mode === 'static' ? 'sample' : '');
     if (tab && document.getElementById(`panel-${tab}`)) showTab(tab);

@@ -6,11 +6,12 @@
 // have the same names and data whichever way computes them.
 
 import type { BitsResult, FieldResult, InfoResult, RunSummary, TestImageResult } from '../protocol.js';
+import type { CodecMode } from '../../codec/format.js';
 import { EngineError, LocalEngine, type BackendInfo } from '../../web/client.js';
 import type { ModelSource } from '../../web/messages.js';
-import type { ModelJob, WorkerMessage } from '../../web/protocol.js';
+import { compressedFileName, type CompressResult, type ModelJob, type WorkerMessage } from '../../web/protocol.js';
 import type { PageConfig, StaticRun } from '../../web/page-config.js';
-import { ApiError, getJson, postBytes, postJson, streamEvents } from './api.js';
+import { ApiError, getJson, postBytes, postForFile, postJson, streamEvents } from './api.js';
 
 export type OnEvent = (event: string, data: unknown) => void;
 
@@ -21,6 +22,26 @@ export interface SampleRequest {
   label: number | null;
   granularity: 'row' | 'pixel';
   complete: { values: number[]; keepRows: number; mask: number[] | null } | null;
+}
+
+/** One image to code into a file of arpix compress. */
+export interface CompressRequest {
+  values: number[];
+  label: number | null;
+  mode: CodecMode;
+  /** What the file is named after (with the run's name). */
+  name: string;
+}
+
+/** The file, already decoded back to exactly the image, and its name. */
+export interface CompressedFile extends CompressResult {
+  fileName: string;
+}
+
+/** The modes a way writes files in, and why only those when it says. */
+export interface CompressModes {
+  modes: CodecMode[];
+  note: string | null;
 }
 
 export interface MetricsFeed {
@@ -42,8 +63,9 @@ export interface PanelApi {
   bits(run: RunSummary, values: number[], label: number | null): Promise<BitsResult>;
   field(run: RunSummary, y: number, x: number): Promise<FieldResult>;
   info(run: RunSummary): Promise<InfoResult>;
-  /** Null when this way can make compressed files; else why it cannot. */
-  readonly noCompress: string | null;
+  compressModes(): Promise<CompressModes>;
+  /** The image coded into a file of arpix compress, given only once it decoded back to exactly the image. */
+  compress(run: RunSummary, req: CompressRequest, signal: AbortSignal): Promise<CompressedFile>;
 }
 
 const q = encodeURIComponent;
@@ -51,7 +73,9 @@ const q = encodeURIComponent;
 /** arpix serve computes everything. */
 export class ServerApi implements PanelApi {
   readonly where: 'server' | 'page' = 'server';
-  readonly noCompress: string | null = null;
+
+  /** `modes`: the ones the server's workers write (its page config). */
+  constructor(private readonly modes: CodecMode[]) {}
 
   backend(): Promise<BackendInfo | null> {
     return Promise.resolve(null);
@@ -98,6 +122,24 @@ export class ServerApi implements PanelApi {
   info(run: RunSummary): Promise<InfoResult> {
     return getJson<InfoResult>(`/api/info?run=${q(run.id)}`);
   }
+
+  compressModes(): Promise<CompressModes> {
+    return Promise.resolve({ modes: this.modes, note: null });
+  }
+
+  async compress(run: RunSummary, req: CompressRequest, signal: AbortSignal): Promise<CompressedFile> {
+    const { blob, headers } = await postForFile('/api/compress', { run: run.id, image: req.values, label: req.label, mode: req.mode, name: req.name }, signal);
+    if (headers.get('x-arpix-decoded-exactly') !== 'true') throw new Error('the server did not say that the file decoded back exactly');
+    return {
+      bytes: new Uint8Array(await blob.arrayBuffer()),
+      fileName: /filename="([^"]+)"/.exec(headers.get('content-disposition') ?? '')?.[1] ?? compressedFileName(run.id, req.name),
+      idealBits: Number(headers.get('x-arpix-model-bits')),
+      mode: headers.get('x-arpix-mode') as CodecMode,
+      weights: headers.get('x-arpix-weights') === 'raw' ? 'raw' : 'ema',
+      encodeSeconds: Number(headers.get('x-arpix-encode-seconds')),
+      decodeSeconds: Number(headers.get('x-arpix-decode-seconds')),
+    };
+  }
 }
 
 /** Runs a job on the page's worker and turns its messages into the panels' events. */
@@ -124,6 +166,22 @@ async function localResult<T>(engine: LocalEngine, source: ModelSource, job: Mod
   return result as T;
 }
 
+/** The page's worker writes wasm files when it computes on WebAssembly, else portable ones, and says why. */
+async function localCompressModes(engine: LocalEngine): Promise<CompressModes> {
+  const b = await engine.backend();
+  if (b.backend === 'wasm') return { modes: ['wasm'], note: null };
+  return { modes: ['portable'], note: 'This page computes on the TypeScript backend (its WebAssembly module is not available), so its files are portable ones: exact on any machine, slower to code than wasm files.' };
+}
+
+/** The image coded and decoded back in the page's first worker, by the engine's compress job. */
+async function localCompress(engine: LocalEngine, source: ModelSource, run: RunSummary, req: CompressRequest, signal: AbortSignal): Promise<CompressedFile> {
+  const fileName = compressedFileName(run.id, req.name);
+  let result: CompressResult | null = null;
+  const outcome = await engine.run(source, { op: 'compress', values: req.values, label: req.label, mode: req.mode, name: fileName }, (m) => { if (m.type === 'done') result = m.result as CompressResult; }, signal);
+  if (outcome === 'cancelled' || result === null) throw new ApiError(499, 'cancelled');
+  return { ...(result as CompressResult), fileName };
+}
+
 function expectOf(r: RunSummary): ModelSource['expect'] {
   return r.kind !== null && r.height !== null && r.width !== null && r.channels !== null ? { kind: r.kind, height: r.height, width: r.width, channels: r.channels } : null;
 }
@@ -133,7 +191,7 @@ export class PageComputeApi extends ServerApi {
   override readonly where = 'page' as const;
 
   constructor(readonly engine: LocalEngine, private readonly allowUnverified: boolean) {
-    super();
+    super([]);
   }
 
   override backend(): Promise<BackendInfo | null> {
@@ -162,6 +220,14 @@ export class PageComputeApi extends ServerApi {
 
   override info(run: RunSummary): Promise<InfoResult> {
     return localResult<InfoResult>(this.engine, this.source(run), { op: 'info' });
+  }
+
+  override compressModes(): Promise<CompressModes> {
+    return localCompressModes(this.engine);
+  }
+
+  override compress(run: RunSummary, req: CompressRequest, signal: AbortSignal): Promise<CompressedFile> {
+    return localCompress(this.engine, this.source(run), run, req, signal);
   }
 }
 
@@ -193,7 +259,6 @@ interface TestImages {
 /** The folder of `arpix export --web`: everything from its files, computed in the page. */
 export class StaticApi implements PanelApi {
   readonly where = 'page' as const;
-  readonly noCompress = 'making the compressed file needs arpix itself: arpix compress IMAGE --run RUN (this page has no server)';
   private readonly tests = new Map<string, Promise<TestImages>>();
 
   constructor(readonly engine: LocalEngine, private readonly config: PageConfig) {}
@@ -292,6 +357,14 @@ export class StaticApi implements PanelApi {
 
   info(r: RunSummary): Promise<InfoResult> {
     return localResult<InfoResult>(this.engine, this.source(r), { op: 'info' });
+  }
+
+  compressModes(): Promise<CompressModes> {
+    return localCompressModes(this.engine);
+  }
+
+  compress(r: RunSummary, req: CompressRequest, signal: AbortSignal): Promise<CompressedFile> {
+    return localCompress(this.engine, this.source(r), r, req, signal);
   }
 }
 

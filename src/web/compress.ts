@@ -1,15 +1,18 @@
-// The "model as a compressor" panel made real: one image coded by the served model into a file of
+// The "model as a compressor" panel made real: one image coded by the run's model into a file of
 // `arpix compress` (src/codec), then decoded back from those very bytes and compared value for
-// value before anything is sent. A file that would not give back the image is never handed out.
-// Runs in a model worker; block 1, since one image coded alone needs no padding images.
+// value before anything is handed out. A file that would not give back the image never is. The
+// engine runs it as a job (engine.ts), in the server's model worker and in the page's Web Worker
+// alike; block 1, since one image coded alone needs no padding images.
 
-import { backendName } from '../backends/registry.js';
+import { backendName, registeredBackend } from '../backends/registry.js';
 import { compressValues, decompressBytes } from '../codec/compress.js';
+import type { CodecMode } from '../codec/format.js';
 import { ArpixError } from '../errors.js';
 import { isPaletteHead } from '../likelihoods/index.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { transformFor, type RunConfig } from '../train/index.js';
+import { transformFor } from '../train/data-fit.js';
+import type { RunConfig } from '../train/run-config.js';
 import type { CompressResult } from './protocol.js';
 
 export interface CompressInput {
@@ -17,10 +20,10 @@ export interface CompressInput {
   image: Tensor;
   /** Its class label for a class-conditional model, else null. */
   label: Tensor | null;
-  mode: 'native' | 'portable';
+  mode: CodecMode;
   /** What the file is called in messages. */
   name: string;
-  /** Throws when the client went away: called between coding and decoding. */
+  /** Throws when the job was cancelled: called between coding and decoding. */
   checkCancelled: () => void;
 }
 
@@ -46,9 +49,17 @@ function checkPaletteColours(m: AutoregressiveModel, image: Tensor): void {
   }
 }
 
+/** Why this thread cannot write files of a mode, or null when it can. */
+export function modeUnavailable(mode: CodecMode): string | null {
+  if (mode === 'native' && backendName() !== 'native') return 'the native backend is not loaded here, so it cannot write a native file; choose the wasm or portable mode';
+  if (mode === 'wasm' && registeredBackend('wasm') === null) return 'the WebAssembly backend is not loaded here, so it cannot write a wasm file; choose the portable mode';
+  return null;
+}
+
 /** Codes the image into a file's bytes, decodes them back with the same model, and returns the file only if they gave the image exactly. */
 export function compressImage(m: AutoregressiveModel, config: RunConfig, weights: 'ema' | 'raw', input: CompressInput): CompressResult {
-  if (input.mode === 'native' && backendName() !== 'native') throw new ArpixError('the native backend is not loaded in this server, so it cannot write a native file; choose the portable mode');
+  const why = modeUnavailable(input.mode);
+  if (why !== null) throw new ArpixError(why);
   checkPaletteColours(m, input.image);
   const labels = input.label === null ? null : (input.label.data as Int32Array);
   const t0 = performance.now();
@@ -59,14 +70,14 @@ export function compressImage(m: AutoregressiveModel, config: RunConfig, weights
   try {
     back = decompressBytes(bytes, input.name, m);
   } catch (e) {
-    // Plain Errors are 500s: the server wrote a file it cannot read, which is arpix's fault, not the client's.
-    throw new Error(`the file just written did not decode back (${e instanceof Error ? e.message : String(e)}); it was not sent`, { cause: e });
+    // Plain Errors are 500s: arpix wrote a file it cannot read, which is arpix's fault, not the asker's.
+    throw new Error(`the file just written did not decode back (${e instanceof Error ? e.message : String(e)}); it was not offered`, { cause: e });
   }
   const t2 = performance.now();
   const want = input.image.data as Int32Array;
   const got = back.values.data as Int32Array;
   const at = want.findIndex((v, i) => got[i] !== v);
-  if (got.length !== want.length || at >= 0) throw new Error(`the file just written decoded to another image (value ${at} is ${got[at]}, not ${want[at]}); it was not sent`);
-  if ((labels === null) !== (back.labels === null) || (labels !== null && labels[0] !== back.labels![0])) throw new Error('the file just written decoded to another class label; it was not sent');
+  if (got.length !== want.length || at >= 0) throw new Error(`the file just written decoded to another image (value ${at} is ${got[at]}, not ${want[at]}); it was not offered`);
+  if ((labels === null) !== (back.labels === null) || (labels !== null && labels[0] !== back.labels![0])) throw new Error('the file just written decoded to another class label; it was not offered');
   return { bytes, idealBits, mode: input.mode, weights, encodeSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 };
 }

@@ -5,6 +5,8 @@
 
 import type { Reporter } from '../harness.js';
 import { median, same, seconds } from '../harness.js';
+import { backendName, setBackend } from '../../src/backends/registry.js';
+import type { CodecMode } from '../../src/codec/format.js';
 
 export interface ArpixCodecOptions {
   /** A run folder (or checkpoint). */
@@ -14,7 +16,7 @@ export interface ArpixCodecOptions {
   split: 'test' | 'validation';
   /** The first N images (all when undefined). */
   limit?: number;
-  mode: 'native' | 'portable';
+  mode: CodecMode;
   block: number;
   threads: number;
 }
@@ -68,7 +70,7 @@ export async function arpixCodecFigures(reporter: Reporter, o: ArpixCodecOptions
  * Decoding (and encoding) against cached sampling of the same model and batch: `rounds`
  * interleaved rounds of sample B / encode B / decode B images (one block), medians after a warm-up.
  */
-export async function codecVsSampling(reporter: Reporter, o: { run: string; name: string; batches: number[]; rounds: number; threads: number; mode: 'native' | 'portable' }): Promise<void> {
+export async function codecVsSampling(reporter: Reporter, o: { run: string; name: string; batches: number[]; rounds: number; threads: number; mode: CodecMode }): Promise<void> {
   const { Tensor } = await import('../../src/tensor/tensor.js');
   const { compressValues, decompressBytes, toValues } = await import('../../src/codec/compress.js');
   const { model, ds, transform } = await openRun(o.run, 'test');
@@ -81,21 +83,40 @@ export async function codecVsSampling(reporter: Reporter, o: { run: string; name
     let bytes = compressValues(model, values, opts).bytes; // warm-up
     decompressBytes(bytes, 'bench', model);
     model.sample({ n: b, seed: 0, labels: label });
+    // A wasm file's probabilities come from the wasm backend: its sampling is timed beside the native one.
+    const wasmSampling = o.mode === 'wasm';
+    const onWasm = <T>(fn: () => T): T => {
+      const before = backendName();
+      setBackend('wasm');
+      try {
+        return fn();
+      } finally {
+        setBackend(before);
+      }
+    };
+    if (wasmSampling) onWasm(() => model.sample({ n: b, seed: 0, labels: label }));
     const sampleRates: number[] = [];
+    const wasmSampleRates: number[] = [];
     const encodeRates: number[] = [];
     const decodeRates: number[] = [];
     for (let r = 0; r < o.rounds; r++) {
       sampleRates.push(b / seconds(() => model.sample({ n: b, seed: r + 1, labels: label })));
+      if (wasmSampling) wasmSampleRates.push(b / seconds(() => onWasm(() => model.sample({ n: b, seed: r + 1, labels: label }))));
       encodeRates.push(b / seconds(() => { bytes = compressValues(model, values, opts).bytes; }));
       decodeRates.push(b / seconds(() => decompressBytes(bytes, 'bench', model)));
     }
-    const add = (kase: string, rates: number[]) => {
+    const add = (kase: string, rates: number[], system: string) => {
       const s = [...rates].sort((x, y) => x - y);
-      reporter.add({ suite: 'compress', case: `${o.name}: ${kase}`, system: o.mode === 'portable' ? 'ts' : 'native', batch: b, threads: o.threads, unit: 'images/s', median: median(rates), min: s[0]!, max: s.at(-1)! });
+      reporter.add({ suite: 'compress', case: `${o.name}: ${kase}`, system, batch: b, threads: o.threads, unit: 'images/s', median: median(rates), min: s[0]!, max: s.at(-1)! });
     };
-    add('cached sampling', sampleRates);
-    add(`encode (${o.mode})`, encodeRates);
-    add(`decode (${o.mode})`, decodeRates);
+    const codecSystem = { native: 'native', portable: 'ts', wasm: 'wasm' }[o.mode];
+    add('cached sampling', sampleRates, backendName());
+    if (wasmSampling) {
+      add('cached sampling', wasmSampleRates, 'wasm');
+      reporter.add({ suite: 'compress', case: `${o.name}: wasm decode / wasm cached sampling`, system: 'ratio', batch: b, threads: o.threads, unit: '×', ...same(median(decodeRates) / median(wasmSampleRates)) });
+    }
+    add(`encode (${o.mode})`, encodeRates, codecSystem);
+    add(`decode (${o.mode})`, decodeRates, codecSystem);
     reporter.add({ suite: 'compress', case: `${o.name}: decode / cached sampling`, system: 'ratio', batch: b, threads: o.threads, unit: '×', ...same(median(decodeRates) / median(sampleRates)), extra: { target: '≥ 0.9' } });
   }
 }

@@ -1,6 +1,6 @@
 // `npm run bench -- compress [--json] [--datasets mnist,fashion-mnist,cifar10] [--limit N]
 //   [--codecs png,webp,jxl] [--layouts per-image,tiled] [--jobs 2] [--verify 100] [--refresh] [--no-cache]
-//   [--runs mnist=RUN,fashion-mnist=RUN] [--modes native,portable] [--speed [--batches 1,16] [--rounds 5]]`:
+//   [--runs mnist=RUN,fashion-mnist=RUN] [--modes native,portable,wasm] [--speed [--batches 1,16] [--rounds 5]]`:
 // bits/dim of the test sets (the first --limit images; all 10,000 by default) under the classical
 // lossless codecs — PNG by optipng -o7, WebP lossless (cwebp -lossless -z 9 -exact), JPEG XL lossless
 // (cjxl -d 0 -e 9), Debian's optipng, webp and libjxl-tools — one file per image and the set tiled
@@ -122,7 +122,7 @@ const suite: Suite = async ({ reporter, args }) => {
     // against its own −log₂ p and the best classical codec per image and tiled; --speed times
     // encoding and decoding against cached sampling at --batches (default 1,16).
     const runs = new Map(option(args, '--runs', '').split(',').filter((s) => s.includes('=')).map((s) => s.split('=', 2) as [string, string]));
-    const modes = list(args, '--modes', ['native', 'portable'] as const, ['native']);
+    const modes = list(args, '--modes', ['native', 'portable', 'wasm'] as const, ['native']);
     const threads = Number(process.env.OMP_NUM_THREADS) || 2;
     if (runs.size === 0) reporter.note('no --runs dataset=RUN_DIR given: arpix\'s own files are not measured');
     for (const [dataset, run] of runs) {

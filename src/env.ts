@@ -77,3 +77,20 @@ export function sha256(): Sha256 {
 
 /** SHA-256 as the portable implementation computes it, whatever is installed (tests compare the two). */
 export const portableSha256Hash = portableHash;
+
+/**
+ * Resolves in a later turn of the event loop, once pending messages, signals and I/O had theirs:
+ * Node's setImmediate, elsewhere a message posted to itself (a timer of 0 would wait 4 ms once nested).
+ */
+export function nextTurn(): Promise<void> {
+  const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+  if (immediate) return new Promise((resolve) => { immediate(resolve); });
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
+}

@@ -1,8 +1,12 @@
 // Exact negative log-likelihood of a model on a dataset: every image once, in evaluation mode,
 // reported as bits per dimension and nats per image, each with the standard error of its mean
-// over images (the spread a reader needs to tell two models apart).
+// over images (the spread a reader needs to tell two models apart). Imports no `node:` module:
+// the page's trainer (src/web/trainer.ts) measures its held-out images with it.
 
-import { evaluationLoader, type Dataset, type PixelTransform } from '../data/index.js';
+import type { Dataset } from '../data/dataset.js';
+import { evaluationLoader } from '../data/loader.js';
+import type { PixelTransform } from '../data/transforms.js';
+import { nextTurn } from '../env.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
 import { noGrad } from '../ops/index.js';
 
@@ -59,7 +63,7 @@ export async function evaluate(model: AutoregressiveModel, dataset: Dataset, opt
       for (let i = 0; i < lp.length; i++) nats[done + i] = -lp[i]!;
       done += lp.length;
       opts.onBatch?.(done, total);
-      await new Promise<void>((r) => setImmediate(r)); // lets a progress bar and signals through
+      await nextTurn(); // lets a progress bar and signals through
       if (opts.signal?.aborted && done < total) throw new EvaluationAborted(`evaluation stopped after ${done} of ${total} images`);
     }
   } finally {

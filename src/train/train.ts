@@ -21,19 +21,18 @@ import { lockFolder, type FolderLock } from '../io/lock.js';
 import { checkCheckpointTensors } from '../models/checkpoint.js';
 import { checkModelMemory, createModel } from '../models/index.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
-import { EMA, LRScheduler, clipGradNorm, type Optimizer, type BaseOptions, type OptimizerJSONState } from '../optim/index.js';
+import type { EMA, LRScheduler, Optimizer, BaseOptions, OptimizerJSONState } from '../optim/index.js';
 import { Conv2d, ConvTranspose2d } from '../nn/index.js';
 import { getDefaultGenerator, manualSeed } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { RunConfig, TrainConfig } from './config.js';
 import { loadRunCheckpoint, loadingFrom, type CheckpointPolicy } from './checkpoint.js';
-import { makeOptimizer, makeSchedule } from './optimizers.js';
+import { divergedMessage, makeStepper, optimisationStep, withAveraged, type Stepper } from './step.js';
 import { checkDataFits, loadTrainData, type RunData } from './data.js';
 import { adoptPalette, fitConfigPalette, needsPalette } from './palette.js';
 import { EvaluationAborted, evaluate, type Evaluation } from './evaluate.js';
 import { MetricsLog, truncateMetrics } from './metrics.js';
 import { choosePrecision, type PrecisionChoice } from './precision.js';
-import { withPrecision } from '../ops/precision.js';
 import { ARPIX_VERSION } from '../version.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
@@ -269,13 +268,11 @@ async function prepare(config: RunConfig, opts: TrainOptions, resumed: Checkpoin
   return { model, data };
 }
 
-/** What the loop carries from step to step — a checkpoint saves it, a resume restores it — and its bounds. */
-interface TrainingState {
-  model: AutoregressiveModel;
-  params: Tensor[];
-  optimizer: Optimizer<BaseOptions>;
-  scheduler: LRScheduler;
-  ema: EMA | null;
+/**
+ * What the loop carries from step to step — a checkpoint saves it, a resume restores it — and its
+ * bounds: the stepper (model, optimiser, schedule, average), the loader, and where the run stands.
+ */
+interface TrainingState extends Stepper {
   loader: BatchLoader;
   step: number;
   /** Seconds spent training, validating and sampling, over every session of the run. */
@@ -324,14 +321,10 @@ function logWindowOf(v: unknown): LogWindow {
 /** The optimiser, schedule, average and loader: fresh, or as a resumed run's checkpoint left them. */
 function trainingState(config: RunConfig, model: AutoregressiveModel, data: RunData, resumed: Checkpoint | null): TrainingState {
   const t = config.train;
-  const optimizer = makeOptimizer(model, t);
-  const scheduler = new LRScheduler(optimizer, makeSchedule(t));
-  // With warm-up the average follows min(decay, (1 + n) / (10 + n)) after n updates, so a short run
-  // is not evaluated on weights still mostly at their random initialisation.
-  const ema = t.ema > 0 ? new EMA(model, { decay: t.ema, warmup: true }) : null;
+  const stepper = makeStepper(model, t);
   manualSeed(t.seed); // dropout draws from the default generator
   // Everything of a resumed run's state is loaded (and so checked) before the folder is touched.
-  const at: RunPosition = resumed ? restore(resumed, model, optimizer, scheduler, ema)
+  const at: RunPosition = resumed ? restore(resumed, model, stepper.optimizer, stepper.scheduler, stepper.ema)
     : { step: 0, trainSeconds: 0, imagesSeen: 0, loader: { epoch: 0, step: 0 }, lastValidation: null, logWindow: { ...EMPTY_WINDOW } };
   const loader = new BatchLoader(data.train, { batchSize: t.batchSize, seed: t.seed, transform: data.transform, state: at.loader });
   const bounds: number[] = [];
@@ -341,7 +334,7 @@ function trainingState(config: RunConfig, model: AutoregressiveModel, data: RunD
   const before = resumed?.meta.extra.precision;
   return {
     precision, precisionBefore: typeof before === 'string' && before !== precision.precision ? before : null,
-    model, params: model.parameters(), optimizer, scheduler, ema, loader,
+    ...stepper, loader,
     step: at.step, trainSeconds: at.trainSeconds, imagesSeen: at.imagesSeen, lastValidation: at.lastValidation,
     stats: new StepStats(at.logWindow),
     totalSteps: bounds.length > 0 ? Math.min(...bounds) : null,
@@ -468,34 +461,19 @@ class StepStats {
 
 /** One optimiser step on a batch; false, with nothing applied, when the loss or the gradient is not finite. */
 function trainStep(run: Run, batch: Batch, stats: StepStats): boolean {
-  const { model, optimizer } = run;
   const t0 = performance.now();
-  // The products in the run's precision; the loss, the weights and their gradients stay fp32.
-  const lossValue = withPrecision(run.precision.precision, () => {
-    const loss = model.loss(batch.images, model.config.numClasses > 0 ? { labels: batch.labels } : {});
-    const value = loss.item();
-    loss.backward({ releaseGraph: true });
-    return value;
-  });
-  const gradClip = run.config.train.gradClip;
-  const norm = clipGradNorm(run.params, gradClip > 0 ? gradClip : Infinity);
-  if (!Number.isFinite(lossValue) || !Number.isFinite(norm)) {
-    // Nothing of this step is applied: the weights and the last checkpoint stay good.
-    optimizer.zeroGrad();
+  const r = optimisationStep(run, batch, run.precision.precision);
+  if (!r.applied) {
     run.status = 'diverged';
-    run.message = `training diverged at step ${run.step + 1}: the loss is ${lossValue} and the gradient norm ${norm}`;
+    run.message = divergedMessage(run.step + 1, r);
     return false;
   }
-  optimizer.step();
-  run.scheduler.step();
-  run.ema?.update(model);
-  optimizer.zeroGrad();
   run.step++;
   const b = batch.images.shape[0]!;
   run.imagesSeen += b;
   const dt = (performance.now() - t0) / 1000;
   run.trainSeconds += dt;
-  stats.add(b / dt, lossValue, norm);
+  stats.add(b / dt, r.loss, r.gradNorm);
   return true;
 }
 
@@ -628,14 +606,4 @@ function firstNonFinite(groups: Record<string, Record<string, Tensor>>): string 
     }
   }
   return null;
-}
-
-/** Runs an async fn with the model holding the averaged weights, then swaps them back. */
-async function withAveraged<T>(ema: EMA, model: AutoregressiveModel, fn: () => Promise<T>): Promise<T> {
-  ema.swap(model);
-  try {
-    return await fn();
-  } finally {
-    ema.swap(model);
-  }
 }

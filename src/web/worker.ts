@@ -8,8 +8,8 @@
 // line for the page to show.
 
 import { registerBackend, setBackend } from '../backends/registry.js';
-import { sha256 } from '../env.js';
 import { Cancelled, checkModelJob, facts, jobError, loadModelBytes, runModelJob, type LoadedModel } from './engine.js';
+import { checkListed, fetchBytes, PageError } from './fetch.js';
 import type { ModelFacts, WorkerMessage } from './protocol.js';
 import { wasmBackend } from './wasm.js';
 import type { FromPage, ModelSource, ToPage } from './messages.js';
@@ -33,20 +33,6 @@ interface LastJob {
 }
 const record = (last: LastJob) => { (globalThis as { arpixLastJob?: LastJob }).arpixLastJob = last; };
 
-async function fetchBytes(url: string, what: string): Promise<Uint8Array<ArrayBuffer>> {
-  let res: Response;
-  try {
-    res = await fetch(url);
-  } catch (e) {
-    throw new PageError(`${what} could not be fetched from ${url} (${e instanceof Error ? e.message : String(e)})`);
-  }
-  if (!res.ok) throw new PageError(`${what} could not be fetched from ${url}: ${res.status} ${res.statusText}`.trimEnd());
-  return new Uint8Array(await res.arrayBuffer());
-}
-
-/** A problem with what the page was given (a file, an answer), said in one line. */
-class PageError extends Error {}
-
 /** WebAssembly when its bytes load into a backend, else the TypeScript reference; and why. */
 async function chooseBackend(wasmUrl: string | null, reason: string | null): Promise<{ backend: 'wasm' | 'ts'; note: string }> {
   if (wasmUrl === null) return { backend: 'ts', note: reason ?? 'no WebAssembly module was given' };
@@ -61,18 +47,6 @@ async function chooseBackend(wasmUrl: string | null, reason: string | null): Pro
     setBackend('ts');
     return { backend: 'ts', note: `the WebAssembly backend did not load (${e instanceof Error ? e.message : String(e)}); the TypeScript backend computes instead` };
   }
-}
-
-/**
- * The SHA-256 of bytes, in hex: the browser's own (native, off this thread) where the page is a
- * secure context, as 127.0.0.1 and HTTPS are; else arpix's.
- */
-async function digestOf(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const subtle = (globalThis as { crypto?: { subtle?: SubtleCrypto } }).crypto?.subtle;
-  if (!subtle) return sha256().update(bytes).hex();
-  let hex = '';
-  for (const b of new Uint8Array(await subtle.digest('SHA-256', bytes))) hex += b.toString(16).padStart(2, '0');
-  return hex;
 }
 
 /** Weights fetched as soon as a job names them, while the jobs before it (and the backend) get ready. */
@@ -94,10 +68,7 @@ async function modelOf(src: ModelSource): Promise<{ entry: { loaded: LoadedModel
   const pending = fetching.get(src.url)!;
   fetching.delete(src.url);
   const bytes = await pending;
-  if (src.sha256 !== null) {
-    const sum = await digestOf(bytes);
-    if (sum !== src.sha256) throw new PageError(`${src.file} is damaged: its SHA-256 is not the one the page lists (${bytes.length} bytes fetched); export the page again`);
-  }
+  await checkListed(bytes, src.file, src.sha256);
   // The whole file matched the digest the export took of a checked checkpoint: its inner sums hold.
   const loaded = loadModelBytes(bytes, src.file, { allowUnverified: src.allowUnverified }, { digestChecked: src.sha256 !== null });
   const f = facts(loaded.model);

@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { exportForTorch, importCheckpoint, writeImportedRun } from '../export/index.js';
-import { exportWeb } from '../export/web.js';
+import { exportWeb, MAX_TRAIN_IMAGES } from '../export/web.js';
 import { checkOutputFolder } from '../io/files.js';
 import { applyOverrides, configFileRaw, presetRaw, resolveRunConfig, type RunConfig } from '../train/index.js';
 import { ALLOW_UNVERIFIED, CliError, EXIT, readCheckpoint } from './commands.js';
@@ -20,20 +20,22 @@ function configFrom(o: { preset?: string; config?: string }, overrides: string[]
 }
 
 /** `arpix export --web OUT RUN…`: every run checked as every loader checks it, then the folder written. */
-async function exportWebCommand(runDirs: string[], o: { web: string; preset?: string; config?: string; testImages: number; force: boolean; allowUnverified: boolean }, setExit: (code: number) => void): Promise<void> {
+async function exportWebCommand(runDirs: string[], o: { web: string; preset?: string; config?: string; testImages: number; trainImages?: number; force: boolean; allowUnverified: boolean }, setExit: (code: number) => void): Promise<void> {
   if (o.preset !== undefined || o.config !== undefined) throw new CliError('--web exports trained runs: give run folders, not --preset or --config', EXIT.usage);
   const flags = runDirs.filter((d) => d.startsWith('--'));
   if (flags.length > 0) throw new CliError(`--web takes no overrides (${flags[0]}); give run folders`, EXIT.usage);
   if (runDirs.length === 0) throw new CliError('give one or more run folders to export: arpix export --web OUT RUN_DIR…', EXIT.usage);
   if (!Number.isInteger(o.testImages) || o.testImages < 1 || o.testImages > 1000) throw new CliError('--test-images must be an integer in 1..1000', EXIT.usage);
+  const t = o.trainImages;
+  if (t !== undefined && (!Number.isInteger(t) || t < 0 || t > MAX_TRAIN_IMAGES)) throw new CliError(`--train-images must be an integer in 0..${MAX_TRAIN_IMAGES}`, EXIT.usage);
   checkOutputFolder(resolve(o.web));
   const runs = [];
   for (const dir of runDirs) runs.push({ dir, ckpt: await readCheckpoint(dir, o) });
   const started = performance.now();
-  const r = await exportWeb(runs, o.web, { force: o.force, testImages: o.testImages });
+  const r = await exportWeb(runs, o.web, { force: o.force, testImages: o.testImages, trainImages: o.trainImages });
   const seconds = (performance.now() - started) / 1000;
   out(`exported ${r.runs.length} run${r.runs.length === 1 ? '' : 's'} as a web page to ${r.dir} in ${seconds.toFixed(2)} s`);
-  for (const run of r.runs) out(`  runs/${run.name}: ${run.kind}, weights ${(run.weightsBytes / 1e6).toFixed(2)} MB, ${run.testImages} test images`);
+  for (const run of r.runs) out(`  runs/${run.name}: ${run.kind}, weights ${(run.weightsBytes / 1e6).toFixed(2)} MB, ${run.testImages} test images${run.trainImages > 0 ? `, ${run.trainImages} training images` : ''}`);
   out(`  app.js ${(r.bundleBytes / 1024).toFixed(0)} KiB, worker.js ${(r.workerBytes / 1024).toFixed(0)} KiB, ${r.wasmBytes > 0 ? `arpix.wasm ${(r.wasmBytes / 1024).toFixed(0)} KiB` : `no arpix.wasm (${r.wasmReason}): the page computes on the TypeScript backend`}`);
   out(`next: serve the folder from any static host, e.g. cd ${r.dir} && python3 -m http.server 8000, then open http://127.0.0.1:8000/`);
   setExit(EXIT.ok);
@@ -48,12 +50,13 @@ export function registerTorchCommands(program: Command, setExit: (code: number) 
     .option('--torch <out-dir>', 'the PyTorch folder to write')
     .option('--web <out-dir>', 'the static web folder to write (index.html, bundles, .wasm, each run\'s weights and test images)')
     .option('--test-images <n>', 'test images per run in a --web folder', (v) => Number(v), 16)
+    .option('--train-images <n>', 'binarised training images per run for the --web page to train a fresh model on (default 2000 for each binary-likelihood run of at most 50,000 parameters; 0: none)', (v) => Number(v))
     .option('--no-data', 'do not write the dataset arrays (train.py then needs --data DIR)')
     .option('--force', 'replace the files an export writes in --torch, or an earlier export in --web', false)
     .option('--allow-unverified', ALLOW_UNVERIFIED, false)
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (args: string[], o: { preset?: string; config?: string; torch?: string; web?: string; testImages: number; data: boolean; force: boolean; allowUnverified: boolean }, cmd: Command) => {
+    .action(async (args: string[], o: { preset?: string; config?: string; torch?: string; web?: string; testImages: number; trainImages?: number; data: boolean; force: boolean; allowUnverified: boolean }, cmd: Command) => {
       if ((o.torch === undefined) === (o.web === undefined)) throw new CliError('give --torch OUT_DIR (a PyTorch folder) or --web OUT_DIR (a static web page), one of them', EXIT.usage);
       if (o.web !== undefined) return exportWebCommand(args, o as typeof o & { web: string }, setExit);
       const first = args[0];

@@ -10,6 +10,8 @@
 //                             SHA-256 sums; the page checks it as every reader does
 //   runs/<name>/test-images.json      the first test images of the run's data, in the model's levels
 //   runs/<name>/metrics.json          the run's curves, when it has any
+//   runs/<name>/train-images.bin      binarised images of the run's training data, one bit a pixel,
+//                             for the page to train a fresh model on (--train-images; src/web/train-data.ts)
 //   arpix-web.json            what this folder is (so --force replaces only an export)
 // The folder is built beside OUT and renamed into place, so OUT is the whole export or untouched.
 
@@ -17,6 +19,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } f
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
+import { BatchLoader, evaluationLoader } from '../data/loader.js';
 import { fixedLookupTable } from '../data/transforms.js';
 import { sha256 } from '../env.js';
 import { ArpixError } from '../errors.js';
@@ -24,9 +27,11 @@ import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../io/check
 import { checkOutputFolder, makeFolder } from '../io/files.js';
 import { bundlePage, bundleWorker, favicon, wasmModule } from '../serve/assets.js';
 import { summarise } from '../serve/runs.js';
-import { loadEvalData, METRICS_FILE, transformFor } from '../train/index.js';
+import { loadEvalData, loadTrainData, METRICS_FILE, transformFor } from '../train/index.js';
+import type { AutoregressiveModel } from '../models/core/model.js';
 import { validatedModel, type UsableCheckpoint } from '../train/validate.js';
 import { withConfig, type PageConfig, type StaticRun } from '../web/page-config.js';
+import { DEFAULT_TRAIN_IMAGES, heldOutCount, packTrainingImages, pageTrainingRefusal, type TrainingImages } from '../web/train-data.js';
 
 export const WEB_MARKER = 'arpix-web.json';
 const PAGE_DIR = new URL('../serve/page/', import.meta.url);
@@ -45,11 +50,17 @@ export interface WebExportOptions {
   testImages?: number;
   /** Metric records kept per run (the last ones; default 20000). */
   maxRecords?: number;
+  /**
+   * Training images per run for the page's trainer: absent, DEFAULT_TRAIN_IMAGES for each run that
+   * can train in a page (the others get none); 0, none; N, N for every run, and a run that cannot
+   * train in a page is refused.
+   */
+  trainImages?: number;
 }
 
 export interface WebExportResult {
   dir: string;
-  runs: { name: string; kind: string; weightsBytes: number; testImages: number }[];
+  runs: { name: string; kind: string; weightsBytes: number; testImages: number; trainImages: number }[];
   /** Bytes of the page's files: app.js, worker.js, arpix.wasm (0 when not built). */
   bundleBytes: number;
   workerBytes: number;
@@ -97,6 +108,40 @@ function metricRecords(dir: string, max: number): unknown[] | null {
     }
   }
   return out.length > 0 ? out.slice(-max) : null;
+}
+
+/** The most training images a page is given per run (50,000 of 28×28 are 4.9 MB). */
+export const MAX_TRAIN_IMAGES = 50_000;
+
+/**
+ * The page's training file of a run: the first `count` images of its training split (as the run
+ * splits off validation) in the binarisation its loader gives them in epoch 0, then images of its
+ * validation split held out, binarised as the run validates them (seed 0), and labels when the
+ * model takes them. Null with why not when the model cannot train in a page.
+ */
+async function trainingImages(ckpt: UsableCheckpoint, model: AutoregressiveModel, base: string, count: number, explicit: boolean, dir: string): Promise<{ file: Uint8Array; spec: TrainingImages } | { file: null; why: string }> {
+  const refusal = pageTrainingRefusal({ levels: model.likelihood.levels, parameters: model.numParameters() });
+  if (refusal !== null) {
+    if (explicit) throw new ArpixError(`${dir} cannot be given training images (--train-images ${count}): ${refusal}; leave --train-images out to give them only to the runs that can train in a page`);
+    return { file: null, why: refusal };
+  }
+  const { dataset, train: t } = ckpt.config;
+  const data = await loadTrainData(dataset, t.validationSize);
+  const n = Math.min(count, data.train.shape[0]);
+  const m = Math.min(heldOutCount(n), data.validation.shape[0]);
+  const train = new BatchLoader(data.train, { batchSize: n, shuffle: false, transform: data.transform, seed: t.seed }).batchAt(0, 0);
+  const held = evaluationLoader(data.validation, m, data.transform).batchAt(0, 0);
+  const values = new Int32Array(train.images.data.length + held.images.data.length);
+  values.set(train.images.data as Int32Array);
+  values.set(held.images.data as Int32Array, train.images.data.length);
+  const numClasses = model.config.numClasses;
+  const labels = numClasses > 0 ? [...train.labels!.data, ...held.labels!.data] : null;
+  const file = packTrainingImages(values, labels);
+  const { height, width, channels } = model.config;
+  return {
+    file,
+    spec: { file: `${base}/train-images.bin`, bytes: file.length, sha256: sha256().update(file).hex(), train: n, heldOut: m, height, width, channels, numClasses, dataset: dataset.name },
+  };
 }
 
 /** Names for the runs' folders: their folder names, made unique and safe in a URL. */
@@ -182,6 +227,8 @@ export async function exportWeb(runs: readonly WebRun[], outDir: string, opts: W
   const force = opts.force ?? false;
   const testCount = opts.testImages ?? 16;
   if (!Number.isInteger(testCount) || testCount < 1 || testCount > 1000) throw new ArpixError(`--test-images must be an integer in 1..1000, got ${testCount}`);
+  const trainCount = opts.trainImages ?? DEFAULT_TRAIN_IMAGES;
+  if (!Number.isInteger(trainCount) || trainCount < 0 || trainCount > MAX_TRAIN_IMAGES) throw new ArpixError(`--train-images must be an integer in 0..${MAX_TRAIN_IMAGES}, got ${trainCount}`);
   if (runs.length === 0) throw new ArpixError('give at least one run folder to export');
   checkOut(out, force);
 
@@ -213,12 +260,15 @@ export async function exportWeb(runs: readonly WebRun[], outDir: string, opts: W
     const base = `runs/${name}`;
     files.push([`${base}/weights.safetensors`, bytes], [`${base}/test-images.json`, JSON.stringify(tests)]);
     if (records) files.push([`${base}/metrics.json`, JSON.stringify(records)]);
+    const training = trainCount > 0 ? await trainingImages(ckpt, m, base, trainCount, opts.trainImages !== undefined, dir) : { file: null, why: 'the page was exported with --train-images 0' };
+    if (training.file) files.push([training.spec.file, training.file]);
     const summary = { ...summarise({ id: name, dir }), id: name, metricsAge: null, hasCheckpoint: true, parameters: m.numParameters() };
     staticRuns.push({
       summary, weights: { file: `${base}/weights.safetensors`, bytes: bytes.length, sha256: sha256().update(bytes).hex(), which },
       tests: `${base}/test-images.json`, metrics: records ? `${base}/metrics.json` : null, lut: Array.from(lut),
+      ...(training.file ? { training: training.spec } : { training: null, noTraining: training.why }),
     });
-    summaries.push({ name, kind: m.config.kind, weightsBytes: bytes.length, testImages: k });
+    summaries.push({ name, kind: m.config.kind, weightsBytes: bytes.length, testImages: k, trainImages: training.file ? training.spec.train : 0 });
   }
 
   const wasm = wasmModule();

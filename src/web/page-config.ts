@@ -4,6 +4,7 @@
 
 import type { CodecMode } from '../codec/format.js';
 import type { RunSummary } from './protocol.js';
+import type { TrainingImages } from './train-data.js';
 
 /** A run of an exported folder: its files, relative to index.html. */
 export interface StaticRun {
@@ -16,6 +17,9 @@ export interface StaticRun {
   metrics: string | null;
   /** 8-bit value → the model's level, as the run's data transform maps it (for uploads). */
   lut: number[];
+  /** The images the page trains a fresh model on (`--train-images`), or null (absent in older pages) and why not. */
+  training?: TrainingImages | null;
+  noTraining?: string;
 }
 
 export interface PageConfig {

@@ -4,8 +4,9 @@
 // checks them as every reader of a checkpoint does, and answers each job with the engine's
 // messages. The page may run several of these, each sampling its part of a batch (the job's
 // `part`). A job is stopped through a shared cell when the page is cross-origin isolated (the
-// page terminates the worker otherwise). Nothing here throws past a message: every failure is one
-// line for the page to show.
+// page terminates the worker otherwise). Given `train-*` messages instead, a worker is the page's
+// trainer (train-worker.ts). Nothing here throws past a message: every failure is one line for the
+// page to show.
 
 import { registerBackend, setBackend } from '../backends/registry.js';
 import { Cancelled, checkModelJob, facts, jobError, loadModelBytes, runModelJob, type LoadedModel } from './engine.js';
@@ -13,10 +14,12 @@ import { checkListed, fetchBytes, PageError } from './fetch.js';
 import type { ModelFacts, WorkerMessage } from './protocol.js';
 import { wasmBackend } from './wasm.js';
 import type { FromPage, ModelSource, ToPage } from './messages.js';
+import type { TrainFromPage, TrainToPage } from './train-messages.js';
+import { onTrainMessage } from './train-worker.js';
 
 interface WorkerScope {
-  onmessage: ((e: { data: FromPage }) => void) | null;
-  postMessage(message: ToPage, transfer?: ArrayBuffer[]): void;
+  onmessage: ((e: { data: FromPage | TrainFromPage }) => void) | null;
+  postMessage(message: ToPage | TrainToPage, transfer?: ArrayBuffer[]): void;
 }
 
 const scope = globalThis as unknown as WorkerScope;
@@ -115,5 +118,8 @@ scope.onmessage = ({ data }) => {
     // One job at a time, in the order given: a job waits for the one before it, its weights not.
     prefetch(data.source);
     queue = queue.then(() => runJob(data.id, data.source, data.job));
+  } else {
+    // The page's trainer (train-worker.ts): its stop and snapshot requests are not queued behind its training.
+    onTrainMessage(data, (event, transfer) => scope.postMessage({ type: 'train', event }, transfer), queue);
   }
 };

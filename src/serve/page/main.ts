@@ -10,6 +10,7 @@ import { LocalEngine, MAX_THREADS } from '../../web/client.js';
 import { ApiError } from './api.js';
 import { colormap, gridLayout, paintPixel, paintRows, type Grid } from './draw.js';
 import { PageComputeApi, ServerApi, StaticApi, type PanelApi } from './panels-api.js';
+import { trainPanel } from './train-panel.js';
 import type { CodecMode } from '../../codec/format.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -741,6 +742,7 @@ function wire(): void {
   panels.sample = { show: () => { if (!sampledOnce && current) { sampledOnce = true; void runSample(); } } };
   panels.bits = { show: () => void runBits().catch(toast) };
   panels.models = { show: () => void showModel().catch(toast) };
+  panels.train = trainPanel({ config, current: () => current, engine: localEngine, toast });
   window.addEventListener('resize', () => redrawCharts(true));
 }
 

@@ -14,11 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import '../backends/node.js';
-import { backendName, setBackend, type BackendName } from '../backends/registry.js';
+import type { BackendName } from '../backends/registry.js';
 import { decodeCheckpoint } from '../io/checkpoint.js';
 import { saveCheckpoint } from '../io/disk.js';
 import { FAMILIES } from '../models/families.js';
 import { levelToByte, gridLayout } from '../serve/page/draw.js';
+import { onBackend as on } from '../testing/backend.js';
 import { launchChromium, serveFolder, skipWithoutChromium } from '../testing/static-site.js';
 import { loadRunCheckpoint, resolveRunConfig, type RunConfig } from '../train/index.js';
 import { validatedModel } from '../train/validate.js';
@@ -90,17 +91,6 @@ async function toast(page: Page): Promise<string> {
   const text = (await page.textContent('#toast')) ?? '';
   await page.evaluate(() => { document.getElementById('toast')!.hidden = true; });
   return text;
-}
-
-/** Runs `fn` on the named backend in this process. */
-function on<T>(name: BackendName, fn: () => T): T {
-  const was = backendName();
-  setBackend(name);
-  try {
-    return fn();
-  } finally {
-    setBackend(was);
-  }
 }
 
 describe('training in an exported page, in chromium', { skip: skipWithoutChromium }, () => {

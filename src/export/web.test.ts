@@ -11,15 +11,16 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { encode as encodePng } from 'fast-png';
 import '../backends/node.js'; // Node's services, and the native and wasm backends registered
 import type { BackendName } from '../backends/registry.js';
 import { onBackend as on } from '../testing/backend.js';
+import { launchChromium, serveFolder, skipWithoutChromium as skip } from '../testing/static-site.js';
 import { greyPalette } from '../likelihoods/index.js';
 import { fixedLookupTable } from '../data/transforms.js';
 import { saveCheckpoint } from '../io/disk.js';
@@ -37,8 +38,6 @@ import type { BitsResult } from '../web/protocol.js';
 import { initialCheckpoint } from './export.js';
 import { exportWeb, WEB_MARKER, writeFolder } from './web.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `chromium is not installed at ${CHROMIUM}: apt-get install -y --no-install-recommends chromium (CI installs it)`;
 
 type Page = import('playwright-core').Page;
 type Browser = import('playwright-core').Browser;
@@ -72,23 +71,9 @@ function tinyConfigs(): { name: string; config: RunConfig }[] {
 
 /** A static file server of `root` on 127.0.0.1; `isolated` adds the headers that make a page cross-origin isolated. */
 async function staticServer(root: string, isolated: boolean): Promise<string> {
-  const types: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm' };
-  const server = createServer((req, res) => {
-    const rel = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '').replace(/^\/+/, '') || 'index.html';
-    let body: Buffer;
-    try {
-      body = readFileSync(join(root, rel));
-    } catch {
-      res.writeHead(404).end('not found');
-      return;
-    }
-    const headers: Record<string, string> = { 'content-type': types[extname(rel)] ?? 'application/octet-stream', 'cache-control': 'no-store' };
-    if (isolated) Object.assign(headers, { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' });
-    res.writeHead(200, headers).end(body);
-  });
+  const { url, server } = await serveFolder(root, isolated);
   servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+  return url;
 }
 
 /** A copy of the export without its WebAssembly module, served: its page computes on the TypeScript backend. */
@@ -177,8 +162,7 @@ describe('arpix export --web in chromium', { skip }, () => {
     const lut = fixedLookupTable(transformFor(runs[0]!.config.dataset));
     testValues = [0, 1].map((i) => Array.from(ds.images.subarray(i * 784, (i + 1) * 784), (v) => lut[v]!));
     testLabels = [ds.labels![0]!, ds.labels![1]!];
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -1,4 +1,4 @@
-// `npm run bench -- web [--presets a,b] [--n 16] [--runs 3] [--page-threads K] [--json]`: arpix in a browser page,
+// `npm run bench -- web [--presets a,b] [--n 16] [--runs 3] [--page-threads K] [--train-steps 4] [--json]`: arpix in a browser page,
 // measured in Debian's chromium (headless, driven by playwright-core) on 127.0.0.1.
 //  - Cached sampling of `n` images per preset in the page, on the wasm backend in one Web Worker
 //    and in K (the batch split between them: samplePart, the same images), and on the ts backend
@@ -7,20 +7,26 @@
 //  - The time from opening a folder written by `arpix export --web` to its first painted sampled
 //    row (the exported page's own `performance` mark), for every preset, and the folder's files
 //    as written and gzipped.
+//  - Training pixelcnn-binary-fmnist-small in its exported page (the Train panel's worker) on wasm
+//    and on ts, against the same trainer in Node on ts (the issue's yardstick), wasm and native.
 // Weights are a preset's initial ones after one training step (the speed does not depend on
 // them); the runs are kept in ~/.cache/arpix/bench/web/runs.
 
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
-import { extname, join, normalize, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
-import { median, same, threads, type Suite } from '../harness.js';
+import { median, same, threads, type Reporter, type Suite } from '../harness.js';
 import { option } from '../torch.js';
 import { wasmModulePath } from '../../src/backends/wasm/node.js';
+import { CHROMIUM, launchChromium, serveFolder } from '../../src/testing/static-site.js';
+import { nativeAvailable } from '../../src/backends/registry.js';
+import type { PageConfig } from '../../src/web/page-config.js';
+
+type Browser = import('playwright-core').Browser;
 
 const PRESETS = [
   'gated-pixelcnn-fmnist', 'pixelcnn-binary-fmnist-small', 'pixelcnnpp-fmnist-small', 'image-transformer-fmnist-small',
@@ -28,29 +34,9 @@ const PRESETS = [
 ];
 /** The presets whose page sampling the issue asks to reach a third of native Node's. */
 const TARGETED = new Set(['gated-pixelcnn-fmnist', 'row-lstm-fmnist-small', 'image-gpt-fmnist-small']);
-const CHROMIUM = '/usr/bin/chromium';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = join(root, 'src/cli/main.ts');
 
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.safetensors': 'application/octet-stream', '.png': 'image/png' };
-
-/** A static file server of `dir` on 127.0.0.1, cross-origin isolated when `isolated`. */
-async function serveFolder(dir: string, isolated: boolean): Promise<{ url: string; server: Server }> {
-  const server = createServer((req, res) => {
-    const path = normalize(join(dir, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)));
-    const file = path.endsWith('/') ? join(path, 'index.html') : path;
-    if (!resolve(file).startsWith(resolve(dir)) || !existsSync(file)) {
-      res.writeHead(404).end();
-      return;
-    }
-    const headers: Record<string, string> = { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' };
-    if (isolated) Object.assign(headers, { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' });
-    res.writeHead(200, headers).end(readFileSync(file));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const address = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${address.port}/`, server };
-}
 
 /** A run folder of `preset` after one training step, made once and kept in the cache. */
 function runOf(preset: string): string {
@@ -63,11 +49,92 @@ function runOf(preset: string): string {
   return dir;
 }
 
+/** The small preset whose export carries training images: the page trains it. */
+const TRAINED = 'pixelcnn-binary-fmnist-small';
+
+/**
+ * Training in the exported page (its Train panel, a Web Worker of its own) on wasm and on ts, and
+ * the same trainer (src/web/trainer.ts, train.ts's step) in this process on ts, wasm and native:
+ * `steps` steps each after one of warm-up, in interleaved rounds, images/s from the median step.
+ */
+async function trainingFigures(reporter: Reporter, browser: Browser, folder: string, steps: number): Promise<void> {
+  const { decodeCheckpoint } = await import('../../src/io/checkpoint.js');
+  const { validatedModel } = await import('../../src/train/validate.js');
+  const { unpackTrainingImages } = await import('../../src/web/train-data.js');
+  const { PageTrainer } = await import('../../src/web/trainer.js');
+  const { setBackend } = await import('../../src/backends/registry.js');
+  const html = readFileSync(join(folder, 'index.html'), 'utf8');
+  const config = JSON.parse(/<script id="arpix-config" type="application\/json">(.*?)<\/script>/.exec(html)![1]!) as PageConfig;
+  const run = config.runs[0]!;
+  if (!run.training) {
+    reporter.warn(`${TRAINED}: the export has no training images (${run.noTraining ?? 'no reason given'}); training is not measured`);
+    return;
+  }
+  const { ckpt } = validatedModel(decodeCheckpoint(readFileSync(join(folder, run.weights.file)), run.weights.file));
+  const data = unpackTrainingImages(readFileSync(join(folder, run.training.file)), run.training);
+  const batch = ckpt.config.train.batchSize;
+  /** Seconds of each of `steps` steps after one of warm-up, on a fresh trainer in this process. */
+  const inNode = (backend: 'ts' | 'wasm' | 'native'): number[] => {
+    setBackend(backend);
+    const trainer = new PageTrainer(ckpt.config, data);
+    const out: number[] = [];
+    for (let i = 0; i <= steps; i++) {
+      const t0 = performance.now();
+      trainer.next();
+      if (i > 0) out.push((performance.now() - t0) / 1000);
+    }
+    return out;
+  };
+  const { url, server } = await serveFolder(folder, false);
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${url}#train`);
+    await page.waitForSelector('#run option', { state: 'attached' });
+    /** The same in the page: a fresh model (Start afresh) trained `steps` + 1 steps, the worker's step times. */
+    const inPage = async (backend: 'ts' | 'wasm'): Promise<number[]> => {
+      await page.selectOption('#t-backend', backend);
+      await page.fill('#t-steps', String(steps + 1));
+      await page.fill('#t-every', '0');
+      const fresh = await page.isVisible('#t-restart') && !(await page.isDisabled('#t-restart'));
+      await page.click(fresh ? '#t-restart' : '#t-go');
+      await page.waitForSelector('#t-chart[data-state="done"]', { timeout: 600_000 });
+      for (const w of page.workers()) {
+        const r = await w.evaluate(() => (globalThis as { arpixTrain?: unknown }).arpixTrain) as { backend: string; stepSeconds: number[] } | undefined;
+        if (!r) continue;
+        if (r.backend !== backend) throw new Error(`the page trained on ${r.backend}, not ${backend}`);
+        return r.stepSeconds.slice(-steps);
+      }
+      throw new Error('no worker of the page holds a training record');
+    };
+    const rates: Record<string, number[]> = { 'page wasm': [], 'page ts': [], 'Node ts': [], 'Node wasm': [], 'Node native': [] };
+    for (let round = 0; round < 2; round++) {
+      rates['page wasm']!.push(...await inPage('wasm'));
+      rates['page ts']!.push(...await inPage('ts'));
+      rates['Node ts']!.push(...inNode('ts'));
+      rates['Node wasm']!.push(...inNode('wasm'));
+      if (nativeAvailable()) rates['Node native']!.push(...inNode('native'));
+    }
+    await page.close();
+    const nodeTs = batch / median(rates['Node ts']!);
+    for (const [system, secs] of Object.entries(rates)) {
+      if (secs.length === 0) continue;
+      const ips = secs.map((x) => batch / x);
+      reporter.add({
+        suite: 'web', case: `${TRAINED} training in the page's trainer (batch ${batch})`, system, batch, threads: system === 'Node native' ? threads() : 1, unit: 'images/s',
+        median: median(ips), min: Math.min(...ips), max: Math.max(...ips), extra: { 'of Node ts': `${(median(ips) / nodeTs).toFixed(2)}×` },
+      });
+    }
+  } finally {
+    server.close();
+  }
+}
+
 const suite: Suite = async ({ reporter, args }) => {
   const presets = option(args, '--presets', PRESETS.join(',')).split(',');
   const n = Number(option(args, '--n', '16'));
   const runs = Number(option(args, '--runs', '3'));
   const pageThreads = Number(option(args, '--page-threads', String(threads())));
+  const trainSteps = Number(option(args, '--train-steps', '4'));
   if (!existsSync(CHROMIUM)) {
     reporter.warn(`no ${CHROMIUM}: nothing is measured (apt-get install -y --no-install-recommends chromium)`);
     return;
@@ -94,11 +161,7 @@ const suite: Suite = async ({ reporter, args }) => {
     for (const [p, dir] of runDirs) copyFileSync(join(dir, 'checkpoint.safetensors'), join(site, `${p}.safetensors`));
 
     const { server, url } = await serveFolder(site, true);
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM, headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    const browser = await launchChromium();
     try {
       for (const preset of presets) {
         const page = await browser.newPage();
@@ -199,6 +262,7 @@ const suite: Suite = async ({ reporter, args }) => {
             median: median(painted), min: Math.min(...painted), max: Math.max(...painted), extra: { target: '< 1000 ms' },
           });
         }
+        if (preset === TRAINED) await trainingFigures(reporter, browser, out, trainSteps);
       }
     } finally {
       await browser.close();

@@ -329,3 +329,45 @@ EXPORT(reduce_f32) void reduce_f32(const float *x, float *out, int out_size, int
     }
   }
 }
+
+// The op codes are the indices of UNARY_GRAD_OPS in src/kernels/contracts.ts.
+enum { G_EXP, G_TANH, G_SIGMOID, G_RELU, G_ELU, G_SOFTPLUS, G_LOGSIGMOID };
+
+/** dx = g · op'(x) for two lanes, in the reference's double operations (see unary_backward_f32). */
+static inline v128_t unary_grad2d(int op, v128_t x, v128_t y, v128_t g) {
+  const v128_t one = D2(1), zero = D2(0);
+  switch (op) {
+    case G_EXP: return wasm_f64x2_mul(g, y);
+    case G_TANH: return wasm_f64x2_mul(g, wasm_f64x2_sub(one, wasm_f64x2_mul(y, y)));
+    case G_SIGMOID: return wasm_f64x2_mul(g, wasm_f64x2_mul(y, wasm_f64x2_sub(one, y)));
+    case G_RELU: return wasm_f64x2_mul(g, sel(wasm_f64x2_gt(x, zero), one, zero));
+    case G_ELU: return wasm_f64x2_mul(g, sel(wasm_f64x2_gt(x, zero), one, wasm_f64x2_add(y, one)));
+    case G_SOFTPLUS: return wasm_f64x2_mul(g, sigmoid2d(x));
+    default: return wasm_f64x2_mul(g, sigmoid2d(wasm_f64x2_neg(x)));
+  }
+}
+
+static inline v128_t unary_grad4(int op, v128_t x, v128_t y, v128_t g) {
+  // One product of floats rounds to the same float in float32 as in double.
+  if (op == G_EXP) return wasm_f32x4_mul(g, y);
+  if (op == G_RELU) return wasm_f32x4_mul(g, sel(wasm_f32x4_gt(x, wasm_f32x4_splat(0)), wasm_f32x4_splat(1), wasm_f32x4_splat(0)));
+  return to4f(unary_grad2d(op, lo2d(x), lo2d(y), lo2d(g)), unary_grad2d(op, hi2d(x), hi2d(y), hi2d(g)));
+}
+
+/**
+ * unaryBackward: dx = g · op'(x) from x, y = op(x) and g, each computed in double from the floats
+ * and rounded once on storing, as the reference does (the same bits).
+ */
+EXPORT(unary_backward_f32) void unary_backward_f32(const float *x, const float *y, const float *g, float *dx, int n, int op) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(dx + i, unary_grad4(op, wasm_v128_load(x + i), wasm_v128_load(y + i), wasm_v128_load(g + i)));
+  if (i == n) return;
+  float xt[4] = {0}, yt[4] = {0}, gt[4] = {0}, out[4];
+  for (int j = 0; i + j < n; j++) {
+    xt[j] = x[i + j];
+    yt[j] = y[i + j];
+    gt[j] = g[i + j];
+  }
+  wasm_v128_store(out, unary_grad4(op, wasm_v128_load(xt), wasm_v128_load(yt), wasm_v128_load(gt)));
+  for (int j = 0; i + j < n; j++) dx[i + j] = out[j];
+}

@@ -264,3 +264,63 @@ EXPORT(conv2d_backward_data_f32) void conv2d_backward_data_f32(const float *dy, 
     }
   }
 }
+
+/**
+ * conv2dBackwardWeights: dw [kh·kw·Cin, Cout] = Σ over the output pixels, in order, of the
+ * gathered inputs · dy — a product whose sum runs over the pixels, taken `chunk` pixels at a time:
+ * each chunk's gathered inputs transposed into `at` ([taps·cin, chunk]) and its dy packed into
+ * `dyp` (panels of NR), then added to dw, so that each dw element adds its products pixel by pixel
+ * whatever the chunk. With db (not null), also db [Cout] = Σ dy over the pixels, in order; with
+ * dw null, only db. geom as conv2d_f32's; `pix` has room for 3·chunk integers.
+ */
+EXPORT(conv2d_backward_weights_f32) void conv2d_backward_weights_f32(const float *x, const float *dy, float *dw, float *db, const int *geom, float *at, float *dyp, int *pix, int chunk) {
+  int n = geom[0], h = geom[1], w = geom[2], cin = geom[3], oh = geom[4], ow = geom[5], cout = geom[6];
+  int kh = geom[7], kw = geom[8], sh = geom[9], sw = geom[10], pt = geom[11], pl = geom[12], dh = geom[13], dw_ = geom[14];
+  int taps = kh * kw;
+  long pixels = (long)n * oh * ow;
+  int m = taps * cin;
+  if (db) {
+    for (int c = 0; c < cout; c++) db[c] = 0;
+    for (long q = 0; q < pixels; q++) {
+      const float *g = dy + q * cout;
+      int c = 0;
+      for (; c + 4 <= cout; c += 4) wasm_v128_store(db + c, wasm_f32x4_add(wasm_v128_load(db + c), wasm_v128_load(g + c)));
+      for (; c < cout; c++) db[c] += g[c];
+    }
+  }
+  if (!dw) return;
+  if (pixels == 0) {
+    for (long i = 0; i < (long)m * cout; i++) dw[i] = 0;
+    return;
+  }
+  int *pb = pix, *py = pix + chunk, *px = pix + 2 * chunk;
+  for (long q0 = 0; q0 < pixels; q0 += chunk) {
+    int pc = pixels - q0 < chunk ? (int)(pixels - q0) : chunk;
+    // Each pixel of the chunk: its image, and the input row and column its first tap reads.
+    for (int r = 0; r < pc; r++) {
+      long q = q0 + r;
+      int b = (int)(q / ((long)oh * ow));
+      int rem = (int)(q - (long)b * oh * ow);
+      int oy = rem / ow, ox = rem - oy * ow;
+      pb[r] = b;
+      py[r] = oy * sh - pt;
+      px[r] = ox * sw - pl;
+    }
+    for (int ky = 0; ky < kh; ky++) {
+      for (int kx = 0; kx < kw; kx++) {
+        float *dst = at + (long)(ky * kw + kx) * cin * pc;
+        for (int r = 0; r < pc; r++) {
+          int iy = py[r] + ky * dh, ix = px[r] + kx * dw_;
+          if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+            const float *src = x + (((long)pb[r] * h + iy) * w + ix) * cin;
+            for (int i = 0; i < cin; i++) dst[(long)i * pc + r] = src[i];
+          } else {
+            for (int i = 0; i < cin; i++) dst[(long)i * pc + r] = 0;
+          }
+        }
+      }
+    }
+    pack_b(dy + q0 * cout, pc, cout, 0, dyp);
+    gemm_packed(at, pc, m, pc, dyp, cout, dw, cout, 0, q0 > 0);
+  }
+}

@@ -5,9 +5,9 @@
 
 export const WASM_EXPORTS = [
   'memory', '__heap_base', 'arpix_math_init',
-  'unary_f32', 'clamp_f32', 'binary_f32', 'gate_f32', 'gated_residual_f32', 'concat_elu_f32',
+  'unary_f32', 'unary_backward_f32', 'clamp_f32', 'binary_f32', 'gate_f32', 'gated_residual_f32', 'concat_elu_f32',
   'softmax_last_f32', 'softmax_cross_entropy_f32', 'reduce_f32', 'layer_norm_f32', 'gelu_f32',
-  'pack_b', 'gemm_packed', 'matmul_f32', 'transpose_f32', 'conv2d_f32', 'pack_conv_transposed', 'conv2d_backward_data_f32',
+  'pack_b', 'gemm_packed', 'matmul_f32', 'transpose_f32', 'conv2d_f32', 'pack_conv_transposed', 'conv2d_backward_data_f32', 'conv2d_backward_weights_f32',
   'attention_step_f32', 'attention_f32',
   'row_lstm_step_f32', 'lstm_scan_f32', 'categorical_draw_f32', 'draw_exp_f64',
 ] as const;
@@ -18,6 +18,7 @@ export interface WasmExports {
   __heap_base: WebAssembly.Global;
   arpix_math_init(): void;
   unary_f32(x: number, out: number, n: number, op: number): void;
+  unary_backward_f32(x: number, y: number, g: number, dx: number, n: number, op: number): void;
   clamp_f32(x: number, out: number, n: number, lo: number, hi: number): void;
   binary_f32(a: number, b: number, out: number, op: number, rank: number, dims: number, strides: number): void;
   gate_f32(x: number, out: number, rows: number, c: number): void;
@@ -35,6 +36,7 @@ export interface WasmExports {
   conv2d_f32(x: number, wp: number, bias: number, out: number, residual: number, accumulate: number, geom: number, rows: number, zero: number): void;
   pack_conv_transposed(w: number, taps: number, cin: number, cout: number, bp: number): void;
   conv2d_backward_data_f32(dy: number, wp: number, dx: number, geom: number, rows: number, zero: number): void;
+  conv2d_backward_weights_f32(x: number, dy: number, dw: number, db: number, geom: number, at: number, dyp: number, pix: number, chunk: number): void;
   attention_step_f32(q: number, k: number, v: number, out: number, n: number, rows: number, c: number, heads: number, scale: number, position: number, lo: number, pattern: number, scratch: number, stage: number): void;
   attention_f32(qkv: number, out: number, lse: number, n: number, l: number, c: number, heads: number, scale: number, pattern: number, scratch: number): void;
   row_lstm_step_f32(plan: number): void;

@@ -6,8 +6,8 @@
 // tensors, so an adapter allocates next to nothing (an output's subarray view): shapes go through
 // a reused Int32Array, attributes as plain numbers; a call costs about 0.2 µs beyond its work.
 
-import type { AttentionAttrs, BinaryOp, ConvParams, Kernels, ReduceOp, UnaryOp, View } from '../../kernels/contracts.js';
-import { BINARY_OPS, REDUCE_OPS, UNARY_OPS } from '../../kernels/contracts.js';
+import type { AttentionAttrs, BinaryOp, ConvParams, Kernels, ReduceOp, UnaryGradOp, UnaryOp, View } from '../../kernels/contracts.js';
+import { BINARY_OPS, REDUCE_OPS, UNARY_GRAD_OPS, UNARY_OPS } from '../../kernels/contracts.js';
 import { patternCode } from '../../kernels/attention.js';
 import { tsKernels } from '../ts/index.js';
 import { KV_TAG, RESIDENT_BUDGET, type WasmHeap } from './heap.js';
@@ -17,6 +17,11 @@ import { rowLstmStepKernel } from './row-lstm.js';
 const UNARY_CODE = new Map<UnaryOp, number>(UNARY_OPS.map((op, i) => [op, i]));
 const BINARY_CODE = new Map<BinaryOp, number>(BINARY_OPS.map((op, i) => [op, i]));
 const REDUCE_CODE = new Map<ReduceOp, number>(REDUCE_OPS.map((op, i) => [op, i]));
+const UNARY_GRAD_CODE = new Map<UnaryGradOp, number>(UNARY_GRAD_OPS.map((op, i) => [op, i]));
+
+// Output pixels per chunk of a filter gradient (wasm/gemm.c: conv2d_backward_weights_f32). The
+// values do not depend on it; it bounds the scratch (taps·Cin + Cout floats per pixel of a chunk).
+const WEIGHTS_CHUNK = 256;
 
 // How a product's right operand is packed (wasm/gemm.c).
 const PACK_PLAIN = 0, PACK_TRANSPOSED = 1, PACK_CONV_DATA = 2;
@@ -202,23 +207,78 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const zero = heap.scratch(4 * Math.max(cin, 1));
     w.conv2d_f32(xi, wp, bi, oi, ri, accumulate ? 1 : 0, gi, rows, zero);
     heap.output(oi, out.data as Float32Array);
-    return 0; // nothing is kept: a backward pass runs on ts and reads x as it is
+    return 0; // nothing is kept: conv2dBackward copies x in as it is
+  };
+
+  /** A convolution's weights packed for its data gradient: first in a call's scratch, as they may become resident. */
+  const dataWeights = (wt: View, cin: number): number => {
+    const [kh, kw, , cout] = wt.shape as [number, number, number, number];
+    return packed(wt, kh * kw * cout, cin, PACK_CONV_DATA, kh * kw);
+  };
+
+  /** dx from dy (already in the module at yi) and the weights packed at wp. */
+  const backwardData = (yi: number, dy: View, wp: number, wt: View, dx: View, p: ConvParams): void => {
+    const [n, h, wd, cin] = dx.shape as [number, number, number, number];
+    const [kh, kw, , cout] = wt.shape as [number, number, number, number];
+    const [, oh, ow] = dy.shape as [number, number, number, number];
+    const gi = intsInput(convGeom(ints, n, h, wd, cin, oh, ow, cout, kh, kw, p));
+    const oi = heap.outputSpace(dx.data.length);
+    const rows = heap.scratch(16 * kh * kw);
+    const zero = heap.scratch(4 * Math.max(cout, 1));
+    w.conv2d_backward_data_f32(yi, wp, oi, gi, rows, zero);
+    heap.output(oi, dx.data as Float32Array);
+  };
+
+  /** dw (when given) and db (when given) from x and dy (already in the module at yi). */
+  const backwardWeights = (x: View, yi: number, dy: View, dw: View | null, db: View | null, p: ConvParams): void => {
+    const [n, h, wd, cin] = x.shape as [number, number, number, number];
+    const [, oh, ow, cout] = dy.shape as [number, number, number, number];
+    const [kh, kw] = dw ? dw.shape as [number, number] : [1, 1];
+    const gi = intsInput(convGeom(ints, n, h, wd, cin, oh, ow, cout, kh, kw, p));
+    const xi = dw ? heap.input(x.data as Float32Array) : 0;
+    const wi = dw ? heap.outputSpace(dw.data.length) : 0;
+    const bi = db ? heap.outputSpace(db.data.length) : 0;
+    const chunk = WEIGHTS_CHUNK;
+    const at = dw ? heap.scratch(4 * kh * kw * cin * chunk) : 0;
+    const dyp = dw ? heap.scratch(4 * Math.ceil(cout / NR) * NR * chunk) : 0;
+    const pix = heap.scratch(12 * chunk);
+    w.conv2d_backward_weights_f32(xi, yi, wi, bi, gi, at, dyp, pix, chunk);
+    if (dw) heap.output(wi, dw.data as Float32Array);
+    if (db) heap.output(bi, db.data as Float32Array);
   };
 
   const conv2dBackwardData: Kernels['conv2dBackwardData'] = (dy, wt, dx, p) => {
     if (p.bf16 || !isF32(dy) || !isF32(wt) || !isF32(dx)) return tsKernels.conv2dBackwardData(dy, wt, dx, p);
-    const [n, h, wd, cin] = dx.shape as [number, number, number, number];
-    const [kh, kw, , cout] = wt.shape as [number, number, number, number];
-    const [, oh, ow] = dy.shape as [number, number, number, number];
-    const taps = kh * kw;
     heap.begin();
-    const wp = packed(wt, taps * cout, cin, PACK_CONV_DATA, taps);
-    const gi = intsInput(convGeom(ints, n, h, wd, cin, oh, ow, cout, kh, kw, p));
+    const wp = dataWeights(wt, last(dx));
+    backwardData(heap.input(dy.data as Float32Array), dy, wp, wt, dx, p);
+  };
+
+  const conv2dBackwardWeights: Kernels['conv2dBackwardWeights'] = (x, dy, dw, p, db = null) => {
+    if (p.bf16 || !isF32(x) || !isF32(dy) || !isF32(dw) || (db && !isF32(db))) return tsKernels.conv2dBackwardWeights(x, dy, dw, p, db);
+    heap.begin();
+    backwardWeights(x, heap.input(dy.data as Float32Array), dy, dw, db, p);
+  };
+
+  // conv2d keeps nothing (it returns 0), so there is no saved copy to release.
+  const conv2dBackward: Kernels['conv2dBackward'] = (x, dy, wt, dx, dw, db, p, saved) => {
+    if (p.bf16 || ![x, dy, wt].every(isF32) || [dx, dw, db].some((v) => v !== null && !isF32(v))) return tsKernels.conv2dBackward(x, dy, wt, dx, dw, db, p, saved);
+    if (!dx && !dw && !db) return;
+    heap.begin();
+    const wp = dx ? dataWeights(wt, last(x)) : 0;
     const yi = heap.input(dy.data as Float32Array);
+    if (dx) backwardData(yi, dy, wp, wt, dx, p);
+    if (dw || db) backwardWeights(x, yi, dy, dw, db, p);
+  };
+
+  const unaryBackward: Kernels['unaryBackward'] = (x, y, g, dx, op) => {
+    if (![x, y, g, dx].every(isF32)) return tsKernels.unaryBackward(x, y, g, dx, op);
+    heap.begin();
+    const xi = heap.input(x.data as Float32Array);
+    const yi = heap.input(y.data as Float32Array);
+    const gi = heap.input(g.data as Float32Array);
     const oi = heap.outputSpace(dx.data.length);
-    const rows = heap.scratch(16 * taps);
-    const zero = heap.scratch(4 * Math.max(cout, 1));
-    w.conv2d_backward_data_f32(yi, wp, oi, gi, rows, zero);
+    w.unary_backward_f32(xi, yi, gi, oi, dx.data.length, UNARY_GRAD_CODE.get(op)!);
     heap.output(oi, dx.data as Float32Array);
   };
 
@@ -425,7 +485,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
   };
 
   return {
-    unary, clamp, binary, reduce, matmul, conv2d, conv2dBackwardData, gate, gatedResidual, concatElu, softmaxLast, softmaxCrossEntropy,
+    unary, unaryBackward, clamp, binary, reduce, matmul, conv2d, conv2dBackwardData, conv2dBackwardWeights, conv2dBackward, gate, gatedResidual, concatElu, softmaxLast, softmaxCrossEntropy,
     layerNorm, gelu, attentionStep, kvCacheWrite, attention, lstmScan, categoricalDraw,
     rowLstmStep: rowLstmStepKernel(w, heap),
   };

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { BinaryOp, ConvParams, Kernels, RowLSTMStepPlan, UnaryOp } from '../../kernels/contracts.js';
 import type { AttentionAttrs } from '../../kernels/attention.js';
-import { BINARY_OPS, UNARY_OPS } from '../../kernels/contracts.js';
+import { BINARY_OPS, UNARY_GRAD_OPS, UNARY_OPS } from '../../kernels/contracts.js';
 import { broadcastShapes } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { assertClose } from '../../testing/gradcheck.js';
@@ -326,6 +326,78 @@ describe('wasm backend vs ts reference', { skip }, () => {
       agree((k, [o]) => k.conv2dBackwardData(dy, w, o!, c.p), [[c.x, 'float32']], sumTol(c.k[0] * c.k[1] * c.cout), 'backward-data, weights resident');
     });
   }
+
+  for (const c of convCases) {
+    test(`conv2d's gradients: ${c.name}: backward-weights with and without the bias gradient, conv2dBackward whole and in parts`, () => {
+      const ys = outOf(c);
+      const ws = [c.k[0], c.k[1], c.x[3]!, c.cout];
+      const x = uniform(c.x, -1, 1, 23);
+      const w = uniform(ws, -1, 1, 24);
+      const dy = uniform(ys, -1, 1, 25);
+      // dw sums a product per output pixel, dx one per tap and output channel; db adds dy as it is: the reference's bits.
+      const wTol = sumTol(ys[0]! * ys[1]! * ys[2]!), xTol = sumTol(c.k[0] * c.k[1] * c.cout);
+      agree((k, [dw]) => k.conv2dBackwardWeights(x, dy, dw!, c.p), [[ws, 'float32']], wTol, 'backward-weights');
+      agree((k, [dw, db]) => k.conv2dBackwardWeights(x, dy, dw!, c.p, db!), [[ws, 'float32'], [[c.cout], 'float32']], wTol, 'backward-weights + bias');
+      agree((k, [, db]) => k.conv2dBackwardWeights(x, dy, empty(ws), c.p, db!), [[ws, 'float32'], [[c.cout], 'float32']], exact, 'the bias gradient');
+      agree((k, [dx, dw, db]) => k.conv2dBackward(x, dy, w, dx!, dw!, db!, c.p, 0), [[c.x, 'float32'], [ws, 'float32'], [[c.cout], 'float32']], { atol: Math.max(wTol.atol, xTol.atol), rtol: Math.max(wTol.rtol, xTol.rtol) }, 'conv2dBackward');
+      agree((k, [dx]) => k.conv2dBackward(x, dy, w, dx!, null, null, c.p, 0), [[c.x, 'float32']], xTol, 'conv2dBackward, dx only');
+      agree((k, [dw]) => k.conv2dBackward(x, dy, w, null, dw!, null, c.p, 0), [[ws, 'float32']], wTol, 'conv2dBackward, dw only');
+      agree((k, [db]) => k.conv2dBackward(x, dy, w, null, null, db!, c.p, 0), [[[c.cout], 'float32']], exact, 'conv2dBackward, db only');
+      // The parts are the whole's: dx is backward-data's, dw and db backward-weights'.
+      const whole = [empty(c.x), empty(ws), empty([c.cout])], parts = [empty(c.x), empty(ws), empty([c.cout])];
+      wasm.conv2dBackward(x, dy, w, whole[0]!, whole[1]!, whole[2]!, c.p, 0);
+      wasm.conv2dBackwardData(dy, w, parts[0]!, c.p);
+      wasm.conv2dBackwardWeights(x, dy, parts[1]!, c.p, parts[2]!);
+      whole.forEach((t, i) => assert.deepEqual(Array.from(t.data), Array.from(parts[i]!.data), `part ${i}`));
+    });
+  }
+
+  test('conv2d\'s filter gradient: the training model\'s 3×3 layer [32, 28, 28, 16], and each element\'s bits do not depend on the other channels', () => {
+    const p = P(1, 1, 1);
+    const x = uniform([32, 28, 28, 16], -1, 1, 26), dy = uniform([32, 28, 28, 16], -1, 1, 27);
+    agree((k, [dw, db]) => k.conv2dBackwardWeights(x, dy, dw!, p, db!), [[[3, 3, 16, 16], 'float32'], [[16], 'float32']], sumTol(32 * 28 * 28), 'training layer');
+    // An element sums its own products in pixel order, whatever the blocks of rows and columns it
+    // sits in: input channel 6 and output channels 3 … 5 alone give the same bits.
+    const xs = uniform([3, 13, 17, 9], -1, 1, 28), dys = uniform([3, 13, 17, 11], -1, 1, 29);
+    const all = empty([3, 3, 9, 11]);
+    wasm.conv2dBackwardWeights(xs, dys, all, p);
+    const pick = (t: Tensor, from: number, count: number): Tensor => {
+      const c = t.shape[3]!, rows = t.size / c;
+      const out = new Float32Array(rows * count);
+      for (let r = 0; r < rows; r++) for (let j = 0; j < count; j++) out[r * count + j] = t.data[r * c + from + j]!;
+      return new Tensor(out, [...t.shape.slice(0, 3), count]);
+    };
+    const one = empty([3, 3, 1, 3]);
+    wasm.conv2dBackwardWeights(pick(xs, 6, 1), pick(dys, 3, 3), one, p);
+    for (let t = 0; t < 9; t++) {
+      for (let o = 0; o < 3; o++) assert.equal(one.data[t * 3 + o], all.data[(t * 9 + 6) * 11 + 3 + o], `tap ${t}, output channel ${3 + o}`);
+    }
+  });
+
+  test('conv2d\'s gradients on empty batches and zero input channels; bf16 and float64 run on the reference', () => {
+    const p = P(1, 1, 1);
+    const dw = [[3, 3, 3, 2], 'float32'] as [number[], 'float32'], db = [[2], 'float32'] as [number[], 'float32'];
+    agree((k, [gw, gb]) => k.conv2dBackwardWeights(uniform([0, 5, 5, 3]), uniform([0, 5, 5, 2]), gw!, p, gb!), [dw, db], exact, 'empty batch');
+    agree((k, [gx, gw, gb]) => k.conv2dBackward(uniform([2, 5, 5, 0]), uniform([2, 5, 5, 2]), uniform([3, 3, 0, 2]), gx!, gw!, gb!, p, 0), [[[2, 5, 5, 0], 'float32'], [[3, 3, 0, 2], 'float32'], db], exact, 'no input channels');
+    const x = uniform([2, 5, 6, 3], -1, 1, 40), w = uniform([3, 3, 3, 2], -1, 1, 41), dy = uniform([2, 5, 6, 2], -1, 1, 42);
+    agree((k, [gx, gw, gb]) => k.conv2dBackward(x, dy, w, gx!, gw!, gb!, { ...p, bf16: true }, 0), [[[2, 5, 6, 3], 'float32'], dw, db], exact, 'bf16');
+    const f64 = (t: Tensor) => new Tensor(Float64Array.from(t.data), t.shape);
+    agree((k, [gw, gb]) => k.conv2dBackwardWeights(f64(x), f64(dy), gw!, p, gb!), [[[3, 3, 3, 2], 'float64'], [[2], 'float64']], exact, 'float64');
+  });
+
+  test('unaryBackward: every op, [5, 7, 3], [1], [6], [40001] and special values — the reference\'s bits', () => {
+    const specials = [0, -0, NaN, Infinity, -Infinity, 1e-30, -1e-30, 88.7, -88.7, 1e-40, 20, -20, 50, -50, 0.5, -0.5];
+    for (const op of UNARY_GRAD_OPS) {
+      for (const shape of [[5, 7, 3], [1], [6], [40001]]) {
+        const x = uniform(shape, -8, 8, 43);
+        const g = uniform(shape, -3, 3, 44);
+        specials.forEach((v, i) => { if (i < x.size) x.data[i] = v; if (i + 3 < g.size) g.data[i + 3] = v; });
+        const y = empty(shape);
+        ref.unary(x, y, op);
+        agree((k, [dx]) => k.unaryBackward(x, y, g, dx!, op), [[shape, 'float32']], exact, `${op} ${shape}`);
+      }
+    }
+  });
 
   test('conv2d on empty batches and zero input channels', () => {
     const p = P(1, 1, 1);

@@ -18,12 +18,15 @@ import { PageTrainer } from './trainer.js';
 
 type Post = (event: TrainEvent, transfer?: ArrayBuffer[]) => void;
 
+/** Steps the record keeps (a run trained until Stop goes on for as long as the page is open). */
+export const RECORD_STEPS = 100_000;
+
 /** The worker's training so far: what the page shows, kept where a test or benchmark can read it. */
 export interface TrainRecord {
   state: 'loading' | 'running' | 'stopped' | 'done' | 'diverged' | 'error';
   backend: string;
   step: number;
-  /** Every applied step's loss (bits/dim), and its seconds. */
+  /** The loss (bits/dim) of each applied step, and its seconds: the last RECORD_STEPS steps. */
   losses: number[];
   stepSeconds: number[];
   heldOut: { step: number; bitsPerDim: number }[];
@@ -112,6 +115,10 @@ async function run(s: Session, post: Post): Promise<void> {
     Object.assign(record, { step: trainer.step, imagesSeen: trainer.imagesSeen, trainSeconds: record.trainSeconds + seconds });
     record.losses.push(r.loss);
     record.stepSeconds.push(seconds);
+    if (record.losses.length > RECORD_STEPS) {
+      record.losses.splice(0, record.losses.length - RECORD_STEPS);
+      record.stepSeconds.splice(0, record.stepSeconds.length - RECORD_STEPS);
+    }
     record.imagesPerSec = record.imagesSeen / record.trainSeconds;
     post({ type: 'step', step: trainer.step, loss: r.loss, gradNorm: r.gradNorm, lr, images, seconds });
     if (s.heldOutEvery > 0 && trainer.step % s.heldOutEvery === 0) await heldOut(s, post);

@@ -1,7 +1,8 @@
 // The Train panel of an exported page: a fresh model of the run's config trained in the page, as
 // TensorFlow.js's demos did — in a Web Worker of its own (src/web/train-client.ts), on the binarised
 // training images the export wrote (`arpix export --web --train-images`), with the step `arpix
-// train` takes. The curve shows every step's bits/dim and, every so often, the held-out images';
+// train` takes. The curve shows the steps' bits/dim (src/web/curve.ts: all of them, or a bounded
+// share spread over a long run) and, every so often, the held-out images';
 // the speed is images per second over the last steps; Sample draws from the model as it is now, in
 // the page's sampling workers, while training goes on.
 
@@ -11,6 +12,7 @@ import type { ModelSource } from '../../web/messages.js';
 import type { PageConfig, StaticRun } from '../../web/page-config.js';
 import type { RunSummary } from '../protocol.js';
 import { TrainClient } from '../../web/train-client.js';
+import { Curve } from '../../web/curve.js';
 import { DEFAULT_TRAIN_IMAGES, PAGE_TRAINING_MAX_PARAMETERS } from '../../web/train-data.js';
 import type { TrainEvent } from '../../web/train-messages.js';
 import { gridLayout, paintRows } from './draw.js';
@@ -44,9 +46,8 @@ function expectOf(run: StaticRun): ModelSource['expect'] {
 }
 
 export function trainPanel(ctx: TrainPanelContext): { show: () => void } {
-  const steps: number[] = [];
-  const losses: number[] = [];
-  const held = new Map<number, number>();
+  const curve = new Curve();
+  const { steps, losses, held } = curve;
   const recent: { images: number; seconds: number }[] = [];
   let chart: uPlot | null = null;
   let training: { run: StaticRun; state: 'loading' | 'running' | 'stopped' | 'done' | 'diverged' | 'error'; backend: string } | null = null;
@@ -97,7 +98,7 @@ export function trainPanel(ctx: TrainPanelContext): { show: () => void } {
     const rate = seconds > 0 ? images / seconds : 0;
     stats.dataset.imagesPerSec = String(rate);
     const last = [...held.entries()].at(-1);
-    stats.innerHTML = `<span>step <b>${steps.at(-1) ?? 0}</b></span><span>bits/dim <b>${losses.length ? losses.at(-1)!.toFixed(4) : '—'}</b></span>`
+    stats.innerHTML = `<span>step <b>${curve.last?.step ?? 0}</b></span><span>bits/dim <b>${curve.last ? curve.last.loss.toFixed(4) : '—'}</b></span>`
       + `<span>held out <b>${last ? last[1].toFixed(4) : '—'}</b></span><span><b>${rate.toFixed(1)}</b> images/s</span>`;
   }
 
@@ -109,8 +110,7 @@ export function trainPanel(ctx: TrainPanelContext): { show: () => void } {
         setState('running');
         return;
       case 'step':
-        steps.push(e.step);
-        losses.push(e.loss);
+        curve.step(e.step, e.loss);
         recent.push({ images: e.images, seconds: e.seconds });
         if (recent.length > SPEED_WINDOW) recent.shift();
         chartEl.dataset.step = String(e.step);
@@ -119,7 +119,7 @@ export function trainPanel(ctx: TrainPanelContext): { show: () => void } {
         showStats();
         return;
       case 'held-out':
-        held.set(e.step, e.bitsPerDim);
+        curve.heldOut(e.step, e.bitsPerDim);
         redraw();
         showStats();
         return;
@@ -137,9 +137,7 @@ export function trainPanel(ctx: TrainPanelContext): { show: () => void } {
   }
 
   function start(run: StaticRun): void {
-    steps.length = 0;
-    losses.length = 0;
-    held.clear();
+    curve.clear();
     recent.length = 0;
     chart?.destroy();
     chart = null;

@@ -163,7 +163,8 @@ describe('training in an exported page, in chromium', { skip: skipWithoutChromiu
       assert.deepEqual(stopped.losses, losses, 'the page\'s losses are Node\'s');
       return t;
     });
-    assert.deepEqual(stopped.heldOut, [{ step: 6, bitsPerDim: stopped.heldOut[0]!.bitsPerDim }, { step: 12, bitsPerDim: stopped.heldOut[1]!.bitsPerDim }]);
+    // Held out after every 6th step, the stop coming between steps: how many depends on how far the page got before it.
+    assert.deepEqual(stopped.heldOut.map((h) => h.step), Array.from({ length: Math.floor(stopped.step / 6) }, (_, i) => 6 * (i + 1)));
 
     // Sample draws, in the sampling workers, from the model as the stop left it: Node's images of the same weights.
     await page.click('#t-sample');

@@ -57,6 +57,23 @@ void pack_b(const float *b, int k, int n, int trans_b, float *bp);
  */
 void gemm_packed(const float *a, int lda, int m, int k, const float *bp, int n, float *out, int ldo, const float *bias, int accumulate);
 
+// ---- threads (threads.c) ----
+
+/** One work item of a parallel loop: item `item`, run by worker `worker` (0 … arpix_workers() − 1). */
+typedef void (*par_body)(void *ctx, int item, int worker);
+
+/**
+ * Runs body(ctx, i, worker) for i = 0 … items − 1, spread over the pool's threads in the threads
+ * build (ARPIX_THREADS), inline otherwise, or when the pool has one thread, the loop is nested in
+ * another, or items · work (multiply-adds an item costs) is too small to be worth waking helpers.
+ * The items must write disjoint outputs: each is computed by the same code whatever thread runs it,
+ * so the bits never depend on the thread count.
+ */
+void parallel_for(int items, double work, par_body body, void *ctx);
+
+/** Workers a parallel loop started now may use (the size of per-worker scratch a caller gives). */
+int arpix_workers(void);
+
 void *memcpy(void *dst, const void *src, unsigned long n);
 void *memset(void *dst, int c, unsigned long n);
 

@@ -192,135 +192,178 @@ static void weighted_heads(const float *p, int cp, const float *v, int c, int d,
   }
 }
 
-/**
- * attentionStep: q [n, c] at sequence position `position` against k, v [n, rows, c]; out [n, c].
- * Image b's key j is row j − lo of its `rows` (the caller copies rows lo … position only, or
- * passes a resident cache from its row lo on, rows = the cache's length).
- * scratch: heads·(position − lo + 4) + heads + 4 floats. stage: null, or room for 2·(position −
- * lo + 1)·c floats where each image's keys and values are first copied: a resident cache was last
- * read a whole step ago and is cold, and one sequential copy fetches it faster than the head-by-head
- * passes below, which then read it warm.
- */
-EXPORT(attention_step_f32) void attention_step_f32(const float *q, const float *k, const float *v, float *out, int n, int rows, int c, int heads, float scale, int position, int lo, const int *pat, float *scratch, float *stage) {
+struct step_job {
+  const float *q, *k, *v;
+  float *out, *scratch, *stage;
+  const int *pat;
+  int rows, c, heads, position, lo;
+  float scale;
+};
+
+/** Floats of attention_step_f32's scratch per worker (its stage: 2·count·c). */
+static inline long step_scratch(int heads, int count) { return ((long)heads * (count + 4) + heads + 4 + 3) & ~3L; }
+
+/** Image b of attention_step_f32, in worker `worker`'s scratch and stage. */
+static void step_image(void *ctx, int b, int worker) {
+  const struct step_job *j = ctx;
+  int c = j->c, heads = j->heads, lo = j->lo, position = j->position, rows = j->rows;
   int d = c / heads;
   int count = position - lo + 1;
   int cp = (count + 3) & ~3;  // each head's weights, 16-byte aligned
+  float *scratch = j->scratch + worker * step_scratch(heads, count);
+  float *stage = j->stage ? j->stage + worker * 2L * count * c : 0;
   float *sums = scratch + (long)heads * cp;
-  for (int b = 0; b < n; b++) {
-    const float *kb = k + (long)b * rows * c - (long)lo * c;
-    const float *vb = v + (long)b * rows * c - (long)lo * c;
-    if (stage) {
-      __builtin_memcpy(stage, kb + (long)lo * c, 4L * count * c);
-      __builtin_memcpy(stage + (long)count * c, vb + (long)lo * c, 4L * count * c);
-      kb = stage - (long)lo * c;
-      vb = stage + (long)count * c - (long)lo * c;
-    }
-    for (int h = 0; h < heads; h++) {
-      float m;
-      sums[h] = row_softmax(q + (long)b * c + h * d, kb + h * d, c, d, scale, pat, position, lo, position, scratch + (long)h * cp, &m);
-    }
-    if ((d & 3) == 0) {
-      weighted_heads(scratch, cp, vb, c, d, lo, position, sums, out + (long)b * c);
-    } else {
-      for (int h = 0; h < heads; h++) weighted_values(scratch + (long)h * cp, vb + h * d, c, d, lo, position, sums[h], out + (long)b * c + h * d);
-    }
+  const float *kb = j->k + (long)b * rows * c - (long)lo * c;
+  const float *vb = j->v + (long)b * rows * c - (long)lo * c;
+  if (stage) {
+    __builtin_memcpy(stage, kb + (long)lo * c, 4L * count * c);
+    __builtin_memcpy(stage + (long)count * c, vb + (long)lo * c, 4L * count * c);
+    kb = stage - (long)lo * c;
+    vb = stage + (long)count * c - (long)lo * c;
+  }
+  for (int h = 0; h < heads; h++) {
+    float m;
+    sums[h] = row_softmax(j->q + (long)b * c + h * d, kb + h * d, c, d, j->scale, j->pat, position, lo, position, scratch + (long)h * cp, &m);
+  }
+  if ((d & 3) == 0) {
+    weighted_heads(scratch, cp, vb, c, d, lo, position, sums, j->out + (long)b * c);
+  } else {
+    for (int h = 0; h < heads; h++) weighted_values(scratch + (long)h * cp, vb + h * d, c, d, lo, position, sums[h], j->out + (long)b * c + h * d);
   }
 }
 
+/**
+ * attentionStep: q [n, c] at sequence position `position` against k, v [n, rows, c]; out [n, c].
+ * Image b's key j is row j − lo of its `rows` (the caller copies rows lo … position only, or
+ * passes a resident cache from its row lo on, rows = the cache's length). Images are split between
+ * the workers. scratch: step_scratch(heads, position − lo + 1) floats per worker
+ * (arpix_workers()). stage: null, or room for 2·(position − lo + 1)·c floats per worker where each
+ * image's keys and values are first copied: a resident cache was last read a whole step ago and is
+ * cold, and one sequential copy fetches it faster than the head-by-head passes below, which then
+ * read it warm.
+ */
+EXPORT(attention_step_f32) void attention_step_f32(const float *q, const float *k, const float *v, float *out, int n, int rows, int c, int heads, float scale, int position, int lo, const int *pat, float *scratch, float *stage) {
+  struct step_job j = { q, k, v, out, scratch, stage, pat, rows, c, heads, position, lo, scale };
+  parallel_for(n, 2.0 * (position - lo + 1) * c, step_image, &j);
+}
+
 void gemm_packed(const float *a, int lda, int m, int k, const float *bp, int n, float *out, int ldo, const float *bias, int accumulate);
+
+/** Floats of attention_f32's scratch per worker: lp·d + dp·lp + 8·d + 4·lp + 128 (lp, dp: l and d rounded up to 8). */
+static inline long attention_scratch(int l, int d) {
+  long lp = (l + NR - 1) / NR * NR, dp = (d + NR - 1) / NR * NR;
+  return (lp * d + dp * lp + 8L * d + 4 * lp + 128 + 3) & ~3L;
+}
+
+struct attention_job {
+  const float *qkv;
+  float *out, *lse, *scratch;
+  const int *pat;
+  int l, c, heads;
+  float scale;
+};
+
+/** Image item / heads, head item % heads of attention_f32, in worker `worker`'s scratch. */
+static void attention_head(void *ctx, int item, int worker) {
+  const struct attention_job *job = ctx;
+  int l = job->l, c = job->c, heads = job->heads;
+  int b = item / heads, h = item - b * heads;
+  float scale = job->scale;
+  const int *pat = job->pat;
+  float *out = job->out, *lse = job->lse;
+  int d = c / heads;
+  long row = 3L * c;
+  int lp = (l + NR - 1) / NR * NR, dp = (d + NR - 1) / NR * NR;
+  float *kp = job->scratch + worker * attention_scratch(l, d);  // Kᵀ packed: [d, l] in panels of 8 keys
+  float *vp = kp + (long)lp * d;       // V packed: [lp, d] in panels of 8 channels
+  float *qb = vp + (long)dp * lp;       // 4 query rows [4, d]
+  float *s = qb + 4L * d + 16;         // 4 score rows [4, lp]
+  float *ob = s + 4L * lp + 16;        // 4 output rows [4, d]
+  int causal_like = pat[0] == 0 || pat[0] == 2;
+  const float *base = job->qkv + (long)b * l * row;
+  // Kᵀ: panel p holds keys p·8 … p·8 + 7, channel t at [(p·d + t)·8 + jj]; V as pack_b would.
+  for (int p = 0; p < lp / NR; p++) {
+    for (int t = 0; t < d; t++) {
+      for (int jj = 0; jj < NR; jj++) {
+        int j = p * NR + jj;
+        kp[((long)p * d + t) * NR + jj] = j < l ? base[(long)j * row + c + h * d + t] : 0.0f;
+      }
+    }
+  }
+  // (each value panel padded with zero rows to lp keys: a block's last panel of scores may reach past l)
+  for (int p = 0; p < dp / NR; p++) {
+    for (int j = 0; j < lp; j++) {
+      for (int jj = 0; jj < NR; jj++) {
+        int t = p * NR + jj;
+        vp[((long)p * lp + j) * NR + jj] = t < d && j < l ? base[(long)j * row + 2 * c + h * d + t] : 0.0f;
+      }
+    }
+  }
+  for (int i0 = 0; i0 < l; i0 += 4) {
+    int mv = l - i0 < 4 ? l - i0 : 4;
+    int last = pat[0] == 1 ? l - 1 : i0 + mv - 1;  // the keys any of the block's queries may read
+    int lo = first_key(pat, i0);
+    for (int r = 0; r < mv; r++) {
+      for (int t = 0; t < d; t++) qb[r * d + t] = base[(long)(i0 + r) * row + h * d + t];
+    }
+    // scores for keys lo/8·8 … last of the block's rows (whole panels)
+    int p0 = lo / NR, p1 = last / NR;
+    float inv[4];
+    int span = (p1 - p0 + 1) * NR;
+    gemm_packed(qb, d, mv, d, kp + (long)p0 * d * NR, span, s, lp, 0, 0);
+    for (int r = 0; r < mv; r++) {
+      int i = i0 + r;
+      float *sr = s + (long)r * lp;
+      int first = first_key(pat, i) - p0 * NR, end = (pat[0] == 1 ? l - 1 : i) - p0 * NR;  // this query's keys [first, end]
+      // scale the keys this query reads, −∞ for the rest (a pattern with holes asks allowed())
+      int j = 0;
+      for (; j < first && j < span; j++) sr[j] = -__builtin_inff();
+      int stop = end + 1 < span ? end + 1 : span;
+      if (causal_like || pat[0] == 1) {
+        v128_t sv = wasm_f32x4_splat(scale);
+        for (; j + 4 <= stop; j += 4) wasm_v128_store(sr + j, wasm_f32x4_mul(wasm_v128_load(sr + j), sv));
+        for (; j < stop; j++) sr[j] *= scale;
+      } else {
+        for (; j < stop; j++) sr[j] = allowed(pat, i, j + p0 * NR) ? sr[j] * scale : -__builtin_inff();
+      }
+      for (; j < span; j++) sr[j] = -__builtin_inff();
+      v128_t mx = wasm_f32x4_splat(-__builtin_inff());
+      for (j = 0; j < span; j += 4) mx = wasm_f32x4_pmax(mx, wasm_v128_load(sr + j));
+      mx = wasm_f32x4_pmax(mx, wasm_i32x4_shuffle(mx, mx, 2, 3, 0, 1));
+      mx = wasm_f32x4_pmax(mx, wasm_i32x4_shuffle(mx, mx, 1, 0, 3, 2));
+      float m = wasm_f32x4_extract_lane(mx, 0);
+      v128_t mvv = wasm_f32x4_splat(m), sum = wasm_f32x4_splat(0);
+      for (j = 0; j < span; j += 4) {
+        v128_t e = expf4(wasm_f32x4_sub(wasm_v128_load(sr + j), mvv));
+        wasm_v128_store(sr + j, e);
+        sum = wasm_f32x4_add(sum, e);
+      }
+      float total = hsum(sum);
+      lse[((long)b * heads + h) * l + i] = (float)(m + pm_log(total));
+      inv[r] = 1.0f / total;
+    }
+    // outputs: P [mv, span] · V rows p0·8 … (a panel-aligned window of each value panel)
+    int panels = dp / NR;
+    for (int p = 0; p < panels; p++) {
+      int nv = d - p * NR < NR ? d - p * NR : NR;
+      gemm_packed(s, lp, mv, span, vp + ((long)p * lp + p0 * NR) * NR, nv, ob + p * NR, d, 0, 0);
+    }
+    // the softmax's normalisation, once per output instead of once per key
+    for (int r = 0; r < mv; r++) {
+      for (int t = 0; t < d; t++) out[((long)b * l + i0 + r) * c + h * d + t] = ob[r * d + t] * inv[r];
+    }
+  }
+}
 
 /**
  * attention forward: qkv [n, l, 3c] → out [n, l, c], lse [n, heads, l]. Per image and head, the
  * keys are packed as the right operand of S = Q·Kᵀ ([d, l] in panels of 8 keys) and the values as
  * that of O = P·V ([l, d]); a block of 4 queries takes its scores over the keys it may read,
  * its softmax (exp in float32, masked keys 0), and its outputs, through gemm_packed.
- * scratch: lp·d + dp·lp + 8·d + 4·lp + 64 floats (lp, dp: l and d rounded up to 8).
+ * scratch: attention_scratch(l, d) floats per worker (arpix_workers()); images × heads split
+ * between the workers.
  */
 EXPORT(attention_f32) void attention_f32(const float *qkv, float *out, float *lse, int n, int l, int c, int heads, float scale, const int *pat, float *scratch) {
-  int d = c / heads;
-  long row = 3L * c;
-  int lp = (l + NR - 1) / NR * NR, dp = (d + NR - 1) / NR * NR;
-  float *kp = scratch;                 // Kᵀ packed: [d, l] in panels of 8 keys
-  float *vp = kp + (long)lp * d;       // V packed: [lp, d] in panels of 8 channels
-  float *qb = vp + (long)dp * lp;       // 4 query rows [4, d]
-  float *s = qb + 4L * d + 16;         // 4 score rows [4, lp]
-  float *ob = s + 4L * lp + 16;        // 4 output rows [4, d]
-  int causal_like = pat[0] == 0 || pat[0] == 2;
-  for (int b = 0; b < n; b++) {
-    const float *base = qkv + (long)b * l * row;
-    for (int h = 0; h < heads; h++) {
-      // Kᵀ: panel p holds keys p·8 … p·8 + 7, channel t at [(p·d + t)·8 + jj]; V as pack_b would.
-      for (int p = 0; p < lp / NR; p++) {
-        for (int t = 0; t < d; t++) {
-          for (int jj = 0; jj < NR; jj++) {
-            int j = p * NR + jj;
-            kp[((long)p * d + t) * NR + jj] = j < l ? base[(long)j * row + c + h * d + t] : 0.0f;
-          }
-        }
-      }
-      // (each value panel padded with zero rows to lp keys: a block's last panel of scores may reach past l)
-      for (int p = 0; p < dp / NR; p++) {
-        for (int j = 0; j < lp; j++) {
-          for (int jj = 0; jj < NR; jj++) {
-            int t = p * NR + jj;
-            vp[((long)p * lp + j) * NR + jj] = t < d && j < l ? base[(long)j * row + 2 * c + h * d + t] : 0.0f;
-          }
-        }
-      }
-      for (int i0 = 0; i0 < l; i0 += 4) {
-        int mv = l - i0 < 4 ? l - i0 : 4;
-        int last = pat[0] == 1 ? l - 1 : i0 + mv - 1;  // the keys any of the block's queries may read
-        int lo = first_key(pat, i0);
-        for (int r = 0; r < mv; r++) {
-          for (int t = 0; t < d; t++) qb[r * d + t] = base[(long)(i0 + r) * row + h * d + t];
-        }
-        // scores for keys lo/8·8 … last of the block's rows (whole panels)
-        int p0 = lo / NR, p1 = last / NR;
-        float inv[4];
-        int span = (p1 - p0 + 1) * NR;
-        gemm_packed(qb, d, mv, d, kp + (long)p0 * d * NR, span, s, lp, 0, 0);
-        for (int r = 0; r < mv; r++) {
-          int i = i0 + r;
-          float *sr = s + (long)r * lp;
-          int first = first_key(pat, i) - p0 * NR, end = (pat[0] == 1 ? l - 1 : i) - p0 * NR;  // this query's keys [first, end]
-          // scale the keys this query reads, −∞ for the rest (a pattern with holes asks allowed())
-          int j = 0;
-          for (; j < first && j < span; j++) sr[j] = -__builtin_inff();
-          int stop = end + 1 < span ? end + 1 : span;
-          if (causal_like || pat[0] == 1) {
-            v128_t sv = wasm_f32x4_splat(scale);
-            for (; j + 4 <= stop; j += 4) wasm_v128_store(sr + j, wasm_f32x4_mul(wasm_v128_load(sr + j), sv));
-            for (; j < stop; j++) sr[j] *= scale;
-          } else {
-            for (; j < stop; j++) sr[j] = allowed(pat, i, j + p0 * NR) ? sr[j] * scale : -__builtin_inff();
-          }
-          for (; j < span; j++) sr[j] = -__builtin_inff();
-          v128_t mx = wasm_f32x4_splat(-__builtin_inff());
-          for (j = 0; j < span; j += 4) mx = wasm_f32x4_pmax(mx, wasm_v128_load(sr + j));
-          mx = wasm_f32x4_pmax(mx, wasm_i32x4_shuffle(mx, mx, 2, 3, 0, 1));
-          mx = wasm_f32x4_pmax(mx, wasm_i32x4_shuffle(mx, mx, 1, 0, 3, 2));
-          float m = wasm_f32x4_extract_lane(mx, 0);
-          v128_t mvv = wasm_f32x4_splat(m), sum = wasm_f32x4_splat(0);
-          for (j = 0; j < span; j += 4) {
-            v128_t e = expf4(wasm_f32x4_sub(wasm_v128_load(sr + j), mvv));
-            wasm_v128_store(sr + j, e);
-            sum = wasm_f32x4_add(sum, e);
-          }
-          float total = hsum(sum);
-          lse[((long)b * heads + h) * l + i] = (float)(m + pm_log(total));
-          inv[r] = 1.0f / total;
-        }
-        // outputs: P [mv, span] · V rows p0·8 … (a panel-aligned window of each value panel)
-        int panels = dp / NR;
-        for (int p = 0; p < panels; p++) {
-          int nv = d - p * NR < NR ? d - p * NR : NR;
-          gemm_packed(s, lp, mv, span, vp + ((long)p * lp + p0 * NR) * NR, nv, ob + p * NR, d, 0, 0);
-        }
-        // the softmax's normalisation, once per output instead of once per key
-        for (int r = 0; r < mv; r++) {
-          for (int t = 0; t < d; t++) out[((long)b * l + i0 + r) * c + h * d + t] = ob[r * d + t] * inv[r];
-        }
-      }
-    }
-  }
+  struct attention_job job = { qkv, out, lse, scratch, pat, l, c, heads, scale };
+  parallel_for(n * heads, 2.0 * l * l * (c / heads), attention_head, &job);
 }

@@ -117,26 +117,38 @@ void gather_gemm(float *const *orows, int mv, const float *const *rows, int taps
   }
 }
 
-EXPORT(gemm_packed) void gemm_packed(const float *a, int lda, int m, int k, const float *bp, int n, float *out, int ldo, const float *bias, int accumulate) {
+struct gemm_job {
+  const float *a, *bp, *bias;
+  float *out;
+  int lda, m, k, n, ldo, accumulate;
+};
+
+/** Rows 4·blk … of a product, every panel: one item of gemm_packed's loop. */
+static void gemm_rows(void *ctx, int blk, int worker) {
+  const struct gemm_job *j = ctx;
+  int i = 4 * blk, m = j->m, k = j->k, n = j->n;
   int panels = (n + NR - 1) / NR;
-  for (int i = 0; i < m; i += 4) {
-    int mv = m - i < 4 ? m - i : 4;
-    const float *rows[4];
-    float *orows[4];
-    for (int r = 0; r < 4; r++) {
-      int rr = r < mv ? r : mv - 1;  // a short block repeats its last row and stores only its own
-      rows[r] = a + (long)(i + rr) * lda;
-      orows[r] = out + (long)(i + rr) * ldo;
-    }
-    for (int p = 0; p < panels; p++) {
-      int col = p * NR;
-      int nv = n - col < NR ? n - col : NR;
-      v128_t acc[8];
-      block_init(orows, mv, col, nv, bias, accumulate, acc);
-      block_4x8(rows, 1, k, bp + (long)p * k * NR, acc);
-      block_store(orows, mv, col, nv, acc);
-    }
+  int mv = m - i < 4 ? m - i : 4;
+  const float *rows[4];
+  float *orows[4];
+  for (int r = 0; r < 4; r++) {
+    int rr = r < mv ? r : mv - 1;  // a short block repeats its last row and stores only its own
+    rows[r] = j->a + (long)(i + rr) * j->lda;
+    orows[r] = j->out + (long)(i + rr) * j->ldo;
   }
+  for (int p = 0; p < panels; p++) {
+    int col = p * NR;
+    int nv = n - col < NR ? n - col : NR;
+    v128_t acc[8];
+    block_init(orows, mv, col, nv, j->bias, j->accumulate, acc);
+    block_4x8(rows, 1, k, j->bp + (long)p * k * NR, acc);
+    block_store(orows, mv, col, nv, acc);
+  }
+}
+
+EXPORT(gemm_packed) void gemm_packed(const float *a, int lda, int m, int k, const float *bp, int n, float *out, int ldo, const float *bias, int accumulate) {
+  struct gemm_job j = { a, bp, bias, out, lda, m, k, n, ldo, accumulate };
+  parallel_for((m + 3) / 4, 4.0 * k * n, gemm_rows, &j);
 }
 
 /**
@@ -154,51 +166,72 @@ EXPORT(transpose_f32) void transpose_f32(const float *a, int rows, int cols, flo
     for (int c = 0; c < cols; c++) at[(long)c * rows + r] = a[(long)r * cols + c];
 }
 
+/** A convolution's operands and geometry, for its loops' items. */
+struct conv_job {
+  const float *x, *wp, *bias, *zero;
+  float *out;
+  int accumulate;
+  int n, h, w, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, dh, dw;
+};
+
+static void conv_geom(struct conv_job *j, const int *geom) {
+  j->n = geom[0]; j->h = geom[1]; j->w = geom[2]; j->cin = geom[3]; j->oh = geom[4]; j->ow = geom[5]; j->cout = geom[6];
+  j->kh = geom[7]; j->kw = geom[8]; j->sh = geom[9]; j->sw = geom[10]; j->pt = geom[11]; j->pl = geom[12]; j->dh = geom[13]; j->dw = geom[14];
+}
+
+/** Output pixels 4·blk … of conv2d_f32, every panel (the row pointers on this thread's stack). */
+static void conv_pixels(void *ctx, int blk, int worker) {
+  const struct conv_job *j = ctx;
+  int h = j->h, w = j->w, cin = j->cin, oh = j->oh, ow = j->ow, cout = j->cout, kh = j->kh, kw = j->kw;
+  int taps = kh * kw;
+  const float *rows[4 * taps];
+  long pixels = (long)j->n * oh * ow, q = 4L * blk;
+  int panels = (cout + NR - 1) / NR;
+  long K = (long)taps * cin;
+  int mv = pixels - q < 4 ? (int)(pixels - q) : 4;
+  float *orows[4];
+  for (int r = 0; r < 4; r++) {
+    long pix = q + (r < mv ? r : mv - 1);
+    orows[r] = j->out + pix * cout;
+    int b = (int)(pix / ((long)oh * ow));
+    int rem = (int)(pix - (long)b * oh * ow);
+    int oy = rem / ow, ox = rem - oy * ow;
+    for (int ky = 0; ky < kh; ky++) {
+      int iy = oy * j->sh - j->pt + ky * j->dh;
+      for (int kx = 0; kx < kw; kx++) {
+        int ix = ox * j->sw - j->pl + kx * j->dw;
+        int ok = iy >= 0 && iy < h && ix >= 0 && ix < w;
+        rows[4 * (ky * kw + kx) + r] = ok ? j->x + (((long)b * h + iy) * w + ix) * cin : j->zero;
+      }
+    }
+  }
+  for (int p = 0; p < panels; p++) {
+    int col = p * NR;
+    int nv = cout - col < NR ? cout - col : NR;
+    v128_t acc[8];
+    block_init(orows, mv, col, nv, j->bias, j->accumulate, acc);
+    block_4x8(rows, taps, cin, j->wp + (long)p * K * NR, acc);
+    block_store(orows, mv, col, nv, acc);
+  }
+}
+
 /**
  * conv2d (src/kernels/contracts.ts) on x [N, H, W, Cin] with weights packed from HWIO as
  * [kh·kw·Cin, Cout] into out [N, OH, OW, Cout]: out = (out when accumulating, residual when given,
  * else 0) + bias + Σ taps. geom: n, h, w, cin, oh, ow, cout, kh, kw, stride h/w, pad top/left,
- * dilation h/w. `rows` has room for 4·kh·kw pointers, `zero` for cin zeros.
+ * dilation h/w. `zero` has room for cin zeros; `rows` is unused (each thread keeps its row pointers
+ * on its stack).
  */
 EXPORT(conv2d_f32) void conv2d_f32(const float *x, const float *wp, const float *bias, float *out, const float *residual, int accumulate, const int *geom, const float **rows, float *zero) {
-  int n = geom[0], h = geom[1], w = geom[2], cin = geom[3], oh = geom[4], ow = geom[5], cout = geom[6];
-  int kh = geom[7], kw = geom[8], sh = geom[9], sw = geom[10], pt = geom[11], pl = geom[12], dh = geom[13], dw = geom[14];
-  int taps = kh * kw;
-  for (int i = 0; i < cin; i++) zero[i] = 0;
-  long pixels = (long)n * oh * ow;
+  struct conv_job j = { .x = x, .wp = wp, .bias = bias, .zero = zero, .out = out, .accumulate = accumulate };
+  conv_geom(&j, geom);
+  for (int i = 0; i < j.cin; i++) zero[i] = 0;
+  long pixels = (long)j.n * j.oh * j.ow;
   if (residual && !accumulate) {
-    for (long i = 0; i < pixels * cout; i++) out[i] = residual[i];
-    accumulate = 1;
+    for (long i = 0; i < pixels * j.cout; i++) out[i] = residual[i];
+    j.accumulate = 1;
   }
-  int panels = (cout + NR - 1) / NR;
-  long K = (long)taps * cin;
-  for (long q = 0; q < pixels; q += 4) {
-    int mv = pixels - q < 4 ? (int)(pixels - q) : 4;
-    float *orows[4];
-    for (int r = 0; r < 4; r++) {
-      long pix = q + (r < mv ? r : mv - 1);
-      orows[r] = out + pix * cout;
-      int b = (int)(pix / ((long)oh * ow));
-      int rem = (int)(pix - (long)b * oh * ow);
-      int oy = rem / ow, ox = rem - oy * ow;
-      for (int ky = 0; ky < kh; ky++) {
-        int iy = oy * sh - pt + ky * dh;
-        for (int kx = 0; kx < kw; kx++) {
-          int ix = ox * sw - pl + kx * dw;
-          int ok = iy >= 0 && iy < h && ix >= 0 && ix < w;
-          rows[4 * (ky * kw + kx) + r] = ok ? x + (((long)b * h + iy) * w + ix) * cin : zero;
-        }
-      }
-    }
-    for (int p = 0; p < panels; p++) {
-      int col = p * NR;
-      int nv = cout - col < NR ? cout - col : NR;
-      v128_t acc[8];
-      block_init(orows, mv, col, nv, bias, accumulate, acc);
-      block_4x8(rows, taps, cin, wp + (long)p * K * NR, acc);
-      block_store(orows, mv, col, nv, acc);
-    }
-  }
+  parallel_for((int)((pixels + 3) / 4), 4.0 * j.kh * j.kw * j.cin * j.cout, conv_pixels, &j);
 }
 
 /**
@@ -221,48 +254,55 @@ EXPORT(pack_conv_transposed) void pack_conv_transposed(const float *w, int taps,
   }
 }
 
+/** Input pixels 4·blk … of conv2d_backward_data_f32 (x is dy, out is dx). */
+static void data_pixels(void *ctx, int blk, int worker) {
+  const struct conv_job *j = ctx;
+  int h = j->h, w = j->w, cin = j->cin, oh = j->oh, ow = j->ow, cout = j->cout, kh = j->kh, kw = j->kw;
+  int taps = kh * kw;
+  const float *rows[4 * taps];
+  long pixels = (long)j->n * h * w, q = 4L * blk;
+  int panels = (cin + NR - 1) / NR;
+  long K = (long)taps * cout;
+  int mv = pixels - q < 4 ? (int)(pixels - q) : 4;
+  float *orows[4];
+  for (int r = 0; r < 4; r++) {
+    long pix = q + (r < mv ? r : mv - 1);
+    orows[r] = j->out + pix * cin;
+    int b = (int)(pix / ((long)h * w));
+    int rem = (int)(pix - (long)b * h * w);
+    int iy = rem / w, ix = rem - iy * w;
+    for (int ky = 0; ky < kh; ky++) {
+      int ny = iy + j->pt - ky * j->dh;  // = oy·sh when output row oy reads this input row at tap ky
+      int oy = ny >= 0 && ny % j->sh == 0 ? ny / j->sh : -1;
+      for (int kx = 0; kx < kw; kx++) {
+        int nx = ix + j->pl - kx * j->dw;
+        int ox = nx >= 0 && nx % j->sw == 0 ? nx / j->sw : -1;
+        int ok = oy >= 0 && oy < oh && ox >= 0 && ox < ow;
+        rows[4 * (ky * kw + kx) + r] = ok ? j->x + (((long)b * oh + oy) * ow + ox) * cout : j->zero;
+      }
+    }
+  }
+  for (int p = 0; p < panels; p++) {
+    int col = p * NR;
+    int nv = cin - col < NR ? cin - col : NR;
+    v128_t acc[8];
+    block_init(orows, mv, col, nv, 0, 0, acc);
+    block_4x8(rows, taps, cout, j->wp + (long)p * K * NR, acc);
+    block_store(orows, mv, col, nv, acc);
+  }
+}
+
 /**
  * conv2dBackwardData: dx [N, H, W, Cin] = Σ over the output pixels and taps that read each input
  * pixel of dy · wᵀ, gathered per input pixel (each dx element is written once, its sum in tap
- * order). Weights packed by pack_conv_transposed; geom and scratch as conv2d_f32's.
+ * order). Weights packed by pack_conv_transposed; geom and scratch as conv2d_f32's (zero: cout zeros).
  */
 EXPORT(conv2d_backward_data_f32) void conv2d_backward_data_f32(const float *dy, const float *wp, float *dx, const int *geom, const float **rows, float *zero) {
-  int n = geom[0], h = geom[1], w = geom[2], cin = geom[3], oh = geom[4], ow = geom[5], cout = geom[6];
-  int kh = geom[7], kw = geom[8], sh = geom[9], sw = geom[10], pt = geom[11], pl = geom[12], dh = geom[13], dw = geom[14];
-  int taps = kh * kw;
-  for (int c = 0; c < cout; c++) zero[c] = 0;
-  long pixels = (long)n * h * w;
-  int panels = (cin + NR - 1) / NR;
-  long K = (long)taps * cout;
-  for (long q = 0; q < pixels; q += 4) {
-    int mv = pixels - q < 4 ? (int)(pixels - q) : 4;
-    float *orows[4];
-    for (int r = 0; r < 4; r++) {
-      long pix = q + (r < mv ? r : mv - 1);
-      orows[r] = dx + pix * cin;
-      int b = (int)(pix / ((long)h * w));
-      int rem = (int)(pix - (long)b * h * w);
-      int iy = rem / w, ix = rem - iy * w;
-      for (int ky = 0; ky < kh; ky++) {
-        int ny = iy + pt - ky * dh;  // = oy·sh when output row oy reads this input row at tap ky
-        int oy = ny >= 0 && ny % sh == 0 ? ny / sh : -1;
-        for (int kx = 0; kx < kw; kx++) {
-          int nx = ix + pl - kx * dw;
-          int ox = nx >= 0 && nx % sw == 0 ? nx / sw : -1;
-          int ok = oy >= 0 && oy < oh && ox >= 0 && ox < ow;
-          rows[4 * (ky * kw + kx) + r] = ok ? dy + (((long)b * oh + oy) * ow + ox) * cout : zero;
-        }
-      }
-    }
-    for (int p = 0; p < panels; p++) {
-      int col = p * NR;
-      int nv = cin - col < NR ? cin - col : NR;
-      v128_t acc[8];
-      block_init(orows, mv, col, nv, 0, 0, acc);
-      block_4x8(rows, taps, cout, wp + (long)p * K * NR, acc);
-      block_store(orows, mv, col, nv, acc);
-    }
-  }
+  struct conv_job j = { .x = dy, .wp = wp, .zero = zero, .out = dx };
+  conv_geom(&j, geom);
+  for (int c = 0; c < j.cout; c++) zero[c] = 0;
+  long pixels = (long)j.n * j.h * j.w;
+  parallel_for((int)((pixels + 3) / 4), 4.0 * j.kh * j.kw * j.cin * j.cout, data_pixels, &j);
 }
 
 /**

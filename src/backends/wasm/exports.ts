@@ -4,7 +4,7 @@
 // follow, as the adapters call them.
 
 export const WASM_EXPORTS = [
-  'memory', '__heap_base', 'arpix_math_init',
+  'memory', '__heap_base', 'arpix_math_init', 'arpix_workers',
   'unary_f32', 'unary_backward_f32', 'clamp_f32', 'binary_f32', 'gate_f32', 'gated_residual_f32', 'concat_elu_f32',
   'softmax_last_f32', 'softmax_cross_entropy_f32', 'reduce_f32', 'layer_norm_f32', 'gelu_f32',
   'pack_b', 'gemm_packed', 'matmul_f32', 'transpose_f32', 'conv2d_f32', 'pack_conv_transposed', 'conv2d_backward_data_f32', 'conv2d_backward_weights_f32',
@@ -17,6 +17,8 @@ export interface WasmExports {
   memory: WebAssembly.Memory;
   __heap_base: WebAssembly.Global;
   arpix_math_init(): void;
+  /** Threads the kernels' loops use now: each gets its own part of attention's scratch. */
+  arpix_workers(): number;
   unary_f32(x: number, out: number, n: number, op: number): void;
   unary_backward_f32(x: number, y: number, g: number, dx: number, n: number, op: number): void;
   clamp_f32(x: number, out: number, n: number, lo: number, hi: number): void;
@@ -48,3 +50,28 @@ export interface WasmExports {
 
 /** Columns per packed panel (NR in wasm/arpix.h). */
 export const NR = 8;
+
+/** The threads module's extra exports (wasm/threads.c; its memory is imported, not exported). */
+export const WASM_THREAD_EXPORTS = ['__stack_pointer', 'thread_loop', 'threads_start', 'threads_set', 'threads_ran'] as const;
+
+export interface WasmThreadExports {
+  /** The instance's stack pointer (each thread's instance has its own): set before a helper runs. */
+  __stack_pointer: WebAssembly.Global;
+  /** A helper's loop (never returns): id 1 … helpers. */
+  thread_loop(id: number): void;
+  /** Declares the helpers in (or about to enter) thread_loop; no loop may be running. */
+  threads_start(helpers: number): void;
+  /** Threads the next calls may use (clamped to 1 … helpers + 1); returns what it set. */
+  threads_set(use: number): number;
+  /** Items worker `worker` has run in parallel loops so far. */
+  threads_ran(worker: number): number;
+}
+
+/**
+ * The shared memory the threads module imports (as env.memory), in 64 KiB pages: its initial and
+ * maximum sizes are those scripts/build-wasm.mjs links it with.
+ */
+export const THREADS_MEMORY = { initial: 64, maximum: 32768 } as const;
+
+/** Bytes of stack each helper thread gets (the calling thread keeps the module's own 1 MiB). */
+export const HELPER_STACK = 256 * 1024;

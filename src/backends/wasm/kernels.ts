@@ -442,8 +442,10 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     }
     const pi = patternInput(a);
     const oi = heap.outputSpace(out.data.length);
-    const si = heap.scratch(4 * (a.heads * (count + 4) + a.heads + 4));
-    const stage = rows === count ? 0 : heap.scratch(8 * count * c); // a resident cache's rows, staged image by image
+    // Scratch per worker (wasm/attention.c: step_scratch), each worker's image by image.
+    const workers = w.arpix_workers();
+    const si = heap.scratch(16 * workers * Math.ceil((a.heads * (count + 4) + a.heads + 4) / 4));
+    const stage = rows === count ? 0 : heap.scratch(8 * workers * count * c); // a resident cache's rows, staged image by image
     w.attention_step_f32(qi, ki, vi, oi, n, rows, c, a.heads, a.scale, position, lo, pi, si, stage);
     heap.output(oi, out.data as Float32Array);
   };
@@ -458,7 +460,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const li = heap.outputSpace(lse.data.length);
     const c = c3 / 3, d = c / a.heads;
     const lp = Math.ceil(l / NR) * NR, dp = Math.ceil(d / NR) * NR;
-    const si = heap.scratch(4 * (lp * d + dp * lp + 8 * d + 4 * lp + 128));
+    const si = heap.scratch(16 * w.arpix_workers() * Math.ceil((lp * d + dp * lp + 8 * d + 4 * lp + 128) / 4)); // per worker (wasm/attention.c: attention_scratch)
     w.attention_f32(qi, oi, li, n, l, c, a.heads, a.scale, pi, si);
     heap.output(oi, out.data as Float32Array);
     heap.output(li, lse.data as Float32Array);

@@ -33,7 +33,7 @@ const align = (n: number): number => (n + 15) & ~15;
 export class WasmHeap {
   f32: Float32Array;
   i32: Int32Array;
-  private buffer: ArrayBuffer;
+  private buffer: ArrayBufferLike;
   /** The end of the resident region: the scratch arena starts here. */
   private residentTop: number;
   private scratchTop: number;
@@ -241,7 +241,9 @@ export class WasmHeap {
         }
       }
     }
-    if (this.memory.buffer !== this.buffer) {
+    // A grown memory's old buffer is detached (length 0), or, when the memory is shared, stays a
+    // SharedArrayBuffer of the old length: either way the lengths differ.
+    if (this.memory.buffer.byteLength !== this.buffer.byteLength) {
       this.buffer = this.memory.buffer;
       this.f32 = new Float32Array(this.buffer);
       this.i32 = new Int32Array(this.buffer);

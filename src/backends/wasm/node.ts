@@ -1,28 +1,66 @@
 // Node's loader of the wasm backend: reads wasm/build/arpix.wasm from the package, or says why it
-// could not. Node's entry (src/backends/node.ts) registers what it loaded, as it does the native
+// could not. ARPIX_WASM_THREADS=T (default 1) loads wasm/build/arpix-threads.wasm instead, with
+// T − 1 helper worker_threads (unref'd: they never keep a process alive). Node's entry (src/backends/node.ts) registers what it loaded, as it does the native
 // backend's, so that `setBackend('wasm')` / ARPIX_BACKEND=wasm work in every Node program.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { envVar } from '../../env.js';
 import { packageRoot } from '../native/package-root.js';
-import { createWasmBackend, type WasmBackend } from './index.js';
+import { createThreadedWasmBackend, createWasmBackend, type HelperStart, type WasmBackend } from './index.js';
 
 /** Why the backend did not load, or null when it did. */
 export let wasmLoadError: string | null = null;
 
-/** The path of the built module. */
-export function wasmModulePath(): string {
-  return join(packageRoot(), 'wasm', 'build', 'arpix.wasm');
+/** The most threads ARPIX_WASM_THREADS may ask for. */
+export const MAX_WASM_THREADS = 64;
+
+/** The path of the built module (the threads module with `threads`). */
+export function wasmModulePath(threads = false): string {
+  return join(packageRoot(), 'wasm', 'build', threads ? 'arpix-threads.wasm' : 'arpix.wasm');
+}
+
+/** ARPIX_WASM_THREADS as a thread count (1 when unset); throws one line when it is not one. */
+export function wasmThreadsSetting(value = envVar('ARPIX_WASM_THREADS')): number {
+  if (value === undefined || value === '') return 1;
+  const t = Number(value);
+  if (!/^\d+$/.test(value.trim()) || t < 1 || t > MAX_WASM_THREADS) {
+    throw new Error(`ARPIX_WASM_THREADS=${value} is not a thread count: set it to a whole number from 1 to ${MAX_WASM_THREADS} (1, the default, runs the wasm kernels on one thread)`);
+  }
+  return t;
+}
+
+// A helper thread: plain JavaScript (no loader needed), doing what runHelper in ./index.ts does.
+const HELPER = `
+const { parentPort, workerData: start } = require('node:worker_threads');
+const instance = new WebAssembly.Instance(start.module, { env: { memory: start.memory } });
+instance.exports.__stack_pointer.value = start.stackTop;
+parentPort.postMessage('ready');
+instance.exports.thread_loop(start.id);
+`;
+
+/** Starts a helper as a worker_thread that never keeps the process alive. */
+export function spawnNodeHelper(start: HelperStart): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // No execArgv: the process's --import hooks (a TypeScript loader, this package's entry) are not the helper's.
+    const worker = new Worker(HELPER, { eval: true, workerData: start, execArgv: [] });
+    worker.unref();
+    worker.once('message', () => resolve());
+    worker.once('error', reject);
+  });
+}
+
+/** The backend on `threads` threads (the threads module when more than 1). */
+export function loadWasmBackend(threads: number): WasmBackend {
+  const path = wasmModulePath(threads > 1);
+  if (!existsSync(path)) throw new Error(`${path} is missing (the module was not built): run \`npm run build:wasm\``);
+  return threads > 1 ? createThreadedWasmBackend(readFileSync(path), threads, spawnNodeHelper) : createWasmBackend(readFileSync(path));
 }
 
 function load(): WasmBackend | null {
   try {
-    const path = wasmModulePath();
-    if (!existsSync(path)) {
-      wasmLoadError = `${path} is missing (the module was not built)`;
-      return null;
-    }
-    return createWasmBackend(readFileSync(path));
+    return loadWasmBackend(wasmThreadsSetting());
   } catch (e) {
     wasmLoadError = e instanceof Error ? e.message : String(e);
     return null;

@@ -305,6 +305,37 @@ EXPORT(conv2d_backward_data_f32) void conv2d_backward_data_f32(const float *dy, 
   parallel_for((int)((pixels + 3) / 4), 4.0 * j.kh * j.kw * j.cin * j.cout, data_pixels, &j);
 }
 
+/** Pixels of a chunk one item of the filter gradient's gather copies. */
+#define GATHER_PIXELS 32
+
+struct gather_job {
+  const float *x;
+  float *at;
+  const int *pb, *py, *px;
+  int pc, h, w, cin, kh, kw, dh, dw;
+};
+
+/** Pixels GATHER_PIXELS·item … of a chunk: their inputs of every tap into `at` ([taps·cin, pc]). */
+static void gather_pixels(void *ctx, int item, int worker) {
+  const struct gather_job *g = ctx;
+  int pc = g->pc, cin = g->cin, h = g->h, w = g->w;
+  int r0 = item * GATHER_PIXELS, r1 = pc - r0 < GATHER_PIXELS ? pc : r0 + GATHER_PIXELS;
+  for (int ky = 0; ky < g->kh; ky++) {
+    for (int kx = 0; kx < g->kw; kx++) {
+      float *dst = g->at + (long)(ky * g->kw + kx) * cin * pc;
+      for (int r = r0; r < r1; r++) {
+        int iy = g->py[r] + ky * g->dh, ix = g->px[r] + kx * g->dw;
+        if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+          const float *src = g->x + (((long)g->pb[r] * h + iy) * w + ix) * cin;
+          for (int i = 0; i < cin; i++) dst[(long)i * pc + r] = src[i];
+        } else {
+          for (int i = 0; i < cin; i++) dst[(long)i * pc + r] = 0;
+        }
+      }
+    }
+  }
+}
+
 /**
  * conv2dBackwardWeights: dw [kh·kw·Cin, Cout] = Σ over the output pixels, in order, of the
  * gathered inputs · dy — a product whose sum runs over the pixels, taken `chunk` pixels at a time:
@@ -346,20 +377,8 @@ EXPORT(conv2d_backward_weights_f32) void conv2d_backward_weights_f32(const float
       py[r] = oy * sh - pt;
       px[r] = ox * sw - pl;
     }
-    for (int ky = 0; ky < kh; ky++) {
-      for (int kx = 0; kx < kw; kx++) {
-        float *dst = at + (long)(ky * kw + kx) * cin * pc;
-        for (int r = 0; r < pc; r++) {
-          int iy = py[r] + ky * dh, ix = px[r] + kx * dw_;
-          if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
-            const float *src = x + (((long)pb[r] * h + iy) * w + ix) * cin;
-            for (int i = 0; i < cin; i++) dst[(long)i * pc + r] = src[i];
-          } else {
-            for (int i = 0; i < cin; i++) dst[(long)i * pc + r] = 0;
-          }
-        }
-      }
-    }
+    struct gather_job g = { x, at, pb, py, px, pc, h, w, cin, kh, kw, dh, dw_ };
+    parallel_for((pc + GATHER_PIXELS - 1) / GATHER_PIXELS, (double)GATHER_PIXELS * taps * cin, gather_pixels, &g);
     pack_b(dy + q0 * cout, pc, cout, 0, dyp);
     gemm_packed(at, pc, m, pc, dyp, cout, dw, cout, 0, q0 > 0);
   }

@@ -11,6 +11,9 @@
 /** Multiply-adds below which a loop runs on the calling thread (waking a helper costs microseconds). */
 #define MIN_WORK 65536.0
 
+/** Multiply-adds a thread takes at once at least (the items of a loop are taken in groups of as many as that needs). */
+#define GRAIN_WORK 16384.0
+
 #ifdef ARPIX_THREADS
 
 /** The most threads a pool has (the calling thread and its helpers). */
@@ -28,20 +31,22 @@ static struct {
   int32_t run;         // workers of the current loop
   int32_t items;
   int32_t next;        // the next item to take
+  int32_t grain;       // items taken at once (enough work to outweigh taking them)
   par_body body;
   void *ctx;
   int32_t ran[MAX_THREADS];  // items each worker has run (each writes its own)
-} pool = { .use = 1, .run = 1 };
+} pool = { .use = 1, .run = 1, .grain = 1 };
 
 static inline int32_t load(int32_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 
 static void take_items(int worker) {
-  int items = pool.items;
+  int items = pool.items, grain = pool.grain;
   for (;;) {
-    int i = __atomic_fetch_add(&pool.next, 1, __ATOMIC_SEQ_CST);
+    int i = __atomic_fetch_add(&pool.next, grain, __ATOMIC_SEQ_CST);
     if (i >= items) return;
-    pool.body(pool.ctx, i, worker);
-    pool.ran[worker]++;
+    int end = items - i < grain ? items : i + grain;
+    for (; i < end; i++) pool.body(pool.ctx, i, worker);
+    pool.ran[worker] += grain;
   }
 }
 
@@ -89,6 +94,7 @@ void parallel_for(int items, double work, par_body body, void *ctx) {
   pool.ctx = ctx;
   pool.items = items;
   pool.run = use;
+  pool.grain = work >= GRAIN_WORK ? 1 : (int)(GRAIN_WORK / work) + 1;
   __atomic_store_n(&pool.next, 0, __ATOMIC_SEQ_CST);
   __atomic_store_n(&pool.pending, pool.helpers, __ATOMIC_SEQ_CST);
   __atomic_fetch_add(&pool.generation, 1, __ATOMIC_SEQ_CST);

@@ -85,10 +85,12 @@ export interface HelperStart {
 }
 
 /**
- * Starts a helper thread that calls runHelper(start); settles once the helper reports it is
- * about to enter the pool's loop, or rejects saying why it could not start.
+ * Starts the helper threads, each calling runHelper with its start: returns once every helper
+ * is about to enter the pool's loop (or throws saying why not), or returns a promise that settles
+ * then — where the calling thread cannot wait, as a browser's worker cannot for the workers it
+ * starts, the backend runs on one thread until it has settled.
  */
-export type SpawnHelper = (start: HelperStart) => Promise<void>;
+export type SpawnHelpers = (starts: HelperStart[]) => Promise<void> | void;
 
 /**
  * A helper thread's life: an instance of the threads module on the pool's memory with its own
@@ -105,10 +107,10 @@ export function runHelper(start: HelperStart, ready: () => void): void {
 /**
  * The backend on the threads module (wasm/build/arpix-threads.wasm) with `threads` threads: this
  * one and threads − 1 helpers, which `spawn` starts. The backend works at once, on one thread until
- * the helpers have joined (`ready`). Needs shared memory (in a browser, a cross-origin isolated
+ * the helpers have joined (`ready`) when `spawn` cannot wait for them. Needs shared memory (in a browser, a cross-origin isolated
  * context) and a thread that may block on Atomics (a worker, or Node's main thread).
  */
-export function createThreadedWasmBackend(source: WebAssembly.Module | BufferSource, threads: number, spawn: SpawnHelper): WasmBackend {
+export function createThreadedWasmBackend(source: WebAssembly.Module | BufferSource, threads: number, spawn: SpawnHelpers): WasmBackend {
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`arpix wasm backend: ${threads} threads: give a whole number of threads, at least 1`);
   const module = toModule(source);
   const memory = new WebAssembly.Memory({ ...THREADS_MEMORY, shared: true });
@@ -122,11 +124,14 @@ export function createThreadedWasmBackend(source: WebAssembly.Module | BufferSou
   const heapBase = stacks + helpers * HELPER_STACK;
   if (heapBase > memory.buffer.byteLength) memory.grow(Math.ceil((heapBase - memory.buffer.byteLength) / 65536));
   let wanted = threads, current = 1, failure: string | null = null;
-  const ready = Promise.all(Array.from({ length: helpers }, (_, i) => spawn({ module, memory, id: i + 1, stackTop: stacks + (i + 1) * HELPER_STACK }))).then(() => {
+  const join = (): number => {
     x.threads_start(helpers);
     current = x.threads_set(wanted);
     return current;
-  }, (e: unknown) => {
+  };
+  const starts = Array.from({ length: helpers }, (_, i) => ({ module, memory, id: i + 1, stackTop: stacks + (i + 1) * HELPER_STACK }));
+  const started = helpers > 0 ? spawn(starts) : undefined;
+  const ready = started === undefined ? Promise.resolve(join()) : started.then(join, (e: unknown) => {
     // A helper that cannot start leaves the backend on one thread, saying why.
     failure = `a helper thread did not start (${e instanceof Error ? e.message : String(e)}); the wasm kernels run on one thread`;
     return 1;

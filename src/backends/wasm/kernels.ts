@@ -20,8 +20,10 @@ const REDUCE_CODE = new Map<ReduceOp, number>(REDUCE_OPS.map((op, i) => [op, i])
 const UNARY_GRAD_CODE = new Map<UnaryGradOp, number>(UNARY_GRAD_OPS.map((op, i) => [op, i]));
 
 // Output pixels per chunk of a filter gradient (wasm/gemm.c: conv2d_backward_weights_f32). The
-// values do not depend on it; it bounds the scratch (taps·Cin + Cout floats per pixel of a chunk).
-const WEIGHTS_CHUNK = 256;
+// values do not depend on it; it bounds the scratch (taps·Cin + Cout floats per pixel of a chunk):
+// as many pixels as ~1 MiB of gathered inputs holds, from 256 to 4096 (fewer, larger chunks are
+// fewer loops for threads to meet at).
+const weightsChunk = (m: number): number => Math.max(256, Math.min(4096, Math.floor(2 ** 18 / Math.max(m, 1))));
 
 // How a product's right operand is packed (wasm/gemm.c).
 const PACK_PLAIN = 0, PACK_TRANSPOSED = 1, PACK_CONV_DATA = 2;
@@ -238,7 +240,7 @@ export function wasmKernels(w: WasmExports, heap: WasmHeap): Partial<Kernels> {
     const xi = dw ? heap.input(x.data as Float32Array) : 0;
     const wi = dw ? heap.outputSpace(dw.data.length) : 0;
     const bi = db ? heap.outputSpace(db.data.length) : 0;
-    const chunk = WEIGHTS_CHUNK;
+    const chunk = weightsChunk(kh * kw * cin);
     const at = dw ? heap.scratch(4 * kh * kw * cin * chunk) : 0;
     const dyp = dw ? heap.scratch(4 * Math.ceil(cout / NR) * NR * chunk) : 0;
     const pix = heap.scratch(12 * chunk);

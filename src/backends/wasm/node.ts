@@ -31,31 +31,44 @@ export function wasmThreadsSetting(value = envVar('ARPIX_WASM_THREADS')): number
   return t;
 }
 
-// A helper thread: plain JavaScript (no loader needed), doing what runHelper in ./index.ts does.
+/** How long a process waits for its helper threads to start before it gives up. */
+const HELPER_START_MS = 30_000;
+
+// A helper thread: plain JavaScript (no loader needed), doing what runHelper in ./index.ts does,
+// its readiness counted in a shared cell the starting thread waits on.
 const HELPER = `
-const { parentPort, workerData: start } = require('node:worker_threads');
+const { workerData: start } = require('node:worker_threads');
 const instance = new WebAssembly.Instance(start.module, { env: { memory: start.memory } });
 instance.exports.__stack_pointer.value = start.stackTop;
-parentPort.postMessage('ready');
+Atomics.add(start.joined, 0, 1);
+Atomics.notify(start.joined, 0);
 instance.exports.thread_loop(start.id);
 `;
 
-/** Starts a helper as a worker_thread that never keeps the process alive. */
-export function spawnNodeHelper(start: HelperStart): Promise<void> {
-  return new Promise((resolve, reject) => {
+/**
+ * Starts the helpers as worker_threads that never keep the process alive, and waits (blocking:
+ * a worker_thread starts without this thread's event loop) until each is about to enter the loop,
+ * so the kernels use every thread from the first call.
+ */
+export function spawnNodeHelpers(starts: HelperStart[]): void {
+  const joined = new Int32Array(new SharedArrayBuffer(4));
+  for (const start of starts) {
     // No execArgv: the process's --import hooks (a TypeScript loader, this package's entry) are not the helper's.
-    const worker = new Worker(HELPER, { eval: true, workerData: start, execArgv: [] });
-    worker.unref();
-    worker.once('message', () => resolve());
-    worker.once('error', reject);
-  });
+    new Worker(HELPER, { eval: true, workerData: { ...start, joined }, execArgv: [] }).unref();
+  }
+  const deadline = Date.now() + HELPER_START_MS;
+  for (let n = Atomics.load(joined, 0); n < starts.length; n = Atomics.load(joined, 0)) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`only ${n} of the wasm backend's ${starts.length} helper threads started within ${HELPER_START_MS / 1000} s; unset ARPIX_WASM_THREADS to run its kernels on one thread`);
+    Atomics.wait(joined, 0, n, left);
+  }
 }
 
 /** The backend on `threads` threads (the threads module when more than 1). */
 export function loadWasmBackend(threads: number): WasmBackend {
   const path = wasmModulePath(threads > 1);
   if (!existsSync(path)) throw new Error(`${path} is missing (the module was not built): run \`npm run build:wasm\``);
-  return threads > 1 ? createThreadedWasmBackend(readFileSync(path), threads, spawnNodeHelper) : createWasmBackend(readFileSync(path));
+  return threads > 1 ? createThreadedWasmBackend(readFileSync(path), threads, spawnNodeHelpers) : createWasmBackend(readFileSync(path));
 }
 
 function load(): WasmBackend | null {

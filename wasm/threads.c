@@ -75,7 +75,9 @@ EXPORT(thread_loop) void thread_loop(int id) {
     int spins = 0;
     while ((g = load(&pool.generation)) == seen) {
       if (++spins < SPINS) continue;
-      __builtin_wasm_memory_atomic_wait32(&pool.generation, seen, -1);
+      // A bounded wait: a helper whose worker is being ended must come back to a loop edge,
+      // where the engine can stop it (a browser cannot end a thread blocked in an endless wait).
+      __builtin_wasm_memory_atomic_wait32(&pool.generation, seen, 50000000);
     }
     seen = g;
     if (id < load(&pool.run)) take_items(id);
@@ -104,7 +106,7 @@ void parallel_for(int items, double work, par_body body, void *ctx) {
   int spins = 0;
   while ((p = load(&pool.pending)) != 0) {
     if (++spins < SPINS) continue;
-    __builtin_wasm_memory_atomic_wait32(&pool.pending, p, -1);
+    __builtin_wasm_memory_atomic_wait32(&pool.pending, p, 50000000);  // bounded, as a helper's
   }
   __atomic_store_n(&pool.active, 0, __ATOMIC_SEQ_CST);
 }

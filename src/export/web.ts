@@ -4,6 +4,7 @@
 //   index.html                the page, told its runs (PageConfig) in its HTML
 //   app.js, worker.js         the page and its Web Worker, bundled for browsers (no Node built-in)
 //   arpix.wasm                the WebAssembly backend, when it was built (else the page says it runs on TypeScript)
+//   arpix-threads.wasm, wasm-helper.js   its threads build and helper worker, used where the host sends COOP and COEP
 //   app.css, vendor/, favicon.ico
 //   runs/<name>/weights.safetensors   an arpix checkpoint holding what sampling needs: the
 //                             averaged weights (or the trained ones) and the metadata, with its
@@ -25,7 +26,7 @@ import { sha256 } from '../env.js';
 import { ArpixError } from '../errors.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../io/checkpoint.js';
 import { checkOutputFolder, makeFolder } from '../io/files.js';
-import { bundlePage, bundleWorker, favicon, wasmModule } from '../serve/assets.js';
+import { bundleHelper, bundlePage, bundleWorker, favicon, wasmModule, wasmThreadsModule } from '../serve/assets.js';
 import { summarise } from '../serve/runs.js';
 import { loadEvalData, loadTrainData, METRICS_FILE, transformFor } from '../train/index.js';
 import type { AutoregressiveModel } from '../models/core/model.js';
@@ -272,7 +273,8 @@ export async function exportWeb(runs: readonly WebRun[], outDir: string, opts: W
   }
 
   const wasm = wasmModule();
-  const [app, worker] = await Promise.all([bundlePage(), bundleWorker()]);
+  const threadsFile = wasm.file ? wasmThreadsModule() : null;
+  const [app, worker, helper] = await Promise.all([bundlePage(), bundleWorker(), threadsFile ? bundleHelper() : null]);
   const wasmBytes = wasm.file ? readFileSync(wasm.file) : null;
   const page: PageConfig = { mode: 'static', compute: 'page', allowUnverified: false, worker: 'worker.js', wasm: wasmBytes ? 'arpix.wasm' : null, wasmReason: wasm.reason, compressModes: [], runs: staticRuns };
   const require = createRequire(import.meta.url);
@@ -285,6 +287,8 @@ export async function exportWeb(runs: readonly WebRun[], outDir: string, opts: W
     [WEB_MARKER, JSON.stringify({ format: 'arpix-web', version: 1, runs: summaries }, null, 2) + '\n'],
   );
   if (wasmBytes) files.push(['arpix.wasm', new Uint8Array(wasmBytes)]);
+  // The threads build, which the page uses where its host makes it cross-origin isolated.
+  if (threadsFile && helper) files.push(['arpix-threads.wasm', new Uint8Array(readFileSync(threadsFile))], ['wasm-helper.js', helper]);
 
   await writeFolder(out, files);
   return { dir: out, runs: summaries, bundleBytes: Buffer.byteLength(app), workerBytes: Buffer.byteLength(worker), wasmBytes: wasmBytes?.length ?? 0, wasmReason: wasm.reason };

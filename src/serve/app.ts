@@ -278,6 +278,13 @@ function pageRoutes(app: Hono, assets: PageAssets, page: PageConfig): void {
     if (w.file === null) throw new HttpError(404, `${w.reason}; the page computes on the TypeScript backend`);
     return c.body(new Uint8Array(await readFile(w.file)), 200, { 'content-type': 'application/wasm', 'cache-control': 'no-cache' });
   });
+  // The threads build and its helpers' worker, which the page's workers use where it is isolated.
+  app.get('/arpix-threads.wasm', async (c) => {
+    const file = assets.wasmThreads();
+    if (file === null) throw new HttpError(404, 'the WebAssembly threads module was not built (npm run build:wasm); the page computes on one thread');
+    return c.body(new Uint8Array(await readFile(file)), 200, { 'content-type': 'application/wasm', 'cache-control': 'no-cache' });
+  });
+  app.get('/wasm-helper.js', async (c) => c.body(await assets.helper(), 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache', ...ISOLATED }));
   app.get('/app.css', (c) => c.body(assets.css, 200, { 'content-type': 'text/css; charset=utf-8' }));
   app.get('/vendor/uPlot.min.css', (c) => c.body(assets.uplotCss, 200, { 'content-type': 'text/css; charset=utf-8' }));
   app.get('/favicon.ico', (c) => c.body(assets.favicon, 200, { 'content-type': 'image/x-icon', 'cache-control': 'max-age=86400' }));

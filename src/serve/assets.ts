@@ -1,7 +1,9 @@
 // The page: its HTML and CSS as files beside this module, its TypeScript bundled by esbuild on the
 // first request (uPlot included, from node_modules), the Web Worker that computes the panels in the
 // page (src/web/worker.ts, bundled the same way) and its WebAssembly module when it was built,
-// uPlot's stylesheet from node_modules, and an icon drawn here. Nothing is fetched from elsewhere,
+// uPlot's stylesheet from node_modules, and an icon drawn here. Beside the module, its threads build
+// (arpix-threads.wasm) and the bundle of the helper threads' Web Worker (wasm-helper.js), which a
+// cross-origin isolated page runs the kernels on. Nothing is fetched from elsewhere,
 // so the page works offline; `arpix export --web` writes the same files into a folder.
 
 import { existsSync, readFileSync } from 'node:fs';
@@ -23,12 +25,17 @@ export interface PageAssets {
   worker(): Promise<string>;
   /** The WebAssembly backend's module (`npm run build:wasm`), or null with why there is none. */
   wasm(): { file: string; reason: null } | { file: null; reason: string };
+  /** The threads module's file, or null when it was not built. */
+  wasmThreads(): string | null;
+  /** The bundled helper thread of the threads module (built once, then kept). */
+  helper(): Promise<string>;
 }
 
 const pageDir = fileURLToPath(new URL('./page/', import.meta.url));
 const webDir = fileURLToPath(new URL('../web/', import.meta.url));
 /** Where `npm run build:wasm` puts the module. */
 export const WASM_FILE = wasmModulePath();
+export const WASM_THREADS_PATH = wasmModulePath(true);
 
 /** A module's file: its .ts in a checkout, its .js when built. */
 function sourceOf(dir: string, name: string): string {
@@ -52,6 +59,16 @@ export function bundleWorker(): Promise<string> {
   return bundle(sourceOf(webDir, 'worker'));
 }
 
+/** Bundles the helper threads' Web Worker (src/web/wasm-helper.ts). */
+export function bundleHelper(): Promise<string> {
+  return bundle(sourceOf(webDir, 'wasm-helper'));
+}
+
+/** The threads module's file, or null when it was not built. */
+export function wasmThreadsModule(): string | null {
+  return existsSync(WASM_THREADS_PATH) ? WASM_THREADS_PATH : null;
+}
+
 export function wasmModule(): { file: string; reason: null } | { file: null; reason: string } {
   return existsSync(WASM_FILE) ? { file: WASM_FILE, reason: null } : { file: null, reason: 'the WebAssembly module was not built (npm run build:wasm)' };
 }
@@ -60,6 +77,7 @@ export function pageAssets(): PageAssets {
   const require = createRequire(import.meta.url);
   let script: Promise<string> | null = null;
   let worker: Promise<string> | null = null;
+  let helper: Promise<string> | null = null;
   return {
     html: readFileSync(`${pageDir}index.html`, 'utf8'),
     css: readFileSync(`${pageDir}style.css`, 'utf8'),
@@ -74,6 +92,11 @@ export function pageAssets(): PageAssets {
       return worker;
     },
     wasm: wasmModule,
+    wasmThreads: wasmThreadsModule,
+    helper() {
+      helper ??= bundleHelper();
+      return helper;
+    },
   };
 }
 

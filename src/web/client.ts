@@ -121,7 +121,9 @@ export class LocalEngine {
     const g = globalThis as { crossOriginIsolated?: boolean; SharedArrayBuffer?: typeof SharedArrayBuffer };
     this.cancel = g.crossOriginIsolated && g.SharedArrayBuffer ? new Int32Array(new SharedArrayBuffer(4)) : null;
     // Every worker gets the same cell: Stop writes the job's id, which all its parts run under.
-    this.init = { type: 'init', wasmUrl, wasmReason, cancel: this.cancel ? (this.cancel.buffer as SharedArrayBuffer) : null };
+    // Each worker's WebAssembly kernels get the page's threads (where it is cross-origin isolated); a
+    // job split between k workers uses floor(threads / k) of them in each, a job on one worker all.
+    this.init = { type: 'init', wasmUrl, wasmReason, cancel: this.cancel ? (this.cancel.buffer as SharedArrayBuffer) : null, threads: defaultThreads() };
   }
 
   /** Threads of shared memory: whether Stop can stop a job without ending the workers. */
@@ -237,7 +239,8 @@ export class LocalEngine {
       });
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        slots.forEach((s, p) => s.post({ type: 'job', id, source, job: parts && job.op === 'sample' ? { ...job, part: parts[p]! } : job }));
+        const threads = Math.max(1, Math.floor(defaultThreads() / k));
+        slots.forEach((s, p) => s.post({ type: 'job', id, source, job: parts && job.op === 'sample' ? { ...job, part: parts[p]! } : job, threads }));
       } catch (e) {
         fail(e);
       }

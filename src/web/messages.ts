@@ -19,9 +19,14 @@ export interface ModelSource {
 }
 
 export type FromPage =
-  /** First message: the backend to use (a .wasm URL, or null and why not), and the cancel cell when the page can share memory. */
-  | { type: 'init'; wasmUrl: string | null; wasmReason: string | null; cancel: SharedArrayBuffer | null }
-  | { type: 'job'; id: number; source: ModelSource; job: ModelJob };
+  /**
+   * First message: the backend to use (a .wasm URL, or null and why not), and the cancel cell when
+   * the page can share memory; `threads`: the WebAssembly kernels' threads where the page is
+   * cross-origin isolated (arpix-threads.wasm beside the .wasm; 1 or absent: one thread).
+   */
+  | { type: 'init'; wasmUrl: string | null; wasmReason: string | null; cancel: SharedArrayBuffer | null; threads?: number }
+  /** `threads`: of the worker's kernel threads, how many this job uses (absent: all). */
+  | { type: 'job'; id: number; source: ModelSource; job: ModelJob; threads?: number };
 
 export type ToPage =
   | { type: 'ready'; backend: 'wasm' | 'ts'; note: string }

@@ -3,7 +3,7 @@
 // runs beside the training. Each start is a fresh worker on the backend chosen for it, training a
 // fresh model; stop, continue and snapshots go to that worker.
 
-import type { BackendInfo } from './client.js';
+import { defaultThreads, type BackendInfo } from './client.js';
 import type { FromPage, ToPage } from './messages.js';
 import type { TrainEvent, TrainFromPage, TrainToPage } from './train-messages.js';
 
@@ -66,7 +66,7 @@ export class TrainClient {
     };
     const wasm = req.backend === 'wasm' ? this.wasmUrl : null;
     const reason = req.backend === 'wasm' ? this.wasmReason : 'the TypeScript backend was chosen for training';
-    w.postMessage({ type: 'init', wasmUrl: wasm, wasmReason: reason, cancel: null });
+    w.postMessage({ type: 'init', wasmUrl: wasm, wasmReason: reason, cancel: null, threads: defaultThreads() }); // all the page's threads: training is one job on one worker
     const { backend: _, ...start } = req;
     w.postMessage({ type: 'train-start', ...start });
   }

@@ -15,6 +15,7 @@ import { checkListed, fetchBytes, PageError } from './fetch.js';
 import { unpackTrainingImages } from './train-data.js';
 import type { TrainEvent, TrainFromPage } from './train-messages.js';
 import { PageTrainer } from './trainer.js';
+import { kernelThreads } from './wasm.js';
 
 type Post = (event: TrainEvent, transfer?: ArrayBuffer[]) => void;
 
@@ -25,6 +26,8 @@ export const RECORD_STEPS = 100_000;
 export interface TrainRecord {
   state: 'loading' | 'running' | 'stopped' | 'done' | 'diverged' | 'error';
   backend: string;
+  /** The kernels' threads (the WebAssembly backend's where the page is cross-origin isolated; else 1). */
+  threads: number;
   step: number;
   /** The loss (bits/dim) of each applied step, and its seconds: the last RECORD_STEPS steps. */
   losses: number[];
@@ -54,7 +57,7 @@ let session: Session | null = null;
 let loading: { stop: boolean } | null = null;
 
 function newRecord(): TrainRecord {
-  const record: TrainRecord = { state: 'loading', backend: backendName(), step: 0, losses: [], stepSeconds: [], heldOut: [], imagesSeen: 0, trainSeconds: 0, imagesPerSec: 0, message: null };
+  const record: TrainRecord = { state: 'loading', backend: backendName(), threads: kernelThreads(), step: 0, losses: [], stepSeconds: [], heldOut: [], imagesSeen: 0, trainSeconds: 0, imagesPerSec: 0, message: null };
   (globalThis as { arpixTrain?: TrainRecord }).arpixTrain = record;
   return record;
 }

@@ -12,7 +12,8 @@ import { registerBackend, setBackend } from '../backends/registry.js';
 import { Cancelled, checkModelJob, facts, jobError, loadModelBytes, runModelJob, type LoadedModel } from './engine.js';
 import { checkListed, fetchBytes, PageError } from './fetch.js';
 import type { ModelFacts, WorkerMessage } from './protocol.js';
-import { wasmBackend } from './wasm.js';
+import { chooseWasm, threadedWasmBackend, wasmBackend, WASM_HELPER_FILE, WASM_THREADS_FILE } from './wasm.js';
+import type { WasmBackend } from '../backends/wasm/index.js';
 import type { FromPage, ModelSource, ToPage } from './messages.js';
 import type { TrainFromPage, TrainToPage } from './train-messages.js';
 import { onTrainMessage } from './train-worker.js';
@@ -36,15 +37,42 @@ interface LastJob {
 }
 const record = (last: LastJob) => { (globalThis as { arpixLastJob?: LastJob }).arpixLastJob = last; };
 
-/** WebAssembly when its bytes load into a backend, else the TypeScript reference; and why. */
-async function chooseBackend(wasmUrl: string | null, reason: string | null): Promise<{ backend: 'wasm' | 'ts'; note: string }> {
+/** The WebAssembly backend this worker chose, if it did: a job sets how many of its threads it uses. */
+let wasm: WasmBackend | null = null;
+
+/** The threads module beside `wasmUrl` on `threads` threads, or null with why not (then the one-thread module). */
+async function threadedBackend(wasmUrl: string, threads: number): Promise<{ backend: WasmBackend; url: string; bytes: number } | { why: string }> {
+  const g = globalThis as { crossOriginIsolated?: boolean; location?: { href: string } };
+  if (threads <= 1) return { why: 'one thread asked for' };
+  if (!g.crossOriginIsolated) return { why: 'the page is not cross-origin isolated, so it cannot share memory between threads' };
+  const here = g.location?.href ?? '';
+  const url = new URL(WASM_THREADS_FILE, new URL(wasmUrl, here)).href;
+  try {
+    const bytes = await fetchBytes(url, 'the WebAssembly threads module');
+    const backend = await threadedWasmBackend(bytes, threads, new URL(WASM_HELPER_FILE, here).href);
+    const failure = backend.threadsError();
+    return failure ? { why: failure } : { backend, url, bytes: bytes.length };
+  } catch (e) {
+    return { why: `the threads module did not load (${e instanceof Error ? e.message : String(e)})` };
+  }
+}
+
+/** WebAssembly when its bytes load into a backend (on threads where the page may share memory), else the TypeScript reference; and why. */
+async function chooseBackend(wasmUrl: string | null, reason: string | null, threads: number): Promise<{ backend: 'wasm' | 'ts'; note: string }> {
   if (wasmUrl === null) return { backend: 'ts', note: reason ?? 'no WebAssembly module was given' };
+  const pool = await threadedBackend(wasmUrl, threads);
+  if ('backend' in pool) {
+    wasm = chooseWasm(pool.backend);
+    registerBackend('wasm', wasm);
+    setBackend('wasm');
+    return { backend: 'wasm', note: `WebAssembly on ${wasm.threads()} threads (${pool.url}, ${(pool.bytes / 1024).toFixed(0)} KiB)` };
+  }
   try {
     const bytes = await fetchBytes(wasmUrl, 'the WebAssembly module');
-    const b = await wasmBackend(bytes);
-    registerBackend('wasm', b);
+    wasm = chooseWasm(await wasmBackend(bytes));
+    registerBackend('wasm', wasm);
     setBackend('wasm');
-    return { backend: 'wasm', note: `WebAssembly (${wasmUrl}, ${(bytes.length / 1024).toFixed(0)} KiB)` };
+    return { backend: 'wasm', note: `WebAssembly on one thread (${wasmUrl}, ${(bytes.length / 1024).toFixed(0)} KiB; ${pool.why})` };
   } catch (e) {
     registerBackend('wasm', null, e instanceof Error ? e.message : String(e));
     setBackend('ts');
@@ -111,13 +139,16 @@ scope.onmessage = ({ data }) => {
   if (data.type === 'init') {
     cancel = data.cancel ? new Int32Array(data.cancel) : null;
     queue = queue.then(async () => {
-      const r = await chooseBackend(data.wasmUrl, data.wasmReason);
+      const r = await chooseBackend(data.wasmUrl, data.wasmReason, data.threads ?? 1);
       scope.postMessage({ type: 'ready', backend: r.backend, note: r.note });
     });
   } else if (data.type === 'job') {
     // One job at a time, in the order given: a job waits for the one before it, its weights not.
     prefetch(data.source);
-    queue = queue.then(() => runJob(data.id, data.source, data.job));
+    queue = queue.then(() => {
+      wasm?.setThreads(data.threads ?? wasm.pool);
+      return runJob(data.id, data.source, data.job);
+    });
   } else {
     // The page's trainer (train-worker.ts): its stop and snapshot requests are not queued behind its training.
     onTrainMessage(data, (event, transfer) => scope.postMessage({ type: 'train', event }, transfer), queue);

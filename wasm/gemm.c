@@ -102,19 +102,24 @@ static inline void block_store(float *const *out, int m, int col, int nv, const 
 
 /**
  * Rows orows[0 … mv) of a product over n columns whose left operand is gathered: row r's inputs
- * of tap t start at rows[4·t + r] (cin floats each); weights packed over K = taps·cin.
+ * of tap t start at rows[4·t + r] (cin floats each); weights packed over K = taps·cin; + bias
+ * when given.
  */
-void gather_gemm(float *const *orows, int mv, const float *const *rows, int taps, int cin, const float *wp, int n, int accumulate) {
+static inline void gathered_panels(float *const *orows, int mv, const float *const *rows, int taps, int cin, const float *wp, int n, const float *bias, int accumulate) {
   int panels = (n + NR - 1) / NR;
   long K = (long)taps * cin;
   for (int p = 0; p < panels; p++) {
     int col = p * NR;
     int nv = n - col < NR ? n - col : NR;
     v128_t acc[8];
-    block_init(orows, mv, col, nv, 0, accumulate, acc);
+    block_init(orows, mv, col, nv, bias, accumulate, acc);
     block_4x8(rows, taps, cin, wp + (long)p * K * NR, acc);
     block_store(orows, mv, col, nv, acc);
   }
+}
+
+void gather_gemm(float *const *orows, int mv, const float *const *rows, int taps, int cin, const float *wp, int n, int accumulate) {
+  gathered_panels(orows, mv, rows, taps, cin, wp, n, 0, accumulate);
 }
 
 struct gemm_job {
@@ -170,7 +175,7 @@ EXPORT(transpose_f32) void transpose_f32(const float *a, int rows, int cols, flo
 struct conv_job {
   const float *x, *wp, *bias, *zero;
   float *out;
-  int accumulate;
+  int accumulate, data;
   int n, h, w, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, dh, dw;
 };
 
@@ -179,40 +184,49 @@ static void conv_geom(struct conv_job *j, const int *geom) {
   j->kh = geom[7]; j->kw = geom[8]; j->sh = geom[9]; j->sw = geom[10]; j->pt = geom[11]; j->pl = geom[12]; j->dh = geom[13]; j->dw = geom[14];
 }
 
-/** Output pixels 4·blk … of conv2d_f32, every panel (the row pointers on this thread's stack). */
+/**
+ * Rows 4·blk … of a convolution's product, every panel, the row pointers on this thread's stack:
+ * output pixels reading x (conv2d_f32), or, for the data gradient (`data`), input pixels reading
+ * the output pixels whose taps read them (x is dy, out is dx).
+ */
 static void conv_pixels(void *ctx, int blk, int worker) {
   const struct conv_job *j = ctx;
-  int h = j->h, w = j->w, cin = j->cin, oh = j->oh, ow = j->ow, cout = j->cout, kh = j->kh, kw = j->kw;
-  int taps = kh * kw;
+  int data = j->data, kh = j->kh, kw = j->kw, taps = kh * kw;
+  int gh = data ? j->h : j->oh, gw = data ? j->w : j->ow;   // the grid of this product's rows
+  int sh = data ? j->oh : j->h, sw = data ? j->ow : j->w;   // the grid its rows read
+  int kdim = data ? j->cout : j->cin, n = data ? j->cin : j->cout;
   const float *rows[4 * taps];
-  long pixels = (long)j->n * oh * ow, q = 4L * blk;
-  int panels = (cout + NR - 1) / NR;
-  long K = (long)taps * cin;
+  long pixels = (long)j->n * gh * gw, q = 4L * blk;
   int mv = pixels - q < 4 ? (int)(pixels - q) : 4;
   float *orows[4];
   for (int r = 0; r < 4; r++) {
     long pix = q + (r < mv ? r : mv - 1);
-    orows[r] = j->out + pix * cout;
-    int b = (int)(pix / ((long)oh * ow));
-    int rem = (int)(pix - (long)b * oh * ow);
-    int oy = rem / ow, ox = rem - oy * ow;
+    orows[r] = j->out + pix * n;
+    int b = (int)(pix / ((long)gh * gw));
+    int rem = (int)(pix - (long)b * gh * gw);
+    int y = rem / gw, x = rem - y * gw;
     for (int ky = 0; ky < kh; ky++) {
-      int iy = oy * j->sh - j->pt + ky * j->dh;
+      int sy;
+      if (!data) {
+        sy = y * j->sh - j->pt + ky * j->dh;
+      } else {
+        int ny = y + j->pt - ky * j->dh;  // = oy·sh when output row oy reads this input row at tap ky
+        sy = ny >= 0 && ny % j->sh == 0 ? ny / j->sh : -1;
+      }
       for (int kx = 0; kx < kw; kx++) {
-        int ix = ox * j->sw - j->pl + kx * j->dw;
-        int ok = iy >= 0 && iy < h && ix >= 0 && ix < w;
-        rows[4 * (ky * kw + kx) + r] = ok ? j->x + (((long)b * h + iy) * w + ix) * cin : j->zero;
+        int sx;
+        if (!data) {
+          sx = x * j->sw - j->pl + kx * j->dw;
+        } else {
+          int nx = x + j->pl - kx * j->dw;
+          sx = nx >= 0 && nx % j->sw == 0 ? nx / j->sw : -1;
+        }
+        int ok = sy >= 0 && sy < sh && sx >= 0 && sx < sw;
+        rows[4 * (ky * kw + kx) + r] = ok ? j->x + (((long)b * sh + sy) * sw + sx) * kdim : j->zero;
       }
     }
   }
-  for (int p = 0; p < panels; p++) {
-    int col = p * NR;
-    int nv = cout - col < NR ? cout - col : NR;
-    v128_t acc[8];
-    block_init(orows, mv, col, nv, j->bias, j->accumulate, acc);
-    block_4x8(rows, taps, cin, j->wp + (long)p * K * NR, acc);
-    block_store(orows, mv, col, nv, acc);
-  }
+  gathered_panels(orows, mv, rows, taps, kdim, j->wp, n, j->bias, j->accumulate);
 }
 
 /**
@@ -254,55 +268,17 @@ EXPORT(pack_conv_transposed) void pack_conv_transposed(const float *w, int taps,
   }
 }
 
-/** Input pixels 4·blk … of conv2d_backward_data_f32 (x is dy, out is dx). */
-static void data_pixels(void *ctx, int blk, int worker) {
-  const struct conv_job *j = ctx;
-  int h = j->h, w = j->w, cin = j->cin, oh = j->oh, ow = j->ow, cout = j->cout, kh = j->kh, kw = j->kw;
-  int taps = kh * kw;
-  const float *rows[4 * taps];
-  long pixels = (long)j->n * h * w, q = 4L * blk;
-  int panels = (cin + NR - 1) / NR;
-  long K = (long)taps * cout;
-  int mv = pixels - q < 4 ? (int)(pixels - q) : 4;
-  float *orows[4];
-  for (int r = 0; r < 4; r++) {
-    long pix = q + (r < mv ? r : mv - 1);
-    orows[r] = j->out + pix * cin;
-    int b = (int)(pix / ((long)h * w));
-    int rem = (int)(pix - (long)b * h * w);
-    int iy = rem / w, ix = rem - iy * w;
-    for (int ky = 0; ky < kh; ky++) {
-      int ny = iy + j->pt - ky * j->dh;  // = oy·sh when output row oy reads this input row at tap ky
-      int oy = ny >= 0 && ny % j->sh == 0 ? ny / j->sh : -1;
-      for (int kx = 0; kx < kw; kx++) {
-        int nx = ix + j->pl - kx * j->dw;
-        int ox = nx >= 0 && nx % j->sw == 0 ? nx / j->sw : -1;
-        int ok = oy >= 0 && oy < oh && ox >= 0 && ox < ow;
-        rows[4 * (ky * kw + kx) + r] = ok ? j->x + (((long)b * oh + oy) * ow + ox) * cout : j->zero;
-      }
-    }
-  }
-  for (int p = 0; p < panels; p++) {
-    int col = p * NR;
-    int nv = cin - col < NR ? cin - col : NR;
-    v128_t acc[8];
-    block_init(orows, mv, col, nv, 0, 0, acc);
-    block_4x8(rows, taps, cout, j->wp + (long)p * K * NR, acc);
-    block_store(orows, mv, col, nv, acc);
-  }
-}
-
 /**
  * conv2dBackwardData: dx [N, H, W, Cin] = Σ over the output pixels and taps that read each input
  * pixel of dy · wᵀ, gathered per input pixel (each dx element is written once, its sum in tap
  * order). Weights packed by pack_conv_transposed; geom and scratch as conv2d_f32's (zero: cout zeros).
  */
 EXPORT(conv2d_backward_data_f32) void conv2d_backward_data_f32(const float *dy, const float *wp, float *dx, const int *geom, const float **rows, float *zero) {
-  struct conv_job j = { .x = dy, .wp = wp, .zero = zero, .out = dx };
+  struct conv_job j = { .x = dy, .wp = wp, .zero = zero, .out = dx, .data = 1 };
   conv_geom(&j, geom);
   for (int c = 0; c < j.cout; c++) zero[c] = 0;
   long pixels = (long)j.n * j.h * j.w;
-  parallel_for((int)((pixels + 3) / 4), 4.0 * j.kh * j.kw * j.cin * j.cout, data_pixels, &j);
+  parallel_for((int)((pixels + 3) / 4), 4.0 * j.kh * j.kw * j.cin * j.cout, conv_pixels, &j);
 }
 
 /** Pixels of a chunk one item of the filter gradient's gather copies. */

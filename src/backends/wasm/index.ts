@@ -13,8 +13,8 @@
 // Threads: wasm/build/arpix-threads.wasm is the same kernels built on a shared memory
 // (wasm/threads.c). createThreadedWasmBackend makes the memory, instantiates the module on it and
 // has the caller start T − 1 helper threads (Web Workers, worker_threads), each of which calls
-// runHelper: its own instance on the same memory, its own stack, then the pool's loop. The products
-// and convolutions split their independent outputs between the threads; every output is computed
+// runHelper: its own instance on the same memory, its own stack, then the pool's loop. The products,
+// convolutions and attention split their independent outputs between the threads; each is computed
 // by the code the single-thread module runs, so the bits do not depend on the thread count.
 
 import type { Backend } from '../../kernels/contracts.js';
@@ -106,9 +106,10 @@ export function runHelper(start: HelperStart, ready: () => void): void {
 
 /**
  * The backend on the threads module (wasm/build/arpix-threads.wasm) with `threads` threads: this
- * one and threads − 1 helpers, which `spawn` starts. The backend works at once, on one thread until
- * the helpers have joined (`ready`) when `spawn` cannot wait for them. Needs shared memory (in a browser, a cross-origin isolated
- * context) and a thread that may block on Atomics (a worker, or Node's main thread).
+ * one and threads − 1 helpers, which `spawn` starts. The backend works at once: on every thread
+ * when `spawn` waited for the helpers, else on one thread until they have joined (`ready`). Needs
+ * shared memory (in a browser, a cross-origin isolated context) and a thread that may block on
+ * Atomics (a worker, or Node's main thread).
  */
 export function createThreadedWasmBackend(source: WebAssembly.Module | BufferSource, threads: number, spawn: SpawnHelpers): WasmBackend {
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`arpix wasm backend: ${threads} threads: give a whole number of threads, at least 1`);

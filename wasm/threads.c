@@ -45,8 +45,8 @@ static void take_items(int worker) {
     int i = __atomic_fetch_add(&pool.next, grain, __ATOMIC_SEQ_CST);
     if (i >= items) return;
     int end = items - i < grain ? items : i + grain;
+    pool.ran[worker] += end - i;
     for (; i < end; i++) pool.body(pool.ctx, i, worker);
-    pool.ran[worker] += grain;
   }
 }
 
